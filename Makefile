@@ -1,0 +1,49 @@
+# Two commands for a fresh machine with Python >= 3.11 and pip (see README):
+#   make start   install the runtime into .venv and run `actorctl start`
+#   make test    install runtime + dev tools into .venv and run lint, types and the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: start test lint typecheck pytest bench-mailbox install install-dev clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "actortrade needs Python >= 3.11, found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_RUN): $(BIN)/python requirements/run.lock pyproject.toml
+	$(PIP) install --require-hashes -r requirements/run.lock
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+$(STAMP_DEV): $(BIN)/python requirements/dev.lock pyproject.toml
+	$(PIP) install --require-hashes -r requirements/dev.lock
+	$(PIP) install --no-deps -e .
+	@touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+install-dev: $(STAMP_DEV)
+
+start: $(STAMP_RUN)
+	$(BIN)/actorctl start $(ARGS)
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy
+
+pytest: $(STAMP_DEV)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench-mailbox: $(STAMP_DEV)
+	$(BIN)/python bench/mailbox_latency.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Actors: the trading runtime's concrete actors (the demo tree for now)."""

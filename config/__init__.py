@@ -1,0 +1,1 @@
+"""Typed configuration: schema, loader, shipped defaults and lot maps."""

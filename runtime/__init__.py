@@ -1,0 +1,63 @@
+"""The actor runtime: actors, refs, typed bounded mailboxes, envelopes, lifecycle and clocks.
+
+Runs unchanged on anyio's asyncio backend (the production default, with uvloop when installed)
+and on trio.
+"""
+
+from ._actor import Actor as Actor
+from ._actor import ActorCell as ActorCell
+from ._actor import ActorContext as ActorContext
+from ._actor import ActorRef as ActorRef
+from ._clock import BackendClock as BackendClock
+from ._clock import Clock as Clock
+from ._clock import VirtualClock as VirtualClock
+from ._envelope import Envelope as Envelope
+from ._errors import ActorCrashed as ActorCrashed
+from ._errors import ActorRuntimeError as ActorRuntimeError
+from ._errors import ActorStopped as ActorStopped
+from ._errors import InvalidTransition as InvalidTransition
+from ._errors import MailboxClosed as MailboxClosed
+from ._errors import MailboxFull as MailboxFull
+from ._errors import RequestTimeout as RequestTimeout
+from ._lifecycle import TRANSITIONS as TRANSITIONS
+from ._lifecycle import Lifecycle as Lifecycle
+from ._lifecycle import LifecycleEvent as LifecycleEvent
+from ._lifecycle import LifecycleState as LifecycleState
+from ._mailbox import FAIRNESS_BUDGET as FAIRNESS_BUDGET
+from ._mailbox import Backpressure as Backpressure
+from ._mailbox import Coalesce as Coalesce
+from ._mailbox import Mailbox as Mailbox
+from ._mailbox import MailboxConfig as MailboxConfig
+from ._mailbox import MailboxInterrupted as MailboxInterrupted
+from ._mailbox import MailboxStatistics as MailboxStatistics
+from ._mailbox import Policy as Policy
+
+__all__ = [
+    "Actor",
+    "ActorCell",
+    "ActorContext",
+    "ActorRef",
+    "Envelope",
+    "Mailbox",
+    "MailboxConfig",
+    "MailboxStatistics",
+    "MailboxInterrupted",
+    "Backpressure",
+    "Coalesce",
+    "Policy",
+    "FAIRNESS_BUDGET",
+    "Lifecycle",
+    "LifecycleEvent",
+    "LifecycleState",
+    "TRANSITIONS",
+    "Clock",
+    "BackendClock",
+    "VirtualClock",
+    "ActorRuntimeError",
+    "ActorCrashed",
+    "ActorStopped",
+    "InvalidTransition",
+    "MailboxClosed",
+    "MailboxFull",
+    "RequestTimeout",
+]

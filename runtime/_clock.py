@@ -1,0 +1,104 @@
+"""Clocks: the backend's clock for production, a manually advanced one for simulations.
+
+``monotonic()`` is in seconds and only meaningful as a difference; ``time_ns()`` is Unix time in
+nanoseconds. Actors read time through a clock so that a backtest or a deterministic simulation can
+run them on virtual time. Under trio's ``MockClock`` the backend clock is itself virtual.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+import anyio
+
+
+class Clock(Protocol):
+    """What actors may ask of time."""
+
+    def monotonic(self) -> float: ...
+
+    def time_ns(self) -> int: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def sleep_until(self, deadline: float) -> None: ...
+
+
+class BackendClock:
+    """The running event loop's clock (``anyio.current_time``) and the system's wall clock."""
+
+    __slots__ = ()
+
+    def monotonic(self) -> float:
+        return anyio.current_time()
+
+    def time_ns(self) -> int:
+        return time.time_ns()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+
+
+class VirtualClock:
+    """Time that moves only when ``advance``/``advance_to`` is called.
+
+    Sleepers wake in deadline order (ties in the order they went to sleep), each woken task
+    observing ``monotonic()`` equal to its own deadline. Works on asyncio and trio.
+    """
+
+    def __init__(self, *, start: float = 0.0, epoch_ns: int = 1_700_000_000_000_000_000) -> None:
+        self._now = start
+        self._start = start
+        self._epoch_ns = epoch_ns
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time_ns(self) -> int:
+        return self._epoch_ns + round((self._now - self._start) * 1e9)
+
+    @property
+    def sleepers(self) -> int:
+        return len(self._sleepers)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self._now + max(seconds, 0.0))
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        wake = anyio.Event()
+        entry = (deadline, next(self._order), wake)
+        heapq.heappush(self._sleepers, entry)
+        try:
+            await wake.wait()
+        finally:
+            if not wake.is_set():
+                self._sleepers.remove(entry)
+                heapq.heapify(self._sleepers)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, letting each woken sleeper run in turn."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go backwards (advance by {seconds})")
+        await self.advance_to(self._now + seconds)
+
+    async def advance_to(self, target: float) -> None:
+        if target < self._now:
+            raise ValueError(f"a clock cannot go backwards (from {self._now} to {target})")
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, wake = heapq.heappop(self._sleepers)
+            self._now = deadline
+            wake.set()
+            # Let the woken task (and what it wakes) run before time moves on.
+            await anyio.wait_all_tasks_blocked()
+        self._now = target

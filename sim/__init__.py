@@ -1,0 +1,1 @@
+"""The simulated outside world: matching engine and venue servers."""

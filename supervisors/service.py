@@ -1,0 +1,121 @@
+"""Run a supervision tree as a service: until SIGINT/SIGTERM, or until the root gives up.
+
+A first signal asks the root for a graceful stop (children stop in reverse start order, each
+within its shutdown budget); if that takes longer than ``stop_timeout`` the tree is cancelled.
+A second signal cancels at once. Exit status: 0 after a stop, 1 when the root gave up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import anyio
+import attrs
+
+from ._errors import RestartIntensityExceeded
+from .spec import SupervisorSpec
+from .supervisor import Supervisor
+
+log = logging.getLogger("actortrade.service")
+
+EXIT_OK = 0
+EXIT_GAVE_UP = 1
+
+
+@attrs.frozen(kw_only=True)
+class ServiceResult:
+    exit_code: int
+    reason: str
+    forced: bool = False
+
+
+async def serve(
+    spec: SupervisorSpec,
+    *,
+    stop_timeout: float = 5.0,
+    on_started: Callable[[Supervisor], None] | None = None,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> ServiceResult:
+    """Run ``spec`` as the root supervisor until a signal or until it gives up."""
+    root = Supervisor("root", spec)
+    stopped_by: list[str] = []
+    forced = False
+
+    async def watch_signals(scope: anyio.CancelScope) -> None:
+        nonlocal forced
+        with anyio.open_signal_receiver(*signals) as received:
+            async for signum in received:
+                name = signal.Signals(signum).name
+                if not stopped_by:
+                    stopped_by.append(name)
+                    log.info("%s received: stopping (at most %g s)", name, stop_timeout)
+                    root.stop()
+                    scope.deadline = min(scope.deadline, anyio.current_time() + stop_timeout)
+                else:
+                    log.warning("%s received again: cancelling now", name)
+                    forced = True
+                    scope.cancel()
+
+    gave_up: list[BaseException] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tree_scope = anyio.CancelScope()
+            tg.start_soon(watch_signals, tree_scope)
+            with tree_scope:
+                async with anyio.create_task_group() as tree:
+                    await tree.start(root.run)
+                    if on_started is not None:
+                        on_started(root)
+            if tree_scope.cancelled_caught:
+                forced = True
+                log.warning("the tree did not stop within %g s: it was cancelled", stop_timeout)
+            tg.cancel_scope.cancel()
+    except* RestartIntensityExceeded as group:
+        gave_up.extend(group.exceptions)
+    if gave_up:
+        return ServiceResult(exit_code=EXIT_GAVE_UP, reason=_gave_up_message(gave_up[0]))
+    reason = f"stopped by {stopped_by[0]}" if stopped_by else "stopped"
+    return ServiceResult(exit_code=EXIT_OK, reason=reason, forced=forced)
+
+
+def _gave_up_message(error: BaseException) -> str:
+    cause = error.__cause__
+    detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+    return f"{error}{detail}"
+
+
+def run_service(
+    spec: SupervisorSpec,
+    *,
+    backend: str = "asyncio",
+    stop_timeout: float = 5.0,
+    on_started: Callable[[Supervisor], None] | None = None,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed); return the exit code."""
+    options: dict[str, Any] = {}
+    if backend == "asyncio" and _uvloop_available():
+        options["use_uvloop"] = True
+    result: ServiceResult = anyio.run(
+        lambda: serve(spec, stop_timeout=stop_timeout, on_started=on_started),
+        backend=backend,
+        backend_options=options,
+    )
+    if result.exit_code == EXIT_GAVE_UP:
+        print(f"actorctl: the service stopped because {result.reason}", file=stderr)
+    else:
+        note = " (forced after the stop timeout)" if result.forced else ""
+        print(f"actorctl: {result.reason}{note}", file=stderr)
+    return result.exit_code
+
+
+def _uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,117 @@
+"""Child and supervisor specifications (Erlang/OTP ``child_spec`` and ``sup_flags``)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from runtime import ActorCell
+
+
+class Restart(enum.Enum):
+    """When a child that exited is restarted."""
+
+    PERMANENT = "permanent"
+    """Always, whatever the reason it exited."""
+    TRANSIENT = "transient"
+    """Only after an abnormal exit (an exception, or killed)."""
+    TEMPORARY = "temporary"
+    """Never; the child is removed from its supervisor when it exits."""
+
+
+class Strategy(enum.Enum):
+    """Which siblings are restarted with a child that must be restarted."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Only that child."""
+    ONE_FOR_ALL = "one_for_all"
+    """Every child: the others are stopped (in reverse start order), then all are started again."""
+    REST_FOR_ONE = "rest_for_one"
+    """That child and every child started after it."""
+
+
+class ExitReason(enum.Enum):
+    """Why an incarnation ended."""
+
+    NORMAL = "normal"
+    """It stopped itself (``stop_self``) or returned."""
+    SHUTDOWN = "shutdown"
+    """Its supervisor stopped it, or it was cancelled from above: never a crash."""
+    KILLED = "killed"
+    """It was cancelled by ``Supervisor.kill`` (abnormal, like OTP's ``exit(Pid, kill)``)."""
+    ERROR = "error"
+    """It raised an exception (abnormal)."""
+
+    @property
+    def abnormal(self) -> bool:
+        return self in (ExitReason.KILLED, ExitReason.ERROR)
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class Intensity:
+    """At most ``max_restarts`` restarts within any ``period`` seconds, else escalate."""
+
+    max_restarts: int = attrs.field(default=3, validator=_non_negative)
+    period: float = attrs.field(default=5.0, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """Delay before restarting a child that keeps failing.
+
+    The n-th consecutive restart waits ``min(maximum, initial * multiplier**(n-1))``, shortened
+    by up to ``jitter`` of itself at random so that restarts of many clients spread out. The
+    streak resets once the child has run for ``reset_after`` seconds. ``initial=0`` (the default)
+    restarts at once.
+    """
+
+    initial: float = attrs.field(default=0.0, validator=_non_negative)
+    maximum: float = attrs.field(default=30.0, validator=_non_negative)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    jitter: float = attrs.field(default=0.2, validator=attrs.validators.and_(
+        _non_negative, attrs.validators.le(1.0)))
+    reset_after: float = attrs.field(default=30.0, validator=_non_negative)
+
+
+@attrs.frozen(kw_only=True)
+class ChildSpec:
+    """One child of a supervisor: an actor cell or a nested supervisor."""
+
+    id: str
+    start: ActorCell[Any] | SupervisorSpec
+    restart: Restart = Restart.PERMANENT
+    shutdown: float = attrs.field(default=5.0, validator=_non_negative)
+    """Seconds a graceful stop may take before the child is cancelled."""
+    backoff: Backoff = Backoff()
+
+
+def _unique_ids(
+    _instance: object, _attribute: attrs.Attribute[tuple[ChildSpec, ...]],
+    value: tuple[ChildSpec, ...],
+) -> None:
+    seen: set[str] = set()
+    for child in value:
+        if child.id in seen:
+            raise ValueError(f"duplicate child id {child.id!r} in supervisor spec")
+        seen.add(child.id)
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorSpec:
+    """A supervisor's strategy, restart intensity and children (in start order)."""
+
+    strategy: Strategy = Strategy.ONE_FOR_ONE
+    intensity: Intensity = Intensity()
+    children: tuple[ChildSpec, ...] = attrs.field(converter=tuple, validator=_unique_ids)

@@ -1,0 +1,330 @@
+"""The async shell of a supervisor: starts children in task groups it owns, applies the pure
+decisions of ``strategies.decide`` and reports its tree.
+
+Stopping a child is graceful first (the actor finishes its message and runs ``on_stop``), then
+bounded by the child's ``shutdown`` seconds, then forced (its cancel scope is cancelled).
+Cancellation from above is never treated as a crash: the supervisor and its children just stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from time import perf_counter_ns
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics
+
+from . import strategies
+from ._errors import RestartIntensityExceeded
+from .spec import ChildSpec, ExitReason, SupervisorSpec
+
+log = logging.getLogger("actortrade.supervisor")
+
+
+@attrs.frozen(kw_only=True)
+class ChildStatus:
+    """One node of the supervision tree, as ``actorctl status`` shows it."""
+
+    id: str
+    kind: str
+    """``actor`` or ``supervisor``."""
+    state: str
+    restarts: int
+    last_exit: str | None
+    mailbox: MailboxStatistics | None = None
+    children: tuple[ChildStatus, ...] = ()
+
+
+class _Incarnation:
+    __slots__ = ("number", "scope", "done", "reason", "error", "terminating", "killed", "sub")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        self.reason: ExitReason | None = None
+        self.error: BaseException | None = None
+        self.terminating = False
+        self.killed = False
+        self.sub: Supervisor | None = None
+
+
+class _Child:
+    __slots__ = ("spec", "incarnation", "starts", "last_exit")
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.incarnation: _Incarnation | None = None
+        self.starts = 0
+        self.last_exit: ExitReason | None = None
+
+
+@attrs.frozen
+class _ChildExited:
+    child: _Child
+    incarnation: _Incarnation
+
+
+@attrs.frozen
+class _StopRequested:
+    pass
+
+
+class _StartedFlag:
+    """Forwards ``started()`` once, remembering that it did."""
+
+    __slots__ = ("_status", "called")
+
+    def __init__(self, status: anyio.abc.TaskStatus[None]) -> None:
+        self._status = status
+        self.called = False
+
+    def started(self, value: None = None) -> None:
+        if not self.called:
+            self.called = True
+            self._status.started()
+
+
+class Supervisor:
+    """Runs a ``SupervisorSpec``. ``run`` returns after ``stop``; raises
+    ``RestartIntensityExceeded`` when it gives up."""
+
+    def __init__(self, name: str, spec: SupervisorSpec, *, rng: random.Random | None = None) -> None:
+        self.name = name
+        self.spec = spec
+        self._rng = rng if rng is not None else random.Random()
+        self._children: dict[str, _Child] = {child.id: _Child(child) for child in spec.children}
+        self._state = strategies.initial_state(
+            spec.strategy,
+            spec.intensity,
+            tuple(
+                strategies.ChildView(id=child.id, restart=child.restart, backoff=child.backoff)
+                for child in spec.children
+            ),
+        )
+        self._events: Mailbox[_ChildExited | _StopRequested] = Mailbox(
+            f"{name}/events", MailboxConfig(capacity=4 * len(spec.children) + 16)
+        )
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stopping = False
+        self._backoff_scope: anyio.CancelScope | None = None
+        self.restarts = 0
+        """Restarts this supervisor has made (each child started again counts one)."""
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: children stop in reverse start order, then ``run`` returns."""
+        if self._stopping or self._events.closed:
+            return
+        self._stopping = True
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
+        self._events.put_nowait(Envelope(_StopRequested(), 0, None, None, perf_counter_ns()))
+
+    def kill(self, child_id: str) -> None:
+        """Cancel a child's running incarnation: an abnormal exit (``KILLED``) that the restart
+        strategy handles like a crash. For operators and chaos tests."""
+        child = self._children.get(child_id)
+        if child is None:
+            raise KeyError(f"supervisor {self.name!r} has no child {child_id!r}")
+        incarnation = child.incarnation
+        if incarnation is not None and not incarnation.done.is_set():
+            incarnation.killed = True
+            incarnation.scope.cancel()
+
+    def child(self, path: str) -> Supervisor | ActorCell[Any]:
+        """The running sub-supervisor or the actor cell at ``path`` (``"a/b/c"``)."""
+        head, _, rest = path.partition("/")
+        child = self._children.get(head)
+        if child is None:
+            raise KeyError(f"supervisor {self.name!r} has no child {head!r}")
+        if isinstance(child.spec.start, ActorCell):
+            if rest:
+                raise KeyError(f"{self.name}/{head} is an actor, it has no child {rest!r}")
+            return child.spec.start
+        sub = child.incarnation.sub if child.incarnation is not None else None
+        if sub is None:
+            raise KeyError(f"supervisor {self.name}/{head} is not running")
+        return sub.child(rest) if rest else sub
+
+    def status(self) -> tuple[ChildStatus, ...]:
+        nodes: list[ChildStatus] = []
+        for child in self._children.values():
+            incarnation = child.incarnation
+            last_exit = child.last_exit.value if child.last_exit is not None else None
+            restarts = max(child.starts - 1, 0)
+            if isinstance(child.spec.start, ActorCell):
+                cell = child.spec.start
+                nodes.append(
+                    ChildStatus(
+                        id=child.spec.id, kind="actor", state=cell.state.value,
+                        restarts=restarts, last_exit=last_exit,
+                        mailbox=cell.mailbox.statistics(),
+                    )
+                )
+            else:
+                sub = incarnation.sub if incarnation is not None else None
+                running = incarnation is not None and not incarnation.done.is_set()
+                nodes.append(
+                    ChildStatus(
+                        id=child.spec.id, kind="supervisor",
+                        state="running" if running else "stopped",
+                        restarts=restarts, last_exit=last_exit,
+                        children=sub.status() if sub is not None else (),
+                    )
+                )
+        return tuple(nodes)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        gave_up: RestartIntensityExceeded | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for child in list(self._children.values()):
+                    if self._stopping:
+                        break
+                    await self._start(child)
+                task_status.started()
+                while True:
+                    event = (await self._events.receive()).message
+                    if isinstance(event, _StopRequested):
+                        break
+                    child, incarnation = event.child, event.incarnation
+                    if incarnation.terminating or child.incarnation is not incarnation:
+                        continue
+                    gave_up = await self._on_exit(child, incarnation)
+                    if gave_up is not None:
+                        break
+                await self._terminate_all()
+        finally:
+            self._tg = None
+            self._events.close()
+        if gave_up is not None:
+            raise gave_up
+
+    async def _on_exit(
+        self, child: _Child, incarnation: _Incarnation
+    ) -> RestartIntensityExceeded | None:
+        reason = incarnation.reason or ExitReason.SHUTDOWN
+        if reason is ExitReason.ERROR:
+            log.error(
+                "%s/%s crashed: %r", self.name, child.spec.id, incarnation.error,
+                exc_info=incarnation.error,
+            )
+        else:
+            log.info("%s/%s exited: %s", self.name, child.spec.id, reason.value)
+        self._state, decision = strategies.decide(
+            self._state,
+            strategies.ChildExited(child=child.spec.id, reason=reason),
+            anyio.current_time(),
+            self._rng.random(),
+        )
+        for child_id in decision.terminate:
+            await self._terminate(self._children[child_id])
+        if decision.escalate:
+            intensity = self.spec.intensity
+            error = RestartIntensityExceeded(
+                self.name, child.spec.id, intensity.max_restarts, intensity.period
+            )
+            error.__cause__ = incarnation.error
+            log.error("%s", error)
+            return error
+        for child_id in decision.remove:
+            del self._children[child_id]
+        if not decision.start:
+            return None
+        if decision.delay > 0:
+            log.info("%s: restarting in %.3f s (backoff)", self.name, decision.delay)
+            with anyio.CancelScope() as self._backoff_scope:
+                await anyio.sleep(decision.delay)
+            self._backoff_scope = None
+        for child_id in decision.start:
+            if self._stopping:
+                break
+            self.restarts += 1
+            await self._start(self._children[child_id])
+        return None
+
+    async def _start(self, child: _Child) -> None:
+        if self._tg is None:
+            raise RuntimeError(f"supervisor {self.name!r} is not running")
+        child.starts += 1
+        incarnation = _Incarnation(child.starts)
+        child.incarnation = incarnation
+        self._state = strategies.mark_started(self._state, child.spec.id, anyio.current_time())
+        await self._tg.start(self._run_child, child, incarnation)
+
+    async def _run_child(
+        self,
+        child: _Child,
+        incarnation: _Incarnation,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        started = _StartedFlag(task_status)
+        target = child.spec.start
+        try:
+            with incarnation.scope:
+                try:
+                    if isinstance(target, ActorCell):
+                        await target.run(task_status=started)
+                    else:
+                        sub = Supervisor(f"{self.name}/{child.spec.id}", target, rng=self._rng)
+                        incarnation.sub = sub
+                        await sub.run(task_status=started)
+                    incarnation.reason = (
+                        ExitReason.SHUTDOWN if incarnation.terminating else ExitReason.NORMAL
+                    )
+                except Exception as exc:
+                    incarnation.reason = ExitReason.ERROR
+                    incarnation.error = exc
+            if incarnation.scope.cancelled_caught:
+                incarnation.reason = (
+                    ExitReason.KILLED if incarnation.killed else ExitReason.SHUTDOWN
+                )
+                if isinstance(target, ActorCell):
+                    target.mark_killed()
+        finally:
+            if incarnation.reason is None:
+                # Cancelled from above: a shutdown, never a crash.
+                incarnation.reason = ExitReason.SHUTDOWN
+            child.last_exit = incarnation.reason
+            incarnation.done.set()
+            # An exit the supervisor asked for is handled where it asked; only report the others.
+            if not incarnation.terminating and not self._events.closed:
+                self._events.put_nowait(
+                    Envelope(_ChildExited(child, incarnation), 0, None, None, perf_counter_ns())
+                )
+            started.started()
+
+    async def _terminate(self, child: _Child) -> None:
+        incarnation = child.incarnation
+        if incarnation is None or incarnation.done.is_set():
+            return
+        incarnation.terminating = True
+        target = child.spec.start
+        if isinstance(target, ActorCell):
+            target.request_stop()
+        elif incarnation.sub is not None:
+            incarnation.sub.stop()
+        with anyio.move_on_after(child.spec.shutdown):
+            await incarnation.done.wait()
+        if not incarnation.done.is_set():
+            log.warning(
+                "%s/%s did not stop within %g s: cancelling it",
+                self.name, child.spec.id, child.spec.shutdown,
+            )
+            incarnation.scope.cancel()
+            await incarnation.done.wait()
+
+    async def _terminate_all(self) -> None:
+        for child in reversed(list(self._children.values())):
+            await self._terminate(child)

@@ -1,0 +1,249 @@
+"""Actors in a cell: request/reply, context propagation, restarts keep the mailbox, lifecycle."""
+
+from __future__ import annotations
+
+from time import perf_counter_ns
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+from runtime import (
+    Actor,
+    ActorCell,
+    ActorCrashed,
+    ActorRef,
+    Envelope,
+    LifecycleState,
+    RequestTimeout,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@attrs.frozen
+class Ping:
+    n: int
+
+
+@attrs.frozen
+class Hang:
+    pass
+
+
+@attrs.frozen
+class Boom:
+    pass
+
+
+@attrs.frozen
+class Forward:
+    to: ActorRef[Any]
+    payload: object
+
+
+class Worker(Actor[Ping | Hang | Boom | Forward]):
+    """Answers pings with (n, incarnation); hangs or raises on demand; records what it saw."""
+
+    def __init__(self, seen: list[tuple[int, object]]) -> None:
+        self.seen = seen
+
+    async def handle(self, message: Ping | Hang | Boom | Forward) -> object:
+        match message:
+            case Ping(n=n):
+                self.seen.append((self.context.incarnation, n))
+                return (n, self.context.incarnation)
+            case Hang():
+                await anyio.sleep_forever()
+            case Boom():
+                raise ValueError("boom")
+            case Forward(to=to, payload=payload):
+                self.context.tell(to, payload)
+        return None
+
+
+class Recorder(Actor[object]):
+    def __init__(self, envelopes: list[Envelope[object]]) -> None:
+        self.envelopes = envelopes
+
+    def handle(self, message: object) -> None:
+        assert self.context.envelope is not None
+        self.envelopes.append(self.context.envelope)
+
+
+async def test_a_request_returns_what_the_handler_returned() -> None:
+    """request() is ask: the reply is the handler's return value."""
+    cell = ActorCell("worker", lambda: Worker([]))
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(7), timeout=5) == (7, 1)
+        cell.request_stop()
+    assert cell.state is LifecycleState.STOPPED
+
+
+async def test_a_request_that_gets_no_reply_times_out_naming_the_actor() -> None:
+    """RequestTimeout says which actor did not answer which message, within how long."""
+    cell = ActorCell("slowpoke", lambda: Worker([]))
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        cell.ref.tell(Hang())
+        with pytest.raises(RequestTimeout, match="'slowpoke' did not answer Ping within 0.05 s"):
+            await cell.ref.request(Ping(1), timeout=0.05)
+        tg.cancel_scope.cancel()
+
+
+async def test_a_request_to_a_crashing_handler_raises_actor_crashed_with_the_cause() -> None:
+    """The requester learns the actor crashed and why; the actor itself fails."""
+    cell = ActorCell("fragile", lambda: Worker([]))
+    with pytest.RaisesGroup(ValueError):
+        async with anyio.create_task_group() as tg:
+            await tg.start(cell.run)
+            with pytest.raises(ActorCrashed, match="'fragile' crashed while handling Boom") as info:
+                await cell.ref.request(Boom(), timeout=5)
+            assert isinstance(info.value.__cause__, ValueError)
+    assert cell.state is LifecycleState.FAILED
+
+
+async def test_messages_queued_while_an_actor_restarts_reach_the_next_incarnation() -> None:
+    """The mailbox outlives the crash: only the poison message is lost."""
+    seen: list[tuple[int, object]] = []
+    cell = ActorCell("phoenix", lambda: Worker(seen))
+    cell.ref.tell(Ping(1))
+    cell.ref.tell(Boom())
+    cell.ref.tell(Ping(2))
+    cell.ref.tell(Ping(3))
+    with pytest.raises(ValueError, match="boom"):
+        await cell.run()
+    assert cell.state is LifecycleState.FAILED
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(4), timeout=5) == (4, 2)
+        cell.request_stop()
+    assert seen == [(1, 1), (2, 2), (2, 3), (2, 4)]
+    assert cell.restarts == 1
+
+
+async def test_context_tell_carries_sender_correlation_and_trace_forward() -> None:
+    """A message sent while handling another keeps its causal chain (for tracing)."""
+    envelopes: list[Envelope[object]] = []
+    recorder = ActorCell("recorder", lambda: Recorder(envelopes))
+    worker = ActorCell("worker", lambda: Worker([]))
+    async with anyio.create_task_group() as tg:
+        await tg.start(recorder.run)
+        await tg.start(worker.run)
+        before = perf_counter_ns()
+        worker.ref.tell(Forward(recorder.ref, "hello"), correlation_id=42, trace={"span": "abc"})
+        await worker.ref.request(Ping(0), timeout=5)
+        await anyio.wait_all_tasks_blocked()
+        recorder.request_stop()
+        worker.request_stop()
+    (got,) = envelopes
+    assert got.message == "hello"
+    assert got.sender is worker.ref
+    assert got.correlation_id == 42
+    assert got.trace == {"span": "abc"}
+    assert got.ts_init_ns >= before
+
+
+async def test_an_uncorrelated_message_starts_a_chain_named_by_its_own_id() -> None:
+    """Without a correlation id, follow-ups are correlated to the originating message id."""
+    envelopes: list[Envelope[object]] = []
+    recorder = ActorCell("recorder", lambda: Recorder(envelopes))
+    worker = ActorCell("worker", lambda: Worker([]))
+    async with anyio.create_task_group() as tg:
+        await tg.start(recorder.run)
+        await tg.start(worker.run)
+        worker.ref.tell(Forward(recorder.ref, "x"))
+        await anyio.wait_all_tasks_blocked()
+        recorder.request_stop()
+        worker.request_stop()
+    (got,) = envelopes
+    assert got.correlation_id is not None
+    assert got.correlation_id < got.message_id
+
+
+async def test_plain_function_handlers_are_supported_beside_async_ones() -> None:
+    """A handler that never awaits may be a plain def, and can still answer requests."""
+
+    class Adder(Actor[int]):
+        def handle(self, message: int) -> int:
+            return message + 1
+
+    cell = ActorCell("adder", Adder)
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(41, timeout=5) == 42
+        cell.request_stop()
+
+
+async def test_stop_self_finishes_the_message_runs_on_stop_and_exits_normally() -> None:
+    """stop_self() is a normal exit: on_stop runs, the cell is STOPPED."""
+    events: list[str] = []
+
+    class Quitter(Actor[str]):
+        async def on_start(self) -> None:
+            events.append("start")
+
+        def handle(self, message: str) -> None:
+            events.append(message)
+            self.context.stop_self()
+
+        async def on_stop(self) -> None:
+            events.append("stop")
+
+    cell = ActorCell("quitter", Quitter)
+    cell.ref.tell("bye")
+    cell.ref.tell("never")
+    await cell.run()
+    assert events == ["start", "bye", "stop"]
+    assert cell.state is LifecycleState.STOPPED
+    assert len(cell.mailbox) == 1
+
+
+async def test_a_crashing_background_activity_crashes_the_actor() -> None:
+    """background() is part of the incarnation: its exception is the actor's crash."""
+
+    class Feed(Actor[None]):
+        def handle(self, message: None) -> None:
+            return None
+
+        async def background(self) -> None:
+            await anyio.sleep(0.01)
+            raise ConnectionError("feed lost")
+
+    cell = ActorCell("feed", Feed)
+    with pytest.RaisesGroup(ConnectionError, flatten_subgroups=True):
+        await cell.run()
+    assert cell.state is LifecycleState.FAILED
+
+
+async def test_a_graceful_stop_cancels_the_background_activity_and_runs_on_stop() -> None:
+    """Stopping an actor with a background loop ends the loop and still calls on_stop."""
+    events: list[str] = []
+
+    class Ticker(Actor[None]):
+        def handle(self, message: None) -> None:
+            return None
+
+        async def background(self) -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                events.append("background ended")
+
+        async def on_stop(self) -> None:
+            events.append("on_stop")
+
+    cell = ActorCell("ticker", Ticker)
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        cell.request_stop()
+    assert events == ["background ended", "on_stop"]
+    assert cell.state is LifecycleState.STOPPED
+
+
+async def test_an_actor_outside_a_cell_has_no_context() -> None:
+    """Using context outside a running cell is a clear error, not an AttributeError."""
+    with pytest.raises(RuntimeError, match="Worker is not running in an actor cell"):
+        _ = Worker([]).context
