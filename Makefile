@@ -37,8 +37,12 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
 
+# pytest exits 5 when it collected no test: for this project that means the suite did not load
+# (an import-mode or path mistake), so it is reported and kept as a failure.
 pytest: $(STAMP_DEV)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; treating that as a failure" >&2; fi; \
+	exit $$rc
 
 test: lint typecheck pytest
 

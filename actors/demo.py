@@ -11,6 +11,7 @@ restarts show in the report (the ``#n`` after each symbol is its incarnation).
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -161,7 +162,9 @@ def demo_tree(
     """Build the example tree's spec."""
     mailbox = MailboxConfig(capacity=256, policies={PriceTick: Coalesce(key=lambda t: t.symbol)})
     cells = {
-        symbol: ActorCell(f"symbol.{symbol}", lambda s=symbol: SymbolActor(s), mailbox=mailbox)
+        symbol: ActorCell(
+            f"symbol.{symbol}", functools.partial(SymbolActor, symbol), mailbox=mailbox
+        )
         for symbol in symbols
     }
     refs = {symbol: cell.ref for symbol, cell in cells.items()}
@@ -169,8 +172,11 @@ def demo_tree(
     feed = ActorCell(
         "feed",
         lambda: FeedActor(
-            refs, start_prices=prices, interval=tick_interval,
-            crash_every=crash_every, seed=seed,
+            refs,
+            start_prices=prices,
+            interval=tick_interval,
+            crash_every=crash_every,
+            seed=seed,
         ),
     )
     reporter = ActorCell(

@@ -23,7 +23,6 @@ import platform
 import statistics
 import sys
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -217,7 +216,9 @@ async def run_actors(ticks: int, hops: int, async_handlers: bool = False) -> lis
     samples: list[int] = []
     client = Client(samples)
     md_cls, symbol_cls, broker_cls = (
-        (AsyncMarketData, AsyncSymbol, AsyncBroker) if async_handlers else (MarketData, Symbol, Broker)
+        (AsyncMarketData, AsyncSymbol, AsyncBroker)
+        if async_handlers
+        else (MarketData, Symbol, Broker)
     )
     if hops == 3:
         broker = ActorCell("broker", lambda: broker_cls(client))
@@ -290,9 +291,7 @@ def build_variants(
     loop_name = "uvloop" if use_uvloop else "asyncio"
     opts = asyncio_options(use_uvloop)
 
-    def on_asyncio(
-        fn: Callable[..., Awaitable[list[int]]], *args: Any
-    ) -> Callable[[], list[int]]:
+    def on_asyncio(fn: Callable[..., Awaitable[list[int]]], *args: Any) -> Callable[[], list[int]]:
         return lambda: anyio.run(fn, ticks, *args, backend="asyncio", backend_options=opts)
 
     variants: dict[str, Callable[[], list[int]]] = {
@@ -336,12 +335,14 @@ def run(rounds: int, ticks: int, warmup: int, use_uvloop: bool, with_trio: bool)
             "p999_us": statistics.median(row["p999_us"] for row in rows),
             "max_us": max(row["max_us"] for row in rows),
             "vs_direct": statistics.median(
-                row["p50_us"] / base["p50_us"] for row, base in zip(rows, per_round[direct], strict=True)
+                row["p50_us"] / base["p50_us"]
+                for row, base in zip(rows, per_round[direct], strict=True)
             ),
         }
         if queue:
             entry["vs_queue"] = statistics.median(
-                row["p50_us"] / base["p50_us"] for row, base in zip(rows, per_round[queue], strict=True)
+                row["p50_us"] / base["p50_us"]
+                for row, base in zip(rows, per_round[queue], strict=True)
             )
         table[name] = entry
     return {
@@ -360,10 +361,18 @@ def targets(result: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
     loop = "uvloop" if result["uvloop"] else "asyncio"
     row = result["results"][f"actors 3-hop [{loop}]"]
     return [
-        (f"actors 3-hop [{loop}] p50 / asyncio.Queue 3-hop p50", row["vs_queue"], TARGET_VS_QUEUE,
-         row["vs_queue"] <= TARGET_VS_QUEUE),
-        (f"actors 3-hop [{loop}] p50 / direct 3-hop p50", row["vs_direct"], TARGET_VS_DIRECT,
-         row["vs_direct"] <= TARGET_VS_DIRECT),
+        (
+            f"actors 3-hop [{loop}] p50 / asyncio.Queue 3-hop p50",
+            row["vs_queue"],
+            TARGET_VS_QUEUE,
+            row["vs_queue"] <= TARGET_VS_QUEUE,
+        ),
+        (
+            f"actors 3-hop [{loop}] p50 / direct 3-hop p50",
+            row["vs_direct"],
+            TARGET_VS_DIRECT,
+            row["vs_direct"] <= TARGET_VS_DIRECT,
+        ),
     ]
 
 
@@ -388,7 +397,9 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ticks", type=int, default=10_000)
     parser.add_argument("--warmup", type=int, default=500)

@@ -9,12 +9,19 @@ from time import perf_counter_ns
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from ._clock import BackendClock, Clock
 from ._envelope import Envelope, next_message_id
 from ._errors import ActorCrashed, ActorRuntimeError, RequestTimeout
 from ._lifecycle import Lifecycle, LifecycleEvent, LifecycleState
-from ._mailbox import Mailbox, MailboxConfig, MailboxInterrupted, MailboxStatistics
+from ._mailbox import (
+    FAIRNESS_BUDGET,
+    Mailbox,
+    MailboxConfig,
+    MailboxInterrupted,
+    MailboxStatistics,
+)
 from ._reply import ReplySlot
 
 M = TypeVar("M")
@@ -69,7 +76,7 @@ class ActorRef(Generic[M]):
         self,
         message: M,
         *,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 - a request/reply timeout is part of the contract
         sender: ActorRef[Any] | None = None,
         trace: object | None = None,
     ) -> Any:
@@ -164,13 +171,15 @@ class Actor(Generic[M]):
     (a feed's read loop, say); if it raises, the actor crashes; it is cancelled on stop.
     """
 
-    _context: ActorContext[M] | None = None
+    context: ActorContext[M]
+    """Set by the cell for the incarnation's lifetime. A plain attribute, not a property: it is
+    read on every send from a handler."""
 
-    @property
-    def context(self) -> ActorContext[M]:
-        if self._context is None:
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails, i.e. for ``context`` outside a cell.
+        if name == "context":
             raise RuntimeError(f"{type(self).__name__} is not running in an actor cell")
-        return self._context
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def on_start(self) -> None:
         """Rebuild state before the first message. An exception here is a crash."""
@@ -225,16 +234,9 @@ class ActorCell(Generic[M]):
         self._stop_requested = True
         self.mailbox.interrupt()
 
-    def mark_killed(self) -> None:
-        """Record that the running incarnation was cancelled from outside (no ``on_stop``)."""
-        if self.lifecycle.state in (
-            LifecycleState.STARTING,
-            LifecycleState.RUNNING,
-            LifecycleState.STOPPING,
-        ):
-            self.lifecycle.fire(LifecycleEvent.KILL)
-
-    async def run(self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run one incarnation until it stops (returns) or crashes (raises).
 
         ``task_status.started()`` is called once ``on_start`` has completed.
@@ -249,7 +251,7 @@ class ActorCell(Generic[M]):
         self.mailbox.clear_interrupt()
         actor = self.factory()
         context = ActorContext(self, self.ref, self.clock, self.incarnation)
-        actor._context = context
+        actor.context = context
         try:
             await actor.on_start()
             if self._stop_requested:
@@ -271,24 +273,43 @@ class ActorCell(Generic[M]):
         except Exception:
             self.lifecycle.fire(LifecycleEvent.FAIL)
             raise
+        except BaseException:
+            # Cancelled, whoever cancelled it (a kill, a forced stop, an enclosing scope):
+            # the incarnation is gone without on_stop.
+            self.lifecycle.fire(LifecycleEvent.KILL)
+            raise
         finally:
             context.envelope = None
-            actor._context = None
+            del actor.context
 
     async def _background(self, actor: Actor[M]) -> None:
         await actor.background()
 
     async def _message_loop(self, actor: Actor[M], context: ActorContext[M]) -> None:
-        receive = self.mailbox.receive
+        # The loop alternates a synchronous take() with awaiting the mailbox's parker directly,
+        # so no coroutine is built per message; it yields every FAIRNESS_BUDGET messages taken
+        # without parking, so a busy actor cannot starve the others.
+        take = self.mailbox.take
+        wait = self.mailbox.wait
         handle: Callable[[M], Any] = actor.handle
         is_async = inspect.iscoroutinefunction(handle)
+        streak = 0
         while True:
+            if streak >= FAIRNESS_BUDGET:
+                # Before taking, never after: a cancellation here loses no message.
+                streak = 0
+                await anyio.lowlevel.checkpoint()
             try:
-                envelope = await receive()
+                envelope = take()
             except MailboxInterrupted:
                 if self._stop_requested:
                     return
                 continue
+            if envelope is None:
+                streak = 0
+                await wait()
+                continue
+            streak += 1
             context.envelope = envelope
             reply = envelope.reply
             if reply is None:
@@ -298,7 +319,9 @@ class ActorCell(Generic[M]):
                     handle(envelope.message)
             else:
                 try:
-                    result = await handle(envelope.message) if is_async else handle(envelope.message)
+                    result = (
+                        await handle(envelope.message) if is_async else handle(envelope.message)
+                    )
                 except Exception as exc:
                     crashed = ActorCrashed(self.name, type(envelope.message).__name__)
                     crashed.__cause__ = exc

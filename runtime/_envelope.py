@@ -24,7 +24,8 @@ class Envelope(msgspec.Struct, Generic[M]):
     ``ts_init_ns`` is a ``time.perf_counter_ns()`` stamp taken when the message entered a mailbox
     (monotonic, for latency measurement; not wall time). ``trace`` is an opaque slot for trace
     context that the telemetry layer fills and reads; the runtime only carries it.
-    ``correlation_id`` ties a reply, or a chain of follow-up messages, to the message that caused it.
+    ``correlation_id`` ties a reply, or a chain of follow-up messages, to the message that
+    caused it.
 
     A mutable ``msgspec.Struct``: built once per message on the hot path, where it costs half of a
     slotted Python class (measured 156 vs 293 ns), and a coalescing mailbox overwrites a queued

@@ -21,8 +21,9 @@ Policies, chosen per message type:
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -133,7 +134,7 @@ class Mailbox(Generic[M]):
     # -- producers -------------------------------------------------------------------------
 
     def put_nowait(self, envelope: Envelope[M]) -> None:
-        """Queue ``envelope`` without yielding; raise ``MailboxFull`` for a full backpressure kind."""
+        """Queue ``envelope`` without yielding; ``MailboxFull`` if a backpressure kind is full."""
         # The fast path of ``_put``, inlined: one Python call less per hop on the tick path.
         queue = self._queue
         if self._coalesce or self._closed or len(queue) >= self.capacity:
@@ -148,7 +149,7 @@ class Mailbox(Generic[M]):
             parker.unpark()
 
     async def put(self, envelope: Envelope[M]) -> None:
-        """Queue ``envelope``, waiting for room only when a backpressure kind meets a full mailbox."""
+        """Queue ``envelope``, waiting for room only when a backpressure kind finds it full."""
         if self._put(envelope):
             return
         waiter = anyio.Event()
@@ -215,31 +216,20 @@ class Mailbox(Generic[M]):
 
     # -- the consumer ----------------------------------------------------------------------
 
-    async def receive(self) -> Envelope[M]:
-        """Take the oldest envelope, parking while the mailbox is empty.
+    def take(self) -> Envelope[M] | None:
+        """Take the oldest envelope without waiting, or return None when the mailbox is empty.
 
-        Raises ``MailboxInterrupted`` once after ``interrupt()``, and ``MailboxClosed`` once the
-        mailbox is closed.
+        Raises ``MailboxInterrupted`` once after ``interrupt()`` (before taking anything), and
+        ``MailboxClosed`` when the mailbox is closed and empty.
         """
+        if self._interrupted:
+            self._interrupted = False
+            raise MailboxInterrupted(self.name)
         queue = self._queue
-        if queue and not self._interrupted:
-            self._streak += 1
-            if self._streak >= FAIRNESS_BUDGET:
-                self._streak = 0
-                await anyio.lowlevel.checkpoint()
-        else:
-            self._streak = 0
-            parker = self._parker
-            if parker is None:
-                parker = self._parker = new_parker()
-            # Single consumer by construction: only the owning cell's message loop receives.
-            while not queue or self._interrupted:
-                if self._interrupted:
-                    self._interrupted = False
-                    raise MailboxInterrupted(self.name)
-                if self._closed:
-                    raise MailboxClosed(self.name)
-                await parker.park()
+        if not queue:
+            if self._closed:
+                raise MailboxClosed(self.name)
+            return None
         envelope = queue.popleft()
         self._processed += 1
         if envelope.coalesce_key is not None:
@@ -249,18 +239,40 @@ class Mailbox(Generic[M]):
             self._wake_one_sender()
         return envelope
 
+    def wait(self) -> Awaitable[None]:
+        """What the consumer awaits, after ``take()`` returned None, until there is news (a
+        message, an interrupt or a close). Not a coroutine: a loop that alternates ``take()``
+        and ``await wait()`` builds no frame per message.
+        """
+        parker = self._parker
+        if parker is None:
+            parker = self._parker = new_parker()
+        return parker.park()
+
+    async def receive(self) -> Envelope[M]:
+        """Take the oldest envelope, parking while the mailbox is empty.
+
+        Yields to the scheduler once every ``FAIRNESS_BUDGET`` messages taken without parking.
+        Raises ``MailboxInterrupted`` once after ``interrupt()``, and ``MailboxClosed`` once the
+        mailbox is closed and empty.
+        """
+        # Yield before taking, never after: a cancellation at the checkpoint loses nothing.
+        if self._streak >= FAIRNESS_BUDGET:
+            self._streak = 0
+            await anyio.lowlevel.checkpoint()
+        envelope = self.take()
+        if envelope is not None:
+            self._streak += 1
+            return envelope
+        self._streak = 0
+        while envelope is None:
+            await self.wait()
+            envelope = self.take()
+        return envelope
+
     def receive_nowait(self) -> Envelope[M] | None:
         """Take the oldest envelope, or return None when the mailbox is empty."""
-        if not self._queue:
-            return None
-        envelope = self._queue.popleft()
-        self._processed += 1
-        if envelope.coalesce_key is not None:
-            del self._pending[envelope.coalesce_key]
-            envelope.coalesce_key = None
-        if self._send_waiters:
-            self._wake_one_sender()
-        return envelope
+        return self.take()
 
     def interrupt(self) -> None:
         """Make the consumer's current or next ``receive`` raise ``MailboxInterrupted`` once."""
@@ -318,7 +330,5 @@ class Mailbox(Generic[M]):
             self._send_waiters.popleft().set()
 
     def _remove_waiter(self, waiter: anyio.Event) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._send_waiters.remove(waiter)
-        except ValueError:
-            pass

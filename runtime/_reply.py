@@ -6,7 +6,7 @@ import anyio
 
 
 class ReplySlot:
-    """Holds the reply to one request. Filled at most once; a late reply after a timeout is dropped."""
+    """Holds the reply to one request: filled at most once; a reply after the timeout is dropped."""
 
     __slots__ = ("_done", "_value", "_error", "abandoned")
 

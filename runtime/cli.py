@@ -40,7 +40,7 @@ def _root(
     """actortrade: an actor-model, crash-safe trading runtime."""
 
 
-class Backend(str, enum.Enum):
+class Backend(enum.StrEnum):
     asyncio = "asyncio"
     trio = "trio"
 
@@ -55,7 +55,9 @@ def start(
     ] = 1.0,
     crash_every: Annotated[
         float,
-        typer.Option(min=0.0, help="Crash a random symbol actor this often, in seconds (0: never)."),
+        typer.Option(
+            min=0.0, help="Crash a random symbol actor this often, in seconds (0: never)."
+        ),
     ] = 0.0,
     stop_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds a graceful stop may take before cancelling.")

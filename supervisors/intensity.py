@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .spec import Backoff, Intensity
 
 RestartHistory = tuple[tuple[float, str], ...]
@@ -22,7 +24,14 @@ def backoff_delay(backoff: Backoff, streak: int, rand: float) -> float:
     """Seconds to wait before the ``streak``-th consecutive restart; ``rand`` is in [0, 1)."""
     if streak < 1 or backoff.initial == 0.0:
         return 0.0
-    # Cap the exponent: beyond it the delay is pinned at the maximum anyway.
-    exponent = min(streak - 1, 64)
-    base = min(backoff.maximum, backoff.initial * backoff.multiplier**exponent)
+    if backoff.maximum <= backoff.initial:
+        base = backoff.maximum
+    else:
+        exponent = streak - 1
+        if backoff.multiplier > 1.0:
+            # Past this many steps the delay is pinned at the maximum: stop the power there so
+            # a long streak cannot overflow a float.
+            to_maximum = math.ceil(math.log(backoff.maximum / backoff.initial, backoff.multiplier))
+            exponent = min(exponent, to_maximum)
+        base = min(backoff.maximum, backoff.initial * backoff.multiplier**exponent)
     return base * (1.0 - backoff.jitter * rand)

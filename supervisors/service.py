@@ -75,11 +75,21 @@ async def serve(
                 log.warning("the tree did not stop within %g s: it was cancelled", stop_timeout)
             tg.cancel_scope.cancel()
     except* RestartIntensityExceeded as group:
-        gave_up.extend(group.exceptions)
+        gave_up.extend(_leaves(group))
     if gave_up:
         return ServiceResult(exit_code=EXIT_GAVE_UP, reason=_gave_up_message(gave_up[0]))
     reason = f"stopped by {stopped_by[0]}" if stopped_by else "stopped"
     return ServiceResult(exit_code=EXIT_OK, reason=reason, forced=forced)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        else:
+            leaves.append(exc)
+    return leaves
 
 
 def _gave_up_message(error: BaseException) -> str:

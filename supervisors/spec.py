@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -49,12 +50,12 @@ class ExitReason(enum.Enum):
         return self in (ExitReason.KILLED, ExitReason.ERROR)
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value}")
 
@@ -80,8 +81,9 @@ class Backoff:
     initial: float = attrs.field(default=0.0, validator=_non_negative)
     maximum: float = attrs.field(default=30.0, validator=_non_negative)
     multiplier: float = attrs.field(default=2.0, validator=_positive)
-    jitter: float = attrs.field(default=0.2, validator=attrs.validators.and_(
-        _non_negative, attrs.validators.le(1.0)))
+    jitter: float = attrs.field(
+        default=0.2, validator=attrs.validators.and_(_non_negative, attrs.validators.le(1.0))
+    )
     reset_after: float = attrs.field(default=30.0, validator=_non_negative)
 
 
@@ -97,8 +99,13 @@ class ChildSpec:
     backoff: Backoff = Backoff()
 
 
+def _to_children(children: Iterable[ChildSpec]) -> tuple[ChildSpec, ...]:
+    return tuple(children)
+
+
 def _unique_ids(
-    _instance: object, _attribute: attrs.Attribute[tuple[ChildSpec, ...]],
+    _instance: object,
+    _attribute: attrs.Attribute[tuple[ChildSpec, ...]],
     value: tuple[ChildSpec, ...],
 ) -> None:
     seen: set[str] = set()
@@ -114,4 +121,4 @@ class SupervisorSpec:
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
     intensity: Intensity = Intensity()
-    children: tuple[ChildSpec, ...] = attrs.field(converter=tuple, validator=_unique_ids)
+    children: tuple[ChildSpec, ...] = attrs.field(converter=_to_children, validator=_unique_ids)

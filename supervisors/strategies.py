@@ -18,7 +18,7 @@ class ChildView:
 
     id: str
     restart: Restart
-    backoff: Backoff = Backoff()
+    backoff: Backoff = Backoff()  # noqa: RUF009 - frozen, so one shared default is safe
     running: bool = False
     started_at: float | None = None
     streak: int = 0
@@ -108,6 +108,7 @@ def decide(
             Decision(terminate=terminate, escalate=True),
         )
 
+    affected: tuple[ChildView, ...]
     if state.strategy is Strategy.ONE_FOR_ONE:
         affected = (failed,)
     elif state.strategy is Strategy.ONE_FOR_ALL:

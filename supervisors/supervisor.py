@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
 from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics
@@ -94,7 +95,9 @@ class Supervisor:
     """Runs a ``SupervisorSpec``. ``run`` returns after ``stop``; raises
     ``RestartIntensityExceeded`` when it gives up."""
 
-    def __init__(self, name: str, spec: SupervisorSpec, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, name: str, spec: SupervisorSpec, *, rng: random.Random | None = None
+    ) -> None:
         self.name = name
         self.spec = spec
         self._rng = rng if rng is not None else random.Random()
@@ -163,8 +166,11 @@ class Supervisor:
                 cell = child.spec.start
                 nodes.append(
                     ChildStatus(
-                        id=child.spec.id, kind="actor", state=cell.state.value,
-                        restarts=restarts, last_exit=last_exit,
+                        id=child.spec.id,
+                        kind="actor",
+                        state=cell.state.value,
+                        restarts=restarts,
+                        last_exit=last_exit,
                         mailbox=cell.mailbox.statistics(),
                     )
                 )
@@ -173,9 +179,11 @@ class Supervisor:
                 running = incarnation is not None and not incarnation.done.is_set()
                 nodes.append(
                     ChildStatus(
-                        id=child.spec.id, kind="supervisor",
+                        id=child.spec.id,
+                        kind="supervisor",
                         state="running" if running else "stopped",
-                        restarts=restarts, last_exit=last_exit,
+                        restarts=restarts,
+                        last_exit=last_exit,
                         children=sub.status() if sub is not None else (),
                     )
                 )
@@ -183,7 +191,9 @@ class Supervisor:
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         gave_up: RestartIntensityExceeded | None = None
         try:
             async with anyio.create_task_group() as tg:
@@ -200,6 +210,9 @@ class Supervisor:
                     child, incarnation = event.child, event.incarnation
                     if incarnation.terminating or child.incarnation is not incarnation:
                         continue
+                    # On asyncio a cancellation of this supervisor can still be in flight
+                    # (anyio delivers it by callbacks): let it land before restarting anything.
+                    await anyio.lowlevel.checkpoint()
                     gave_up = await self._on_exit(child, incarnation)
                     if gave_up is not None:
                         break
@@ -216,7 +229,10 @@ class Supervisor:
         reason = incarnation.reason or ExitReason.SHUTDOWN
         if reason is ExitReason.ERROR:
             log.error(
-                "%s/%s crashed: %r", self.name, child.spec.id, incarnation.error,
+                "%s/%s crashed: %r",
+                self.name,
+                child.spec.id,
+                incarnation.error,
                 exc_info=incarnation.error,
             )
         else:
@@ -238,7 +254,8 @@ class Supervisor:
             log.error("%s", error)
             return error
         for child_id in decision.remove:
-            del self._children[child_id]
+            # A temporary child leaves for good: tell its senders instead of letting them wait.
+            _close_mailboxes(self._children.pop(child_id).spec.start)
         if not decision.start:
             return None
         if decision.delay > 0:
@@ -290,16 +307,16 @@ class Supervisor:
                 incarnation.reason = (
                     ExitReason.KILLED if incarnation.killed else ExitReason.SHUTDOWN
                 )
-                if isinstance(target, ActorCell):
-                    target.mark_killed()
         finally:
-            if incarnation.reason is None:
-                # Cancelled from above: a shutdown, never a crash.
+            # Cancelled from above (the reason was never set): a shutdown, never a crash, and
+            # not reported, since the supervisor is being cancelled too and must not react.
+            from_above = incarnation.reason is None
+            if from_above:
                 incarnation.reason = ExitReason.SHUTDOWN
             child.last_exit = incarnation.reason
             incarnation.done.set()
             # An exit the supervisor asked for is handled where it asked; only report the others.
-            if not incarnation.terminating and not self._events.closed:
+            if not from_above and not incarnation.terminating and not self._events.closed:
                 self._events.put_nowait(
                     Envelope(_ChildExited(child, incarnation), 0, None, None, perf_counter_ns())
                 )
@@ -320,7 +337,9 @@ class Supervisor:
         if not incarnation.done.is_set():
             log.warning(
                 "%s/%s did not stop within %g s: cancelling it",
-                self.name, child.spec.id, child.spec.shutdown,
+                self.name,
+                child.spec.id,
+                child.spec.shutdown,
             )
             incarnation.scope.cancel()
             await incarnation.done.wait()
@@ -328,3 +347,11 @@ class Supervisor:
     async def _terminate_all(self) -> None:
         for child in reversed(list(self._children.values())):
             await self._terminate(child)
+
+
+def _close_mailboxes(target: ActorCell[Any] | SupervisorSpec) -> None:
+    if isinstance(target, ActorCell):
+        target.mailbox.close()
+        return
+    for child in target.children:
+        _close_mailboxes(child.start)

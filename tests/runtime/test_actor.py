@@ -10,12 +10,14 @@ import attrs
 import pytest
 
 from runtime import (
+    FAIRNESS_BUDGET,
     Actor,
     ActorCell,
     ActorCrashed,
     ActorRef,
     Envelope,
     LifecycleState,
+    MailboxConfig,
     RequestTimeout,
 )
 
@@ -88,7 +90,7 @@ async def test_a_request_that_gets_no_reply_times_out_naming_the_actor() -> None
     async with anyio.create_task_group() as tg:
         await tg.start(cell.run)
         cell.ref.tell(Hang())
-        with pytest.raises(RequestTimeout, match="'slowpoke' did not answer Ping within 0.05 s"):
+        with pytest.raises(RequestTimeout, match=r"'slowpoke' did not answer Ping within 0\.05 s"):
             await cell.ref.request(Ping(1), timeout=0.05)
         tg.cancel_scope.cancel()
 
@@ -247,3 +249,27 @@ async def test_an_actor_outside_a_cell_has_no_context() -> None:
     """Using context outside a running cell is a clear error, not an AttributeError."""
     with pytest.raises(RuntimeError, match="Worker is not running in an actor cell"):
         _ = Worker([]).context
+
+
+async def test_a_flooded_actor_does_not_starve_its_neighbours() -> None:
+    """Draining is batched, but a busy actor yields every FAIRNESS_BUDGET messages."""
+    order: list[str] = []
+
+    class Recorder2(Actor[str]):
+        def handle(self, message: str) -> None:
+            order.append(message)
+
+    busy = ActorCell("busy", Recorder2, mailbox=MailboxConfig(capacity=2000))
+    quiet = ActorCell("quiet", Recorder2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(busy.run)
+        await tg.start(quiet.run)
+        for i in range(1000):
+            busy.ref.tell(f"busy {i}")
+        quiet.ref.tell("quiet")
+        with anyio.fail_after(5):
+            while len(order) < 1001:
+                await anyio.lowlevel.checkpoint()
+        busy.request_stop()
+        quiet.request_stop()
+    assert order.index("quiet") < 1000 - FAIRNESS_BUDGET

@@ -1,0 +1,85 @@
+"""The project's shape: our generic package names, the console script, the asyncio boundary."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("actors", "config", "runtime", "supervisors", "sim")
+
+# Backend and SDK adapters: the only modules allowed to import asyncio directly. Everything
+# else reaches the event loop through anyio, so that it runs unchanged on trio.
+ASYNCIO_ALLOWED = {
+    "runtime/_backend_asyncio.py",
+}
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_generic_package_names_import_from_this_repository(name: str) -> None:
+    """config, runtime, ... also exist on PyPI: ours must be the ones imported."""
+    module = importlib.import_module(name)
+    assert module.__file__ is not None
+    assert Path(module.__file__).resolve().parent == ROOT / name
+
+
+def test_actorctl_is_installed_as_a_console_script() -> None:
+    """pyproject declares `actorctl` pointing at the CLI's main()."""
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "actorctl"]
+    assert script.value == "runtime.cli:main"
+    assert callable(script.load())
+
+
+def _imports_asyncio(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            alias.name.split(".")[0] == "asyncio" for alias in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "asyncio":
+            return True
+    return False
+
+
+def test_only_adapter_modules_import_asyncio() -> None:
+    """Actors, supervisors and the runtime stay backend-neutral (they must run on trio)."""
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if _imports_asyncio(path) and str(path.relative_to(ROOT)) not in ASYNCIO_ALLOWED
+    )
+    assert offenders == []
+
+
+def test_imports_point_one_way() -> None:
+    """config <- runtime <- supervisors <- actors; sim imports nothing from actors.
+
+    The CLI (runtime/cli.py) is the composition root and may import anything, lazily.
+    """
+    forbidden = {
+        "config": {"runtime", "supervisors", "actors", "sim"},
+        "runtime": {"supervisors", "actors", "sim"},
+        "supervisors": {"actors", "sim"},
+        "sim": {"actors"},
+    }
+    offenders = []
+    for package, banned in forbidden.items():
+        for path in (ROOT / package).rglob("*.py"):
+            if path == ROOT / "runtime" / "cli.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for name in names:
+                    if name.split(".")[0] in banned:
+                        offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
