@@ -22,16 +22,19 @@ def record_restart(
 
 def backoff_delay(backoff: Backoff, streak: int, rand: float) -> float:
     """Seconds to wait before the ``streak``-th consecutive restart; ``rand`` is in [0, 1)."""
-    if streak < 1 or backoff.initial == 0.0:
+    if streak < 1 or backoff.initial == 0.0 or backoff.maximum == 0.0:
         return 0.0
-    if backoff.maximum <= backoff.initial:
+    exponent = streak - 1
+    # Compare in log space first: initial * multiplier**exponent may not fit in a float even
+    # when the delay it leads to is pinned at the maximum.
+    growth = exponent * math.log(backoff.multiplier)
+    if math.log(backoff.initial) + growth >= math.log(backoff.maximum):
         base = backoff.maximum
     else:
-        exponent = streak - 1
-        if backoff.multiplier > 1.0:
-            # Past this many steps the delay is pinned at the maximum: stop the power there so
-            # a long streak cannot overflow a float.
-            to_maximum = math.ceil(math.log(backoff.maximum / backoff.initial, backoff.multiplier))
-            exponent = min(exponent, to_maximum)
-        base = min(backoff.maximum, backoff.initial * backoff.multiplier**exponent)
+        try:
+            base = min(backoff.maximum, backoff.initial * backoff.multiplier**exponent)
+        except OverflowError:
+            # The power alone overflows while the product stays below the maximum (a tiny
+            # initial delay): the same value, computed in log space.
+            base = min(backoff.maximum, math.exp(math.log(backoff.initial) + growth))
     return base * (1.0 - backoff.jitter * rand)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,13 +52,18 @@ class ExitReason(enum.Enum):
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value}")
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value}")
+
+
+def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{attribute.name} must be a finite number >= 1, got {value}")
 
 
 @attrs.frozen(kw_only=True)
@@ -80,7 +86,7 @@ class Backoff:
 
     initial: float = attrs.field(default=0.0, validator=_non_negative)
     maximum: float = attrs.field(default=30.0, validator=_non_negative)
-    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_at_least_one)
     jitter: float = attrs.field(
         default=0.2, validator=attrs.validators.and_(_non_negative, attrs.validators.le(1.0))
     )
