@@ -108,7 +108,7 @@ class FeedActor(Actor[None]):
         next_crash = clock.monotonic() + self.crash_every if self.crash_every > 0 else None
         while True:
             for symbol, ref in self.symbols.items():
-                step = Decimal(self.rng.gauss(0.0, 0.0008)).quantize(Decimal("0.0001"))
+                step = Decimal(self.rng.gauss(0.0, 0.0001)).quantize(Decimal("0.0001"))
                 price = max(_CENT, (self.prices[symbol] * (1 + step)).quantize(_CENT))
                 self.prices[symbol] = price
                 ref.tell(PriceTick(symbol=symbol, price=price))

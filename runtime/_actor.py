@@ -331,5 +331,5 @@ class ActorCell(Generic[M]):
                     reply.fail(ActorCrashed(self.name, type(envelope.message).__name__))
                     raise
                 reply.succeed(result)
-            if self._stop_requested:
-                return
+            # No stop check here: request_stop() interrupts the mailbox, so the next take()
+            # raises MailboxInterrupted before anything else is taken.

@@ -19,7 +19,7 @@ from supervisors import (
     SupervisorSpec,
 )
 
-from .actors import Crash, Journal, ProbeInbox, Query, Quit, Work, probe_cell
+from .actors import Crash, Journal, Probe, ProbeInbox, Query, Quit, Work, probe_cell
 
 pytestmark = pytest.mark.anyio
 
@@ -365,3 +365,72 @@ async def test_regression_actors_cancelled_from_above_can_be_restarted() -> None
         root.stop()
     assert root.restarts == 5
     assert all(cell.state is LifecycleState.STOPPED for cell in cells.values())
+
+
+class _FlakyStart(Probe):
+    """Fails in on_start the first ``failures`` times (a broker that cannot connect yet)."""
+
+    attempts = 0
+
+    def __init__(self, name: str, journal: Journal, failures: int) -> None:
+        super().__init__(name, journal)
+        self.failures = failures
+
+    async def on_start(self) -> None:
+        type(self).attempts += 1
+        if type(self).attempts <= self.failures:
+            raise ConnectionError(f"attempt {type(self).attempts}: gateway not reachable")
+        await super().on_start()
+
+
+async def test_a_child_failing_in_on_start_is_retried_like_any_crash() -> None:
+    """Unlike OTP, a start failure is not fatal: it is restarted (with backoff) until it works,
+    and the children after it still start."""
+    journal = Journal()
+
+    class Flaky(_FlakyStart):
+        attempts = 0
+
+    broker = ActorCell("broker", lambda: Flaky("broker", journal, failures=2))
+    after = probe_cell("after", journal)
+    root = Supervisor(
+        "root",
+        SupervisorSpec(
+            strategy=Strategy.ONE_FOR_ONE,
+            intensity=Intensity(max_restarts=5, period=60),
+            children=[
+                ChildSpec(id="broker", start=broker, backoff=Backoff(initial=0.01, jitter=0.0)),
+                ChildSpec(id="after", start=after),
+            ],
+        ),
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        assert await broker.ref.request(Query(), timeout=5) == 3
+        assert after.state is LifecycleState.RUNNING
+        root.stop()
+    assert Flaky.attempts == 3
+    assert root.restarts == 2
+
+
+async def test_a_child_that_never_starts_makes_its_supervisor_give_up() -> None:
+    """Start failures count towards the restart intensity like any other crash."""
+    journal = Journal()
+
+    class Hopeless(_FlakyStart):
+        attempts = 0
+
+    cell = ActorCell("broker", lambda: Hopeless("broker", journal, failures=10**9))
+    root = Supervisor(
+        "root",
+        SupervisorSpec(
+            intensity=Intensity(max_restarts=3, period=60),
+            children=[ChildSpec(id="broker", start=cell)],
+        ),
+    )
+    with pytest.RaisesGroup(RestartIntensityExceeded):
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            await anyio.sleep_forever()
+    assert Hopeless.attempts == 4
+    assert cell.state is LifecycleState.FAILED
