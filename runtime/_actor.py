@@ -98,7 +98,6 @@ class ActorRef(Generic[M]):
         except TimeoutError as exc:
             if isinstance(exc, ActorRuntimeError):
                 raise
-            reply.abandoned = True
             raise RequestTimeout(self.name, type(message).__name__, timeout) from None
 
     def statistics(self) -> MailboxStatistics:

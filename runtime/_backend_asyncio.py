@@ -22,11 +22,6 @@ class AsyncioParker:
     def __init__(self) -> None:
         self._future: asyncio.Future[None] | None = None
 
-    @property
-    def parked(self) -> bool:
-        future = self._future
-        return future is not None and not future.done()
-
     def park(self) -> Awaitable[None]:
         future = asyncio.get_running_loop().create_future()
         self._future = future

@@ -16,10 +16,6 @@ class TrioParker:
         self._task: trio.lowlevel.Task | None = None
         self._abort = self._on_abort
 
-    @property
-    def parked(self) -> bool:
-        return self._task is not None
-
     def park(self) -> Awaitable[None]:
         self._task = trio.lowlevel.current_task()
         # Returned, not awaited: the mailbox awaits it, saving a coroutine frame per park.

@@ -66,9 +66,6 @@ TRANSITIONS: Final[Mapping[tuple[LifecycleState, LifecycleEvent], LifecycleState
 )
 """Every allowed (state, event) pair and the state it leads to; anything else is an error."""
 
-TERMINAL_STATES: Final = frozenset({_S.STOPPED, _S.FAILED, _S.KILLED})
-"""States in which no incarnation runs."""
-
 
 class Lifecycle:
     """The current state of one actor cell, moved only through ``TRANSITIONS``."""

@@ -11,9 +11,6 @@ import sniffio
 class Parker(Protocol):
     """Parks one consumer task until another task on the same event loop unparks it."""
 
-    @property
-    def parked(self) -> bool: ...
-
     def park(self) -> Awaitable[None]:
         """Return what the consumer awaits until ``unpark`` (or cancellation)."""
         ...

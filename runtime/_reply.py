@@ -8,17 +8,12 @@ import anyio
 class ReplySlot:
     """Holds the reply to one request: filled at most once; a reply after the timeout is dropped."""
 
-    __slots__ = ("_done", "_value", "_error", "abandoned")
+    __slots__ = ("_done", "_value", "_error")
 
     def __init__(self) -> None:
         self._done = anyio.Event()
         self._value: object = None
         self._error: BaseException | None = None
-        self.abandoned = False
-
-    @property
-    def filled(self) -> bool:
-        return self._done.is_set()
 
     def succeed(self, value: object) -> None:
         if not self._done.is_set():

@@ -273,3 +273,21 @@ async def test_a_flooded_actor_does_not_starve_its_neighbours() -> None:
         busy.request_stop()
         quiet.request_stop()
     assert order.index("quiet") < 1000 - FAIRNESS_BUDGET
+
+
+async def test_a_reply_arriving_after_the_timeout_is_dropped_and_the_actor_carries_on() -> None:
+    """The slow request times out; its late reply harms nothing; the next request is answered."""
+
+    class Slow(Actor[float]):
+        async def handle(self, message: float) -> float:
+            await anyio.sleep(message)
+            return message
+
+    cell = ActorCell("slow", Slow)
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        with pytest.raises(RequestTimeout):
+            await cell.ref.request(0.2, timeout=0.01)
+        assert await cell.ref.request(0.0, timeout=5) == 0.0
+        assert cell.state is LifecycleState.RUNNING
+        cell.request_stop()
