@@ -1,0 +1,1 @@
+"""Trading strategies as pure logic."""

@@ -1,0 +1,437 @@
+"""The seed grid strategy as pure logic (SPEC section 4): no I/O, no clock, no randomness.
+
+The symbol actor feeds it events (prices, broker events, timer ticks) with the current time and
+carries out the commands it returns (``PlaceOrder`` after committing the intent, ``CancelOrder``,
+``Alert``). Rules:
+
+* **Level 0** (no open lot in the current cycle): buy ``lots[0]`` with a LIMIT at
+  ``price * (1 + level0_buffer)``, DAY, outsideRth. Its first fill price anchors the ladder:
+  ``T[0]``. Not filled within ``fill_timeout`` seconds: cancelled and reported.
+* **Levels 1..N-1**: GTC LIMIT at ``T[k] = round_tick(T[k-1] * (1 - step))`` with a
+  PriceCondition (last <= ``T[k]``), outsideRth.
+* **Queue**: the broker holds exactly the buys for levels ``next .. next + queue_depth - 1``
+  (within the ladder), ``next`` = deepest open level + 1; surplus buys are cancelled, missing ones
+  placed. Past the last level nothing more is bought and the operator is told once per cycle.
+* **Sells, 1-to-1**: when a lot's buy is done (filled, or ended with a partial fill), the lot gets
+  its own GTC LIMIT sell at ``round_tick(average purchase price * (1 + profit))`` for its shares.
+  When it fills, exactly that lot closes with its realized P&L. A sell that vanished without
+  filling is placed again. When the current cycle has no open lot left, its queued buys are
+  cancelled and the next price starts a new cycle at level 0.
+* **Rejects** back off per level (buys) or per lot (sells), doubling from ``retry_initial`` up
+  to ``retry_maximum`` seconds, and alert the operator.
+
+Lots are created by their first fill. A lot whose buy fills after its order was cancelled (a
+late or reordered execution) keeps the shares: its sell is resized by cancel and replace.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+
+from config.lotmap import LotMap
+
+from ..domain import DomainError, OrderRef, Side, TimeInForce, round_to_tick
+from ..messages import (
+    Alert,
+    CancelOrder,
+    Command,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceCondition,
+)
+
+ZERO = Decimal(0)
+
+
+@attrs.frozen(kw_only=True)
+class GridParams:
+    """The strategy's settings; the defaults are the seed bot's."""
+
+    symbol: str
+    tick: Decimal = Decimal("0.01")
+    level0_buffer: Decimal = Decimal("0.0025")
+    step: Decimal = Decimal("0.01")
+    profit: Decimal = Decimal("0.01")
+    queue_depth: int = 3
+    fill_timeout: float = 120.0
+    retry_initial: float = 1.0
+    retry_maximum: float = 60.0
+    strategy: str = "grid"
+
+
+@attrs.define(kw_only=True)
+class GridOrder:
+    """An order as the strategy sees it. ``done`` once filled, cancelled or rejected."""
+
+    ref: str
+    side: Side
+    level: int
+    lot: int
+    cycle: int
+    quantity: int
+    limit: Decimal
+    placed_at: float
+    filled: int = 0
+    accepted: bool = False
+    done: bool = False
+    cancel_requested: bool = False
+
+
+@attrs.define(kw_only=True)
+class Lot:
+    """Shares bought by one buy order, and sold by its own sell."""
+
+    id: int
+    level: int
+    cycle: int
+    buy_ref: str
+    bought: int = 0
+    cost: Decimal = ZERO
+    buy_done: bool = False
+    sell_ref: str | None = None
+    sell_attempts: int = 0
+    sold: int = 0
+    proceeds: Decimal = ZERO
+    closed: bool = False
+    realized: Decimal = ZERO
+
+    @property
+    def open_shares(self) -> int:
+        return self.bought - self.sold
+
+    @property
+    def purchase_price(self) -> Decimal:
+        return self.cost / self.bought if self.bought else ZERO
+
+
+@attrs.define
+class _Retry:
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+class GridStrategy:
+    """One symbol's grid. Every ``on_*`` method returns the commands to carry out, in order."""
+
+    def __init__(self, params: GridParams, lots: LotMap) -> None:
+        if params.queue_depth < 1:
+            raise ValueError(f"queue_depth must be >= 1, got {params.queue_depth}")
+        self.params = params
+        self.lot_map = lots
+        self.cycle = 1
+        self.anchor: Decimal | None = None
+        self.triggers: list[Decimal] = []
+        self.orders: dict[str, GridOrder] = {}
+        self.lots: dict[int, Lot] = {}
+        self.next_lot = 1
+        self.realized = ZERO
+        self.last_price: Decimal | None = None
+        self._exec_ids: set[str] = set()
+        self._retries: dict[tuple[str, int, int], _Retry] = {}
+        self._ladder_end_told = 0
+
+    # -- views -----------------------------------------------------------------------------
+
+    def live_orders(self) -> list[GridOrder]:
+        return [order for order in self.orders.values() if not order.done]
+
+    def open_lots(self, cycle: int | None = None) -> list[Lot]:
+        return [
+            lot
+            for lot in self.lots.values()
+            if not lot.closed and lot.bought > 0 and (cycle is None or lot.cycle == cycle)
+        ]
+
+    def desired_levels(self) -> set[int]:
+        """The conditional buy levels the broker should hold now."""
+        current = self.open_lots(self.cycle)
+        if self.anchor is None or not current:
+            return set()
+        first = max(lot.level for lot in current) + 1
+        last = min(first + self.params.queue_depth, len(self.lot_map))
+        return set(range(first, last))
+
+    def trigger(self, level: int) -> Decimal:
+        """``T[level]`` for the current anchor."""
+        if self.anchor is None:
+            raise DomainError("the ladder has no anchor yet")
+        while len(self.triggers) <= level:
+            previous = self.triggers[-1]
+            self.triggers.append(round_to_tick(previous * (1 - self.params.step), self.params.tick))
+        return self.triggers[level]
+
+    def sell_price(self, lot: Lot) -> Decimal:
+        return round_to_tick(lot.purchase_price * (1 + self.params.profit), self.params.tick)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def on_price(self, price: Decimal, now: float) -> list[Command]:
+        if not price.is_finite() or price <= 0:
+            raise DomainError(f"{self.params.symbol}: price must be positive, got {price}")
+        self.last_price = price
+        commands: list[Command] = []
+        if (
+            not self.open_lots(self.cycle)
+            and not self._live_buy_at(0)
+            and self._may_retry("buy", 0, now)
+        ):
+            commands.append(self._place_level0(price, now))
+        commands.extend(self._maintain(now))
+        return commands
+
+    def on_accepted(self, event: OrderAccepted) -> list[Command]:
+        order = self.orders.get(event.ref)
+        if order is not None:
+            order.accepted = True
+            self._retries.pop(self._retry_key(order), None)
+        return []
+
+    def on_filled(self, event: OrderFilled, now: float) -> list[Command]:
+        if event.exec_id in self._exec_ids:
+            return []
+        order = self.orders.get(event.ref)
+        if order is None:
+            return [
+                self._alert("unknown-fill", f"fill {event.exec_id} for unknown order {event.ref}")
+            ]
+        self._exec_ids.add(event.exec_id)
+        order.filled += event.quantity
+        if order.filled >= order.quantity:
+            order.done = True
+        commands: list[Command] = []
+        if order.side is Side.BUY:
+            lot = self.lots.get(order.lot)
+            if lot is None:
+                lot = Lot(id=order.lot, level=order.level, cycle=order.cycle, buy_ref=order.ref)
+                self.lots[lot.id] = lot
+            lot.bought += event.quantity
+            lot.cost += event.price * event.quantity
+            if order.level == 0 and order.cycle == self.cycle and self.anchor is None:
+                self.anchor = event.price
+                self.triggers = [event.price]
+            if order.done:
+                lot.buy_done = True
+        else:
+            lot = self.lots[order.lot]
+            lot.sold += event.quantity
+            lot.proceeds += event.price * event.quantity
+            if lot.buy_done and lot.sold >= lot.bought:
+                commands.extend(self._close(lot))
+        commands.extend(self._maintain(now))
+        return commands
+
+    def on_cancelled(self, event: OrderCancelled, now: float) -> list[Command]:
+        order = self.orders.get(event.ref)
+        if order is None or order.done:
+            return []
+        order.done = True
+        commands: list[Command] = []
+        if order.side is Side.BUY:
+            lot = self.lots.get(order.lot)
+            if lot is not None:
+                lot.buy_done = True
+        elif not order.cancel_requested:
+            commands.append(
+                self._alert("sell-vanished", f"sell {order.ref} was cancelled at the broker")
+            )
+        commands.extend(self._maintain(now))
+        return commands
+
+    def on_rejected(self, event: OrderRejected, now: float) -> list[Command]:
+        order = self.orders.get(event.ref)
+        if order is None or order.done:
+            return []
+        order.done = True
+        retry = self._retries.setdefault(self._retry_key(order), _Retry())
+        retry.attempts += 1
+        delay = min(
+            self.params.retry_maximum, self.params.retry_initial * 2 ** min(retry.attempts - 1, 30)
+        )
+        retry.not_before = now + delay
+        lot = self.lots.get(order.lot)
+        if order.side is Side.BUY and lot is not None:
+            lot.buy_done = True
+        commands: list[Command] = [
+            self._alert(
+                "order-rejected",
+                f"{order.ref} rejected ({event.reason}); retrying in {delay:g} s",
+            )
+        ]
+        commands.extend(self._maintain(now))
+        return commands
+
+    def on_timer(self, now: float) -> list[Command]:
+        commands: list[Command] = []
+        for order in self.live_orders():
+            if (
+                order.side is Side.BUY
+                and order.level == 0
+                and not order.cancel_requested
+                and now - order.placed_at >= self.params.fill_timeout
+            ):
+                order.cancel_requested = True
+                commands.append(CancelOrder(ref=order.ref, reason="level-0 fill timeout"))
+                commands.append(
+                    self._alert(
+                        "fill-timeout",
+                        f"{order.ref} not filled within {self.params.fill_timeout:g} s: cancelled",
+                    )
+                )
+        commands.extend(self._maintain(now))
+        return commands
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _maintain(self, now: float) -> list[Command]:
+        """Bring the broker's orders in line with the rules: sells for done lots, the buy queue."""
+        commands: list[Command] = []
+        for lot in self.open_lots():
+            if lot.buy_done and lot.open_shares > 0:
+                commands.extend(self._keep_sell(lot, now))
+        desired = self.desired_levels()
+        for order in self.live_orders():
+            if order.side is not Side.BUY or order.cancel_requested:
+                continue
+            stale = order.cycle != self.cycle or (order.level > 0 and order.level not in desired)
+            if stale:
+                order.cancel_requested = True
+                commands.append(CancelOrder(ref=order.ref, reason="not in the buy queue"))
+        for level in sorted(desired):
+            if not self._live_buy_at(level) and self._may_retry("buy", level, now):
+                commands.append(self._place_conditional(level, now))
+        ladder_done = self.anchor is not None and self.open_lots(self.cycle) and not desired
+        if ladder_done and self._ladder_end_told != self.cycle:
+            self._ladder_end_told = self.cycle
+            commands.append(
+                self._alert(
+                    "ladder-end", f"all {len(self.lot_map)} levels are bought: no further buys"
+                )
+            )
+        return commands
+
+    def _keep_sell(self, lot: Lot, now: float) -> list[Command]:
+        live = self.orders.get(lot.sell_ref) if lot.sell_ref is not None else None
+        if live is not None and not live.done:
+            if live.cancel_requested:
+                return []
+            if live.quantity - live.filled == lot.open_shares:
+                return []
+            # A late buy fill changed the lot: replace the sell once this one is gone.
+            live.cancel_requested = True
+            return [CancelOrder(ref=live.ref, reason="lot size changed")]
+        if not self._may_retry("sell", lot.id, now):
+            return []
+        lot.sell_attempts += 1
+        ref = str(
+            OrderRef(
+                strategy=self.params.strategy,
+                symbol=self.params.symbol,
+                level=lot.level,
+                side=Side.SELL,
+                lot=lot.id,
+                attempt=lot.sell_attempts,
+            )
+        )
+        command = PlaceOrder(
+            ref=ref,
+            symbol=self.params.symbol,
+            side=Side.SELL,
+            quantity=lot.open_shares,
+            limit=self.sell_price(lot),
+            tif=TimeInForce.GTC,
+        )
+        lot.sell_ref = ref
+        self._track(command, level=lot.level, lot=lot.id, cycle=lot.cycle, now=now)
+        return [command]
+
+    def _close(self, lot: Lot) -> list[Command]:
+        lot.closed = True
+        lot.realized = lot.proceeds - lot.cost
+        self.realized += lot.realized
+        if lot.cycle == self.cycle and not self.open_lots(self.cycle):
+            # Flat: this ladder is done; the next price anchors a new one.
+            self.cycle += 1
+            self.anchor = None
+            self.triggers = []
+        return []
+
+    def _place_level0(self, price: Decimal, now: float) -> PlaceOrder:
+        limit = round_to_tick(price * (1 + self.params.level0_buffer), self.params.tick)
+        return self._place_buy(level=0, limit=limit, tif=TimeInForce.DAY, condition=None, now=now)
+
+    def _place_conditional(self, level: int, now: float) -> PlaceOrder:
+        trigger = self.trigger(level)
+        return self._place_buy(
+            level=level,
+            limit=trigger,
+            tif=TimeInForce.GTC,
+            condition=PriceCondition(trigger=trigger, is_more=False),
+            now=now,
+        )
+
+    def _place_buy(
+        self,
+        *,
+        level: int,
+        limit: Decimal,
+        tif: TimeInForce,
+        condition: PriceCondition | None,
+        now: float,
+    ) -> PlaceOrder:
+        lot = self.next_lot
+        self.next_lot += 1
+        ref = str(
+            OrderRef(
+                strategy=self.params.strategy,
+                symbol=self.params.symbol,
+                level=level,
+                side=Side.BUY,
+                lot=lot,
+            )
+        )
+        command = PlaceOrder(
+            ref=ref,
+            symbol=self.params.symbol,
+            side=Side.BUY,
+            quantity=self.lot_map[level],
+            limit=limit,
+            tif=tif,
+            condition=condition,
+        )
+        self._track(command, level=level, lot=lot, cycle=self.cycle, now=now)
+        return command
+
+    def _track(self, command: PlaceOrder, *, level: int, lot: int, cycle: int, now: float) -> None:
+        self.orders[command.ref] = GridOrder(
+            ref=command.ref,
+            side=command.side,
+            level=level,
+            lot=lot,
+            cycle=cycle,
+            quantity=command.quantity,
+            limit=command.limit,
+            placed_at=now,
+        )
+
+    def _live_buy_at(self, level: int) -> bool:
+        return any(
+            order.side is Side.BUY and order.level == level and order.cycle == self.cycle
+            for order in self.live_orders()
+        )
+
+    def _retry_key(self, order: GridOrder) -> tuple[str, int, int]:
+        if order.side is Side.BUY:
+            return ("buy", order.cycle, order.level)
+        return ("sell", 0, order.lot)
+
+    def _may_retry(self, kind: str, key: int, now: float) -> bool:
+        retry = self._retries.get((kind, self.cycle if kind == "buy" else 0, key))
+        return retry is None or now >= retry.not_before
+
+    def _alert(self, kind: str, message: str) -> Alert:
+        return Alert(symbol=self.params.symbol, kind=kind, message=message)

@@ -1,0 +1,84 @@
+"""The lot map: how many shares the grid buys at each level (``level,shares_to_buy`` CSV)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from .errors import LotMapError
+
+HEADER = ("level", "shares_to_buy")
+MAX_SHARES = 1_000_000
+
+
+@attrs.frozen
+class LotMap:
+    """Shares to buy per level; level ``k`` is ``shares[k]``, levels run 0..len-1."""
+
+    shares: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.shares)
+
+    def __getitem__(self, level: int) -> int:
+        return self.shares[level]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shares)
+
+
+def load_lot_map(path: str | Path) -> LotMap:
+    """Read a lot map strictly: the header, then levels 0, 1, 2, ... each with a positive whole
+    number of shares. Any deviation raises ``LotMapError`` naming the file and line."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LotMapError(name, 0, f"cannot read the lot map: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise LotMapError(name, 0, "not UTF-8 text") from exc
+    lines = text.splitlines()
+    if not lines:
+        raise LotMapError(name, 1, f"empty file; expected the header {','.join(HEADER)}")
+    rows = list(csv.reader(lines))
+    header = tuple(cell.strip() for cell in rows[0])
+    if header != HEADER:
+        raise LotMapError(
+            name, 1, f"expected the header {','.join(HEADER)}, found {','.join(header)!r}"
+        )
+    shares: list[int] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row or all(not cell.strip() for cell in row):
+            if number == len(rows) + 1:
+                break
+            raise LotMapError(name, number, "empty line inside the lot map")
+        if len(row) != 2:
+            raise LotMapError(
+                name, number, f"expected 2 fields (level,shares_to_buy), found {len(row)}"
+            )
+        level = _whole(name, number, "level", row[0])
+        count = _whole(name, number, "shares_to_buy", row[1])
+        if level != len(shares):
+            raise LotMapError(
+                name,
+                number,
+                f"level {level} out of order: expected {len(shares)} (levels run 0, 1, 2, ...)",
+            )
+        if not 0 < count <= MAX_SHARES:
+            raise LotMapError(
+                name, number, f"shares_to_buy must be between 1 and {MAX_SHARES}, got {count}"
+            )
+        shares.append(count)
+    if not shares:
+        raise LotMapError(name, 2, "no levels: the lot map needs at least level 0")
+    return LotMap(tuple(shares))
+
+
+def _whole(path: str, line: int, field: str, cell: str) -> int:
+    text = cell.strip()
+    if not text.isdigit():
+        raise LotMapError(path, line, f"{field} must be a whole number, got {cell!r}")
+    return int(text)

@@ -1,0 +1,79 @@
+"""The strict lot-map loader and the shipped TQQQ map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config.errors import LotMapError
+from config.lotmap import load_lot_map
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lots.csv"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_tqqq_map_has_88_levels_derived_by_its_documented_rule() -> None:
+    """Levels 0..87, 94 shares at level 0, equal notional per level (config/lots/README.md)."""
+    lots = load_lot_map(SHIPPED)
+    assert len(lots) == 88
+    assert lots[0] == 94
+    assert list(lots) == [round(94 / 0.99**k) for k in range(88)]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=1_000_000), min_size=1, max_size=120))
+def test_any_well_formed_map_loads_back_exactly(shares: list[int]) -> None:
+    """What is written is what is read."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        body = "".join(f"{level},{count}\n" for level, count in enumerate(shares))
+        path = write(Path(folder), "level,shares_to_buy\n" + body)
+        assert list(load_lot_map(path)) == shares
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("", 1, "empty file"),
+        ("lvl,shares\n0,94\n", 1, "expected the header level,shares_to_buy"),
+        ("level,shares_to_buy\n", 2, "no levels"),
+        ("level,shares_to_buy\n0,94\n2,95\n", 3, "level 2 out of order: expected 1"),
+        ("level,shares_to_buy\n1,94\n", 2, "level 1 out of order: expected 0"),
+        ("level,shares_to_buy\n0,0\n", 2, "shares_to_buy must be between 1 and"),
+        ("level,shares_to_buy\n0,9.5\n", 2, "shares_to_buy must be a whole number, got '9.5'"),
+        ("level,shares_to_buy\n0,-3\n", 2, "shares_to_buy must be a whole number"),
+        ("level,shares_to_buy\nx,3\n", 2, "level must be a whole number, got 'x'"),
+        ("level,shares_to_buy\n0,94,1\n", 2, "expected 2 fields"),
+        ("level,shares_to_buy\n0,94\n\n1,95\n", 3, "empty line inside the lot map"),
+    ],
+)
+def test_a_bad_lot_map_is_refused_naming_file_and_line(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    """Every defect names the file, the line and what is wrong."""
+    path = write(tmp_path, text)
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value).startswith(f"{path}:{line}: ")
+    assert problem in str(info.value)
+
+
+def test_a_missing_lot_map_is_a_clear_error(tmp_path: Path) -> None:
+    """A path that does not exist is named in the error."""
+    with pytest.raises(LotMapError, match="cannot read the lot map"):
+        load_lot_map(tmp_path / "nope.csv")
+
+
+def test_a_trailing_newline_is_fine_and_crlf_too(tmp_path: Path) -> None:
+    """Files written on Windows or ending in a newline load."""
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b"level,shares_to_buy\r\n0,94\r\n1,95\r\n")
+    assert list(load_lot_map(path)) == [94, 95]
