@@ -175,6 +175,10 @@ class Store:
             os.close(self._lock_file)
             self._lock_file = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._env is not None
+
     def __enter__(self) -> Store:
         self.open()
         return self

@@ -1,0 +1,203 @@
+"""The ledger's records and the transactions over them (run by the lot-keeper on the store).
+
+Facts only: order intents (written before their order is sent), executions (each execId once),
+and broker id bindings. Lots and realized P&L are derived from those facts, so they can never
+disagree with them: a fill recorded is a lot updated, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+import msgspec
+
+from runtime.store import Txn
+
+from .domain import OrderRef, Side, TimeInForce
+from .messages import OrderFilled, PlaceOrder
+
+SCHEMA_VERSION = 1
+DATABASES = ("intents", "fills", "fills_by_ref", "bindings", "snapshots")
+
+
+class LedgerError(ValueError):
+    """Raised for a write that contradicts what the ledger already holds; names the record."""
+
+
+@attrs.frozen(kw_only=True)
+class IntentRecord:
+    """An order we decided to place, committed before it is sent."""
+
+    ref: str
+    symbol: str
+    side: Side
+    quantity: int
+    limit: Decimal
+    tif: TimeInForce
+    outside_rth: bool
+    trigger: Decimal | None
+    created_ns: int
+
+    @classmethod
+    def of(cls, order: PlaceOrder, created_ns: int) -> IntentRecord:
+        return cls(
+            ref=order.ref,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            limit=order.limit,
+            tif=order.tif,
+            outside_rth=order.outside_rth,
+            trigger=order.condition.trigger if order.condition is not None else None,
+            created_ns=created_ns,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class FillRecord:
+    exec_id: str
+    ref: str
+    quantity: int
+    price: Decimal
+    commission: Decimal | None
+
+
+@attrs.frozen(kw_only=True)
+class Binding:
+    ref: str
+    order_id: int | None
+    perm_id: int | None
+
+
+@attrs.frozen(kw_only=True)
+class LotView:
+    """A lot as the facts describe it: shares bought and sold under its lot id."""
+
+    lot: int
+    symbol: str
+    level: int
+    bought: int
+    cost: Decimal
+    sold: int
+    proceeds: Decimal
+
+    @property
+    def open_shares(self) -> int:
+        return self.bought - self.sold
+
+    @property
+    def realized(self) -> Decimal:
+        """P&L of the shares sold, at the lot's average purchase price."""
+        if self.bought == 0 or self.sold == 0:
+            return Decimal(0)
+        return self.proceeds - self.cost / self.bought * self.sold
+
+
+def _encode(record: object) -> bytes:
+    return msgspec.json.encode(record)
+
+
+def commit_intent(txn: Txn, intent: IntentRecord) -> bool:
+    """Write ``intent``; True if new, False if the same intent is already there.
+
+    A different intent under the same orderRef is refused: refs are never reused.
+    """
+    existing = txn.get("intents", intent.ref.encode())
+    if existing is not None:
+        stored = msgspec.json.decode(existing, type=IntentRecord)
+        if attrs.evolve(stored, created_ns=intent.created_ns) != intent:
+            raise LedgerError(f"orderRef {intent.ref!r} already names a different intent")
+        return False
+    txn.put("intents", intent.ref.encode(), _encode(intent))
+    return True
+
+
+def record_fill(txn: Txn, fill: OrderFilled) -> bool:
+    """Record an execution exactly once (by execId); True if it was new.
+
+    The order must have a committed intent: an execution we cannot attribute is the
+    reconciler's business, not the ledger's.
+    """
+    if txn.get("intents", fill.ref.encode()) is None:
+        raise LedgerError(f"execution {fill.exec_id!r} is for {fill.ref!r}, which has no intent")
+    record = FillRecord(
+        exec_id=fill.exec_id,
+        ref=fill.ref,
+        quantity=fill.quantity,
+        price=fill.price,
+        commission=fill.commission,
+    )
+    if not txn.put("fills", fill.exec_id.encode(), _encode(record), overwrite=False):
+        return False
+    txn.put("fills_by_ref", f"{fill.ref}\x00{fill.exec_id}".encode(), b"")
+    return True
+
+
+def bind(txn: Txn, binding: Binding) -> None:
+    """Remember the broker's ids for one of our orders (orderId, permId)."""
+    if txn.get("intents", binding.ref.encode()) is None:
+        raise LedgerError(f"cannot bind broker ids to {binding.ref!r}: it has no intent")
+    txn.put("bindings", binding.ref.encode(), _encode(binding))
+
+
+def intents(txn: Txn, symbol: str | None = None) -> list[IntentRecord]:
+    records = [msgspec.json.decode(v, type=IntentRecord) for _, v in txn.items("intents")]
+    return [r for r in records if symbol is None or r.symbol == symbol]
+
+
+def fills(txn: Txn) -> list[FillRecord]:
+    return [msgspec.json.decode(v, type=FillRecord) for _, v in txn.items("fills")]
+
+
+def fills_of(txn: Txn, ref: str) -> list[FillRecord]:
+    found = []
+    for key, _ in txn.items("fills_by_ref", f"{ref}\x00".encode()):
+        exec_id = key.split(b"\x00", 1)[1]
+        raw = txn.get("fills", exec_id)
+        if raw is not None:
+            found.append(msgspec.json.decode(raw, type=FillRecord))
+    return found
+
+
+def binding_of(txn: Txn, ref: str) -> Binding | None:
+    raw = txn.get("bindings", ref.encode())
+    return None if raw is None else msgspec.json.decode(raw, type=Binding)
+
+
+@attrs.define
+class _Totals:
+    symbol: str
+    level: int
+    bought: int = 0
+    cost: Decimal = Decimal(0)
+    sold: int = 0
+    proceeds: Decimal = Decimal(0)
+
+
+def lots(txn: Txn, symbol: str | None = None) -> list[LotView]:
+    """Every lot the facts describe, by lot id."""
+    totals: dict[int, _Totals] = {}
+    for record in fills(txn):
+        ref = OrderRef.parse(record.ref)
+        if symbol is not None and ref.symbol != symbol:
+            continue
+        lot = totals.setdefault(ref.lot, _Totals(symbol=ref.symbol, level=ref.level))
+        if ref.side is Side.BUY:
+            lot.bought += record.quantity
+            lot.cost += record.price * record.quantity
+        else:
+            lot.sold += record.quantity
+            lot.proceeds += record.price * record.quantity
+    return [
+        LotView(lot=lot_id, **attrs.asdict(fields, recurse=False))
+        for lot_id, fields in sorted(totals.items())
+    ]
+
+
+def save_snapshot(txn: Txn, actor: str, data: bytes) -> None:
+    txn.put("snapshots", actor.encode(), data)
+
+
+def load_snapshot(txn: Txn, actor: str) -> bytes | None:
+    return txn.get("snapshots", actor.encode())

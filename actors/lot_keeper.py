@@ -1,0 +1,130 @@
+"""The lot-keeper: the only owner of the LMDB store; everyone else asks it.
+
+Replies are values: ``True``/``False`` for new/already-known, a view for loads, and ``Refused``
+when a request contradicts the ledger (the lot-keeper does not crash on a bad request).
+The store object outlives incarnations: a crashed lot-keeper's successor reuses the open
+environment, a gracefully stopped one closes it and its successor opens it again.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import anyio
+import attrs
+
+from runtime import Actor
+from runtime.store import Durability, Store
+
+from . import ledger
+from .domain import OrderRef
+from .messages import OrderFilled, PlaceOrder
+
+
+@attrs.frozen(kw_only=True)
+class CommitIntent:
+    order: PlaceOrder
+
+
+@attrs.frozen(kw_only=True)
+class RecordFill:
+    fill: OrderFilled
+
+
+@attrs.frozen(kw_only=True)
+class BindOrder:
+    binding: ledger.Binding
+
+
+@attrs.frozen(kw_only=True)
+class LoadLedger:
+    symbol: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SaveSnapshot:
+    actor: str
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class LoadSnapshot:
+    actor: str
+
+
+@attrs.frozen(kw_only=True)
+class Refused:
+    """The ledger refused a request that contradicts what it holds."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class LedgerState:
+    intents: tuple[ledger.IntentRecord, ...]
+    fills: tuple[ledger.FillRecord, ...]
+    lots: tuple[ledger.LotView, ...]
+
+
+LotKeeperInbox = CommitIntent | RecordFill | BindOrder | LoadLedger | SaveSnapshot | LoadSnapshot
+
+
+class LotKeeper(Actor[LotKeeperInbox]):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def on_start(self) -> None:
+        if not self.store.is_open:
+            await anyio.to_thread.run_sync(self.store.open)
+
+    async def on_stop(self) -> None:
+        await anyio.to_thread.run_sync(self.store.close)
+
+    async def handle(self, message: LotKeeperInbox) -> object:
+        try:
+            return await self._handle(message)
+        except ledger.LedgerError as exc:
+            return Refused(reason=str(exc))
+
+    async def _handle(self, message: LotKeeperInbox) -> object:
+        store = self.store
+        match message:
+            case CommitIntent(order=order):
+                intent = ledger.IntentRecord.of(order, self.context.clock.time_ns())
+                return await store.write(functools.partial(ledger.commit_intent, intent=intent))
+            case RecordFill(fill=fill):
+                return await store.write(functools.partial(ledger.record_fill, fill=fill))
+            case BindOrder(binding=binding):
+                await store.write(functools.partial(ledger.bind, binding=binding))
+                return True
+            case LoadLedger(symbol=symbol):
+                return store.read(
+                    lambda txn: LedgerState(
+                        intents=tuple(ledger.intents(txn, symbol)),
+                        fills=tuple(
+                            f
+                            for f in ledger.fills(txn)
+                            if symbol is None or OrderRef.parse(f.ref).symbol == symbol
+                        ),
+                        lots=tuple(ledger.lots(txn, symbol)),
+                    )
+                )
+            case SaveSnapshot(actor=actor, data=data):
+                await store.write(functools.partial(ledger.save_snapshot, actor=actor, data=data))
+                return True
+            case LoadSnapshot(actor=actor):
+                return store.read(functools.partial(ledger.load_snapshot, actor=actor))
+
+
+def ledger_store(
+    path: str | Path, *, durability: Durability = Durability.GROUP, map_size: int = 1 << 30
+) -> Store:
+    """The lot-keeper's store, with the ledger's databases and schema (not yet opened)."""
+    return Store(
+        path,
+        databases=ledger.DATABASES,
+        schema_version=ledger.SCHEMA_VERSION,
+        durability=durability,
+        map_size=map_size,
+    )

@@ -1,0 +1,151 @@
+"""The lot-keeper actor over a real LMDB store: write-ahead intents, exactly-once fills, lots
+derived from facts, and state that survives the actor's crash and restart."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from actors.domain import Side, TimeInForce
+from actors.ledger import Binding
+from actors.lot_keeper import (
+    BindOrder,
+    CommitIntent,
+    LedgerState,
+    LoadLedger,
+    LoadSnapshot,
+    LotKeeper,
+    RecordFill,
+    Refused,
+    SaveSnapshot,
+    ledger_store,
+)
+from actors.messages import OrderFilled, PlaceOrder, PriceCondition
+from runtime import ActorCell
+from supervisors import ChildSpec, Supervisor, SupervisorSpec
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """Real clocks on both backends: the store's writer thread does real disk work, and trio's
+    autojumping MockClock would jump past it straight to the request timeouts."""
+    return request.param, ({"use_uvloop": True} if request.param == "asyncio" else {})
+
+
+BUY = PlaceOrder(
+    ref="grid:TQQQ:L1:BUY:2:1",
+    symbol="TQQQ",
+    side=Side.BUY,
+    quantity=95,
+    limit=Decimal("99.00"),
+    tif=TimeInForce.GTC,
+    condition=PriceCondition(trigger=Decimal("99.00")),
+)
+SELL = PlaceOrder(
+    ref="grid:TQQQ:L1:SELL:2:1",
+    symbol="TQQQ",
+    side=Side.SELL,
+    quantity=95,
+    limit=Decimal("99.99"),
+    tif=TimeInForce.GTC,
+)
+
+
+def fill(ref: str, exec_id: str, quantity: int, price: str) -> RecordFill:
+    return RecordFill(
+        fill=OrderFilled(ref=ref, exec_id=exec_id, quantity=quantity, price=Decimal(price))
+    )
+
+
+def tree(path: Path) -> tuple[Supervisor, ActorCell[object]]:
+    store = ledger_store(path)
+    cell: ActorCell[object] = ActorCell("lot-keeper", lambda: LotKeeper(store))  # type: ignore[arg-type]
+    return Supervisor(
+        "root", SupervisorSpec(children=[ChildSpec(id="lot-keeper", start=cell)])
+    ), cell
+
+
+async def test_an_intent_is_committed_once_and_a_reused_ref_is_refused(tmp_path: Path) -> None:
+    """Write-ahead: the same intent twice is a no-op; a different order under its ref is refused."""
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        assert await keeper.ref.request(CommitIntent(order=BUY), timeout=10) is True
+        assert await keeper.ref.request(CommitIntent(order=BUY), timeout=10) is False
+        changed = CommitIntent(
+            order=PlaceOrder(
+                ref=BUY.ref,
+                symbol="TQQQ",
+                side=Side.BUY,
+                quantity=1,
+                limit=BUY.limit,
+                tif=BUY.tif,
+                condition=BUY.condition,
+            )
+        )
+        reply = await keeper.ref.request(changed, timeout=10)
+        assert isinstance(reply, Refused)
+        assert "already names a different intent" in reply.reason
+        root.stop()
+
+
+async def test_each_execution_is_recorded_exactly_once_and_lots_follow(tmp_path: Path) -> None:
+    """Duplicate execIds change nothing; the lot view is the sum of the facts."""
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        for order in (BUY, SELL):
+            await keeper.ref.request(CommitIntent(order=order), timeout=10)
+        assert await keeper.ref.request(fill(BUY.ref, "e1", 40, "99.00"), timeout=10) is True
+        assert await keeper.ref.request(fill(BUY.ref, "e2", 55, "98.98"), timeout=10) is True
+        assert await keeper.ref.request(fill(BUY.ref, "e2", 55, "98.98"), timeout=10) is False
+        assert await keeper.ref.request(fill(SELL.ref, "e3", 95, "99.99"), timeout=10) is True
+        state: LedgerState = await keeper.ref.request(LoadLedger(symbol="TQQQ"), timeout=10)
+        (lot,) = state.lots
+        assert (lot.lot, lot.level, lot.bought, lot.sold, lot.open_shares) == (2, 1, 95, 95, 0)
+        assert lot.cost == Decimal("99.00") * 40 + Decimal("98.98") * 55
+        assert lot.realized == Decimal("99.99") * 95 - lot.cost
+        assert [f.exec_id for f in state.fills] == ["e1", "e2", "e3"]
+        root.stop()
+
+
+async def test_an_execution_without_an_intent_is_refused(tmp_path: Path) -> None:
+    """Only orders we committed are ours to record; the rest is the reconciler's."""
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        reply = await keeper.ref.request(fill("grid:TQQQ:L0:BUY:9:1", "x", 1, "1"), timeout=10)
+        assert isinstance(reply, Refused)
+        assert "has no intent" in reply.reason
+        bind = BindOrder(binding=Binding(ref="nope", order_id=1, perm_id=2))
+        assert isinstance(await keeper.ref.request(bind, timeout=10), Refused)
+        root.stop()
+
+
+async def test_the_ledger_survives_a_killed_lot_keeper_and_a_full_restart(tmp_path: Path) -> None:
+    """Killed: the next incarnation reads the same facts; stopped and reopened: still there."""
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        await keeper.ref.request(CommitIntent(order=BUY), timeout=10)
+        await keeper.ref.request(fill(BUY.ref, "e1", 95, "99.00"), timeout=10)
+        await keeper.ref.request(SaveSnapshot(actor="symbol.TQQQ", data=b"v1"), timeout=10)
+        root.kill("lot-keeper")
+        state = await keeper.ref.request(LoadLedger(), timeout=10)
+        assert keeper.incarnation == 2
+        assert [lot.bought for lot in state.lots] == [95]
+        root.stop()
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        state = await keeper.ref.request(LoadLedger(symbol="TQQQ"), timeout=10)
+        assert [i.ref for i in state.intents] == [BUY.ref]
+        assert await keeper.ref.request(LoadSnapshot(actor="symbol.TQQQ"), timeout=10) == b"v1"
+        assert await keeper.ref.request(LoadSnapshot(actor="other"), timeout=10) is None
+        root.stop()
