@@ -33,7 +33,7 @@ class IntentRecord:
     symbol: str
     side: Side
     quantity: int
-    limit: Decimal
+    limit: Decimal | None
     tif: TimeInForce
     outside_rth: bool
     trigger: Decimal | None

@@ -41,7 +41,8 @@ class PlaceOrder:
     symbol: str
     side: Side
     quantity: int
-    limit: Decimal
+    limit: Decimal | None
+    """The limit price; None for a market order."""
     tif: TimeInForce
     outside_rth: bool = True
     condition: PriceCondition | None = None

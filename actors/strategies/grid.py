@@ -74,7 +74,6 @@ class GridOrder:
     lot: int
     cycle: int
     quantity: int
-    limit: Decimal
     placed_at: float
     filled: int = 0
     accepted: bool = False
@@ -414,7 +413,6 @@ class GridStrategy:
             lot=lot,
             cycle=cycle,
             quantity=command.quantity,
-            limit=command.limit,
             placed_at=now,
         )
 

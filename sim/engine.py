@@ -1,0 +1,274 @@
+"""The simulated exchange: one matching engine for every face of the sim venue.
+
+Orders are matched against the trades of a replay (``on_trade``): a marketable order fills at
+the trade price, limited by the trade's size, shared first come first served. Rules:
+
+* LMT buys fill at trades <= limit, sells at trades >= limit; MKT at any trade.
+* A PriceCondition (last <= trigger, or >= with ``is_more``) holds the order inactive until a
+  trade meets it; the order then works as an ordinary order from that trade on.
+* Sessions (``sim.sessions``): nothing fills while closed; outside the regular session only
+  ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
+* IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
+  (charged as the order fills).
+* Every execution has a unique execId; positions keep an average cost.
+
+Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
+``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+
+import attrs
+
+from actors.domain import Side, TimeInForce
+from actors.messages import (
+    BrokerEvent,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceCondition,
+)
+
+from .sessions import NEW_YORK, Session, session_at
+
+PER_SHARE = Decimal("0.005")
+MINIMUM = Decimal("1.00")
+MAXIMUM_RATE = Decimal("0.01")
+CENT = Decimal("0.01")
+
+
+class EngineError(ValueError):
+    """Raised for a call the engine cannot serve (an unknown order, a naive time); says which."""
+
+
+@attrs.define(kw_only=True)
+class SimOrder:
+    ref: str
+    order_id: int
+    perm_id: int
+    symbol: str
+    side: Side
+    quantity: int
+    limit: Decimal | None
+    tif: TimeInForce
+    outside_rth: bool
+    condition: PriceCondition | None
+    trading_day: date
+    filled: int = 0
+    value: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    active: bool = True
+    """False once the condition is waited for (see ``armed``) and for finished orders."""
+    armed: bool = False
+    done: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled
+
+
+@attrs.frozen(kw_only=True)
+class Execution:
+    exec_id: str
+    order_id: int
+    ref: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    commission: Decimal
+    time: datetime
+
+
+@attrs.define
+class Position:
+    quantity: int = 0
+    cost: Decimal = Decimal(0)
+
+    @property
+    def average_cost(self) -> Decimal:
+        return self.cost / self.quantity if self.quantity else Decimal(0)
+
+
+Listener = Callable[[BrokerEvent], None]
+
+
+class Engine:
+    def __init__(self, *, first_order_id: int = 1) -> None:
+        self._ids = itertools.count(first_order_id)
+        self._perm_ids = itertools.count(1_000_001)
+        self._exec_seq = itertools.count(1)
+        self.orders: dict[str, SimOrder] = {}
+        self.executions: list[Execution] = []
+        self.positions: dict[str, Position] = {}
+        self.last: dict[str, Decimal] = {}
+        self.listeners: list[Listener] = []
+        self._reject_next: str | None = None
+        self._duplicate_next = False
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def place(self, order: PlaceOrder, at: datetime) -> SimOrder | None:
+        """Accept (or reject) an order; it works from the next trade on."""
+        local = _local(at)
+        problem = self._reject_next or _invalid(order)
+        if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
+            problem = f"duplicate orderRef {order.ref} is still working"
+        if problem is not None:
+            self._reject_next = None
+            self._emit(OrderRejected(ref=order.ref, reason=problem, code=201))
+            return None
+        sim = SimOrder(
+            ref=order.ref,
+            order_id=next(self._ids),
+            perm_id=next(self._perm_ids),
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            limit=order.limit,
+            tif=order.tif,
+            outside_rth=order.outside_rth,
+            condition=order.condition,
+            trading_day=local.date(),
+            armed=order.condition is not None,
+            active=order.condition is None,
+        )
+        self.orders[order.ref] = sim
+        self._emit(OrderAccepted(ref=sim.ref, order_id=sim.order_id, perm_id=sim.perm_id))
+        return sim
+
+    def cancel(self, ref: str, reason: str = "cancelled") -> None:
+        order = self.orders.get(ref)
+        if order is None:
+            raise EngineError(f"no order {ref!r} to cancel")
+        if not order.done:
+            self._finish(order, reason)
+
+    def open_orders(self) -> list[SimOrder]:
+        return [order for order in self.orders.values() if not order.done]
+
+    # -- market -------------------------------------------------------------------------------
+
+    def on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
+        """A trade printed: expire, trigger and fill what it reaches."""
+        local = _local(at)
+        self.last[symbol] = price
+        self._expire_day_orders(local)
+        session = session_at(local)
+        if not session.trading:
+            return
+        available = size
+        for order in [o for o in self.orders.values() if o.symbol == symbol and not o.done]:
+            if order.armed:
+                if not _condition_met(order.condition, price):
+                    continue
+                order.armed = False
+                order.active = True
+            if available <= 0:
+                continue
+            if session is not Session.REGULAR and not order.outside_rth:
+                continue
+            if not _marketable(order, price):
+                continue
+            quantity = min(order.remaining, available)
+            available -= quantity
+            self._fill(order, quantity, price, local)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def reject_next(self, reason: str = "rejected by fault injection") -> None:
+        self._reject_next = reason
+
+    def duplicate_next_fill(self) -> None:
+        self._duplicate_next = True
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _fill(self, order: SimOrder, quantity: int, price: Decimal, at: datetime) -> None:
+        order.filled += quantity
+        order.value += price * quantity
+        owed = min(max(PER_SHARE * order.filled, MINIMUM), MAXIMUM_RATE * order.value)
+        commission = (owed - order.commission).quantize(CENT)
+        order.commission += commission
+        execution = Execution(
+            exec_id=f"sim.{next(self._exec_seq):08d}",
+            order_id=order.order_id,
+            ref=order.ref,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=price,
+            commission=commission,
+            time=at,
+        )
+        self.executions.append(execution)
+        position = self.positions.setdefault(order.symbol, Position())
+        if order.side is Side.BUY:
+            position.quantity += quantity
+            position.cost += price * quantity
+        else:
+            average = position.average_cost
+            position.quantity -= quantity
+            position.cost -= average * quantity
+        if order.filled >= order.quantity:
+            order.done = True
+            order.active = False
+        event = OrderFilled(
+            ref=order.ref,
+            exec_id=execution.exec_id,
+            quantity=quantity,
+            price=price,
+            commission=commission,
+        )
+        self._emit(event)
+        if self._duplicate_next:
+            self._duplicate_next = False
+            self._emit(event)
+
+    def _finish(self, order: SimOrder, reason: str) -> None:
+        order.done = True
+        order.active = False
+        order.armed = False
+        self._emit(OrderCancelled(ref=order.ref, reason=reason))
+
+    def _expire_day_orders(self, local: datetime) -> None:
+        for order in self.open_orders():
+            if order.tif is TimeInForce.DAY and local.date() > order.trading_day:
+                self._finish(order, "expired (DAY)")
+
+    def _emit(self, event: BrokerEvent) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+
+def _invalid(order: PlaceOrder) -> str | None:
+    if order.quantity <= 0:
+        return f"quantity must be positive, got {order.quantity}"
+    if order.limit is not None and order.limit <= 0:
+        return f"limit price must be positive, got {order.limit}"
+    return None
+
+
+def _marketable(order: SimOrder, price: Decimal) -> bool:
+    if order.limit is None:
+        return True
+    return price <= order.limit if order.side is Side.BUY else price >= order.limit
+
+
+def _condition_met(condition: PriceCondition | None, price: Decimal) -> bool:
+    if condition is None:
+        return True
+    return price >= condition.trigger if condition.is_more else price <= condition.trigger
+
+
+def _local(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise EngineError(f"engine times must be timezone-aware, got {at.isoformat()}")
+    return at.astimezone(NEW_YORK)

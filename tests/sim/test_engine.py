@@ -1,0 +1,221 @@
+"""The simulated matching engine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from actors.domain import Side, TimeInForce
+from actors.messages import (
+    BrokerEvent,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceCondition,
+)
+from sim.engine import Engine, EngineError
+from sim.sessions import NEW_YORK
+
+D = Decimal
+MONDAY = "2026-11-23"
+
+
+def at(clock: str, day: str = MONDAY) -> datetime:
+    return datetime.fromisoformat(f"{day} {clock}").replace(tzinfo=NEW_YORK)
+
+
+def order(
+    ref: str, side: Side = Side.BUY, qty: int = 100, limit: str | None = "100.00", **kw: object
+) -> PlaceOrder:
+    return PlaceOrder(
+        ref=ref,
+        symbol="TQQQ",
+        side=side,
+        quantity=qty,
+        limit=D(limit) if limit is not None else None,
+        tif=kw.pop("tif", TimeInForce.GTC),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def engine() -> tuple[Engine, list[BrokerEvent]]:
+    e = Engine()
+    events: list[BrokerEvent] = []
+    e.listeners.append(events.append)
+    return e, events
+
+
+def fills(events: list[BrokerEvent]) -> list[tuple[str, int, Decimal]]:
+    return [(e.ref, e.quantity, e.price) for e in events if isinstance(e, OrderFilled)]
+
+
+def test_a_limit_buy_fills_at_the_trade_price_once_a_trade_reaches_it(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """Accepted at once; no fill above the limit; filled at the (better) trade price."""
+    e, events = engine
+    e.place(order("b1", limit="100.25"), at("10:00"))
+    assert isinstance(events[0], OrderAccepted)
+    e.on_trade("TQQQ", D("100.30"), 500, at("10:00:01"))
+    assert fills(events) == []
+    e.on_trade("TQQQ", D("100.10"), 500, at("10:00:02"))
+    assert fills(events) == [("b1", 100, D("100.10"))]
+
+
+def test_a_limit_sell_fills_at_or_above_its_limit(engine: tuple[Engine, list[BrokerEvent]]) -> None:
+    """Sells need trades at or above the limit."""
+    e, events = engine
+    e.place(order("s1", side=Side.SELL, limit="101.00"), at("10:00"))
+    e.on_trade("TQQQ", D("100.99"), 500, at("10:01"))
+    e.on_trade("TQQQ", D("101.00"), 500, at("10:02"))
+    assert fills(events) == [("s1", 100, D("101.00"))]
+
+
+def test_a_price_condition_holds_the_order_until_the_last_price_reaches_the_trigger(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """The grid's conditional buy: last <= trigger activates it; it then fills as a limit."""
+    e, events = engine
+    e.place(order("c1", limit="99.00", condition=PriceCondition(trigger=D("99.00"))), at("10:00"))
+    e.on_trade("TQQQ", D("99.01"), 500, at("10:01"))
+    assert fills(events) == []
+    e.on_trade("TQQQ", D("98.90"), 500, at("10:02"))
+    assert fills(events) == [("c1", 100, D("98.90"))]
+
+
+def test_trade_size_limits_fills_first_come_first_served(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """A 150-share trade fills the first order whole and the second in part."""
+    e, events = engine
+    e.place(order("first", qty=100), at("10:00"))
+    e.place(order("second", qty=100), at("10:00"))
+    e.on_trade("TQQQ", D("99.00"), 150, at("10:01"))
+    e.on_trade("TQQQ", D("99.50"), 30, at("10:02"))
+    assert fills(events) == [
+        ("first", 100, D("99.00")),
+        ("second", 50, D("99.00")),
+        ("second", 30, D("99.50")),
+    ]
+
+
+def test_outside_regular_hours_only_outside_rth_orders_fill(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """Pre-market: outsideRth orders fill, others wait for 09:30."""
+    e, events = engine
+    e.place(order("rth-only", outside_rth=False), at("05:00"))
+    e.place(order("anytime", outside_rth=True), at("05:00"))
+    e.on_trade("TQQQ", D("99.00"), 1000, at("05:01"))
+    assert [ref for ref, *_ in fills(events)] == ["anytime"]
+    e.on_trade("TQQQ", D("99.00"), 1000, at("09:30"))
+    assert [ref for ref, *_ in fills(events)] == ["anytime", "rth-only"]
+
+
+@pytest.mark.parametrize(
+    "when", [at("21:00"), at("03:00"), at("12:00", "2026-11-26"), at("12:00", "2026-11-28")]
+)
+def test_nothing_fills_while_the_market_is_closed(
+    engine: tuple[Engine, list[BrokerEvent]], when: datetime
+) -> None:
+    """Night, Thanksgiving and Saturday trades fill nothing."""
+    e, events = engine
+    e.place(order("b", outside_rth=True), at("10:00"))
+    e.on_trade("TQQQ", D("50.00"), 1000, when)
+    assert fills(events) == []
+
+
+def test_a_day_order_expires_on_the_next_trading_day_and_gtc_stays(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """DAY: cancelled as expired at the first trade of a later day; GTC keeps working."""
+    e, events = engine
+    e.place(order("day", tif=TimeInForce.DAY, limit="10.00"), at("10:00"))
+    e.place(order("gtc", limit="10.00"), at("10:00"))
+    e.on_trade("TQQQ", D("50.00"), 100, at("10:00", "2026-11-24"))
+    cancelled = [ev.ref for ev in events if isinstance(ev, OrderCancelled)]
+    assert cancelled == ["day"]
+    assert [o.ref for o in e.open_orders()] == ["gtc"]
+
+
+@pytest.mark.parametrize(
+    ("executions", "expected"),
+    [
+        ([(100, "50.00")], [D("1.00")]),
+        ([(1000, "50.00")], [D("5.00")]),
+        ([(300, "0.40")], [D("1.20")]),
+        ([(40, "100.00"), (54, "100.00")], [D("1.00"), D("0.00")]),
+        ([(200, "100.00"), (200, "100.00")], [D("1.00"), D("1.00")]),
+    ],
+)
+def test_ibkr_fixed_commissions_per_order(
+    engine: tuple[Engine, list[BrokerEvent]],
+    executions: list[tuple[int, str]],
+    expected: list[Decimal],
+) -> None:
+    """$0.005 a share, at least $1.00 and at most 1% of value per order, charged as it fills."""
+    e, events = engine
+    total = sum(q for q, _ in executions)
+    e.place(order("b", qty=total, limit=None), at("10:00"))
+    for quantity, price in executions:
+        e.on_trade("TQQQ", D(price), quantity, at("10:01"))
+    assert [ev.commission for ev in events if isinstance(ev, OrderFilled)] == expected
+
+
+def test_positions_keep_an_average_cost(engine: tuple[Engine, list[BrokerEvent]]) -> None:
+    """Buys average in; sells reduce the position at its average cost."""
+    e, _ = engine
+    e.place(order("b1", qty=100, limit=None), at("10:00"))
+    e.on_trade("TQQQ", D("100.00"), 100, at("10:01"))
+    e.place(order("b2", qty=100, limit=None), at("10:02"))
+    e.on_trade("TQQQ", D("98.00"), 100, at("10:03"))
+    assert (e.positions["TQQQ"].quantity, e.positions["TQQQ"].average_cost) == (200, D("99.00"))
+    e.place(order("s1", side=Side.SELL, qty=50, limit=None), at("10:04"))
+    e.on_trade("TQQQ", D("101.00"), 100, at("10:05"))
+    assert (e.positions["TQQQ"].quantity, e.positions["TQQQ"].average_cost) == (150, D("99.00"))
+
+
+def test_exec_ids_are_unique_and_faults_duplicate_or_reject(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """duplicate_next_fill repeats one execution event; reject_next refuses one order."""
+    e, events = engine
+    e.reject_next("margin")
+    assert e.place(order("r"), at("10:00")) is None
+    assert isinstance(events[-1], OrderRejected)
+    assert events[-1].reason == "margin"
+    e.place(order("a", qty=10), at("10:00"))
+    e.place(order("b", qty=10), at("10:00"))
+    e.duplicate_next_fill()
+    e.on_trade("TQQQ", D("99.00"), 100, at("10:01"))
+    executions = [ev.exec_id for ev in events if isinstance(ev, OrderFilled)]
+    assert len(executions) == 3
+    assert len(set(executions)) == 2
+    assert len({x.exec_id for x in e.executions}) == len(e.executions) == 2
+
+
+def test_bad_orders_and_calls_are_refused_with_the_reason(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """Zero quantity, a working duplicate ref, an unknown cancel, a naive time."""
+    e, events = engine
+    e.place(order("z", qty=0), at("10:00"))
+    e.place(order("dup"), at("10:00"))
+    e.place(order("dup"), at("10:00"))
+    reasons = [ev.reason for ev in events if isinstance(ev, OrderRejected)]
+    assert reasons == [
+        "quantity must be positive, got 0",
+        "duplicate orderRef dup is still working",
+    ]
+    with pytest.raises(EngineError, match="no order 'nope'"):
+        e.cancel("nope")
+    with pytest.raises(EngineError, match="timezone-aware"):
+        e.on_trade("TQQQ", D(1), 1, datetime(2026, 11, 23, 10, 0))
+    e.cancel("dup", "operator")
+    assert isinstance(events[-1], OrderCancelled)
+    assert e.open_orders() == []
