@@ -1,0 +1,115 @@
+"""The in-process trading tree: lot-keeper, broker on the sim venue, one symbol actor per
+symbol, and the replay feed, under a rest_for_one root (a broker restart restarts the actors
+that depend on it)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+
+from config.lotmap import LotMap
+from runtime import ActorCell
+from runtime.store import Durability
+from sim.engine import Engine
+from sim.replay import Bar, trades
+from supervisors import ChildSpec, Strategy, SupervisorSpec
+
+from .broker import BrokerActor
+from .brokers.sim import SimPort
+from .lot_keeper import LotKeeper, ledger_store
+from .messages import Alert
+from .replay_feed import ReplayFeed
+from .strategies.grid import GridParams, GridStrategy
+from .symbol import SymbolActor
+
+
+@attrs.define(kw_only=True)
+class SimTrading:
+    """A built tree and the handles a caller (the CLI, a test) needs to watch it."""
+
+    spec: SupervisorSpec
+    engine: Engine
+    strategies: dict[str, GridStrategy]
+    cells: dict[str, ActorCell[Any]]
+    alerts: list[Alert]
+    finished: anyio.Event
+    feed: list[ReplayFeed]
+
+
+def sim_trading(
+    *,
+    data_dir: str | Path,
+    bars: Iterable[Bar],
+    lots: Mapping[str, LotMap],
+    params: Mapping[str, GridParams] | None = None,
+    durability: Durability = Durability.GROUP,
+    speed: float | None = None,
+) -> SimTrading:
+    """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``."""
+    bar_list = list(bars)
+    if not bar_list:
+        raise ValueError("the replay has no bars")
+    engine = Engine()
+    port = SimPort(engine, bar_list[0].start)
+    alerts: list[Alert] = []
+    finished = anyio.Event()
+    store = ledger_store(data_dir, durability=durability)
+    strategies = {
+        symbol: GridStrategy((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
+        for symbol, lot_map in lots.items()
+    }
+    keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    symbols: dict[str, ActorCell[Any]] = {}
+    broker: ActorCell[Any] = ActorCell(
+        "broker", lambda: BrokerActor(port, {s: c.ref for s, c in symbols.items()})
+    )
+    for symbol, strategy in strategies.items():
+        symbols[symbol] = ActorCell(
+            f"symbol.{symbol}",
+            functools.partial(
+                SymbolActor, strategy, lot_keeper=keeper.ref, broker=broker.ref, alerts=alerts
+            ),
+        )
+    feeds: list[ReplayFeed] = []
+
+    def make_feed() -> ReplayFeed:
+        feed = ReplayFeed(
+            trades(bar_list),
+            port=port,
+            broker=broker.ref,
+            symbols={s: c.ref for s, c in symbols.items()},
+            speed=speed,
+            finished=finished.set,
+        )
+        feeds.append(feed)
+        return feed
+
+    market_data: ActorCell[Any] = ActorCell("market-data", make_feed)
+    symbols_spec = SupervisorSpec(
+        strategy=Strategy.ONE_FOR_ONE,
+        children=[ChildSpec(id=cell.name, start=cell) for cell in symbols.values()],
+    )
+    spec = SupervisorSpec(
+        strategy=Strategy.REST_FOR_ONE,
+        children=[
+            ChildSpec(id="lot-keeper", start=keeper),
+            ChildSpec(id="broker", start=broker),
+            ChildSpec(id="symbols", start=symbols_spec),
+            ChildSpec(id="market-data", start=market_data),
+        ],
+    )
+    cells = {"lot-keeper": keeper, "broker": broker, "market-data": market_data, **symbols}
+    return SimTrading(
+        spec=spec,
+        engine=engine,
+        strategies=strategies,
+        cells=cells,
+        alerts=alerts,
+        finished=finished,
+        feed=feeds,
+    )
