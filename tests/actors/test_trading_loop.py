@@ -76,10 +76,11 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
     sides = check_agreement(trading, ledger, "TQQQ")
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     realized = trading.strategies["TQQQ"].realized
+    held = sum(lot.open_shares for lot in open_lots)
     print(
         f"\n{anyio_backend[0]}: {len(bars)} bars in {elapsed:.1f} s: "
         f"{len(trading.engine.orders)} orders, {sides[Side.BUY]} buy and {sides[Side.SELL]} sell "
-        f"executions, {len(open_lots)} open lots ({sum(l.open_shares for l in open_lots)} shares), "
+        f"executions, {len(open_lots)} open lots ({held} shares), "
         f"realized P&L {realized:.2f}"
     )
     assert sides[Side.SELL] > 10
