@@ -4,6 +4,7 @@ sim venue, then the ledger, the venue's books and the strategy must agree."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 import anyio
 import pytest
 
-from actors.domain import Side
+from actors.domain import OrderRef, Side
 from actors.lot_keeper import LedgerState, LoadLedger
 from actors.trading import sim_trading
 from config.lotmap import load_lot_map
-from sim.replay import generated_session, load_bars
+from sim.replay import generated_session, load_bars, trades
 from supervisors import Supervisor
 
+from . import plain_grid
 from .trading_checks import check_agreement
 
 pytestmark = pytest.mark.anyio
@@ -53,9 +55,11 @@ async def test_a_generated_session_trades_and_ledger_venue_and_strategy_agree(
     tmp_path: Path,
 ) -> None:
     """Buys, sells and P&L happen, and the ledger, the venue and the strategy agree."""
+    bars = generated_session(seed=11, day=date(2026, 11, 23))
     with anyio.fail_after(120):
-        trading, ledger = await run(tmp_path, generated_session(seed=11, day=date(2026, 11, 23)))
+        trading, ledger = await run(tmp_path, bars)
     sides = check_agreement(trading, ledger, "TQQQ")
+    cross_check(trading, ledger, bars)
     assert sides[Side.BUY] > 3
     assert sides[Side.SELL] > 0
     assert not [a for a in trading.alerts if a.kind.endswith("refused")]
@@ -74,6 +78,7 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
         trading, ledger = await run(tmp_path, bars)
     elapsed = time.monotonic() - started
     sides = check_agreement(trading, ledger, "TQQQ")
+    cross_check(trading, ledger, bars)
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     realized = trading.strategies["TQQQ"].realized
     held = sum(lot.open_shares for lot in open_lots)
@@ -84,3 +89,19 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
         f"realized P&L {realized:.2f}"
     )
     assert sides[Side.SELL] > 10
+
+
+def cross_check(trading: Any, ledger: LedgerState, bars: list[Any]) -> None:
+    """The actors' outcome equals the plain re-implementation's, by value."""
+    expected = plain_grid.run(trades(bars), list(load_lot_map(ROOT / "config/lots/tqqq.csv")))
+    sides = Counter(OrderRef.parse(e.ref).side for e in trading.engine.executions)
+    assert (sides[Side.BUY], sides[Side.SELL]) == (expected.buys, expected.sells)
+    assert trading.strategies["TQQQ"].realized == expected.realized
+    assert trading.engine.positions["TQQQ"].quantity == expected.position
+    assert sorted(
+        (lot.level, lot.open_shares, lot.cost) for lot in ledger.lots if lot.open_shares
+    ) == sorted(
+        (lot.level, lot.bought - lot.sold, lot.cost)
+        for lot in expected.lots
+        if lot.sold < lot.bought
+    )
