@@ -5,7 +5,7 @@ that depend on it)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ def sim_trading(
     params: Mapping[str, GridParams] | None = None,
     durability: Durability = Durability.GROUP,
     speed: float | None = None,
+    on_finished: Callable[[], None] | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``."""
     bar_list = list(bars)
@@ -58,6 +59,12 @@ def sim_trading(
     port = SimPort(engine, bar_list[0].start)
     alerts: list[Alert] = []
     finished = anyio.Event()
+
+    def replay_finished() -> None:
+        finished.set()
+        if on_finished is not None:
+            on_finished()
+
     store = ledger_store(data_dir, durability=durability)
     strategies = {
         symbol: GridStrategy((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
@@ -84,7 +91,7 @@ def sim_trading(
             broker=broker.ref,
             symbols={s: c.ref for s, c in symbols.items()},
             speed=speed,
-            finished=finished.set,
+            finished=replay_finished,
         )
         feeds.append(feed)
         return feed

@@ -20,12 +20,13 @@ def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_the_start_command() -> None:
-    """`actorctl --help` works and names `start`."""
+def test_help_lists_the_commands() -> None:
+    """`actorctl --help` works and names `start` and `demo`."""
     result = run("--help")
     assert result.returncode == 0, result.stderr
     assert "start" in result.stdout
-    assert "Run the supervised service" in result.stdout
+    assert "demo" in result.stdout
+    assert "Trade the grid on the embedded sim venue" in result.stdout
 
 
 def test_version_prints_the_distribution_version() -> None:
@@ -37,66 +38,123 @@ def test_version_prints_the_distribution_version() -> None:
 
 def test_bad_options_are_refused_with_a_usage_error() -> None:
     """A bad value names the option and exits non-zero."""
-    result = run("start", "--report-every", "-1")
+    result = run("demo", "--report-every", "-1")
     assert result.returncode == 2
     assert "--report-every" in result.stderr
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
+def _spawn(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [ACTORCTL, "start", "--report-every", "0.1", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        [ACTORCTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
 
 
-def _first_report(process: subprocess.Popen[str]) -> str:
+def _reap(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=10)
+
+
+def _line_with(process: subprocess.Popen[str], text: str) -> str:
     assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "TQQQ" in line, (
-        f"no report line; stderr: {process.stderr.read() if process.stderr else ''}"
-    )
-    return line
+    for line in process.stdout:
+        if text in line:
+            return line
+    stderr = process.stderr.read() if process.stderr else ""
+    raise AssertionError(f"no line with {text!r}; stderr: {stderr}")
+
+
+def _stop(process: subprocess.Popen[str], signum: signal.Signals) -> tuple[float, str, str]:
+    sent = time.monotonic()
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=10)
+    return time.monotonic() - sent, stdout, stderr
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_start_runs_the_tree_until_a_signal_then_stops_cleanly_within_5_s(
+def test_start_trades_on_the_embedded_venue_until_a_signal_then_stops_within_5_s(
     signum: signal.Signals, backend: str
 ) -> None:
-    """The service reports, then stops on SIGINT/SIGTERM with exit 0 well within 5 s."""
-    process = _start("--backend", backend)
+    """The default run buys at once, then stops on SIGINT/SIGTERM with exit 0 within 5 s."""
+    process = _spawn("start", "--backend", backend)
     try:
-        _first_report(process)
-        sent = time.monotonic()
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
+        assert "BUY    94 TQQQ @ 52.00 (L0)" in _line_with(process, "BUY")
+        elapsed, stdout, stderr = _stop(process, signum)
     finally:
-        process.kill()
+        _reap(process)
     assert process.returncode == 0, stderr
     assert elapsed < 5.0
     assert f"stopped by {signum.name}" in stderr
     assert "forced" not in stderr
+    assert "at stop:" in stdout
+    assert "embedded sim venue (paper)" in stderr
 
 
-def test_crashed_symbol_actors_are_restarted_and_keep_reporting() -> None:
-    """With --crash-every, symbol actors crash and come back (their incarnation grows)."""
-    process = _start("--crash-every", "0.05", "--seed", "7")
+def test_start_replays_the_whole_generated_day_and_reports_the_pnl() -> None:
+    """As fast as possible: the day ends with a summary of orders, executions, lots and P&L."""
+    process = _spawn("start", "--speed", "0")
+    try:
+        summary = _line_with(process, "replay finished")
+        _stop(process, signal.SIGTERM)
+    finally:
+        _reap(process)
+    assert "3 sell executions" in summary
+    assert "realized P&L 150.40" in summary
+
+
+def test_start_replays_a_bar_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    """--replay reads a bar CSV; a bad one is refused naming file and line, exit 2."""
+    good = tmp_path / "bars.csv"
+    good.write_text(
+        "Datetime,Symbol,Open,High,Low,Close,Volume\n"
+        "2025-05-01 14:00:00,TQQQ,50.00,50.10,49.90,50.05,1000\n"
+        "2025-05-01 14:01:00,TQQQ,50.05,50.60,50.00,50.55,1000\n"
+    )
+    process = _spawn("start", "--replay", str(good), "--speed", "0")
+    try:
+        assert "BUY    94 TQQQ @ 50.10 (L0)" in _line_with(process, "BUY")
+        summary = _line_with(process, "replay finished")
+        _stop(process, signal.SIGTERM)
+    finally:
+        _reap(process)
+    assert "1 sell executions" in summary
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Datetime,Symbol,Open,High,Low,Close,Volume\nnot a row\n")
+    result = run("start", "--replay", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:2: expected 7 fields" in result.stderr
+
+
+def test_start_refuses_a_bad_lot_map_and_a_data_dir_holding_a_ledger(tmp_path: Path) -> None:
+    """Bad input: a clear message naming the file, exit 2, nothing written."""
+    lots = tmp_path / "lots.csv"
+    lots.write_text("level,shares_to_buy\n0,0\n")
+    result = run("start", "--lots", str(lots))
+    assert result.returncode == 2
+    assert f"{lots}:2: shares_to_buy must be between 1" in result.stderr
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    (ledger / "data.mdb").write_bytes(b"")
+    result = run("start", "--data-dir", str(ledger))
+    assert result.returncode == 2
+    assert "already holds a ledger" in result.stderr
+
+
+def test_demo_restarts_crashed_symbol_actors_and_keeps_reporting() -> None:
+    """The supervision example: with --crash-every, actors crash and come back."""
+    process = _spawn("demo", "--report-every", "0.1", "--crash-every", "0.05", "--seed", "7")
     try:
         assert process.stdout is not None
         incarnations: set[str] = set()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any(i not in {"#1"} for i in incarnations):
+        while time.monotonic() < deadline and not incarnations - {"#1"}:
             line = process.stdout.readline()
             incarnations.update(part.split()[-1] for part in line.split("|") if "#" in part)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
+        _, _, stderr = _stop(process, signal.SIGTERM)
     finally:
-        process.kill()
+        _reap(process)
     assert incarnations - {"#1"}, "no symbol actor was ever restarted"
     assert process.returncode == 0, stderr
     assert "crashed: DemoCrash" in stderr
@@ -104,10 +162,10 @@ def test_crashed_symbol_actors_are_restarted_and_keep_reporting() -> None:
 
 def test_a_root_that_gives_up_stops_the_service_with_a_clear_message_and_exit_1() -> None:
     """Crashing far beyond the restart intensity escalates to the root, which gives up."""
-    process = _start("--crash-every", "0.001")
+    process = _spawn("demo", "--crash-every", "0.001")
     try:
         _, stderr = process.communicate(timeout=60)
     finally:
-        process.kill()
+        _reap(process)
     assert process.returncode == 1
     assert "actorctl: the service stopped because supervisor 'root' gave up" in stderr
