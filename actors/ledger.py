@@ -14,7 +14,7 @@ import msgspec
 
 from runtime.store import Txn
 
-from .domain import OrderRef, Side, TimeInForce
+from .domain import OrderRef, Side
 from .messages import OrderFilled, PlaceOrder
 
 SCHEMA_VERSION = 1
@@ -27,31 +27,18 @@ class LedgerError(ValueError):
 
 @attrs.frozen(kw_only=True)
 class IntentRecord:
-    """An order we decided to place, committed before it is sent."""
+    """An order we decided to place, committed before it is sent: the order itself, as sent."""
 
-    ref: str
-    symbol: str
-    side: Side
-    quantity: int
-    limit: Decimal | None
-    tif: TimeInForce
-    outside_rth: bool
-    trigger: Decimal | None
+    order: PlaceOrder
     created_ns: int
 
-    @classmethod
-    def of(cls, order: PlaceOrder, created_ns: int) -> IntentRecord:
-        return cls(
-            ref=order.ref,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            limit=order.limit,
-            tif=order.tif,
-            outside_rth=order.outside_rth,
-            trigger=order.condition.trigger if order.condition is not None else None,
-            created_ns=created_ns,
-        )
+    @property
+    def ref(self) -> str:
+        return self.order.ref
+
+    @property
+    def symbol(self) -> str:
+        return self.order.symbol
 
 
 @attrs.frozen(kw_only=True)
@@ -106,7 +93,7 @@ def commit_intent(txn: Txn, intent: IntentRecord) -> bool:
     existing = txn.get("intents", intent.ref.encode())
     if existing is not None:
         stored = msgspec.json.decode(existing, type=IntentRecord)
-        if attrs.evolve(stored, created_ns=intent.created_ns) != intent:
+        if stored.order != intent.order:
             raise LedgerError(f"orderRef {intent.ref!r} already names a different intent")
         return False
     txn.put("intents", intent.ref.encode(), _encode(intent))

@@ -91,7 +91,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
         store = self.store
         match message:
             case CommitIntent(order=order):
-                intent = ledger.IntentRecord.of(order, self.context.clock.time_ns())
+                intent = ledger.IntentRecord(order=order, created_ns=self.context.clock.time_ns())
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
             case RecordFill(fill=fill):
                 return await store.write(functools.partial(ledger.record_fill, fill=fill))
