@@ -7,6 +7,8 @@ disagree with them: a fill recorded is a lot updated, in the same transaction.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from decimal import Decimal
 
 import attrs
@@ -25,12 +27,26 @@ class LedgerError(ValueError):
     """Raised for a write that contradicts what the ledger already holds; names the record."""
 
 
+class Origin(enum.StrEnum):
+    """Why an intent is in the ledger."""
+
+    STRATEGY = "strategy"
+    """The strategy decided it; committed before the order was sent."""
+    ADOPTED = "adopted"
+    """Found at the broker under one of our orderRefs with no intent (a ledger restored from an
+    older backup): reconstructed by the reconciler from the broker's order."""
+    ORPHAN = "orphan"
+    """Shares at the broker no lot accounted for: a lot the reconciler created at the broker's
+    average cost. Its single fill is synthetic (execId ``orphan:<ref>``)."""
+
+
 @attrs.frozen(kw_only=True)
 class IntentRecord:
     """An order we decided to place, committed before it is sent: the order itself, as sent."""
 
     order: PlaceOrder
     created_ns: int
+    origin: Origin = Origin.STRATEGY
 
     @property
     def ref(self) -> str:
@@ -48,6 +64,8 @@ class FillRecord:
     quantity: int
     price: Decimal
     commission: Decimal | None
+    seq: int = 0
+    """Order of recording (1, 2, ...): which fill came first, whatever the execIds look like."""
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +132,10 @@ def record_fill(txn: Txn, fill: OrderFilled) -> bool:
         quantity=fill.quantity,
         price=fill.price,
         commission=fill.commission,
+        seq=txn.count("fills") + 1,
     )
+    if txn.get("fills", fill.exec_id.encode()) is not None:
+        return False
     if not txn.put("fills", fill.exec_id.encode(), _encode(record), overwrite=False):
         return False
     txn.put("fills_by_ref", f"{fill.ref}\x00{fill.exec_id}".encode(), b"")
@@ -134,7 +155,20 @@ def intents(txn: Txn, symbol: str | None = None) -> list[IntentRecord]:
 
 
 def fills(txn: Txn) -> list[FillRecord]:
-    return [msgspec.json.decode(v, type=FillRecord) for _, v in txn.items("fills")]
+    """Every recorded execution, in the order they were recorded."""
+    records = [msgspec.json.decode(v, type=FillRecord) for _, v in txn.items("fills")]
+    records.sort(key=lambda record: record.seq)
+    return records
+
+
+def heal(
+    txn: Txn, intents: Sequence[IntentRecord], executions: Sequence[OrderFilled]
+) -> tuple[int, int]:
+    """The reconciler's repairs, all or nothing: intents it reconstructed, then executions the
+    broker reported that the ledger missed. Returns how many of each were new."""
+    new_intents = sum(commit_intent(txn, intent) for intent in intents)
+    new_fills = sum(record_fill(txn, execution) for execution in executions)
+    return new_intents, new_fills
 
 
 def fills_of(txn: Txn, ref: str) -> list[FillRecord]:

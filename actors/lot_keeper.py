@@ -38,6 +38,14 @@ class BindOrder:
 
 
 @attrs.frozen(kw_only=True)
+class Heal:
+    """The reconciler's repairs, in one transaction (see ``ledger.heal``)."""
+
+    intents: tuple[ledger.IntentRecord, ...] = ()
+    fills: tuple[OrderFilled, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class LoadLedger:
     symbol: str | None = None
 
@@ -67,7 +75,9 @@ class LedgerState:
     lots: tuple[ledger.LotView, ...]
 
 
-LotKeeperInbox = CommitIntent | RecordFill | BindOrder | LoadLedger | SaveSnapshot | LoadSnapshot
+LotKeeperInbox = (
+    CommitIntent | RecordFill | BindOrder | Heal | LoadLedger | SaveSnapshot | LoadSnapshot
+)
 
 
 class LotKeeper(Actor[LotKeeperInbox]):
@@ -95,6 +105,10 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
             case RecordFill(fill=fill):
                 return await store.write(functools.partial(ledger.record_fill, fill=fill))
+            case Heal(intents=intents, fills=fills):
+                return await store.write(
+                    functools.partial(ledger.heal, intents=intents, executions=fills)
+                )
             case BindOrder(binding=binding):
                 await store.write(functools.partial(ledger.bind, binding=binding))
                 return True

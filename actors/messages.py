@@ -100,3 +100,65 @@ class Alert:
 
 Command = PlaceOrder | CancelOrder | Alert
 BrokerEvent = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected
+
+
+@attrs.frozen(kw_only=True)
+class BrokerOrder:
+    """An order as the broker reports it, working or finished. ``order.ref`` may be foreign
+    (not one of our orderRefs): an order the operator placed by hand, say."""
+
+    order: PlaceOrder
+    filled: int
+    working: bool
+    order_id: int | None = None
+    perm_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BrokerExecution:
+    ref: str
+    exec_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    commission: Decimal | None = None
+
+    def as_fill(self) -> OrderFilled:
+        return OrderFilled(
+            ref=self.ref,
+            exec_id=self.exec_id,
+            quantity=self.quantity,
+            price=self.price,
+            commission=self.commission,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BrokerPosition:
+    symbol: str
+    quantity: int
+    average_cost: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class BrokerSnapshot:
+    """What the broker holds, the source of truth: its orders (working ones and those it
+    still reports as completed), every execution it reports, and positions."""
+
+    orders: tuple[BrokerOrder, ...] = ()
+    executions: tuple[BrokerExecution, ...] = ()
+    positions: tuple[BrokerPosition, ...] = ()
+
+    def for_symbol(self, symbol: str) -> BrokerSnapshot:
+        return BrokerSnapshot(
+            orders=tuple(o for o in self.orders if o.order.symbol == symbol),
+            executions=tuple(e for e in self.executions if e.symbol == symbol),
+            positions=tuple(p for p in self.positions if p.symbol == symbol),
+        )
+
+    def position(self, symbol: str) -> BrokerPosition:
+        for position in self.positions:
+            if position.symbol == symbol:
+                return position
+        return BrokerPosition(symbol=symbol, quantity=0, average_cost=Decimal(0))

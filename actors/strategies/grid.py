@@ -26,6 +26,7 @@ late or reordered execution) keeps the shares: its sell is resized by cancel and
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 
 import attrs
@@ -75,6 +76,7 @@ class GridOrder:
     cycle: int
     quantity: int
     placed_at: float
+    limit: Decimal | None = None
     filled: int = 0
     accepted: bool = False
     done: bool = False
@@ -133,6 +135,123 @@ class GridStrategy:
         self._exec_ids: set[str] = set()
         self._retries: dict[tuple[str, int, int], _Retry] = {}
         self._ladder_end_told = 0
+        self.halted: str | None = None
+        """Why this grid must not place orders (missing shares at the broker), or None."""
+
+    @classmethod
+    def restore(
+        cls,
+        params: GridParams,
+        lots: LotMap,
+        *,
+        orders: Iterable[PlaceOrder],
+        fills: Iterable[OrderFilled],
+        working: Collection[str],
+        detached: Collection[str] = (),
+        now: float,
+    ) -> GridStrategy:
+        """Rebuild a grid from the facts: the orders it committed (intents), the executions
+        recorded for them in recording order, and which of them the broker still has working
+        (``working``, orderRefs). The broker decides what is live: an intent it does not hold
+        is done (cancelled, rejected, or never sent), and the grid re-plans around it.
+
+        Lots are numbered by their orderRefs; each level-0 buy starts a new ladder (cycle) that
+        the conditional buys and sells after it belong to. ``detached`` buys (lots the reconciler
+        created for orphan shares) belong to no ladder: they only get their sells.
+        """
+        grid = cls(params, lots)
+        mine: list[tuple[OrderRef, PlaceOrder]] = []
+        for order in orders:
+            try:
+                ref = OrderRef.parse(order.ref)
+            except DomainError:
+                continue
+            if (ref.strategy, ref.symbol) == (params.strategy, params.symbol):
+                mine.append((ref, order))
+        mine.sort(key=lambda pair: (pair[0].lot, pair[0].side is Side.SELL, pair[0].attempt))
+        cycle = 0
+        cycle_of: dict[int, int] = {}
+        for ref, order in mine:
+            if ref.side is Side.BUY:
+                if order.ref in detached:
+                    cycle_of[ref.lot] = 0
+                else:
+                    cycle += ref.level == 0
+                    cycle_of[ref.lot] = cycle
+            grid._track(
+                order, level=ref.level, lot=ref.lot, cycle=cycle_of.get(ref.lot, 0), now=now
+            )
+            grid.next_lot = max(grid.next_lot, ref.lot + 1)
+        first_fill: dict[int, Decimal] = {}
+        finished: set[int] = set()  # ladders that went flat: the next price starts a new one
+        for fill in fills:
+            tracked = grid.orders.get(fill.ref)
+            if tracked is None or fill.exec_id in grid._exec_ids:
+                continue
+            grid._exec_ids.add(fill.exec_id)
+            tracked.filled += fill.quantity
+            lot = grid.lots.get(tracked.lot)
+            if lot is None:
+                lot = Lot(id=tracked.lot, level=tracked.level, cycle=tracked.cycle, buy_ref="")
+                grid.lots[lot.id] = lot
+            if tracked.side is Side.BUY:
+                lot.buy_ref = tracked.ref
+                lot.bought += fill.quantity
+                lot.cost += fill.price * fill.quantity
+                if tracked.level == 0:
+                    first_fill.setdefault(tracked.cycle, fill.price)
+            else:
+                lot.sold += fill.quantity
+                lot.proceeds += fill.price * fill.quantity
+                flat = all(
+                    other.sold >= other.bought
+                    for other in grid.lots.values()
+                    if other.cycle == lot.cycle
+                )
+                if flat and lot.cycle > 0:
+                    finished.add(lot.cycle)
+        for tracked in grid.orders.values():
+            tracked.accepted = tracked.ref in working
+            tracked.done = not tracked.accepted or tracked.filled >= tracked.quantity
+            lot = grid.lots.get(tracked.lot)
+            if lot is None:
+                continue
+            if tracked.side is Side.BUY and tracked.ref == lot.buy_ref:
+                lot.buy_done = tracked.done
+            elif tracked.side is Side.SELL:
+                # The lot's sell is its working one, else its latest attempt.
+                current = grid.orders.get(lot.sell_ref) if lot.sell_ref else None
+                if current is None or current.done or not tracked.done:
+                    lot.sell_ref = tracked.ref
+                lot.sell_attempts = max(lot.sell_attempts, OrderRef.parse(tracked.ref).attempt)
+        for lot in grid.lots.values():
+            if lot.buy_done and lot.bought > 0 and lot.sold >= lot.bought:
+                lot.closed = True
+                lot.realized = lot.proceeds - lot.cost
+                grid.realized += lot.realized
+        grid.cycle = max(cycle, 1)
+        if grid.cycle in finished:
+            grid.cycle += 1
+        elif grid.cycle in first_fill:
+            grid.anchor = first_fill[grid.cycle]
+            grid.triggers = [grid.anchor]
+        return grid
+
+    def halt(self, reason: str) -> list[Command]:
+        """Fail closed: place nothing more (working orders stay) until ``resume``."""
+        told = self.halted == reason
+        self.halted = reason
+        return [] if told else [self._alert("halted", f"no new orders: {reason}")]
+
+    def resume(self, now: float) -> list[Command]:
+        """Lift a halt and bring the broker's orders in line with the rules."""
+        self.halted = None
+        return self._maintain(now)
+
+    def resync(self, now: float) -> list[Command]:
+        """Bring the broker's orders in line with the rules (after ``restore``): re-place
+        vanished sells, cancel misplaced orders, place the missing queued buys."""
+        return self._maintain(now)
 
     # -- views -----------------------------------------------------------------------------
 
@@ -175,7 +294,8 @@ class GridStrategy:
         self.last_price = price
         commands: list[Command] = []
         if (
-            not self.open_lots(self.cycle)
+            self.halted is None
+            and not self.open_lots(self.cycle)
             and not self._live_buy_at(0)
             and self._may_retry("buy", 0, now)
         ):
@@ -293,13 +413,16 @@ class GridStrategy:
             if lot.buy_done and lot.open_shares > 0:
                 commands.extend(self._keep_sell(lot, now))
         desired = self.desired_levels()
+        queued: set[tuple[int, int]] = set()
         for order in self.live_orders():
-            if order.side is not Side.BUY or order.cancel_requested:
+            if order.cancel_requested:
                 continue
-            stale = order.cycle != self.cycle or (order.level > 0 and order.level not in desired)
-            if stale:
+            reason = self._misplaced(order, desired, queued)
+            if reason is not None:
                 order.cancel_requested = True
-                commands.append(CancelOrder(ref=order.ref, reason="not in the buy queue"))
+                commands.append(CancelOrder(ref=order.ref, reason=reason))
+        if self.halted is not None:
+            return commands
         for level in sorted(desired):
             if not self._live_buy_at(level) and self._may_retry("buy", level, now):
                 commands.append(self._place_conditional(level, now))
@@ -313,17 +436,38 @@ class GridStrategy:
             )
         return commands
 
+    def _misplaced(
+        self, order: GridOrder, desired: set[int], queued: set[tuple[int, int]]
+    ) -> str | None:
+        """Why a live order must be cancelled, or None: a buy outside the queue, a second buy
+        for one level, a wrongly priced one, a sell that is not its open lot's sell."""
+        if order.side is Side.SELL:
+            lot = self.lots.get(order.lot)
+            if lot is None or lot.closed or lot.sell_ref != order.ref:
+                return "not the sell of an open lot"
+            return None
+        if order.cycle != self.cycle or (order.level > 0 and order.level not in desired):
+            return "not in the buy queue"
+        if (order.cycle, order.level) in queued:
+            return "a second buy for this level"
+        queued.add((order.cycle, order.level))
+        if order.level > 0 and order.limit is not None and order.limit != self.trigger(order.level):
+            return "not at this level's trigger"
+        return None
+
     def _keep_sell(self, lot: Lot, now: float) -> list[Command]:
         live = self.orders.get(lot.sell_ref) if lot.sell_ref is not None else None
         if live is not None and not live.done:
             if live.cancel_requested:
                 return []
-            if live.quantity - live.filled == lot.open_shares:
+            right_size = live.quantity - live.filled == lot.open_shares
+            if right_size and live.limit in (None, self.sell_price(lot)):
                 return []
-            # A late buy fill changed the lot: replace the sell once this one is gone.
+            # A late buy fill changed the lot (or the sell is mispriced): replace the sell
+            # once this one is gone.
             live.cancel_requested = True
-            return [CancelOrder(ref=live.ref, reason="lot size changed")]
-        if not self._may_retry("sell", lot.id, now):
+            return [CancelOrder(ref=live.ref, reason="the lot's sell needs replacing")]
+        if self.halted is not None or not self._may_retry("sell", lot.id, now):
             return []
         lot.sell_attempts += 1
         ref = str(
@@ -414,6 +558,7 @@ class GridStrategy:
             cycle=cycle,
             quantity=command.quantity,
             placed_at=now,
+            limit=command.limit,
         )
 
     def _live_buy_at(self, level: int) -> bool:

@@ -44,6 +44,7 @@ class Books:
     filled: Counter[str] = attrs.Factory(Counter)
     cancel_requested: set[str] = attrs.Factory(set)
     placed: list[str] = attrs.Factory(list)
+    sent: dict[str, PlaceOrder] = attrs.Factory(dict)
     bought: Counter[int] = attrs.Factory(Counter)
     sold: Counter[int] = attrs.Factory(Counter)
     cost: dict[int, Decimal] = attrs.Factory(dict)
@@ -78,6 +79,7 @@ class GridMachine(RuleBasedStateMachine):
                 assert command.limit > 0
                 assert command.limit == round_to_tick(command.limit, TICK)
                 self.books.placed.append(command.ref)
+                self.books.sent[command.ref] = command
                 self.books.live[command.ref] = command
             elif isinstance(command, CancelOrder):
                 assert command.ref in self.books.placed, f"cancel of unknown {command.ref}"
@@ -161,6 +163,29 @@ class GridMachine(RuleBasedStateMachine):
         if self.books.live:
             ref = data.draw(st.sampled_from(sorted(self.books.live)))
             self.apply(self.grid.on_accepted(OrderAccepted(ref=ref)))
+
+    @rule()
+    def restart_from_the_facts(self) -> None:
+        """The symbol actor restarts: its grid is rebuilt from the committed intents, the
+        recorded executions and the broker's working orders, then re-synced."""
+        before = self.grid
+        self.grid = GridStrategy.restore(
+            self.params,
+            self.grid.lot_map,
+            orders=self.books.sent.values(),
+            fills=self.books.executions,
+            working=set(self.books.live),
+            now=self.now,
+        )
+        after = self.grid
+        assert after.realized == before.realized
+        assert after.next_lot == before.next_lot
+        assert {i: (lot.bought, lot.sold, lot.closed) for i, lot in after.lots.items()} == {
+            i: (lot.bought, lot.sold, lot.closed) for i, lot in before.lots.items()
+        }
+        assert after.anchor == before.anchor
+        assert after.desired_levels() == before.desired_levels()
+        self.apply(self.grid.resync(self.now))
 
     @rule(dt=st.floats(min_value=0.0, max_value=200.0))
     def timer(self, dt: float) -> None:
