@@ -1,0 +1,175 @@
+"""The typed configuration of ``actorctl start``: frozen attrs classes, one per TOML table.
+
+Every default reproduces the behaviour of ``actorctl start`` without a config file, so
+``Config()`` is the shipped ``config/actortrade.toml``. Validators raise ``InvalidSetting``
+naming the field; ``config.load`` turns that into an error naming the file and key path.
+Secrets are not here: they come from the environment (``config.secrets``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import InvalidSetting
+
+# The shipped lot map; the default symbol trades it, as `actorctl start` does without --lots.
+SHIPPED_TQQQ_LOTS = Path(__file__).resolve().parent / "lots" / "tqqq.csv"
+
+SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9.]*")
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _must(holds: Callable[[Any], bool], requirement: str) -> _Validator:
+    # attrs' own validators raise bare ValueErrors; ours carry the field name so that the
+    # loader can report the full key path (see InvalidSetting).
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not holds(value):
+            raise InvalidSetting(attribute.name, f"must be {requirement}, got {value}")
+
+    return validate
+
+
+_positive = _must(lambda v: v > 0, "> 0")
+_not_negative = _must(lambda v: v >= 0, ">= 0")
+_at_least_one = _must(lambda v: v >= 1, ">= 1")
+_a_fraction = _must(lambda v: 0 < v < 1, "> 0 and < 1")
+
+
+class Mode(enum.StrEnum):
+    """Paper or live trading; live also needs ``--live`` on the command line (SPEC 11)."""
+
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class Backend(enum.StrEnum):
+    """The event loop backend; asyncio uses uvloop when it is installed."""
+
+    ASYNCIO = "asyncio"
+    TRIO = "trio"
+
+
+class Durability(enum.StrEnum):
+    """When a ledger commit reaches the disk; the values of ``runtime.store.Durability``."""
+
+    GROUP = "group"
+    SYNC = "sync"
+    NOSYNC = "nosync"
+
+
+class VenueKind(enum.StrEnum):
+    """Where orders go: only the embedded simulated venue for now."""
+
+    SIM = "sim"
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeConfig:
+    """``[runtime]``: how the service runs."""
+
+    backend: Backend = Backend.ASYNCIO
+    stop_timeout: float = attrs.field(default=5.0, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class LedgerConfig:
+    """``[ledger]``: the LMDB environment the lot-keeper owns."""
+
+    durability: Durability = Durability.GROUP
+    map_size_mib: int = attrs.field(default=1024, validator=_at_least_one)
+
+
+@attrs.frozen(kw_only=True)
+class ControlConfig:
+    """``[control]``: the local control socket; ``None`` means ``<data_dir>/actorctl.sock``."""
+
+    socket: Path | None = None
+
+
+@attrs.frozen(kw_only=True)
+class VenueConfig:
+    """``[venue]``: the venue and the market data replayed into it."""
+
+    kind: VenueKind = VenueKind.SIM
+    # A 1-minute bar CSV; None replays the generated session of `seed`.
+    replay: Path | None = None
+    seed: int = 14
+    # Times faster than the bars' clock; 0 means as fast as possible.
+    speed: float = attrs.field(default=1800.0, validator=_not_negative)
+
+
+@attrs.frozen(kw_only=True)
+class ReconcileConfig:
+    """``[reconcile]``: the broker-vs-ledger comparison (SPEC 6)."""
+
+    interval: float = attrs.field(default=60.0, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class GridConfig:
+    """``[symbols.grid]``: the grid's parameters; the defaults are the seed bot's (SPEC 4)."""
+
+    tick: Decimal = attrs.field(default=Decimal("0.01"), validator=_positive)
+    level0_buffer: Decimal = attrs.field(default=Decimal("0.0025"), validator=_not_negative)
+    step: Decimal = attrs.field(default=Decimal("0.01"), validator=_a_fraction)
+    profit: Decimal = attrs.field(default=Decimal("0.01"), validator=_positive)
+    queue_depth: int = attrs.field(default=3, validator=_at_least_one)
+    fill_timeout: float = attrs.field(default=120.0, validator=_positive)
+
+
+def _symbol_name(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not SYMBOL_PATTERN.fullmatch(value):
+        raise InvalidSetting(
+            attribute.name,
+            f"must be an uppercase ticker matching ^{SYMBOL_PATTERN.pattern}$, got {value!r}",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class SymbolConfig:
+    """``[[symbols]]``: one traded symbol, its lot map and its grid."""
+
+    symbol: str = attrs.field(validator=_symbol_name)
+    # Relative paths are relative to the config file's directory (resolved by the loader).
+    lots: Path
+    grid: GridConfig = GridConfig()
+
+
+def _symbol_list(
+    _instance: Any, attribute: attrs.Attribute[Any], value: tuple[SymbolConfig, ...]
+) -> None:
+    if not value:
+        raise InvalidSetting(attribute.name, "needs at least one [[symbols]] table")
+    first: dict[str, int] = {}
+    for index, entry in enumerate(value):
+        # Two symbol actors for one symbol would each run a grid on the same position.
+        if (earlier := first.setdefault(entry.symbol, index)) != index:
+            raise InvalidSetting(
+                f"{attribute.name}[{index}].symbol",
+                f"duplicate symbol {entry.symbol!r} (first at {attribute.name}[{earlier}])",
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The whole ``actortrade.toml``."""
+
+    mode: Mode = Mode.PAPER
+    # The ledger directory; None means a temporary one, discarded at exit.
+    data_dir: Path | None = None
+    runtime: RuntimeConfig = RuntimeConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    control: ControlConfig = ControlConfig()
+    venue: VenueConfig = VenueConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
+    symbols: tuple[SymbolConfig, ...] = attrs.field(
+        default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
+    )

@@ -1,0 +1,517 @@
+"""The typed TOML config, its loader and the secrets: defaults, strictness, and errors that name
+the file and the key path."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from config.errors import ConfigError, ConfigFileError, InvalidSetting
+from config.load import DEFAULT_CONFIG, load_config, parse_config, render_config
+from config.schema import (
+    Backend,
+    Config,
+    ControlConfig,
+    Durability,
+    GridConfig,
+    LedgerConfig,
+    Mode,
+    ReconcileConfig,
+    RuntimeConfig,
+    SymbolConfig,
+    VenueConfig,
+)
+from config.secrets import Secrets, load_secrets
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SYMBOL = '[[symbols]]\nsymbol = "TQQQ"\nlots = "lots/tqqq.csv"\n'
+SOURCE = "bot.toml"
+
+
+def parse(text: str) -> Config:
+    return parse_config(text, source=SOURCE, base_dir=CONFIG_DIR)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigFileError) as info:
+        parse(text)
+    assert info.value.source == SOURCE
+    return str(info.value).splitlines()
+
+
+def write_config(folder: Path, text: str) -> Path:
+    (folder / "lots").mkdir(parents=True, exist_ok=True)
+    (folder / "lots" / "tqqq.csv").write_text("level,shares_to_buy\n0,94\n")
+    path = folder / "bot.toml"
+    path.write_text(text)
+    return path
+
+
+def toml_key(key: str) -> str:
+    # A quoted TOML key that spells any string, whatever characters it holds.
+    spelled = (c if c.isascii() and c.isalnum() else f"\\U{ord(c):08X}" for c in key)
+    return '"' + "".join(spelled) + '"'
+
+
+# The config as it is loaded
+
+
+def test_the_shipped_config_loads_to_the_defaults() -> None:
+    """config/actortrade.toml spells out Config(), lot map path included."""
+    assert load_config(DEFAULT_CONFIG) == Config()
+
+
+def test_the_defaults_are_todays_actorctl_start() -> None:
+    """Paper, asyncio, a temporary ledger, the generated session at 1800x, the seed bot's grid."""
+    config = Config()
+    assert config.mode is Mode.PAPER
+    assert config.data_dir is None
+    assert config.runtime == RuntimeConfig(backend=Backend.ASYNCIO, stop_timeout=5.0)
+    assert config.ledger == LedgerConfig(durability=Durability.GROUP, map_size_mib=1024)
+    assert config.control.socket is None
+    assert (config.venue.replay, config.venue.seed, config.venue.speed) == (None, 14, 1800.0)
+    assert config.reconcile.interval == 60.0
+    (tqqq,) = config.symbols
+    assert tqqq.symbol == "TQQQ"
+    assert tqqq.lots == CONFIG_DIR / "lots" / "tqqq.csv"
+    assert tqqq.grid == GridConfig(
+        tick=Decimal("0.01"),
+        level0_buffer=Decimal("0.0025"),
+        step=Decimal("0.01"),
+        profit=Decimal("0.01"),
+        queue_depth=3,
+        fill_timeout=120.0,
+    )
+
+
+def test_an_empty_file_is_the_defaults() -> None:
+    """Every key is optional; no [[symbols]] means the shipped TQQQ map."""
+    assert parse("") == Config()
+
+
+def test_a_symbol_without_a_grid_table_gets_the_seed_bots_grid(tmp_path: Path) -> None:
+    """[symbols.grid] and each of its keys are optional."""
+    config = load_config(write_config(tmp_path, SYMBOL + "[symbols.grid]\nqueue_depth = 5\n"))
+    assert config.symbols[0].grid == GridConfig(queue_depth=5)
+
+
+def test_relative_paths_are_relative_to_the_config_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service's working directory is wherever it was started; the config's folder is fixed."""
+    folder = tmp_path.resolve() / "etc"
+    write_config(
+        folder,
+        'data_dir = "ledger"\n[control]\nsocket = "run/ctl.sock"\n'
+        '[venue]\nreplay = "bars.csv"\n' + SYMBOL,
+    )
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("etc") / "bot.toml")
+    assert config.data_dir == folder / "ledger"
+    assert config.control.socket == folder / "run" / "ctl.sock"
+    assert config.venue.replay == folder / "bars.csv"
+    assert config.symbols[0].lots == folder / "lots" / "tqqq.csv"
+
+
+def test_a_tilde_in_a_path_is_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data_dir = "~/..." is under $HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert parse('data_dir = "~/.local/share/actortrade"').data_dir == (
+        tmp_path / ".local" / "share" / "actortrade"
+    )
+
+
+def test_an_empty_optional_path_means_not_set() -> None:
+    """socket = "" and replay = "" are the defaults, since TOML has no null."""
+    config = parse('data_dir = ""\n[control]\nsocket = ""\n[venue]\nreplay = ""\n')
+    assert (config.data_dir, config.control.socket, config.venue.replay) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ('"0.05"', Decimal("0.05")),
+        ("1", Decimal(1)),
+        ("0.05", Decimal("0.05")),
+        ("1e-2", Decimal("0.01")),
+        ('"1E-2"', Decimal("0.01")),
+    ],
+)
+def test_decimals_are_read_exactly_from_strings_integers_and_floats(
+    written: str, expected: Decimal
+) -> None:
+    """A float goes through its shortest repr: 0.05 is Decimal("0.05"), not the binary fraction."""
+    tick = parse(f"{SYMBOL}[symbols.grid]\ntick = {written}\n").symbols[0].grid.tick
+    assert tick == expected
+    assert str(tick) == str(expected)
+
+
+def test_an_integer_is_a_valid_float() -> None:
+    """stop_timeout = 5 is 5.0 seconds."""
+    assert parse("[runtime]\nstop_timeout = 5\n").runtime.stop_timeout == 5.0
+
+
+def test_rendered_config_reads_back_unchanged() -> None:
+    """`actorctl check`'s dump is TOML that loads to the same config."""
+    config = Config(
+        mode=Mode.LIVE,
+        data_dir=Path("/var/lib/actortrade"),
+        runtime=RuntimeConfig(backend=Backend.TRIO, stop_timeout=2.5),
+        ledger=LedgerConfig(durability=Durability.SYNC, map_size_mib=64),
+        control=ControlConfig(socket=Path('/run/a "quoted"\\dir/ctl.sock')),
+        venue=VenueConfig(replay=Path("/data/bars.csv"), seed=-3, speed=0.0),
+        reconcile=ReconcileConfig(interval=1e-3),
+        symbols=(
+            SymbolConfig(symbol="TQQQ", lots=CONFIG_DIR / "lots" / "tqqq.csv"),
+            SymbolConfig(
+                symbol="BRK.B",
+                lots=CONFIG_DIR / "lots" / "tqqq.csv",
+                grid=GridConfig(tick=Decimal("0.0001"), step=Decimal("0.025"), queue_depth=1),
+            ),
+        ),
+    )
+    assert parse(render_config(config)) == config
+    assert parse(render_config(Config())) == Config()
+
+
+# Errors: each names the file and the key path
+
+
+def test_an_unknown_top_level_key_is_named() -> None:
+    """A typo at the top level is an error, not ignored."""
+    assert problems('mdoe = "live"\n') == [f"{SOURCE}: extra field 'mdoe' @ (top level)"]
+
+
+def test_an_unknown_key_in_a_symbols_grid_names_the_key_and_its_table() -> None:
+    """The path names the array entry and the sub-table."""
+    assert problems(f"{SYMBOL}[symbols.grid]\nprofits = 0.02\n") == [
+        f"{SOURCE}: extra field 'profits' @ symbols[0].grid"
+    ]
+
+
+def test_a_secret_in_the_toml_is_refused_without_echoing_it() -> None:
+    """Secrets only come from the environment; the value is not repeated in the error."""
+    (problem,) = problems(f'alpaca_key = "PKSECRET123"\n{SYMBOL}')
+    assert problem == f"{SOURCE}: extra field 'alpaca_key' @ (top level)"
+    assert "PKSECRET123" not in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[runtime]\nstop_timeout = "5"\n',
+            "invalid value for type, expected float, got str @ runtime.stop_timeout",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nqueue_depth = 2.5\n",
+            "invalid value for type, expected int, got float @ symbols[0].grid.queue_depth",
+        ),
+        (
+            f'{SYMBOL}[symbols.grid]\nstep = "one percent"\n',
+            "invalid value for type, expected Decimal, got 'one percent' @ symbols[0].grid.step",
+        ),
+        ("[venue]\nseed = [1]\n", "invalid value for type, expected int, got list @ venue.seed"),
+        ("runtime = 3\n", "invalid value for type, expected a table, got int @ runtime"),
+        (
+            'symbols = "TQQQ"\n',
+            "invalid value for type, expected an array of tables, got str @ symbols",
+        ),
+        ("symbols = [1]\n", "invalid value for type, expected a table, got int @ symbols[0]"),
+        ('[[symbols]]\nsymbol = "TQQQ"\nlots = 7\n', "invalid value for type, expected Path, "),
+        ('[[symbols]]\nlots = "lots/tqqq.csv"\n', "required field missing @ symbols[0].symbol"),
+        ('[[symbols]]\nsymbol = "TQQQ"\n', "required field missing @ symbols[0].lots"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_expected_type_and_the_key_path(
+    text: str, problem: str
+) -> None:
+    """No silent conversion: "5" is not a float, 2.5 is not an int."""
+    (line,) = problems(text)
+    assert line.startswith(f"{SOURCE}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("[runtime]\nstop_timeout", "true"),
+        ("[ledger]\nmap_size_mib", "true"),
+        ("[venue]\nseed", "false"),
+        ("[venue]\nspeed", "true"),
+        (f"{SYMBOL}[symbols.grid]\ntick", "true"),
+        (f"{SYMBOL}[symbols.grid]\nqueue_depth", "true"),
+    ],
+)
+def test_a_bool_is_not_a_number(key: str, value: str) -> None:
+    """Python's bool is an int; a config's is not."""
+    (line,) = problems(f"{key} = {value}\n")
+    assert line.startswith(f"{SOURCE}: invalid value for type, expected ")
+    assert ", got bool @ " in line
+
+
+@pytest.mark.parametrize(
+    ("key", "choices"),
+    [
+        ("mode", "'paper', 'live'"),
+        ("[runtime]\nbackend", "'asyncio', 'trio'"),
+        ("[ledger]\ndurability", "'group', 'sync', 'nosync'"),
+        ("[venue]\nkind", "'sim'"),
+    ],
+)
+def test_an_unknown_choice_lists_the_valid_ones(key: str, choices: str) -> None:
+    """Enumerated settings name every accepted value."""
+    (line,) = problems(f'{key} = "Paper"\n')
+    assert f"expected one of {choices}, got 'Paper' @ " in line
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[runtime]\nstop_timeout = 0\n", "must be > 0, got 0.0 @ runtime.stop_timeout"),
+        ("[ledger]\nmap_size_mib = 0\n", "must be >= 1, got 0 @ ledger.map_size_mib"),
+        ("[venue]\nspeed = -1\n", "must be >= 0, got -1.0 @ venue.speed"),
+        ("[reconcile]\ninterval = -0.5\n", "must be > 0, got -0.5 @ reconcile.interval"),
+        (
+            f'{SYMBOL}[symbols.grid]\ntick = "0"\n',
+            "must be > 0, got 0 @ symbols[0].grid.tick",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nlevel0_buffer = -0.01\n",
+            "must be >= 0, got -0.01 @ symbols[0].grid.level0_buffer",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nstep = 1\n",
+            "must be > 0 and < 1, got 1 @ symbols[0].grid.step",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nprofit = 0\n",
+            "must be > 0, got 0 @ symbols[0].grid.profit",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nqueue_depth = 0\n",
+            "must be >= 1, got 0 @ symbols[0].grid.queue_depth",
+        ),
+        (
+            f"{SYMBOL}[symbols.grid]\nfill_timeout = 0\n",
+            "must be > 0, got 0.0 @ symbols[0].grid.fill_timeout",
+        ),
+        ("[venue]\nspeed = inf\n", "invalid value for type, expected float, got inf @ venue.speed"),
+        (
+            f"{SYMBOL}[symbols.grid]\nprofit = nan\n",
+            "invalid value for type, expected Decimal, got nan @ symbols[0].grid.profit",
+        ),
+        (
+            f'{SYMBOL}[symbols.grid]\nprofit = "Infinity"\n',
+            "invalid value for type, expected Decimal, got 'Infinity' @ symbols[0].grid.profit",
+        ),
+        (
+            '[[symbols]]\nsymbol = "tqqq"\nlots = "lots/tqqq.csv"\n',
+            "must be an uppercase ticker matching ^[A-Z][A-Z0-9.]*$, got 'tqqq' "
+            "@ symbols[0].symbol",
+        ),
+    ],
+)
+def test_an_out_of_range_value_names_the_rule_and_the_key_path(text: str, problem: str) -> None:
+    """Range checks are attrs validators, reported against their key."""
+    assert problems(text) == [f"{SOURCE}: {problem}"]
+
+
+def test_a_duplicate_symbol_names_the_second_entry_and_the_first() -> None:
+    """Two grids on one position would fight; the second entry is the one at fault."""
+    assert problems(SYMBOL + SYMBOL) == [
+        f"{SOURCE}: duplicate symbol 'TQQQ' (first at symbols[0]) @ symbols[1].symbol"
+    ]
+
+
+def test_an_empty_symbol_list_is_refused() -> None:
+    """A config that trades nothing is a mistake."""
+    assert problems("symbols = []\n") == [
+        f"{SOURCE}: needs at least one [[symbols]] table @ symbols"
+    ]
+
+
+def test_a_missing_lot_map_names_the_key_path_and_the_resolved_path(tmp_path: Path) -> None:
+    """The lot map is looked for next to the config file, and the error says where."""
+    path = write_config(tmp_path, SYMBOL + '[[symbols]]\nsymbol = "SOXL"\nlots = "lots/soxl.csv"\n')
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: lot map {tmp_path.resolve() / 'lots' / 'soxl.csv'}: "
+        "No such file or directory @ symbols[1].lots"
+    )
+
+
+def test_a_lot_map_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    """Only a regular file can be a lot map."""
+    path = write_config(tmp_path, '[[symbols]]\nsymbol = "TQQQ"\nlots = "lots"\n')
+    with pytest.raises(ConfigFileError, match=r"lot map .*lots: not a file @ symbols\[0\]\.lots"):
+        load_config(path)
+
+
+def test_a_toml_syntax_error_names_the_file_line_and_column() -> None:
+    """The position comes from the TOML parser."""
+    assert problems('mode = "paper"\n[runtime]\nstop_timeout = \n') == [
+        f"{SOURCE}: invalid TOML at line 3, column 16: invalid value"
+    ]
+
+
+def test_a_toml_error_at_the_end_of_the_file_names_the_last_line() -> None:
+    """An unterminated string is reported where the document ends."""
+    assert problems('mode = "paper"\n[runtime]\nbackend = "trio') == [
+        f"{SOURCE}: invalid TOML at line 3, column 16: unterminated string"
+    ]
+
+
+def test_a_missing_config_file_names_the_path(tmp_path: Path) -> None:
+    """The path as given is in the error."""
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: cannot read the config: No such file or directory"
+
+
+def test_a_config_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Bytes that are not text are named, not decoded as something else."""
+    path = tmp_path / "bot.toml"
+    path.write_bytes(b'mode = "p\xe4per"\n')
+    with pytest.raises(ConfigFileError, match=r"not UTF-8 text \(byte 9\)"):
+        load_config(path)
+
+
+def test_every_problem_is_reported_at_once_one_line_each() -> None:
+    """Fixing a config is one round trip, not one per mistake."""
+    text = f'typo = 1\n[runtime]\nstop_timeout = "x"\n{SYMBOL}[symbols.grid]\nqueue_depth = 1.5\n'
+    assert sorted(problems(text)) == sorted(
+        [
+            f"{SOURCE}: extra field 'typo' @ (top level)",
+            f"{SOURCE}: invalid value for type, expected float, got str @ runtime.stop_timeout",
+            f"{SOURCE}: invalid value for type, expected int, got float "
+            "@ symbols[0].grid.queue_depth",
+        ]
+    )
+
+
+def test_config_errors_are_value_errors() -> None:
+    """Callers may catch ConfigError, or ValueError."""
+    with pytest.raises(ValueError, match="extra field"):
+        parse("x = 1\n")
+    assert issubclass(ConfigFileError, ConfigError)
+
+
+def test_the_schema_validates_when_built_in_code_too() -> None:
+    """The validators are the schema's, not the loader's."""
+    with pytest.raises(InvalidSetting, match=r"step: must be > 0 and < 1, got 1"):
+        GridConfig(step=Decimal(1))
+    with pytest.raises(InvalidSetting, match="needs at least one"):
+        Config(symbols=())
+
+
+TABLES = {
+    "": (Config, "(top level)"),
+    "runtime": (RuntimeConfig, "runtime"),
+    "ledger": (LedgerConfig, "ledger"),
+    "control": (ControlConfig, "control"),
+    "venue": (VenueConfig, "venue"),
+    "reconcile": (ReconcileConfig, "reconcile"),
+    "symbols": (SymbolConfig, "symbols[0]"),
+    "symbols.grid": (GridConfig, "symbols[0].grid"),
+}
+
+
+@given(
+    table=st.sampled_from(sorted(TABLES)),
+    extra=st.dictionaries(st.text(min_size=1, max_size=12), st.integers(), min_size=1, max_size=4),
+)
+def test_any_unknown_keys_in_any_table_are_refused_and_named(
+    table: str, extra: dict[str, int]
+) -> None:
+    """Whatever the keys, the error is one line naming each of them and the table."""
+    cls, where = TABLES[table]
+    assume(not extra.keys() & {field.name for field in attrs.fields(cls)})
+    sections = {
+        name: [f"{toml_key(k)} = {v}" for k, v in extra.items()] if name == table else []
+        for name in TABLES
+    }
+    sections["symbols"][:0] = ['symbol = "TQQQ"', 'lots = "lots/tqqq.csv"']
+    lines = sections.pop("")
+    for name, body in sections.items():
+        header = "[[symbols]]" if name == "symbols" else f"[{name}]"
+        lines += [header, *body]
+    (line,) = problems("\n".join(lines) + "\n")
+    assert line.startswith(f"{SOURCE}: extra field")
+    assert line.endswith(f" @ {where}")
+    for key in extra:
+        assert repr(key) in line
+
+
+# Secrets
+
+
+def test_secrets_from_the_environment_beat_the_dotenv_file(tmp_path: Path) -> None:
+    """The .env file only fills in what the environment does not set."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ALPACA_KEY=file-key\nALPACA_SECRET=file-secret\n")
+    secrets = load_secrets({"ALPACA_KEY": "env-key", "IB_ACCOUNT": "DU123"}, dotenv)
+    assert secrets == Secrets(alpaca_key="env-key", alpaca_secret="file-secret", ib_account="DU123")
+
+
+def test_an_empty_environment_value_counts_as_unset(tmp_path: Path) -> None:
+    """ALPACA_KEY= in the environment does not hide the .env file's value."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ALPACA_KEY=file-key\n")
+    assert load_secrets({"ALPACA_KEY": ""}, dotenv).alpaca_key == "file-key"
+    assert load_secrets({"ALPACA_KEY": ""}, tmp_path / "none.env").alpaca_key is None
+
+
+def test_secrets_default_to_os_environ_which_is_never_modified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the .env file does not export it."""
+    monkeypatch.setenv("IB_ACCOUNT", "DU999")
+    monkeypatch.delenv("ALPACA_KEY", raising=False)
+    monkeypatch.delenv("ALPACA_SECRET", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ALPACA_KEY=file-key\nIB_ACCOUNT=U000\n")
+    before = dict(os.environ)
+    secrets = load_secrets(dotenv_path=dotenv)
+    assert dict(os.environ) == before
+    assert (secrets.alpaca_key, secrets.alpaca_secret, secrets.ib_account) == (
+        "file-key",
+        None,
+        "DU999",
+    )
+
+
+def test_dotenv_values_are_taken_literally(tmp_path: Path) -> None:
+    """A secret that contains ${...} is not interpolated from the environment."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ALPACA_SECRET=a${HOME}b\n")
+    assert load_secrets({"HOME": "/root"}, dotenv).alpaca_secret == "a${HOME}b"
+
+
+def test_the_default_dotenv_file_is_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./.env is used when there is one, and its absence is not an error."""
+    monkeypatch.chdir(tmp_path)
+    assert load_secrets({}) == Secrets()
+    (tmp_path / ".env").write_text("ALPACA_SECRET=s3\n")
+    assert load_secrets({}).alpaca_secret == "s3"
+
+
+def test_secrets_never_appear_in_repr_or_str() -> None:
+    """A logged or printed Secrets shows which are set, never a value."""
+    secrets = Secrets(alpaca_key="PKVALUE1", alpaca_secret="SKVALUE2")
+    for shown in (repr(secrets), str(secrets), f"{secrets}", repr([secrets])):
+        assert "PKVALUE1" not in shown
+        assert "SKVALUE2" not in shown
+    assert repr(secrets) == "Secrets(alpaca_key=<set>, alpaca_secret=<set>, ib_account=<unset>)"
+    assert secrets.redacted() == {"alpaca_key": True, "alpaca_secret": True, "ib_account": False}
