@@ -1,0 +1,325 @@
+"""The control socket: one JSON line each way, errors as replies, a private socket file that is
+claimed carefully and removed at exit, and a server that no client can stop."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import msgspec
+import pytest
+
+from runtime.control import (
+    MAX_REQUEST_BYTES,
+    ControlError,
+    ControlSocketInUse,
+    ControlUnavailable,
+    Handler,
+    request,
+    serve_control,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """Real clocks on both backends: the client runs in a thread doing real socket I/O, and trio's
+    autojumping MockClock would jump past it straight to the read timeouts."""
+    return request.param, ({"use_uvloop": True} if request.param == "asyncio" else {})
+
+
+@pytest.fixture
+def sock_path() -> Iterator[Path]:
+    """A socket path well under the Unix limit (pytest's tmp_path can be too long for one)."""
+    directory = Path(tempfile.mkdtemp(prefix="ctl-", dir="/tmp"))
+    yield directory / "actorctl.sock"
+    shutil.rmtree(directory)
+
+
+async def echo(command: str, args: dict[str, Any]) -> Any:
+    if command == "refuse":
+        raise ControlError(f"cannot {args['what']} now")
+    if command == "crash":
+        raise ZeroDivisionError("division by zero")
+    if command == "opaque":
+        return object()
+    if command == "hang":
+        await anyio.sleep_forever()
+    return {"command": command, "args": args}
+
+
+@asynccontextmanager
+async def serving(path: Path, handler: Handler = echo, **options: Any) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tg:
+        await tg.start(functools.partial(serve_control, path, handler, **options))
+        yield
+        tg.cancel_scope.cancel()
+
+
+async def ask(path: Path, command: str, args: dict[str, Any] | None = None) -> Any:
+    return await anyio.to_thread.run_sync(functools.partial(request, path, command, args))
+
+
+async def exchange(path: Path, data: bytes) -> dict[str, Any]:
+    """Send raw bytes, then end of file; return the decoded reply."""
+    async with await anyio.connect_unix(path) as stream:
+        await stream.send(data)
+        await stream.send_eof()
+        received = b""
+        async for chunk in stream:
+            received += chunk
+    reply: dict[str, Any] = msgspec.json.decode(received)
+    return reply
+
+
+async def test_a_command_and_its_args_make_a_round_trip(sock_path: Path) -> None:
+    """The handler gets the command and its args; the client gets the handler's result."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            result = await ask(sock_path, "lots", {"symbol": "TQQQ", "levels": [1, 2]})
+            assert result == {"command": "lots", "args": {"symbol": "TQQQ", "levels": [1, 2]}}
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_ping_is_answered_by_the_server_with_its_pid(sock_path: Path) -> None:
+    """ping never reaches the handler."""
+
+    async def refuse_all(command: str, args: dict[str, Any]) -> Any:
+        raise AssertionError(command)
+
+    with anyio.fail_after(10):
+        async with serving(sock_path, refuse_all):
+            assert await ask(sock_path, "ping") == {"pid": os.getpid()}
+
+
+async def test_a_control_error_from_the_handler_is_replied_as_an_error(sock_path: Path) -> None:
+    """The handler's message reaches the client as a ControlError."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(ControlError, match=r"^cannot reconcile now$") as caught:
+                await ask(sock_path, "refuse", {"what": "reconcile"})
+            assert type(caught.value) is ControlError
+
+
+async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_on(
+    sock_path: Path,
+) -> None:
+    """Any other exception becomes an internal error reply; the next request is served."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(ControlError, match=r"^internal error: ZeroDivisionError: division"):
+                await ask(sock_path, "crash")
+            with pytest.raises(ControlError, match=r"^internal error: .*'opaque' is not JSON"):
+                await ask(sock_path, "opaque")
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        pytest.param(b"status\n", "malformed request: JSON is malformed", id="not-json"),
+        pytest.param(
+            b'{"args": {}}\n', "malformed request: Object missing required field", id="no-command"
+        ),
+        pytest.param(b'["status"]\n', "malformed request: Expected `object`", id="not-an-object"),
+        pytest.param(
+            b'{"command": "status", "args": [1]}\n',
+            "malformed request: Expected `object`",
+            id="args-not-an-object",
+        ),
+        pytest.param(
+            b'{"command": 7}\n', "malformed request: Expected `str`", id="command-not-a-string"
+        ),
+        pytest.param(
+            b'{"command": "status", "extra": 1}\n',
+            "malformed request: Object contains unknown field",
+            id="unknown-field",
+        ),
+        pytest.param(b'{"command": "status"}', "incomplete request", id="no-newline"),
+    ],
+)
+async def test_a_malformed_request_gets_an_error_reply_naming_the_problem(
+    sock_path: Path, data: bytes, problem: str
+) -> None:
+    """Bad JSON, a wrong shape or a missing newline: an error reply, and serving goes on."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            reply = await exchange(sock_path, data)
+            assert reply["ok"] is False
+            assert reply["error"].startswith(problem)
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_an_oversized_request_gets_an_error_reply(sock_path: Path) -> None:
+    """A line over the limit is refused before it is parsed, whether or not a newline follows."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(ControlError, match=r"^request too large: more than 65536 bytes"):
+                await ask(sock_path, "lots", {"blob": "x" * (2 * MAX_REQUEST_BYTES)})
+            reply = await exchange(sock_path, b"x" * MAX_REQUEST_BYTES)  # no newline at all
+            assert reply == {
+                "ok": False,
+                "error": "request too large: more than 65536 bytes in one line",
+            }
+            just_fits = {"blob": "x" * (MAX_REQUEST_BYTES - 64)}
+            assert await ask(sock_path, "lots", just_fits) == {"command": "lots", "args": just_fits}
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_a_line_whose_newline_arrives_past_the_limit_is_too_large(sock_path: Path) -> None:
+    """The limit holds when the newline comes in the chunk that crosses it: valid JSON or not."""
+    line = msgspec.json.encode({"command": "status", "args": {"blob": "x" * MAX_REQUEST_BYTES}})
+    head, tail = line[: MAX_REQUEST_BYTES - 1000], line[MAX_REQUEST_BYTES - 1000 :] + b"\n"
+    with anyio.fail_after(10):
+        async with serving(sock_path), await anyio.connect_unix(sock_path) as stream:
+            await stream.send(head)
+            await anyio.wait_all_tasks_blocked()  # the server has read the head, no newline yet
+            await stream.send(tail)
+            received = b""
+            async for chunk in stream:
+                received += chunk
+            assert msgspec.json.decode(received) == {
+                "ok": False,
+                "error": f"request too large: more than {MAX_REQUEST_BYTES} bytes in one line",
+            }
+
+
+async def test_the_socket_file_is_private_and_removed_at_exit(sock_path: Path) -> None:
+    """Mode 0600 while serving; no file once the server is cancelled."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            mode = (await anyio.Path(sock_path).lstat()).st_mode
+            assert stat.S_ISSOCK(mode)
+            assert stat.S_IMODE(mode) == 0o600
+            names = [p.name async for p in anyio.Path(sock_path.parent).iterdir()]
+            assert names == ["actorctl.sock"]  # no staging directory left behind
+        assert not await anyio.Path(sock_path).exists()
+
+
+async def test_a_socket_file_that_is_no_longer_ours_is_left_at_exit(sock_path: Path) -> None:
+    """At exit only our own socket is removed, not whatever replaced it meanwhile."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            await anyio.Path(sock_path).unlink()
+            await anyio.Path(sock_path).write_text("someone else's")
+        assert await anyio.Path(sock_path).read_text() == "someone else's"
+
+
+async def test_a_second_server_on_the_same_path_is_refused_naming_the_first(
+    sock_path: Path,
+) -> None:
+    """The first server answers the second's ping: ControlSocketInUse with its pid."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(ControlSocketInUse) as caught:
+                await serve_control(sock_path, echo)
+            assert caught.value.pid == os.getpid()
+            assert str(caught.value) == (
+                f"another actorctl is serving on {sock_path} (pid {os.getpid()})"
+            )
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_a_stale_socket_file_is_replaced(sock_path: Path) -> None:
+    """A socket file whose server died (connection refused) is removed, and serving starts."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(os.fspath(sock_path))
+    with pytest.raises(ControlUnavailable, match="no actorctl is running on"):
+        request(sock_path, "status")
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert stat.S_IMODE((await anyio.Path(sock_path).lstat()).st_mode) == 0o600
+
+
+async def test_a_file_that_is_not_a_socket_is_refused_and_left_alone(sock_path: Path) -> None:
+    """A regular file at the path is never removed: ControlError names it."""
+    await anyio.Path(sock_path).write_text("notes")
+    with anyio.fail_after(10), pytest.raises(ControlError) as caught:
+        await serve_control(sock_path, echo)
+    assert type(caught.value) is ControlError
+    assert str(caught.value) == (
+        f"control socket path {sock_path} exists and is not a socket; not touching it"
+    )
+    assert await anyio.Path(sock_path).read_text() == "notes"
+
+
+async def test_a_path_too_long_for_a_socket_is_refused_naming_it(sock_path: Path) -> None:
+    """The Unix socket address limit is reported up front, for the server and the client."""
+    too_long = sock_path.parent / ("x" * 120)
+    with anyio.fail_after(10), pytest.raises(ControlError, match=r"is too long: 1\d\d bytes"):
+        await serve_control(too_long, echo)
+    with pytest.raises(ControlError, match=f"^control socket path {too_long} is too long"):
+        request(too_long, "status")
+
+
+async def test_a_short_name_in_a_long_directory_is_refused_if_it_cannot_be_bound_privately(
+    sock_path: Path,
+) -> None:
+    """The private staging path beside the socket must fit too; nothing is left behind."""
+    directory = sock_path.parent / ("d" * (98 - len(os.fsencode(sock_path.parent)) - 1))
+    await anyio.Path(directory).mkdir()
+    path = directory / "a.sock"
+    assert len(os.fsencode(path)) == 105
+    with anyio.fail_after(10), pytest.raises(ControlError, match="too long to bind privately"):
+        await serve_control(path, echo)
+    assert [p async for p in anyio.Path(directory).iterdir()] == []
+
+
+async def test_a_missing_directory_is_refused_naming_the_path(sock_path: Path) -> None:
+    """The socket's directory is not created on the fly."""
+    path = sock_path.parent / "absent" / "actorctl.sock"
+    with (
+        anyio.fail_after(10),
+        pytest.raises(ControlError, match=f"^cannot create control socket {path}"),
+    ):
+        await serve_control(path, echo)
+
+
+async def test_the_client_gives_up_on_a_server_that_does_not_answer(sock_path: Path) -> None:
+    """The client's timeout bounds the whole exchange."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            hang = functools.partial(request, sock_path, "hang", timeout=0.2)
+            with pytest.raises(ControlError, match=r"did not answer 'hang' within 0.2 s$"):
+                await anyio.to_thread.run_sync(hang)
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+def test_the_client_reports_no_server_on_a_missing_path(sock_path: Path) -> None:
+    """No socket file: ControlUnavailable naming the path."""
+    with pytest.raises(ControlUnavailable) as caught:
+        request(sock_path, "status")
+    assert str(caught.value) == f"no actorctl is running on {sock_path}"
+
+
+async def test_a_silent_client_does_not_block_the_others(sock_path: Path) -> None:
+    """A client that connects and says nothing holds only its own connection."""
+    with anyio.fail_after(10):
+        async with serving(sock_path, read_timeout=60), await anyio.connect_unix(sock_path):
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_a_silent_client_is_dropped_after_the_read_timeout(sock_path: Path) -> None:
+    """Saying nothing for read_timeout seconds gets an error reply and a closed connection."""
+    with anyio.fail_after(10):
+        async with serving(sock_path, read_timeout=0.2):
+            async with await anyio.connect_unix(sock_path) as silent:
+                received = b""
+                async for chunk in silent:
+                    received += chunk
+            assert msgspec.json.decode(received) == {
+                "ok": False,
+                "error": "no request within 0.2 s",
+            }
