@@ -17,7 +17,7 @@ from runtime import Actor, ActorRef
 
 from .brokers.port import BrokerPort
 from .domain import DomainError, OrderRef
-from .messages import BrokerEvent, CancelOrder, PlaceOrder
+from .messages import BrokerEvent, BrokerSnapshot, CancelOrder, PlaceOrder
 
 log = logging.getLogger("actortrade.broker")
 
@@ -27,7 +27,15 @@ class Poll:
     """Collect events that arrived on their own (fills) and forward them."""
 
 
-BrokerInbox = PlaceOrder | CancelOrder | Poll
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """Reply with the broker's ``BrokerSnapshot`` (of one symbol, or all), after forwarding
+    every event that arrived before it: a symbol actor that asks has seen all of them queued."""
+
+    symbol: str | None = None
+
+
+BrokerInbox = PlaceOrder | CancelOrder | Poll | Snapshot
 
 
 class BrokerActor(Actor[BrokerInbox]):
@@ -35,7 +43,13 @@ class BrokerActor(Actor[BrokerInbox]):
         self.port = port
         self.routes = routes
 
-    async def handle(self, message: BrokerInbox) -> None:
+    async def on_start(self) -> None:
+        await self.port.connect()
+
+    async def on_stop(self) -> None:
+        await self.port.close()
+
+    async def handle(self, message: BrokerInbox) -> BrokerSnapshot | None:
         match message:
             case PlaceOrder():
                 events = await self.port.place(message)
@@ -43,8 +57,14 @@ class BrokerActor(Actor[BrokerInbox]):
                 events = await self.port.cancel(ref)
             case Poll():
                 events = await self.port.poll()
+            case Snapshot(symbol=symbol):
+                for event in await self.port.poll():
+                    await self._forward(event)
+                snapshot = await self.port.snapshot()
+                return snapshot if symbol is None else snapshot.for_symbol(symbol)
         for event in events:
             await self._forward(event)
+        return None
 
     async def _forward(self, event: BrokerEvent) -> None:
         try:

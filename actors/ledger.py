@@ -20,7 +20,7 @@ from .domain import OrderRef, Side
 from .messages import OrderFilled, PlaceOrder
 
 SCHEMA_VERSION = 1
-DATABASES = ("intents", "fills", "fills_by_ref", "bindings", "snapshots")
+DATABASES = ("intents", "fills", "fills_by_ref", "bindings", "snapshots", "retired")
 
 
 class LedgerError(ValueError):
@@ -162,13 +162,26 @@ def fills(txn: Txn) -> list[FillRecord]:
 
 
 def heal(
-    txn: Txn, intents: Sequence[IntentRecord], executions: Sequence[OrderFilled]
+    txn: Txn,
+    intents: Sequence[IntentRecord],
+    executions: Sequence[OrderFilled],
+    retired: Sequence[str] = (),
 ) -> tuple[int, int]:
-    """The reconciler's repairs, all or nothing: intents it reconstructed, then executions the
-    broker reported that the ledger missed. Returns how many of each were new."""
+    """The reconciler's repairs, all or nothing: intents it reconstructed, executions the
+    broker reported that the ledger missed, and intents it retired (their order never reached
+    the broker). Returns how many intents and fills were new."""
     new_intents = sum(commit_intent(txn, intent) for intent in intents)
     new_fills = sum(record_fill(txn, execution) for execution in executions)
+    for ref in retired:
+        if txn.get("intents", ref.encode()) is None:
+            raise LedgerError(f"cannot retire {ref!r}: it has no intent")
+        txn.put("retired", ref.encode(), b"")
     return new_intents, new_fills
+
+
+def retired(txn: Txn) -> frozenset[str]:
+    """Intents the reconciler retired: their order never reached the broker."""
+    return frozenset(key.decode() for key, _ in txn.items("retired"))
 
 
 def fills_of(txn: Txn, ref: str) -> list[FillRecord]:

@@ -43,6 +43,7 @@ class Heal:
 
     intents: tuple[ledger.IntentRecord, ...] = ()
     fills: tuple[OrderFilled, ...] = ()
+    retired: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -73,6 +74,7 @@ class LedgerState:
     intents: tuple[ledger.IntentRecord, ...]
     fills: tuple[ledger.FillRecord, ...]
     lots: tuple[ledger.LotView, ...]
+    retired: frozenset[str] = frozenset()
 
 
 LotKeeperInbox = (
@@ -105,9 +107,11 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
             case RecordFill(fill=fill):
                 return await store.write(functools.partial(ledger.record_fill, fill=fill))
-            case Heal(intents=intents, fills=fills):
+            case Heal(intents=intents, fills=fills, retired=retired):
                 return await store.write(
-                    functools.partial(ledger.heal, intents=intents, executions=fills)
+                    functools.partial(
+                        ledger.heal, intents=intents, executions=fills, retired=retired
+                    )
                 )
             case BindOrder(binding=binding):
                 await store.write(functools.partial(ledger.bind, binding=binding))
@@ -122,6 +126,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
                             if symbol is None or OrderRef.parse(f.ref).symbol == symbol
                         ),
                         lots=tuple(ledger.lots(txn, symbol)),
+                        retired=ledger.retired(txn),
                     )
                 )
             case SaveSnapshot(actor=actor, data=data):

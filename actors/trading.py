@@ -1,6 +1,11 @@
-"""The in-process trading tree: lot-keeper, broker on the sim venue, one symbol actor per
-symbol, and the replay feed, under a rest_for_one root (a broker restart restarts the actors
-that depend on it)."""
+"""The in-process trading tree, under a rest_for_one root (SPEC section 7):
+
+    lot-keeper -> broker (sim venue) -> symbols (one_for_one: one actor per symbol)
+               -> reconciler -> market data (the replay feed)
+
+A broker restart (a reconnect) restarts everything after it: the symbol actors reconcile as
+they start, so every reconnect is followed by a reconciliation.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from .broker import BrokerActor
 from .brokers.sim import SimPort
 from .lot_keeper import LotKeeper, ledger_store
 from .messages import Alert
+from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridParams, GridStrategy
 from .symbol import SymbolActor
@@ -34,7 +40,9 @@ class SimTrading:
 
     spec: SupervisorSpec
     engine: Engine
+    port: SimPort
     strategies: dict[str, GridStrategy]
+    """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
     finished: anyio.Event
@@ -50,12 +58,19 @@ def sim_trading(
     durability: Durability = Durability.GROUP,
     speed: float | None = None,
     on_finished: Callable[[], None] | None = None,
+    engine: Engine | None = None,
+    reconcile_interval: float = 60.0,
+    map_size: int = 1 << 30,
 ) -> SimTrading:
-    """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``."""
+    """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
+
+    ``engine`` is the venue (a fresh in-memory one by default; ``sim.journal.open_engine`` for
+    one that outlives the process): the replay resumes after the last trade it has seen.
+    """
     bar_list = list(bars)
     if not bar_list:
         raise ValueError("the replay has no bars")
-    engine = Engine()
+    engine = engine if engine is not None else Engine()
     port = SimPort(engine, bar_list[0].start)
     alerts: list[Alert] = []
     finished = anyio.Event()
@@ -65,28 +80,37 @@ def sim_trading(
         if on_finished is not None:
             on_finished()
 
-    store = ledger_store(data_dir, durability=durability)
-    strategies = {
-        symbol: GridStrategy((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
-        for symbol, lot_map in lots.items()
-    }
+    store = ledger_store(data_dir, durability=durability, map_size=map_size)
+    strategies: dict[str, GridStrategy] = {}
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
     broker: ActorCell[Any] = ActorCell(
         "broker", lambda: BrokerActor(port, {s: c.ref for s, c in symbols.items()})
     )
-    for symbol, strategy in strategies.items():
+    for symbol, lot_map in lots.items():
         symbols[symbol] = ActorCell(
             f"symbol.{symbol}",
             functools.partial(
-                SymbolActor, strategy, lot_keeper=keeper.ref, broker=broker.ref, alerts=alerts
+                SymbolActor,
+                (params or {}).get(symbol, GridParams(symbol=symbol)),
+                lot_map,
+                lot_keeper=keeper.ref,
+                broker=broker.ref,
+                alerts=alerts,
+                published=strategies,
             ),
         )
+    reconciler: ActorCell[Any] = ActorCell(
+        "reconciler",
+        lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
+    )
     feeds: list[ReplayFeed] = []
 
     def make_feed() -> ReplayFeed:
+        # Resume after the last trade the venue saw (a restarted feed, a resumed service).
+        seen = engine.last_trade_at
         feed = ReplayFeed(
-            trades(bar_list),
+            (t for t in trades(bar_list) if seen is None or t.at > seen),
             port=port,
             broker=broker.ref,
             symbols={s: c.ref for s, c in symbols.items()},
@@ -107,13 +131,21 @@ def sim_trading(
             ChildSpec(id="lot-keeper", start=keeper),
             ChildSpec(id="broker", start=broker),
             ChildSpec(id="symbols", start=symbols_spec),
+            ChildSpec(id="reconciler", start=reconciler),
             ChildSpec(id="market-data", start=market_data),
         ],
     )
-    cells = {"lot-keeper": keeper, "broker": broker, "market-data": market_data, **symbols}
+    cells = {
+        "lot-keeper": keeper,
+        "broker": broker,
+        "reconciler": reconciler,
+        "market-data": market_data,
+        **symbols,
+    }
     return SimTrading(
         spec=spec,
         engine=engine,
+        port=port,
         strategies=strategies,
         cells=cells,
         alerts=alerts,

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..messages import BrokerEvent, PlaceOrder
+from ..messages import BrokerEvent, BrokerSnapshot, PlaceOrder
 
 
 class BrokerPort(Protocol):
     """A venue connection. Calls return the broker events they caused, in order; events that
-    arrive on their own (fills) are returned by ``poll``."""
+    arrive on their own (fills) are returned by ``poll``. A call on a lost connection raises
+    ``ConnectionError``: the broker actor crashes and its supervisor restarts it, which
+    reconnects and makes the symbol actors reconcile."""
+
+    async def connect(self) -> None: ...
 
     async def place(self, order: PlaceOrder) -> list[BrokerEvent]: ...
 
     async def cancel(self, ref: str) -> list[BrokerEvent]: ...
 
     async def poll(self) -> list[BrokerEvent]: ...
+
+    async def snapshot(self) -> BrokerSnapshot:
+        """Every order the broker reports (working and completed), every execution and the
+        positions: what reconciliation compares the ledger with."""
+        ...
+
+    async def close(self) -> None: ...

@@ -26,7 +26,7 @@ late or reordered execution) keeps the shares: its sell is resized by cancel and
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 
 import attrs
@@ -148,6 +148,7 @@ class GridStrategy:
         fills: Iterable[OrderFilled],
         working: Collection[str],
         detached: Collection[str] = (),
+        placed_at: Mapping[str, float] | None = None,
         now: float,
     ) -> GridStrategy:
         """Rebuild a grid from the facts: the orders it committed (intents), the executions
@@ -158,7 +159,10 @@ class GridStrategy:
         Lots are numbered by their orderRefs; each level-0 buy starts a new ladder (cycle) that
         the conditional buys and sells after it belong to. ``detached`` buys (lots the reconciler
         created for orphan shares) belong to no ladder: they only get their sells.
+        ``placed_at`` gives an order's placing time on the strategy's clock (else ``now``), so
+        that a restart does not reset the level-0 fill timeout.
         """
+        placed_at = placed_at or {}
         grid = cls(params, lots)
         mine: list[tuple[OrderRef, PlaceOrder]] = []
         for order in orders:
@@ -179,7 +183,11 @@ class GridStrategy:
                     cycle += ref.level == 0
                     cycle_of[ref.lot] = cycle
             grid._track(
-                order, level=ref.level, lot=ref.lot, cycle=cycle_of.get(ref.lot, 0), now=now
+                order,
+                level=ref.level,
+                lot=ref.lot,
+                cycle=cycle_of.get(ref.lot, 0),
+                now=placed_at.get(order.ref, now),
             )
             grid.next_lot = max(grid.next_lot, ref.lot + 1)
         first_fill: dict[int, Decimal] = {}

@@ -1,0 +1,236 @@
+"""Reconciliation as pure logic (SPEC section 6): the broker is the source of truth.
+
+``plan`` compares one symbol's ledger with what the broker reports and returns the repairs the
+ledger needs, in one transaction, and a ``Diff`` describing them:
+
+* executions the broker reports that the ledger lacks are recorded (a sell that filled while we
+  were offline closes its lot; a buy adds to its lot);
+* an order or execution under one of our orderRefs with no intent (a ledger restored from an
+  older backup) gets its intent reconstructed from the broker's order (``Origin.ADOPTED``);
+* an intent whose order the broker has no record of at all never reached it: it is retired (once)
+  and the strategy re-plans around it;
+* **orphan shares** (broker position > open shares in the ledger, net of shares the operator's
+  own working sells hold) become a lot at the broker's average cost, which the strategy then
+  gives its +1% sell (``Origin.ORPHAN``, a synthetic fill ``orphan:<ref>``);
+* **missing shares** (ledger > broker) cannot be repaired from our side: the symbol fails
+  closed (no new orders) and the diff shows it until an operator resolves it.
+
+Orders that are not ours (no actortrade orderRef, or another strategy's) are reported and left
+alone: the operator's own orders are not ours to cancel or re-price.
+
+What the strategy then does about the broker's working orders (re-placing a vanished sell,
+cancelling duplicate, stale or mispriced buys, placing missing ones) comes from rebuilding the
+strategy from the repaired facts (``GridStrategy.restore``) and letting it re-sync; the symbol
+actor adds those orders to the diff.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+import attrs
+
+from .domain import DomainError, OrderRef, Side, TimeInForce, round_to_tick
+from .ledger import IntentRecord, Origin
+from .lot_keeper import LedgerState
+from .messages import BrokerSnapshot, OrderFilled, PlaceOrder
+
+AVERAGE_COST_PLACES = Decimal("0.0001")
+
+
+@attrs.frozen(kw_only=True)
+class Repairs:
+    """What ``plan`` writes to the ledger, in one transaction (``lot_keeper.Heal``)."""
+
+    intents: tuple[IntentRecord, ...] = ()
+    fills: tuple[OrderFilled, ...] = ()
+    retired: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.intents or self.fills or self.retired)
+
+
+@attrs.frozen(kw_only=True)
+class Diff:
+    """One symbol's reconciliation report."""
+
+    symbol: str
+    broker_position: int
+    ledger_shares: int
+    """Open shares in the ledger before the repairs."""
+    recorded_fills: tuple[str, ...] = ()
+    adopted_orders: tuple[str, ...] = ()
+    retired_intents: tuple[str, ...] = ()
+    foreign_orders: tuple[str, ...] = ()
+    orphan_shares: int = 0
+    missing_shares: int = 0
+    cancelled: tuple[str, ...] = ()
+    placed: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    @property
+    def clean(self) -> bool:
+        """Nothing to repair and nothing to re-align (foreign orders are only reported)."""
+        return not (
+            self.recorded_fills
+            or self.adopted_orders
+            or self.retired_intents
+            or self.orphan_shares
+            or self.missing_shares
+            or self.cancelled
+            or self.placed
+        )
+
+    def lines(self) -> list[str]:
+        """The report, one line per finding; empty when there is nothing to say."""
+        verb = "would " if self.dry_run else ""
+        found = []
+        if self.missing_shares:
+            found.append(
+                f"{self.symbol}: MISSING SHARES: the ledger holds {self.ledger_shares}, the broker "
+                f"{self.broker_position}: {self.missing_shares} missing; no new orders until "
+                "resolved"
+            )
+        if self.orphan_shares:
+            found.append(
+                f"{self.symbol}: {self.orphan_shares} orphan shares at the broker: "
+                f"{verb}become a lot with its sell"
+            )
+        for title, items in (
+            ("executions the ledger missed, " + (verb or "") + "recorded", self.recorded_fills),
+            ("orders with our orderRef but no intent, " + verb + "adopted", self.adopted_orders),
+            ("intents the broker never received, " + verb + "retired", self.retired_intents),
+            ("orders that are not ours, left alone", self.foreign_orders),
+            ("orders " + verb + "cancelled", self.cancelled),
+            ("orders " + verb + "placed", self.placed),
+        ):
+            if items:
+                found.append(f"{self.symbol}: {len(items)} {title}: {', '.join(items)}")
+        return found
+
+
+def plan(
+    *,
+    symbol: str,
+    strategy: str,
+    tick: Decimal,
+    ledger: LedgerState,
+    broker: BrokerSnapshot,
+    now_ns: int,
+) -> tuple[Diff, Repairs]:
+    """Compare ``ledger`` with ``broker`` for ``symbol``; return the diff and the repairs."""
+    intents = {intent.ref: intent for intent in ledger.intents}
+    recorded = {fill.exec_id for fill in ledger.fills}
+    known_orders = {order.order.ref for order in broker.orders}
+
+    def ours(ref: str) -> bool:
+        try:
+            parsed = OrderRef.parse(ref)
+        except DomainError:
+            return False
+        return (parsed.strategy, parsed.symbol) == (strategy, symbol)
+
+    adopted: dict[str, IntentRecord] = {}
+    foreign: list[str] = []
+    foreign_selling = 0
+    for order in broker.orders:
+        ref = order.order.ref
+        if not ours(ref):
+            if order.working:
+                foreign.append(ref)
+                if order.order.side is Side.SELL:
+                    foreign_selling += order.order.quantity - order.filled
+        elif ref not in intents:
+            adopted[ref] = IntentRecord(order=order.order, created_ns=now_ns, origin=Origin.ADOPTED)
+
+    missed: list[OrderFilled] = []
+    executed: dict[str, list[OrderFilled]] = defaultdict(list)
+    for execution in broker.executions:
+        if not ours(execution.ref) or execution.exec_id in recorded:
+            continue
+        fill = execution.as_fill()
+        missed.append(fill)
+        executed[execution.ref].append(fill)
+        if execution.ref not in intents and execution.ref not in adopted:
+            # An execution of an order the broker no longer lists: its intent is rebuilt from
+            # what was executed (the order's own quantity and price are gone).
+            adopted[execution.ref] = IntentRecord(
+                order=PlaceOrder(
+                    ref=execution.ref,
+                    symbol=symbol,
+                    side=execution.side,
+                    quantity=0,
+                    limit=execution.price,
+                    tif=TimeInForce.GTC,
+                ),
+                created_ns=now_ns,
+                origin=Origin.ADOPTED,
+            )
+    for ref, intent in list(adopted.items()):
+        if intent.order.quantity == 0:
+            quantity = sum(fill.quantity for fill in executed[ref])
+            adopted[ref] = attrs.evolve(intent, order=attrs.evolve(intent.order, quantity=quantity))
+
+    filled_refs = {fill.ref for fill in ledger.fills} | set(executed)
+    retired = tuple(
+        ref
+        for ref, intent in intents.items()
+        if intent.origin is Origin.STRATEGY
+        and ref not in known_orders
+        and ref not in filled_refs
+        and ref not in ledger.retired
+    )
+
+    ledger_shares = _open_shares((fill.ref, fill.quantity) for fill in ledger.fills)
+    after = ledger_shares + _open_shares((fill.ref, fill.quantity) for fill in missed)
+    position = broker.position(symbol)
+    spoken_for = after + foreign_selling
+    orphan = max(position.quantity - spoken_for, 0)
+    missing = max(after - position.quantity, 0)
+    new_intents = list(adopted.values())
+    if orphan:
+        next_lot = 1 + max(
+            (OrderRef.parse(ref).lot for ref in [*intents, *adopted] if ours(ref)), default=0
+        )
+        ref = str(OrderRef(strategy=strategy, symbol=symbol, level=0, side=Side.BUY, lot=next_lot))
+        cost = position.average_cost.quantize(AVERAGE_COST_PLACES)
+        new_intents.append(
+            IntentRecord(
+                order=PlaceOrder(
+                    ref=ref,
+                    symbol=symbol,
+                    side=Side.BUY,
+                    quantity=orphan,
+                    limit=round_to_tick(cost, tick),
+                    tif=TimeInForce.GTC,
+                ),
+                created_ns=now_ns,
+                origin=Origin.ORPHAN,
+            )
+        )
+        missed.append(OrderFilled(ref=ref, exec_id=f"orphan:{ref}", quantity=orphan, price=cost))
+    diff = Diff(
+        symbol=symbol,
+        broker_position=position.quantity,
+        ledger_shares=ledger_shares,
+        recorded_fills=tuple(fill.exec_id for fill in missed if not _synthetic(fill)),
+        adopted_orders=tuple(adopted),
+        retired_intents=retired,
+        foreign_orders=tuple(foreign),
+        orphan_shares=orphan,
+        missing_shares=missing,
+    )
+    return diff, Repairs(intents=tuple(new_intents), fills=tuple(missed), retired=retired)
+
+
+def _open_shares(fills: Iterable[tuple[str, int]]) -> int:
+    shares = 0
+    for ref, quantity in fills:
+        shares += quantity if OrderRef.parse(ref).side is Side.BUY else -quantity
+    return shares
+
+
+def _synthetic(fill: OrderFilled) -> bool:
+    return fill.exec_id.startswith("orphan:")
