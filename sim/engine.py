@@ -13,17 +13,27 @@ the trade price, limited by the trade's size, shared first come first served. Ru
 * Every execution has a unique execId; positions keep an average cost.
 
 Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
-``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``.
+``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``;
+``restart`` is the venue's nightly restart (DAY orders cancelled, connections dropped through
+``on_restart``). Delivery faults (lost, delayed, reordered notifications) belong to the
+connection, ``sim.link.Link``.
+
+**Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``cancel``,
+``on_trade``, ``restart``, ``reject_next`` and ``duplicate_next_fill``. Each is also a record
+(``Input``), handed to ``recorder`` before it takes effect and replayed with ``apply``;
+``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
+``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated, assert_never
 
 import attrs
+import msgspec
 
 from actors.domain import Side, TimeInForce
 from actors.messages import (
@@ -97,27 +107,95 @@ class Position:
         return self.cost / self.quantity if self.quantity else Decimal(0)
 
 
+# The engine's inputs as records, one per public input method. Compact on the wire (sim.journal):
+# a JSON array led by the tag, Decimals as strings, times as ISO 8601 with their UTC offset.
+Aware = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class _Input(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    pass
+
+
+class Place(_Input, frozen=True, tag="place"):
+    order: PlaceOrder
+    at: Aware
+
+
+class Cancel(_Input, frozen=True, tag="cancel"):
+    ref: str
+    reason: str
+
+
+class OnTrade(_Input, frozen=True, tag="trade"):
+    symbol: str
+    price: Decimal
+    size: int
+    at: Aware
+
+
+class Restart(_Input, frozen=True, tag="restart"):
+    reason: str
+
+
+class RejectNext(_Input, frozen=True, tag="reject_next"):
+    reason: str
+
+
+class DuplicateNextFill(_Input, frozen=True, tag="duplicate_next_fill"):
+    pass
+
+
+Input = Place | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill
+"""One call into the engine, as data."""
+
 Listener = Callable[[BrokerEvent], None]
+Recorder = Callable[[Input], None]
 
 
 class Engine:
-    def __init__(self, *, first_order_id: int = 1) -> None:
-        self._ids = itertools.count(first_order_id)
-        self._perm_ids = itertools.count(1_000_001)
-        self._exec_seq = itertools.count(1)
+    def __init__(self, *, first_order_id: int = 1, recorder: Recorder | None = None) -> None:
+        self.first_order_id = first_order_id
+        self.next_order_id = first_order_id
+        self.next_perm_id = 1_000_001
+        self.next_exec_seq = 1
         self.orders: dict[str, SimOrder] = {}
         self.executions: list[Execution] = []
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
+        self.last_trade_at: datetime | None = None
+        """The (New York) time of the last trade seen: a replay resumes after it."""
         self.listeners: list[Listener] = []
+        self.on_restart: list[Callable[[], None]] = []
+        """Called after a ``restart``: the connections to the venue drop."""
+        self.recorder = recorder
+        """Given every input before it takes effect; if it raises, the input is not applied."""
         self._reject_next: str | None = None
         self._duplicate_next = False
+
+    def apply(self, entry: Input) -> None:
+        """Make the call ``entry`` records (recording it again, if there is a recorder)."""
+        match entry:
+            case Place(order=order, at=at):
+                self.place(order, at)
+            case Cancel(ref=ref, reason=reason):
+                self.cancel(ref, reason)
+            case OnTrade(symbol=symbol, price=price, size=size, at=at):
+                self.on_trade(symbol, price, size, at)
+            case Restart(reason=reason):
+                self.restart(reason)
+            case RejectNext(reason=reason):
+                self.reject_next(reason)
+            case DuplicateNextFill():
+                self.duplicate_next_fill()
+            case _:
+                assert_never(entry)
 
     # -- orders -------------------------------------------------------------------------------
 
     def place(self, order: PlaceOrder, at: datetime) -> SimOrder | None:
         """Accept (or reject) an order; it works from the next trade on."""
         local = _local(at)
+        self._record(Place(order=order, at=local))
         problem = self._reject_next or _invalid(order)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
@@ -127,8 +205,8 @@ class Engine:
             return None
         sim = SimOrder(
             ref=order.ref,
-            order_id=next(self._ids),
-            perm_id=next(self._perm_ids),
+            order_id=self.next_order_id,
+            perm_id=self.next_perm_id,
             symbol=order.symbol,
             side=order.side,
             quantity=order.quantity,
@@ -140,6 +218,8 @@ class Engine:
             armed=order.condition is not None,
             active=order.condition is None,
         )
+        self.next_order_id += 1
+        self.next_perm_id += 1
         self.orders[order.ref] = sim
         self._emit(OrderAccepted(ref=sim.ref, order_id=sim.order_id, perm_id=sim.perm_id))
         return sim
@@ -148,6 +228,7 @@ class Engine:
         order = self.orders.get(ref)
         if order is None:
             raise EngineError(f"no order {ref!r} to cancel")
+        self._record(Cancel(ref=ref, reason=reason))
         if not order.done:
             self._finish(order, reason)
 
@@ -159,7 +240,9 @@ class Engine:
     def on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
         """A trade printed: expire, trigger and fill what it reaches."""
         local = _local(at)
+        self._record(OnTrade(symbol=symbol, price=price, size=size, at=local))
         self.last[symbol] = price
+        self.last_trade_at = local
         self._expire_day_orders(local)
         session = session_at(local)
         if not session.trading:
@@ -183,10 +266,23 @@ class Engine:
 
     # -- faults -------------------------------------------------------------------------------
 
+    def restart(self, reason: str = "venue restarted") -> None:
+        """The venue's nightly restart: working orders other than GTC are cancelled with
+        ``reason``; GTC orders, executions and positions are kept. Then every ``on_restart``
+        callback is called, so the connections drop. Armed faults stay armed."""
+        self._record(Restart(reason=reason))
+        for order in self.open_orders():
+            if order.tif is not TimeInForce.GTC:
+                self._finish(order, reason)
+        for callback in list(self.on_restart):
+            callback()
+
     def reject_next(self, reason: str = "rejected by fault injection") -> None:
+        self._record(RejectNext(reason=reason))
         self._reject_next = reason
 
     def duplicate_next_fill(self) -> None:
+        self._record(DuplicateNextFill())
         self._duplicate_next = True
 
     # -- internals ----------------------------------------------------------------------------
@@ -198,7 +294,7 @@ class Engine:
         commission = (owed - order.commission).quantize(CENT)
         order.commission += commission
         execution = Execution(
-            exec_id=f"sim.{next(self._exec_seq):08d}",
+            exec_id=f"sim.{self.next_exec_seq:08d}",
             order_id=order.order_id,
             ref=order.ref,
             symbol=order.symbol,
@@ -208,6 +304,7 @@ class Engine:
             commission=commission,
             time=at,
         )
+        self.next_exec_seq += 1
         self.executions.append(execution)
         position = self.positions.setdefault(order.symbol, Position())
         if order.side is Side.BUY:
@@ -242,6 +339,10 @@ class Engine:
         for order in self.open_orders():
             if order.tif is TimeInForce.DAY and local.date() > order.trading_day:
                 self._finish(order, "expired (DAY)")
+
+    def _record(self, entry: Input) -> None:
+        if self.recorder is not None:
+            self.recorder(entry)
 
     def _emit(self, event: BrokerEvent) -> None:
         for listener in list(self.listeners):

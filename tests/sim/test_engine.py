@@ -17,7 +17,17 @@ from actors.messages import (
     PlaceOrder,
     PriceCondition,
 )
-from sim.engine import Engine, EngineError
+from sim.engine import (
+    Cancel,
+    DuplicateNextFill,
+    Engine,
+    EngineError,
+    Input,
+    OnTrade,
+    Place,
+    RejectNext,
+    Restart,
+)
 from sim.sessions import NEW_YORK
 
 D = Decimal
@@ -29,7 +39,12 @@ def at(clock: str, day: str = MONDAY) -> datetime:
 
 
 def order(
-    ref: str, side: Side = Side.BUY, qty: int = 100, limit: str | None = "100.00", **kw: object
+    ref: str,
+    side: Side = Side.BUY,
+    qty: int = 100,
+    limit: str | None = "100.00",
+    tif: TimeInForce = TimeInForce.GTC,
+    **kw: object,
 ) -> PlaceOrder:
     return PlaceOrder(
         ref=ref,
@@ -37,8 +52,8 @@ def order(
         side=side,
         quantity=qty,
         limit=D(limit) if limit is not None else None,
-        tif=kw.pop("tif", TimeInForce.GTC),
-        **kw,  # type: ignore[arg-type]
+        tif=tif,
+        **kw,  # type: ignore[arg-type]  # outside_rth and condition, as each test needs
     )
 
 
@@ -219,3 +234,109 @@ def test_bad_orders_and_calls_are_refused_with_the_reason(
     e.cancel("dup", "operator")
     assert isinstance(events[-1], OrderCancelled)
     assert e.open_orders() == []
+
+
+def test_a_restart_cancels_working_day_orders_and_then_calls_the_restart_callbacks(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """DAY orders (armed ones too) are cancelled before the callbacks run; GTC orders stay."""
+    e, events = engine
+    e.place(order("day", tif=TimeInForce.DAY), at("10:00"))
+    e.place(
+        order("armed", tif=TimeInForce.DAY, condition=PriceCondition(trigger=D("1"))),
+        at("10:00"),
+    )
+    e.place(order("gtc"), at("10:00"))
+    seen_at_callback: list[int] = []
+    e.on_restart.append(lambda: seen_at_callback.append(len(events)))
+    e.restart("nightly")
+    cancelled = [(ev.ref, ev.reason) for ev in events if isinstance(ev, OrderCancelled)]
+    assert cancelled == [("day", "nightly"), ("armed", "nightly")]
+    assert seen_at_callback == [len(events)]
+    assert [o.ref for o in e.open_orders()] == ["gtc"]
+
+
+def test_every_input_is_recorded_before_it_takes_effect() -> None:
+    """The recorder sees each call, as data, while the engine has not yet acted on it."""
+    emitted: list[BrokerEvent] = []
+    recorded: list[tuple[Input, int]] = []
+    e = Engine(recorder=lambda entry: recorded.append((entry, len(emitted))))
+    e.listeners.append(emitted.append)
+    buy = order("b", qty=10, limit=None)
+    e.reject_next("margin")
+    e.place(buy, at("10:00"))
+    e.place(buy, at("10:00"))
+    e.duplicate_next_fill()
+    e.on_trade("TQQQ", D("99.00"), 5, at("10:01"))
+    e.cancel("b", "operator")
+    e.restart()
+    ny = at("10:00").tzinfo
+    assert recorded == [
+        (RejectNext(reason="margin"), 0),
+        (Place(order=buy, at=at("10:00")), 0),
+        (Place(order=buy, at=at("10:00")), 1),
+        (DuplicateNextFill(), 2),
+        (OnTrade(symbol="TQQQ", price=D("99.00"), size=5, at=at("10:01")), 2),
+        (Cancel(ref="b", reason="operator"), 4),
+        (Restart(reason="venue restarted"), 5),
+    ]
+    assert all(entry.at.tzinfo is ny for entry, _ in recorded if isinstance(entry, Place))
+
+
+def test_an_input_whose_recording_fails_is_not_applied() -> None:
+    """Write-ahead: a recorder that raises stops the call before it changes anything."""
+
+    def full(entry: Input) -> None:
+        raise OSError("disk full")
+
+    e = Engine(recorder=full)
+    with pytest.raises(OSError, match="disk full"):
+        e.place(order("b"), at("10:00"))
+    assert (e.orders, e.next_order_id) == ({}, 1)
+
+
+def test_calls_the_engine_refuses_are_not_recorded() -> None:
+    """An unknown cancel or a naive time raises before the recorder hears of it."""
+    recorded: list[Input] = []
+    e = Engine(recorder=recorded.append)
+    with pytest.raises(EngineError):
+        e.cancel("nope")
+    with pytest.raises(EngineError):
+        e.on_trade("TQQQ", D(1), 1, datetime(2026, 11, 23, 10, 0))
+    with pytest.raises(EngineError):
+        e.place(order("b"), datetime(2026, 11, 23, 10, 0))
+    assert recorded == []
+
+
+def test_apply_makes_the_call_an_input_records() -> None:
+    """Applying the recorded inputs to a fresh engine gives the same events and books."""
+    recorded: list[Input] = []
+    first = Engine(recorder=recorded.append)
+    first_events: list[BrokerEvent] = []
+    first.listeners.append(first_events.append)
+    first.place(order("b", qty=100, tif=TimeInForce.DAY), at("10:00"))
+    first.duplicate_next_fill()
+    first.on_trade("TQQQ", D("99.00"), 40, at("10:01"))
+    first.restart()
+    second = Engine()
+    second_events: list[BrokerEvent] = []
+    second.listeners.append(second_events.append)
+    for entry in recorded:
+        second.apply(entry)
+    assert second_events == first_events
+    assert second.executions == first.executions
+    assert (second.next_order_id, second.next_perm_id, second.next_exec_seq) == (2, 1_000_002, 2)
+
+
+def test_the_engine_remembers_when_it_saw_the_last_trade(
+    engine: tuple[Engine, list[BrokerEvent]],
+) -> None:
+    """last_trade_at: None before any trade, then the last trade's time in New York."""
+    e, _ = engine
+    before = e.last_trade_at
+    e.on_trade("TQQQ", D("99.00"), 1, at("03:00"))
+    e.on_trade("TQQQ", D("99.00"), 1, datetime.fromisoformat("2026-11-23T15:01:00+00:00"))
+    assert before is None
+    assert e.last_trade_at == at("10:01")
+    assert e.last_trade_at is not None
+    assert e.last_trade_at.tzinfo is NEW_YORK
