@@ -248,7 +248,12 @@ class ActorCell(Generic[M]):
         self.incarnation += 1
         self._stop_requested = False
         self.mailbox.clear_interrupt()
-        actor = self.factory()
+        try:
+            # A factory that raises is a crash of this incarnation like any other.
+            actor = self.factory()
+        except Exception:
+            self.lifecycle.fire(LifecycleEvent.FAIL)
+            raise
         context = ActorContext(self, self.ref, self.clock, self.incarnation)
         actor.context = context
         try:

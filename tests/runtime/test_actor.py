@@ -220,6 +220,31 @@ async def test_a_crashing_background_activity_crashes_the_actor() -> None:
     assert cell.state is LifecycleState.FAILED
 
 
+async def test_a_factory_that_raises_is_a_crash_and_the_cell_can_be_restarted() -> None:
+    """Regression: a raising factory left the cell in 'starting', so its restart failed."""
+    attempts: list[int] = []
+
+    class Echo(Actor[str]):
+        def handle(self, message: str) -> str:
+            return message
+
+    def factory() -> Echo:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("bad configuration")
+        return Echo()
+
+    cell = ActorCell("echo", factory)
+    with pytest.raises(ValueError, match="bad configuration"):
+        await cell.run()
+    assert cell.state is LifecycleState.FAILED
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request("again", timeout=5) == "again"
+        cell.request_stop()
+    assert cell.state is LifecycleState.STOPPED
+
+
 async def test_a_graceful_stop_cancels_the_background_activity_and_runs_on_stop() -> None:
     """Stopping an actor with a background loop ends the loop and still calls on_stop."""
     events: list[str] = []
