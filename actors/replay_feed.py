@@ -33,6 +33,7 @@ class ReplayFeed(Actor[None]):
         symbols: Mapping[str, ActorRef[SymbolInbox]],
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
+        on_step: Callable[[], None] | None = None,
         step_timeout: float = 30.0,
     ) -> None:
         self.replay = replay
@@ -41,6 +42,8 @@ class ReplayFeed(Actor[None]):
         self.symbols = symbols
         self.speed = speed
         self.finished = finished
+        self.on_step = on_step
+        """Called after each lockstep step, when all the trade caused has been handled."""
         self.step_timeout = step_timeout
         self.trades = 0
 
@@ -70,6 +73,8 @@ class ReplayFeed(Actor[None]):
                 await self.broker.request(Poll(), timeout=self.step_timeout)
                 await target.request(tick, timeout=self.step_timeout)
                 await self.broker.request(Poll(), timeout=self.step_timeout)
+                if self.on_step is not None:
+                    self.on_step()
             else:
                 await self.broker.send(Poll())
                 await target.send(tick)

@@ -22,7 +22,7 @@ from runtime import ActorCell
 from runtime.store import Durability
 from sim.engine import Engine
 from sim.replay import Bar, trades
-from supervisors import ChildSpec, Strategy, SupervisorSpec
+from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor
 from .brokers.sim import SimPort
@@ -58,6 +58,7 @@ def sim_trading(
     durability: Durability = Durability.GROUP,
     speed: float | None = None,
     on_finished: Callable[[], None] | None = None,
+    on_step: Callable[[], None] | None = None,
     engine: Engine | None = None,
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
@@ -116,6 +117,7 @@ def sim_trading(
             symbols={s: c.ref for s, c in symbols.items()},
             speed=speed,
             finished=replay_finished,
+            on_step=on_step,
         )
         feeds.append(feed)
         return feed
@@ -127,9 +129,12 @@ def sim_trading(
     )
     spec = SupervisorSpec(
         strategy=Strategy.REST_FOR_ONE,
+        intensity=Intensity(max_restarts=10, period=60.0),
         children=[
             ChildSpec(id="lot-keeper", start=keeper),
-            ChildSpec(id="broker", start=broker),
+            # A broker restart is a reconnect: back off (with jitter) so that a venue that is
+            # down is not hammered.
+            ChildSpec(id="broker", start=broker, backoff=Backoff(initial=0.05, maximum=5.0)),
             ChildSpec(id="symbols", start=symbols_spec),
             ChildSpec(id="reconciler", start=reconciler),
             ChildSpec(id="market-data", start=market_data),

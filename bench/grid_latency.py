@@ -26,8 +26,15 @@ import anyio
 
 from actors.broker import BrokerActor, Poll
 from actors.lot_keeper import LotKeeper, ledger_store
-from actors.messages import BrokerEvent, OrderAccepted, OrderCancelled, PlaceOrder, PriceTick
-from actors.strategies.grid import GridParams, GridStrategy
+from actors.messages import (
+    BrokerEvent,
+    BrokerSnapshot,
+    OrderAccepted,
+    OrderCancelled,
+    PlaceOrder,
+    PriceTick,
+)
+from actors.strategies.grid import GridParams
 from actors.symbol import SymbolActor, TimerTick
 from config.lotmap import LotMap
 from runtime import ActorCell
@@ -53,17 +60,30 @@ class RecordingPort:
     async def poll(self) -> list[BrokerEvent]:
         return []
 
+    async def connect(self) -> None:
+        pass
+
+    async def snapshot(self) -> BrokerSnapshot:
+        # Every order it was sent was cancelled at once: nothing works, nothing is held.
+        return BrokerSnapshot()
+
+    async def close(self) -> None:
+        pass
+
 
 async def measure(policy: Durability, ticks: int, folder: str) -> list[int]:
     port = RecordingPort()
-    strategy = GridStrategy(GridParams(symbol="TQQQ"), LotMap((94, 95, 96)))
     store = ledger_store(Path(folder) / policy.value, durability=policy)
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}))
     symbol: ActorCell[Any] = ActorCell(
         "symbol.TQQQ",
         lambda: SymbolActor(
-            strategy, lot_keeper=keeper.ref, broker=broker.ref, timer_interval=3600
+            GridParams(symbol="TQQQ"),
+            LotMap((94, 95, 96)),
+            lot_keeper=keeper.ref,
+            broker=broker.ref,
+            timer_interval=3600,
         ),
     )
     root = Supervisor(

@@ -20,10 +20,11 @@ from sim.replay import generated_session, load_bars, trades
 from supervisors import Supervisor
 
 from . import plain_grid
-from .trading_checks import check_agreement
+from .trading_checks import StepChecker, check_agreement
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
+STEP_CHECKS: list[int] = []
 REAL = ROOT.parent / "shared" / "marketdata" / "tqqq_1min" / "TQQQ_60day_1min_data.csv"
 
 
@@ -34,11 +35,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 
 
 async def run(tmp_path: Path, bars: list[Any]) -> tuple[Any, LedgerState]:
+    checker: list[StepChecker] = []
     trading = sim_trading(
         data_dir=tmp_path / "ledger",
         bars=bars,
         lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+        on_step=lambda: checker[0](),
     )
+    checker.append(StepChecker(trading, "TQQQ"))
     root = Supervisor("root", trading.spec)
     async with anyio.create_task_group() as tg:
         await tg.start(root.run)
@@ -48,6 +52,8 @@ async def run(tmp_path: Path, bars: list[Any]) -> tuple[Any, LedgerState]:
         ledger: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
         root.stop()
     assert root.restarts == 0
+    assert checker[0].checks > 0
+    STEP_CHECKS.append(checker[0].checks)
     return trading, ledger
 
 
@@ -86,7 +92,7 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
         f"\n{anyio_backend[0]}: {len(bars)} bars in {elapsed:.1f} s: "
         f"{len(trading.engine.orders)} orders, {sides[Side.BUY]} buy and {sides[Side.SELL]} sell "
         f"executions, {len(open_lots)} open lots ({held} shares), "
-        f"realized P&L {realized:.2f}"
+        f"realized P&L {realized:.2f}; invariants checked after {STEP_CHECKS[-1]} steps"
     )
     assert sides[Side.SELL] > 10
 
