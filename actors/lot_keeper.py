@@ -15,7 +15,7 @@ import anyio
 import attrs
 
 from runtime import Actor
-from runtime.store import Durability, Store
+from runtime.store import Durability, Store, StoreError
 
 from . import ledger
 from .domain import OrderRef
@@ -63,6 +63,14 @@ class LoadSnapshot:
 
 
 @attrs.frozen(kw_only=True)
+class Backup:
+    """Write a consistent, compacted copy of the ledger into the empty directory ``target``;
+    replies with its path."""
+
+    target: str
+
+
+@attrs.frozen(kw_only=True)
 class Refused:
     """The ledger refused a request that contradicts what it holds."""
 
@@ -78,7 +86,7 @@ class LedgerState:
 
 
 LotKeeperInbox = (
-    CommitIntent | RecordFill | BindOrder | Heal | LoadLedger | SaveSnapshot | LoadSnapshot
+    CommitIntent | RecordFill | BindOrder | Heal | LoadLedger | SaveSnapshot | LoadSnapshot | Backup
 )
 
 
@@ -134,6 +142,12 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 return True
             case LoadSnapshot(actor=actor):
                 return store.read(functools.partial(ledger.load_snapshot, actor=actor))
+            case Backup(target=target):
+                # A read transaction: it runs beside the writer thread, off the event loop.
+                try:
+                    return str(await anyio.to_thread.run_sync(store.backup, target))
+                except (StoreError, OSError) as exc:
+                    return Refused(reason=f"backup to {target} failed: {exc}")
 
 
 def ledger_store(

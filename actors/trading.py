@@ -19,7 +19,7 @@ import attrs
 
 from config.lotmap import LotMap
 from runtime import ActorCell
-from runtime.store import Durability
+from runtime.store import Durability, Store
 from sim.engine import Engine
 from sim.replay import Bar, trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
@@ -46,6 +46,8 @@ class SimTrading:
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
     finished: anyio.Event
+    on_finished: list[Callable[[], None]]
+    """Called when the replay has ended."""
     feed: list[ReplayFeed]
 
 
@@ -62,6 +64,7 @@ def sim_trading(
     engine: Engine | None = None,
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
+    store: Store | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -76,12 +79,15 @@ def sim_trading(
     alerts: list[Alert] = []
     finished = anyio.Event()
 
+    finishers = [on_finished] if on_finished is not None else []
+
     def replay_finished() -> None:
         finished.set()
-        if on_finished is not None:
-            on_finished()
+        for finisher in finishers:
+            finisher()
 
-    store = ledger_store(data_dir, durability=durability, map_size=map_size)
+    if store is None:
+        store = ledger_store(data_dir, durability=durability, map_size=map_size)
     strategies: dict[str, GridStrategy] = {}
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
@@ -155,5 +161,6 @@ def sim_trading(
         cells=cells,
         alerts=alerts,
         finished=finished,
+        on_finished=finishers,
         feed=feeds,
     )

@@ -46,94 +46,275 @@ class Backend(enum.StrEnum):
     trio = "trio"
 
 
+def _default_socket() -> Path:
+    """The control socket when the config names none: per user, in the runtime directory."""
+    import os
+    import tempfile
+
+    override = os.environ.get("ACTORTRADE_SOCKET")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"actortrade-{os.getuid()}" / "actorctl.sock"
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML config (default: the shipped config/actortrade.toml).",
+        dir_okay=False,
+    ),
+]
+SocketOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--socket",
+        help="Control socket of the running service (default: from --config, else per user).",
+    ),
+]
+
+
+def _load_config(path: Path | None) -> Any:
+    from config.errors import ConfigError
+    from config.load import DEFAULT_CONFIG, load_config
+
+    try:
+        return load_config(path if path is not None else DEFAULT_CONFIG)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _socket_path(socket: Path | None, config: Path | None) -> Path:
+    if socket is not None:
+        return socket
+    if config is not None:
+        configured = _load_config(config).control.socket
+        if configured is not None:
+            return Path(configured)
+    return _default_socket()
+
+
 @app.command()
 def start(
+    config: ConfigOption = None,
     replay: Annotated[
         Path | None,
         typer.Option(help="1-minute bar CSV to replay (default: a generated TQQQ-like day)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the generated session.")] = 14,
+    seed: Annotated[int | None, typer.Option(help="Seed of the generated session [14].")] = None,
+    days: Annotated[
+        int, typer.Option(min=1, help="Trading days to generate (without --replay).")
+    ] = 1,
     speed: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
-            help="Replay speed: times faster than the bars' clock; 0 = as fast as possible.",
+            help="Replay speed: times faster than the bars' clock; 0 = as fast as possible [1800].",
         ),
-    ] = 1800.0,
-    symbol: Annotated[str, typer.Option(help="Symbol to trade.")] = "TQQQ",
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="Trade only this symbol (default: the config's).")
+    ] = None,
     lots: Annotated[
-        Path | None, typer.Option(help="Lot map CSV (default: the shipped config/lots/tqqq.csv).")
+        Path | None,
+        typer.Option(help="Lot map CSV for --symbol (default: the shipped config/lots/tqqq.csv)."),
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Ledger directory (default: a temporary one, discarded at exit)."),
+        typer.Option(
+            help="Where the ledger and the sim venue's books live; a run on the same directory "
+            "resumes (default: a temporary one, discarded at exit)."
+        ),
     ] = None,
     backend: Annotated[
-        Backend, typer.Option(help="Event loop backend (asyncio uses uvloop when installed).")
-    ] = Backend.asyncio,
+        Backend | None,
+        typer.Option(help="Event loop backend (asyncio uses uvloop when installed)."),
+    ] = None,
     stop_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds a graceful stop may take before cancelling.")
-    ] = 5.0,
+        float | None,
+        typer.Option(min=0.1, help="Seconds a graceful stop may take before cancelling [5]."),
+    ] = None,
+    socket: SocketOption = None,
+    live: Annotated[
+        bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
+    ] = False,
 ) -> None:
-    """Trade the grid on the embedded sim venue until SIGINT or SIGTERM (paper, no account).
+    """Trade the grid on the embedded sim venue until SIGINT, SIGTERM or `actorctl stop`.
 
     Replays a session into the in-process venue and the grid's actors, printing every
-    execution, and a summary when the replay ends and at stop.
+    execution, and a summary when the replay ends and at stop. With --data-dir, the ledger and
+    the venue's books are kept and a later start on the same directory resumes: it reconciles
+    with the venue and carries on where the replay stopped.
     """
     import tempfile
 
-    from actors.trading import sim_trading
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
-    from sim.replay import ReplayError, generated_session, load_bars
-    from supervisors.service import run_service
+    from config.schema import Mode, SymbolConfig
+    from sim.replay import ReplayError, generated_days, load_bars
 
     _configure_logging()
-    lot_path = lots if lots is not None else Path(_config_dir()) / "lots" / "tqqq.csv"
-    try:
-        lot_map = load_lot_map(lot_path)
-        bars = (
-            [b for b in load_bars(replay) if b.symbol == symbol]
-            if replay is not None
-            else generated_session(seed=seed, symbol=symbol)
+    settings = _load_config(config)
+    if live or settings.mode is Mode.LIVE:
+        _fail(
+            "live trading needs a real broker connection, and this version trades only on the "
+            'embedded sim venue (paper): remove --live and mode = "live"'
         )
+    symbols = settings.symbols
+    if symbol is not None or lots is not None:
+        base = symbols[0]
+        symbols = (
+            SymbolConfig(
+                symbol=symbol or base.symbol,
+                lots=lots if lots is not None else base.lots,
+                grid=base.grid,
+            ),
+        )
+    venue = settings.venue
+    replay = replay if replay is not None else venue.replay
+    seed = seed if seed is not None else venue.seed
+    speed = speed if speed is not None else venue.speed
+    try:
+        lot_maps = {s.symbol: load_lot_map(s.lots) for s in symbols}
+        if replay is not None:
+            bars = [b for b in load_bars(replay) if b.symbol in lot_maps]
+        else:
+            bars = sorted(
+                (b for s in lot_maps for b in generated_days(seed=seed, days=days, symbol=s)),
+                key=lambda b: (b.start, b.symbol),
+            )
     except (ConfigError, ReplayError) as exc:
         _fail(str(exc))
     if not bars:
-        _fail(f"{replay}: no bars for {symbol}")
-    if data_dir is not None and (data_dir / "data.mdb").exists():
-        _fail(
-            f"{data_dir} already holds a ledger: resuming one needs reconciliation with the "
-            "venue, which this version does not do yet; use an empty --data-dir"
-        )
+        _fail(f"{replay}: no bars for {', '.join(lot_maps)}")
+    data_dir = data_dir if data_dir is not None else settings.data_dir
+    control_path = socket or settings.control.socket or _default_socket()
+    _refuse_if_serving(control_path)
     with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
-        ledger_dir = data_dir if data_dir is not None else Path(scratch) / "ledger"
-        report = _Report(symbol)
-        trading = sim_trading(
-            data_dir=ledger_dir,
+        home = data_dir if data_dir is not None else Path(scratch)
+        trading, resumed = _build(
+            settings,
+            home,
             bars=bars,
-            lots={symbol: lot_map},
+            lot_maps=lot_maps,
+            grids={s.symbol: s.grid for s in symbols},
             speed=speed or None,
-            on_finished=lambda: report.summary("replay finished"),
         )
+        report = _Report(list(lot_maps))
+        trading.on_finished.append(lambda: report.summary("replay finished"))
         report.attach(trading)
-        source = str(replay) if replay is not None else f"a generated session (seed {seed})"
+        generated = f"{days} generated days" if days > 1 else "a generated session"
+        source = str(replay) if replay is not None else f"{generated} (seed {seed})"
         pace = "as fast as possible" if not speed else f"{speed:g}x"
         kept = "kept" if data_dir is not None else "discarded at exit"
         _say(
-            f"trading {symbol} on the embedded sim venue (paper) replaying {source} at {pace}; "
-            f"ledger in {ledger_dir} ({kept}); Ctrl-C or SIGTERM stops it"
+            f"trading {', '.join(lot_maps)} on the embedded sim venue (paper, no account) "
+            f"replaying {source} at {pace}; data in {home} ({kept}); control socket "
+            f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
-        code = run_service(trading.spec, backend=backend.value, stop_timeout=stop_timeout)
+        if resumed is not None:
+            _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
+        code = _serve(
+            trading,
+            control_path,
+            backend=(backend or settings.runtime.backend).value,
+            stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+        )
         report.summary("at stop")
     raise typer.Exit(code)
 
 
-class _Report:
-    """Prints each execution as the venue reports it, and summaries from the strategy."""
+def _refuse_if_serving(path: Path) -> None:
+    from runtime.control import ControlError, request
 
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
+    try:
+        answer = request(path, "ping", timeout=5)
+    except ControlError:
+        return
+    _fail(f"another actorctl (pid {answer.get('pid')}) is already serving on {path}")
+
+
+def _build(
+    settings: Any,
+    home: Path,
+    *,
+    bars: list[Any],
+    lot_maps: dict[str, Any],
+    grids: dict[str, Any],
+    speed: float | None,
+) -> tuple[Any, Any]:
+    from actors.lot_keeper import ledger_store
+    from actors.strategies.grid import GridParams
+    from actors.trading import sim_trading
+    from runtime.store import Durability, StoreError
+    from sim.journal import JournalError, open_engine
+
+    store = ledger_store(
+        home / "ledger",
+        durability=Durability(settings.ledger.durability.value),
+        map_size=settings.ledger.map_size_mib << 20,
+    )
+    try:
+        # Opened here, not in the lot-keeper, so that a second service on this directory is
+        # refused before it touches anything (the store holds the directory's lock).
+        store.open()
+    except StoreError as exc:
+        _fail(str(exc))
+    try:
+        engine = open_engine(home / "venue.journal")
+    except (JournalError, OSError) as exc:
+        store.close()
+        _fail(str(exc))
+    resumed = engine.last_trade_at
+    params = {
+        symbol: GridParams(
+            symbol=symbol,
+            tick=grid.tick,
+            level0_buffer=grid.level0_buffer,
+            step=grid.step,
+            profit=grid.profit,
+            queue_depth=grid.queue_depth,
+            fill_timeout=grid.fill_timeout,
+        )
+        for symbol, grid in grids.items()
+    }
+    trading = sim_trading(
+        data_dir=home / "ledger",
+        store=store,
+        bars=bars,
+        lots=lot_maps,
+        params=params,
+        speed=speed,
+        engine=engine,
+        reconcile_interval=settings.reconcile.interval,
+    )
+    return trading, resumed
+
+
+def _serve(trading: Any, control_path: Path, *, backend: str, stop_timeout: float) -> int:
+    from actors.operations import Operations
+    from runtime.control import ControlError, serve_control
+    from supervisors.service import run_service
+
+    async def control(root: Any, stop: Any) -> None:
+        try:
+            control_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            await serve_control(control_path, Operations(trading, root, stop))
+        except (ControlError, OSError) as exc:
+            # Trading goes on without the control socket; the operator is told why.
+            logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
+
+    return run_service(
+        trading.spec, backend=backend, stop_timeout=stop_timeout, companions=[control]
+    )
+
+
+class _Report:
+    """Prints each execution as the venue reports it, and summaries from the strategies."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
         self.trading: Any = None
 
     def attach(self, trading: Any) -> None:
@@ -143,14 +324,14 @@ class _Report:
         engine = trading.engine
 
         def on_event(event: object) -> None:
-            if isinstance(event, OrderFilled):
+            if isinstance(event, OrderFilled) and event.ref.startswith("grid:"):
                 execution = engine.executions[-1]
                 when = execution.time.strftime("%Y-%m-%d %H:%M:%S")
                 side = execution.side.value
                 level = event.ref.split(":")[2]
-                position = engine.positions[self.symbol].quantity
+                position = engine.positions[execution.symbol].quantity
                 print(
-                    f"{when} {side:4} {event.quantity:>4} {self.symbol} @ {event.price} "
+                    f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
                     f"({level}) position {position}",
                     flush=True,
                 )
@@ -158,17 +339,213 @@ class _Report:
         engine.listeners.append(on_event)
 
     def summary(self, when: str) -> None:
-        strategy = self.trading.strategies[self.symbol]
         engine = self.trading.engine
-        sells = sum(1 for e in engine.executions if e.side.value == "SELL")
-        open_lots = strategy.open_lots()
-        shares = sum(lot.open_shares for lot in open_lots)
+        for symbol in self.symbols:
+            strategy = self.trading.strategies.get(symbol)
+            if strategy is None:
+                print(f"{when}: {symbol} has not started", flush=True)
+                continue
+            executions = [e for e in engine.executions if e.symbol == symbol]
+            sells = sum(1 for e in executions if e.side.value == "SELL")
+            orders = sum(1 for o in engine.orders.values() if o.symbol == symbol)
+            open_lots = strategy.open_lots()
+            shares = sum(lot.open_shares for lot in open_lots)
+            halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
+            print(
+                f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
+                f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
+                f"realized P&L {strategy.realized:.2f}{halted}",
+                flush=True,
+            )
+
+
+def _ask(socket: Path | None, config: Path | None, command: str, **args: Any) -> Any:
+    from runtime.control import ControlError, ControlUnavailable, request
+
+    path = _socket_path(socket, config)
+    try:
+        return request(path, command, args, timeout=60)
+    except ControlUnavailable as exc:
+        _say(f"{exc} (start it with `actorctl start`, or point --socket at it)")
+        raise typer.Exit(1) from None
+    except ControlError as exc:
+        _say(f"{command}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_json(value: Any) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")]
+
+
+@app.command()
+def status(
+    config: ConfigOption = None, socket: SocketOption = None, json: JsonOption = False
+) -> None:
+    """Show the running service: actor tree with states, restarts and mailboxes, each
+    symbol's lots and P&L, and the last reconciliation."""
+    reply = _ask(socket, config, "status")
+    if json:
+        _print_json(reply)
+        return
+    print(
+        f"actortrade pid {reply['pid']}: {reply['mode']} on the {reply['venue']}, venue time "
+        f"{reply['venue_time'] or '-'}, {reply['restarts']} restarts at the root"
+    )
+    print(f"{'actor':<28} {'state':<10} {'restarts':>8} {'mailbox':>8} {'peak':>6} {'handled':>9}")
+
+    def tree(nodes: list[dict[str, Any]], depth: int) -> None:
+        for node in nodes:
+            box = node.get("mailbox") or {}
+            name = "  " * depth + node["id"]
+            print(
+                f"{name:<28} {node['state']:<10} {node['restarts']:>8} "
+                f"{box.get('depth', ''):>8} {box.get('high_water_mark', ''):>6} "
+                f"{box.get('processed', ''):>9}"
+            )
+            tree(node.get("children") or [], depth + 1)
+
+    tree(reply["tree"], 1)
+    for view in reply["symbols"]:
+        shares = sum(lot["shares"] for lot in view["lots"])
+        halted = f"  HALTED: {view['halted']}" if view["halted"] else ""
         print(
-            f"{when}: {len(engine.orders)} orders, {len(engine.executions) - sells} buy and "
-            f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
-            f"realized P&L {strategy.realized:.2f}",
-            flush=True,
+            f"{view['symbol']}: {len(view['lots'])} open lots ({shares} shares), realized P&L "
+            f"{view['realized']}, last price {view['last_price'] or '-'}, anchor "
+            f"{view['anchor'] or '-'}, {view['live_buys']} buys and {view['live_sells']} sells "
+            f"working{halted}"
         )
+        diff = view.get("last_diff")
+        if diff is not None:
+            _print_diff_lines(_diff_lines(diff), "  last reconcile: clean")
+    last = reply["last_reconcile"]
+    if last is None:
+        print("periodic reconcile: not run yet")
+    else:
+        _print_diff_lines(last["lines"], "periodic reconcile: clean")
+
+
+def _diff_lines(diff: dict[str, Any]) -> list[str]:
+    from cattrs import Converter
+
+    from actors.reconcile import Diff
+
+    return Converter().structure(diff, Diff).lines()
+
+
+def _print_diff_lines(lines: list[str], clean: str) -> None:
+    if not lines:
+        print(clean)
+    for line in lines:
+        print(f"  {line}")
+
+
+@app.command()
+def stop(config: ConfigOption = None, socket: SocketOption = None) -> None:
+    """Stop the running service gracefully (GTC orders stay at the broker)."""
+    reply = _ask(socket, config, "stop")
+    print(f"actortrade pid {reply['pid']} is stopping")
+
+
+@app.command(name="lots")
+def lots_command(
+    config: ConfigOption = None, socket: SocketOption = None, json: JsonOption = False
+) -> None:
+    """List the open lots of the running service, with their sells."""
+    reply = _ask(socket, config, "lots")
+    if json:
+        _print_json(reply)
+        return
+    print(f"{'symbol':<8} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} {'sell at':>9}")
+    for view in reply["symbols"]:
+        for lot in view["lots"]:
+            print(
+                f"{view['symbol']:<8} {lot['lot']:>5} {lot['level']:>5} {lot['shares']:>7} "
+                f"{float(lot['purchase_price']):>10.4f} {lot['sell_price']:>9}"
+            )
+        print(f"{view['symbol']:<8} realized P&L {view['realized']}")
+
+
+@app.command()
+def reconcile(
+    config: ConfigOption = None,
+    socket: SocketOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Reconcile the running service's ledger with the broker now, and print the diff."""
+    reply = _ask(socket, config, "reconcile", dry_run=dry_run)
+    if json:
+        _print_json(reply)
+        return
+    _print_diff_lines(reply["lines"], "clean: the ledger and the broker agree")
+
+
+@app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="An empty or new directory for the copy.")],
+    config: ConfigOption = None,
+    socket: SocketOption = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Back up this data directory's ledger (when no service runs on it)."),
+    ] = None,
+) -> None:
+    """Write a consistent, compacted copy of the ledger: through the running service, or
+    straight from --data-dir when none is running."""
+    from actors.lot_keeper import ledger_store
+    from runtime.store import StoreError
+
+    target = target.resolve()
+    if data_dir is None:
+        reply = _ask(socket, config, "backup", path=str(target))
+        print(f"ledger copied to {reply['path']}")
+        return
+    store = ledger_store(data_dir / "ledger")
+    if not (data_dir / "ledger" / "data.mdb").exists():
+        _fail(f"{data_dir}: no ledger there (expected {data_dir / 'ledger' / 'data.mdb'})")
+    try:
+        with store:
+            copied = store.backup(target)
+    except StoreError as exc:
+        _fail(f"{exc} (if a service runs on it, back up through it: drop --data-dir)")
+    print(f"ledger copied to {copied}")
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Check the config and every lot map, and the venue connection; print the config."""
+    from config.errors import ConfigError
+    from config.load import DEFAULT_CONFIG, render_config
+    from config.lotmap import load_lot_map
+    from config.secrets import load_secrets
+
+    settings = _load_config(config)
+    print(f"config {config or DEFAULT_CONFIG}: ok")
+    problems = 0
+    for symbol in settings.symbols:
+        try:
+            lot_map = load_lot_map(symbol.lots)
+        except ConfigError as exc:
+            problems += 1
+            print(f"lot map for {symbol.symbol}: {exc}")
+            continue
+        print(
+            f"lot map for {symbol.symbol} {symbol.lots}: {len(lot_map)} levels, "
+            f"{sum(lot_map)} shares in all"
+        )
+    print(f"secrets (from the environment or .env): {load_secrets()!r}")
+    print("venue: the embedded sim venue (paper); nothing to connect to")
+    print()
+    print(render_config(settings), end="")
+    if problems:
+        raise typer.Exit(2)
 
 
 def _config_dir() -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import attrs
 
-from .sessions import NEW_YORK, REGULAR_CLOSE, REGULAR_OPEN
+from .sessions import NEW_YORK, REGULAR_CLOSE, REGULAR_OPEN, is_trading_day
 
 HEADER = ("Datetime", "Symbol", "Open", "High", "Low", "Close", "Volume")
 STEP = timedelta(seconds=15)
@@ -166,4 +166,29 @@ def generated_session(
         )
         price = close
         moment += timedelta(minutes=1)
+    return bars
+
+
+def generated_days(
+    *,
+    seed: int,
+    days: int,
+    first: date = date(2026, 11, 23),
+    symbol: str = "TQQQ",
+    start_price: Decimal = Decimal("52.00"),
+) -> list[Bar]:
+    """``days`` consecutive trading days (weekends and NYSE holidays skipped) of generated
+    bars, each opening at the previous day's close; day ``i`` uses seed ``seed + i``, so one
+    day is exactly ``generated_session(seed=seed, day=first)``."""
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    bars: list[Bar] = []
+    day, price = first, start_price
+    for i in range(days):
+        while not is_trading_day(day):
+            day += timedelta(days=1)
+        session = generated_session(seed=seed + i, day=day, symbol=symbol, start_price=price)
+        bars.extend(session)
+        price = session[-1].close
+        day += timedelta(days=1)
     return bars

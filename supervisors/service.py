@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 import anyio
@@ -33,43 +33,56 @@ class ServiceResult:
     forced: bool = False
 
 
+Companion = Callable[[Supervisor, Callable[[str], None]], Coroutine[Any, Any, None]]
+"""A task that runs beside the tree (the control socket, say): it gets the root and a function
+that asks for a graceful stop, naming who asked; it is cancelled when the tree has stopped."""
+
+
 async def serve(
     spec: SupervisorSpec,
     *,
     stop_timeout: float = 5.0,
     on_started: Callable[[Supervisor], None] | None = None,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    companions: Sequence[Companion] = (),
 ) -> ServiceResult:
     """Run ``spec`` as the root supervisor until a signal or until it gives up."""
     root = Supervisor("root", spec)
     stopped_by: list[str] = []
     forced = False
+    tree_scope = anyio.CancelScope()
 
-    async def watch_signals(scope: anyio.CancelScope) -> None:
+    def request_stop(by: str) -> None:
+        if stopped_by:
+            return
+        stopped_by.append(by)
+        log.info("stop requested by %s: stopping (at most %g s)", by, stop_timeout)
+        root.stop()
+        tree_scope.deadline = min(tree_scope.deadline, anyio.current_time() + stop_timeout)
+
+    async def watch_signals() -> None:
         nonlocal forced
         with anyio.open_signal_receiver(*signals) as received:
             async for signum in received:
                 name = signal.Signals(signum).name
                 if not stopped_by:
-                    stopped_by.append(name)
-                    log.info("%s received: stopping (at most %g s)", name, stop_timeout)
-                    root.stop()
-                    scope.deadline = min(scope.deadline, anyio.current_time() + stop_timeout)
+                    request_stop(name)
                 else:
                     log.warning("%s received again: cancelling now", name)
                     forced = True
-                    scope.cancel()
+                    tree_scope.cancel()
 
     gave_up: list[BaseException] = []
     try:
         async with anyio.create_task_group() as tg:
-            tree_scope = anyio.CancelScope()
-            tg.start_soon(watch_signals, tree_scope)
+            tg.start_soon(watch_signals)
             with tree_scope:
                 async with anyio.create_task_group() as tree:
                     await tree.start(root.run)
                     if on_started is not None:
                         on_started(root)
+                    for companion in companions:
+                        tg.start_soon(companion, root, request_stop)
             if tree_scope.cancelled_caught:
                 forced = True
                 log.warning("the tree did not stop within %g s: it was cancelled", stop_timeout)
@@ -104,6 +117,7 @@ def run_service(
     backend: str = "asyncio",
     stop_timeout: float = 5.0,
     on_started: Callable[[Supervisor], None] | None = None,
+    companions: Sequence[Companion] = (),
     stderr: TextIO = sys.stderr,
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed); return the exit code."""
@@ -111,7 +125,9 @@ def run_service(
     if backend == "asyncio" and _uvloop_available():
         options["use_uvloop"] = True
     result: ServiceResult = anyio.run(
-        lambda: serve(spec, stop_timeout=stop_timeout, on_started=on_started),
+        lambda: serve(
+            spec, stop_timeout=stop_timeout, on_started=on_started, companions=companions
+        ),
         backend=backend,
         backend_options=options,
     )

@@ -14,9 +14,26 @@ import pytest
 ACTORCTL = str(Path(sys.executable).with_name("actorctl"))
 
 
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _env(socket: Path | None = None) -> dict[str, str]:
+    # Every test its own control socket: a developer's running actorctl must not interfere.
+    default = Path(f"/tmp/actorctl-test-{os.getpid()}.sock")
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "ACTORTRADE_SOCKET": str(socket or default),
+    }
+
+
+def run(
+    *args: str, timeout: float = 30, socket: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [ACTORCTL, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [ACTORCTL, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=_env(socket),
     )
 
 
@@ -43,10 +60,13 @@ def test_bad_options_are_refused_with_a_usage_error() -> None:
     assert "--report-every" in result.stderr
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _spawn(*args: str, socket: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [ACTORCTL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [ACTORCTL, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(socket),
     )
 
 
@@ -93,7 +113,7 @@ def test_start_trades_on_the_embedded_venue_until_a_signal_then_stops_within_5_s
     assert f"stopped by {signum.name}" in stderr
     assert "forced" not in stderr
     assert "at stop:" in stdout
-    assert "embedded sim venue (paper)" in stderr
+    assert "embedded sim venue (paper, no account)" in stderr
 
 
 def test_start_replays_the_whole_generated_day_and_reports_the_pnl() -> None:
@@ -131,19 +151,109 @@ def test_start_replays_a_bar_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
     assert f"{bad}:2: expected 7 fields" in result.stderr
 
 
-def test_start_refuses_a_bad_lot_map_and_a_data_dir_holding_a_ledger(tmp_path: Path) -> None:
-    """Bad input: a clear message naming the file, exit 2, nothing written."""
+def test_start_refuses_a_bad_lot_map_and_a_bad_config(tmp_path: Path) -> None:
+    """Bad input: a clear message naming the file and line or key path, exit 2."""
     lots = tmp_path / "lots.csv"
     lots.write_text("level,shares_to_buy\n0,0\n")
     result = run("start", "--lots", str(lots))
     assert result.returncode == 2
     assert f"{lots}:2: shares_to_buy must be between 1" in result.stderr
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    (ledger / "data.mdb").write_bytes(b"")
-    result = run("start", "--data-dir", str(ledger))
-    assert result.returncode == 2
-    assert "already holds a ledger" in result.stderr
+    config = tmp_path / "bot.toml"
+    config.write_text('[[symbols]]\nsymbol = "TQQQ"\n[symbols.grid]\nprofits = "0.02"\n')
+    for command in ("start", "check"):
+        result = run(command, "--config", str(config))
+        assert result.returncode == 2
+        assert f"{config}: extra field 'profits' @ symbols[0].grid" in result.stderr
+
+
+def test_a_second_service_on_the_same_data_dir_is_refused_and_a_later_one_resumes(
+    tmp_path: Path,
+) -> None:
+    """While one service runs on a data directory another is refused (naming the holder's
+    pid); after a stop, a new start resumes where the venue's replay stopped."""
+    data = tmp_path / "data"
+    first = _spawn("start", "--data-dir", str(data), "--speed", "0", socket=tmp_path / "a.sock")
+    try:
+        _line_with(first, "replay finished")
+        second = run("start", "--data-dir", str(data), socket=tmp_path / "b.sock")
+        assert second.returncode == 2
+        assert f"is in use by another actortrade process (pid {first.pid})" in second.stderr
+        _stop(first, signal.SIGTERM)
+    finally:
+        _reap(first)
+    assert first.returncode == 0
+    again = _spawn("start", "--data-dir", str(data), "--speed", "0", socket=tmp_path / "c.sock")
+    try:
+        summary = _line_with(again, "replay finished")
+        _, _, stderr = _stop(again, signal.SIGTERM)
+    finally:
+        _reap(again)
+    assert "resuming: the venue has seen trades up to 2026-11-23T19:59:45-05:00" in stderr
+    # Nothing new to replay: the books are those of the first run, reconciled clean.
+    assert "3 sell executions" in summary
+    assert "realized P&L 150.40" in summary
+    assert "reconcile" not in stderr
+
+
+def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
+    tmp_path: Path,
+) -> None:
+    """The control socket (mode 0600): status shows the live tree, lots the open lots,
+    reconcile --dry-run a clean diff, backup a copy of the ledger, and stop stops it."""
+    socket = tmp_path / "ctl.sock"
+    data = tmp_path / "data"
+    process = _spawn("start", "--data-dir", str(data), "--speed", "0", socket=socket)
+    try:
+        _line_with(process, "replay finished")
+        assert socket.stat().st_mode & 0o777 == 0o600
+        status = run("status", socket=socket)
+        assert status.returncode == 0, status.stderr
+        for actor in ("lot-keeper", "broker", "symbol.TQQQ", "reconciler", "market-data"):
+            assert actor in status.stdout
+        assert "TQQQ: 2 open lots (189 shares), realized P&L 150.40" in status.stdout
+        lots = run("lots", socket=socket)
+        assert lots.returncode == 0
+        rows = [line.split() for line in lots.stdout.splitlines() if line.startswith("TQQQ ")]
+        assert [row[1:4] for row in rows if row[1] != "realized"] == [
+            ["13", "0", "94"],
+            ["14", "1", "95"],
+        ]
+        dry = run("reconcile", "--dry-run", socket=socket)
+        assert dry.returncode == 0
+        assert "clean: the ledger and the broker agree" in dry.stdout
+        copy = tmp_path / "copy"
+        backup = run("backup", str(copy), socket=socket)
+        assert backup.returncode == 0, backup.stderr
+        assert (copy / "data.mdb").stat().st_size > 0
+        refused = run("backup", str(copy), socket=socket)
+        assert refused.returncode == 1
+        assert "is not empty" in refused.stderr
+        stop = run("stop", socket=socket)
+        assert stop.returncode == 0
+        process.communicate(timeout=10)
+    finally:
+        _reap(process)
+    assert process.returncode == 0
+    assert not socket.exists()
+    gone = run("status", socket=socket)
+    assert gone.returncode == 1
+    assert f"no actorctl is running on {socket}" in gone.stderr
+    offline = run("backup", str(tmp_path / "copy2"), "--data-dir", str(data))
+    assert offline.returncode == 0, offline.stderr
+
+
+def test_check_reports_the_config_lot_maps_and_secrets_without_their_values() -> None:
+    """`actorctl check` validates the shipped config and lot map and never prints a secret."""
+    env = {**_env(), "ALPACA_KEY": "PKSECRETVALUE123", "ALPACA_SECRET": "shh-very-secret"}
+    result = subprocess.run(
+        [ACTORCTL, "check"], capture_output=True, text=True, timeout=30, check=False, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lot map for TQQQ" in result.stdout
+    assert "88 levels" in result.stdout
+    assert "PKSECRETVALUE123" not in result.stdout + result.stderr
+    assert "shh-very-secret" not in result.stdout + result.stderr
+    assert "alpaca_key=<set>" in result.stdout
 
 
 def test_demo_restarts_crashed_symbol_actors_and_keeps_reporting() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.replay import Bar, ReplayError, bar_trades, generated_session, load_bars, trades
+from sim.replay import (
+    Bar,
+    ReplayError,
+    bar_trades,
+    generated_days,
+    generated_session,
+    load_bars,
+    trades,
+)
 from sim.sessions import NEW_YORK, Session, session_at
 
 REAL = (
@@ -151,3 +160,20 @@ def test_the_generated_session_is_a_deterministic_full_trading_day() -> None:
         b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high and b.low > 0 for b in bars
     )
     assert all(session_at(t.at) is not Session.CLOSED for t in trades(bars))
+
+
+def test_generated_days_skip_weekends_and_holidays_and_chain_prices() -> None:
+    """Several generated days: trading days only (Thanksgiving 2026-11-26 and the weekend
+    skipped), each opening at the previous close; one day equals generated_session."""
+    bars = generated_days(seed=3, days=4, first=date(2026, 11, 25))
+    days = sorted({b.start.astimezone(NEW_YORK).date() for b in bars})
+    assert days == [date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30), date(2026, 12, 1)]
+    for before, after in itertools.pairwise(days):
+        last = max((b for b in bars if b.start.astimezone(NEW_YORK).date() == before), key=_start)
+        first = min((b for b in bars if b.start.astimezone(NEW_YORK).date() == after), key=_start)
+        assert first.open == last.close
+    assert generated_days(seed=3, days=1) == generated_session(seed=3)
+
+
+def _start(bar: Bar) -> datetime:
+    return bar.start

@@ -1,0 +1,113 @@
+"""What the running service answers on its control socket (``actorctl status``, ``stop``,
+``lots``, ``reconcile``, ``backup``): requests to the actors, replies as JSON-able values.
+
+Everything goes through the actors' mailboxes (``Describe``, ``Reconcile``, ``Backup``), so an
+operator's question is handled between two events like any other message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from runtime.control import ControlError
+from supervisors import Supervisor
+
+from .lot_keeper import Backup, Refused
+from .reconciler import LastReport, Reconcile, ReconcileReport
+from .symbol import Describe, SymbolView
+from .trading import SimTrading
+
+
+class Operations:
+    """The control socket's handler for one running ``SimTrading`` tree."""
+
+    def __init__(
+        self,
+        trading: SimTrading,
+        root: Supervisor,
+        stop: Callable[[str], None],
+        *,
+        mode: str = "paper",
+        venue: str = "embedded sim venue",
+        timeout: float = 30.0,
+    ) -> None:
+        self.trading = trading
+        self.root = root
+        self.stop = stop
+        self.mode = mode
+        self.venue = venue
+        self.timeout = timeout
+
+    async def __call__(self, command: str, args: dict[str, Any]) -> Any:
+        match command:
+            case "status":
+                return await self.status()
+            case "lots":
+                return {"symbols": [_json(view) for view in await self.views()]}
+            case "stop":
+                self.stop("actorctl stop")
+                return {"stopping": True, "pid": os.getpid()}
+            case "reconcile":
+                dry_run = args.get("dry_run", False)
+                if not isinstance(dry_run, bool):
+                    raise ControlError(f"reconcile: dry_run must be true or false, got {dry_run!r}")
+                report = await self._request("reconciler", Reconcile(dry_run=dry_run))
+                return _report(report)
+            case "backup":
+                target = args.get("path")
+                if not isinstance(target, str) or not target:
+                    raise ControlError("backup: needs a target directory path")
+                done = await self._request("lot-keeper", Backup(target=str(Path(target))))
+                if isinstance(done, Refused):
+                    raise ControlError(done.reason)
+                return {"path": done}
+            case _:
+                raise ControlError(
+                    f"unknown command {command!r} (status, lots, stop, reconcile, backup)"
+                )
+
+    async def views(self) -> list[SymbolView]:
+        views = []
+        for cell in self.trading.cells.values():
+            if cell.name.startswith("symbol."):
+                view = await cell.ref.request(Describe(), timeout=self.timeout)
+                if isinstance(view, SymbolView):
+                    views.append(view)
+        return views
+
+    async def status(self) -> dict[str, Any]:
+        report = await self._request("reconciler", LastReport())
+        engine = self.trading.engine
+        return {
+            "pid": os.getpid(),
+            "mode": self.mode,
+            "venue": self.venue,
+            "venue_time": engine.last_trade_at.isoformat() if engine.last_trade_at else None,
+            "tree": _json(self.root.status()),
+            "restarts": self.root.restarts,
+            "symbols": [_json(view) for view in await self.views()],
+            "last_reconcile": _report(report) if isinstance(report, ReconcileReport) else None,
+            "alerts": [_json(alert) for alert in self.trading.alerts[-20:]],
+        }
+
+    async def _request(self, cell: str, message: object) -> Any:
+        return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)
+
+
+def _report(report: ReconcileReport) -> dict[str, Any]:
+    return {
+        "at_ns": report.at_ns,
+        "dry_run": report.dry_run,
+        "clean": report.clean,
+        "lines": [line for diff in report.diffs for line in diff.lines()],
+        "diffs": _json(report.diffs),
+    }
+
+
+def _json(value: object) -> Any:
+    return msgspec.to_builtins(value)
