@@ -89,7 +89,9 @@ class LedgerConfig:
 
 @attrs.frozen(kw_only=True)
 class ControlConfig:
-    """``[control]``: the local control socket; ``None`` means ``<data_dir>/actorctl.sock``."""
+    """``[control]``: the local control socket; ``None`` means the per-user default,
+    ``$ACTORTRADE_SOCKET``, else ``$XDG_RUNTIME_DIR/actortrade-<uid>/actorctl.sock`` (the
+    temporary directory when ``XDG_RUNTIME_DIR`` is unset)."""
 
     socket: Path | None = None
 

@@ -206,11 +206,11 @@ def start(
         report.attach(trading)
         generated = f"{days} generated days" if days > 1 else "a generated session"
         source = str(replay) if replay is not None else f"{generated} (seed {seed})"
-        pace = "as fast as possible" if not speed else f"{speed:g}x"
+        pace = "as fast as possible" if not speed else f"at {speed:g}x"
         kept = "kept" if data_dir is not None else "discarded at exit"
         _say(
             f"trading {', '.join(lot_maps)} on the embedded sim venue (paper, no account) "
-            f"replaying {source} at {pace}; data in {home} ({kept}); control socket "
+            f"replaying {source} {pace}; data in {home} ({kept}); control socket "
             f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
         if resumed is not None:
