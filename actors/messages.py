@@ -26,6 +26,18 @@ class PriceTick:
 
 
 @attrs.frozen(kw_only=True)
+class Quote:
+    """The best bid and ask for a symbol."""
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    bid_size: int = 0
+    ask_size: int = 0
+    ts_event_ns: int = 0
+
+
+@attrs.frozen(kw_only=True)
 class PriceCondition:
     """IB's PriceCondition on the last price: true when last <= trigger (``is_more=False``)."""
 

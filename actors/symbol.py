@@ -42,6 +42,7 @@ from .messages import (
     PriceTick,
 )
 from .strategies.grid import GridParams, GridStrategy
+from .ticks import TickGuard
 
 log = logging.getLogger("actortrade.symbol")
 T = TypeVar("T")
@@ -92,6 +93,8 @@ class SymbolView:
     lots: tuple[LotLine, ...]
     realized: Decimal
     last_diff: reconcile.Diff | None
+    ticks_accepted: int = 0
+    ticks_dropped: dict[str, int] = attrs.Factory(dict)
 
 
 SymbolInbox = (
@@ -129,6 +132,7 @@ class SymbolActor(Actor[SymbolInbox]):
         self.request_timeout = request_timeout
         self.strategy: GridStrategy | None = None
         self.last_diff: reconcile.Diff | None = None
+        self.ticks = TickGuard(symbol=params.symbol)
 
     @property
     def symbol(self) -> str:
@@ -149,6 +153,8 @@ class SymbolActor(Actor[SymbolInbox]):
             raise RuntimeError(f"{self.symbol}: no strategy: on_start did not reconcile")
         match message:
             case PriceTick(price=price):
+                if not self.ticks.admit(message):
+                    return None
                 commands = strategy.on_price(price, now)
             case OrderAccepted():
                 commands = strategy.on_accepted(message)
@@ -294,6 +300,8 @@ class SymbolActor(Actor[SymbolInbox]):
             lots=lots,
             realized=strategy.realized,
             last_diff=self.last_diff,
+            ticks_accepted=self.ticks.accepted,
+            ticks_dropped=dict(self.ticks.dropped),
         )
 
     # -- commands ----------------------------------------------------------------------------

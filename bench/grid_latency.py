@@ -1,11 +1,14 @@
 """Tick-to-order through the grid's actors with the write-ahead intent in the path.
 
-    tick -> symbol actor (grid decides a level-0 buy) -> lot-keeper (intent committed to LMDB)
-         -> broker actor -> venue port (order handed over: the clock stops here)
+    tick -> market-data actor -> symbol actor (grid decides a level-0 buy)
+         -> lot-keeper (intent committed to LMDB) -> broker actor
+         -> venue port (order handed over: the clock stops here)
 
 One tick in flight. The port accepts each order and cancels it at once, so the grid is flat
-again and the next tick is another decision. Variants are the durability policies; the ratio is
-against ``nosync`` (no fsync) measured in the same round; rounds are interleaved.
+again and the next tick is another decision. Variants are the durability policies and a
+baseline, ``memory``: the same actors and hops with a lot-keeper that keeps intents in a dict
+(no LMDB, no thread hand-off), so the ratio to it is what the durable intent costs. Ratios are
+per round (same round, same conditions), medians over interleaved rounds.
 
     python bench/grid_latency.py [--rounds 5] [--ticks 400] [--json bench/results/grid.json]
 """
@@ -25,7 +28,7 @@ from typing import Any
 import anyio
 
 from actors.broker import BrokerActor, Poll
-from actors.lot_keeper import LotKeeper, ledger_store
+from actors.lot_keeper import CommitIntent, LedgerState, LoadLedger, LotKeeper, ledger_store
 from actors.messages import (
     BrokerEvent,
     BrokerSnapshot,
@@ -37,9 +40,11 @@ from actors.messages import (
 from actors.strategies.grid import GridParams
 from actors.symbol import SymbolActor, TimerTick
 from config.lotmap import LotMap
-from runtime import ActorCell
+from runtime import Actor, ActorCell, ActorRef
 from runtime.store import Durability
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
+
+MEMORY = "memory"
 
 
 class RecordingPort:
@@ -71,10 +76,40 @@ class RecordingPort:
         pass
 
 
-async def measure(policy: Durability, ticks: int, folder: str) -> list[int]:
+class MemoryKeeper(Actor[Any]):
+    """The baseline lot-keeper: intents in a dict, no disk."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, PlaceOrder] = {}
+
+    def handle(self, message: Any) -> object:
+        match message:
+            case CommitIntent(order=order):
+                self.intents[order.ref] = order
+                return True
+            case LoadLedger():
+                return LedgerState(intents=(), fills=(), lots=())
+            case _:
+                return True
+
+
+class MarketData(Actor[PriceTick]):
+    """The market-data hop: forwards each tick to its symbol actor, as a feed does."""
+
+    def __init__(self, symbol: ActorRef[Any]) -> None:
+        self.symbol = symbol
+
+    async def handle(self, message: PriceTick) -> None:
+        await self.context.send(self.symbol, message)
+
+
+async def measure(policy: str, ticks: int, folder: str) -> list[int]:
     port = RecordingPort()
-    store = ledger_store(Path(folder) / policy.value, durability=policy)
-    keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    if policy == MEMORY:
+        keeper: ActorCell[Any] = ActorCell("lot-keeper", MemoryKeeper)
+    else:
+        store = ledger_store(Path(folder) / policy, durability=Durability(policy))
+        keeper = ActorCell("lot-keeper", lambda: LotKeeper(store))
     broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}))
     symbol: ActorCell[Any] = ActorCell(
         "symbol.TQQQ",
@@ -86,11 +121,12 @@ async def measure(policy: Durability, ticks: int, folder: str) -> list[int]:
             timer_interval=3600,
         ),
     )
+    feed: ActorCell[PriceTick] = ActorCell("market-data", lambda: MarketData(symbol.ref))
     root = Supervisor(
         "bench",
         SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE,
-            children=[ChildSpec(id=c.name, start=c) for c in (keeper, broker, symbol)],
+            children=[ChildSpec(id=c.name, start=c) for c in (keeper, broker, symbol, feed)],
         ),
     )
     samples: list[int] = []
@@ -100,7 +136,7 @@ async def measure(policy: Durability, ticks: int, folder: str) -> list[int]:
             port.arrived = anyio.Event()
             price = Decimal("52.00") + Decimal(i % 50) / 100
             sent = perf_counter_ns()
-            symbol.ref.tell(PriceTick(symbol="TQQQ", price=price))
+            feed.ref.tell(PriceTick(symbol="TQQQ", price=price))
             await port.arrived.wait()
             samples.append(port.at_ns - sent)
             # Let the accept and cancel reach the strategy (flat again) before the next tick;
@@ -117,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=400)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    policies = list(Durability)
-    rounds: dict[str, list[dict[str, float]]] = {p.value: [] for p in policies}
+    policies = [MEMORY, *(p.value for p in Durability)]
+    rounds: dict[str, list[dict[str, float]]] = {p: [] for p in policies}
     for r in range(args.rounds):
-        for policy in policies[r % 3 :] + policies[: r % 3]:
+        shift = r % len(policies)
+        for policy in policies[shift:] + policies[:shift]:
             with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
                 samples = anyio.run(
                     measure,
@@ -131,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     backend_options={"use_uvloop": True},
                 )
             samples.sort()
-            rounds[policy.value].append(
+            rounds[policy].append(
                 {
                     "p50_us": samples[len(samples) // 2] / 1000,
                     "p99_us": samples[int(len(samples) * 0.99)] / 1000,
@@ -140,23 +177,25 @@ def main(argv: list[str] | None = None) -> int:
             )
     table: dict[str, dict[str, float]] = {}
     for policy, rows in rounds.items():
-        base = rounds[Durability.NOSYNC.value]
         table[policy] = {
             key: statistics.median(row[key] for row in rows)
             for key in ("p50_us", "p99_us", "p999_us")
         }
-        table[policy]["vs_nosync"] = statistics.median(
-            row["p50_us"] / b["p50_us"] for row, b in zip(rows, base, strict=True)
-        )
+        for name, base in (("vs_memory", rounds[MEMORY]), ("vs_nosync", rounds["nosync"])):
+            table[policy][name] = statistics.median(
+                row["p50_us"] / b["p50_us"] for row, b in zip(rows, base, strict=True)
+            )
     print(
         f"grid tick-to-order with the intent commit: {args.rounds} interleaved rounds x "
         f"{args.ticks} decisions, asyncio+uvloop, Python {sys.version.split()[0]}"
     )
-    print(f"{'policy':8} {'p50 us':>9} {'p99 us':>9} {'p99.9 us':>9} {'x nosync':>9}")
+    print(
+        f"{'policy':8} {'p50 us':>9} {'p99 us':>9} {'p99.9 us':>9} {'x memory':>9} {'x nosync':>9}"
+    )
     for policy, row in table.items():
         print(
             f"{policy:8} {row['p50_us']:9.1f} {row['p99_us']:9.1f} {row['p999_us']:9.1f} "
-            f"{row['vs_nosync']:9.2f}"
+            f"{row['vs_memory']:9.2f} {row['vs_nosync']:9.2f}"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

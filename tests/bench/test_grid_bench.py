@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_grid_bench_reports_every_durability_policy(tmp_path: Path) -> None:
-    """A tiny run yields p50/p99 and the ratio to nosync for group, sync and nosync."""
+    """A tiny run yields p50/p99 and the ratios to the in-memory baseline and to nosync for
+    group, sync and nosync."""
     out = tmp_path / "grid.json"
     result = subprocess.run(
         [
@@ -32,7 +33,8 @@ def test_the_grid_bench_reports_every_durability_policy(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["results"]
-    assert set(rows) == {"group", "sync", "nosync"}
+    assert set(rows) == {"memory", "group", "sync", "nosync"}
     for row in rows.values():
         assert 0 < row["p50_us"] <= row["p99_us"]
     assert rows["nosync"]["vs_nosync"] == 1.0
+    assert rows["memory"]["vs_memory"] == 1.0
