@@ -110,7 +110,33 @@ class Alert:
     message: str
 
 
-Command = PlaceOrder | CancelOrder | Alert
+@attrs.frozen(kw_only=True)
+class LotOpened:
+    """A lot is complete (its buy is done) and its sell is being placed."""
+
+    symbol: str
+    lot: int
+    level: int
+    shares: int
+    purchase_price: Decimal
+    sell_price: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class LotClosed:
+    """A lot's sell filled: the lot is closed with its realized P&L."""
+
+    symbol: str
+    lot: int
+    level: int
+    shares: int
+    cost: Decimal
+    proceeds: Decimal
+    realized: Decimal
+
+
+LotEvent = LotOpened | LotClosed
+Command = PlaceOrder | CancelOrder | Alert | LotOpened | LotClosed
 BrokerEvent = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected
 
 

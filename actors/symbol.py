@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -34,6 +35,8 @@ from .messages import (
     BrokerSnapshot,
     CancelOrder,
     Command,
+    LotClosed,
+    LotOpened,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -95,6 +98,7 @@ class SymbolView:
     last_diff: reconcile.Diff | None
     ticks_accepted: int = 0
     ticks_dropped: dict[str, int] = attrs.Factory(dict)
+    lot_events: tuple[LotOpened | LotClosed, ...] = ()
 
 
 SymbolInbox = (
@@ -133,6 +137,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self.strategy: GridStrategy | None = None
         self.last_diff: reconcile.Diff | None = None
         self.ticks = TickGuard(symbol=params.symbol)
+        self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
+        """The latest lot events, for ``actorctl status``."""
 
     @property
     def symbol(self) -> str:
@@ -302,6 +308,7 @@ class SymbolActor(Actor[SymbolInbox]):
             last_diff=self.last_diff,
             ticks_accepted=self.ticks.accepted,
             ticks_dropped=dict(self.ticks.dropped),
+            lot_events=tuple(self.lot_events)[-10:],
         )
 
     # -- commands ----------------------------------------------------------------------------
@@ -321,6 +328,9 @@ class SymbolActor(Actor[SymbolInbox]):
                     await self.context.send(self.broker, command)
                 case Alert():
                     self._record(command)
+                case LotOpened() | LotClosed():
+                    log.info("%r", command)
+                    self.lot_events.append(command)
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message)

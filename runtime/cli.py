@@ -419,6 +419,20 @@ def status(
             f"{view['anchor'] or '-'}, {view['live_buys']} buys and {view['live_sells']} sells "
             f"working{halted}"
         )
+        for event in view.get("lot_events", [])[-3:]:
+            if "realized" in event:
+                print(
+                    f"  lot {event['lot']} (L{event['level']}) closed: {event['shares']} shares, "
+                    f"realized {event['realized']}"
+                )
+            else:
+                print(
+                    f"  lot {event['lot']} (L{event['level']}) opened: {event['shares']} @ "
+                    f"{float(event['purchase_price']):.4f}, selling at {event['sell_price']}"
+                )
+        dropped = view.get("ticks_dropped") or {}
+        if dropped:
+            print(f"  bad ticks dropped: {dropped}")
         diff = view.get("last_diff")
         if diff is not None:
             _print_diff_lines(_diff_lines(diff), "  last reconcile: clean")

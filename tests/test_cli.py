@@ -211,6 +211,7 @@ def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
         for actor in ("lot-keeper", "broker", "symbol.TQQQ", "reconciler", "market-data"):
             assert actor in status.stdout
         assert "TQQQ: 2 open lots (189 shares), realized P&L 150.40" in status.stdout
+        assert "lot 14 (L1) opened: 95 @ 52.9400, selling at 53.47" in status.stdout
         lots = run("lots", socket=socket)
         assert lots.returncode == 0
         rows = [line.split() for line in lots.stdout.splitlines() if line.startswith("TQQQ ")]

@@ -38,6 +38,8 @@ from ..messages import (
     Alert,
     CancelOrder,
     Command,
+    LotClosed,
+    LotOpened,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -477,6 +479,18 @@ class GridStrategy:
             return [CancelOrder(ref=live.ref, reason="the lot's sell needs replacing")]
         if self.halted is not None or not self._may_retry("sell", lot.id, now):
             return []
+        commands: list[Command] = []
+        if lot.sell_attempts == 0:
+            commands.append(
+                LotOpened(
+                    symbol=self.params.symbol,
+                    lot=lot.id,
+                    level=lot.level,
+                    shares=lot.open_shares,
+                    purchase_price=lot.purchase_price,
+                    sell_price=self.sell_price(lot),
+                )
+            )
         lot.sell_attempts += 1
         ref = str(
             OrderRef(
@@ -498,18 +512,28 @@ class GridStrategy:
         )
         lot.sell_ref = ref
         self._track(command, level=lot.level, lot=lot.id, cycle=lot.cycle, now=now)
-        return [command]
+        commands.append(command)
+        return commands
 
     def _close(self, lot: Lot) -> list[Command]:
         lot.closed = True
         lot.realized = lot.proceeds - lot.cost
         self.realized += lot.realized
+        closed = LotClosed(
+            symbol=self.params.symbol,
+            lot=lot.id,
+            level=lot.level,
+            shares=lot.sold,
+            cost=lot.cost,
+            proceeds=lot.proceeds,
+            realized=lot.realized,
+        )
         if lot.cycle == self.cycle and not self.open_lots(self.cycle):
             # Flat: this ladder is done; the next price anchors a new one.
             self.cycle += 1
             self.anchor = None
             self.triggers = []
-        return []
+        return [closed]
 
     def _place_level0(self, price: Decimal, now: float) -> PlaceOrder:
         limit = round_to_tick(price * (1 + self.params.level0_buffer), self.params.tick)

@@ -23,6 +23,8 @@ from actors.messages import (
     Alert,
     CancelOrder,
     Command,
+    LotClosed,
+    LotOpened,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -65,6 +67,8 @@ class GridMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.exec_seq = 0
         self.alerts: list[Alert] = []
+        self.opened: set[int] = set()
+        self.closed: dict[int, Decimal] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -84,6 +88,13 @@ class GridMachine(RuleBasedStateMachine):
             elif isinstance(command, CancelOrder):
                 assert command.ref in self.books.placed, f"cancel of unknown {command.ref}"
                 self.books.cancel_requested.add(command.ref)
+            elif isinstance(command, LotOpened):
+                assert command.lot not in self.opened, f"lot {command.lot} opened twice"
+                self.opened.add(command.lot)
+            elif isinstance(command, LotClosed):
+                assert command.lot not in self.closed, f"lot {command.lot} closed twice"
+                assert command.shares == self.books.bought[command.lot]
+                self.closed[command.lot] = command.realized
             else:
                 self.alerts.append(command)
 
@@ -244,6 +255,8 @@ class GridMachine(RuleBasedStateMachine):
             Decimal(0),
         )
         assert self.grid.realized == expected
+        # Every closed lot was reported once, with its own realized P&L.
+        assert self.closed == {i: lot.realized for i, lot in self.grid.lots.items() if lot.closed}
 
     def check_sells(self) -> None:
         for lot_id in self.books.bought:
