@@ -328,8 +328,26 @@ class SymbolActor(Actor[SymbolInbox]):
                     await self.context.send(self.broker, command)
                 case Alert():
                     self._record(command)
-                case LotOpened() | LotClosed():
-                    log.info("%r", command)
+                case LotOpened():
+                    log.info(
+                        "%s lot %d (L%d) opened: %d @ %.4f, selling at %s",
+                        command.symbol,
+                        command.lot,
+                        command.level,
+                        command.shares,
+                        command.purchase_price,
+                        command.sell_price,
+                    )
+                    self.lot_events.append(command)
+                case LotClosed():
+                    log.info(
+                        "%s lot %d (L%d) closed: %d shares, realized %s",
+                        command.symbol,
+                        command.lot,
+                        command.level,
+                        command.shares,
+                        command.realized,
+                    )
                     self.lot_events.append(command)
 
     def _alert(self, kind: str, message: str) -> Alert:
