@@ -28,7 +28,7 @@ from runtime import Actor, ActorRef
 from . import reconcile
 from .broker import BrokerInbox, Snapshot
 from .domain import Side
-from .ledger import Origin
+from .ledger import FillRecord, Origin
 from .lot_keeper import CommitIntent, Heal, LedgerState, LoadLedger, RecordFill, Refused
 from .messages import (
     Alert,
@@ -366,8 +366,6 @@ def _expect(reply: object, kind: type[T]) -> T:
 
 def _merged(state: LedgerState, repairs: reconcile.Repairs) -> LedgerState:
     # The ledger as it would be after the repairs (for a dry run, which writes nothing).
-    from .ledger import FillRecord
-
     seq = len(state.fills)
     fills = tuple(
         FillRecord(
