@@ -14,10 +14,12 @@ from typing import Any
 import anyio
 import pytest
 
+from actors.broker import Poll
 from actors.domain import Side, TimeInForce
 from actors.ledger import Origin
 from actors.lot_keeper import LedgerState, LoadLedger
 from actors.messages import PlaceOrder
+from actors.reconciler import Reconcile, ReconcileReport
 from actors.trading import SimTrading, sim_trading
 from config.lotmap import load_lot_map
 from sim.engine import Engine
@@ -245,3 +247,62 @@ async def test_missing_shares_fail_closed_and_place_no_new_orders(tmp_path: Path
     assert set(engine.orders) == orders_before, "a halted symbol placed an order"
     assert any(a.kind == "halted" for a in trading.alerts)
     assert any("MISSING SHARES" in a.message for a in trading.alerts)
+
+
+async def test_a_dry_run_reports_the_diff_and_changes_nothing_then_a_real_run_repairs(
+    tmp_path: Path,
+) -> None:
+    """While the service runs, shares appear at the broker: `reconcile --dry-run` reports
+    them as orphans and would place their sell, writing and sending nothing; a real
+    reconciliation then adopts them as a lot with its sell."""
+    bars = generated_session(seed=11, day=date(2026, 11, 23))[:400]
+    trading = sim_trading(data_dir=tmp_path / "ledger", bars=bars, lots=LOTS)
+    root = Supervisor("root", trading.spec)
+    engine = trading.engine
+    reconciler = trading.cells["reconciler"].ref
+    keeper = trading.cells["lot-keeper"].ref
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            await trading.finished.wait()
+            assert engine.last_trade_at is not None
+            manual = PlaceOrder(
+                ref="manual-3",
+                symbol="TQQQ",
+                side=Side.BUY,
+                quantity=30,
+                limit=None,
+                tif=TimeInForce.DAY,
+            )
+            engine.place(manual, engine.last_trade_at)
+            offline(
+                engine,
+                generated_session(seed=11, day=date(2026, 11, 23)),
+                after=engine.last_trade_at,
+                count=1,
+            )
+            orders_before = set(engine.orders)
+            before: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+
+            dry: ReconcileReport = await reconciler.request(Reconcile(dry_run=True), timeout=30)
+            (diff,) = dry.diffs
+            assert diff.dry_run
+            assert diff.orphan_shares == 30
+            assert len(diff.placed) == 1
+            assert "would become a lot" in " ".join(diff.lines())
+            unchanged: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+            assert unchanged == before
+            assert set(engine.orders) == orders_before
+
+            real: ReconcileReport = await reconciler.request(Reconcile(), timeout=30)
+            (diff,) = real.diffs
+            assert diff.orphan_shares == 30
+            assert not diff.dry_run
+            await trading.cells["broker"].ref.request(Poll(), timeout=30)
+            after: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+            clean: ReconcileReport = await reconciler.request(Reconcile(), timeout=30)
+            assert clean.clean, [line for d in clean.diffs for line in d.lines()]
+            root.stop()
+    assert [i.order.quantity for i in after.intents if i.origin is Origin.ORPHAN] == [30]
+    assert set(engine.orders) - orders_before == set(diff.placed)
+    check_agreement(trading, after, "TQQQ")
