@@ -78,6 +78,7 @@ class SimOrder:
     """False once the condition is waited for (see ``armed``) and for finished orders."""
     armed: bool = False
     done: bool = False
+    tag: str = ""
 
     @property
     def remaining(self) -> int:
@@ -119,6 +120,13 @@ class _Input(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields
 class Place(_Input, frozen=True, tag="place"):
     order: PlaceOrder
     at: Aware
+    tag: str = ""
+
+
+class Modify(_Input, frozen=True, tag="modify"):
+    ref: str
+    quantity: int
+    limit: Decimal | None
 
 
 class Cancel(_Input, frozen=True, tag="cancel"):
@@ -145,7 +153,7 @@ class DuplicateNextFill(_Input, frozen=True, tag="duplicate_next_fill"):
     pass
 
 
-Input = Place | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill
+Input = Place | Modify | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill
 """One call into the engine, as data."""
 
 Listener = Callable[[BrokerEvent], None]
@@ -165,6 +173,9 @@ class Engine:
         self.last_trade_at: datetime | None = None
         """The (New York) time of the last trade seen: a replay resumes after it."""
         self.listeners: list[Listener] = []
+        self.trade_listeners: list[Callable[[str, Decimal, int, datetime], None]] = []
+        """Told of every trade (symbol, price, size, New York time) after it was matched:
+        the market data the venue's faces stream."""
         self.on_restart: list[Callable[[], None]] = []
         """Called after a ``restart``: the connections to the venue drop."""
         self.recorder = recorder
@@ -175,8 +186,10 @@ class Engine:
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
         match entry:
-            case Place(order=order, at=at):
-                self.place(order, at)
+            case Place(order=order, at=at, tag=tag):
+                self.place(order, at, tag=tag)
+            case Modify(ref=ref, quantity=quantity, limit=limit):
+                self.modify(ref, quantity=quantity, limit=limit)
             case Cancel(ref=ref, reason=reason):
                 self.cancel(ref, reason)
             case OnTrade(symbol=symbol, price=price, size=size, at=at):
@@ -192,10 +205,12 @@ class Engine:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def place(self, order: PlaceOrder, at: datetime) -> SimOrder | None:
-        """Accept (or reject) an order; it works from the next trade on."""
+    def place(self, order: PlaceOrder, at: datetime, *, tag: str = "") -> SimOrder | None:
+        """Accept (or reject) an order; it works from the next trade on. ``tag`` is the
+        face's own note about the order (the TWS face keeps its client and order ids there),
+        kept with it and in the journal."""
         local = _local(at)
-        self._record(Place(order=order, at=local))
+        self._record(Place(order=order, at=local, tag=tag))
         problem = self._reject_next or _invalid(order)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
@@ -217,12 +232,38 @@ class Engine:
             trading_day=local.date(),
             armed=order.condition is not None,
             active=order.condition is None,
+            tag=tag,
         )
         self.next_order_id += 1
         self.next_perm_id += 1
         self.orders[order.ref] = sim
         self._emit(OrderAccepted(ref=sim.ref, order_id=sim.order_id, perm_id=sim.perm_id))
         return sim
+
+    def modify(self, ref: str, *, quantity: int, limit: Decimal | None) -> None:
+        """Change a working order's quantity and limit (IB's modify: a placeOrder with the same
+        id). Refused (``OrderRejected``, the order unchanged) for a finished order, a quantity
+        below what already filled, or a market order given a limit; re-acknowledged otherwise."""
+        order = self.orders.get(ref)
+        if order is None:
+            raise EngineError(f"no order {ref!r} to modify")
+        self._record(Modify(ref=ref, quantity=quantity, limit=limit))
+        problem = None
+        if order.done:
+            problem = f"{ref} is no longer working"
+        elif quantity < order.filled or quantity <= 0:
+            problem = f"quantity {quantity} is below the {order.filled} already filled"
+        elif (limit is None) != (order.limit is None) or (limit is not None and limit <= 0):
+            problem = f"cannot change the limit of {ref} to {limit}"
+        if problem is not None:
+            self._emit(OrderRejected(ref=ref, reason=problem, code=104))
+            return
+        order.quantity = quantity
+        order.limit = limit
+        if order.filled >= order.quantity:
+            order.done = True
+            order.active = False
+        self._emit(OrderAccepted(ref=ref, order_id=order.order_id, perm_id=order.perm_id))
 
     def cancel(self, ref: str, reason: str = "cancelled") -> None:
         order = self.orders.get(ref)
@@ -263,6 +304,8 @@ class Engine:
             quantity = min(order.remaining, available)
             available -= quantity
             self._fill(order, quantity, price, local)
+        for listener in list(self.trade_listeners):
+            listener(symbol, price, size, local)
 
     # -- faults -------------------------------------------------------------------------------
 

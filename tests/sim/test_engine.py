@@ -340,3 +340,43 @@ def test_the_engine_remembers_when_it_saw_the_last_trade(
     assert e.last_trade_at == at("10:01")
     assert e.last_trade_at is not None
     assert e.last_trade_at.tzinfo is NEW_YORK
+
+
+def test_modify_changes_a_working_order_and_refuses_a_finished_one() -> None:
+    """Modify re-prices and resizes a working order (re-acknowledged); a partly filled order
+    cannot go below its fills; a finished order cannot be modified (code 104)."""
+    engine = Engine()
+    events: list[BrokerEvent] = []
+    engine.listeners.append(events.append)
+    engine.place(order("a", qty=100, limit="99.00"), at("10:00"))
+    engine.modify("a", quantity=150, limit=D("99.50"))
+    assert engine.orders["a"].quantity == 150
+    assert engine.orders["a"].limit == D("99.50")
+    engine.on_trade("TQQQ", D("99.50"), 40, at("10:01"))
+    engine.modify("a", quantity=30, limit=D("99.50"))
+    engine.modify("a", quantity=40, limit=D("99.50"))
+    assert engine.orders["a"].done
+    engine.modify("a", quantity=50, limit=D("99.50"))
+    assert [type(e).__name__ for e in events] == [
+        "OrderAccepted",
+        "OrderAccepted",
+        "OrderFilled",
+        "OrderRejected",
+        "OrderAccepted",
+        "OrderRejected",
+    ]
+    assert [e.code for e in events if isinstance(e, OrderRejected)] == [104, 104]
+
+
+def test_trade_listeners_hear_every_matched_trade_and_tags_stay_with_orders() -> None:
+    """Market data for the faces: each trade after matching; a face's tag is kept."""
+    engine = Engine()
+    heard: list[tuple[str, Decimal, int]] = []
+    engine.trade_listeners.append(lambda s, p, n, _at: heard.append((s, p, n)))
+    engine.place(order("a"), at("10:00"), tag="tws:1:7")
+    engine.on_trade("TQQQ", D("101.00"), 10, at("10:01"))
+    assert heard == [("TQQQ", D("101.00"), 10)]
+    assert engine.orders["a"].tag == "tws:1:7"
+    replayed = Engine()
+    replayed.apply(Place(order=order("a"), at=at("10:00"), tag="tws:1:7"))
+    assert replayed.orders["a"].tag == "tws:1:7"
