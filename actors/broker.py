@@ -46,6 +46,14 @@ class BrokerActor(Actor[BrokerInbox]):
     async def on_start(self) -> None:
         await self.port.connect()
 
+    async def background(self) -> None:
+        # Events that arrive on their own (fills) are forwarded by a Poll through the mailbox,
+        # so that all forwarding happens in order, in ``handle``. A lost connection raises
+        # here: the actor crashes and its supervisor restarts (reconnects) it.
+        while True:
+            await self.port.wait()
+            await self.context.self_ref.send(Poll())
+
     async def on_stop(self) -> None:
         await self.port.close()
 

@@ -18,7 +18,6 @@ from runtime import Actor, ActorRef
 from sim.replay import Trade
 
 from .broker import BrokerInbox, Poll
-from .brokers.sim import SimPort
 from .messages import PriceTick
 from .symbol import SymbolInbox
 
@@ -28,7 +27,7 @@ class ReplayFeed(Actor[None]):
         self,
         replay: Iterable[Trade],
         *,
-        port: SimPort,
+        market: Callable[[Trade], None],
         broker: ActorRef[BrokerInbox],
         symbols: Mapping[str, ActorRef[SymbolInbox]],
         speed: float | None = None,
@@ -37,7 +36,8 @@ class ReplayFeed(Actor[None]):
         step_timeout: float = 30.0,
     ) -> None:
         self.replay = replay
-        self.port = port
+        self.market = market
+        """Moves the outside world: the venue matches the trade (before anyone sees it)."""
         self.broker = broker
         self.symbols = symbols
         self.speed = speed
@@ -62,7 +62,7 @@ class ReplayFeed(Actor[None]):
                 first_at = first_at or trade.at
                 due = started + (trade.at - first_at).total_seconds() / self.speed
                 await clock.sleep_until(due)
-            self.port.trade(trade)
+            self.market(trade)
             tick = PriceTick(
                 symbol=trade.symbol,
                 price=trade.price,

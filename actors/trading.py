@@ -25,6 +25,7 @@ from sim.replay import Bar, trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor
+from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .lot_keeper import LotKeeper, ledger_store
 from .messages import Alert
@@ -40,7 +41,7 @@ class SimTrading:
 
     spec: SupervisorSpec
     engine: Engine
-    port: SimPort
+    port: BrokerPort
     strategies: dict[str, GridStrategy]
     """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
@@ -65,17 +66,21 @@ def sim_trading(
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
     store: Store | None = None,
+    port: BrokerPort | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
     ``engine`` is the venue (a fresh in-memory one by default; ``sim.journal.open_engine`` for
     one that outlives the process): the replay resumes after the last trade it has seen.
+    ``port`` is how the broker actor reaches it: in-process (``SimPort``, the default), or over
+    the wire (``IBPort`` to a ``sim.tws.server.TwsServer`` on the same engine).
     """
     bar_list = list(bars)
     if not bar_list:
         raise ValueError("the replay has no bars")
     engine = engine if engine is not None else Engine()
-    port = SimPort(engine, bar_list[0].start)
+    in_process = SimPort(engine, bar_list[0].start)
+    port = port if port is not None else in_process
     alerts: list[Alert] = []
     finished = anyio.Event()
 
@@ -118,7 +123,7 @@ def sim_trading(
         seen = engine.last_trade_at
         feed = ReplayFeed(
             (t for t in trades(bar_list) if seen is None or t.at > seen),
-            port=port,
+            market=in_process.trade,
             broker=broker.ref,
             symbols={s: c.ref for s, c in symbols.items()},
             speed=speed,

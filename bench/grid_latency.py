@@ -68,6 +68,9 @@ class RecordingPort:
     async def connect(self) -> None:
         pass
 
+    async def wait(self) -> None:
+        await anyio.sleep_forever()
+
     async def snapshot(self) -> BrokerSnapshot:
         # Every order it was sent was cancelled at once: nothing works, nothing is held.
         return BrokerSnapshot()

@@ -34,16 +34,27 @@ def test_actorctl_is_installed_as_a_console_script() -> None:
     assert callable(script.load())
 
 
-def _imports_asyncio(path: Path) -> bool:
+def _imports_asyncio(path: Path, top: str = "asyncio") -> bool:
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and any(
-            alias.name.split(".")[0] == "asyncio" for alias in node.names
+            alias.name.split(".")[0] == top for alias in node.names
         ):
             return True
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "asyncio":
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == top:
             return True
     return False
+
+
+def test_only_the_ib_adapter_imports_ib_insync() -> None:
+    """Vendor SDK shapes never leak: ib_insync is imported by actors/brokers/ib.py alone."""
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if _imports_asyncio(path, "ib_insync")
+    )
+    assert importers == ["actors/brokers/ib.py"]
 
 
 def test_only_adapter_modules_import_asyncio() -> None:

@@ -21,6 +21,11 @@ class BrokerPort(Protocol):
 
     async def poll(self) -> list[BrokerEvent]: ...
 
+    async def wait(self) -> None:
+        """Return when events that arrived on their own are waiting for ``poll``; raise
+        ``ConnectionError`` when the connection is lost."""
+        ...
+
     async def snapshot(self) -> BrokerSnapshot:
         """Every order the broker reports (working and completed), every execution and the
         positions: what reconciliation compares the ledger with."""

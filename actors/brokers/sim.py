@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import anyio
+
 from sim.engine import Engine
 from sim.link import Link
 from sim.replay import Trade
@@ -51,6 +53,11 @@ class SimPort:
 
     async def poll(self) -> list[BrokerEvent]:
         return self.link.take()
+
+    async def wait(self) -> None:
+        # In-process, the replay feed polls after every trade (in lockstep or not): nothing
+        # arrives on its own.
+        await anyio.sleep_forever()
 
     async def snapshot(self) -> BrokerSnapshot:
         self.link.require()

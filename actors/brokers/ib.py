@@ -1,0 +1,360 @@
+"""The broker port onto Interactive Brokers (TWS or IB Gateway) through ib_insync: the only
+module that imports ib_insync.
+
+Vendor objects never leave this module: orders go out as ib_insync ``Order``s built from our
+``PlaceOrder``, and every ib_insync event comes back as our broker events, exactly once:
+
+* ``Submitted``/``PreSubmitted`` -> ``OrderAccepted``; ``Cancelled``/``ApiCancelled``/``Inactive``
+  -> ``OrderCancelled``, unless the order was rejected (an error for the order id: IB's 201,
+  103, 104, 200, ...) -> ``OrderRejected`` instead, once.
+* every execution -> ``OrderFilled``, deduplicated by execId (a reconnect replays executions).
+* ib_insync quirks (ref/ib-wire.md 1.6): after error 110 (price off the tick) it keeps the
+  order in PendingSubmit forever, so the port treats 110 as a rejection and reports the order
+  as not working; a socket drop surfaces as ``ConnectionError`` from the next call; completed
+  orders come only in answer to ``reqCompletedOrders``, which ``snapshot`` sends.
+
+``poll`` is also a barrier: a round trip (``reqCurrentTime``) first, so that everything TWS sent
+before it (fills of the last trade, say) has been handled when ``poll`` returns; the lockstep
+replay relies on that.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import anyio
+from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, Stock, Trade
+from ib_insync import PriceCondition as IBPriceCondition
+
+from ..domain import Side, TimeInForce
+from ..messages import (
+    BrokerEvent,
+    BrokerExecution,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerSnapshot,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceCondition,
+)
+
+log = logging.getLogger("actortrade.broker.ib")
+
+WARNINGS = frozenset({165, 202, 399, 404, 434, 492, 10167})
+"""Error codes that are notices, not the end of an order (110 is not: see the module doc)."""
+CANCELLED = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
+WORKING = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
+
+
+class IBPort:
+    """A connection to TWS / IB Gateway. Reconnecting is the supervisor's job: a lost
+    connection makes the next call raise ``ConnectionError``; ``connect`` opens a new one."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str = "",
+        market_data_type: int | None = None,
+        timeout: float = 10.0,
+        exchange: str = "SMART",
+        currency: str = "USD",
+        max_requests: int = 45,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.account = account
+        self.market_data_type = market_data_type
+        self.timeout = timeout
+        self.exchange = exchange
+        self.currency = currency
+        self.max_requests = max_requests
+        """Requests per second ib_insync lets out (IB's pacing limit is 50); 0 = unthrottled,
+        for the embedded venue, which has no pacing limit."""
+        self.ib: IB | None = None
+        self._events: list[BrokerEvent] = []
+        self._pending = anyio.Event()
+        self._exec_ids: set[str] = set()
+        self._rejected: set[str] = set()
+        self._ended: set[str] = set()
+        self._contracts: dict[str, Contract] = {}
+        self._trades: dict[str, Trade] = {}
+        self.disconnects = 0
+
+    # -- connection ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.ib is not None and self.ib.isConnected()
+
+    async def connect(self) -> None:
+        if self.connected:
+            return
+        ib = IB()
+        ib.client.MaxRequests = self.max_requests
+        ib.orderStatusEvent += self._on_status
+        ib.execDetailsEvent += self._on_execution
+        ib.errorEvent += self._on_error
+        ib.disconnectedEvent += self._on_disconnected
+        await ib.connectAsync(
+            self.host,
+            self.port,
+            clientId=self.client_id,
+            timeout=self.timeout,
+            account=self.account,
+        )
+        if self.market_data_type is not None:
+            ib.reqMarketDataType(self.market_data_type)
+        self.ib = ib
+        self._trades = {t.order.orderRef: t for t in ib.trades() if t.order.orderRef}
+        # Executions ib_insync replays on connect are not news: reconciliation reads them.
+        self._exec_ids |= {f.execution.execId for f in ib.fills()}
+        accounts = ",".join(ib.managedAccounts())
+        log.info(
+            "connected to %s:%d as clientId %d, accounts %s, server version %d",
+            self.host,
+            self.port,
+            self.client_id,
+            accounts,
+            ib.client.serverVersion(),
+        )
+
+    async def close(self) -> None:
+        if self.ib is not None:
+            ib, self.ib = self.ib, None
+            ib.disconnectedEvent -= self._on_disconnected
+            ib.disconnect()
+
+    def _require(self) -> IB:
+        if self.ib is None or not self.ib.isConnected():
+            raise ConnectionError(f"not connected to IB at {self.host}:{self.port}")
+        return self.ib
+
+    # -- orders --------------------------------------------------------------------------------
+
+    async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
+        ib = self._require()
+        contract = await self._contract(order.symbol)
+        trade = ib.placeOrder(contract, to_ib_order(order, contract.conId))
+        self._trades[order.ref] = trade
+        return self._take()
+
+    async def cancel(self, ref: str) -> list[BrokerEvent]:
+        ib = self._require()
+        trade = self._trades.get(ref)
+        if trade is not None and not trade.isDone() and ref not in self._ended:
+            ib.cancelOrder(trade.order)
+        return self._take()
+
+    async def poll(self) -> list[BrokerEvent]:
+        ib = self._require()
+        await ib.reqCurrentTimeAsync()
+        return self._take()
+
+    async def wait(self) -> None:
+        """Return when there are events to ``poll`` (or the connection is lost)."""
+        while not self._events:
+            if not self.connected:
+                raise ConnectionError(f"the connection to IB at {self.host}:{self.port} is lost")
+            await self._pending.wait()
+            self._pending = anyio.Event()
+
+    async def snapshot(self) -> BrokerSnapshot:
+        ib = self._require()
+        completed = await ib.reqCompletedOrdersAsync(apiOnly=False)
+        fills = await ib.reqExecutionsAsync()
+        # This session's trades first (their status is live), then those TWS reports as
+        # completed (from earlier sessions too).
+        trades: dict[str, Trade] = {}
+        for trade in [*self._trades.values(), *ib.openTrades(), *completed]:
+            trades.setdefault(trade.order.orderRef or f"ib:{trade.order.permId}", trade)
+        filled: dict[int, float] = {}
+        for fill in ib.fills():
+            filled[fill.execution.permId] = (
+                filled.get(fill.execution.permId, 0) + fill.execution.shares
+            )
+        orders = []
+        for ref, trade in trades.items():
+            working = trade.orderStatus.status in WORKING and ref not in self._ended
+            done = max(trade.orderStatus.filled, filled.get(trade.order.permId, 0))
+            orders.append(
+                BrokerOrder(
+                    order=from_ib_trade(trade),
+                    filled=int(done),
+                    working=working,
+                    order_id=trade.order.orderId or None,
+                    perm_id=trade.order.permId or None,
+                )
+            )
+        # A re-requested execution comes as a new Fill; its commission report went to the
+        # Fill ib_insync first saw (ib.fills()), so take that one when there is one.
+        seen = {f.execution.execId: f for f in ib.fills()}
+        executions = {}
+        for reported in fills:
+            fill = seen.get(reported.execution.execId, reported)
+            execution = fill.execution
+            executions[execution.execId] = BrokerExecution(
+                ref=execution.orderRef or f"ib:{execution.permId}",
+                exec_id=execution.execId,
+                symbol=fill.contract.symbol,
+                side=Side.BUY if execution.side == "BOT" else Side.SELL,
+                quantity=int(execution.shares),
+                price=_decimal(execution.price),
+                commission=_decimal(fill.commissionReport.commission)
+                if fill.commissionReport.execId
+                else None,
+            )
+        positions = tuple(
+            BrokerPosition(
+                symbol=p.contract.symbol,
+                quantity=int(p.position),
+                average_cost=_decimal(p.avgCost),
+            )
+            for p in ib.positions(self.account)
+        )
+        return BrokerSnapshot(
+            orders=tuple(orders), executions=tuple(executions.values()), positions=positions
+        )
+
+    async def _contract(self, symbol: str) -> Contract:
+        contract = self._contracts.get(symbol)
+        if contract is None:
+            ib = self._require()
+            qualified = await ib.qualifyContractsAsync(Stock(symbol, self.exchange, self.currency))
+            if not qualified:
+                raise LookupError(
+                    f"IB knows no {symbol} stock on {self.exchange} in {self.currency}"
+                )
+            contract = self._contracts[symbol] = qualified[0]
+        return contract
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit(self, event: BrokerEvent) -> None:
+        self._events.append(event)
+        self._pending.set()
+
+    def _take(self) -> list[BrokerEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def _on_status(self, trade: Trade) -> None:
+        ref = trade.order.orderRef
+        if not ref:
+            return
+        status = trade.orderStatus.status
+        if status in ("Submitted", "PreSubmitted"):
+            self._emit(
+                OrderAccepted(ref=ref, order_id=trade.order.orderId, perm_id=trade.order.permId)
+            )
+        elif status in CANCELLED and ref not in self._ended:
+            self._ended.add(ref)
+            # ib_insync cancels an order locally on an error for it, before errorEvent fires:
+            # the log entry tells a rejection (201, 103, ...) from a cancel (202).
+            entry = trade.log[-1] if trade.log else None
+            code = entry.errorCode if entry is not None else 0
+            if code and code not in WARNINGS:
+                self._rejected.add(ref)
+                self._emit(OrderRejected(ref=ref, reason=entry.message if entry else "", code=code))
+            else:
+                self._emit(OrderCancelled(ref=ref, reason=_last_message(trade)))
+
+    def _on_execution(self, trade: Trade, fill: Any) -> None:
+        execution = fill.execution
+        ref = execution.orderRef or trade.order.orderRef
+        if not ref or execution.execId in self._exec_ids:
+            return
+        self._exec_ids.add(execution.execId)
+        self._emit(
+            OrderFilled(
+                ref=ref,
+                exec_id=execution.execId,
+                quantity=int(execution.shares),
+                price=_decimal(execution.price),
+            )
+        )
+
+    def _on_error(self, req_id: int, code: int, message: str, _contract: Any) -> None:
+        if code in WARNINGS or 2100 <= code < 2200 or code in (1100, 1101, 1102):
+            log.info("IB notice %d (reqId %d): %s", code, req_id, message)
+            return
+        ref = self._ref_of(req_id)
+        if ref is None or ref in self._ended:
+            log.warning("IB error %d (reqId %d): %s", code, req_id, message)
+            return
+        self._rejected.add(ref)
+        self._ended.add(ref)
+        self._emit(OrderRejected(ref=ref, reason=message, code=code))
+
+    def _on_disconnected(self) -> None:
+        self.disconnects += 1
+        log.warning("the connection to IB at %s:%d is lost", self.host, self.port)
+        self._pending.set()
+
+    def _ref_of(self, order_id: int) -> str | None:
+        for ref, trade in self._trades.items():
+            if trade.order.orderId == order_id:
+                return ref
+        return None
+
+
+def to_ib_order(order: PlaceOrder, con_id: int) -> Order:
+    """Our order as ib_insync's: LMT or MKT, with orderRef, tif, outsideRth and the price
+    condition (last price, on the same contract, SMART)."""
+    action = order.side.value
+    if order.limit is None:
+        ib_order: Order = MarketOrder(action, order.quantity)
+    else:
+        ib_order = LimitOrder(action, order.quantity, float(order.limit))
+    ib_order.orderRef = order.ref
+    ib_order.tif = order.tif.value
+    ib_order.outsideRth = order.outside_rth
+    if order.condition is not None:
+        ib_order.conditions = [
+            IBPriceCondition(
+                isMore=order.condition.is_more,
+                price=float(order.condition.trigger),
+                conId=con_id,
+                exch="SMART",
+                triggerMethod=0,
+            )
+        ]
+    return ib_order
+
+
+def from_ib_trade(trade: Trade) -> PlaceOrder:
+    """An order as IB reports it, as ours (a foreign one gets the ref ``ib:<permId>``)."""
+    o = trade.order
+    condition = None
+    for c in o.conditions or []:
+        if isinstance(c, IBPriceCondition):
+            condition = PriceCondition(trigger=_decimal(c.price), is_more=c.isMore)
+            break
+    tif = TimeInForce.GTC if o.tif == "GTC" else TimeInForce.DAY
+    return PlaceOrder(
+        ref=o.orderRef or f"ib:{o.permId}",
+        symbol=trade.contract.symbol,
+        side=Side.BUY if o.action == "BUY" else Side.SELL,
+        quantity=int(o.totalQuantity),
+        limit=_decimal(o.lmtPrice) if o.orderType == "LMT" else None,
+        tif=tif,
+        outside_rth=bool(o.outsideRth),
+        condition=condition,
+    )
+
+
+def _decimal(value: float) -> Decimal:
+    # IB's prices are floats: their shortest repr is the price TWS printed.
+    return Decimal(repr(float(value)))
+
+
+def _last_message(trade: Trade) -> str:
+    return trade.log[-1].message if trade.log else trade.orderStatus.status

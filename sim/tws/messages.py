@@ -1,0 +1,318 @@
+"""What the TWS face sends, other than orders (``sim.tws.orders``): one function per message,
+returning its fields (message id first) in exactly the layout ib_insync 0.9.86 decodes for the
+negotiated server version (ref/ib-wire.md section 1.4; ``ib_insync/decoder.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+from sim.sessions import NEW_YORK
+
+ERROR_JSON_VERSION = 166
+"""From this server version an error carries ``advancedOrderRejectJson``."""
+SIZE_RULES_VERSION = 164
+"""From this version contractDetails has no version field and no mdSizeMultiplier, and ends
+with minSize, sizeIncrement, suggestedSizeIncrement."""
+
+# Tick types (https://interactivebrokers.github.io/tws-api/tick_types.html): live, delayed.
+BID, ASK, LAST, CLOSE = (1, 66), (2, 67), (4, 68), (9, 75)
+BID_SIZE, ASK_SIZE, LAST_SIZE, VOLUME = (0, 69), (3, 70), (5, 71), (8, 74)
+
+
+@attrs.frozen(kw_only=True)
+class Instrument:
+    """A contract the venue trades (US stocks and ETFs, SMART-routed, USD)."""
+
+    symbol: str
+    con_id: int
+    primary_exchange: str = "NASDAQ"
+    long_name: str = ""
+    min_tick: Decimal = Decimal("0.01")
+    trading_class: str = "NMS"
+
+    def contract_fields(self, *, exchange: str = "SMART", primary: bool = True) -> list[object]:
+        """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange,
+        [primaryExchange,] currency, localSymbol, tradingClass."""
+        head: list[object] = [self.con_id, self.symbol, "STK", "", 0.0, "", "", exchange]
+        return [
+            *head,
+            *([self.primary_exchange] if primary else []),
+            "USD",
+            self.symbol,
+            self.trading_class,
+        ]
+
+
+def ib_time(at: datetime) -> str:
+    """A time as TWS prints it in the login time zone (New York)."""
+    local = at.astimezone(NEW_YORK)
+    return f"{local:%Y%m%d %H:%M:%S} America/New_York"
+
+
+def next_valid_id(order_id: int) -> list[object]:
+    return [9, 1, order_id]
+
+
+def managed_accounts(accounts: str) -> list[object]:
+    return [15, 1, accounts]
+
+
+def error(req_id: int, code: int, message: str, *, server_version: int) -> list[object]:
+    fields: list[object] = [4, 2, req_id, code, message]
+    if server_version >= ERROR_JSON_VERSION:
+        fields.append("")
+    return fields
+
+
+def order_status(
+    *,
+    order_id: int,
+    status: str,
+    filled: Decimal,
+    remaining: Decimal,
+    average_price: Decimal,
+    perm_id: int,
+    last_fill_price: Decimal,
+    client_id: int,
+    parent_id: int = 0,
+) -> list[object]:
+    return [
+        3,
+        order_id,
+        status,
+        float(filled),
+        float(remaining),
+        float(average_price),
+        perm_id,
+        parent_id,
+        float(last_fill_price),
+        client_id,
+        "",
+        0.0,
+    ]
+
+
+def open_order_end() -> list[object]:
+    return [53, 1]
+
+
+def exec_details(
+    *,
+    req_id: int,
+    order_id: int,
+    instrument: Instrument,
+    exec_id: str,
+    at: datetime,
+    account: str,
+    side: str,
+    shares: Decimal,
+    price: Decimal,
+    perm_id: int,
+    client_id: int,
+    cumulative: Decimal,
+    average_price: Decimal,
+    order_ref: str,
+) -> list[object]:
+    contract = instrument.contract_fields(exchange=instrument.primary_exchange, primary=False)
+    return [
+        11,
+        req_id,
+        order_id,
+        *contract,
+        exec_id,
+        ib_time(at),
+        account,
+        instrument.primary_exchange,
+        "BOT" if side == "BUY" else "SLD",
+        float(shares),
+        float(price),
+        perm_id,
+        client_id,
+        0,
+        float(cumulative),
+        float(average_price),
+        order_ref,
+        "",
+        "",
+        "",
+        2,
+    ]
+
+
+def exec_details_end(req_id: int) -> list[object]:
+    return [55, 1, req_id]
+
+
+def commission_report(
+    exec_id: str, commission: Decimal, realized: Decimal | None = None
+) -> list[object]:
+    return [
+        59,
+        1,
+        exec_id,
+        float(commission),
+        "USD",
+        "" if realized is None else float(realized),
+        "",
+        "",
+    ]
+
+
+def position(
+    account: str, instrument: Instrument, quantity: Decimal, average_cost: Decimal
+) -> list[object]:
+    contract = instrument.contract_fields(exchange=instrument.primary_exchange, primary=False)
+    return [61, 3, account, *contract, float(quantity), float(average_cost)]
+
+
+def position_end() -> list[object]:
+    return [62, 1]
+
+
+def account_value(key: str, value: str, currency: str, account: str) -> list[object]:
+    return [6, 2, key, value, currency, account]
+
+
+def portfolio(
+    *,
+    instrument: Instrument,
+    quantity: Decimal,
+    market_price: Decimal,
+    average_cost: Decimal,
+    realized: Decimal,
+    account: str,
+) -> list[object]:
+    contract = [
+        instrument.con_id,
+        instrument.symbol,
+        "STK",
+        "",
+        0.0,
+        "",
+        "",
+        instrument.primary_exchange,
+        "USD",
+        instrument.symbol,
+        instrument.trading_class,
+    ]
+    value = quantity * market_price
+    unrealized = value - quantity * average_cost
+    return [
+        7,
+        8,
+        *contract,
+        float(quantity),
+        float(market_price),
+        float(value),
+        float(average_cost),
+        float(unrealized),
+        float(realized),
+        account,
+    ]
+
+
+def account_time(at: datetime) -> list[object]:
+    return [8, 1, f"{at.astimezone(NEW_YORK):%H:%M}"]
+
+
+def account_download_end(account: str) -> list[object]:
+    return [54, 1, account]
+
+
+def account_update_multi(
+    req_id: int, account: str, key: str, value: str, currency: str
+) -> list[object]:
+    return [73, 1, req_id, account, "", key, value, currency]
+
+
+def account_update_multi_end(req_id: int) -> list[object]:
+    return [74, 1, req_id]
+
+
+def completed_orders_end() -> list[object]:
+    return [102]
+
+
+def contract_details(req_id: int, instrument: Instrument, *, server_version: int) -> list[object]:
+    head: list[object] = [10]
+    if server_version < SIZE_RULES_VERSION:
+        head.append(8)
+    fields: list[object] = [
+        *head,
+        req_id,
+        instrument.symbol,
+        "STK",
+        "",
+        0.0,
+        "",
+        "SMART",
+        "USD",
+        instrument.symbol,
+        instrument.trading_class,
+        instrument.trading_class,
+        instrument.con_id,
+        float(instrument.min_tick),
+    ]
+    if server_version < SIZE_RULES_VERSION:
+        fields.append("")  # mdSizeMultiplier, obsolete
+    fields += [
+        "",  # multiplier
+        "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GTC,LMT,MKT,NONALGO,OCA,TRAIL",  # orderTypes
+        f"SMART,{instrument.primary_exchange}",  # validExchanges
+        1,  # priceMagnifier
+        0,  # underConId
+        instrument.long_name,
+        instrument.primary_exchange,
+        "",  # contractMonth
+        "",  # industry
+        "",  # category
+        "",  # subcategory
+        "US/Eastern",
+        "",  # tradingHours
+        "",  # liquidHours
+        "",  # evRule
+        "",  # evMultiplier
+        0,  # no secIds
+        1,  # aggGroup
+        "",  # underSymbol
+        "",  # underSecType
+        "26,26",  # marketRuleIds
+        "",  # realExpirationDate
+        "ETF",  # stockType
+    ]
+    if server_version == SIZE_RULES_VERSION - 1:
+        fields.append("")  # suggestedSizeIncrement, in 163 only
+    if server_version >= SIZE_RULES_VERSION:
+        fields += [1, 1, 100]
+    return fields
+
+
+def contract_details_end(req_id: int) -> list[object]:
+    return [52, 1, req_id]
+
+
+def tick_price(req_id: int, tick_type: int, price: Decimal, size: Decimal) -> list[object]:
+    return [1, 6, req_id, tick_type, float(price), float(size), 0]
+
+
+def tick_size(req_id: int, tick_type: int, size: Decimal) -> list[object]:
+    return [2, 6, req_id, tick_type, float(size)]
+
+
+def tick_snapshot_end(req_id: int) -> list[object]:
+    return [57, 1, req_id]
+
+
+def market_data_type(req_id: int, data_type: int) -> list[object]:
+    return [58, 1, req_id, data_type]
+
+
+def tick_req_params(req_id: int, min_tick: Decimal) -> list[object]:
+    return [81, req_id, float(min_tick), "9c0001", 3]
+
+
+def current_time(at: datetime) -> list[object]:
+    return [49, 1, int(at.timestamp())]

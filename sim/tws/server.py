@@ -1,0 +1,1023 @@
+"""The TWS API socket server: the sim venue's face for the unmodified ib_insync client.
+
+One ``TwsServer`` serves any number of client connections (one ``Session`` each, identified
+by its clientId) over one ``sim.engine.Engine``. Each session holds its own ``sim.link.Link``, so
+the engine's events reach it with that link's faults (lost, late, doubled, reordered), and a
+venue restart drops every connection. Orders placed through this face are kept in the engine
+under their orderRef (or ``tws:<clientId>:<orderId>`` when it is empty or taken), with the
+placeOrder message itself as the engine's tag, so a server rebuilt on a reopened (journaled)
+engine knows every order again, with all its fields.
+
+What a session answers (ref/ib-wire.md): the handshake (server versions ``min_version`` to
+``max_version``, ib_insync offers 157..176), startApi (managedAccounts, nextValidId, the farm
+notices; 326 for a clientId in use), and the requests ib_insync sends: positions, open orders
+(this client's, or all), completed orders, executions (with their commission reports), account
+updates (single and multi), contract details, market data (live or delayed, streamed or a
+snapshot), market data type, ids, current time, placeOrder (place and modify), cancelOrder,
+global cancel. Parsing is strict: a malformed request is a protocol error, counted in
+``protocol_errors``, answered with error 320, and the connection goes on.
+
+Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
+the tick), 200 (unknown contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
+(outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
+a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``).
+Wire-level faults on top of the link's: ``commission_first_next`` (a commissionReport before its
+execDetails, as real TWS sometimes does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import attrs
+import msgspec
+
+from actors.domain import Side, TimeInForce
+from actors.messages import (
+    BrokerEvent,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceCondition,
+)
+from sim.engine import Engine, Execution, SimOrder
+from sim.link import Link, VenueDisconnected
+from sim.sessions import Session as MarketSession
+from sim.sessions import session_at
+
+from . import messages as m
+from .orders import (
+    WireOrder,
+    WireOrderState,
+    completed_order_fields,
+    open_order_fields,
+    parse_cancel_order,
+    parse_place_order,
+)
+from .wire import HELLO, Fields, FrameReader, ProtocolError, frame
+
+log = logging.getLogger("actortrade.sim.tws")
+
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+STARTING_CASH = Decimal("1000000")
+TAG_PREFIX = "tws:"
+
+
+@attrs.define(kw_only=True)
+class TwsOrder:
+    """An order placed through this face: who placed it, and the message as it came."""
+
+    ref: str
+    client_id: int
+    order_id: int
+    wire: WireOrder
+    fields: list[str]
+    server_version: int
+
+
+@attrs.frozen(kw_only=True)
+class _Tag:
+    client: int
+    version: int
+    fields: list[str]
+
+
+class TwsServer:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        instruments: Iterable[m.Instrument],
+        clock: Callable[[], datetime],
+        account: str = "DU1234567",
+        min_version: int = 157,
+        max_version: int = 176,
+        name: str = "tws",
+    ) -> None:
+        self.engine = engine
+        self.instruments = {i.symbol: i for i in instruments}
+        self.by_con_id = {i.con_id: i for i in self.instruments.values()}
+        self.clock = clock
+        self.account = account
+        self.min_version = min_version
+        self.max_version = max_version
+        self.name = name
+        self.sessions: dict[int, Session] = {}
+        self.protocol_errors: list[str] = []
+        self.orders: dict[str, TwsOrder] = {}
+        self.by_client_order: dict[tuple[int, int], str] = {}
+        self.used_ids: dict[int, int] = {}
+        self._executions: dict[str, Execution] = {}
+        self._indexed = 0
+        self.port: int | None = None
+        for sim in engine.orders.values():
+            self._adopt(sim)
+        engine.trade_listeners.append(self._on_trade)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _adopt(self, sim: SimOrder) -> None:
+        # An order of this face found in a (reopened) engine: re-read its placeOrder message.
+        if not sim.tag.startswith(TAG_PREFIX):
+            return
+        tag = msgspec.json.decode(sim.tag[len(TAG_PREFIX) :], type=_Tag)
+        wire = parse_place_order(tag.fields, tag.version)
+        self._remember(
+            TwsOrder(
+                ref=sim.ref,
+                client_id=tag.client,
+                order_id=wire.order_id,
+                wire=wire,
+                fields=tag.fields,
+                server_version=tag.version,
+            )
+        )
+
+    def _remember(self, order: TwsOrder) -> None:
+        self.orders[order.ref] = order
+        self.by_client_order[(order.client_id, order.order_id)] = order.ref
+        self.used_ids[order.client_id] = max(self.used_ids.get(order.client_id, 0), order.order_id)
+
+    def next_valid_id(self) -> int:
+        return max(self.used_ids.values(), default=0) + 1
+
+    def execution(self, exec_id: str) -> Execution:
+        executions = self.engine.executions
+        for execution in executions[self._indexed :]:
+            self._executions[execution.exec_id] = execution
+        self._indexed = len(executions)
+        return self._executions[exec_id]
+
+    def instrument_for(self, con_id: int, symbol: str) -> m.Instrument | None:
+        if con_id:
+            return self.by_con_id.get(con_id)
+        return self.instruments.get(symbol)
+
+    def cash(self) -> Decimal:
+        cash = STARTING_CASH
+        for execution in self.engine.executions:
+            value = execution.price * execution.quantity
+            cash += -value if execution.side is Side.BUY else value
+            cash -= execution.commission
+        return cash
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` (0: any free port, reported through ``task_status``)."""
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        async with listener, anyio.create_task_group() as tg:
+            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+            log.info("%s: TWS API server listening on %s:%d", self.name, host, self.port)
+            task_status.started(self.port)
+            await listener.serve(self._connection, task_group=tg)
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        session = Session(self, stream)
+        try:
+            await session.run()
+        except* (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the client went away mid-handshake
+        finally:
+            session.close()
+            await anyio.aclose_forcefully(stream)
+
+    def protocol_error(self, problem: str) -> None:
+        log.warning("%s: protocol error: %s", self.name, problem)
+        self.protocol_errors.append(problem)
+
+    # -- faults and operator controls ----------------------------------------------------------
+
+    def connectivity_lost(self) -> None:
+        for session in list(self.sessions.values()):
+            session.notice(1100, "Connectivity between IB and Trader Workstation has been lost.")
+
+    def connectivity_restored(self, *, data_lost: bool = False) -> None:
+        code, text = (
+            (1101, "Connectivity between IB and TWS has been restored - data lost.")
+            if data_lost
+            else (1102, "Connectivity between IB and TWS has been restored - data maintained.")
+        )
+        for session in list(self.sessions.values()):
+            session.notice(code, text)
+
+    def kick(self, client_id: int) -> None:
+        """Drop one client's connection."""
+        session = self.sessions.get(client_id)
+        if session is not None:
+            session.link.disconnect()
+            session.wake()
+
+    # -- market data ---------------------------------------------------------------------------
+
+    def _on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
+        for session in list(self.sessions.values()):
+            session.on_trade(symbol, price, Decimal(size))
+
+
+class Session:
+    """One client connection."""
+
+    def __init__(self, server: TwsServer, stream: anyio.abc.ByteStream) -> None:
+        self.server = server
+        self.stream = stream
+        self.version = 0
+        self.client_id: int | None = None
+        self.link = Link(server.engine, f"{server.name} session")
+        self.data_type = 1
+        self.subscriptions: dict[int, m.Instrument] = {}
+        self.positions_subscribed = False
+        self.account_subscribed = False
+        self.commission_first_next = False
+        self._send, self._outbox = anyio.create_memory_object_stream[bytes](10_000)
+        self._wake = anyio.Event()
+        self.server.engine.listeners.append(self._on_event)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def put(self, fields: list[object]) -> None:
+        try:
+            self._send.send_nowait(frame(fields))
+        except anyio.WouldBlock:
+            # A client that reads nothing for 10,000 messages is cut off, as TWS does.
+            log.warning(
+                "%s: client %s is not reading: disconnecting", self.server.name, self.client_id
+            )
+            self.link.disconnect()
+            self.wake()
+
+    def notice(self, code: int, text: str) -> None:
+        self.put(m.error(-1, code, text, server_version=self.version))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_event(self, _event: BrokerEvent) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        if self.server.engine.listeners.count(self._on_event):
+            self.server.engine.listeners.remove(self._on_event)
+        self.link.close()
+        if self.client_id is not None and self.server.sessions.get(self.client_id) is self:
+            del self.server.sessions[self.client_id]
+        self._send.close()
+        self._outbox.close()
+
+    async def run(self) -> None:
+        reader = FrameReader()
+        pending = await self._handshake(reader)
+        if pending is None:
+            return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._writer)
+            tg.start_soon(self._pump, tg.cancel_scope)
+            for fields in pending:
+                self._dispatch(fields)
+            while True:
+                try:
+                    data = await self.stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break  # the client closed the connection
+                try:
+                    batch = reader.feed(data)
+                except ProtocolError as exc:
+                    self.server.protocol_error(str(exc))
+                    break
+                for fields in batch:
+                    self._dispatch(fields)
+            tg.cancel_scope.cancel()
+
+    async def _handshake(self, reader: FrameReader) -> list[list[str]] | None:
+        data = b""
+        while len(data) < len(HELLO):
+            data += await self.stream.receive()
+        if not data.startswith(HELLO):
+            self.server.protocol_error(f"handshake: expected {HELLO!r}, got {data[:8]!r}")
+            return None
+        data = data[len(HELLO) :]
+        # The version range is framed but, unlike every later message, has no terminator.
+        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+            data += await self.stream.receive()
+        size = int.from_bytes(data[:4], "big")
+        hello = [data[4 : 4 + size].decode(errors="backslashreplace")]
+        try:
+            rest = reader.feed(data[4 + size :])
+            low, high = _version_range(hello)
+        except ProtocolError as exc:
+            self.server.protocol_error(str(exc))
+            return None
+        version = min(high, self.server.max_version)
+        if version < max(low, self.server.min_version):
+            log.warning("%s: no common server version with %s", self.server.name, hello)
+            return None
+        self.version = version
+        now = self.server.clock()
+        await self.stream.send(frame([version, f"{now:%Y%m%d %H:%M:%S} EST"]))
+        log.info("%s: handshake %s -> server version %d", self.server.name, hello[0], version)
+        return rest
+
+    async def _writer(self) -> None:
+        async with self._outbox:
+            async for data in self._outbox:
+                try:
+                    await self.stream.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the client is gone; the reader side ends the session
+
+    async def _pump(self, scope: anyio.CancelScope) -> None:
+        # Delivers the engine's events through this session's link, in the link's order.
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            self._drain()
+            if not self.link.connected:
+                # Dropped (a fault, a venue restart): what was delivered is flushed, then the
+                # connection goes, as a real socket would.
+                await anyio.lowlevel.checkpoint()
+                self._send.close()
+                await anyio.sleep(0.05)
+                scope.cancel()
+                return
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        # Deliver what the engine emitted so far before answering a request: a reply then
+        # comes after every event that happened before the request, as on one TWS socket.
+        try:
+            events = self.link.take()
+        except VenueDisconnected:
+            return
+        for event in events:
+            self._deliver(event)
+
+    def _dispatch(self, fields: list[str]) -> None:
+        self._drain()
+        try:
+            message_id = int(fields[0])
+        except (ValueError, IndexError):
+            self.server.protocol_error(f"a message without a numeric id: {fields[:3]}")
+            return
+        handler = _HANDLERS.get(message_id)
+        if handler is None:
+            self.server.protocol_error(f"unsupported request {message_id}: {fields[:6]}")
+            self.put(
+                m.error(-1, 320, f"unsupported request {message_id}", server_version=self.version)
+            )
+            return
+        if self.client_id is None and message_id != 71:
+            self.server.protocol_error(f"request {message_id} before startApi")
+            return
+        try:
+            handler(self, fields)
+        except ProtocolError as exc:
+            self.server.protocol_error(str(exc))
+            self.put(m.error(-1, 320, f"Error reading request: {exc}", server_version=self.version))
+
+    def start_api(self, fields: list[str]) -> None:
+        f = Fields("startApi", fields, 1)
+        f.integer("version")
+        client_id = f.integer("clientId")
+        f.text("optCapab")
+        f.done()
+        if client_id in self.server.sessions:
+            self.put(
+                m.error(
+                    -1,
+                    326,
+                    "Unable to connect as the client id is already in use. Retry with a unique "
+                    "client id.",
+                    server_version=self.version,
+                )
+            )
+            self.link.disconnect()
+            self.wake()
+            return
+        self.client_id = client_id
+        self.server.sessions[client_id] = self
+        self.put(m.managed_accounts(self.server.account))
+        self.put(m.next_valid_id(self.server.next_valid_id()))
+        for code, text in FARM_NOTICES:
+            self.notice(code, text)
+
+    def req_positions(self, fields: list[str]) -> None:
+        _expect(fields, "reqPositions", 2)
+        self.positions_subscribed = True
+        for symbol, position in self.server.engine.positions.items():
+            instrument = self.server.instruments.get(symbol)
+            if instrument is not None and position.quantity:
+                self.put(
+                    m.position(
+                        self.server.account,
+                        instrument,
+                        Decimal(position.quantity),
+                        position.average_cost,
+                    )
+                )
+        self.put(m.position_end())
+
+    def cancel_positions(self, fields: list[str]) -> None:
+        _expect(fields, "cancelPositions", 2)
+        self.positions_subscribed = False
+
+    def req_open_orders(self, fields: list[str]) -> None:
+        _expect(fields, "reqOpenOrders", 2)
+        self._open_orders(mine_only=self.client_id != 0)
+
+    def req_all_open_orders(self, fields: list[str]) -> None:
+        _expect(fields, "reqAllOpenOrders", 2)
+        self._open_orders(mine_only=False)
+
+    def req_auto_open_orders(self, fields: list[str]) -> None:
+        _expect(fields, "reqAutoOpenOrders", 3)
+
+    def _open_orders(self, *, mine_only: bool) -> None:
+        for order in list(self.server.orders.values()):
+            sim = self.server.engine.orders.get(order.ref)
+            if sim is None or sim.done:
+                continue
+            if mine_only and order.client_id != self.client_id:
+                continue
+            self._order_state(order, sim)
+        self.put(m.open_order_end())
+
+    def req_completed_orders(self, fields: list[str]) -> None:
+        f = Fields("reqCompletedOrders", fields, 1)
+        f.flag("apiOnly")
+        f.done()
+        for order in self.server.orders.values():
+            sim = self.server.engine.orders.get(order.ref)
+            if sim is None or not sim.done:
+                continue
+            status = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            state = WireOrderState(
+                status=status,
+                completed_time=m.ib_time(self.server.clock()),
+                completed_status=f"{status} Size: {sim.filled}",
+            )
+            self.put(
+                completed_order_fields(
+                    order.wire,
+                    state,
+                    perm_id=sim.perm_id,
+                    filled=Decimal(sim.filled),
+                    server_version=self.version,
+                )
+            )
+        self.put(m.completed_orders_end())
+
+    def req_account_updates(self, fields: list[str]) -> None:
+        f = Fields("reqAccountUpdates", fields, 1)
+        f.integer("version")
+        subscribe = f.flag("subscribe")
+        f.text("acctCode")
+        f.done()
+        self.account_subscribed = subscribe
+        if subscribe:
+            self._account_snapshot()
+            self.put(m.account_download_end(self.server.account))
+
+    def _account_values(self) -> list[tuple[str, str]]:
+        cash = self.server.cash()
+        engine = self.server.engine
+        gross = sum(
+            (
+                Decimal(p.quantity) * engine.last.get(s, p.average_cost)
+                for s, p in engine.positions.items()
+            ),
+            Decimal(0),
+        )
+        net = cash + gross
+        return [
+            ("NetLiquidation", f"{net:.2f}"),
+            ("TotalCashValue", f"{cash:.2f}"),
+            ("GrossPositionValue", f"{gross:.2f}"),
+            ("AvailableFunds", f"{cash:.2f}"),
+            ("BuyingPower", f"{max(cash, Decimal(0)) * 4:.2f}"),
+            ("EquityWithLoanValue", f"{net:.2f}"),
+        ]
+
+    def _account_snapshot(self) -> None:
+        account = self.server.account
+        for key, value in self._account_values():
+            self.put(m.account_value(key, value, "USD", account))
+        engine = self.server.engine
+        for symbol, position in engine.positions.items():
+            instrument = self.server.instruments.get(symbol)
+            if instrument is None:
+                continue
+            self.put(
+                m.portfolio(
+                    instrument=instrument,
+                    quantity=Decimal(position.quantity),
+                    market_price=engine.last.get(symbol, position.average_cost),
+                    average_cost=position.average_cost,
+                    realized=Decimal(0),
+                    account=account,
+                )
+            )
+        self.put(m.account_time(self.server.clock()))
+
+    def req_account_updates_multi(self, fields: list[str]) -> None:
+        f = Fields("reqAccountUpdatesMulti", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        f.text("account")
+        f.text("modelCode")
+        f.flag("ledgerAndNLV")
+        f.done()
+        for key, value in self._account_values():
+            self.put(m.account_update_multi(req_id, self.server.account, key, value, "USD"))
+        self.put(m.account_update_multi_end(req_id))
+
+    def cancel_account_updates_multi(self, fields: list[str]) -> None:
+        _expect(fields, "cancelAccountUpdatesMulti", 3)
+
+    def req_executions(self, fields: list[str]) -> None:
+        f = Fields("reqExecutions", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        client_filter = f.integer("clientId", empty=0)
+        f.text("acctCode")
+        f.text("time")
+        symbol_filter = f.text("symbol")
+        f.text("secType")
+        f.text("exchange")
+        side_filter = f.text("side")
+        f.done()
+        for execution in self.server.engine.executions:
+            order = self.server.orders.get(execution.ref)
+            if order is None:
+                continue
+            if client_filter and order.client_id != client_filter:
+                continue
+            if symbol_filter and execution.symbol != symbol_filter:
+                continue
+            if side_filter and execution.side.value != side_filter.upper():
+                continue
+            self._execution(req_id, order, execution)
+            self.put(m.commission_report(execution.exec_id, execution.commission))
+        self.put(m.exec_details_end(req_id))
+
+    def _execution(self, req_id: int, order: TwsOrder, execution: Execution) -> None:
+        sim = self.server.engine.orders[order.ref]
+        cumulative, value = 0, Decimal(0)
+        for other in self.server.engine.executions:
+            if other.ref == order.ref:
+                cumulative += other.quantity
+                value += other.price * other.quantity
+            if other.exec_id == execution.exec_id:
+                break
+        self.put(
+            m.exec_details(
+                req_id=req_id,
+                order_id=order.order_id,
+                instrument=self.server.instruments[execution.symbol],
+                exec_id=execution.exec_id,
+                at=execution.time,
+                account=self.server.account,
+                side=execution.side.value,
+                shares=Decimal(execution.quantity),
+                price=execution.price,
+                perm_id=sim.perm_id,
+                client_id=order.client_id,
+                cumulative=Decimal(cumulative),
+                average_price=value / cumulative if cumulative else Decimal(0),
+                order_ref=order.wire.order_ref,
+            )
+        )
+
+    def req_contract_details(self, fields: list[str]) -> None:
+        f = Fields("reqContractDetails", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        con_id, symbol, sec_type = _contract(f)
+        f.flag("includeExpired")
+        f.text("secIdType")
+        f.text("secId")
+        if self.version >= 176:
+            f.text("issuerId")
+        f.done()
+        instrument = self.server.instrument_for(con_id, symbol)
+        if instrument is None or sec_type not in ("", "STK"):
+            self.put(
+                m.error(
+                    req_id,
+                    200,
+                    "No security definition has been found for the request",
+                    server_version=self.version,
+                )
+            )
+            return
+        self.put(m.contract_details(req_id, instrument, server_version=self.version))
+        self.put(m.contract_details_end(req_id))
+
+    def req_market_data_type(self, fields: list[str]) -> None:
+        f = Fields("reqMarketDataType", fields, 1)
+        f.integer("version")
+        data_type = f.integer("marketDataType")
+        f.done()
+        if data_type not in (1, 2, 3, 4):
+            raise ProtocolError(f"reqMarketDataType: unknown market data type {data_type}")
+        self.data_type = data_type
+
+    def req_mkt_data(self, fields: list[str]) -> None:
+        f = Fields("reqMktData", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        con_id, symbol, sec_type = _contract(f)
+        if sec_type == "BAG":
+            raise ProtocolError("reqMktData: combo (BAG) market data is not simulated")
+        if f.flag("deltaNeutral"):
+            f.skip(3, "deltaNeutralContract")
+        f.text("genericTickList")
+        snapshot = f.flag("snapshot")
+        f.flag("regulatorySnapshot")
+        f.text("mktDataOptions")
+        f.done()
+        instrument = self.server.instrument_for(con_id, symbol)
+        if instrument is None:
+            self.put(
+                m.error(
+                    req_id,
+                    200,
+                    "No security definition has been found for the request",
+                    server_version=self.version,
+                )
+            )
+            return
+        delayed = self.data_type in (3, 4)
+        self.put(m.market_data_type(req_id, 3 if delayed else 1))
+        self.put(m.tick_req_params(req_id, instrument.min_tick))
+        last = self.server.engine.last.get(instrument.symbol)
+        if last is not None:
+            self._ticks(req_id, instrument, last, Decimal(100))
+        if snapshot:
+            self.put(m.tick_snapshot_end(req_id))
+        else:
+            self.subscriptions[req_id] = instrument
+
+    def cancel_mkt_data(self, fields: list[str]) -> None:
+        f = Fields("cancelMktData", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        f.done()
+        self.subscriptions.pop(req_id, None)
+
+    def on_trade(self, symbol: str, price: Decimal, size: Decimal) -> None:
+        for req_id, instrument in list(self.subscriptions.items()):
+            if instrument.symbol == symbol:
+                self._ticks(req_id, instrument, price, size)
+
+    def _ticks(self, req_id: int, instrument: m.Instrument, price: Decimal, size: Decimal) -> None:
+        delayed = 1 if self.data_type in (3, 4) else 0
+        tick = instrument.min_tick
+        self.put(m.tick_price(req_id, m.BID[delayed], price - tick, Decimal(100)))
+        self.put(m.tick_price(req_id, m.ASK[delayed], price + tick, Decimal(100)))
+        self.put(m.tick_price(req_id, m.LAST[delayed], price, size))
+
+    def req_ids(self, fields: list[str]) -> None:
+        f = Fields("reqIds", fields, 1)
+        f.integer("version")
+        f.integer("numIds")
+        f.done()
+        self.put(m.next_valid_id(self.server.next_valid_id()))
+
+    def req_current_time(self, fields: list[str]) -> None:
+        _expect(fields, "reqCurrentTime", 2)
+        self.put(m.current_time(self.server.clock()))
+
+    def req_global_cancel(self, fields: list[str]) -> None:
+        _expect(fields, "reqGlobalCancel", 2)
+        for order in list(self.server.orders.values()):
+            sim = self.server.engine.orders.get(order.ref)
+            if sim is not None and not sim.done:
+                self.server.engine.cancel(order.ref, "global cancel")
+
+    def cancel_order(self, fields: list[str]) -> None:
+        order_id, _ = parse_cancel_order(fields, self.version)
+        assert self.client_id is not None
+        ref = self.server.by_client_order.get((self.client_id, order_id))
+        sim = self.server.engine.orders.get(ref) if ref is not None else None
+        if ref is None or sim is None:
+            self.put(
+                m.error(
+                    order_id,
+                    10147,
+                    f"OrderId {order_id} that needs to be cancelled is not found.",
+                    server_version=self.version,
+                )
+            )
+            return
+        if sim.done:
+            state = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            self.put(
+                m.error(
+                    order_id,
+                    10148,
+                    f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                    f"state: {state}.",
+                    server_version=self.version,
+                )
+            )
+            return
+        self.server.engine.cancel(ref, "cancelled by the client")
+
+    def place_order(self, fields: list[str]) -> None:
+        wire = parse_place_order(fields, self.version)
+        client_id = self.client_id
+        assert client_id is not None
+        server = self.server
+        order_id = wire.order_id
+        known = server.by_client_order.get((client_id, order_id))
+        if known is not None:
+            self._modify(known, wire, fields)
+            return
+        if order_id <= server.used_ids.get(client_id, 0):
+            self._error(order_id, 103, "Duplicate order id")
+            return
+        instrument = server.instrument_for(wire.contract.con_id, wire.contract.symbol)
+        if instrument is None:
+            self._error(order_id, 200, "No security definition has been found for the request")
+            return
+        server.used_ids[client_id] = order_id
+        problem = self._unsupported(wire, instrument)
+        if problem is not None:
+            self._error(order_id, 201, f"Order rejected - reason:{problem}")
+            return
+        if wire.lmt_price is not None and wire.lmt_price % instrument.min_tick:
+            self._error(
+                order_id,
+                110,
+                "The price does not conform to the minimum price variation for this contract.",
+            )
+            return
+        now = server.clock()
+        if wire.what_if:
+            self._what_if(wire, instrument)
+            return
+        if not wire.outside_rth and session_at(now) is not MarketSession.REGULAR:
+            self._error(
+                order_id,
+                399,
+                "Order Message:\nBUY/SELL order: Warning: your order will not be placed at the "
+                "exchange until the regular trading session opens",
+            )
+        # The engine's books name an order by its orderRef when it has one no other order took
+        # (ours are self-describing and unique), else by the placing client and order id.
+        ref = wire.order_ref
+        if not ref or ref in server.engine.orders or ref.startswith(TAG_PREFIX):
+            ref = f"{TAG_PREFIX}{client_id}:{order_id}"
+        order = TwsOrder(
+            ref=ref,
+            client_id=client_id,
+            order_id=order_id,
+            wire=wire,
+            fields=list(fields),
+            server_version=self.version,
+        )
+        server._remember(order)
+        tag = (
+            TAG_PREFIX
+            + msgspec.json.encode(
+                _Tag(client=client_id, version=self.version, fields=list(fields))
+            ).decode()
+        )
+        server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag)
+
+    def _unsupported(self, wire: WireOrder, instrument: m.Instrument) -> str | None:
+        if wire.order_type not in ("LMT", "MKT"):
+            return f"the sim venue trades LMT and MKT orders, not {wire.order_type}"
+        if wire.tif not in ("", "DAY", "GTC"):
+            return f"the sim venue supports DAY and GTC orders, not {wire.tif}"
+        if wire.total_quantity <= 0 or wire.total_quantity != wire.total_quantity.to_integral():
+            return f"the quantity must be a positive whole number, got {wire.total_quantity}"
+        if not wire.transmit or wire.parent_id:
+            return "the sim venue does not hold untransmitted or child orders"
+        if wire.order_type == "LMT" and (wire.lmt_price is None or wire.lmt_price <= 0):
+            return "a limit order needs a positive limit price"
+        if len(wire.conditions) > 1:
+            return "the sim venue evaluates one price condition per order"
+        for condition in wire.conditions:
+            if condition.kind != 1:
+                return "the sim venue evaluates price conditions only"
+            if condition.con_id not in (None, 0, instrument.con_id):
+                return "a price condition on another contract is not simulated"
+        return None
+
+    def _modify(self, ref: str, wire: WireOrder, fields: list[str]) -> None:
+        server = self.server
+        sim = server.engine.orders.get(ref)
+        order = server.orders[ref]
+        if sim is None or sim.done:
+            self._error(wire.order_id, 104, "Can't modify a filled order")
+            return
+        quantity = int(wire.total_quantity)
+        server.orders[ref] = attrs.evolve(order, wire=wire, fields=list(fields))
+        server.engine.modify(
+            ref, quantity=quantity, limit=wire.lmt_price if wire.order_type == "LMT" else None
+        )
+
+    def _what_if(self, wire: WireOrder, instrument: m.Instrument) -> None:
+        price = wire.lmt_price or self.server.engine.last.get(instrument.symbol, Decimal(0))
+        value = price * wire.total_quantity
+        commission = max(Decimal("0.005") * wire.total_quantity, Decimal(1))
+        state = WireOrderState(
+            status="PreSubmitted",
+            init_margin_change=f"{value / 4:.2f}",
+            maint_margin_change=f"{value / 4:.2f}",
+            equity_with_loan_change="0",
+            commission=float(commission),
+            commission_currency="USD",
+        )
+        assert self.client_id is not None
+        self.put(
+            open_order_fields(
+                wire, state, client_id=self.client_id, perm_id=0, server_version=self.version
+            )
+        )
+
+    def _error(self, req_id: int, code: int, text: str) -> None:
+        self.put(m.error(req_id, code, text, server_version=self.version))
+
+    # -- engine events -------------------------------------------------------------------------
+
+    def _deliver(self, event: BrokerEvent) -> None:
+        order = self.server.orders.get(event.ref)
+        if order is None or order.client_id != self.client_id:
+            return  # not placed through this face, or another client's
+        if isinstance(event, OrderRejected):
+            # A rejected order never entered the engine's books.
+            self._error(
+                order.order_id, event.code or 201, f"Order rejected - reason:{event.reason}"
+            )
+            return
+        sim = self.server.engine.orders[event.ref]
+        match event:
+            case OrderAccepted():
+                self._order_state(order, sim)
+            case OrderFilled():
+                execution = self.server.execution(event.exec_id)
+                if self.commission_first_next:
+                    self.commission_first_next = False
+                    self.put(m.commission_report(execution.exec_id, execution.commission))
+                    self._execution(-1, order, execution)
+                    self._status(order, sim)
+                    self._open_order(order, sim)
+                else:
+                    self._execution(-1, order, execution)
+                    self._status(order, sim)
+                    self._open_order(order, sim)
+                    self.put(m.commission_report(execution.exec_id, execution.commission))
+                self._position_changed(execution.symbol)
+            case OrderCancelled(reason=reason):
+                self._status(order, sim)
+                if reason == "cancelled by the client":
+                    self._error(order.order_id, 202, "Order Canceled - reason:")
+
+    def _status_text(self, sim: SimOrder) -> str:
+        if sim.filled >= sim.quantity:
+            return "Filled"
+        if sim.done:
+            return "Cancelled"
+        return "PreSubmitted" if sim.armed else "Submitted"
+
+    def _order_state(self, order: TwsOrder, sim: SimOrder) -> None:
+        self._open_order(order, sim)
+        self._status(order, sim)
+
+    def _open_order(self, order: TwsOrder, sim: SimOrder) -> None:
+        state = WireOrderState(status=self._status_text(sim))
+        self.put(
+            open_order_fields(
+                order.wire,
+                state,
+                client_id=order.client_id,
+                perm_id=sim.perm_id,
+                server_version=self.version,
+            )
+        )
+
+    def _status(self, order: TwsOrder, sim: SimOrder) -> None:
+        executions = [e for e in self.server.engine.executions if e.ref == order.ref]
+        filled = sum(e.quantity for e in executions)
+        value = sum((e.price * e.quantity for e in executions), Decimal(0))
+        self.put(
+            m.order_status(
+                order_id=order.order_id,
+                status=self._status_text(sim),
+                filled=Decimal(filled),
+                remaining=Decimal(sim.quantity - filled) if not sim.done else Decimal(0),
+                average_price=value / filled if filled else Decimal(0),
+                perm_id=sim.perm_id,
+                last_fill_price=executions[-1].price if executions else Decimal(0),
+                client_id=order.client_id,
+            )
+        )
+
+    def _position_changed(self, symbol: str) -> None:
+        for session in list(self.server.sessions.values()):
+            instrument = self.server.instruments.get(symbol)
+            position = self.server.engine.positions.get(symbol)
+            if instrument is None or position is None:
+                continue
+            if session.positions_subscribed:
+                session.put(
+                    m.position(
+                        self.server.account,
+                        instrument,
+                        Decimal(position.quantity),
+                        position.average_cost,
+                    )
+                )
+            if session.account_subscribed:
+                session._account_snapshot()
+
+
+def _version_range(hello: list[str]) -> tuple[int, int]:
+    text = hello[0] if hello else ""
+    spec = text.split(" ", 1)[0]
+    if not spec.startswith("v") or ".." not in spec:
+        raise ProtocolError(f"handshake: expected 'vMIN..MAX', got {text!r}")
+    low, _, high = spec[1:].partition("..")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise ProtocolError(f"handshake: expected 'vMIN..MAX', got {text!r}") from None
+
+
+def _expect(fields: list[str], name: str, count: int) -> None:
+    f = Fields(name, fields, 1)
+    f.skip(count - 1)
+    f.done()
+
+
+def _contract(f: Fields) -> tuple[int, str, str]:
+    # The 12 contract fields of a request: conId, symbol, secType, lastTradeDate, strike,
+    # right, multiplier, exchange, primaryExchange, currency, localSymbol, tradingClass.
+    con_id = f.integer("conId", empty=0)
+    symbol = f.text("symbol")
+    sec_type = f.text("secType")
+    f.skip(9, "contract")
+    return con_id, symbol, sec_type
+
+
+def _domain_order(ref: str, wire: WireOrder, instrument: m.Instrument) -> PlaceOrder:
+    condition = None
+    if wire.conditions:
+        (first,) = wire.conditions
+        condition = PriceCondition(trigger=first.price(), is_more=bool(first.is_more))
+    return PlaceOrder(
+        ref=ref,
+        symbol=instrument.symbol,
+        side=Side.BUY if wire.action == "BUY" else Side.SELL,
+        quantity=int(wire.total_quantity),
+        limit=wire.lmt_price if wire.order_type == "LMT" else None,
+        tif=TimeInForce(wire.tif or "DAY"),  # an unset tif is DAY, as at IB
+        outside_rth=wire.outside_rth,
+        condition=condition,
+    )
+
+
+_HANDLERS: dict[int, Callable[[Session, list[str]], Any]] = {
+    71: Session.start_api,
+    61: Session.req_positions,
+    64: Session.cancel_positions,
+    5: Session.req_open_orders,
+    16: Session.req_all_open_orders,
+    15: Session.req_auto_open_orders,
+    99: Session.req_completed_orders,
+    6: Session.req_account_updates,
+    76: Session.req_account_updates_multi,
+    77: Session.cancel_account_updates_multi,
+    7: Session.req_executions,
+    9: Session.req_contract_details,
+    59: Session.req_market_data_type,
+    1: Session.req_mkt_data,
+    2: Session.cancel_mkt_data,
+    8: Session.req_ids,
+    49: Session.req_current_time,
+    58: Session.req_global_cancel,
+    3: Session.place_order,
+    4: Session.cancel_order,
+}

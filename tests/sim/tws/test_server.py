@@ -1,0 +1,222 @@
+"""The unmodified ib_insync client against our TWS API server, over a real loopback socket:
+connect, qualify, market data, orders with partial fills, conditions, cancels, errors,
+reconnects and a server restart; zero protocol errors on both sides in every test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+from ib_insync import IB, LimitOrder, MarketOrder, Order, PriceCondition, Stock
+
+from sim.engine import Engine
+from sim.journal import open_engine
+from sim.tws.server import TwsServer
+from tests.tws_venue import TQQQ, client_protocol_errors, trade, until, venue
+
+pytestmark = pytest.mark.anyio
+VERSIONS = [157, 176]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """ib_insync is asyncio-native; real clocks (real sockets)."""
+    return "asyncio"
+
+
+@pytest.fixture
+def client_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    return client_protocol_errors(caplog)
+
+
+async def connect(server: TwsServer, client_id: int = 1) -> IB:
+    ib = IB()
+    assert server.port is not None
+    await ib.connectAsync("127.0.0.1", server.port, clientId=client_id, timeout=5)
+    return ib
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_connect_qualify_and_a_limit_order_filled_in_two_parts(
+    version: int, client_errors: Callable[[], list[str]]
+) -> None:
+    """The grid's level-0 buy: GTC LMT with orderRef and outsideRth rests, fills 60 then 40,
+    with execDetails and commissionReports; positions and account values follow."""
+    engine = Engine()
+    async with venue(engine, version) as server:
+        ib = await connect(server)
+        assert ib.client.serverVersion() == version
+        assert ib.managedAccounts() == ["DU1234567"]
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        assert contract.conId == TQQQ.con_id
+        assert await ib.qualifyContractsAsync(Stock("NOPE", "SMART", "USD")) == []
+        order = LimitOrder(
+            "BUY", 100, 50.10, tif="GTC", outsideRth=True, orderRef="grid:TQQQ:L0:BUY:1:1"
+        )
+        placed = ib.placeOrder(contract, order)
+        await until(lambda: placed.orderStatus.status == "Submitted")
+        trade(engine, "50.05", 60, 1)
+        await until(lambda: placed.orderStatus.filled == 60)
+        trade(engine, "50.02", 500, 2)
+        await until(lambda: placed.orderStatus.status == "Filled")
+        await until(lambda: all(f.commissionReport.execId for f in placed.fills))
+        assert [(f.execution.shares, f.execution.price) for f in placed.fills] == [
+            (60.0, 50.05),
+            (40.0, 50.02),
+        ]
+        assert [f.commissionReport.commission for f in placed.fills] == [1.0, 0.0]
+        assert placed.orderStatus.avgFillPrice == pytest.approx(50.038)
+        assert {f.execution.orderRef for f in placed.fills} == {"grid:TQQQ:L0:BUY:1:1"}
+        await until(lambda: ib.positions() and ib.positions()[0].position == 100)
+        values = {v.tag: v.value for v in ib.accountValues() if v.currency == "USD"}
+        assert Decimal(values["TotalCashValue"]) == Decimal("1000000") - Decimal("5003.80") - 1
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_conditional_buy_waits_presubmitted_until_its_trigger_then_fills(
+    version: int, client_errors: Callable[[], list[str]]
+) -> None:
+    """The grid's conditional buy: LMT at the trigger with a PriceCondition (last <= trigger)
+    is PreSubmitted until a trade reaches the trigger, then fills there."""
+    engine = Engine()
+    async with venue(engine, version) as server:
+        ib = await connect(server)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        order = LimitOrder(
+            "BUY", 95, 49.50, tif="GTC", outsideRth=True, orderRef="grid:TQQQ:L1:BUY:2:1"
+        )
+        order.conditions = [
+            PriceCondition(
+                isMore=False, price=49.50, conId=contract.conId, exch="SMART", triggerMethod=0
+            )
+        ]
+        placed = ib.placeOrder(contract, order)
+        await until(lambda: placed.orderStatus.status == "PreSubmitted")
+        trade(engine, "49.80", 100, 1)
+        await anyio.sleep(0.05)
+        assert placed.orderStatus.status == "PreSubmitted"
+        trade(engine, "49.50", 100, 2)
+        await until(lambda: placed.orderStatus.status == "Filled")
+        assert placed.fills[0].execution.price == 49.50
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_cancel_reject_and_error_codes(client_errors: Callable[[], list[str]]) -> None:
+    """Cancel (202), a price off the tick (110: ib_insync leaves it PendingSubmit), a
+    duplicate order id (103), a rejected order type (201), cancel of an unknown order (10147)."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        codes: list[tuple[int, int]] = []
+        ib.errorEvent += lambda req_id, code, _msg, _contract: codes.append((req_id, code))
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        resting = ib.placeOrder(contract, LimitOrder("BUY", 10, 40.00, tif="GTC"))
+        await until(lambda: resting.orderStatus.status == "Submitted")
+        ib.cancelOrder(resting.order)
+        await until(lambda: resting.orderStatus.status == "Cancelled")
+        off_tick = ib.placeOrder(contract, LimitOrder("BUY", 1, 50.005))
+        stop = ib.placeOrder(
+            contract, Order(action="BUY", totalQuantity=1, orderType="STP", auxPrice=60.0)
+        )
+        ib.client.placeOrder(resting.order.orderId, contract, LimitOrder("BUY", 1, 40.0))
+        ib.client.placeOrder(resting.order.orderId - 1, contract, MarketOrder("BUY", 1))
+        ib.client.cancelOrder(99_999)
+        await until(lambda: (99_999, 10147) in codes)
+        assert (stop.order.orderId, 201) in codes
+        assert stop.orderStatus.status == "Cancelled"
+        assert (resting.order.orderId - 1, 103) in codes
+        assert (resting.order.orderId, 202) in codes
+        assert (off_tick.order.orderId, 110) in codes
+        assert off_tick.orderStatus.status == "PendingSubmit"
+        assert (resting.order.orderId, 104) in codes
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_market_data_streams_the_venue_trades_live_and_delayed(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """reqMktData streams every trade the venue matches; with market data type 3 the ticks
+    come as delayed ones, which ib_insync maps to the same fields."""
+    engine = Engine()
+    trade(engine, "50.00", 100, 0)
+    async with venue(engine) as server:
+        ib = await connect(server)
+        ib.reqMarketDataType(3)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        ticker = ib.reqMktData(contract)
+        await until(lambda: ticker.last == 50.0)
+        trade(engine, "50.07", 300, 1)
+        await until(lambda: ticker.last == 50.07)
+        assert (ticker.bid, ticker.ask) == (50.06, 50.08)
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_a_duplicate_client_id_is_refused_with_326(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """A second connection with a clientId in use gets 326 and is closed."""
+    engine = Engine()
+    async with venue(engine) as server:
+        first = await connect(server, client_id=7)
+        second = IB()
+        with pytest.raises((TimeoutError, ConnectionError)):
+            await second.connectAsync("127.0.0.1", server.port or 0, clientId=7, timeout=1)
+        assert first.isConnected()
+        first.disconnect()
+    assert server.protocol_errors == []
+
+
+async def test_gtc_orders_executions_and_positions_survive_a_reconnect_and_a_server_restart(
+    tmp_path: Path, client_errors: Callable[[], list[str]]
+) -> None:
+    """After the client reconnects, and again after the server restarts on its journaled
+    engine, the working GTC sell comes back with every field (orderRef, tif, outsideRth),
+    and the executions and the position are reported."""
+    journal = tmp_path / "venue.journal"
+    engine = open_engine(journal)
+    async with venue(engine) as server:
+        ib = await connect(server)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        buy = ib.placeOrder(contract, LimitOrder("BUY", 94, 50.10, tif="DAY", outsideRth=True))
+        await until(lambda: buy.orderStatus.status == "Submitted")
+        trade(engine, "50.05", 500, 1)
+        await until(lambda: buy.orderStatus.status == "Filled")
+        sell = LimitOrder(
+            "SELL", 94, 50.56, tif="GTC", outsideRth=True, orderRef="grid:TQQQ:L0:SELL:1:1"
+        )
+        placed = ib.placeOrder(contract, sell)
+        await until(lambda: placed.orderStatus.status == "Submitted")
+        ib.disconnect()
+        await until(lambda: 1 not in server.sessions)  # the server has seen the close
+        ib = await connect(server)
+        [working] = ib.openTrades()
+        assert (working.order.orderRef, working.order.tif, working.order.outsideRth) == (
+            "grid:TQQQ:L0:SELL:1:1",
+            "GTC",
+            True,
+        )
+        ib.disconnect()
+    reopened = open_engine(journal)
+    async with venue(reopened) as server:
+        ib = await connect(server)
+        [working] = ib.openTrades()
+        assert working.order.orderRef == "grid:TQQQ:L0:SELL:1:1"
+        assert working.order.lmtPrice == 50.56
+        assert [f.execution.shares for f in ib.fills()] == [94.0]
+        assert [(p.contract.symbol, p.position) for p in ib.positions()] == [("TQQQ", 94.0)]
+        assert ib.client.getReqId() > placed.order.orderId
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
