@@ -108,6 +108,40 @@ class VenueConfig:
     speed: float = attrs.field(default=1800.0, validator=_not_negative)
 
 
+class BrokerKind(enum.StrEnum):
+    """How the broker actor reaches the venue."""
+
+    EMBEDDED = "embedded"
+    """The embedded sim venue through its TWS API socket server, with ib_insync: the production
+    broker path, on loopback, with no account."""
+    INPROCESS = "inprocess"
+    """The embedded sim venue called directly (no socket): the fastest, for backtests."""
+    IB = "ib"
+    """A real TWS or IB Gateway at ``host:port``."""
+
+
+PAPER_PORTS = {7497: "TWS paper", 4002: "IB Gateway paper"}
+LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
+
+
+@attrs.frozen(kw_only=True)
+class BrokerConfig:
+    """``[broker]``: the connection to Interactive Brokers (or the embedded venue's face)."""
+
+    kind: BrokerKind = BrokerKind.EMBEDDED
+    host: str = "127.0.0.1"
+    # TWS paper 7497, IB Gateway paper 4002; the live ports 7496 and 4001 are refused unless
+    # mode = "live" and the command line says --live.
+    port: int = attrs.field(default=7497, validator=_must(lambda v: 0 < v < 65536, "a TCP port"))
+    client_id: int = attrs.field(default=1, validator=_not_negative)
+    # Market data type to request after connecting: 1 live, 3 delayed (a paper account without
+    # a subscription), 0 to not ask.
+    market_data_type: int = attrs.field(
+        default=3, validator=_must(lambda v: v in (0, 1, 2, 3, 4), "one of 0, 1, 2, 3, 4")
+    )
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+
+
 @attrs.frozen(kw_only=True)
 class ReconcileConfig:
     """``[reconcile]``: the broker-vs-ledger comparison (SPEC 6)."""
@@ -171,7 +205,39 @@ class Config:
     ledger: LedgerConfig = LedgerConfig()
     control: ControlConfig = ControlConfig()
     venue: VenueConfig = VenueConfig()
+    broker: BrokerConfig = BrokerConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )
+
+
+def live_problem(config: Config, *, live_flag: bool) -> str | None:
+    """Why this configuration may not start, as far as real money goes (SPEC 11), or None.
+
+    Paper by default: live trading needs the config's ``mode = "live"`` *and* ``--live`` on the
+    command line, and IB's live ports (TWS 7496, Gateway 4001) are refused without both.
+    """
+    broker = config.broker
+    both = config.mode is Mode.LIVE and live_flag
+    if broker.kind is not BrokerKind.IB:
+        if config.mode is Mode.LIVE or live_flag:
+            return (
+                f'live trading needs [broker] kind = "ib": the {broker.kind.value} sim venue is '
+                "paper only"
+            )
+        return None
+    if broker.port in LIVE_PORTS and not both:
+        return (
+            f"port {broker.port} is IB's {LIVE_PORTS[broker.port]} port: refused unless the "
+            'config says mode = "live" and the command line says --live'
+        )
+    if (config.mode is Mode.LIVE or live_flag) and not both:
+        missing = "--live on the command line" if not live_flag else 'mode = "live" in the config'
+        return f'live trading needs both mode = "live" and --live; {missing} is missing'
+    return None
+
+
+def masked(account: str) -> str:
+    """An account id as it may be printed: its last three characters."""
+    return "*" * max(len(account) - 3, 0) + account[-3:] if account else "(none)"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import attrs
 import typer
 
 app = typer.Typer(
@@ -44,6 +45,11 @@ def _root(
 class Backend(enum.StrEnum):
     asyncio = "asyncio"
     trio = "trio"
+
+
+class BrokerChoice(enum.StrEnum):
+    embedded = "embedded"
+    inprocess = "inprocess"
 
 
 def _default_socket() -> Path:
@@ -136,30 +142,52 @@ def start(
         typer.Option(min=0.1, help="Seconds a graceful stop may take before cancelling [5]."),
     ] = None,
     socket: SocketOption = None,
+    broker: Annotated[
+        BrokerChoice | None,
+        typer.Option(
+            help="embedded: the sim venue through its TWS API server and ib_insync; inprocess: "
+            "the sim venue without the socket [embedded]."
+        ),
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
 ) -> None:
     """Trade the grid on the embedded sim venue until SIGINT, SIGTERM or `actorctl stop`.
 
-    Replays a session into the in-process venue and the grid's actors, printing every
-    execution, and a summary when the replay ends and at stop. With --data-dir, the ledger and
-    the venue's books are kept and a later start on the same directory resumes: it reconciles
-    with the venue and carries on where the replay stopped.
+    Replays a session into the embedded venue, which the broker actor reaches through the
+    venue's TWS API server with ib_insync (the production broker path, on loopback), printing
+    every execution, and a summary when the replay ends and at stop. With --data-dir, the ledger
+    and the venue's books are kept and a later start on the same directory resumes: it
+    reconciles with the venue and carries on where the replay stopped.
     """
     import tempfile
 
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
-    from config.schema import Mode, SymbolConfig
+    from config.schema import BrokerKind, SymbolConfig, live_problem
     from sim.replay import ReplayError, generated_days, load_bars
 
     _configure_logging()
     settings = _load_config(config)
-    if live or settings.mode is Mode.LIVE:
+    if broker is not None:
+        settings = attrs.evolve(
+            settings, broker=attrs.evolve(settings.broker, kind=BrokerKind(broker.value))
+        )
+    problem = live_problem(settings, live_flag=live)
+    if problem is not None:
+        _fail(problem)
+    if settings.broker.kind is BrokerKind.IB:
         _fail(
-            "live trading needs a real broker connection, and this version trades only on the "
-            'embedded sim venue (paper): remove --live and mode = "live"'
+            '[broker] kind = "ib" (a real TWS or IB Gateway) needs a market data feed from '
+            "IB or Alpaca, which `start` does not have yet; `actorctl check` tests the "
+            "connection"
+        )
+    chosen_backend = backend or Backend(settings.runtime.backend.value)
+    if chosen_backend is Backend.trio and settings.broker.kind is not BrokerKind.INPROCESS:
+        _fail(
+            "ib_insync runs on asyncio only: --backend trio needs --broker inprocess (the sim "
+            "venue without the TWS API socket)"
         )
     symbols = settings.symbols
     if symbol is not None or lots is not None:
@@ -193,7 +221,7 @@ def start(
     _refuse_if_serving(control_path)
     with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
         home = data_dir if data_dir is not None else Path(scratch)
-        trading, resumed = _build(
+        trading, resumed, outside = _build(
             settings,
             home,
             bars=bars,
@@ -208,18 +236,24 @@ def start(
         source = str(replay) if replay is not None else f"{generated} (seed {seed})"
         pace = "as fast as possible" if not speed else f"at {speed:g}x"
         kept = "kept" if data_dir is not None else "discarded at exit"
+        path = (
+            "through its TWS API server with ib_insync"
+            if settings.broker.kind is BrokerKind.EMBEDDED
+            else "in-process"
+        )
         _say(
-            f"trading {', '.join(lot_maps)} on the embedded sim venue (paper, no account) "
-            f"replaying {source} {pace}; data in {home} ({kept}); control socket "
-            f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
+            f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the embedded "
+            f"sim venue ({path}, no account) replaying {source} {pace}; data in {home} ({kept}); "
+            f"control socket {control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
         code = _serve(
             trading,
             control_path,
-            backend=(backend or settings.runtime.backend).value,
+            backend=chosen_backend.value,
             stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+            outside=outside,
         )
         report.summary("at stop")
     raise typer.Exit(code)
@@ -243,7 +277,7 @@ def _build(
     lot_maps: dict[str, Any],
     grids: dict[str, Any],
     speed: float | None,
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, list[Any]]:
     from actors.lot_keeper import ledger_store
     from actors.strategies.grid import GridParams
     from actors.trading import sim_trading
@@ -279,6 +313,7 @@ def _build(
         )
         for symbol, grid in grids.items()
     }
+    port, outside = _venue_face(settings, engine, lot_maps, start=bars[0].start)
     trading = sim_trading(
         data_dir=home / "ledger",
         store=store,
@@ -288,11 +323,58 @@ def _build(
         speed=speed,
         engine=engine,
         reconcile_interval=settings.reconcile.interval,
+        port=port,
     )
-    return trading, resumed
+    return trading, resumed, outside
 
 
-def _serve(trading: Any, control_path: Path, *, backend: str, stop_timeout: float) -> int:
+def _venue_face(
+    settings: Any, engine: Any, lot_maps: dict[str, Any], *, start: Any
+) -> tuple[Any, list[Any]]:
+    """The broker port, and the tasks of the outside world to run before the tree: for the
+    embedded venue over the wire, its TWS API server on a free loopback port."""
+    import anyio
+
+    from actors.brokers.ib import IBPort
+    from config.schema import BrokerKind
+    from sim.tws.messages import Instrument
+    from sim.tws.server import TwsServer
+
+    if settings.broker.kind is BrokerKind.INPROCESS:
+        return None, []
+    server = TwsServer(
+        engine,
+        instruments=[
+            Instrument(symbol=symbol, con_id=900_001 + i) for i, symbol in enumerate(lot_maps)
+        ],
+        clock=lambda: engine.last_trade_at or start,
+    )
+    # The embedded server has no pacing limit, so ib_insync's throttle is off.
+    port = IBPort(
+        host="127.0.0.1",
+        port=0,
+        client_id=settings.broker.client_id,
+        timeout=settings.broker.timeout,
+        max_requests=0,
+    )
+
+    async def embedded_venue(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as tg:
+            port.port = await tg.start(server.serve)
+            _say(f"the embedded venue's TWS API server listens on 127.0.0.1:{port.port}")
+            task_status.started()
+
+    return port, [embedded_venue]
+
+
+def _serve(
+    trading: Any,
+    control_path: Path,
+    *,
+    backend: str,
+    stop_timeout: float,
+    outside: list[Any],
+) -> int:
     from actors.operations import Operations
     from runtime.control import ControlError, serve_control
     from supervisors.service import run_service
@@ -306,7 +388,14 @@ def _serve(trading: Any, control_path: Path, *, backend: str, stop_timeout: floa
             logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
 
     return run_service(
-        trading.spec, backend=backend, stop_timeout=stop_timeout, companions=[control]
+        trading.spec,
+        backend=backend,
+        stop_timeout=stop_timeout,
+        companions=[control],
+        outside=outside,
+        # ib_insync takes its loop from the event loop policy, which is not the loop anyio
+        # runs with uvloop: with ib_insync in the process, plain asyncio.
+        uvloop=not outside,
     )
 
 
@@ -626,6 +715,8 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # ib_insync logs every order event at INFO with its whole repr; ours say what matters.
+    logging.getLogger("ib_insync").setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -33,6 +33,9 @@ class ServiceResult:
     forced: bool = False
 
 
+Outside = Callable[..., Coroutine[Any, Any, None]]
+"""A task of the world outside the tree (an embedded venue): called with ``task_status=``,
+it calls ``task_status.started()`` once it serves."""
 Companion = Callable[[Supervisor, Callable[[str], None]], Coroutine[Any, Any, None]]
 """A task that runs beside the tree (the control socket, say): it gets the root and a function
 that asks for a graceful stop, naming who asked; it is cancelled when the tree has stopped."""
@@ -45,8 +48,12 @@ async def serve(
     on_started: Callable[[Supervisor], None] | None = None,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
     companions: Sequence[Companion] = (),
+    outside: Sequence[Outside] = (),
 ) -> ServiceResult:
-    """Run ``spec`` as the root supervisor until a signal or until it gives up."""
+    """Run ``spec`` as the root supervisor until a signal or until it gives up.
+
+    ``outside`` tasks (an embedded venue, say) are started, and report ready, before the tree
+    starts, and are cancelled after it has stopped."""
     root = Supervisor("root", spec)
     stopped_by: list[str] = []
     forced = False
@@ -76,6 +83,8 @@ async def serve(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals)
+            for task in outside:
+                await tg.start(task)
             with tree_scope:
                 async with anyio.create_task_group() as tree:
                     await tree.start(root.run)
@@ -118,15 +127,22 @@ def run_service(
     stop_timeout: float = 5.0,
     on_started: Callable[[Supervisor], None] | None = None,
     companions: Sequence[Companion] = (),
+    outside: Sequence[Outside] = (),
+    uvloop: bool = True,
     stderr: TextIO = sys.stderr,
 ) -> int:
-    """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed); return the exit code."""
+    """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
+    False); return the exit code."""
     options: dict[str, Any] = {}
-    if backend == "asyncio" and _uvloop_available():
+    if backend == "asyncio" and uvloop and _uvloop_available():
         options["use_uvloop"] = True
     result: ServiceResult = anyio.run(
         lambda: serve(
-            spec, stop_timeout=stop_timeout, on_started=on_started, companions=companions
+            spec,
+            stop_timeout=stop_timeout,
+            on_started=on_started,
+            companions=companions,
+            outside=outside,
         ),
         backend=backend,
         backend_options=options,

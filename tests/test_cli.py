@@ -93,12 +93,17 @@ def _stop(process: subprocess.Popen[str], signum: signal.Signals) -> tuple[float
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    "how",
+    [("--backend", "asyncio"), ("--backend", "trio", "--broker", "inprocess")],
+    ids=["asyncio-over-the-wire", "trio-in-process"],
+)
 def test_start_trades_on_the_embedded_venue_until_a_signal_then_stops_within_5_s(
-    signum: signal.Signals, backend: str
+    signum: signal.Signals, how: tuple[str, ...]
 ) -> None:
-    """The default run buys at once, then stops on SIGINT/SIGTERM with exit 0 within 5 s."""
-    process = _spawn("start", "--backend", backend)
+    """The default run buys at once (over the wire through ib_insync by default; in-process
+    on trio), then stops on SIGINT/SIGTERM with exit 0 within 5 s."""
+    process = _spawn("start", *how)
     try:
         # Paced replay: under load the order may meet the second trade, so only the shape is
         # checked here; exact prices are checked by the lockstep (--speed 0) tests.
@@ -113,7 +118,10 @@ def test_start_trades_on_the_embedded_venue_until_a_signal_then_stops_within_5_s
     assert f"stopped by {signum.name}" in stderr
     assert "forced" not in stderr
     assert "at stop:" in stdout
-    assert "embedded sim venue (paper, no account)" in stderr
+    assert "in PAPER mode on the embedded sim venue" in stderr
+    if "inprocess" not in how:
+        assert "through its TWS API server with ib_insync" in stderr
+        assert "TWS API server listens on 127.0.0.1:" in stderr
 
 
 def test_start_replays_the_whole_generated_day_and_reports_the_pnl() -> None:
@@ -149,6 +157,16 @@ def test_start_replays_a_bar_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
     result = run("start", "--replay", str(bad))
     assert result.returncode == 2
     assert f"{bad}:2: expected 7 fields" in result.stderr
+
+
+def test_live_trading_and_trio_over_the_wire_are_refused_before_anything_starts() -> None:
+    """--live on the paper-only embedded venue, and trio with ib_insync: exit 2, a reason."""
+    live = run("start", "--live")
+    assert live.returncode == 2
+    assert "paper only" in live.stderr
+    trio = run("start", "--backend", "trio")
+    assert trio.returncode == 2
+    assert "--broker inprocess" in trio.stderr
 
 
 def test_start_refuses_a_bad_lot_map_and_a_bad_config(tmp_path: Path) -> None:
