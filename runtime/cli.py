@@ -52,6 +52,12 @@ class BrokerChoice(enum.StrEnum):
     inprocess = "inprocess"
 
 
+class CheckBroker(enum.StrEnum):
+    embedded = "embedded"
+    inprocess = "inprocess"
+    ib = "ib"
+
+
 def _default_socket() -> Path:
     """The control socket when the config names none: per user, in the runtime directory."""
     import os
@@ -622,14 +628,45 @@ def backup(
 
 
 @app.command()
-def check(config: ConfigOption = None) -> None:
-    """Check the config and every lot map, and the venue connection; print the config."""
+def check(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="TWS / IB Gateway host (for kind ib).")] = None,
+    port: Annotated[int | None, typer.Option(help="TWS / IB Gateway port (for kind ib).")] = None,
+    broker: Annotated[
+        CheckBroker | None, typer.Option(help="Which broker connection to test [the config's].")
+    ] = None,
+    what_if: Annotated[
+        bool,
+        typer.Option(
+            "--what-if", help="Also ask the broker what a level-0 buy would do (never placed)."
+        ),
+    ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help='Allow a live port (needs mode = "live").')
+    ] = False,
+) -> None:
+    """Check the config and every lot map, then the broker connection like the seed's
+    connection test: connect, qualify each symbol, a snapshot quote, optionally a what-if
+    order (never placed); print the config (never a secret)."""
     from config.errors import ConfigError
     from config.load import DEFAULT_CONFIG, render_config
     from config.lotmap import load_lot_map
+    from config.schema import BrokerKind, live_problem
     from config.secrets import load_secrets
 
     settings = _load_config(config)
+    overrides: dict[str, Any] = {}
+    if broker is not None:
+        overrides["kind"] = BrokerKind(broker.value)
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if overrides:
+        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
+    problem = live_problem(settings, live_flag=live)
+    if problem is not None:
+        _fail(problem)
     print(f"config {config or DEFAULT_CONFIG}: ok")
     problems = 0
     for symbol in settings.symbols:
@@ -644,11 +681,111 @@ def check(config: ConfigOption = None) -> None:
             f"{sum(lot_map)} shares in all"
         )
     print(f"secrets (from the environment or .env): {load_secrets()!r}")
-    print("venue: the embedded sim venue (paper); nothing to connect to")
+    connected = _check_broker(settings, what_if=what_if)
     print()
     print(render_config(settings), end="")
     if problems:
         raise typer.Exit(2)
+    if not connected:
+        raise typer.Exit(1)
+
+
+def _check_broker(settings: Any, *, what_if: bool) -> bool:
+    import anyio
+
+    from actors.brokers.ib import IBPort
+    from actors.domain import Side, TimeInForce, round_to_tick
+    from actors.messages import PlaceOrder
+    from config.lotmap import load_lot_map
+    from config.schema import BrokerKind
+    from sim.engine import Engine
+    from sim.replay import generated_session
+    from sim.tws.messages import Instrument
+    from sim.tws.server import TwsServer
+
+    kind = settings.broker.kind
+    if kind is BrokerKind.INPROCESS:
+        print("broker: the embedded sim venue, in-process: nothing to connect to")
+        return True
+    symbols = [s.symbol for s in settings.symbols]
+
+    async def probe(port: IBPort, where: str) -> bool:
+        try:
+            await port.connect()
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            print(f"broker: cannot connect to {where}: {type(exc).__name__}: {exc}")
+            return False
+        try:
+            assert port.ib is not None
+            accounts = ", ".join(_masked(a) for a in port.ib.managedAccounts())
+            version = port.ib.client.serverVersion()
+            print(f"broker: connected to {where} (server version {version}, accounts {accounts})")
+            ok = True
+            for symbol, entry in zip(symbols, settings.symbols, strict=True):
+                try:
+                    quote = await port.quote(symbol)
+                except LookupError as exc:
+                    print(f"  {symbol}: {exc}")
+                    ok = False
+                    continue
+                shown = f"bid {quote.bid} ask {quote.ask}" if quote else "no quote"
+                print(f"  {symbol}: qualified; snapshot {shown}")
+                if what_if and quote is not None:
+                    lots = load_lot_map(entry.lots)
+                    limit = round_to_tick(
+                        quote.ask * (1 + entry.grid.level0_buffer), entry.grid.tick
+                    )
+                    order = PlaceOrder(
+                        ref=f"check:{symbol}",
+                        symbol=symbol,
+                        side=Side.BUY,
+                        quantity=lots[0],
+                        limit=limit,
+                        tif=TimeInForce.DAY,
+                    )
+                    answer = await port.what_if(order)
+                    shown = ", ".join(f"{k} {v}" for k, v in answer.items())
+                    print(f"  {symbol}: what-if BUY {lots[0]} @ {limit} (not placed): {shown}")
+            return ok
+        finally:
+            await port.close()
+
+    async def embedded() -> bool:
+        engine = Engine()
+        for i, symbol in enumerate(symbols):
+            first = generated_session(seed=settings.venue.seed + i, symbol=symbol)[0]
+            engine.on_trade(symbol, first.open, first.volume, first.start)
+        opened = first.start
+        server = TwsServer(
+            engine,
+            instruments=[Instrument(symbol=s, con_id=900_001 + i) for i, s in enumerate(symbols)],
+            clock=lambda: engine.last_trade_at or opened,
+        )
+        async with anyio.create_task_group() as tg:
+            number = await tg.start(server.serve)
+            port = IBPort(host="127.0.0.1", port=number, client_id=settings.broker.client_id)
+            ok = await probe(port, f"the embedded venue's TWS API server at 127.0.0.1:{number}")
+            tg.cancel_scope.cancel()
+        return ok
+
+    async def real() -> bool:
+        b = settings.broker
+        port = IBPort(
+            host=b.host,
+            port=b.port,
+            client_id=b.client_id,
+            timeout=b.timeout,
+            market_data_type=b.market_data_type or None,
+        )
+        return await probe(port, f"IB at {b.host}:{b.port} ({settings.mode.value} mode)")
+
+    return bool(anyio.run(embedded if kind is BrokerKind.EMBEDDED else real, backend="asyncio"))
+
+
+def _masked(account: str) -> str:
+    from config.schema import masked
+
+    return masked(account)
 
 
 def _config_dir() -> str:

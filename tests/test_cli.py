@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket as socket_module
 import subprocess
 import sys
 import time
@@ -159,6 +160,19 @@ def test_start_replays_a_bar_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
     assert f"{bad}:2: expected 7 fields" in result.stderr
 
 
+def test_check_reports_an_unreachable_broker_and_refuses_a_live_port() -> None:
+    """A TWS that is not there: exit 1 naming host and port; a live port: refused, exit 2."""
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    down = run("check", "--broker", "ib", "--port", str(free))
+    assert down.returncode == 1
+    assert f"broker: cannot connect to IB at 127.0.0.1:{free} (paper mode)" in down.stdout
+    live = run("check", "--broker", "ib", "--port", "7496")
+    assert live.returncode == 2
+    assert "port 7496 is IB's TWS live port" in live.stderr
+
+
 def test_live_trading_and_trio_over_the_wire_are_refused_before_anything_starts() -> None:
     """--live on the paper-only embedded venue, and trio with ib_insync: exit 2, a reason."""
     live = run("start", "--live")
@@ -265,9 +279,17 @@ def test_check_reports_the_config_lot_maps_and_secrets_without_their_values() ->
     """`actorctl check` validates the shipped config and lot map and never prints a secret."""
     env = {**_env(), "ALPACA_KEY": "PKSECRETVALUE123", "ALPACA_SECRET": "shh-very-secret"}
     result = subprocess.run(
-        [ACTORCTL, "check"], capture_output=True, text=True, timeout=30, check=False, env=env
+        [ACTORCTL, "check", "--what-if"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
+    assert "broker: connected to the embedded venue's TWS API server" in result.stdout
+    assert "TQQQ: qualified; snapshot bid 51.99 ask 52.01" in result.stdout
+    assert "what-if BUY 94 @ 52.14 (not placed)" in result.stdout
     assert "lot map for TQQQ" in result.stdout
     assert "88 levels" in result.stdout
     assert "PKSECRETVALUE123" not in result.stdout + result.stderr

@@ -28,6 +28,8 @@ import anyio
 from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, Stock, Trade
 from ib_insync import PriceCondition as IBPriceCondition
 
+from config.schema import masked
+
 from ..domain import Side, TimeInForce
 from ..messages import (
     BrokerEvent,
@@ -41,6 +43,7 @@ from ..messages import (
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Quote,
 )
 
 log = logging.getLogger("actortrade.broker.ib")
@@ -117,7 +120,7 @@ class IBPort:
         self._trades = {t.order.orderRef: t for t in ib.trades() if t.order.orderRef}
         # Executions ib_insync replays on connect are not news: reconciliation reads them.
         self._exec_ids |= {f.execution.execId for f in ib.fills()}
-        accounts = ",".join(ib.managedAccounts())
+        accounts = ",".join(masked(a) for a in ib.managedAccounts())
         log.info(
             "connected to %s:%d as clientId %d, accounts %s, server version %d",
             self.host,
@@ -223,6 +226,26 @@ class IBPort:
         return BrokerSnapshot(
             orders=tuple(orders), executions=tuple(executions.values()), positions=positions
         )
+
+    async def quote(self, symbol: str) -> Quote | None:
+        """A snapshot quote (bid/ask; None when IB has none for the symbol)."""
+        ib = self._require()
+        [ticker] = await ib.reqTickersAsync(await self._contract(symbol))
+        bid, ask = ticker.bid, ticker.ask
+        if not (bid == bid and ask == ask and bid > 0 and ask > 0):  # NaN when IB sent none
+            return None
+        return Quote(symbol=symbol, bid=_decimal(bid), ask=_decimal(ask))
+
+    async def what_if(self, order: PlaceOrder) -> dict[str, str]:
+        """What IB says the order would do to the account, without placing it."""
+        ib = self._require()
+        contract = await self._contract(order.symbol)
+        state = await ib.whatIfOrderAsync(contract, to_ib_order(order, contract.conId))
+        return {
+            "initial margin change": str(state.initMarginChange),
+            "maintenance margin change": str(state.maintMarginChange),
+            "commission": str(state.commission),
+        }
 
     async def _contract(self, symbol: str) -> Contract:
         contract = self._contracts.get(symbol)
