@@ -232,6 +232,14 @@ def account_update_multi_end(req_id: int) -> list[object]:
     return [74, 1, req_id]
 
 
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> list[object]:
+    return [63, 1, req_id, account, tag, value, currency]
+
+
+def account_summary_end(req_id: int) -> list[object]:
+    return [64, 1, req_id]
+
+
 def completed_orders_end() -> list[object]:
     return [102]
 

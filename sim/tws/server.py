@@ -550,6 +550,24 @@ class Session:
             self.put(m.account_update_multi(req_id, self.server.account, key, value, "USD"))
         self.put(m.account_update_multi_end(req_id))
 
+    def req_account_summary(self, fields: list[str]) -> None:
+        f = Fields("reqAccountSummary", fields, 1)
+        f.integer("version")
+        req_id = f.integer("reqId")
+        f.text("groupName")
+        tags = set(f.text("tags").split(","))
+        f.done()
+        account = self.server.account
+        for key, value in self._account_values():
+            if key in tags:
+                self.put(m.account_summary(req_id, account, key, value, "USD"))
+        if "AccountType" in tags:
+            self.put(m.account_summary(req_id, account, "AccountType", "INDIVIDUAL", ""))
+        self.put(m.account_summary_end(req_id))
+
+    def cancel_account_summary(self, fields: list[str]) -> None:
+        _expect(fields, "cancelAccountSummary", 3)
+
     def cancel_account_updates_multi(self, fields: list[str]) -> None:
         _expect(fields, "cancelAccountUpdatesMulti", 3)
 
@@ -1010,6 +1028,8 @@ _HANDLERS: dict[int, Callable[[Session, list[str]], Any]] = {
     6: Session.req_account_updates,
     76: Session.req_account_updates_multi,
     77: Session.cancel_account_updates_multi,
+    62: Session.req_account_summary,
+    63: Session.cancel_account_summary,
     7: Session.req_executions,
     9: Session.req_contract_details,
     59: Session.req_market_data_type,

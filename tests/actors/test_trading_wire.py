@@ -73,3 +73,65 @@ async def test_a_generated_day_over_the_wire_equals_the_plain_model(
     assert checkers[0].checks > 0
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+async def test_dropped_connections_and_a_venue_restart_over_the_wire_heal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over the wire, the server drops the client (also in the middle of a fill) and the venue
+    restarts overnight: the broker actor crashes on the lost connection, reconnects with
+    backoff, the symbol actor reconciles through ib_insync, and the books agree at the end."""
+    client_errors = client_protocol_errors(caplog)
+    caplog.set_level(logging.WARNING, logger="ib_insync")
+    bars = generated_session(seed=7, day=date(2026, 11, 24)) + generated_session(
+        seed=8, day=date(2026, 11, 25)
+    )
+    engine = Engine()
+    server = TwsServer(
+        engine, instruments=[TQQQ], clock=lambda: engine.last_trade_at or bars[0].start
+    )
+    faults: list[str] = []
+
+    async def chaos() -> None:
+        seen = 0
+        while len(faults) < 5 and not trading.finished.is_set():
+            await anyio.sleep(0.002)
+            session = server.sessions.get(1)
+            if session is None or len(engine.executions) <= seen:
+                continue
+            seen = len(engine.executions) + 2
+            kind = ("disconnect_after", "kick", "restart")[len(faults) % 3]
+            if kind == "disconnect_after":
+                session.link.disconnect_after(1)
+            elif kind == "kick":
+                server.kick(1)
+            else:
+                engine.restart()
+            faults.append(kind)
+
+    async with anyio.create_task_group() as venue:
+        port_number = await venue.start(server.serve)
+        trading = sim_trading(
+            data_dir=tmp_path / "ledger",
+            bars=bars,
+            lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+            engine=engine,
+            port=IBPort(
+                host="127.0.0.1", port=port_number, client_id=1, timeout=5, max_requests=0
+            ),
+        )
+        root = Supervisor("root", trading.spec)
+        with anyio.fail_after(180):
+            async with anyio.create_task_group() as tg:
+                await tg.start(root.run)
+                tg.start_soon(chaos)
+                await trading.finished.wait()
+                keeper = trading.cells["lot-keeper"].ref
+                ledger: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+                root.stop()
+        venue.cancel_scope.cancel()
+    assert len(faults) >= 3, faults
+    assert root.restarts > 0
+    check_agreement(trading, ledger, "TQQQ")
+    assert server.protocol_errors == []
+    assert client_errors() == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -15,7 +16,7 @@ from ib_insync import IB, LimitOrder, MarketOrder, Order, PriceCondition, Stock
 from sim.engine import Engine
 from sim.journal import open_engine
 from sim.tws.server import TwsServer
-from tests.tws_venue import TQQQ, client_protocol_errors, trade, until, venue
+from tests.tws_venue import MONDAY, TQQQ, client_protocol_errors, trade, until, venue
 
 pytestmark = pytest.mark.anyio
 VERSIONS = [157, 176]
@@ -217,6 +218,109 @@ async def test_gtc_orders_executions_and_positions_survive_a_reconnect_and_a_ser
         assert [f.execution.shares for f in ib.fills()] == [94.0]
         assert [(p.contract.symbol, p.position) for p in ib.positions()] == [("TQQQ", 94.0)]
         assert ib.client.getReqId() > placed.order.orderId
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_modify_outside_rth_warning_and_completed_orders_on_request(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """A modify re-prices a working order (then it fills at the new price); an order without
+    outsideRth placed before the open gets warning 399; completed orders come on request."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        codes: list[tuple[int, int]] = []
+        ib.errorEvent += lambda req_id, code, _msg, _contract: codes.append((req_id, code))
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        order = LimitOrder("BUY", 10, 49.00, tif="GTC", outsideRth=True)
+        placed = ib.placeOrder(contract, order)
+        await until(lambda: placed.orderStatus.status == "Submitted")
+        order.lmtPrice = 49.80
+        ib.placeOrder(contract, order)
+        await until(lambda: engine.orders[placed_ref(server, placed)].limit == Decimal("49.8"))
+        trade(engine, "49.75", 100, 1)
+        await until(lambda: placed.orderStatus.status == "Filled")
+        assert placed.fills[0].execution.price == 49.75
+        engine.on_trade("TQQQ", Decimal("49.70"), 10, MONDAY.replace(hour=8))
+        early = ib.placeOrder(contract, LimitOrder("BUY", 1, 40.00, tif="DAY"))
+        await until(lambda: (early.order.orderId, 399) in codes)
+        completed = await ib.reqCompletedOrdersAsync(apiOnly=False)
+        assert [t.orderStatus.status for t in completed] == ["Filled"]
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+def placed_ref(server: TwsServer, placed: Any) -> str:
+    return server.by_client_order[(1, placed.order.orderId)]
+
+
+async def test_connectivity_notices_and_a_nightly_restart_drop_clients_and_keep_gtc(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """1100 then 1102 reach every client; the nightly restart cancels DAY orders, keeps GTC
+    ones, and drops every connection; a reconnect finds the GTC order working."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        codes: list[int] = []
+        ib.errorEvent += lambda _req, code, _msg, _contract: codes.append(code)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        day = ib.placeOrder(contract, LimitOrder("BUY", 5, 40.00, tif="DAY", outsideRth=True))
+        gtc = ib.placeOrder(contract, LimitOrder("BUY", 5, 41.00, tif="GTC", outsideRth=True))
+        await until(lambda: gtc.orderStatus.status == "Submitted")
+        server.connectivity_lost()
+        server.connectivity_restored()
+        await until(lambda: 1102 in codes)
+        assert codes[-2:] == [1100, 1102]
+        engine.restart()
+        await until(lambda: not ib.isConnected())
+        assert day.orderStatus.status == "Cancelled"
+        await until(lambda: 1 not in server.sessions)
+        ib = await connect(server)
+        assert [t.order.lmtPrice for t in ib.openTrades()] == [41.0]
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_faults_commission_before_execution_delay_and_a_drop_mid_fill(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """A commissionReport sent before its execDetails (as real TWS sometimes does) is absorbed;
+    delayed events arrive in order on release; a connection dropped in the middle of a fill
+    loses that fill's messages, and a reconnect's reqExecutions brings the execution back."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        first = ib.placeOrder(contract, LimitOrder("BUY", 10, 50.00, tif="GTC", outsideRth=True))
+        await until(lambda: first.orderStatus.status == "Submitted")
+        server.sessions[1].commission_first_next = True
+        trade(engine, "50.00", 100, 1)
+        await until(lambda: first.orderStatus.status == "Filled")
+        assert first.fills[0].execution.shares == 10
+        session = server.sessions[1]
+        session.link.hold()
+        second = ib.placeOrder(contract, LimitOrder("BUY", 10, 50.00, tif="GTC", outsideRth=True))
+        await until(lambda: (1, second.order.orderId) in server.by_client_order)
+        trade(engine, "50.00", 100, 2)
+        await anyio.sleep(0.05)
+        assert second.orderStatus.status == "PendingSubmit"
+        session.link.release()
+        session.wake()
+        await until(lambda: second.orderStatus.status == "Filled")
+        third = ib.placeOrder(contract, LimitOrder("BUY", 10, 50.00, tif="GTC", outsideRth=True))
+        await until(lambda: third.orderStatus.status == "Submitted")
+        server.sessions[1].link.disconnect_after(1)
+        trade(engine, "50.00", 100, 3)
+        await until(lambda: not ib.isConnected())
+        assert third.fills == []
+        await until(lambda: 1 not in server.sessions)
+        ib = await connect(server)
+        assert len(ib.fills()) == 3
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
