@@ -116,9 +116,7 @@ async def test_dropped_connections_and_a_venue_restart_over_the_wire_heal(
             bars=bars,
             lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
             engine=engine,
-            port=IBPort(
-                host="127.0.0.1", port=port_number, client_id=1, timeout=5, max_requests=0
-            ),
+            port=IBPort(host="127.0.0.1", port=port_number, client_id=1, timeout=5, max_requests=0),
         )
         root = Supervisor("root", trading.spec)
         with anyio.fail_after(180):
