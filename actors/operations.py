@@ -20,7 +20,7 @@ from supervisors import Supervisor
 from .lot_keeper import Backup, Refused
 from .reconciler import LastReport, Reconcile, ReconcileReport
 from .symbol import Describe, SymbolView
-from .trading import SimTrading
+from .trading import LiveTrading, SimTrading
 
 
 class Operations:
@@ -28,7 +28,7 @@ class Operations:
 
     def __init__(
         self,
-        trading: SimTrading,
+        trading: SimTrading | LiveTrading,
         root: Supervisor,
         stop: Callable[[str], None],
         *,
@@ -82,12 +82,13 @@ class Operations:
 
     async def status(self) -> dict[str, Any]:
         report = await self._request("reconciler", LastReport())
-        engine = self.trading.engine
+        engine = self.trading.engine if isinstance(self.trading, SimTrading) else None
+        venue_time = engine.last_trade_at if engine is not None else None
         return {
             "pid": os.getpid(),
             "mode": self.mode,
             "venue": self.venue,
-            "venue_time": engine.last_trade_at.isoformat() if engine.last_trade_at else None,
+            "venue_time": venue_time.isoformat() if venue_time else None,
             "tree": _json(self.root.status()),
             "restarts": self.root.restarts,
             "symbols": [_json(view) for view in await self.views()],

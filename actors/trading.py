@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 from config.lotmap import LotMap
-from runtime import ActorCell
+from runtime import Actor, ActorCell, ActorRef
 from runtime.store import Durability, Store
 from sim.engine import Engine
 from sim.replay import Bar, trades
@@ -28,6 +28,7 @@ from .broker import BrokerActor
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .lot_keeper import LotKeeper, ledger_store
+from .market_data import LiveFeed, TickSource
 from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
@@ -94,6 +95,62 @@ def sim_trading(
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     strategies: dict[str, GridStrategy] = {}
+    feeds: list[ReplayFeed] = []
+
+    def make_feed(broker: ActorRef[Any], symbols: Mapping[str, ActorRef[Any]]) -> ReplayFeed:
+        # Resume after the last trade the venue saw (a restarted feed, a resumed service).
+        seen = engine.last_trade_at
+        feed = ReplayFeed(
+            (t for t in trades(bar_list) if seen is None or t.at > seen),
+            market=in_process.trade,
+            broker=broker,
+            symbols=symbols,
+            speed=speed,
+            finished=replay_finished,
+            on_step=on_step,
+        )
+        feeds.append(feed)
+        return feed
+
+    spec, cells = trading_tree(
+        store=store,
+        lots=lots,
+        params=params,
+        port=port,
+        alerts=alerts,
+        strategies=strategies,
+        reconcile_interval=reconcile_interval,
+        market_data=make_feed,
+    )
+    return SimTrading(
+        spec=spec,
+        engine=engine,
+        port=port,
+        strategies=strategies,
+        cells=cells,
+        alerts=alerts,
+        finished=finished,
+        on_finished=finishers,
+        feed=feeds,
+    )
+
+
+MarketData = Callable[[ActorRef[Any], Mapping[str, ActorRef[Any]]], Actor[Any]]
+"""Makes the market-data actor, given the broker's ref and the symbol actors' refs."""
+
+
+def trading_tree(
+    *,
+    store: Store,
+    lots: Mapping[str, LotMap],
+    params: Mapping[str, GridParams] | None,
+    port: BrokerPort,
+    alerts: list[Alert],
+    strategies: dict[str, GridStrategy],
+    reconcile_interval: float,
+    market_data: MarketData,
+) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
+    """The supervision tree (see the module doc) and its cells by name."""
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
     broker: ActorCell[Any] = ActorCell(
@@ -116,24 +173,10 @@ def sim_trading(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
     )
-    feeds: list[ReplayFeed] = []
-
-    def make_feed() -> ReplayFeed:
-        # Resume after the last trade the venue saw (a restarted feed, a resumed service).
-        seen = engine.last_trade_at
-        feed = ReplayFeed(
-            (t for t in trades(bar_list) if seen is None or t.at > seen),
-            market=in_process.trade,
-            broker=broker.ref,
-            symbols={s: c.ref for s, c in symbols.items()},
-            speed=speed,
-            finished=replay_finished,
-            on_step=on_step,
-        )
-        feeds.append(feed)
-        return feed
-
-    market_data: ActorCell[Any] = ActorCell("market-data", make_feed)
+    feed: ActorCell[Any] = ActorCell(
+        "market-data",
+        lambda: market_data(broker.ref, {s: c.ref for s, c in symbols.items()}),
+    )
     symbols_spec = SupervisorSpec(
         strategy=Strategy.ONE_FOR_ONE,
         children=[ChildSpec(id=cell.name, start=cell) for cell in symbols.values()],
@@ -148,24 +191,56 @@ def sim_trading(
             ChildSpec(id="broker", start=broker, backoff=Backoff(initial=0.05, maximum=5.0)),
             ChildSpec(id="symbols", start=symbols_spec),
             ChildSpec(id="reconciler", start=reconciler),
-            ChildSpec(id="market-data", start=market_data),
+            # A lost market-data connection reconnects with backoff too.
+            ChildSpec(id="market-data", start=feed, backoff=Backoff(initial=0.05, maximum=5.0)),
         ],
     )
     cells = {
         "lot-keeper": keeper,
         "broker": broker,
         "reconciler": reconciler,
-        "market-data": market_data,
+        "market-data": feed,
         **symbols,
     }
-    return SimTrading(
-        spec=spec,
-        engine=engine,
+    return spec, cells
+
+
+@attrs.define(kw_only=True)
+class LiveTrading:
+    """A tree trading on a broker's own market data (no replay): IB, or any TWS API server."""
+
+    spec: SupervisorSpec
+    port: BrokerPort
+    strategies: dict[str, GridStrategy]
+    cells: dict[str, ActorCell[Any]]
+    alerts: list[Alert]
+
+
+def live_trading(
+    *,
+    data_dir: str | Path,
+    lots: Mapping[str, LotMap],
+    port: BrokerPort,
+    source: TickSource,
+    params: Mapping[str, GridParams] | None = None,
+    durability: Durability = Durability.GROUP,
+    reconcile_interval: float = 60.0,
+    map_size: int = 1 << 30,
+    store: Store | None = None,
+) -> LiveTrading:
+    """Build the tree trading ``lots`` through ``port``, with ticks from ``source``."""
+    if store is None:
+        store = ledger_store(data_dir, durability=durability, map_size=map_size)
+    alerts: list[Alert] = []
+    strategies: dict[str, GridStrategy] = {}
+    spec, cells = trading_tree(
+        store=store,
+        lots=lots,
+        params=params,
         port=port,
-        strategies=strategies,
-        cells=cells,
         alerts=alerts,
-        finished=finished,
-        on_finished=finishers,
-        feed=feeds,
+        strategies=strategies,
+        reconcile_interval=reconcile_interval,
+        market_data=lambda _broker, symbols: LiveFeed(source, symbols),
     )
+    return LiveTrading(spec=spec, port=port, strategies=strategies, cells=cells, alerts=alerts)

@@ -50,6 +50,7 @@ class Backend(enum.StrEnum):
 class BrokerChoice(enum.StrEnum):
     embedded = "embedded"
     inprocess = "inprocess"
+    ib = "ib"
 
 
 class CheckBroker(enum.StrEnum):
@@ -152,8 +153,17 @@ def start(
         BrokerChoice | None,
         typer.Option(
             help="embedded: the sim venue through its TWS API server and ib_insync; inprocess: "
-            "the sim venue without the socket [embedded]."
+            "the sim venue without the socket; ib: a real TWS / IB Gateway at --host/--port "
+            "(market data from IB too) [embedded]."
         ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="TWS / IB Gateway host [127.0.0.1].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TWS / IB Gateway port [7497, TWS paper].")
+    ] = None,
+    client_id: Annotated[
+        int | None,
+        typer.Option(help="IB API clientId for orders; market data uses the next one [1]."),
     ] = None,
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
@@ -176,19 +186,20 @@ def start(
 
     _configure_logging()
     settings = _load_config(config)
+    overrides: dict[str, Any] = {}
     if broker is not None:
-        settings = attrs.evolve(
-            settings, broker=attrs.evolve(settings.broker, kind=BrokerKind(broker.value))
-        )
+        overrides["kind"] = BrokerKind(broker.value)
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if client_id is not None:
+        overrides["client_id"] = client_id
+    if overrides:
+        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
     problem = live_problem(settings, live_flag=live)
     if problem is not None:
         _fail(problem)
-    if settings.broker.kind is BrokerKind.IB:
-        _fail(
-            '[broker] kind = "ib" (a real TWS or IB Gateway) needs a market data feed from '
-            "IB or Alpaca, which `start` does not have yet; `actorctl check` tests the "
-            "connection"
-        )
     chosen_backend = backend or Backend(settings.runtime.backend.value)
     if chosen_backend is Backend.trio and settings.broker.kind is not BrokerKind.INPROCESS:
         _fail(
@@ -211,6 +222,22 @@ def start(
     speed = speed if speed is not None else venue.speed
     try:
         lot_maps = {s.symbol: load_lot_map(s.lots) for s in symbols}
+    except ConfigError as exc:
+        _fail(str(exc))
+    data_dir = data_dir if data_dir is not None else settings.data_dir
+    control_path = socket or settings.control.socket or _default_socket()
+    if settings.broker.kind is BrokerKind.IB:
+        _refuse_if_serving(control_path)
+        code = _start_live(
+            settings,
+            lot_maps,
+            {s.symbol: s.grid for s in symbols},
+            data_dir=data_dir,
+            control_path=control_path,
+            stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+        )
+        raise typer.Exit(code)
+    try:
         if replay is not None:
             bars = [b for b in load_bars(replay) if b.symbol in lot_maps]
         else:
@@ -222,8 +249,6 @@ def start(
         _fail(str(exc))
     if not bars:
         _fail(f"{replay}: no bars for {', '.join(lot_maps)}")
-    data_dir = data_dir if data_dir is not None else settings.data_dir
-    control_path = socket or settings.control.socket or _default_socket()
     _refuse_if_serving(control_path)
     with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
         home = data_dir if data_dir is not None else Path(scratch)
@@ -260,9 +285,98 @@ def start(
             backend=chosen_backend.value,
             stop_timeout=stop_timeout or settings.runtime.stop_timeout,
             outside=outside,
+            uvloop=not outside,
         )
         report.summary("at stop")
     raise typer.Exit(code)
+
+
+def _start_live(
+    settings: Any,
+    lot_maps: dict[str, Any],
+    grids: dict[str, Any],
+    *,
+    data_dir: Path | None,
+    control_path: Path,
+    stop_timeout: float,
+) -> int:
+    """Trade through a real TWS / IB Gateway, on IB's own market data."""
+    import tempfile
+
+    from actors.brokers.ib import IBMarketData, IBPort
+    from actors.lot_keeper import ledger_store
+    from actors.trading import live_trading
+    from runtime.store import Durability, StoreError
+
+    b = settings.broker
+    with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
+        home = data_dir if data_dir is not None else Path(scratch)
+        store = ledger_store(
+            home / "ledger",
+            durability=Durability(settings.ledger.durability.value),
+            map_size=settings.ledger.map_size_mib << 20,
+        )
+        try:
+            store.open()
+        except StoreError as exc:
+            _fail(str(exc))
+        data_type = b.market_data_type or None
+        trading = live_trading(
+            data_dir=home / "ledger",
+            store=store,
+            lots=lot_maps,
+            params=_grid_params(grids),
+            reconcile_interval=settings.reconcile.interval,
+            port=IBPort(
+                host=b.host,
+                port=b.port,
+                client_id=b.client_id,
+                market_data_type=data_type,
+                timeout=b.timeout,
+            ),
+            source=IBMarketData(
+                host=b.host,
+                port=b.port,
+                client_id=b.client_id + 1,
+                market_data_type=data_type,
+                timeout=b.timeout,
+            ),
+        )
+        kept = "kept" if data_dir is not None else "discarded at exit"
+        _say(
+            f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode through IB at "
+            f"{b.host}:{b.port} (clientId {b.client_id} for orders, {b.client_id + 1} for "
+            f"market data type {b.market_data_type}); the account is the one TWS reports "
+            f"(logged masked at connect); data in {home} ({kept}); control socket "
+            f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
+        )
+        return _serve(
+            trading,
+            control_path,
+            backend="asyncio",
+            stop_timeout=stop_timeout,
+            outside=[],
+            mode=settings.mode.value,
+            venue=f"IB at {b.host}:{b.port}",
+            uvloop=False,
+        )
+
+
+def _grid_params(grids: dict[str, Any]) -> dict[str, Any]:
+    from actors.strategies.grid import GridParams
+
+    return {
+        symbol: GridParams(
+            symbol=symbol,
+            tick=grid.tick,
+            level0_buffer=grid.level0_buffer,
+            step=grid.step,
+            profit=grid.profit,
+            queue_depth=grid.queue_depth,
+            fill_timeout=grid.fill_timeout,
+        )
+        for symbol, grid in grids.items()
+    }
 
 
 def _refuse_if_serving(path: Path) -> None:
@@ -285,7 +399,6 @@ def _build(
     speed: float | None,
 ) -> tuple[Any, Any, list[Any]]:
     from actors.lot_keeper import ledger_store
-    from actors.strategies.grid import GridParams
     from actors.trading import sim_trading
     from runtime.store import Durability, StoreError
     from sim.journal import JournalError, open_engine
@@ -307,18 +420,7 @@ def _build(
         store.close()
         _fail(str(exc))
     resumed = engine.last_trade_at
-    params = {
-        symbol: GridParams(
-            symbol=symbol,
-            tick=grid.tick,
-            level0_buffer=grid.level0_buffer,
-            step=grid.step,
-            profit=grid.profit,
-            queue_depth=grid.queue_depth,
-            fill_timeout=grid.fill_timeout,
-        )
-        for symbol, grid in grids.items()
-    }
+    params = _grid_params(grids)
     port, outside = _venue_face(settings, engine, lot_maps, start=bars[0].start)
     trading = sim_trading(
         data_dir=home / "ledger",
@@ -380,6 +482,9 @@ def _serve(
     backend: str,
     stop_timeout: float,
     outside: list[Any],
+    mode: str = "paper",
+    venue: str = "embedded sim venue",
+    uvloop: bool = True,
 ) -> int:
     from actors.operations import Operations
     from runtime.control import ControlError, serve_control
@@ -388,7 +493,9 @@ def _serve(
     async def control(root: Any, stop: Any) -> None:
         try:
             control_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            await serve_control(control_path, Operations(trading, root, stop))
+            await serve_control(
+                control_path, Operations(trading, root, stop, mode=mode, venue=venue)
+            )
         except (ControlError, OSError) as exc:
             # Trading goes on without the control socket; the operator is told why.
             logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
@@ -401,7 +508,7 @@ def _serve(
         outside=outside,
         # ib_insync takes its loop from the event loop policy, which is not the loop anyio
         # runs with uvloop: with ib_insync in the process, plain asyncio.
-        uvloop=not outside,
+        uvloop=uvloop,
     )
 
 

@@ -324,3 +324,81 @@ def test_a_root_that_gives_up_stops_the_service_with_a_clear_message_and_exit_1(
         _reap(process)
     assert process.returncode == 1
     assert "actorctl: the service stopped because supervisor 'root' gave up" in stderr
+
+
+def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: Path) -> None:
+    """`actorctl start --broker ib --host H --port P`, as against a real TWS: here our TWS API
+    server in a thread, its market moving; the service trades on IB's market data and
+    `status` shows the lots; it stops cleanly."""
+    import threading
+    from datetime import date
+
+    import anyio
+
+    from sim.engine import Engine
+    from sim.replay import generated_session, trades
+    from sim.tws.messages import Instrument
+    from sim.tws.server import TwsServer
+
+    bars = generated_session(seed=11, day=date(2026, 11, 23))[:300]
+    engine = Engine()
+    server = TwsServer(
+        engine,
+        instruments=[Instrument(symbol="TQQQ", con_id=900001)],
+        clock=lambda: engine.last_trade_at or bars[0].start,
+    )
+    ready = threading.Event()
+    market_open = threading.Event()
+    done = threading.Event()
+
+    async def venue() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.serve)
+            ready.set()
+            await anyio.to_thread.run_sync(market_open.wait)
+            for trade in trades(bars):
+                engine.on_trade(trade.symbol, trade.price, trade.size, trade.at)
+                await anyio.sleep(0.002)
+            await anyio.to_thread.run_sync(done.wait)
+            tg.cancel_scope.cancel()
+
+    thread = threading.Thread(target=anyio.run, args=(venue,), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    socket = tmp_path / "ctl.sock"
+    process = _spawn(
+        "start",
+        "--broker",
+        "ib",
+        "--port",
+        str(server.port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        socket=socket,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert f"in PAPER mode through IB at 127.0.0.1:{server.port}" in line
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and 2 not in server.sessions:
+            time.sleep(0.05)
+        market_open.set()
+        deadline = time.monotonic() + 30
+        status = run("status", socket=socket)
+        while time.monotonic() < deadline and (
+            status.returncode != 0 or "open lots (0 shares)" in status.stdout
+        ):
+            time.sleep(0.2)
+            status = run("status", socket=socket)
+        assert status.returncode == 0, status.stderr
+        assert f"on the IB at 127.0.0.1:{server.port}" in status.stdout
+        assert "TQQQ: 1 open lots (94 shares)" in status.stdout
+        _, _, stderr = _stop(process, signal.SIGTERM)
+    finally:
+        _reap(process)
+        done.set()
+        thread.join(10)
+    assert process.returncode == 0, stderr
+    assert server.protocol_errors == []
+    assert len(engine.executions) >= 1

@@ -21,6 +21,8 @@ replay relies on that.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +45,7 @@ from ..messages import (
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    PriceTick,
     Quote,
 )
 
@@ -381,3 +384,93 @@ def _decimal(value: float) -> Decimal:
 
 def _last_message(trade: Trade) -> str:
     return trade.log[-1].message if trade.log else trade.orderStatus.status
+
+
+class IBMarketData:
+    """IB's streaming market data as our ``PriceTick``s, on a connection of its own (its own
+    clientId), so that the market-data actor owns it as the broker actor owns the orders'.
+    Only a new last price (or size) is a tick; the exchange's time is not sent by IB's
+    top-of-book stream, so ticks carry their receipt time."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        market_data_type: int | None = None,
+        timeout: float = 10.0,
+        max_requests: int = 45,
+        exchange: str = "SMART",
+        currency: str = "USD",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.market_data_type = market_data_type
+        self.timeout = timeout
+        self.max_requests = max_requests
+        self.exchange = exchange
+        self.currency = currency
+        self.ib: IB | None = None
+        self._ticks: list[PriceTick] = []
+        self._pending = anyio.Event()
+        self._symbols: dict[int, str] = {}
+        self._seen: dict[str, tuple[float, float]] = {}
+
+    async def connect(self, symbols: list[str]) -> None:
+        await self.close()  # a crashed feed's old connection, if any
+        self._symbols.clear()
+        self._seen.clear()
+        ib = IB()
+        ib.client.MaxRequests = self.max_requests
+        ib.disconnectedEvent += self._pending.set
+        await ib.connectAsync(
+            self.host, self.port, clientId=self.client_id, timeout=self.timeout, readonly=True
+        )
+        self.ib = ib
+        if self.market_data_type is not None:
+            ib.reqMarketDataType(self.market_data_type)
+        for symbol in symbols:
+            qualified = await ib.qualifyContractsAsync(Stock(symbol, self.exchange, self.currency))
+            if not qualified:
+                raise LookupError(f"IB knows no {symbol} stock on {self.exchange}")
+            ticker = ib.reqMktData(qualified[0])
+            self._symbols[id(ticker)] = symbol
+            ticker.updateEvent += self._on_ticker
+        log.info("market data from %s:%d for %s", self.host, self.port, ", ".join(symbols))
+
+    def _on_ticker(self, ticker: Any) -> None:
+        last = ticker.last
+        if math.isnan(last) or last <= 0:  # NaN until a trade prints
+            return
+        symbol = self._symbols[id(ticker)]
+        # A ticker update may be a bid or ask change: only a new last price (or size) is news.
+        seen = (last, ticker.lastSize)
+        if self._seen.get(symbol) == seen:
+            return
+        self._seen[symbol] = seen
+        self._ticks.append(
+            PriceTick(
+                symbol=symbol,
+                price=_decimal(last),
+                size=int(ticker.lastSize or 0),
+                ts_event_ns=time.time_ns(),
+            )
+        )
+        self._pending.set()
+
+    async def next(self) -> list[PriceTick]:
+        """The ticks since the last call; waits for one; ConnectionError when disconnected."""
+        while not self._ticks:
+            if self.ib is None or not self.ib.isConnected():
+                raise ConnectionError(f"market data from IB at {self.host}:{self.port} is lost")
+            await self._pending.wait()
+            self._pending = anyio.Event()
+        ticks, self._ticks = self._ticks, []
+        return ticks
+
+    async def close(self) -> None:
+        if self.ib is not None:
+            ib, self.ib = self.ib, None
+            ib.disconnect()

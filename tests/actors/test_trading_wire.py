@@ -11,15 +11,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from actors.brokers.ib import IBPort
+from actors.brokers.ib import IBMarketData, IBPort
+from actors.domain import Side
 from actors.lot_keeper import LedgerState, LoadLedger
-from actors.trading import sim_trading
+from actors.trading import live_trading, sim_trading
 from config.lotmap import load_lot_map
 from sim.engine import Engine
-from sim.replay import generated_session
+from sim.replay import generated_session, trades
 from sim.tws.server import TwsServer
 from supervisors import Supervisor
-from tests.tws_venue import TQQQ, client_protocol_errors
+from tests.tws_venue import TQQQ, client_protocol_errors, until
 
 from .test_trading_loop import cross_check
 from .trading_checks import StepChecker, check_agreement
@@ -131,5 +132,47 @@ async def test_dropped_connections_and_a_venue_restart_over_the_wire_heal(
     assert len(faults) >= 3, faults
     assert root.restarts > 0
     check_agreement(trading, ledger, "TQQQ")
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_live_trading_on_ib_market_data_over_the_wire(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--broker ib` as against a real TWS: no replay in the bot; the market moves at the
+    venue, ticks come back through IB's streaming market data (its own connection), orders go
+    out through the broker's; after the market stops and things settle, the books agree."""
+    client_errors = client_protocol_errors(caplog)
+    caplog.set_level(logging.WARNING, logger="ib_insync")
+    bars = generated_session(seed=11, day=date(2026, 11, 23))[:600]
+    engine = Engine()
+    server = TwsServer(
+        engine, instruments=[TQQQ], clock=lambda: engine.last_trade_at or bars[0].start
+    )
+    async with anyio.create_task_group() as venue:
+        number = await venue.start(server.serve)
+        trading = live_trading(
+            data_dir=tmp_path / "ledger",
+            lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+            port=IBPort(host="127.0.0.1", port=number, client_id=1, max_requests=0),
+            source=IBMarketData(host="127.0.0.1", port=number, client_id=2, max_requests=0),
+        )
+        root = Supervisor("root", trading.spec)
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                await tg.start(root.run)
+                await until(lambda: 2 in server.sessions and server.sessions[2].subscriptions)
+                for trade in trades(bars):
+                    engine.on_trade(trade.symbol, trade.price, trade.size, trade.at)
+                    await anyio.sleep(0.001)
+                await anyio.sleep(0.5)  # let the last fills and orders settle
+                keeper = trading.cells["lot-keeper"].ref
+                ledger: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+                root.stop()
+        venue.cancel_scope.cancel()
+    assert root.restarts == 0
+    sides = check_agreement(trading, ledger, "TQQQ", engine)
+    assert sides[Side.BUY] >= 2
+    assert sides[Side.SELL] >= 1
     assert server.protocol_errors == []
     assert client_errors() == []

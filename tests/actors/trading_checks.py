@@ -7,12 +7,21 @@ from decimal import Decimal
 
 from actors.domain import OrderRef, Side, round_to_tick
 from actors.lot_keeper import LedgerState
-from actors.trading import SimTrading
+from actors.trading import LiveTrading, SimTrading
+from sim.engine import Engine
 
 
-def check_agreement(trading: SimTrading, ledger: LedgerState, symbol: str) -> Counter[Side]:
-    """Assert the invariants; return how many executions there were per side."""
-    engine = trading.engine
+def check_agreement(
+    trading: SimTrading | LiveTrading,
+    ledger: LedgerState,
+    symbol: str,
+    engine: Engine | None = None,
+) -> Counter[Side]:
+    """Assert the invariants; return how many executions there were per side. ``engine`` is
+    the venue when ``trading`` does not hold it (live trading against a TWS API server)."""
+    if engine is None:
+        assert isinstance(trading, SimTrading)
+        engine = trading.engine
     strategy = trading.strategies[symbol]
     # Every execution of ours recorded exactly once (plus the synthetic fills of lots made
     # for orphan shares); every order of ours at the venue had a committed intent.
