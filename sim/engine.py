@@ -27,6 +27,7 @@ connection, ``sim.link.Link``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -71,6 +72,9 @@ class SimOrder:
     outside_rth: bool
     condition: PriceCondition | None
     trading_day: date
+    chain: tuple[tuple[str, PriceCondition], ...] = ()
+    """Several price conditions, each with the conjunction ('a' and, 'o' or) that links it to
+    the next; used instead of ``condition`` when given (the TWS face's orders)."""
     filled: int = 0
     value: Decimal = Decimal(0)
     commission: Decimal = Decimal(0)
@@ -121,6 +125,7 @@ class Place(_Input, frozen=True, tag="place"):
     order: PlaceOrder
     at: Aware
     tag: str = ""
+    chain: tuple[tuple[str, PriceCondition], ...] = ()
 
 
 class Modify(_Input, frozen=True, tag="modify"):
@@ -186,8 +191,8 @@ class Engine:
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
         match entry:
-            case Place(order=order, at=at, tag=tag):
-                self.place(order, at, tag=tag)
+            case Place(order=order, at=at, tag=tag, chain=chain):
+                self.place(order, at, tag=tag, chain=chain)
             case Modify(ref=ref, quantity=quantity, limit=limit):
                 self.modify(ref, quantity=quantity, limit=limit)
             case Cancel(ref=ref, reason=reason):
@@ -205,12 +210,19 @@ class Engine:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def place(self, order: PlaceOrder, at: datetime, *, tag: str = "") -> SimOrder | None:
+    def place(
+        self,
+        order: PlaceOrder,
+        at: datetime,
+        *,
+        tag: str = "",
+        chain: tuple[tuple[str, PriceCondition], ...] = (),
+    ) -> SimOrder | None:
         """Accept (or reject) an order; it works from the next trade on. ``tag`` is the
         face's own note about the order (the TWS face keeps its client and order ids there),
         kept with it and in the journal."""
         local = _local(at)
-        self._record(Place(order=order, at=local, tag=tag))
+        self._record(Place(order=order, at=local, tag=tag, chain=chain))
         problem = self._reject_next or _invalid(order)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
@@ -230,8 +242,9 @@ class Engine:
             outside_rth=order.outside_rth,
             condition=order.condition,
             trading_day=local.date(),
-            armed=order.condition is not None,
-            active=order.condition is None,
+            chain=chain,
+            armed=order.condition is not None or bool(chain),
+            active=order.condition is None and not chain,
             tag=tag,
         )
         self.next_order_id += 1
@@ -291,7 +304,12 @@ class Engine:
         available = size
         for order in [o for o in self.orders.values() if o.symbol == symbol and not o.done]:
             if order.armed:
-                if not _condition_met(order.condition, price):
+                met = (
+                    _chain_met(order.chain, price)
+                    if order.chain
+                    else _condition_met(order.condition, price)
+                )
+                if not met:
                     continue
                 order.armed = False
                 order.active = True
@@ -404,6 +422,15 @@ def _marketable(order: SimOrder, price: Decimal) -> bool:
     if order.limit is None:
         return True
     return price <= order.limit if order.side is Side.BUY else price >= order.limit
+
+
+def _chain_met(chain: tuple[tuple[str, PriceCondition], ...], price: Decimal) -> bool:
+    # Left to right, each condition's conjunction linking it to the next, as IB chains them.
+    result = _condition_met(chain[0][1], price)
+    for (conjunction, _), (_, condition) in itertools.pairwise(chain):
+        met = _condition_met(condition, price)
+        result = (result and met) if conjunction == "a" else (result or met)
+    return result
 
 
 def _condition_met(condition: PriceCondition | None, price: Decimal) -> bool:

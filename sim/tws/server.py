@@ -20,7 +20,8 @@ global cancel. Parsing is strict: a malformed request is a protocol error, count
 Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
 the tick), 200 (unknown contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
 (outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
-a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``).
+a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``,
+and around ``nightly_restart``). Price conditions chain with and/or, left to right.
 Wire-level faults on top of the link's: ``commission_first_next`` (a commissionReport before its
 execDetails, as real TWS sometimes does).
 """
@@ -123,6 +124,8 @@ class TwsServer:
         self._executions: dict[str, Execution] = {}
         self._indexed = 0
         self.port: int | None = None
+        self._restored_for: set[int] | None = None
+        """After a nightly restart, the clients already told 1102."""
         for sim in engine.orders.values():
             self._adopt(sim)
         engine.trade_listeners.append(self._on_trade)
@@ -219,6 +222,16 @@ class TwsServer:
         )
         for session in list(self.sessions.values()):
             session.notice(code, text)
+
+    def nightly_restart(self) -> None:
+        """IB's nightly reset: every client hears 1100 (connectivity lost), the venue restarts
+        (DAY orders cancelled, GTC kept, every connection dropped), and each client that
+        connects afterwards hears 1102 (restored, data maintained) once."""
+        self.connectivity_lost()
+        for session in list(self.sessions.values()):
+            session.drain_now()
+        self._restored_for = set()
+        self.engine.restart()
 
     def kick(self, client_id: int) -> None:
         """Drop one client's connection."""
@@ -361,6 +374,9 @@ class Session:
 
     # -- requests ------------------------------------------------------------------------------
 
+    def drain_now(self) -> None:
+        self._drain()
+
     def _drain(self) -> None:
         # Deliver what the engine emitted so far before answering a request: a reply then
         # comes after every event that happened before the request, as on one TWS socket.
@@ -419,6 +435,12 @@ class Session:
         self.put(m.next_valid_id(self.server.next_valid_id()))
         for code, text in FARM_NOTICES:
             self.notice(code, text)
+        told = self.server._restored_for
+        if told is not None and client_id not in told:
+            told.add(client_id)
+            self.notice(
+                1102, "Connectivity between IB and TWS has been restored - data maintained."
+            )
 
     def req_positions(self, fields: list[str]) -> None:
         _expect(fields, "reqPositions", 2)
@@ -821,7 +843,13 @@ class Session:
                 _Tag(client=client_id, version=self.version, fields=list(fields))
             ).decode()
         )
-        server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag)
+        chain: tuple[tuple[str, PriceCondition], ...] = ()
+        if len(wire.conditions) > 1:
+            chain = tuple(
+                (c.conjunction, PriceCondition(trigger=c.price(), is_more=bool(c.is_more)))
+                for c in wire.conditions
+            )
+        server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag, chain=chain)
 
     def _unsupported(self, wire: WireOrder, instrument: m.Instrument) -> str | None:
         if wire.order_type not in ("LMT", "MKT"):
@@ -834,8 +862,6 @@ class Session:
             return "the sim venue does not hold untransmitted or child orders"
         if wire.order_type == "LMT" and (wire.lmt_price is None or wire.lmt_price <= 0):
             return "a limit order needs a positive limit price"
-        if len(wire.conditions) > 1:
-            return "the sim venue evaluates one price condition per order"
         for condition in wire.conditions:
             if condition.kind != 1:
                 return "the sim venue evaluates price conditions only"
@@ -1002,7 +1028,7 @@ def _contract(f: Fields) -> tuple[int, str, str]:
 
 def _domain_order(ref: str, wire: WireOrder, instrument: m.Instrument) -> PlaceOrder:
     condition = None
-    if wire.conditions:
+    if len(wire.conditions) == 1:
         (first,) = wire.conditions
         condition = PriceCondition(trigger=first.price(), is_more=bool(first.is_more))
     return PlaceOrder(

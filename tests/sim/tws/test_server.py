@@ -110,6 +110,41 @@ async def test_a_conditional_buy_waits_presubmitted_until_its_trigger_then_fills
     assert client_errors() == []
 
 
+@pytest.mark.parametrize(
+    ("conjunction", "fills_at"),
+    [("o", "52.00"), ("a", "49.95")],
+    ids=["or", "and"],
+)
+async def test_price_conditions_chain_with_and_or(
+    conjunction: str, fills_at: str, client_errors: Callable[[], list[str]]
+) -> None:
+    """Two price conditions: with OR (last <= 49 or last >= 52) the order triggers when either
+    holds; with AND (last <= 50.00 and last >= 49.90) only inside the band."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        low = 49.0 if conjunction == "o" else 50.0
+        high = 52.0 if conjunction == "o" else 49.90
+        first = PriceCondition(isMore=False, price=low, conId=contract.conId, exch="SMART")
+        first.conjunction = conjunction
+        second = PriceCondition(isMore=True, price=high, conId=contract.conId, exch="SMART")
+        order = LimitOrder("BUY", 10, 60.00, tif="GTC", outsideRth=True)
+        order.conditions = [first, second]
+        placed = ib.placeOrder(contract, order)
+        await until(lambda: placed.orderStatus.status == "PreSubmitted")
+        trade(engine, "50.50", 100, 1)  # OR: neither holds; AND: only the second
+        trade(engine, "49.80", 100, 2)  # OR: neither holds; AND: only the first
+        await anyio.sleep(0.05)
+        assert placed.orderStatus.status == "PreSubmitted"
+        trade(engine, fills_at, 100, 3)  # OR: the second holds; AND: both do
+        await until(lambda: placed.orderStatus.status == "Filled")
+        assert placed.fills[0].execution.price == float(fills_at)
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
 async def test_cancel_reject_and_error_codes(client_errors: Callable[[], list[str]]) -> None:
     """Cancel (202), a price off the tick (110: ib_insync leaves it PendingSubmit), a
     duplicate order id (103), a rejected order type (201), cancel of an unknown order (10147)."""
@@ -260,8 +295,9 @@ def placed_ref(server: TwsServer, placed: Any) -> str:
 async def test_connectivity_notices_and_a_nightly_restart_drop_clients_and_keep_gtc(
     client_errors: Callable[[], list[str]],
 ) -> None:
-    """1100 then 1102 reach every client; the nightly restart cancels DAY orders, keeps GTC
-    ones, and drops every connection; a reconnect finds the GTC order working."""
+    """1100 then 1102 reach every client; the nightly restart says 1100, cancels DAY orders,
+    keeps GTC ones and drops every connection; a client reconnecting hears 1102 and finds the
+    GTC order working."""
     engine = Engine()
     async with venue(engine) as server:
         ib = await connect(server)
@@ -275,11 +311,16 @@ async def test_connectivity_notices_and_a_nightly_restart_drop_clients_and_keep_
         server.connectivity_restored()
         await until(lambda: 1102 in codes)
         assert codes[-2:] == [1100, 1102]
-        engine.restart()
+        server.nightly_restart()
         await until(lambda: not ib.isConnected())
+        assert codes[-1] == 1100
         assert day.orderStatus.status == "Cancelled"
         await until(lambda: 1 not in server.sessions)
-        ib = await connect(server)
+        ib = IB()
+        again: list[int] = []
+        ib.errorEvent += lambda _req, code, _msg, _contract: again.append(code)
+        await ib.connectAsync("127.0.0.1", server.port or 0, clientId=1, timeout=5)
+        assert 1102 in again
         assert [t.order.lmtPrice for t in ib.openTrades()] == [41.0]
         ib.disconnect()
     assert server.protocol_errors == []
