@@ -823,9 +823,8 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
             print(f"broker: cannot connect to {where}: {type(exc).__name__}: {exc}")
             return False
         try:
-            assert port.ib is not None
-            accounts = ", ".join(_masked(a) for a in port.ib.managedAccounts())
-            version = port.ib.client.serverVersion()
+            accounts = ", ".join(_masked(a) for a in port.accounts())
+            version = port.server_version()
             print(f"broker: connected to {where} (server version {version}, accounts {accounts})")
             ok = True
             for symbol, entry in zip(symbols, settings.symbols, strict=True):

@@ -139,6 +139,13 @@ class IBPort:
             ib.disconnectedEvent -= self._on_disconnected
             ib.disconnect()
 
+    def accounts(self) -> list[str]:
+        """The accounts TWS manages for this login (secrets: mask before printing)."""
+        return list(self._require().managedAccounts())
+
+    def server_version(self) -> int:
+        return int(self._require().client.serverVersion())
+
     def _require(self) -> IB:
         if self.ib is None or not self.ib.isConnected():
             raise ConnectionError(f"not connected to IB at {self.host}:{self.port}")

@@ -138,6 +138,8 @@ class TwsServer:
             return
         tag = msgspec.json.decode(sim.tag[len(TAG_PREFIX) :], type=_Tag)
         wire = parse_place_order(tag.fields, tag.version)
+        if not wire.account:
+            wire = attrs.evolve(wire, account=self.account)
         self._remember(
             TwsOrder(
                 ref=sim.ref,
@@ -756,8 +758,7 @@ class Session:
 
     def cancel_order(self, fields: list[str]) -> None:
         order_id, _ = parse_cancel_order(fields, self.version)
-        assert self.client_id is not None
-        ref = self.server.by_client_order.get((self.client_id, order_id))
+        ref = self.server.by_client_order.get((self._client(), order_id))
         sim = self.server.engine.orders.get(ref) if ref is not None else None
         if ref is None or sim is None:
             self.put(
@@ -785,8 +786,10 @@ class Session:
 
     def place_order(self, fields: list[str]) -> None:
         wire = parse_place_order(fields, self.version)
-        client_id = self.client_id
-        assert client_id is not None
+        if not wire.account:
+            # TWS fills in the account an order without one goes to, and echoes it.
+            wire = attrs.evolve(wire, account=self.server.account)
+        client_id = self._client()
         server = self.server
         order_id = wire.order_id
         known = server.by_client_order.get((client_id, order_id))
@@ -894,12 +897,17 @@ class Session:
             commission=float(commission),
             commission_currency="USD",
         )
-        assert self.client_id is not None
         self.put(
             open_order_fields(
-                wire, state, client_id=self.client_id, perm_id=0, server_version=self.version
+                wire, state, client_id=self._client(), perm_id=0, server_version=self.version
             )
         )
+
+    def _client(self) -> int:
+        # Requests other than startApi are refused before it (see _dispatch).
+        if self.client_id is None:
+            raise ProtocolError("a request before startApi")
+        return self.client_id
 
     def _error(self, req_id: int, code: int, text: str) -> None:
         self.put(m.error(req_id, code, text, server_version=self.version))
