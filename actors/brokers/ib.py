@@ -182,13 +182,19 @@ class IBPort:
 
     async def snapshot(self) -> BrokerSnapshot:
         ib = self._require()
+        # Every client's working orders (not only ours): another client's sell holds shares
+        # that reconciliation must not turn into a lot of ours.
+        open_now = await ib.reqAllOpenOrdersAsync()
         completed = await ib.reqCompletedOrdersAsync(apiOnly=False)
         fills = await ib.reqExecutionsAsync()
         # This session's trades first (their status is live), then those TWS reports as
         # completed (from earlier sessions too).
         trades: dict[str, Trade] = {}
-        for trade in [*self._trades.values(), *ib.openTrades(), *completed]:
+        for trade in [*self._trades.values(), *open_now, *completed]:
             trades.setdefault(trade.order.orderRef or f"ib:{trade.order.permId}", trade)
+        # Other clients' orders are not kept in sync by ib_insync: only the answer to this
+        # request says which are working now.
+        open_refs = {t.order.orderRef or f"ib:{t.order.permId}" for t in open_now}
         filled: dict[int, float] = {}
         for fill in ib.fills():
             filled[fill.execution.permId] = (
@@ -196,7 +202,10 @@ class IBPort:
             )
         orders = []
         for ref, trade in trades.items():
-            working = trade.orderStatus.status in WORKING and ref not in self._ended
+            if ref in self._trades:
+                working = trade.orderStatus.status in WORKING and ref not in self._ended
+            else:
+                working = ref in open_refs
             done = max(trade.orderStatus.filled, filled.get(trade.order.permId, 0))
             orders.append(
                 BrokerOrder(
