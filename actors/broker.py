@@ -52,7 +52,9 @@ class BrokerActor(Actor[BrokerInbox]):
         # here: the actor crashes and its supervisor restarts (reconnects) it.
         while True:
             await self.port.wait()
-            await self.context.self_ref.send(Poll())
+            # One Poll at a time: wait for it to be handled, or the events still waiting
+            # would send Poll after Poll ahead of the orders in the mailbox.
+            await self.context.self_ref.request(Poll(), timeout=60)
 
     async def on_stop(self) -> None:
         await self.port.close()

@@ -124,6 +124,8 @@ class TwsServer:
         self._executions: dict[str, Execution] = {}
         self._indexed = 0
         self.port: int | None = None
+        self.placed_listeners: list[Callable[[str], None]] = []
+        """Told the orderRef of every placeOrder once it is decoded (benchmarks stop there)."""
         self._restored_for: set[int] | None = None
         """After a nightly restart, the clients already told 1102."""
         for sim in engine.orders.values():
@@ -786,6 +788,8 @@ class Session:
 
     def place_order(self, fields: list[str]) -> None:
         wire = parse_place_order(fields, self.version)
+        for listener in self.server.placed_listeners:
+            listener(wire.order_ref)
         if not wire.account:
             # TWS fills in the account an order without one goes to, and echoes it.
             wire = attrs.evolve(wire, account=self.server.account)
