@@ -274,6 +274,11 @@ class Session:
     def put(self, fields: list[object]) -> None:
         try:
             self._send.send_nowait(frame(fields))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # The connection is going away (its writer ended): nothing more reaches this
+            # client, and nothing of it may reach whoever moved the engine (market data, say).
+            self.link.disconnect()
+            self.wake()
         except anyio.WouldBlock:
             # A client that reads nothing for 10,000 messages is cut off, as TWS does.
             log.warning(

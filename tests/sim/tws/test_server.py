@@ -365,3 +365,22 @@ async def test_faults_commission_before_execution_delay_and_a_drop_mid_fill(
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+async def test_a_dying_connection_never_breaks_the_market_that_moves_the_engine(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """Regression: a session whose writer had ended (the client going away) raised
+    BrokenResourceError out of the engine's trade listeners, into whoever moved the market."""
+    engine = Engine()
+    trade(engine, "50.00", 100, 0)
+    async with venue(engine) as server:
+        ib = await connect(server)
+        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        ticker = ib.reqMktData(contract)
+        await until(lambda: ticker.last == 50.0)
+        session = server.sessions[1]
+        session._outbox.close()  # the writer is gone; the reader has not noticed yet
+        trade(engine, "50.07", 300, 1)  # must not raise
+        await until(lambda: not ib.isConnected())
+    assert server.protocol_errors == []
