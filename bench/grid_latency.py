@@ -106,13 +106,9 @@ class MarketData(Actor[PriceTick]):
         await self.context.send(self.symbol, message)
 
 
-async def measure(policy: str, ticks: int, folder: str) -> list[int]:
-    port = RecordingPort()
-    if policy == MEMORY:
-        keeper: ActorCell[Any] = ActorCell("lot-keeper", MemoryKeeper)
-    else:
-        store = ledger_store(Path(folder) / policy, durability=Durability(policy))
-        keeper = ActorCell("lot-keeper", lambda: LotKeeper(store))
+def bench_tree(port: Any, keeper: ActorCell[Any]) -> tuple[Supervisor, dict[str, ActorCell[Any]]]:
+    """market-data -> symbol (a 3-level grid) -> lot-keeper, broker -> ``port``, rest_for_one;
+    the cells by name. Shared with bench/wire_latency.py."""
     broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}))
     symbol: ActorCell[Any] = ActorCell(
         "symbol.TQQQ",
@@ -125,13 +121,26 @@ async def measure(policy: str, ticks: int, folder: str) -> list[int]:
         ),
     )
     feed: ActorCell[PriceTick] = ActorCell("market-data", lambda: MarketData(symbol.ref))
+    cells = [keeper, broker, symbol, feed]
     root = Supervisor(
         "bench",
         SupervisorSpec(
             strategy=Strategy.REST_FOR_ONE,
-            children=[ChildSpec(id=c.name, start=c) for c in (keeper, broker, symbol, feed)],
+            children=[ChildSpec(id=c.name, start=c) for c in cells],
         ),
     )
+    return root, {c.name: c for c in cells}
+
+
+async def measure(policy: str, ticks: int, folder: str) -> list[int]:
+    port = RecordingPort()
+    if policy == MEMORY:
+        keeper: ActorCell[Any] = ActorCell("lot-keeper", MemoryKeeper)
+    else:
+        store = ledger_store(Path(folder) / policy, durability=Durability(policy))
+        keeper = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    root, cells = bench_tree(port, keeper)
+    feed, broker, symbol = cells["market-data"], cells["broker"], cells["symbol.TQQQ"]
     samples: list[int] = []
     async with anyio.create_task_group() as tg:
         await tg.start(root.run)

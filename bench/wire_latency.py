@@ -26,20 +26,17 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from grid_latency import MarketData, MemoryKeeper, RecordingPort
+from grid_latency import MemoryKeeper, RecordingPort, bench_tree
 
-from actors.broker import BrokerActor, Poll
+from actors.broker import Poll
 from actors.brokers.ib import IBPort
 from actors.messages import PriceTick
-from actors.strategies.grid import GridParams
-from actors.symbol import SymbolActor, TimerTick
-from config.lotmap import LotMap
+from actors.symbol import TimerTick
 from runtime import ActorCell
 from sim.engine import Engine
 from sim.sessions import NEW_YORK
 from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
-from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)
 
@@ -68,28 +65,8 @@ async def measure(wire: bool, ticks: int) -> list[int]:
             if wire
             else recording
         )
-        keeper: ActorCell[Any] = ActorCell("lot-keeper", MemoryKeeper)
-        broker: ActorCell[Any] = ActorCell(
-            "broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref})
-        )
-        symbol: ActorCell[Any] = ActorCell(
-            "symbol.TQQQ",
-            lambda: SymbolActor(
-                GridParams(symbol="TQQQ"),
-                LotMap((94, 95, 96)),
-                lot_keeper=keeper.ref,
-                broker=broker.ref,
-                timer_interval=3600,
-            ),
-        )
-        feed: ActorCell[PriceTick] = ActorCell("market-data", lambda: MarketData(symbol.ref))
-        root = Supervisor(
-            "bench",
-            SupervisorSpec(
-                strategy=Strategy.REST_FOR_ONE,
-                children=[ChildSpec(id=c.name, start=c) for c in (keeper, broker, symbol, feed)],
-            ),
-        )
+        root, cells = bench_tree(port, ActorCell("lot-keeper", MemoryKeeper))
+        feed, broker, symbol = cells["market-data"], cells["broker"], cells["symbol.TQQQ"]
         async with anyio.create_task_group() as tg:
             await tg.start(root.run)
             for i in range(ticks):

@@ -181,25 +181,13 @@ def start(
 
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind, SymbolConfig, live_problem
+    from config.schema import BrokerKind, SymbolConfig
     from sim.replay import ReplayError, generated_days, load_bars
 
     _configure_logging()
-    settings = _load_config(config)
-    overrides: dict[str, Any] = {}
-    if broker is not None:
-        overrides["kind"] = BrokerKind(broker.value)
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    if client_id is not None:
-        overrides["client_id"] = client_id
-    if overrides:
-        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
-    problem = live_problem(settings, live_flag=live)
-    if problem is not None:
-        _fail(problem)
+    settings = _broker_settings(
+        _load_config(config), broker, host=host, port=port, client_id=client_id, live=live
+    )
     chosen_backend = backend or Backend(settings.runtime.backend.value)
     if chosen_backend is Backend.trio and settings.broker.kind is not BrokerKind.INPROCESS:
         _fail(
@@ -377,6 +365,31 @@ def _grid_params(grids: dict[str, Any]) -> dict[str, Any]:
         )
         for symbol, grid in grids.items()
     }
+
+
+def _broker_settings(
+    settings: Any,
+    kind: enum.StrEnum | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    client_id: int | None = None,
+    live: bool,
+) -> Any:
+    """The config with the command line's broker options applied; refused (exit 2) when it
+    would move real money without both mode = "live" and --live."""
+    from config.schema import BrokerKind, live_problem
+
+    given = {"host": host, "port": port, "client_id": client_id}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if kind is not None:
+        overrides["kind"] = BrokerKind(kind.value)
+    if overrides:
+        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
+    problem = live_problem(settings, live_flag=live)
+    if problem is not None:
+        _fail(problem)
+    return settings
 
 
 def _refuse_if_serving(path: Path) -> None:
@@ -758,22 +771,9 @@ def check(
     from config.errors import ConfigError
     from config.load import DEFAULT_CONFIG, render_config
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind, live_problem
     from config.secrets import load_secrets
 
-    settings = _load_config(config)
-    overrides: dict[str, Any] = {}
-    if broker is not None:
-        overrides["kind"] = BrokerKind(broker.value)
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    if overrides:
-        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
-    problem = live_problem(settings, live_flag=live)
-    if problem is not None:
-        _fail(problem)
+    settings = _broker_settings(_load_config(config), broker, host=host, port=port, live=live)
     print(f"config {config or DEFAULT_CONFIG}: ok")
     problems = 0
     for symbol in settings.symbols:
@@ -804,7 +804,7 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
     from actors.domain import Side, TimeInForce, round_to_tick
     from actors.messages import PlaceOrder
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind
+    from config.schema import BrokerKind, masked
     from sim.engine import Engine
     from sim.replay import generated_session
     from sim.tws.messages import Instrument
@@ -823,7 +823,7 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
             print(f"broker: cannot connect to {where}: {type(exc).__name__}: {exc}")
             return False
         try:
-            accounts = ", ".join(_masked(a) for a in port.accounts())
+            accounts = ", ".join(masked(a) for a in port.accounts())
             version = port.server_version()
             print(f"broker: connected to {where} (server version {version}, accounts {accounts})")
             ok = True
@@ -886,12 +886,6 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
         return await probe(port, f"IB at {b.host}:{b.port} ({settings.mode.value} mode)")
 
     return bool(anyio.run(embedded if kind is BrokerKind.EMBEDDED else real, backend="asyncio"))
-
-
-def _masked(account: str) -> str:
-    from config.schema import masked
-
-    return masked(account)
 
 
 def _config_dir() -> str:

@@ -93,15 +93,12 @@ class Fields:
         return value
 
     def integer(self, what: str = "field", *, empty: int | None = None) -> int:
-        text = self.text(what)
-        if text == "" and empty is not None:
+        value = self.optional_integer(what)
+        if value is None:
+            if empty is None:
+                raise ProtocolError(f"{self.name}: field {self._at - 1} ({what}) is empty")
             return empty
-        try:
-            return int(text)
-        except ValueError:
-            raise ProtocolError(
-                f"{self.name}: field {self._at - 1} ({what}) is not an integer: {text!r}"
-            ) from None
+        return value
 
     def optional_integer(self, what: str = "field") -> int | None:
         text = self.text(what)
