@@ -8,18 +8,28 @@ the broker sends the orders that caused to the venue.
 (replies come after everything queued before the request), until the broker and the symbol actor
 have handled all that the trade caused, so the venue sees every order before the next trade, as
 it would at real speed. A number replays that many times faster than the bars' own clock.
+
+A symbol in ``remote`` gets its prices through a live feed instead (the venue's Alpaca server
+and alpaca-py): after the venue matched the trade and the broker collected what that filled,
+the trade is published to the feed's server, and in lockstep the replay waits until that feed
+has handed the tick on (``Delivered``) and the symbol actor has handled it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 from runtime import Actor, ActorRef
 from sim.replay import Trade
 
 from .broker import BrokerInbox, Poll
+from .market_data import Delivered, WaitSubscribed
 from .messages import PriceTick
-from .symbol import SymbolInbox
+from .symbol import Describe, SymbolInbox
+
+Publish = Callable[[Trade], None]
 
 
 class ReplayFeed(Actor[None]):
@@ -30,6 +40,7 @@ class ReplayFeed(Actor[None]):
         market: Callable[[Trade], None],
         broker: ActorRef[BrokerInbox],
         symbols: Mapping[str, ActorRef[SymbolInbox]],
+        remote: Mapping[str, tuple[ActorRef[Any], Publish | None]] | None = None,
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
         on_step: Callable[[], None] | None = None,
@@ -40,12 +51,16 @@ class ReplayFeed(Actor[None]):
         """Moves the outside world: the venue matches the trade (before anyone sees it)."""
         self.broker = broker
         self.symbols = symbols
+        self.remote = remote or {}
+        """Symbol -> the live feed delivering it, and how the trade reaches that feed's server
+        (None: the venue's face publishes what it matches)."""
         self.speed = speed
         self.finished = finished
         self.on_step = on_step
         """Called after each lockstep step, when all the trade caused has been handled."""
         self.step_timeout = step_timeout
         self.trades = 0
+        self._subscribed: list[ActorRef[Any]] = []
 
     def handle(self, message: None) -> None:
         return None
@@ -63,11 +78,17 @@ class ReplayFeed(Actor[None]):
                 due = started + (trade.at - first_at).total_seconds() / self.speed
                 await clock.sleep_until(due)
             self.market(trade)
+            ts_event_ns = _ns(trade.at)
+            remote = self.remote.get(trade.symbol)
+            if remote is not None:
+                await self._through(trade, ts_event_ns, target, *remote)
+                self.trades += 1
+                continue
             tick = PriceTick(
                 symbol=trade.symbol,
                 price=trade.price,
                 size=trade.size,
-                ts_event_ns=int(trade.at.timestamp() * 1e9),
+                ts_event_ns=ts_event_ns,
             )
             if self.speed is None:
                 await self.broker.request(Poll(), timeout=self.step_timeout)
@@ -81,3 +102,38 @@ class ReplayFeed(Actor[None]):
             self.trades += 1
         if self.finished is not None:
             self.finished()
+
+    async def _through(
+        self,
+        trade: Trade,
+        ts_event_ns: int,
+        target: ActorRef[SymbolInbox],
+        feed: ActorRef[Any],
+        publish: Publish | None,
+    ) -> None:
+        if self.speed is not None:
+            await self.broker.send(Poll())
+            if feed not in self._subscribed:
+                # The market does not wait for a reconnect, but the replay's first trades do
+                # not start before anyone listens.
+                await feed.request(WaitSubscribed(), timeout=self.step_timeout)
+                self._subscribed.append(feed)
+            if publish is not None:
+                publish(trade)
+            return
+        await self.broker.request(Poll(), timeout=self.step_timeout)
+        await feed.request(WaitSubscribed(), timeout=self.step_timeout)
+        if publish is not None:
+            publish(trade)
+        await feed.request(
+            Delivered(symbol=trade.symbol, ts_event_ns=ts_event_ns), timeout=self.step_timeout
+        )
+        await target.request(Describe(), timeout=self.step_timeout)
+        await self.broker.request(Poll(), timeout=self.step_timeout)
+        if self.on_step is not None:
+            self.on_step()
+
+
+def _ns(at: datetime) -> int:
+    # Exact, unlike timestamp() * 1e9 in floating point: a live feed's stamps must compare equal.
+    return int(at.replace(microsecond=0).timestamp()) * 1_000_000_000 + at.microsecond * 1000

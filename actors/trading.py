@@ -1,16 +1,18 @@
-"""The in-process trading tree, under a rest_for_one root (SPEC section 7):
+"""The trading tree, under a rest_for_one root (SPEC section 7):
 
-    lot-keeper -> broker (sim venue) -> symbols (one_for_one: one actor per symbol)
-               -> reconciler -> market data (the replay feed)
+    lot-keeper -> broker -> symbols (one_for_one: one actor per symbol) -> reconciler
+               -> market data: one actor per live feed (market-data.alpaca, market-data.ib)
+               -> the replay (market-data; on the embedded sim venue only)
 
 A broker restart (a reconnect) restarts everything after it: the symbol actors reconcile as
-they start, so every reconnect is followed by a reconciliation.
+they start, so every reconnect is followed by a reconciliation. A live feed's restart restarts
+the replay after it, which resumes after the last trade the venue saw.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef
 from runtime.store import Durability, Store
 from sim.engine import Engine
-from sim.replay import Bar, trades
+from sim.replay import Bar, Trade, trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor
@@ -34,6 +36,17 @@ from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridParams, GridStrategy
 from .symbol import SymbolActor
+
+
+@attrs.frozen(kw_only=True)
+class LiveSource:
+    """A live feed of the tree: its source and the symbols it delivers. On the embedded venue,
+    ``publish`` hands the source's server each trade of the replay (None: the venue's face
+    publishes what it matches by itself)."""
+
+    source: TickSource
+    symbols: frozenset[str]
+    publish: Callable[[Trade], None] | None = None
 
 
 @attrs.define(kw_only=True)
@@ -68,8 +81,13 @@ def sim_trading(
     map_size: int = 1 << 30,
     store: Store | None = None,
     port: BrokerPort | None = None,
+    live: Sequence[LiveSource] = (),
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
+
+    The replay moves the venue; each symbol gets its prices straight from it, or through one of
+    the ``live`` feeds (the venue's Alpaca server and alpaca-py, say), which the replay keeps in
+    lockstep when ``speed`` is None.
 
     ``engine`` is the venue (a fresh in-memory one by default; ``sim.journal.open_engine`` for
     one that outlives the process): the replay resumes after the last trade it has seen.
@@ -97,14 +115,17 @@ def sim_trading(
     strategies: dict[str, GridStrategy] = {}
     feeds: list[ReplayFeed] = []
 
-    def make_feed(broker: ActorRef[Any], symbols: Mapping[str, ActorRef[Any]]) -> ReplayFeed:
+    publishers = {s: f.publish for f in live for s in f.symbols}
+
+    def make_feed(refs: FeedRefs) -> ReplayFeed:
         # Resume after the last trade the venue saw (a restarted feed, a resumed service).
         seen = engine.last_trade_at
         feed = ReplayFeed(
             (t for t in trades(bar_list) if seen is None or t.at > seen),
             market=in_process.trade,
-            broker=broker,
-            symbols=symbols,
+            broker=refs.broker,
+            symbols=refs.symbols,
+            remote={s: (ref, publishers[s]) for s, ref in refs.delivering.items()},
             speed=speed,
             finished=replay_finished,
             on_step=on_step,
@@ -120,7 +141,10 @@ def sim_trading(
         alerts=alerts,
         strategies=strategies,
         reconcile_interval=reconcile_interval,
-        market_data=make_feed,
+        feeds=[
+            *_live_feeds(live),
+            FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
+        ],
     )
     return SimTrading(
         spec=spec,
@@ -135,8 +159,49 @@ def sim_trading(
     )
 
 
-MarketData = Callable[[ActorRef[Any], Mapping[str, ActorRef[Any]]], Actor[Any]]
-"""Makes the market-data actor, given the broker's ref and the symbol actors' refs."""
+@attrs.frozen(kw_only=True)
+class FeedRefs:
+    """What a market-data actor is made with."""
+
+    broker: ActorRef[Any]
+    symbols: Mapping[str, ActorRef[Any]]
+    """The symbol actors of the feed's symbols."""
+    delivering: Mapping[str, ActorRef[Any]]
+    """Symbol -> the feed before this one that delivers it (for the replay's lockstep)."""
+
+
+@attrs.frozen(kw_only=True)
+class FeedSpec:
+    """One market-data actor of the tree: ``replay`` is cell ``market-data``, any other
+    ``market-data.<name>``."""
+
+    name: str
+    symbols: frozenset[str]
+    make: Callable[[FeedRefs], Actor[Any]]
+
+    @property
+    def cell_name(self) -> str:
+        return "market-data" if self.name == "replay" else f"market-data.{self.name}"
+
+
+def _live_feeds(live: Sequence[LiveSource]) -> list[FeedSpec]:
+    specs = []
+    for entry in live:
+        specs.append(
+            FeedSpec(
+                name=entry.source.name,
+                symbols=entry.symbols,
+                make=functools.partial(_live_feed, entry.source),
+            )
+        )
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"one live feed per source name, got {names}")
+    return specs
+
+
+def _live_feed(source: TickSource, refs: FeedRefs) -> LiveFeed:
+    return LiveFeed(source, refs.symbols)
 
 
 def trading_tree(
@@ -148,7 +213,7 @@ def trading_tree(
     alerts: list[Alert],
     strategies: dict[str, GridStrategy],
     reconcile_interval: float,
-    market_data: MarketData,
+    feeds: Sequence[FeedSpec],
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name."""
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
@@ -173,10 +238,20 @@ def trading_tree(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
     )
-    feed: ActorCell[Any] = ActorCell(
-        "market-data",
-        lambda: market_data(broker.ref, {s: c.ref for s, c in symbols.items()}),
-    )
+    feed_cells: dict[str, ActorCell[Any]] = {}
+    delivering: dict[str, ActorRef[Any]] = {}
+    for feed in feeds:
+        unknown = feed.symbols - symbols.keys()
+        if unknown:
+            raise ValueError(f"feed {feed.name!r} delivers symbols not traded: {sorted(unknown)}")
+        refs = FeedRefs(
+            broker=broker.ref,
+            symbols={s: symbols[s].ref for s in sorted(feed.symbols)},
+            delivering=dict(delivering),
+        )
+        cell: ActorCell[Any] = ActorCell(feed.cell_name, functools.partial(feed.make, refs))
+        feed_cells[feed.cell_name] = cell
+        delivering.update((s, cell.ref) for s in feed.symbols)
     symbols_spec = SupervisorSpec(
         strategy=Strategy.ONE_FOR_ONE,
         children=[ChildSpec(id=cell.name, start=cell) for cell in symbols.values()],
@@ -192,14 +267,17 @@ def trading_tree(
             ChildSpec(id="symbols", start=symbols_spec),
             ChildSpec(id="reconciler", start=reconciler),
             # A lost market-data connection reconnects with backoff too.
-            ChildSpec(id="market-data", start=feed, backoff=Backoff(initial=0.05, maximum=5.0)),
+            *(
+                ChildSpec(id=name, start=cell, backoff=Backoff(initial=0.05, maximum=5.0))
+                for name, cell in feed_cells.items()
+            ),
         ],
     )
     cells = {
         "lot-keeper": keeper,
         "broker": broker,
         "reconciler": reconciler,
-        "market-data": feed,
+        **feed_cells,
         **symbols,
     }
     return spec, cells
@@ -221,14 +299,17 @@ def live_trading(
     data_dir: str | Path,
     lots: Mapping[str, LotMap],
     port: BrokerPort,
-    source: TickSource,
+    feeds: Sequence[LiveSource],
     params: Mapping[str, GridParams] | None = None,
     durability: Durability = Durability.GROUP,
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
     store: Store | None = None,
 ) -> LiveTrading:
-    """Build the tree trading ``lots`` through ``port``, with ticks from ``source``."""
+    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``."""
+    fed = {s for f in feeds for s in f.symbols}
+    if fed != set(lots):
+        raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     alerts: list[Alert] = []
@@ -241,6 +322,6 @@ def live_trading(
         alerts=alerts,
         strategies=strategies,
         reconcile_interval=reconcile_interval,
-        market_data=lambda _broker, symbols: LiveFeed(source, symbols),
+        feeds=_live_feeds(feeds),
     )
     return LiveTrading(spec=spec, port=port, strategies=strategies, cells=cells, alerts=alerts)

@@ -142,6 +142,48 @@ class BrokerConfig:
     timeout: float = attrs.field(default=10.0, validator=_positive)
 
 
+class FeedKind(enum.StrEnum):
+    """Where a symbol's prices come from (SPEC 3: one market-data actor per feed)."""
+
+    AUTO = "auto"
+    """The venue's own: the replay on the embedded venue, IB's market data through IB."""
+    REPLAY = "replay"
+    """The embedded venue's replay, handed straight to the symbol actor (no socket)."""
+    ALPACA = "alpaca"
+    """Alpaca's real-time stream through alpaca-py (the seed bot's choice). On the embedded
+    venue, its Alpaca stream server on loopback, publishing the replay the venue trades on."""
+    IB = "ib"
+    """IB's streaming market data through ib_insync, on a clientId of its own."""
+
+
+class AlpacaFeed(enum.StrEnum):
+    """Alpaca's stock data feeds: IEX (free plans) or SIP (all exchanges; a paid plan)."""
+
+    IEX = "iex"
+    SIP = "sip"
+
+
+@attrs.frozen(kw_only=True)
+class AlpacaConfig:
+    """``[alpaca]``: Alpaca's market data (keys from ALPACA_KEY / ALPACA_SECRET, never here)."""
+
+    feed: AlpacaFeed = AlpacaFeed.IEX
+    # The stream's URL; "" is Alpaca's (wss://stream.data.alpaca.markets/v2/<feed>). The
+    # embedded venue always uses its own server.
+    stream_url: str = ""
+    # The historical data API's base URL (without /v2); "" is Alpaca's.
+    data_url: str = ""
+    # Seconds without a trade after which the connection is deemed mute and reconnected; 0
+    # never.
+    data_timeout: float = attrs.field(default=300.0, validator=_not_negative)
+    # Ticks the feed buffers while its actor is behind before it keeps only the latest per
+    # symbol.
+    backlog: int = attrs.field(default=10_000, validator=_at_least_one)
+    # Consecutive "auth failed" answers after which the keys count as refused and the service
+    # stops (a restart cannot fix them).
+    auth_failures: int = attrs.field(default=3, validator=_at_least_one)
+
+
 @attrs.frozen(kw_only=True)
 class ReconcileConfig:
     """``[reconcile]``: the broker-vs-ledger comparison (SPEC 6)."""
@@ -176,6 +218,7 @@ class SymbolConfig:
     symbol: str = attrs.field(validator=_symbol_name)
     # Relative paths are relative to the config file's directory (resolved by the loader).
     lots: Path
+    feed: FeedKind = FeedKind.AUTO
     grid: GridConfig = GridConfig()
 
 
@@ -207,6 +250,7 @@ class Config:
     venue: VenueConfig = VenueConfig()
     broker: BrokerConfig = BrokerConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    alpaca: AlpacaConfig = AlpacaConfig()
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )
@@ -235,6 +279,28 @@ def live_problem(config: Config, *, live_flag: bool) -> str | None:
     if (config.mode is Mode.LIVE or live_flag) and not both:
         missing = "--live on the command line" if not live_flag else 'mode = "live" in the config'
         return f'live trading needs both mode = "live" and --live; {missing} is missing'
+    return None
+
+
+def feed_of(config: Config, symbol: SymbolConfig) -> FeedKind:
+    """The feed ``symbol`` trades on, with ``auto`` resolved for the configured broker."""
+    if symbol.feed is not FeedKind.AUTO:
+        return symbol.feed
+    return FeedKind.IB if config.broker.kind is BrokerKind.IB else FeedKind.REPLAY
+
+
+def feed_problem(config: Config) -> str | None:
+    """Why a symbol's feed cannot work with the configured broker, or None."""
+    for index, symbol in enumerate(config.symbols):
+        feed = feed_of(config, symbol)
+        where = f"symbols[{index}].feed = {feed.value!r} ({symbol.symbol})"
+        if feed is FeedKind.REPLAY and config.broker.kind is BrokerKind.IB:
+            return f"{where}: a replay drives only the embedded venue, not IB"
+        if feed is FeedKind.IB and config.broker.kind is BrokerKind.INPROCESS:
+            return (
+                f'{where}: IB market data needs [broker] kind = "embedded" (the venue\'s TWS '
+                'API server) or "ib"'
+            )
     return None
 
 

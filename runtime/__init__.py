@@ -19,6 +19,7 @@ from ._errors import InvalidTransition as InvalidTransition
 from ._errors import MailboxClosed as MailboxClosed
 from ._errors import MailboxFull as MailboxFull
 from ._errors import RequestTimeout as RequestTimeout
+from ._errors import Unrecoverable as Unrecoverable
 from ._lifecycle import TRANSITIONS as TRANSITIONS
 from ._lifecycle import Lifecycle as Lifecycle
 from ._lifecycle import LifecycleEvent as LifecycleEvent
@@ -58,6 +59,7 @@ __all__ = [
     "ActorStopped",
     "InvalidTransition",
     "MailboxClosed",
+    "Unrecoverable",
     "MailboxFull",
     "RequestTimeout",
 ]

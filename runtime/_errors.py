@@ -66,3 +66,11 @@ class InvalidTransition(ActorRuntimeError):
         self.actor = actor
         self.state = state
         self.event = event
+
+
+class Unrecoverable(Exception):
+    """Raised by an actor when a restart cannot help: the outside world refused it for a reason
+    that only the operator can fix (a market-data plan that lacks the feed asked for, keys the
+    venue keeps refusing). Its supervisor does not restart it: it stops its children and
+    escalates at once (``supervisors.ChildUnrecoverable``), so the service stops with this
+    error instead of retrying forever or running blind."""

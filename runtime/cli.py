@@ -53,6 +53,13 @@ class BrokerChoice(enum.StrEnum):
     ib = "ib"
 
 
+class FeedChoice(enum.StrEnum):
+    auto = "auto"
+    replay = "replay"
+    alpaca = "alpaca"
+    ib = "ib"
+
+
 class CheckBroker(enum.StrEnum):
     embedded = "embedded"
     inprocess = "inprocess"
@@ -165,6 +172,14 @@ def start(
         int | None,
         typer.Option(help="IB API clientId for orders; market data uses the next one [1]."),
     ] = None,
+    feed: Annotated[
+        FeedChoice | None,
+        typer.Option(
+            help="Where every symbol's prices come from: auto (the venue's own), replay, alpaca "
+            "(Alpaca's stream through alpaca-py; on the embedded venue its Alpaca server on "
+            "loopback) or ib (IB's streaming market data) [each symbol's feed in the config].",
+        ),
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
@@ -176,24 +191,22 @@ def start(
     every execution, and a summary when the replay ends and at stop. With --data-dir, the ledger
     and the venue's books are kept and a later start on the same directory resumes: it
     reconciles with the venue and carries on where the replay stopped.
+
+    With --feed alpaca the prices come the seed bot's way: the venue's Alpaca stream server
+    publishes the replay and the market-data actor reads it with alpaca-py, while orders go
+    through ib_insync (the hybrid IB + Alpaca configuration, all on loopback).
     """
     import tempfile
 
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind, SymbolConfig
+    from config.schema import BrokerKind, FeedKind, SymbolConfig, feed_of, feed_problem
     from sim.replay import ReplayError, generated_days, load_bars
 
     _configure_logging()
     settings = _broker_settings(
         _load_config(config), broker, host=host, port=port, client_id=client_id, live=live
     )
-    chosen_backend = backend or Backend(settings.runtime.backend.value)
-    if chosen_backend is Backend.trio and settings.broker.kind is not BrokerKind.INPROCESS:
-        _fail(
-            "ib_insync runs on asyncio only: --backend trio needs --broker inprocess (the sim "
-            "venue without the TWS API socket)"
-        )
     symbols = settings.symbols
     if symbol is not None or lots is not None:
         base = symbols[0]
@@ -201,8 +214,24 @@ def start(
             SymbolConfig(
                 symbol=symbol or base.symbol,
                 lots=lots if lots is not None else base.lots,
+                feed=base.feed,
                 grid=base.grid,
             ),
+        )
+    if feed is not None:
+        symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in symbols)
+    settings = attrs.evolve(settings, symbols=symbols)
+    problem = feed_problem(settings)
+    if problem is not None:
+        _fail(problem)
+    feeds = {feed_of(settings, s) for s in symbols}
+    chosen_backend = backend or Backend(settings.runtime.backend.value)
+    if chosen_backend is Backend.trio and (
+        settings.broker.kind is not BrokerKind.INPROCESS or feeds - {FeedKind.REPLAY}
+    ):
+        _fail(
+            "ib_insync and alpaca-py run on asyncio only: --backend trio needs --broker "
+            "inprocess (the sim venue without the TWS API socket) and --feed replay"
         )
     venue = settings.venue
     replay = replay if replay is not None else venue.replay
@@ -256,14 +285,18 @@ def start(
         pace = "as fast as possible" if not speed else f"at {speed:g}x"
         kept = "kept" if data_dir is not None else "discarded at exit"
         path = (
-            "through its TWS API server with ib_insync"
+            "orders through its TWS API server with ib_insync"
             if settings.broker.kind is BrokerKind.EMBEDDED
-            else "in-process"
+            else "orders in-process"
+        )
+        prices = ", ".join(
+            f"{s.symbol} from {_FEED_WORDS[feed_of(settings, s).value]}" for s in symbols
         )
         _say(
             f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the embedded "
-            f"sim venue ({path}, no account) replaying {source} {pace}; data in {home} ({kept}); "
-            f"control socket {control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
+            f"sim venue ({path}; prices: {prices}; no account) replaying {source} {pace}; data "
+            f"in {home} ({kept}); control socket {control_path}; Ctrl-C, SIGTERM or `actorctl "
+            "stop` stops it"
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
@@ -273,10 +306,19 @@ def start(
             backend=chosen_backend.value,
             stop_timeout=stop_timeout or settings.runtime.stop_timeout,
             outside=outside,
-            uvloop=not outside,
+            # ib_insync reads its loop from the event loop policy: plain asyncio with it.
+            uvloop=settings.broker.kind is BrokerKind.INPROCESS
+            and FeedKind.IB not in {feed_of(settings, s) for s in symbols},
         )
         report.summary("at stop")
     raise typer.Exit(code)
+
+
+_FEED_WORDS = {
+    "replay": "the replay",
+    "alpaca": "its Alpaca stream server with alpaca-py",
+    "ib": "its TWS API server's market data with ib_insync",
+}
 
 
 def _start_live(
@@ -291,7 +333,7 @@ def _start_live(
     """Trade through a real TWS / IB Gateway, on IB's own market data."""
     import tempfile
 
-    from actors.brokers.ib import IBMarketData, IBPort
+    from actors.brokers.ib import IBPort
     from actors.lot_keeper import ledger_store
     from actors.trading import live_trading
     from runtime.store import Durability, StoreError
@@ -309,6 +351,7 @@ def _start_live(
         except StoreError as exc:
             _fail(str(exc))
         data_type = b.market_data_type or None
+        feeds = _live_sources(settings, data_type)
         trading = live_trading(
             data_dir=home / "ledger",
             store=store,
@@ -322,19 +365,16 @@ def _start_live(
                 market_data_type=data_type,
                 timeout=b.timeout,
             ),
-            source=IBMarketData(
-                host=b.host,
-                port=b.port,
-                client_id=b.client_id + 1,
-                market_data_type=data_type,
-                timeout=b.timeout,
-            ),
+            feeds=feeds,
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
+        prices = "; ".join(
+            f"{', '.join(sorted(f.symbols))} from {_describe_source(f.source, b)}" for f in feeds
+        )
         _say(
             f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode through IB at "
-            f"{b.host}:{b.port} (clientId {b.client_id} for orders, {b.client_id + 1} for "
-            f"market data type {b.market_data_type}); the account is the one TWS reports "
+            f"{b.host}:{b.port} (clientId {b.client_id} for orders; prices: {prices}); the "
+            "account is the one TWS reports "
             f"(logged masked at connect); data in {home} ({kept}); control socket "
             f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
@@ -348,6 +388,59 @@ def _start_live(
             venue=f"IB at {b.host}:{b.port}",
             uvloop=False,
         )
+
+
+def _live_sources(settings: Any, data_type: int | None) -> list[Any]:
+    """The feeds of a service trading through IB: IB's market data, or Alpaca's stream with
+    the keys from the environment."""
+    from actors.trading import LiveSource
+    from config.schema import FeedKind, feed_of
+    from config.secrets import load_secrets
+
+    fed: dict[FeedKind, frozenset[str]] = {}
+    for entry in settings.symbols:
+        kind = feed_of(settings, entry)
+        fed[kind] = fed.get(kind, frozenset()) | {entry.symbol}
+    b = settings.broker
+    sources = []
+    if FeedKind.IB in fed:
+        from actors.brokers.ib import IBMarketData
+
+        ib_data = IBMarketData(
+            host=b.host,
+            port=b.port,
+            client_id=b.client_id + 1,
+            market_data_type=data_type,
+            timeout=b.timeout,
+        )
+        sources.append(LiveSource(source=ib_data, symbols=fed[FeedKind.IB]))
+    if FeedKind.ALPACA in fed:
+        from actors.feeds.alpaca import AlpacaStream
+
+        keys = load_secrets()
+        if keys.alpaca_key is None or keys.alpaca_secret is None:
+            _fail(
+                f'{", ".join(sorted(fed[FeedKind.ALPACA]))}: feed = "alpaca" needs ALPACA_KEY '
+                "and ALPACA_SECRET in the environment or in .env"
+            )
+        a = settings.alpaca
+        stream = AlpacaStream(
+            key=keys.alpaca_key,
+            secret=keys.alpaca_secret,
+            feed=a.feed.value,
+            url=a.stream_url or None,
+            data_timeout=a.data_timeout,
+            backlog=a.backlog,
+            auth_failures=a.auth_failures,
+        )
+        sources.append(LiveSource(source=stream, symbols=fed[FeedKind.ALPACA]))
+    return sources
+
+
+def _describe_source(source: Any, broker: Any) -> str:
+    if source.name == "ib":
+        return f"IB (clientId {source.client_id}, market data type {broker.market_data_type})"
+    return f"Alpaca ({source.where}, keys from the environment)"
 
 
 def _grid_params(grids: dict[str, Any]) -> dict[str, Any]:
@@ -434,7 +527,7 @@ def _build(
         _fail(str(exc))
     resumed = engine.last_trade_at
     params = _grid_params(grids)
-    port, outside = _venue_face(settings, engine, lot_maps, start=bars[0].start)
+    port, outside, live = _venue_face(settings, engine, lot_maps, start=bars[0].start)
     trading = sim_trading(
         data_dir=home / "ledger",
         store=store,
@@ -445,24 +538,68 @@ def _build(
         engine=engine,
         reconcile_interval=settings.reconcile.interval,
         port=port,
+        live=live,
     )
     return trading, resumed, outside
 
 
 def _venue_face(
     settings: Any, engine: Any, lot_maps: dict[str, Any], *, start: Any
-) -> tuple[Any, list[Any]]:
-    """The broker port, and the tasks of the outside world to run before the tree: for the
-    embedded venue over the wire, its TWS API server on a free loopback port."""
+) -> tuple[Any, list[Any], list[Any]]:
+    """The broker port, the tasks of the outside world to run before the tree (the embedded
+    venue's TWS API server and Alpaca server, each on a free loopback port), and the live feeds
+    the symbols get their prices from."""
+    import secrets
+
     import anyio
 
-    from actors.brokers.ib import IBPort
-    from config.schema import BrokerKind
+    from actors.brokers.ib import IBMarketData, IBPort
+    from actors.trading import LiveSource
+    from config.schema import BrokerKind, FeedKind, feed_of
+
+    fed: dict[FeedKind, frozenset[str]] = {}
+    for entry in settings.symbols:
+        kind = feed_of(settings, entry)
+        fed[kind] = fed.get(kind, frozenset()) | {entry.symbol}
+    outside: list[Any] = []
+    live: list[Any] = []
+    if FeedKind.ALPACA in fed:
+        from actors.feeds.alpaca import AlpacaStream
+        from sim.alpaca.server import AlpacaServer
+
+        # The embedded server is no account: a key pair made up for this run, never Alpaca's.
+        key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+        alpaca = AlpacaServer(credentials={key: secret})
+        a = settings.alpaca
+        stream = AlpacaStream(
+            key=key,
+            secret=secret,
+            feed=a.feed.value,
+            data_timeout=a.data_timeout,
+            backlog=a.backlog,
+            auth_failures=a.auth_failures,
+        )
+
+        async def alpaca_venue(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            async with anyio.create_task_group() as tg:
+                await tg.start(alpaca.serve)
+                stream.url = alpaca.url(a.feed.value)
+                _say(f"the embedded venue's Alpaca stream server listens on {stream.url}")
+                task_status.started()
+
+        outside.append(alpaca_venue)
+        live.append(
+            LiveSource(
+                source=stream,
+                symbols=fed[FeedKind.ALPACA],
+                publish=lambda t: alpaca.publish_trade(t.symbol, t.price, t.size, t.at),
+            )
+        )
+    if settings.broker.kind is BrokerKind.INPROCESS:
+        return None, outside, live
     from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
-    if settings.broker.kind is BrokerKind.INPROCESS:
-        return None, []
     server = TwsServer(
         engine,
         instruments=[
@@ -479,13 +616,26 @@ def _venue_face(
         max_requests=0,
     )
 
+    ib_data = None
+    if FeedKind.IB in fed:
+        ib_data = IBMarketData(
+            host="127.0.0.1",
+            port=0,
+            client_id=settings.broker.client_id + 1,
+            timeout=settings.broker.timeout,
+            max_requests=0,
+        )
+        live.append(LiveSource(source=ib_data, symbols=fed[FeedKind.IB]))
+
     async def embedded_venue(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         async with anyio.create_task_group() as tg:
             port.port = await tg.start(server.serve)
+            if ib_data is not None:
+                ib_data.port = port.port
             _say(f"the embedded venue's TWS API server listens on 127.0.0.1:{port.port}")
             task_status.started()
 
-    return port, [embedded_venue]
+    return port, [embedded_venue, *outside], live
 
 
 def _serve(

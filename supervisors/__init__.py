@@ -3,6 +3,7 @@
 The decisions are pure (``strategies.decide``); ``Supervisor`` is the async shell around them.
 """
 
+from ._errors import ChildUnrecoverable as ChildUnrecoverable
 from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
 from ._errors import SupervisorError as SupervisorError
 from .spec import Backoff as Backoff
@@ -27,4 +28,5 @@ __all__ = [
     "Backoff",
     "SupervisorError",
     "RestartIntensityExceeded",
+    "ChildUnrecoverable",
 ]

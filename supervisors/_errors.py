@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from runtime import Unrecoverable
+
 
 class SupervisorError(Exception):
     """Base class for supervisor errors."""
+
+
+class ChildUnrecoverable(SupervisorError, Unrecoverable):
+    """Raised out of ``Supervisor.run`` when a child failed with ``runtime.Unrecoverable``: the
+    supervisor stopped every child without restarting any and escalates. Being unrecoverable
+    itself, it goes on up to the root, which stops the service. ``__cause__`` is the child's
+    error."""
+
+    def __init__(self, supervisor: str, child: str) -> None:
+        super().__init__(
+            f"supervisor {supervisor!r} stopped: {child!r} failed in a way a restart cannot fix"
+        )
+        self.supervisor = supervisor
+        self.child = child
 
 
 class RestartIntensityExceeded(SupervisorError):

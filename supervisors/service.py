@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import anyio
 import attrs
 
-from ._errors import RestartIntensityExceeded
+from ._errors import ChildUnrecoverable, RestartIntensityExceeded
 from .spec import SupervisorSpec
 from .supervisor import Supervisor
 
@@ -96,7 +96,7 @@ async def serve(
                 forced = True
                 log.warning("the tree did not stop within %g s: it was cancelled", stop_timeout)
             tg.cancel_scope.cancel()
-    except* RestartIntensityExceeded as group:
+    except* (RestartIntensityExceeded, ChildUnrecoverable) as group:
         gave_up.extend(_leaves(group))
     if gave_up:
         return ServiceResult(exit_code=EXIT_GAVE_UP, reason=_gave_up_message(gave_up[0]))
@@ -116,6 +116,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def _gave_up_message(error: BaseException) -> str:
     cause = error.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__  # through every supervisor that escalated it, to the child's
     detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
     return f"{error}{detail}"
 

@@ -18,10 +18,10 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics
+from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics, Unrecoverable
 
 from . import strategies
-from ._errors import RestartIntensityExceeded
+from ._errors import ChildUnrecoverable, RestartIntensityExceeded
 from .spec import ChildSpec, ExitReason, SupervisorSpec
 
 log = logging.getLogger("actortrade.supervisor")
@@ -93,7 +93,8 @@ class _StartedFlag:
 
 class Supervisor:
     """Runs a ``SupervisorSpec``. ``run`` returns after ``stop``; raises
-    ``RestartIntensityExceeded`` when it gives up."""
+    ``RestartIntensityExceeded`` when it gives up, ``ChildUnrecoverable`` when a child failed
+    with ``runtime.Unrecoverable``."""
 
     def __init__(
         self, name: str, spec: SupervisorSpec, *, rng: random.Random | None = None
@@ -194,7 +195,7 @@ class Supervisor:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        gave_up: RestartIntensityExceeded | None = None
+        gave_up: RestartIntensityExceeded | ChildUnrecoverable | None = None
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -225,7 +226,7 @@ class Supervisor:
 
     async def _on_exit(
         self, child: _Child, incarnation: _Incarnation
-    ) -> RestartIntensityExceeded | None:
+    ) -> RestartIntensityExceeded | ChildUnrecoverable | None:
         reason = incarnation.reason or ExitReason.SHUTDOWN
         if reason is ExitReason.ERROR:
             log.error(
@@ -237,6 +238,12 @@ class Supervisor:
             )
         else:
             log.info("%s/%s exited: %s", self.name, child.spec.id, reason.value)
+        refusal = _unrecoverable(incarnation.error)
+        if refusal is not None:
+            unrecoverable = ChildUnrecoverable(self.name, child.spec.id)
+            unrecoverable.__cause__ = refusal
+            log.error("%s: %s", unrecoverable, _root_cause(refusal))
+            return unrecoverable
         self._state, decision = strategies.decide(
             self._state,
             strategies.ChildExited(child=child.spec.id, reason=reason),
@@ -347,6 +354,24 @@ class Supervisor:
     async def _terminate_all(self) -> None:
         for child in reversed(list(self._children.values())):
             await self._terminate(child)
+
+
+def _unrecoverable(error: BaseException | None) -> Unrecoverable | None:
+    # An actor's background task raises through a task group: look inside the groups.
+    if isinstance(error, Unrecoverable):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _unrecoverable(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
 
 
 def _close_mailboxes(target: ActorCell[Any] | SupervisorSpec) -> None:

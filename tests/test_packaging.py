@@ -57,6 +57,18 @@ def test_only_the_ib_adapter_imports_ib_insync() -> None:
     assert importers == ["actors/brokers/ib.py"]
 
 
+def test_only_the_alpaca_adapter_imports_alpaca_py() -> None:
+    """alpaca-py is imported by actors/feeds/alpaca.py alone (sim/alpaca is the server side and
+    speaks the protocol with websockets and msgpack, never the SDK)."""
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if _imports_asyncio(path, "alpaca")
+    )
+    assert importers == ["actors/feeds/alpaca.py"]
+
+
 def test_only_adapter_modules_import_asyncio() -> None:
     """Actors, supervisors and the runtime stay backend-neutral (they must run on trio)."""
     offenders = sorted(

@@ -408,6 +408,8 @@ class IBMarketData:
     Only a new last price (or size) is a tick; the exchange's time is not sent by IB's
     top-of-book stream, so ticks carry their receipt time."""
 
+    name = "ib"
+
     def __init__(
         self,
         *,
@@ -475,6 +477,14 @@ class IBMarketData:
             )
         )
         self._pending.set()
+
+    async def ready(self) -> None:
+        # reqMktData has no acknowledgement: subscribed as far as anyone can tell.
+        return None
+
+    async def run(self) -> None:
+        # ib_insync runs the connection on the event loop by itself; next() notices its end.
+        await anyio.sleep_forever()
 
     async def next(self) -> list[PriceTick]:
         """The ticks since the last call; waits for one; ConnectionError when disconnected."""

@@ -18,7 +18,7 @@ from actors import ledger, reconcile
 from actors.brokers.ib import IBMarketData, IBPort
 from actors.domain import Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
-from actors.trading import live_trading, sim_trading
+from actors.trading import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
 from sim.engine import Engine
 from sim.journal import open_engine
@@ -165,7 +165,12 @@ async def test_live_trading_on_ib_market_data_over_the_wire(
             data_dir=tmp_path / "ledger",
             lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
             port=IBPort(host="127.0.0.1", port=number, client_id=1, max_requests=0),
-            source=IBMarketData(host="127.0.0.1", port=number, client_id=2, max_requests=0),
+            feeds=[
+                LiveSource(
+                    source=IBMarketData(host="127.0.0.1", port=number, client_id=2, max_requests=0),
+                    symbols=frozenset({"TQQQ"}),
+                )
+            ],
         )
         root = Supervisor("root", trading.spec)
         with anyio.fail_after(120):

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import attrs
 
-from runtime import Actor, ActorCell
+from runtime import Actor, ActorCell, Unrecoverable
 
 
 @attrs.frozen
@@ -18,7 +18,7 @@ class Work:
 
 @attrs.frozen
 class Crash:
-    pass
+    unrecoverable: bool = False
 
 
 @attrs.frozen
@@ -36,6 +36,10 @@ ProbeInbox = Work | Crash | Quit | Query
 
 class ProbeCrash(Exception):
     """Raised by a probe on ``Crash``."""
+
+
+class ProbeRefused(Unrecoverable):
+    """Raised by a probe on ``Crash(unrecoverable=True)``."""
 
 
 @attrs.define
@@ -65,6 +69,8 @@ class Probe(Actor[ProbeInbox]):
         match message:
             case Work(n=n):
                 self.journal.work.setdefault(self.name, []).append(n)
+            case Crash(unrecoverable=True):
+                raise ProbeRefused(f"{self.name} was refused for good")
             case Crash():
                 raise ProbeCrash(f"{self.name} crashed on purpose")
             case Quit():

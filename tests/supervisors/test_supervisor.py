@@ -11,6 +11,7 @@ from runtime import ActorCell, LifecycleState, MailboxClosed
 from supervisors import (
     Backoff,
     ChildSpec,
+    ChildUnrecoverable,
     Intensity,
     Restart,
     RestartIntensityExceeded,
@@ -19,7 +20,17 @@ from supervisors import (
     SupervisorSpec,
 )
 
-from .actors import Crash, Journal, Probe, ProbeInbox, Query, Quit, Work, probe_cell
+from .actors import (
+    Crash,
+    Journal,
+    Probe,
+    ProbeInbox,
+    ProbeRefused,
+    Query,
+    Quit,
+    Work,
+    probe_cell,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -168,6 +179,38 @@ async def test_exceeding_the_restart_intensity_stops_everything_and_raises() -> 
     assert error.child == "a"
     assert error.__cause__ is not None
     assert cells["b"].state is LifecycleState.STOPPED
+
+
+async def test_an_unrecoverable_crash_is_not_restarted_but_escalated_to_the_root() -> None:
+    """A child raising runtime.Unrecoverable: no restart at any level, every child stopped, and
+    the root raises ChildUnrecoverable whose cause leads to the child's error."""
+    journal = Journal()
+    inner, cells = tree(journal, Strategy.ONE_FOR_ONE, ("x", "y"))
+    sibling = probe_cell("sibling", journal)
+    root = Supervisor(
+        "root",
+        SupervisorSpec(
+            strategy=Strategy.ONE_FOR_ONE,
+            intensity=LOTS,
+            children=[ChildSpec(id="sibling", start=sibling), ChildSpec(id="inner", start=inner)],
+        ),
+    )
+    with pytest.RaisesGroup(ChildUnrecoverable) as info:
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            cells["x"].ref.tell(Crash(unrecoverable=True))
+            await anyio.sleep_forever()
+    (error,) = info.value.exceptions
+    assert isinstance(error, ChildUnrecoverable)
+    assert (error.supervisor, error.child) == ("root", "inner")
+    inner_error = error.__cause__
+    assert isinstance(inner_error, ChildUnrecoverable)
+    assert (inner_error.supervisor, inner_error.child) == ("root/inner", "x")
+    assert isinstance(inner_error.__cause__, ProbeRefused)
+    assert journal.of("start").count("x") == 1
+    assert root.restarts == 0
+    assert cells["y"].state is LifecycleState.STOPPED
+    assert sibling.state is LifecycleState.STOPPED
 
 
 async def test_a_sub_supervisor_that_gives_up_is_restarted_by_its_parent() -> None:

@@ -1,0 +1,1 @@
+"""Market data feeds: one adapter module per vendor SDK, the only place that SDK is imported."""
