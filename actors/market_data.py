@@ -44,6 +44,10 @@ class TickSource(Protocol):
 
     async def close(self) -> None: ...
 
+    def describe(self) -> dict[str, Any]:
+        """The connection's figures for ``actorctl status`` (JSON-able; never a secret)."""
+        ...
+
 
 @attrs.frozen(kw_only=True)
 class Delivered:
@@ -60,7 +64,21 @@ class WaitSubscribed:
     a trade only then, or the trade would be lost."""
 
 
-LiveFeedInbox = Delivered | WaitSubscribed
+@attrs.frozen(kw_only=True)
+class DescribeFeed:
+    """Reply with a ``FeedView``."""
+
+
+@attrs.frozen(kw_only=True)
+class FeedView:
+    feed: str
+    symbols: tuple[str, ...]
+    ticks: int
+    """Ticks handed to symbol actors since this incarnation of the feed started."""
+    connection: dict[str, Any]
+
+
+LiveFeedInbox = Delivered | WaitSubscribed | DescribeFeed
 
 
 class LiveFeed(Actor[LiveFeedInbox]):
@@ -78,15 +96,23 @@ class LiveFeed(Actor[LiveFeedInbox]):
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await self.source.close()
 
-    async def handle(self, message: LiveFeedInbox) -> None:
+    async def handle(self, message: LiveFeedInbox) -> FeedView | None:
         match message:
             case Delivered(symbol=symbol, ts_event_ns=ts):
                 while self.last_event_ns.get(symbol, 0) < ts:
                     await self._progress.wait()
             case WaitSubscribed():
                 await self.source.ready()
+            case DescribeFeed():
+                return FeedView(
+                    feed=self.source.name,
+                    symbols=tuple(self.symbols),
+                    ticks=self.ticks,
+                    connection=self.source.describe(),
+                )
             case _:
                 assert_never(message)
+        return None
 
     async def background(self) -> None:
         async with anyio.create_task_group() as tg:

@@ -18,6 +18,7 @@ from runtime.control import ControlError
 from supervisors import Supervisor
 
 from .lot_keeper import Backup, Refused
+from .market_data import DescribeFeed, FeedView
 from .reconciler import LastReport, Reconcile, ReconcileReport
 from .symbol import Describe, SymbolView
 from .trading import LiveTrading, SimTrading
@@ -80,6 +81,15 @@ class Operations:
                     views.append(view)
         return views
 
+    async def feeds(self) -> list[FeedView]:
+        views = []
+        for cell in self.trading.cells.values():
+            if cell.name.startswith("market-data."):
+                view = await cell.ref.request(DescribeFeed(), timeout=self.timeout)
+                if isinstance(view, FeedView):
+                    views.append(view)
+        return views
+
     async def status(self) -> dict[str, Any]:
         report = await self._request("reconciler", LastReport())
         engine = self.trading.engine if isinstance(self.trading, SimTrading) else None
@@ -92,6 +102,7 @@ class Operations:
             "tree": _json(self.root.status()),
             "restarts": self.root.restarts,
             "symbols": [_json(view) for view in await self.views()],
+            "feeds": [_json(view) for view in await self.feeds()],
             "last_reconcile": _report(report) if isinstance(report, ReconcileReport) else None,
             "alerts": [_json(alert) for alert in self.trading.alerts[-20:]],
         }

@@ -801,6 +801,20 @@ def status(
         diff = view.get("last_diff")
         if diff is not None:
             _print_diff_lines(_diff_lines(diff), "  last reconcile: clean")
+    for feed in reply.get("feeds", []):
+        c = feed["connection"]
+        figures = (
+            f"{c['received']} trades received, {c['malformed']} malformed, {c['coalesced']} "
+            f"coalesced, {c['connects']} connects, {c['reconnects']} reconnects"
+            if feed["feed"] == "alpaca"
+            else f"clientId {c.get('client_id')}, connected {c.get('connected')}"
+        )
+        print(
+            f"feed {feed['feed']} ({c.get('where')}) for {', '.join(feed['symbols'])}: "
+            f"{feed['ticks']} ticks handed on; {figures}"
+        )
+        if c.get("last_error"):
+            print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
     last = reply["last_reconcile"]
     if last is None:
         print("periodic reconcile: not run yet")

@@ -61,13 +61,18 @@ def test_bad_options_are_refused_with_a_usage_error() -> None:
     assert "--report-every" in result.stderr
 
 
-def _spawn(*args: str, socket: Path | None = None) -> subprocess.Popen[str]:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spawn(
+    *args: str, socket: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [ACTORCTL, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(socket),
+        env={**_env(socket), **(env or {})},
     )
 
 
@@ -135,6 +140,43 @@ def test_start_replays_the_whole_generated_day_and_reports_the_pnl() -> None:
         _reap(process)
     assert "3 sell executions" in summary
     assert "realized P&L 150.40" in summary
+
+
+def test_start_with_feed_alpaca_trades_the_day_through_both_sdks_to_the_same_pnl() -> None:
+    """The seed's hybrid configuration on the embedded venue: prices through its Alpaca stream
+    server and alpaca-py, orders through its TWS API server and ib_insync; in lockstep the day
+    ends exactly as with the replay handed straight to the symbol actor."""
+    process = _spawn("start", "--feed", "alpaca", "--speed", "0")
+    try:
+        summary = _line_with(process, "replay finished")
+        _, _, stderr = _stop(process, signal.SIGTERM)
+    finally:
+        _reap(process)
+    assert process.returncode == 0, stderr
+    assert "3 sell executions" in summary
+    assert "realized P&L 150.40" in summary
+    assert "Alpaca stream server listens on ws://127.0.0.1:" in stderr
+    assert "prices: TQQQ from its Alpaca stream server with alpaca-py" in stderr
+
+
+def test_feeds_that_cannot_work_are_refused_before_anything_starts() -> None:
+    """trio with alpaca-py, a replay feeding a real IB, Alpaca without keys: exit 2, why."""
+    trio = run("start", "--backend", "trio", "--broker", "inprocess", "--feed", "alpaca")
+    assert trio.returncode == 2
+    assert "alpaca-py run on asyncio only" in trio.stderr
+    replay = run("start", "--broker", "ib", "--feed", "replay")
+    assert replay.returncode == 2
+    assert "a replay drives only the embedded venue" in replay.stderr
+    keyless = subprocess.run(
+        [ACTORCTL, "start", "--broker", "ib", "--feed", "alpaca"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**_env(), "ALPACA_KEY": "", "ALPACA_SECRET": ""},
+    )
+    assert keyless.returncode == 2
+    assert "needs ALPACA_KEY and ALPACA_SECRET" in keyless.stderr
 
 
 def test_start_replays_a_bar_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
@@ -326,15 +368,21 @@ def test_a_root_that_gives_up_stops_the_service_with_a_clear_message_and_exit_1(
     assert "actorctl: the service stopped because supervisor 'root' gave up" in stderr
 
 
-def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("feed", ["ib", "alpaca"])
+def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
+    tmp_path: Path, feed: str
+) -> None:
     """`actorctl start --broker ib --host H --port P`, as against a real TWS: here our TWS API
-    server in a thread, its market moving; the service trades on IB's market data and
-    `status` shows the lots; it stops cleanly."""
+    server in a thread, its market moving; the service trades on IB's market data, or on
+    Alpaca's (`--feed alpaca`, the keys from the environment, the stream's URL from the
+    config: here our Alpaca server on the same market), and `status` shows the lots; it stops
+    cleanly; the Alpaca secret is printed nowhere."""
     import threading
     from datetime import date
 
     import anyio
 
+    from sim.alpaca.server import AlpacaServer
     from sim.engine import Engine
     from sim.replay import generated_session, trades
     from sim.tws.messages import Instrument
@@ -347,6 +395,8 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
         instruments=[Instrument(symbol="TQQQ", con_id=900001)],
         clock=lambda: engine.last_trade_at or bars[0].start,
     )
+    key, secret = "PKCLITEST", "cli-test-secret-2f9c41"
+    alpaca = AlpacaServer(engine, credentials={key: secret})
     ready = threading.Event()
     market_open = threading.Event()
     done = threading.Event()
@@ -354,6 +404,7 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
     async def venue() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(server.serve)
+            await tg.start(alpaca.serve)
             ready.set()
             await anyio.to_thread.run_sync(market_open.wait)
             for trade in trades(bars):
@@ -366,8 +417,15 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
     thread.start()
     assert ready.wait(10)
     socket = tmp_path / "ctl.sock"
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        f'[alpaca]\nstream_url = "{alpaca.url("iex")}"\n\n[[symbols]]\nsymbol = "TQQQ"\n'
+        f'lots = "{ROOT / "config/lots/tqqq.csv"}"\nfeed = "{feed}"\n'
+    )
     process = _spawn(
         "start",
+        "--config",
+        str(config),
         "--broker",
         "ib",
         "--port",
@@ -375,13 +433,17 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
         "--data-dir",
         str(tmp_path / "data"),
         socket=socket,
+        env={"ALPACA_KEY": key, "ALPACA_SECRET": secret},
     )
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
         assert f"in PAPER mode through IB at 127.0.0.1:{server.port}" in line
+        assert ("TQQQ from Alpaca" in line) == (feed == "alpaca")
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and 2 not in server.sessions:
+        while time.monotonic() < deadline and not (
+            2 in server.sessions if feed == "ib" else alpaca.events_of("subscribe")
+        ):
             time.sleep(0.05)
         market_open.set()
         deadline = time.monotonic() + 30
@@ -394,7 +456,9 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
         assert status.returncode == 0, status.stderr
         assert f"on the IB at 127.0.0.1:{server.port}" in status.stdout
         assert "TQQQ: 1 open lots (94 shares)" in status.stdout
-        _, _, stderr = _stop(process, signal.SIGTERM)
+        shown = "feed alpaca (ws://127.0.0.1:" if feed == "alpaca" else "feed ib (127.0.0.1:"
+        assert shown in status.stdout
+        _, stdout, stderr = _stop(process, signal.SIGTERM)
     finally:
         _reap(process)
         done.set()
@@ -402,3 +466,5 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(tmp_path: 
     assert process.returncode == 0, stderr
     assert server.protocol_errors == []
     assert len(engine.executions) >= 1
+    assert secret not in line + stdout + stderr + status.stdout
+    assert bool(alpaca.events_of("auth")) == (feed == "alpaca")

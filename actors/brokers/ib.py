@@ -478,6 +478,13 @@ class IBMarketData:
         )
         self._pending.set()
 
+    def describe(self) -> dict[str, Any]:
+        return {
+            "where": f"{self.host}:{self.port}",
+            "client_id": self.client_id,
+            "connected": self.ib is not None and self.ib.isConnected(),
+        }
+
     async def ready(self) -> None:
         # reqMktData has no acknowledgement: subscribed as far as anyone can tell.
         return None

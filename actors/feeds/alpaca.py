@@ -232,6 +232,20 @@ class AlpacaStream:
             "SIP)"
         )
 
+    def describe(self) -> dict[str, Any]:
+        stats = self.statistics
+        return {
+            "where": self.where,
+            "subscribed": self._subscribed.is_set(),
+            "received": stats.received,
+            "malformed": stats.malformed,
+            "coalesced": stats.coalesced,
+            "connects": stats.connects,
+            "reconnects": stats.reconnects,
+            "refusals": dict(stats.refusals),
+            "last_error": stats.last_error,
+        }
+
     async def ready(self) -> None:
         # A lost connection replaces a set event only: whoever waits holds the current one.
         await self._subscribed.wait()
