@@ -12,6 +12,7 @@ the replay after it, which resumes after the last trade the venue saw.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import anyio
 import attrs
 
 from config.lotmap import LotMap
-from runtime import Actor, ActorCell, ActorRef
+from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
 from runtime.store import Durability, Store
 from sim.engine import Engine
 from sim.replay import Bar, Trade, trades
@@ -31,7 +32,7 @@ from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .lot_keeper import LotKeeper, ledger_store
 from .market_data import LiveFeed, TickSource
-from .messages import Alert
+from .messages import Alert, PriceTick
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridParams, GridStrategy
@@ -159,6 +160,13 @@ def sim_trading(
     )
 
 
+SYMBOL_MAILBOX = MailboxConfig(
+    capacity=1024, policies={PriceTick: Coalesce(key=operator.attrgetter("symbol"))}
+)
+"""Market data coalesces under pressure (SPEC 3): while a price tick waits in a symbol actor's
+mailbox, a newer one replaces it; orders, fills and requests are never dropped."""
+
+
 @attrs.frozen(kw_only=True)
 class FeedRefs:
     """What a market-data actor is made with."""
@@ -233,6 +241,7 @@ def trading_tree(
                 alerts=alerts,
                 published=strategies,
             ),
+            mailbox=SYMBOL_MAILBOX,
         )
     reconciler: ActorCell[Any] = ActorCell(
         "reconciler",

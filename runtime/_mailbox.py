@@ -16,7 +16,9 @@ Policies, chosen per message type:
 * ``Coalesce(key)`` (for market data): if a message with the same key is still queued, the new
   one replaces it in place (latest wins, the queue position is kept, ``coalesced`` counts it).
   If the key is not queued and the mailbox is full, the new message is dropped and ``dropped``
-  counts it. Coalescing sends never wait: a feed must not stall behind a slow consumer.
+  counts it. Coalescing sends never wait: a feed must not stall behind a slow consumer. A
+  request (``ActorRef.request``) of such a type is never coalesced or dropped: it is queued
+  like a backpressure message, since its requester waits for the answer.
 """
 
 from __future__ import annotations
@@ -175,6 +177,13 @@ class Mailbox(Generic[M]):
         if self._closed:
             raise MailboxClosed(self.name)
         key_of = self._coalesce.get(type(envelope.message)) if self._coalesce else None
+        if key_of is not None and envelope.correlation_id is not None:
+            # A request is never coalesced: its requester waits for the answer to that message.
+            # Nor may a later message of its key jump ahead of it into an older slot.
+            queued = self._pending.pop((type(envelope.message), key_of(envelope.message)), None)
+            if queued is not None:
+                queued.coalesce_key = None
+            key_of = None
         if key_of is None:
             if len(self._queue) >= self.capacity:
                 return False

@@ -569,7 +569,8 @@ def _venue_face(
 
         # The embedded server is no account: a key pair made up for this run, never Alpaca's.
         key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
-        alpaca = AlpacaServer(credentials={key: secret})
+        # Every feed: the embedded venue stands for a plan that includes the one configured.
+        alpaca = AlpacaServer(credentials={key: secret}, entitled=("iex", "sip"))
         a = settings.alpaca
         stream = AlpacaStream(
             key=key,
@@ -925,19 +926,29 @@ def check(
             "--what-if", help="Also ask the broker what a level-0 buy would do (never placed)."
         ),
     ] = False,
+    feed: Annotated[
+        FeedChoice | None,
+        typer.Option(help="Check this feed for every symbol [each symbol's feed in the config]."),
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help='Allow a live port (needs mode = "live").')
     ] = False,
 ) -> None:
     """Check the config and every lot map, then the broker connection like the seed's
     connection test: connect, qualify each symbol, a snapshot quote, optionally a what-if
-    order (never placed); print the config (never a secret)."""
+    order (never placed); for symbols fed by Alpaca, its history and its stream; print the
+    config (never a secret)."""
     from config.errors import ConfigError
     from config.load import DEFAULT_CONFIG, render_config
     from config.lotmap import load_lot_map
     from config.secrets import load_secrets
 
     settings = _broker_settings(_load_config(config), broker, host=host, port=port, live=live)
+    if feed is not None:
+        from config.schema import FeedKind
+
+        symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in settings.symbols)
+        settings = attrs.evolve(settings, symbols=symbols)
     print(f"config {config or DEFAULT_CONFIG}: ok")
     problems = 0
     for symbol in settings.symbols:
@@ -953,12 +964,107 @@ def check(
         )
     print(f"secrets (from the environment or .env): {load_secrets()!r}")
     connected = _check_broker(settings, what_if=what_if)
+    if _check_alpaca(settings) is False:
+        connected = False
     print()
     print(render_config(settings), end="")
     if problems:
         raise typer.Exit(2)
     if not connected:
         raise typer.Exit(1)
+
+
+def _check_alpaca(settings: Any) -> bool | None:
+    """For the symbols fed by Alpaca: its history (the last minute bars) and its stream (keys
+    accepted, subscribed). With the embedded venue, against its own Alpaca server. None when
+    no symbol uses Alpaca."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    import anyio
+
+    from config.schema import BrokerKind, FeedKind, feed_of
+    from config.secrets import load_secrets
+
+    symbols = [s.symbol for s in settings.symbols if feed_of(settings, s) is FeedKind.ALPACA]
+    if not symbols:
+        return None
+    from actors.feeds.alpaca import AlpacaHistory, AlpacaStream, FeedRefused, HistoryError
+
+    a = settings.alpaca
+    feed = a.feed.value
+
+    async def probe(key: str, secret: str, stream_url: str | None, data_url: str | None) -> bool:
+        history = AlpacaHistory(key=key, secret=secret, feed=feed, url=data_url)
+        since = datetime.now(UTC) - timedelta(days=7)
+        try:
+            bars = await anyio.to_thread.run_sync(lambda: history.bars(symbols[0], since))
+        except (HistoryError, OSError) as exc:
+            print(f"alpaca history from {data_url or 'Alpaca'}: failed: {exc}")
+            return False
+        last = f"; the last at {bars[-1].start:%Y-%m-%d %H:%M} UTC closed {bars[-1].close}"
+        print(
+            f"alpaca history from {data_url or 'Alpaca'}: {len(bars)} minute bars of "
+            f"{symbols[0]} in 7 days{last if bars else ''}"
+        )
+        stream = AlpacaStream(key=key, secret=secret, feed=feed, url=stream_url, auth_failures=1)
+        await stream.connect(symbols)
+        refused: list[str] = []
+
+        async def run() -> None:
+            try:
+                await stream.run()
+            except FeedRefused as exc:
+                refused.append(str(exc))
+                tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            with anyio.move_on_after(settings.broker.timeout):
+                await stream.ready()
+            tg.cancel_scope.cancel()
+        await stream.close()
+        subscribed = stream.statistics.subscriptions > 0
+        reason = refused[0] if refused else stream.statistics.last_error or "no answer in time"
+        print(
+            f"alpaca stream {stream.where}: "
+            + (f"subscribed to {feed} trades of {', '.join(symbols)}" if subscribed else reason)
+        )
+        return subscribed
+
+    if settings.broker.kind is not BrokerKind.IB:
+        from sim.alpaca.server import AlpacaServer
+        from sim.replay import generated_session
+
+        key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+        day = (datetime.now(UTC) - timedelta(days=1)).date()
+        server = AlpacaServer(
+            credentials={key: secret},
+            entitled=("iex", "sip"),
+            history=(b for s in symbols for b in generated_session(seed=14, day=day, symbol=s)),
+        )
+
+        async def embedded() -> bool:
+            async with anyio.create_task_group() as tg:
+                await tg.start(server.serve)
+                ok = await probe(key, secret, server.url(feed), server.rest_url)
+                tg.cancel_scope.cancel()
+            return ok
+
+        print("alpaca: the embedded venue's Alpaca server (no keys needed)")
+        return anyio.run(embedded, backend="asyncio")
+    keys = load_secrets()
+    if keys.alpaca_key is None or keys.alpaca_secret is None:
+        print(f"alpaca: {', '.join(symbols)} need ALPACA_KEY and ALPACA_SECRET (not set)")
+        return False
+    return anyio.run(
+        probe,
+        keys.alpaca_key,
+        keys.alpaca_secret,
+        a.stream_url or None,
+        a.data_url or None,
+        backend="asyncio",
+    )
 
 
 def _check_broker(settings: Any, *, what_if: bool) -> bool:

@@ -159,6 +159,16 @@ def test_start_with_feed_alpaca_trades_the_day_through_both_sdks_to_the_same_pnl
     assert "prices: TQQQ from its Alpaca stream server with alpaca-py" in stderr
 
 
+def test_check_tests_the_alpaca_feed_history_and_stream() -> None:
+    """`check --feed alpaca` on the embedded venue: its history in pages through
+    StockHistoricalDataClient, and a stream that accepts the keys and subscribes."""
+    result = run("check", "--feed", "alpaca", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "alpaca history from http://127.0.0.1:" in result.stdout
+    assert "960 minute bars of TQQQ" in result.stdout
+    assert "subscribed to iex trades of TQQQ" in result.stdout
+
+
 def test_feeds_that_cannot_work_are_refused_before_anything_starts() -> None:
     """trio with alpaca-py, a replay feeding a real IB, Alpaca without keys: exit 2, why."""
     trio = run("start", "--backend", "trio", "--broker", "inprocess", "--feed", "alpaca")

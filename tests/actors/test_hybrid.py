@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from actors.brokers.ib import IBPort
 from actors.feeds.alpaca import AlpacaStream
 from actors.lot_keeper import LedgerState, LoadLedger
+from actors.messages import OrderFilled, PriceTick
 from actors.trading import LiveSource, sim_trading
 from config.lotmap import load_lot_map
 from sim.alpaca.server import AlpacaServer
@@ -124,3 +126,30 @@ async def test_real_tqqq_minutes_through_alpaca_py_and_ib_insync_equal_the_plain
     assert faces["stream"].statistics.received == len(list(trades(bars)))
     assert faces["tws"].protocol_errors == []
     assert client_errors() == []
+
+
+async def test_a_symbol_actors_mailbox_coalesces_price_ticks_but_never_fills(
+    tmp_path: Path,
+) -> None:
+    """Under pressure (the actor not yet taking messages) a newer tick replaces the queued one;
+    fills queue in full."""
+    trading = sim_trading(
+        data_dir=tmp_path / "ledger",
+        bars=generated_session(seed=11, day=date(2026, 11, 23))[:10],
+        lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+    )
+    ref = trading.cells["TQQQ"].ref
+    for price in ("50.00", "50.01", "50.02"):
+        ref.tell(PriceTick(symbol="TQQQ", price=Decimal(price)))
+    for n in range(3):
+        ref.tell(
+            OrderFilled(
+                ref=f"x{n}",
+                exec_id=f"e{n}",
+                quantity=1,
+                price=Decimal("50"),
+                commission=Decimal("1"),
+            )
+        )
+    stats = ref.statistics()
+    assert (stats.depth, stats.coalesced, stats.dropped) == (4, 2, 0)

@@ -111,18 +111,35 @@ async def test_a_queued_tick_is_replaced_in_place_by_a_newer_one_for_its_key() -
 async def test_a_coalesced_envelope_carries_the_newest_stamp_and_trace() -> None:
     """The envelope that survives coalescing describes the newest message, not the first."""
     mailbox = market_data_mailbox()
-    first = Envelope(Tick("TQQQ", 1), 1, None, None, 100, trace="t1")
-    newest = Envelope(Tick("TQQQ", 2), 2, None, 7, 200, trace="t2")
+    first = Envelope(Tick("TQQQ", 1), 1, "feed-1", None, 100, trace="t1")
+    newest = Envelope(Tick("TQQQ", 2), 2, "feed-2", None, 200, trace="t2")
     mailbox.put_nowait(first)
     mailbox.put_nowait(newest)
     got = await mailbox.receive()
-    assert (got.message, got.message_id, got.correlation_id, got.ts_init_ns, got.trace) == (
+    assert (got.message, got.message_id, got.sender, got.ts_init_ns, got.trace) == (
         Tick("TQQQ", 2),
         2,
-        7,
+        "feed-2",
         200,
         "t2",
     )
+
+
+async def test_a_request_is_never_coalesced_nor_coalesced_into() -> None:
+    """A coalescing kind sent as a request keeps its place and its answer: a later tick of its
+    key queues behind it instead of replacing it, and it does not replace a queued tick."""
+    mailbox = market_data_mailbox()
+    mailbox.put_nowait(env(Tick("TQQQ", 1)))
+    mailbox.put_nowait(Envelope(Tick("TQQQ", 2), next_message_id(), None, 7, perf_counter_ns()))
+    mailbox.put_nowait(env(Tick("TQQQ", 3)))
+    mailbox.put_nowait(env(Tick("TQQQ", 4)))
+    got = [await mailbox.receive() for _ in range(3)]
+    assert [(e.message, e.correlation_id) for e in got] == [
+        (Tick("TQQQ", 1), None),
+        (Tick("TQQQ", 2), 7),
+        (Tick("TQQQ", 4), None),
+    ]
+    assert mailbox.statistics().coalesced == 1
 
 
 async def test_a_new_key_meeting_a_full_mailbox_is_dropped_and_counted() -> None:
