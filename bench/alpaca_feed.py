@@ -15,6 +15,10 @@ decides a level-0 buy, the order reaches an in-process port, which cancels it at
     replay    the tick handed to the market-data actor (what the replay does)
     alpaca    the trade published by the Alpaca server -> websocket -> alpaca-py -> LiveFeed
 
+Parsing (µs per trade): our ``parse_trade`` on the raw points (what the adapter does, with
+``raw_data=True``) against alpaca-py's own model (``Trade``), as the SDK builds it without
+``raw_data``.
+
 Rounds are interleaved; ratios are per round, medians reported.
 
     python bench/alpaca_feed.py [--rounds 5] [--trades 50000] [--symbols 10] [--ticks 300]
@@ -128,6 +132,45 @@ async def ingest_actors(url: str, trades: int, symbols: list[str]) -> float:
     return (trades - 1) / elapsed
 
 
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def parse_costs(points: int) -> dict[str, float]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
+        from alpaca.data.models import Trade
+
+    from actors.feeds.alpaca import parse_trade
+
+    raw = [
+        {
+            "T": "t",
+            "S": "TQQQ",
+            "i": i,
+            "x": "V",
+            "p": 50.0 + i / 10_000,
+            "s": 100,
+            "c": ["@"],
+            "z": "C",
+            "t": msgpack.Timestamp.from_unix_nano(1_795_000_000_000_000_000 + i),
+        }
+        for i in range(points)
+    ]
+    started = time.perf_counter()
+    for point in raw:
+        parse_trade(point)
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    for point in raw:
+        model = dict(point)
+        model["t"] = model["t"].to_datetime()  # what the SDK's _cast does first
+        Trade("TQQQ", model)
+    sdk = time.perf_counter() - started
+    return {"ours_us": ours / points * 1e6, "sdk_model_us": sdk / points * 1e6}
+
+
 # -- latency ------------------------------------------------------------------------------------
 
 
@@ -211,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, url: str, symbols: list[str]) -> int:
     ingest: dict[str, list[float]] = {"raw": [], "actors": []}
     lat: dict[str, list[dict[str, float]]] = {"replay": [], "alpaca": []}
+    parsing: list[dict[str, float]] = []
     for r in range(args.rounds):
+        parsing.append(parse_costs(20_000))
         for name in ["raw", "actors"] if r % 2 == 0 else ["actors", "raw"]:
             run = ingest_raw if name == "raw" else ingest_actors
             ingest[name].append(anyio.run(run, url, args.trades, symbols, backend="asyncio"))
@@ -234,6 +279,12 @@ def report(args: argparse.Namespace, url: str, symbols: list[str]) -> int:
             a["p50_us"] / b["p50_us"] for a, b in zip(lat["alpaca"], lat["replay"], strict=True)
         ),
     }
+    results["parse_us_per_trade"] = {
+        k: statistics.median(row[k] for row in parsing) for k in ("ours_us", "sdk_model_us")
+    }
+    results["parse_ours_vs_sdk_model"] = statistics.median(
+        row["ours_us"] / row["sdk_model_us"] for row in parsing
+    )
     results["latency_added_us"] = (
         results["latency"]["alpaca"]["p50_us"] - results["latency"]["replay"]["p50_us"]
     )
@@ -246,6 +297,11 @@ def report(args: argparse.Namespace, url: str, symbols: list[str]) -> int:
     print(
         f"ingest trades/s: raw websocket {rates['raw']:,.0f}, alpaca-py -> actors "
         f"{rates['actors']:,.0f} ({results['ingest_actors_vs_raw']:.2f}x raw)"
+    )
+    costs = results["parse_us_per_trade"]
+    print(
+        f"parsing a trade: ours (raw_data) {costs['ours_us']:.2f} us, alpaca-py's model "
+        f"{costs['sdk_model_us']:.2f} us ({results['parse_ours_vs_sdk_model']:.2f}x)"
     )
     print(f"{'tick-to-order':14} {'p50 us':>9} {'p99 us':>9} {'p99.9 us':>9}")
     for name, row in results["latency"].items():

@@ -43,3 +43,4 @@ def test_the_alpaca_bench_reports_ingest_and_latency_against_their_baselines(
     for row in results["latency"].values():
         assert 0 < row["p50_us"] <= row["p99_us"]
     assert results["latency_alpaca_vs_replay"] > 0
+    assert all(cost > 0 for cost in results["parse_us_per_trade"].values())
