@@ -125,6 +125,9 @@ class StreamStatistics:
 
     received: int = 0
     malformed: int = 0
+    malformed_frames: int = 0
+    """Frames alpaca-py could not handle (undecodable, or a point that is not an object); it
+    drops the rest of such a frame."""
     coalesced: int = 0
     connects: int = 0
     """Authenticated connections (the first, then one per reconnect)."""
@@ -239,6 +242,7 @@ class AlpacaStream:
             "subscribed": self._subscribed.is_set(),
             "received": stats.received,
             "malformed": stats.malformed,
+            "malformed_frames": stats.malformed_frames,
             "coalesced": stats.coalesced,
             "connects": stats.connects,
             "reconnects": stats.reconnects,
@@ -321,8 +325,14 @@ class AlpacaStream:
             stats.subscriptions += 1
             self._subscribed.set()
         elif text.startswith("error during websocket communication: "):
-            self._unsubscribed()
             reason = text.removeprefix("error during websocket communication: ")
+            if self._stream is not None and self._stream._running:
+                # Raised while reading data (a frame it could not decode, a point that is not
+                # an object): the SDK dropped the rest of that frame and reads on.
+                stats.malformed_frames += 1
+                log.warning("alpaca: alpaca-py dropped the rest of a frame: %s", reason)
+                return
+            self._unsubscribed()
             stats.refusals[reason] += 1
             stats.last_error = reason
             log.warning("alpaca: %s refused the connection: %s", self.where, reason)

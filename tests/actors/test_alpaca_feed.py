@@ -309,6 +309,24 @@ async def test_malformed_points_are_counted_and_dropped_alone() -> None:
     assert stream.statistics.malformed == 3
 
 
+async def test_a_frame_alpaca_py_cannot_handle_is_counted_and_the_stream_reads_on() -> None:
+    """A point that is not an object makes alpaca-py drop the rest of its frame (it raises
+    inside its read loop): counted, no reconnect, still subscribed, later frames arrive."""
+    async with venue() as server, streaming(server) as stream:
+        publish(server, "71.00", 0)
+        server.publish_raw("TQQQ", 5)
+        publish(server, "71.01", 1)  # same frame, after the bad point: lost by the SDK
+        await take(stream, 1)
+        await until(lambda: stream.statistics.malformed_frames == 1)
+        publish(server, "71.02", 2)
+        (tick,) = await take(stream, 1)
+        with anyio.fail_after(1):
+            await stream.ready()
+    assert tick.price == Decimal("71.02")
+    assert (stream.statistics.connects, stream.statistics.reconnects) == (1, 0)
+    assert stream.statistics.refusals == {}
+
+
 # -- history -----------------------------------------------------------------------------------
 
 
