@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import attrs
@@ -22,6 +23,12 @@ class Side(enum.StrEnum):
 class TimeInForce(enum.StrEnum):
     DAY = "DAY"
     GTC = "GTC"
+
+
+def epoch_ns(at: datetime) -> int:
+    """Nanoseconds since the epoch of an aware ``at``, exactly (``timestamp() * 1e9`` in floating
+    point is off by up to a few hundred ns, and feeds' stamps must compare equal)."""
+    return int(at.replace(microsecond=0).timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
 
 def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:

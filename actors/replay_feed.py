@@ -18,13 +18,13 @@ has handed the tick on (``Delivered``) and the symbol actor has handled it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from runtime import Actor, ActorRef
 from sim.replay import Trade
 
 from .broker import BrokerInbox, Poll
+from .domain import epoch_ns
 from .market_data import Delivered, WaitSubscribed
 from .messages import PriceTick
 from .symbol import Describe, SymbolInbox
@@ -78,7 +78,7 @@ class ReplayFeed(Actor[None]):
                 due = started + (trade.at - first_at).total_seconds() / self.speed
                 await clock.sleep_until(due)
             self.market(trade)
-            ts_event_ns = _ns(trade.at)
+            ts_event_ns = epoch_ns(trade.at)
             remote = self.remote.get(trade.symbol)
             if remote is not None:
                 await self._through(trade, ts_event_ns, target, *remote)
@@ -132,8 +132,3 @@ class ReplayFeed(Actor[None]):
         await self.broker.request(Poll(), timeout=self.step_timeout)
         if self.on_step is not None:
             self.on_step()
-
-
-def _ns(at: datetime) -> int:
-    # Exact, unlike timestamp() * 1e9 in floating point: a live feed's stamps must compare equal.
-    return int(at.replace(microsecond=0).timestamp()) * 1_000_000_000 + at.microsecond * 1000

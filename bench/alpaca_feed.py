@@ -44,6 +44,7 @@ import anyio.lowlevel
 import msgpack
 from grid_latency import MemoryKeeper, RecordingPort, bench_tree
 from websockets.asyncio.client import connect
+from wire_latency import summary
 
 from actors.broker import Poll
 from actors.feeds.alpaca import AlpacaStream
@@ -205,15 +206,6 @@ async def latency(alpaca: bool, ticks: int) -> list[int]:
         root.stop()
         tg.cancel_scope.cancel()
     return samples
-
-
-def summary(samples: list[int]) -> dict[str, float]:
-    samples = sorted(samples)
-    return {
-        "p50_us": samples[len(samples) // 2] / 1000,
-        "p99_us": samples[int(len(samples) * 0.99)] / 1000,
-        "p999_us": samples[min(len(samples) - 1, int(len(samples) * 0.999))] / 1000,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -289,6 +289,15 @@ def feed_of(config: Config, symbol: SymbolConfig) -> FeedKind:
     return FeedKind.IB if config.broker.kind is BrokerKind.IB else FeedKind.REPLAY
 
 
+def symbols_by_feed(config: Config) -> dict[FeedKind, frozenset[str]]:
+    """Each feed in use (``auto`` resolved) and the symbols it carries."""
+    fed: dict[FeedKind, frozenset[str]] = {}
+    for entry in config.symbols:
+        kind = feed_of(config, entry)
+        fed[kind] = fed.get(kind, frozenset()) | {entry.symbol}
+    return fed
+
+
 def feed_problem(config: Config) -> str | None:
     """Why a symbol's feed cannot work with the configured broker, or None."""
     for index, symbol in enumerate(config.symbols):

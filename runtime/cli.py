@@ -307,8 +307,7 @@ def start(
             stop_timeout=stop_timeout or settings.runtime.stop_timeout,
             outside=outside,
             # ib_insync reads its loop from the event loop policy: plain asyncio with it.
-            uvloop=settings.broker.kind is BrokerKind.INPROCESS
-            and FeedKind.IB not in {feed_of(settings, s) for s in symbols},
+            uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
         )
         report.summary("at stop")
     raise typer.Exit(code)
@@ -390,17 +389,21 @@ def _start_live(
         )
 
 
+def _made_up_alpaca_keys() -> tuple[str, str]:
+    # The embedded Alpaca server is no account: a key pair for this run only, never Alpaca's.
+    import secrets
+
+    return f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+
+
 def _live_sources(settings: Any, data_type: int | None) -> list[Any]:
     """The feeds of a service trading through IB: IB's market data, or Alpaca's stream with
     the keys from the environment."""
     from actors.trading import LiveSource
-    from config.schema import FeedKind, feed_of
+    from config.schema import FeedKind, symbols_by_feed
     from config.secrets import load_secrets
 
-    fed: dict[FeedKind, frozenset[str]] = {}
-    for entry in settings.symbols:
-        kind = feed_of(settings, entry)
-        fed[kind] = fed.get(kind, frozenset()) | {entry.symbol}
+    fed = symbols_by_feed(settings)
     b = settings.broker
     sources = []
     if FeedKind.IB in fed:
@@ -549,26 +552,21 @@ def _venue_face(
     """The broker port, the tasks of the outside world to run before the tree (the embedded
     venue's TWS API server and Alpaca server, each on a free loopback port), and the live feeds
     the symbols get their prices from."""
-    import secrets
 
     import anyio
 
     from actors.brokers.ib import IBMarketData, IBPort
     from actors.trading import LiveSource
-    from config.schema import BrokerKind, FeedKind, feed_of
+    from config.schema import BrokerKind, FeedKind, symbols_by_feed
 
-    fed: dict[FeedKind, frozenset[str]] = {}
-    for entry in settings.symbols:
-        kind = feed_of(settings, entry)
-        fed[kind] = fed.get(kind, frozenset()) | {entry.symbol}
+    fed = symbols_by_feed(settings)
     outside: list[Any] = []
     live: list[Any] = []
     if FeedKind.ALPACA in fed:
         from actors.feeds.alpaca import AlpacaStream
         from sim.alpaca.server import AlpacaServer
 
-        # The embedded server is no account: a key pair made up for this run, never Alpaca's.
-        key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+        key, secret = _made_up_alpaca_keys()
         # Every feed: the embedded venue stands for a plan that includes the one configured.
         alpaca = AlpacaServer(credentials={key: secret}, entitled=("iex", "sip"))
         a = settings.alpaca
@@ -978,7 +976,6 @@ def _check_alpaca(settings: Any) -> bool | None:
     """For the symbols fed by Alpaca: its history (the last minute bars) and its stream (keys
     accepted, subscribed). With the embedded venue, against its own Alpaca server. None when
     no symbol uses Alpaca."""
-    import secrets
     from datetime import UTC, datetime, timedelta
 
     import anyio
@@ -1036,7 +1033,7 @@ def _check_alpaca(settings: Any) -> bool | None:
         from sim.alpaca.server import AlpacaServer
         from sim.replay import generated_session
 
-        key, secret = f"SIM{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+        key, secret = _made_up_alpaca_keys()
         day = (datetime.now(UTC) - timedelta(days=1)).date()
         server = AlpacaServer(
             credentials={key: secret},

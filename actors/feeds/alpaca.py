@@ -45,6 +45,7 @@ import msgpack
 from runtime import Unrecoverable
 from sim.replay import Bar
 
+from ..domain import epoch_ns
 from ..messages import PriceTick
 
 with warnings.catch_warnings():
@@ -103,7 +104,7 @@ def parse_trade(point: object) -> PriceTick:
     if isinstance(stamp, msgpack.Timestamp):
         ts_event_ns = stamp.to_unix_nano()
     elif isinstance(stamp, datetime) and stamp.tzinfo is not None:
-        ts_event_ns = _datetime_ns(stamp)
+        ts_event_ns = epoch_ns(stamp)
     else:
         raise MalformedPoint(f"{symbol}: time (t) is not a timestamp: {stamp!r}")
     return PriceTick(
@@ -112,11 +113,6 @@ def parse_trade(point: object) -> PriceTick:
         size=int(size),
         ts_event_ns=ts_event_ns,
     )
-
-
-def _datetime_ns(at: datetime) -> int:
-    whole = int(at.replace(microsecond=0).timestamp())
-    return whole * 1_000_000_000 + at.microsecond * 1000
 
 
 @attrs.define(kw_only=True)
