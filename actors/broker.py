@@ -3,21 +3,49 @@
 Symbol actors send it ``PlaceOrder`` (only after the intent is committed) and ``CancelOrder``;
 it forwards every broker event to the symbol actor named in the order's orderRef, with
 backpressure (events are never dropped). Events for orders that are not ours are alerts.
+
+Tracing (``actors.tracing``): placing an order is a ``broker.place`` span, child of the symbol
+actor's submit span, and every later event of that order (acknowledgement, fills, cancel) goes
+to the symbol actor with that span as its parent, so a fill that arrives hours later still
+joins its decision's trace. Each connection is a ``broker.connect`` span (a reconnect when it is
+not the first).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Mapping
-from typing import Any
+from time import perf_counter_ns
+from typing import Any, Final
 
 import attrs
 
 from runtime import Actor, ActorRef
+from runtime import telemetry as telemetry_
+from runtime.metrics import Durations
+from runtime.telemetry import (
+    AttributeValue,
+    SpanRecord,
+    Telemetry,
+    TraceContext,
+    new_span_id,
+    new_trace_id,
+)
 
 from .brokers.port import BrokerPort
 from .domain import DomainError, OrderRef
-from .messages import BrokerEvent, BrokerSnapshot, CancelOrder, PlaceOrder
+from .messages import (
+    BrokerEvent,
+    BrokerSnapshot,
+    CancelOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+)
+from .tracing import order_attributes, ref_attributes
 
 log = logging.getLogger("actortrade.broker")
 
@@ -38,13 +66,91 @@ class Snapshot:
 BrokerInbox = PlaceOrder | CancelOrder | Poll | Snapshot
 
 
+class OrderTraces:
+    """orderRef -> the trace context its events join, and the shares still to fill. Outlives
+    the broker actor's incarnations (a reconnect does not orphan the traces of working orders);
+    bounded: the oldest entries go first."""
+
+    LIMIT: Final = 100_000
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+
+    def open(self, ref: str, context: TraceContext, quantity: int) -> None:
+        self._entries[ref] = [context, quantity]
+        if len(self._entries) > self.LIMIT:
+            self._entries.popitem(last=False)
+
+    def of(self, event: BrokerEvent) -> TraceContext | None:
+        """The context ``event`` joins; an order's last event closes its entry."""
+        entry = self._entries.get(event.ref)
+        if entry is None:
+            return None
+        context: TraceContext = entry[0]
+        if isinstance(event, OrderFilled):
+            entry[1] -= event.quantity
+            if entry[1] <= 0:
+                del self._entries[event.ref]
+        elif isinstance(event, OrderCancelled | OrderRejected):
+            del self._entries[event.ref]
+        return context
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class BrokerActor(Actor[BrokerInbox]):
-    def __init__(self, port: BrokerPort, routes: Mapping[str, ActorRef[Any]]) -> None:
+    def __init__(
+        self,
+        port: BrokerPort,
+        routes: Mapping[str, ActorRef[Any]],
+        *,
+        telemetry: Telemetry | None = None,
+        traces: OrderTraces | None = None,
+    ) -> None:
         self.port = port
         self.routes = routes
+        telemetry = telemetry if telemetry is not None else telemetry_.off()
+        self.tracer = telemetry.tracer
+        self.metrics = telemetry.metrics
+        self.traces = traces if traces is not None else OrderTraces()
+        self._tick_to_order: dict[str, Durations] = {}
+        self._reconnects = self.metrics.count("actortrade.broker.reconnects")
+        self._venue: dict[str, AttributeValue] = {}
+        host, port_number = getattr(port, "host", None), getattr(port, "port", None)
+        if isinstance(host, str) and isinstance(port_number, int):
+            self._venue = {"server.address": host, "server.port": port_number}
 
     async def on_start(self) -> None:
-        await self.port.connect()
+        started = perf_counter_ns()
+        reconnect = self.context.incarnation > 1
+        error: str | None = None
+        try:
+            await self.port.connect()
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if reconnect:
+                self._reconnects.value += 1
+            if self.tracer.enabled:
+                self.tracer.record(
+                    SpanRecord(
+                        name="broker.connect",
+                        trace_id=new_trace_id(),
+                        span_id=new_span_id(),
+                        parent_id=None,
+                        start_ns=started,
+                        end_ns=perf_counter_ns(),
+                        kind="client",
+                        attributes={
+                            **self._venue,
+                            "actortrade.reconnect": reconnect,
+                            "actortrade.incarnation": self.context.incarnation,
+                        },
+                        error=error,
+                    )
+                )
 
     async def background(self) -> None:
         # Events that arrive on their own (fills) are forwarded by a Poll through the mailbox,
@@ -62,9 +168,12 @@ class BrokerActor(Actor[BrokerInbox]):
     async def handle(self, message: BrokerInbox) -> BrokerSnapshot | None:
         match message:
             case PlaceOrder():
-                events = await self.port.place(message)
+                await self._place(message)
+                return None
             case CancelOrder(ref=ref):
+                started = perf_counter_ns()
                 events = await self.port.cancel(ref)
+                self._note("broker.cancel", started, ref_attributes(ref))
             case Poll():
                 events = await self.port.poll()
             case Snapshot(symbol=symbol):
@@ -76,6 +185,73 @@ class BrokerActor(Actor[BrokerInbox]):
             await self._forward(event)
         return None
 
+    async def _place(self, order: PlaceOrder) -> None:
+        started = perf_counter_ns()
+        envelope = self.context.envelope
+        cause = envelope.trace if envelope is not None else None
+        if isinstance(cause, TraceContext) and cause.origin_ns:
+            durations = self._tick_to_order.get(order.symbol)
+            if durations is None:
+                durations = self._tick_to_order[order.symbol] = self.metrics.durations(
+                    "actortrade.tick_to_order.duration", {"trading.symbol": order.symbol}
+                )
+            durations.record(started - cause.origin_ns)
+        error: str | None = None
+        try:
+            events = await self.port.place(order)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if isinstance(cause, TraceContext):
+                span_id = new_span_id()
+                self.traces.open(order.ref, TraceContext(cause.trace_id, span_id), order.quantity)
+                if self.tracer.enabled:
+                    placed = perf_counter_ns()
+                    attributes = {**order_attributes(order), **self._venue}
+                    if error is None:
+                        for event in events:
+                            if (
+                                isinstance(event, OrderAccepted)
+                                and event.ref == order.ref
+                                and event.order_id is not None
+                            ):
+                                attributes["trading.orderId"] = event.order_id
+                    self.tracer.record(
+                        SpanRecord(
+                            name="broker.place",
+                            trace_id=cause.trace_id,
+                            span_id=span_id,
+                            parent_id=cause.span_id,
+                            start_ns=started,
+                            end_ns=placed,
+                            kind="client",
+                            attributes=attributes,
+                            error=error,
+                        )
+                    )
+        for event in events:
+            await self._forward(event)
+
+    def _note(self, name: str, started: int, attributes: dict[str, AttributeValue]) -> None:
+        # A span of the current message, child of the context it came with (if any).
+        envelope = self.context.envelope
+        cause = envelope.trace if envelope is not None else None
+        if not self.tracer.enabled or not isinstance(cause, TraceContext):
+            return
+        self.tracer.record(
+            SpanRecord(
+                name=name,
+                trace_id=cause.trace_id,
+                span_id=new_span_id(),
+                parent_id=cause.span_id,
+                start_ns=started,
+                end_ns=perf_counter_ns(),
+                kind="client",
+                attributes={**attributes, **self._venue},
+            )
+        )
+
     async def _forward(self, event: BrokerEvent) -> None:
         try:
             symbol = OrderRef.parse(event.ref).symbol
@@ -86,4 +262,4 @@ class BrokerActor(Actor[BrokerInbox]):
         if target is None:
             log.warning("event for %s, which no symbol actor trades: %r", symbol, event)
             return
-        await self.context.send(target, event)
+        await self.context.send(target, event, trace=self.traces.of(event))

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from runtime.control import ControlError
+from runtime.telemetry import Tracer
 from supervisors import Supervisor
 
 from .lot_keeper import Backup, Refused
@@ -105,10 +106,25 @@ class Operations:
             "feeds": [_json(view) for view in await self.feeds()],
             "last_reconcile": _report(report) if isinstance(report, ReconcileReport) else None,
             "alerts": [_json(alert) for alert in self.trading.alerts[-20:]],
+            "metrics": self.trading.telemetry.metrics.snapshot(),
+            "tracing": _tracing(self.trading.telemetry.tracer),
         }
 
     async def _request(self, cell: str, message: object) -> Any:
         return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)
+
+
+def _tracing(tracer: Tracer) -> dict[str, Any]:
+    watch = tracer.watch
+    return {
+        "enabled": tracer.enabled,
+        "endpoint": tracer.endpoint,
+        "built": tracer.flushed,
+        "waiting": tracer.pending,
+        "dropped": tracer.dropped,
+        "exported": watch.exported if watch is not None else None,
+        "failed": watch.failed if watch is not None else None,
+    }
 
 
 def _report(report: ReconcileReport) -> dict[str, Any]:

@@ -11,6 +11,8 @@
   grid is rebuilt from the repaired facts whenever they disagree with its in-memory view. Every
   incarnation starts that way (``on_start``): a restarted symbol actor trusts nothing it had in
   memory, only the ledger and the broker.
+* **Tracing** (SPEC 10, ``actors.tracing``): a tick that decides nothing only bumps a count; one
+  that decides opens a trace, noted as span records after its messages are sent.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from __future__ import annotations
 import collections
 import logging
 from decimal import Decimal
+from time import perf_counter_ns
 from typing import Any, TypeVar
 
 import attrs
 
 from config.lotmap import LotMap
 from runtime import Actor, ActorRef
+from runtime import telemetry as telemetry_
+from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
 
 from . import reconcile
 from .broker import BrokerInbox, Snapshot
@@ -46,6 +51,7 @@ from .messages import (
 )
 from .strategies.grid import GridParams, GridStrategy
 from .ticks import TickGuard
+from .tracing import Trail
 
 log = logging.getLogger("actortrade.symbol")
 T = TypeVar("T")
@@ -125,6 +131,7 @@ class SymbolActor(Actor[SymbolInbox]):
         published: dict[str, GridStrategy] | None = None,
         timer_interval: float = 1.0,
         request_timeout: float = 30.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.params = params
         self.lot_map = lot_map
@@ -139,6 +146,19 @@ class SymbolActor(Actor[SymbolInbox]):
         self.ticks = TickGuard(symbol=params.symbol)
         self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
         """The latest lot events, for ``actorctl status``."""
+        telemetry = telemetry if telemetry is not None else telemetry_.off()
+        self.tracer = telemetry.tracer
+        metrics, symbol = telemetry.metrics, {"trading.symbol": params.symbol}
+        ticks = "actortrade.ticks"
+        self._decided = metrics.count(ticks, {**symbol, "outcome": "decided"})
+        self._quiet = metrics.count(ticks, {**symbol, "outcome": "no_decision"})
+        self._rejected = metrics.count(ticks, {**symbol, "outcome": "rejected"})
+        self._submitted = {
+            side: metrics.count("actortrade.orders.submitted", {**symbol, "trading.side": side})
+            for side in ("BUY", "SELL")
+        }
+        self._reconciles = metrics.count("actortrade.reconcile.runs", symbol)
+        self._diffs = metrics.count("actortrade.reconcile.diffs", symbol)
 
     @property
     def symbol(self) -> str:
@@ -153,21 +173,29 @@ class SymbolActor(Actor[SymbolInbox]):
             self.context.self_ref.tell(TimerTick())
 
     async def handle(self, message: SymbolInbox) -> object:
+        started = perf_counter_ns()
         now = self.context.clock.monotonic()
         strategy = self.strategy
         if strategy is None:
             raise RuntimeError(f"{self.symbol}: no strategy: on_start did not reconcile")
+        recorded_at: tuple[int, int] | None = None
         match message:
             case PriceTick(price=price):
                 if not self.ticks.admit(message):
+                    self._rejected.value += 1
                     return None
                 commands = strategy.on_price(price, now)
+                if not commands:
+                    self._quiet.value += 1  # no decision, no span (SPEC 10)
+                    return None
+                self._decided.value += 1
             case OrderAccepted():
                 commands = strategy.on_accepted(message)
             case OrderFilled():
                 recorded = await self.lot_keeper.request(
                     RecordFill(fill=message), timeout=self.request_timeout
                 )
+                recorded_at = (started, perf_counter_ns())
                 if isinstance(recorded, Refused):
                     commands = [self._alert("fill-refused", recorded.reason)]
                 elif recorded is False:
@@ -184,12 +212,100 @@ class SymbolActor(Actor[SymbolInbox]):
                 return await self._reconcile(dry_run=dry_run)
             case Describe():
                 return self._describe(strategy)
-        await self._carry_out(commands)
+        trail = self._trail(message, started, commands)
+        if trail is None:
+            return None
+        if recorded_at is not None and trail.on:
+            trail.span("fill.record", "client", *recorded_at, _LMDB_FILL, under_event=True)
+        try:
+            await self._carry_out(commands, trail)
+        except BaseException as exc:
+            trail.finish(error=f"{type(exc).__name__}: {exc}")
+            raise
+        trail.finish()
         return None
+
+    def _trail(self, message: SymbolInbox, started: int, commands: list[Command]) -> Trail | None:
+        """The trail of a handled event: a tick or timer that decided something roots a trace;
+        an event of a traced order joins its trace, decided or not; others leave none."""
+        envelope = self.context.envelope
+        match message:
+            case PriceTick():
+                origin = envelope.ts_init_ns if envelope is not None else started
+                return Trail(
+                    self.tracer,
+                    kind="consumer",
+                    symbol=self.symbol,
+                    actor=self.context.name,
+                    cause=None,
+                    start_ns=origin,
+                    decide_ns=started,
+                    message=message,
+                    origin_ns=origin,
+                )
+            case TimerTick():
+                if not commands:
+                    return None
+                return Trail(
+                    self.tracer,
+                    name="timer",
+                    kind="internal",
+                    symbol=self.symbol,
+                    actor=self.context.name,
+                    cause=None,
+                    start_ns=started,
+                    decide_ns=perf_counter_ns(),
+                )
+        cause = envelope.trace if envelope is not None else None
+        if not isinstance(cause, TraceContext):
+            cause = None
+        if cause is None and not commands:
+            return None
+        return Trail(
+            self.tracer,
+            kind="consumer",
+            symbol=self.symbol,
+            actor=self.context.name,
+            cause=cause,
+            start_ns=envelope.ts_init_ns if envelope is not None else started,
+            decide_ns=perf_counter_ns(),
+            message=message,
+        )
 
     # -- reconciliation ----------------------------------------------------------------------
 
     async def _reconcile(self, *, dry_run: bool) -> reconcile.Diff:
+        started = perf_counter_ns()
+        self._reconciles.value += 1
+        trail = Trail(
+            self.tracer,
+            name="reconcile",
+            kind="internal",
+            symbol=self.symbol,
+            actor=self.context.name,
+            cause=None,
+            start_ns=started,
+            decide_ns=started,
+        )
+        try:
+            diff = await self._reconcile_traced(dry_run=dry_run, trail=trail)
+        except BaseException as exc:
+            trail.finish(error=f"{type(exc).__name__}: {exc}")
+            raise
+        if trail.on:
+            trail.attributes = {
+                "trading.dry_run": dry_run,
+                "actortrade.incarnation": self.context.incarnation,
+                "trading.broker_position": diff.broker_position,
+                "trading.ledger_shares": diff.ledger_shares,
+                "trading.clean": diff.clean,
+            }
+            for line in diff.lines():
+                trail.event(("reconcile.diff", {"message": line}))
+        trail.finish()
+        return diff
+
+    async def _reconcile_traced(self, *, dry_run: bool, trail: Trail) -> reconcile.Diff:
         clock = self.context.clock
         snapshot = _expect(
             await self.broker.request(Snapshot(symbol=self.symbol), timeout=self.request_timeout),
@@ -228,9 +344,11 @@ class SymbolActor(Actor[SymbolInbox]):
         commands = self._realign(strategy, diff)
         diff = _with_orders(diff, commands)
         self.last_diff = diff
-        for line in diff.lines():
+        lines = diff.lines()
+        self._diffs.value += len(lines)
+        for line in lines:
             self._record(self._alert("reconcile", line))
-        await self._carry_out(commands)
+        await self._carry_out(commands, trail)
         return diff
 
     async def _load(self) -> LedgerState:
@@ -313,21 +431,40 @@ class SymbolActor(Actor[SymbolInbox]):
 
     # -- commands ----------------------------------------------------------------------------
 
-    async def _carry_out(self, commands: list[Command]) -> None:
+    async def _carry_out(self, commands: list[Command], trail: Trail) -> None:
         for command in commands:
             match command:
                 case PlaceOrder():
+                    target = trail.for_order(command)
+                    committing = perf_counter_ns()
                     committed = await self.lot_keeper.request(
                         CommitIntent(order=command), timeout=self.request_timeout
                     )
+                    sending = perf_counter_ns()
                     if isinstance(committed, Refused):
                         self._record(self._alert("intent-refused", committed.reason))
+                        if target.on:
+                            target.placed(
+                                command, committing, sending, sending, 0, committed.reason
+                            )
                         continue
-                    await self.context.send(self.broker, command)
+                    submit_id = new_span_id()
+                    await self.context.send(self.broker, command, trace=target.submitted(submit_id))
+                    self._submitted[command.side.value].value += 1
+                    if target.on:
+                        target.placed(command, committing, sending, perf_counter_ns(), submit_id)
                 case CancelOrder():
-                    await self.context.send(self.broker, command)
+                    cancel_id = new_span_id()
+                    sending = perf_counter_ns()
+                    await self.context.send(
+                        self.broker, command, trace=TraceContext(trail.trace_id, cancel_id)
+                    )
+                    if trail.on:
+                        trail.cancelled(command, sending, perf_counter_ns(), cancel_id)
                 case Alert():
                     self._record(command)
+                    if trail.on:
+                        trail.event(command)
                 case LotOpened():
                     log.info(
                         "%s lot %d (L%d) opened: %d @ %.4f, selling at %s",
@@ -339,6 +476,8 @@ class SymbolActor(Actor[SymbolInbox]):
                         command.sell_price,
                     )
                     self.lot_events.append(command)
+                    if trail.on:
+                        trail.event(command)
                 case LotClosed():
                     log.info(
                         "%s lot %d (L%d) closed: %d shares, realized %s",
@@ -349,6 +488,8 @@ class SymbolActor(Actor[SymbolInbox]):
                         command.realized,
                     )
                     self.lot_events.append(command)
+                    if trail.on:
+                        trail.event(command)
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message)
@@ -356,6 +497,12 @@ class SymbolActor(Actor[SymbolInbox]):
     def _record(self, alert: Alert) -> None:
         log.warning("%s %s: %s", alert.symbol, alert.kind, alert.message)
         self.alerts.append(alert)
+
+
+_LMDB_FILL: dict[str, AttributeValue] = {
+    "db.system.name": "lmdb",
+    "db.operation.name": "record_fill",
+}
 
 
 def _expect(reply: object, kind: type[T]) -> T:

@@ -22,12 +22,14 @@ import attrs
 
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
+from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
+from runtime.telemetry import Telemetry
 from sim.engine import Engine
 from sim.replay import Bar, Trade, trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
-from .broker import BrokerActor
+from .broker import BrokerActor, OrderTraces
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .lot_keeper import LotKeeper, ledger_store
@@ -65,6 +67,7 @@ class SimTrading:
     on_finished: list[Callable[[], None]]
     """Called when the replay has ended."""
     feed: list[ReplayFeed]
+    telemetry: Telemetry
 
 
 def sim_trading(
@@ -83,6 +86,7 @@ def sim_trading(
     store: Store | None = None,
     port: BrokerPort | None = None,
     live: Sequence[LiveSource] = (),
+    telemetry: Telemetry | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -94,7 +98,9 @@ def sim_trading(
     one that outlives the process): the replay resumes after the last trade it has seen.
     ``port`` is how the broker actor reaches it: in-process (``SimPort``, the default), or over
     the wire (``IBPort`` to a ``sim.tws.server.TwsServer`` on the same engine).
+    ``telemetry`` receives the tree's spans and metrics (tracing off by default).
     """
+    telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
     if not bar_list:
         raise ValueError("the replay has no bars")
@@ -146,6 +152,7 @@ def sim_trading(
             *_live_feeds(live),
             FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
         ],
+        telemetry=telemetry,
     )
     return SimTrading(
         spec=spec,
@@ -157,6 +164,7 @@ def sim_trading(
         finished=finished,
         on_finished=finishers,
         feed=feeds,
+        telemetry=telemetry,
     )
 
 
@@ -222,12 +230,19 @@ def trading_tree(
     strategies: dict[str, GridStrategy],
     reconcile_interval: float,
     feeds: Sequence[FeedSpec],
+    telemetry: Telemetry | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
-    """The supervision tree (see the module doc) and its cells by name."""
+    """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
+    actors' spans, and watches the cells and the store's commits."""
+    telemetry = telemetry if telemetry is not None else telemetry_.off()
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
+    traces = OrderTraces()
     broker: ActorCell[Any] = ActorCell(
-        "broker", lambda: BrokerActor(port, {s: c.ref for s, c in symbols.items()})
+        "broker",
+        lambda: BrokerActor(
+            port, {s: c.ref for s, c in symbols.items()}, telemetry=telemetry, traces=traces
+        ),
     )
     for symbol, lot_map in lots.items():
         symbols[symbol] = ActorCell(
@@ -240,6 +255,7 @@ def trading_tree(
                 broker=broker.ref,
                 alerts=alerts,
                 published=strategies,
+                telemetry=telemetry,
             ),
             mailbox=SYMBOL_MAILBOX,
         )
@@ -289,6 +305,8 @@ def trading_tree(
         **feed_cells,
         **symbols,
     }
+    telemetry.metrics.watch(cells.values())
+    telemetry.metrics.durations("actortrade.store.commit.duration", pending=store.commit_ns)
     return spec, cells
 
 
@@ -301,6 +319,7 @@ class LiveTrading:
     strategies: dict[str, GridStrategy]
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
+    telemetry: Telemetry
 
 
 def live_trading(
@@ -314,6 +333,7 @@ def live_trading(
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
     store: Store | None = None,
+    telemetry: Telemetry | None = None,
 ) -> LiveTrading:
     """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``."""
     fed = {s for f in feeds for s in f.symbols}
@@ -332,5 +352,13 @@ def live_trading(
         strategies=strategies,
         reconcile_interval=reconcile_interval,
         feeds=_live_feeds(feeds),
+        telemetry=telemetry,
     )
-    return LiveTrading(spec=spec, port=port, strategies=strategies, cells=cells, alerts=alerts)
+    return LiveTrading(
+        spec=spec,
+        port=port,
+        strategies=strategies,
+        cells=cells,
+        alerts=alerts,
+        telemetry=telemetry if telemetry is not None else telemetry_.off(),
+    )

@@ -42,6 +42,7 @@ from actors.symbol import SymbolActor, TimerTick
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef
 from runtime.store import Durability
+from runtime.telemetry import Telemetry
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
 
 MEMORY = "memory"
@@ -106,10 +107,14 @@ class MarketData(Actor[PriceTick]):
         await self.context.send(self.symbol, message)
 
 
-def bench_tree(port: Any, keeper: ActorCell[Any]) -> tuple[Supervisor, dict[str, ActorCell[Any]]]:
+def bench_tree(
+    port: Any, keeper: ActorCell[Any], telemetry: Telemetry | None = None
+) -> tuple[Supervisor, dict[str, ActorCell[Any]]]:
     """market-data -> symbol (a 3-level grid) -> lot-keeper, broker -> ``port``, rest_for_one;
-    the cells by name. Shared with bench/wire_latency.py."""
-    broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}))
+    the cells by name. Shared with bench/wire_latency.py and bench/tracing_overhead.py."""
+    broker: ActorCell[Any] = ActorCell(
+        "broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}, telemetry=telemetry)
+    )
     symbol: ActorCell[Any] = ActorCell(
         "symbol.TQQQ",
         lambda: SymbolActor(
@@ -118,6 +123,7 @@ def bench_tree(port: Any, keeper: ActorCell[Any]) -> tuple[Supervisor, dict[str,
             lot_keeper=keeper.ref,
             broker=broker.ref,
             timer_interval=3600,
+            telemetry=telemetry,
         ),
     )
     feed: ActorCell[PriceTick] = ActorCell("market-data", lambda: MarketData(symbol.ref))
@@ -132,18 +138,25 @@ def bench_tree(port: Any, keeper: ActorCell[Any]) -> tuple[Supervisor, dict[str,
     return root, {c.name: c for c in cells}
 
 
-async def measure(policy: str, ticks: int, folder: str) -> list[int]:
+async def measure(
+    policy: str, ticks: int, folder: str, telemetry: Telemetry | None = None
+) -> list[int]:
+    """``ticks`` decisions through the tree, one in flight; each one's tick-to-order in ns.
+    With ``telemetry``, its flush runs beside the tree as in the service."""
     port = RecordingPort()
     if policy == MEMORY:
         keeper: ActorCell[Any] = ActorCell("lot-keeper", MemoryKeeper)
     else:
         store = ledger_store(Path(folder) / policy, durability=Durability(policy))
         keeper = ActorCell("lot-keeper", lambda: LotKeeper(store))
-    root, cells = bench_tree(port, keeper)
+    root, cells = bench_tree(port, keeper, telemetry)
     feed, broker, symbol = cells["market-data"], cells["broker"], cells["symbol.TQQQ"]
     samples: list[int] = []
     async with anyio.create_task_group() as tg:
         await tg.start(root.run)
+        flusher = anyio.CancelScope()
+        if telemetry is not None:
+            tg.start_soon(_flush, telemetry, flusher)
         for i in range(ticks):
             port.arrived = anyio.Event()
             price = Decimal("52.00") + Decimal(i % 50) / 100
@@ -156,7 +169,13 @@ async def measure(policy: str, ticks: int, folder: str) -> list[int]:
             await broker.ref.request(Poll(), timeout=30)
             await symbol.ref.request(TimerTick(), timeout=30)
         root.stop()
+        flusher.cancel()
     return samples
+
+
+async def _flush(telemetry: Telemetry, scope: anyio.CancelScope) -> None:
+    with scope:
+        await telemetry.run()
 
 
 def main(argv: list[str] | None = None) -> int:

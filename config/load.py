@@ -99,6 +99,12 @@ def _structure_str(value: object, _: type) -> str:
     return value
 
 
+def _structure_bool(value: object, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong_type(value)
+    return value
+
+
 def _structure_int(value: object, _: type) -> int:
     # bool is an int to Python, never to a config file.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -195,6 +201,7 @@ def _table_hook(cls: type) -> Callable[[object, type], Any]:
 
 _converter = make_converter(forbid_extra_keys=True)
 _converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(int, _structure_int)
 _converter.register_structure_hook(float, _structure_float)
 _converter.register_structure_hook(Decimal, _structure_decimal)

@@ -184,6 +184,31 @@ class AlpacaConfig:
     auth_failures: int = attrs.field(default=3, validator=_at_least_one)
 
 
+_http_url_or_empty = _must(
+    lambda v: v == "" or (v.startswith(("http://", "https://")) and len(v) > 8),
+    'an http:// or https:// URL, or ""',
+)
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryConfig:
+    """``[telemetry]``: traces over OTLP/HTTP (to Jaeger, say) and metrics (SPEC 10)."""
+
+    # Export a trace per trading decision (tick to fill) and spans for reconciliation,
+    # supervisor restarts and broker connections.
+    tracing: bool = True
+    # The OTLP/HTTP base URL (the exporter appends /v1/traces); "": $OTEL_EXPORTER_OTLP_ENDPOINT,
+    # else http://localhost:4318 (Jaeger's OTLP port).
+    endpoint: str = attrs.field(default="", validator=_http_url_or_empty)
+    # The service.name of every span and metric; "": $OTEL_SERVICE_NAME, else "actortrade".
+    service_name: str = ""
+    # Where metrics are exported over OTLP/HTTP (/v1/metrics appended): an OpenTelemetry
+    # collector, say; Jaeger takes no metrics. "": not exported (`actorctl status` shows them).
+    metrics_endpoint: str = attrs.field(default="", validator=_http_url_or_empty)
+    # Seconds between metric exports (> 0).
+    metrics_interval: float = attrs.field(default=10.0, validator=_positive)
+
+
 @attrs.frozen(kw_only=True)
 class ReconcileConfig:
     """``[reconcile]``: the broker-vs-ledger comparison (SPEC 6)."""
@@ -251,6 +276,7 @@ class Config:
     broker: BrokerConfig = BrokerConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )

@@ -29,6 +29,9 @@ N = TypeVar("N")
 
 log = logging.getLogger("actortrade.runtime")
 
+_CARRIED: Any = object()
+"""``ActorContext.send``'s default: carry the current message's trace context forward."""
+
 
 class ActorRef(Generic[M]):
     """The only way to reach an actor: a stable address that survives its restarts.
@@ -142,17 +145,22 @@ class ActorContext(Generic[M]):
             )
         target._mailbox.put_nowait(envelope)
 
-    async def send(self, target: ActorRef[N], message: N) -> None:
-        """Like ``tell`` but waits for room in a full mailbox (backpressure)."""
+    async def send(
+        self, target: ActorRef[N], message: N, *, trace: object | None = _CARRIED
+    ) -> None:
+        """Like ``tell`` but waits for room in a full mailbox (backpressure). ``trace``, when
+        given, replaces the trace context carried forward (a span the sender opened for it)."""
         current = self.envelope
         if current is None:
-            await target.send(message, sender=self.self_ref)
+            await target.send(
+                message, sender=self.self_ref, trace=None if trace is _CARRIED else trace
+            )
         else:
             await target.send(
                 message,
                 sender=self.self_ref,
                 correlation_id=current.correlation_id or current.message_id,
-                trace=current.trace,
+                trace=current.trace if trace is _CARRIED else trace,
             )
 
     def stop_self(self) -> None:

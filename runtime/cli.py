@@ -183,6 +183,20 @@ def start(
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
+    tracing: Annotated[
+        bool | None,
+        typer.Option(
+            "--tracing/--no-tracing",
+            help="Export a trace per trading decision over OTLP/HTTP [config: telemetry.tracing].",
+        ),
+    ] = None,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="OTLP/HTTP base URL for traces, e.g. http://localhost:4318 (Jaeger) "
+            "[config, $OTEL_EXPORTER_OTLP_ENDPOINT, http://localhost:4318]."
+        ),
+    ] = None,
 ) -> None:
     """Trade the grid on the embedded sim venue until SIGINT, SIGTERM or `actorctl stop`.
 
@@ -221,6 +235,16 @@ def start(
     if feed is not None:
         symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in symbols)
     settings = attrs.evolve(settings, symbols=symbols)
+    if tracing is not None or otlp_endpoint is not None:
+        t = settings.telemetry
+        settings = attrs.evolve(
+            settings,
+            telemetry=attrs.evolve(
+                t,
+                tracing=t.tracing if tracing is None else tracing,
+                endpoint=t.endpoint if otlp_endpoint is None else otlp_endpoint,
+            ),
+        )
     problem = feed_problem(settings)
     if problem is not None:
         _fail(problem)
@@ -365,6 +389,7 @@ def _start_live(
                 timeout=b.timeout,
             ),
             feeds=feeds,
+            telemetry=_telemetry(settings),
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
         prices = "; ".join(
@@ -542,8 +567,33 @@ def _build(
         reconcile_interval=settings.reconcile.interval,
         port=port,
         live=live,
+        telemetry=_telemetry(settings),
     )
     return trading, resumed, outside
+
+
+def _telemetry(settings: Any) -> Any:
+    """The service's tracer and metrics, as ``[telemetry]`` and the OTEL_* variables say."""
+    import os
+
+    from runtime.metrics import Metrics
+    from runtime.telemetry import DEFAULT_ENDPOINT, Telemetry, Tracer
+
+    t = settings.telemetry
+    endpoint = t.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
+    name = t.service_name or os.environ.get("OTEL_SERVICE_NAME") or "actortrade"
+    from importlib.metadata import version as package_version
+
+    version = package_version("actortrade")
+    return Telemetry(
+        Tracer(service_name=name, endpoint=endpoint, enabled=t.tracing, version=version),
+        Metrics(
+            service_name=name,
+            endpoint=t.metrics_endpoint or None,
+            export_interval=t.metrics_interval,
+            version=version,
+        ),
+    )
 
 
 def _venue_face(
@@ -652,6 +702,16 @@ def _serve(
     from runtime.control import ControlError, serve_control
     from supervisors.service import run_service
 
+    telemetry = trading.telemetry
+    tracer = telemetry.tracer
+    if tracer.enabled:
+        _say(
+            f"tracing: a trace per decision to {tracer.endpoint} as service {tracer.service_name!r}"
+        )
+
+    async def flush(_root: Any, _stop: Any) -> None:
+        await telemetry.run()
+
     async def control(root: Any, stop: Any) -> None:
         try:
             control_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -662,16 +722,21 @@ def _serve(
             # Trading goes on without the control socket; the operator is told why.
             logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
 
-    return run_service(
-        trading.spec,
-        backend=backend,
-        stop_timeout=stop_timeout,
-        companions=[control],
-        outside=outside,
-        # ib_insync takes its loop from the event loop policy, which is not the loop anyio
-        # runs with uvloop: with ib_insync in the process, plain asyncio.
-        uvloop=uvloop,
-    )
+    try:
+        return run_service(
+            trading.spec,
+            backend=backend,
+            stop_timeout=stop_timeout,
+            companions=[control, flush],
+            outside=outside,
+            # ib_insync takes its loop from the event loop policy, which is not the loop anyio
+            # runs with uvloop: with ib_insync in the process, plain asyncio.
+            uvloop=uvloop,
+            tracer=telemetry.tracer,
+        )
+    finally:
+        # The spans of the last moments (the stop itself) are exported before the exit.
+        telemetry.shutdown()
 
 
 class _Report:
@@ -819,6 +884,69 @@ def status(
         print("periodic reconcile: not run yet")
     else:
         _print_diff_lines(last["lines"], "periodic reconcile: clean")
+    if "metrics" in reply:
+        _print_metrics(reply["metrics"], reply["tracing"])
+
+
+def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:
+    """The figures the OTel SDK collects (and exports, when configured)."""
+    print(f"metrics (OpenTelemetry SDK, over {metrics['uptime_s']} s):")
+
+    def by(name: str, key: str) -> dict[str, list[dict[str, Any]]]:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for row in metrics["counts"].get(name, []):
+            rows.setdefault(str(row["attributes"].get(key, "")), []).append(row)
+        return rows
+
+    labels = {
+        "actortrade.tick_to_order.duration": "tick-to-order",
+        "actortrade.store.commit.duration": "LMDB commit",
+    }
+    for name, label in labels.items():
+        for row in metrics["durations"].get(name, []):
+            symbol = row["attributes"].get("trading.symbol")
+            what = f"{label} {symbol}" if symbol else label
+            if row["count"]:
+                print(
+                    f"  {what}: {row['count']} samples, p50 {row['p50_us']:g} µs, p99 "
+                    f"{row['p99_us']:g} µs, max {row['max_us']:g} µs"
+                )
+    for symbol, rows in by("actortrade.ticks", "trading.symbol").items():
+        outcomes = {row["attributes"]["outcome"]: row["value"] for row in rows}
+        submitted = {
+            row["attributes"]["trading.side"]: row["value"]
+            for row in metrics["counts"].get("actortrade.orders.submitted", [])
+            if row["attributes"].get("trading.symbol") == symbol
+        }
+        print(
+            f"  ticks {symbol}: {outcomes.get('decided', 0)} decided, "
+            f"{outcomes.get('no_decision', 0)} without a decision, {outcomes.get('rejected', 0)} "
+            f"rejected; orders submitted: {submitted.get('BUY', 0)} buys, "
+            f"{submitted.get('SELL', 0)} sells"
+        )
+    runs = {s: r[0]["value"] for s, r in by("actortrade.reconcile.runs", "trading.symbol").items()}
+    diffs = {
+        s: r[0]["value"] for s, r in by("actortrade.reconcile.diffs", "trading.symbol").items()
+    }
+    for symbol, count in runs.items():
+        print(f"  reconciles {symbol}: {count} runs, {diffs.get(symbol, 0)} differences repaired")
+    reconnects = sum(r["value"] for r in metrics["counts"].get("actortrade.broker.reconnects", []))
+    print(f"  broker reconnects: {reconnects}")
+    print("  actor                  depth  processed      msg/s  restarts")
+    for row in metrics["actors"]:
+        print(
+            f"  {row['actor']:<22} {row.get('depth', 0):>5} {row.get('processed', 0):>10} "
+            f"{row['per_second']:>10} {row.get('restarts', 0):>9}"
+        )
+    if tracing["enabled"]:
+        exported = tracing["exported"] if tracing["exported"] is not None else "-"
+        print(
+            f"tracing: to {tracing['endpoint']}: {tracing['built']} spans built, {exported} "
+            f"exported, {tracing['failed'] or 0} failed; {tracing['waiting']} decisions waiting "
+            f"for the flush, {tracing['dropped']} dropped"
+        )
+    else:
+        print("tracing: off")
 
 
 def _diff_lines(diff: dict[str, Any]) -> list[str]:

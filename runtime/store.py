@@ -17,12 +17,14 @@ the same directory, and turns a full map into ``StoreFull`` with nothing already
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
 import fcntl
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -135,6 +137,9 @@ class Store:
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.writes = 0
+        self.commit_ns: collections.deque[int] = collections.deque(maxlen=65_536)
+        """Each commit's duration (fsync included), appended by the writer thread; the metrics
+        drain it (``actortrade.store.commit.duration``)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -292,6 +297,7 @@ class Store:
 
     def _commit(self, batch: list[_Request[Any]]) -> None:
         env = self._require_env()
+        started = time.perf_counter_ns()
         try:
             with env.begin(write=True) as txn:
                 for request in batch:
@@ -309,6 +315,7 @@ class Store:
                 if request.error is None:
                     request.error = error
             return
+        self.commit_ns.append(time.perf_counter_ns() - started)
         self.commits += 1
         self.writes += len(batch)
 

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 import anyio
 import attrs
 
+from runtime.telemetry import Tracer
+
 from ._errors import ChildUnrecoverable, RestartIntensityExceeded
 from .spec import SupervisorSpec
 from .supervisor import Supervisor
@@ -49,12 +51,13 @@ async def serve(
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
     companions: Sequence[Companion] = (),
     outside: Sequence[Outside] = (),
+    tracer: Tracer | None = None,
 ) -> ServiceResult:
     """Run ``spec`` as the root supervisor until a signal or until it gives up.
 
     ``outside`` tasks (an embedded venue, say) are started, and report ready, before the tree
     starts, and are cancelled after it has stopped."""
-    root = Supervisor("root", spec)
+    root = Supervisor("root", spec, tracer=tracer)
     stopped_by: list[str] = []
     forced = False
     tree_scope = anyio.CancelScope()
@@ -132,6 +135,7 @@ def run_service(
     outside: Sequence[Outside] = (),
     uvloop: bool = True,
     stderr: TextIO = sys.stderr,
+    tracer: Tracer | None = None,
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
     False); return the exit code."""
@@ -145,6 +149,7 @@ def run_service(
             on_started=on_started,
             companions=companions,
             outside=outside,
+            tracer=tracer,
         ),
         backend=backend,
         backend_options=options,

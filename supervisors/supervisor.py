@@ -19,6 +19,7 @@ import anyio.lowlevel
 import attrs
 
 from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics, Unrecoverable
+from runtime.telemetry import AttributeValue, SpanRecord, Tracer, new_span_id, new_trace_id
 
 from . import strategies
 from ._errors import ChildUnrecoverable, RestartIntensityExceeded
@@ -91,17 +92,33 @@ class _StartedFlag:
             self._status.started()
 
 
+@attrs.define
+class _Outcome:
+    """What handling one child exit did (for its span)."""
+
+    action: str = "none"
+    delay: float = 0.0
+    restarted: list[str] = attrs.Factory(list)
+
+
 class Supervisor:
     """Runs a ``SupervisorSpec``. ``run`` returns after ``stop``; raises
     ``RestartIntensityExceeded`` when it gives up, ``ChildUnrecoverable`` when a child failed
     with ``runtime.Unrecoverable``."""
 
     def __init__(
-        self, name: str, spec: SupervisorSpec, *, rng: random.Random | None = None
+        self,
+        name: str,
+        spec: SupervisorSpec,
+        *,
+        rng: random.Random | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
         self._rng = rng if rng is not None else random.Random()
+        self._tracer = tracer
+        """Each child exit it handles is a span (``supervisor.restart``, ``.escalate``, ...)."""
         self._children: dict[str, _Child] = {child.id: _Child(child) for child in spec.children}
         self._state = strategies.initial_state(
             spec.strategy,
@@ -227,6 +244,57 @@ class Supervisor:
     async def _on_exit(
         self, child: _Child, incarnation: _Incarnation
     ) -> RestartIntensityExceeded | ChildUnrecoverable | None:
+        started = perf_counter_ns()
+        outcome = _Outcome()
+        try:
+            return await self._handle_exit(child, incarnation, outcome)
+        finally:
+            if self._tracer is not None and self._tracer.enabled:
+                self._trace(self._tracer, child, incarnation, started, outcome)
+
+    def _trace(
+        self,
+        tracer: Tracer,
+        child: _Child,
+        incarnation: _Incarnation,
+        started: int,
+        outcome: _Outcome,
+    ) -> None:
+        reason = incarnation.reason or ExitReason.SHUTDOWN
+        attributes: dict[str, AttributeValue] = {
+            "actortrade.supervisor": self.name,
+            "actortrade.child": child.spec.id,
+            "actortrade.exit_reason": reason.value,
+            "actortrade.restarted": list(outcome.restarted),
+            "actortrade.backoff_s": outcome.delay,
+        }
+        events: tuple[tuple[str, int, dict[str, AttributeValue]], ...] = ()
+        error = _unwrapped(incarnation.error)
+        if error is not None:
+            events = (
+                (
+                    "exception",
+                    started,
+                    {"exception.type": type(error).__name__, "exception.message": str(error)},
+                ),
+            )
+        tracer.record(
+            SpanRecord(
+                name=f"supervisor.{outcome.action}",
+                trace_id=new_trace_id(),
+                span_id=new_span_id(),
+                parent_id=None,
+                start_ns=started,
+                end_ns=perf_counter_ns(),
+                attributes=attributes,
+                events=events,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+        )
+
+    async def _handle_exit(
+        self, child: _Child, incarnation: _Incarnation, outcome: _Outcome
+    ) -> RestartIntensityExceeded | ChildUnrecoverable | None:
         reason = incarnation.reason or ExitReason.SHUTDOWN
         if reason is ExitReason.ERROR:
             log.error(
@@ -243,6 +311,7 @@ class Supervisor:
             unrecoverable = ChildUnrecoverable(self.name, child.spec.id)
             unrecoverable.__cause__ = refusal
             log.error("%s: %s", unrecoverable, _root_cause(refusal))
+            outcome.action = "unrecoverable"
             return unrecoverable
         self._state, decision = strategies.decide(
             self._state,
@@ -259,12 +328,15 @@ class Supervisor:
             )
             error.__cause__ = incarnation.error
             log.error("%s", error)
+            outcome.action = "escalate"
             return error
         for child_id in decision.remove:
             # A temporary child leaves for good: tell its senders instead of letting them wait.
             _close_mailboxes(self._children.pop(child_id).spec.start)
         if not decision.start:
             return None
+        outcome.action = "restart"
+        outcome.delay = decision.delay
         if decision.delay > 0:
             log.info("%s: restarting in %.3f s (backoff)", self.name, decision.delay)
             with anyio.CancelScope() as self._backoff_scope:
@@ -274,6 +346,7 @@ class Supervisor:
             if self._stopping:
                 break
             self.restarts += 1
+            outcome.restarted.append(child_id)
             await self._start(self._children[child_id])
         return None
 
@@ -301,7 +374,12 @@ class Supervisor:
                     if isinstance(target, ActorCell):
                         await target.run(task_status=started)
                     else:
-                        sub = Supervisor(f"{self.name}/{child.spec.id}", target, rng=self._rng)
+                        sub = Supervisor(
+                            f"{self.name}/{child.spec.id}",
+                            target,
+                            rng=self._rng,
+                            tracer=self._tracer,
+                        )
                         incarnation.sub = sub
                         await sub.run(task_status=started)
                     incarnation.reason = (
@@ -366,6 +444,13 @@ def _unrecoverable(error: BaseException | None) -> Unrecoverable | None:
             if found is not None:
                 return found
     return None
+
+
+def _unwrapped(error: BaseException | None) -> BaseException | None:
+    # A task group's group of one (an actor's background task beside its loop): the error in it.
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _root_cause(error: BaseException) -> BaseException:

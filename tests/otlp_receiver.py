@@ -1,6 +1,7 @@
 """A real OTLP/HTTP receiver for the tests: ``POST /v1/traces`` with an
 ``ExportTraceServiceRequest`` protobuf (plain, gzip or deflate), decoded with
 opentelemetry-proto and kept as flat dicts; answered with an ``ExportTraceServiceResponse``.
+``POST /v1/metrics`` likewise, with ``ExportMetricsServiceRequest``: each data point kept.
 It runs in a thread on loopback, as Jaeger's OTLP port would (ref/alpaca-otel.md B.2)."""
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -49,6 +54,9 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
+        self.points: list[dict[str, Any]] = []
+        """Metric data points: name, unit, kind (sum, gauge, histogram), attributes, and value
+        (sums and gauges) or count, sum and max (histograms)."""
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.port = 0
@@ -97,6 +105,29 @@ class Receiver:
             self.spans.extend(spans)
             self.requests.append({**meta, "spans": len(spans)})
 
+    def store_metrics(self, request: ExportMetricsServiceRequest) -> None:
+        points = []
+        for resource_metrics in request.resource_metrics:
+            resource = attributes(resource_metrics.resource.attributes)
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        row: dict[str, Any] = {
+                            "name": metric.name,
+                            "unit": metric.unit,
+                            "kind": kind,
+                            "attributes": attributes(point.attributes),
+                            "resource": resource,
+                        }
+                        if kind == "histogram":
+                            row.update(count=point.count, sum=point.sum, max=point.max)
+                        else:
+                            row["value"] = getattr(point, point.WhichOneof("value"))
+                        points.append(row)
+        with self.lock:
+            self.points.extend(points)
+
     def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10
     ) -> None:
@@ -120,8 +151,14 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 body = gzip.decompress(body)
             elif encoding == "deflate":
                 body = zlib.decompress(body)
+            if self.path == "/v1/metrics":
+                metrics = ExportMetricsServiceRequest()
+                metrics.ParseFromString(body)
+                receiver.store_metrics(metrics)
+                self._answer(200, ExportMetricsServiceResponse().SerializeToString())
+                return
             if self.path != "/v1/traces":
-                self._answer(200, b"")  # metrics and logs: accepted, not kept
+                self._answer(200, b"")  # logs: accepted, not kept
                 return
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
@@ -160,3 +197,31 @@ def otlp_receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def main() -> None:
+    """``python tests/otlp_receiver.py [--port N]``: serve until killed, printing the port, and,
+    at SIGTERM, how many spans and metric points arrived (for bench/)."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    receiver = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(receiver))
+    receiver.port = server.server_address[1]
+    print(receiver.port, flush=True)
+
+    def report(*_: object) -> None:
+        print(f"{len(receiver.spans)} spans {len(receiver.points)} points", flush=True)
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=report).start())
+    server.serve_forever()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

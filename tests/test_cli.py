@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket as socket_module
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.otlp_receiver import Receiver, otlp_receiver
 
 ACTORCTL = str(Path(sys.executable).with_name("actorctl"))
 
@@ -130,29 +134,41 @@ def test_start_trades_on_the_embedded_venue_until_a_signal_then_stops_within_5_s
         assert "TWS API server listens on 127.0.0.1:" in stderr
 
 
-def test_start_replays_the_whole_generated_day_and_reports_the_pnl() -> None:
-    """As fast as possible: the day ends with a summary of orders, executions, lots and P&L."""
-    process = _spawn("start", "--speed", "0")
+def test_start_replays_the_whole_generated_day_and_reports_the_pnl(receiver: Receiver) -> None:
+    """As fast as possible: the day ends with a summary of orders, executions, lots and P&L.
+    Tracing goes where the standard OTEL_* variables say (as docker-compose.yml sets them)."""
+    process = _spawn(
+        "start",
+        "--speed",
+        "0",
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "compose-bot"},
+    )
     try:
         summary = _line_with(process, "replay finished")
-        _stop(process, signal.SIGTERM)
+        _, _, stderr = _stop(process, signal.SIGTERM)
     finally:
         _reap(process)
     assert "3 sell executions" in summary
     assert "realized P&L 150.40" in summary
+    assert f"tracing: a trace per decision to {receiver.endpoint} as service 'compose-bot'" in (
+        stderr
+    )
+    assert {s["resource"]["service.name"] for s in receiver.spans} == {"compose-bot"}
+    assert sum(1 for s in receiver.spans if s["name"] == "order.filled") == 8
 
 
 def test_start_with_feed_alpaca_trades_the_day_through_both_sdks_to_the_same_pnl() -> None:
     """The seed's hybrid configuration on the embedded venue: prices through its Alpaca stream
     server and alpaca-py, orders through its TWS API server and ib_insync; in lockstep the day
     ends exactly as with the replay handed straight to the symbol actor."""
-    process = _spawn("start", "--feed", "alpaca", "--speed", "0")
+    process = _spawn("start", "--feed", "alpaca", "--speed", "0", "--no-tracing")
     try:
         summary = _line_with(process, "replay finished")
         _, _, stderr = _stop(process, signal.SIGTERM)
     finally:
         _reap(process)
     assert process.returncode == 0, stderr
+    assert "tracing" not in stderr  # --no-tracing: no export, no warning about Jaeger
     assert "3 sell executions" in summary
     assert "realized P&L 150.40" in summary
     assert "Alpaca stream server listens on ws://127.0.0.1:" in stderr
@@ -279,14 +295,31 @@ def test_a_second_service_on_the_same_data_dir_is_refused_and_a_later_one_resume
     assert "reconcile" not in stderr
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real OTLP/HTTP receiver on loopback (decodes the exporter's protobuf)."""
+    with otlp_receiver() as running:
+        yield running
+
+
 def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
-    tmp_path: Path,
+    tmp_path: Path, receiver: Receiver
 ) -> None:
-    """The control socket (mode 0600): status shows the live tree, lots the open lots,
-    reconcile --dry-run a clean diff, backup a copy of the ledger, and stop stops it."""
+    """The control socket (mode 0600): status shows the live tree, the metrics and the tracing,
+    lots the open lots, reconcile --dry-run a clean diff, backup a copy of the ledger, and stop
+    stops it, exporting the last spans: each decision's trace reached the OTLP receiver."""
     socket = tmp_path / "ctl.sock"
     data = tmp_path / "data"
-    process = _spawn("start", "--data-dir", str(data), "--speed", "0", socket=socket)
+    process = _spawn(
+        "start",
+        "--data-dir",
+        str(data),
+        "--speed",
+        "0",
+        "--otlp-endpoint",
+        receiver.endpoint,
+        socket=socket,
+    )
     try:
         _line_with(process, "replay finished")
         assert socket.stat().st_mode & 0o777 == 0o600
@@ -296,6 +329,14 @@ def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
             assert actor in status.stdout
         assert "TQQQ: 2 open lots (189 shares), realized P&L 150.40" in status.stdout
         assert "lot 14 (L1) opened: 95 @ 52.9400, selling at 53.47" in status.stdout
+        # The metrics, as the OTel SDK collects them.
+        assert "tick-to-order TQQQ: 4 samples, p50 " in status.stdout
+        assert "LMDB commit: " in status.stdout
+        assert "ticks TQQQ: 4 decided, " in status.stdout
+        assert "orders submitted: 17 buys, 5 sells" in status.stdout
+        assert "broker reconnects: 0" in status.stdout
+        assert f"tracing: to {receiver.endpoint}: " in status.stdout
+        assert re.search(r"symbol\.TQQQ +0 +\d{4,} +[\d.]+ +0", status.stdout), status.stdout
         lots = run("lots", socket=socket)
         assert lots.returncode == 0
         rows = [line.split() for line in lots.stdout.splitlines() if line.startswith("TQQQ ")]
@@ -315,10 +356,31 @@ def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
         assert "is not empty" in refused.stderr
         stop = run("stop", socket=socket)
         assert stop.returncode == 0
-        process.communicate(timeout=10)
+        _, stderr = process.communicate(timeout=10)
     finally:
         _reap(process)
     assert process.returncode == 0
+    assert f"tracing: a trace per decision to {receiver.endpoint}" in stderr
+    spans = receiver.spans
+    by_id = {s["span_id"]: s for s in spans}
+    fills = [s for s in spans if s["name"] == "order.filled"]
+    assert len(fills) == 8  # 5 buys and 3 sells, each in its decision's trace
+    sell = next(s for s in fills if s["attributes"]["trading.side"] == "SELL")
+    chain = [sell]
+    while chain[-1]["parent_id"]:
+        chain.append(by_id[chain[-1]["parent_id"]])
+    assert [s["name"] for s in chain] == [
+        "order.filled",
+        "broker.place",
+        "order.submit",
+        "decide",
+        "order.filled",
+        "broker.place",
+        "order.submit",
+        "decide",
+        "tick",
+    ]
+    assert {s["resource"]["service.name"] for s in spans} == {"actortrade"}
     assert not socket.exists()
     gone = run("status", socket=socket)
     assert gone.returncode == 1
@@ -380,13 +442,14 @@ def test_a_root_that_gives_up_stops_the_service_with_a_clear_message_and_exit_1(
 
 @pytest.mark.parametrize("feed", ["ib", "alpaca"])
 def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
-    tmp_path: Path, feed: str
+    tmp_path: Path, feed: str, receiver: Receiver
 ) -> None:
     """`actorctl start --broker ib --host H --port P`, as against a real TWS: here our TWS API
     server in a thread, its market moving; the service trades on IB's market data, or on
     Alpaca's (`--feed alpaca`, the keys from the environment, the stream's URL from the
     config: here our Alpaca server on the same market), and `status` shows the lots; it stops
-    cleanly; the Alpaca secret is printed nowhere."""
+    cleanly. Its traces reach the OTLP endpoint of the config; no secret (the Alpaca keys, the
+    IB account id) is in any span, event or resource attribute, nor in anything printed."""
     import threading
     from datetime import date
 
@@ -404,8 +467,9 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
         engine,
         instruments=[Instrument(symbol="TQQQ", con_id=900001)],
         clock=lambda: engine.last_trade_at or bars[0].start,
+        account="DU7319468",
     )
-    key, secret = "PKCLITEST", "cli-test-secret-2f9c41"
+    key, secret = "PKCLITEST7X2Q", "cli-test-secret-2f9c41"
     alpaca = AlpacaServer(engine, credentials={key: secret})
     ready = threading.Event()
     market_open = threading.Event()
@@ -430,7 +494,8 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
     config = tmp_path / "bot.toml"
     config.write_text(
         f'[alpaca]\nstream_url = "{alpaca.url("iex")}"\n\n[[symbols]]\nsymbol = "TQQQ"\n'
-        f'lots = "{ROOT / "config/lots/tqqq.csv"}"\nfeed = "{feed}"\n'
+        f'lots = "{ROOT / "config/lots/tqqq.csv"}"\nfeed = "{feed}"\n\n'
+        f'[telemetry]\nendpoint = "{receiver.endpoint}"\nservice_name = "bot-{feed}"\n'
     )
     process = _spawn(
         "start",
@@ -443,7 +508,7 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
         "--data-dir",
         str(tmp_path / "data"),
         socket=socket,
-        env={"ALPACA_KEY": key, "ALPACA_SECRET": secret},
+        env={"ALPACA_KEY": key, "ALPACA_SECRET": secret, "IB_ACCOUNT": server.account},
     )
     try:
         assert process.stderr is not None
@@ -476,5 +541,15 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
     assert process.returncode == 0, stderr
     assert server.protocol_errors == []
     assert len(engine.executions) >= 1
-    assert secret not in line + stdout + stderr + status.stdout
+    printed = line + stdout + stderr + status.stdout
+    spans = receiver.spans
+    assert {s["resource"]["service.name"] for s in spans} == {f"bot-{feed}"}
+    names = {s["name"] for s in spans}
+    assert {"tick", "decide", "intent.commit", "order.submit", "broker.place"} <= names
+    assert "order.filled" in names
+    exported = repr(spans)  # every attribute, event, link and resource value
+    for hidden in (secret, key, server.account):
+        assert hidden not in printed
+        assert hidden not in exported
+    assert "******468" in printed  # the account, masked as logged at connect
     assert bool(alpaca.events_of("auth")) == (feed == "alpaca")

@@ -112,3 +112,35 @@ def test_imports_point_one_way() -> None:
                     if name.split(".")[0] in banned:
                         offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+def test_the_container_image_copies_every_package_and_installs_from_the_lock() -> None:
+    """docker-compose.yml builds the Dockerfile (unrun here: no Docker engine): a package left
+    out of its COPY lines would be missing from the image; the install is the hashed lock's."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    assert set(PACKAGES) <= copied
+    assert "--require-hashes -r requirements/run.lock" in dockerfile
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for needed in ('"16686:16686"', '"4318:4318"', "jaegertracing/jaeger:2.", "build: ."):
+        assert needed in compose
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT: http://jaeger:4318" in compose
+
+
+def test_the_distribution_holds_every_package_of_the_tree() -> None:
+    """An installed (non-editable) copy, as the container image makes, must hold every
+    subpackage (actors.brokers, sim.tws, ...), not only the top-level names."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(where=str(ROOT), include=include))
+    tree = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for name in PACKAGES
+        for path in (ROOT / name).rglob("__init__.py")
+    }
+    assert tree <= found
+    assert {p.split(".")[0] for p in found} == set(PACKAGES)
