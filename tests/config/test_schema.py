@@ -220,6 +220,10 @@ def test_a_secret_in_the_toml_is_refused_without_echoing_it() -> None:
             "invalid value for type, expected Decimal, got 'one percent' @ symbols[0].grid.step",
         ),
         ("[venue]\nseed = [1]\n", "invalid value for type, expected int, got list @ venue.seed"),
+        (
+            "[telemetry]\ntracing = 1\n",
+            "invalid value for type, expected bool, got int @ telemetry.tracing",
+        ),
         ("runtime = 3\n", "invalid value for type, expected a table, got int @ runtime"),
         (
             'symbols = "TQQQ"\n',
@@ -279,6 +283,19 @@ def test_an_unknown_choice_lists_the_valid_ones(key: str, choices: str) -> None:
         ("[ledger]\nmap_size_mib = 0\n", "must be >= 1, got 0 @ ledger.map_size_mib"),
         ("[venue]\nspeed = -1\n", "must be >= 0, got -1.0 @ venue.speed"),
         ("[reconcile]\ninterval = -0.5\n", "must be > 0, got -0.5 @ reconcile.interval"),
+        (
+            '[telemetry]\nendpoint = "localhost:4318"\n',
+            'must be an http:// or https:// URL, or "", got localhost:4318 @ telemetry.endpoint',
+        ),
+        (
+            '[telemetry]\nmetrics_endpoint = "grpc://collector:4317"\n',
+            'must be an http:// or https:// URL, or "", got grpc://collector:4317 @ '
+            "telemetry.metrics_endpoint",
+        ),
+        (
+            "[telemetry]\nmetrics_interval = 0\n",
+            "must be > 0, got 0.0 @ telemetry.metrics_interval",
+        ),
         (
             f'{SYMBOL}[symbols.grid]\ntick = "0"\n',
             "must be > 0, got 0 @ symbols[0].grid.tick",
