@@ -39,7 +39,7 @@ from runtime.telemetry import (
     new_trace_id,
 )
 
-from .domain import DomainError, OrderRef
+from .domain import DomainError, OrderRef, Side
 from .messages import (
     Alert,
     CancelOrder,
@@ -220,7 +220,7 @@ class Trail:
     def for_order(self, order: PlaceOrder) -> Trail:
         """The trail an order's spans go in: this one, or, for a new buy decided while handling
         a traced event, a fresh trace linked to it."""
-        if self.cause is None or order.side.value != "BUY":
+        if self.cause is None or order.side is not Side.BUY:
             return self
         if self.fresh is None:
             self.fresh = Trail(
