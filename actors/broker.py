@@ -207,8 +207,7 @@ class BrokerActor(Actor[BrokerInbox]):
                 span_id = new_span_id()
                 self.traces.open(order.ref, TraceContext(cause.trace_id, span_id), order.quantity)
                 if self.tracer.enabled:
-                    placed = perf_counter_ns()
-                    attributes = {**order_attributes(order), **self._venue}
+                    attributes = order_attributes(order)
                     if error is None:
                         for event in events:
                             if (
@@ -217,24 +216,20 @@ class BrokerActor(Actor[BrokerInbox]):
                                 and event.order_id is not None
                             ):
                                 attributes["trading.orderId"] = event.order_id
-                    self.tracer.record(
-                        SpanRecord(
-                            name="broker.place",
-                            trace_id=cause.trace_id,
-                            span_id=span_id,
-                            parent_id=cause.span_id,
-                            start_ns=started,
-                            end_ns=placed,
-                            kind="client",
-                            attributes=attributes,
-                            error=error,
-                        )
-                    )
+                    self._note("broker.place", started, attributes, span_id=span_id, error=error)
         for event in events:
             await self._forward(event)
 
-    def _note(self, name: str, started: int, attributes: dict[str, AttributeValue]) -> None:
-        # A span of the current message, child of the context it came with (if any).
+    def _note(
+        self,
+        name: str,
+        started: int,
+        attributes: dict[str, AttributeValue],
+        *,
+        span_id: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        # A client span of the current message, child of the context it came with (if any).
         envelope = self.context.envelope
         cause = envelope.trace if envelope is not None else None
         if not self.tracer.enabled or not isinstance(cause, TraceContext):
@@ -243,12 +238,13 @@ class BrokerActor(Actor[BrokerInbox]):
             SpanRecord(
                 name=name,
                 trace_id=cause.trace_id,
-                span_id=new_span_id(),
+                span_id=span_id if span_id is not None else new_span_id(),
                 parent_id=cause.span_id,
                 start_ns=started,
                 end_ns=perf_counter_ns(),
                 kind="client",
                 attributes={**attributes, **self._venue},
+                error=error,
             )
         )
 

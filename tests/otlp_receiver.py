@@ -184,11 +184,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _bound(port: int = 0) -> tuple[Receiver, ThreadingHTTPServer]:
+    receiver = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
+    receiver.port = server.server_address[1]
+    return receiver, server
+
+
 @contextmanager
 def otlp_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-    receiver.port = server.server_address[1]
+    receiver, server = _bound()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -209,9 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(receiver))
-    receiver.port = server.server_address[1]
+    receiver, server = _bound(args.port)
     print(receiver.port, flush=True)
 
     def report(*_: object) -> None:
