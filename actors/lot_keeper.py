@@ -95,11 +95,18 @@ class LotKeeper(Actor[LotKeeperInbox]):
         self.store = store
 
     async def on_start(self) -> None:
-        if not self.store.is_open:
+        if self.store.is_open:
+            return
+        if self.store.inline:  # a simulation's store: no thread may race its virtual clock
+            self.store.open()
+        else:
             await anyio.to_thread.run_sync(self.store.open)
 
     async def on_stop(self) -> None:
-        await anyio.to_thread.run_sync(self.store.close)
+        if self.store.inline:
+            self.store.close()
+        else:
+            await anyio.to_thread.run_sync(self.store.close)
 
     async def handle(self, message: LotKeeperInbox) -> object:
         try:

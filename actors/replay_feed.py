@@ -8,6 +8,9 @@ the broker sends the orders that caused to the venue.
 (replies come after everything queued before the request), until the broker and the symbol actor
 have handled all that the trade caused, so the venue sees every order before the next trade, as
 it would at real speed. A number replays that many times faster than the bars' own clock.
+``lockstep=True`` with a number paces the replay *and* steps in lockstep: on a virtual clock
+(a deterministic simulation) that is market time, with every timer of the tree firing when it
+would, and every step settled before the next.
 
 A symbol in ``remote`` gets its prices through a live feed instead (the venue's Alpaca server
 and alpaca-py): after the venue matched the trade and the broker collected what that filled,
@@ -17,7 +20,8 @@ has handed the tick on (``Delivered``) and the symbol actor has handled it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from runtime import Actor, ActorRef
@@ -43,8 +47,10 @@ class ReplayFeed(Actor[None]):
         remote: Mapping[str, tuple[ActorRef[Any], Publish | None]] | None = None,
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
-        on_step: Callable[[], None] | None = None,
+        on_step: Callable[[], Awaitable[None] | None] | None = None,
         step_timeout: float = 30.0,
+        lockstep: bool | None = None,
+        max_pause: float | None = None,
     ) -> None:
         self.replay = replay
         self.market = market
@@ -55,9 +61,14 @@ class ReplayFeed(Actor[None]):
         """Symbol -> the live feed delivering it, and how the trade reaches that feed's server
         (None: the venue's face publishes what it matches)."""
         self.speed = speed
+        self.lockstep = speed is None if lockstep is None else lockstep
+        self.max_pause = max_pause
+        """With ``speed``: the longest wait between two trades, in seconds (a night or a
+        holiday between sessions is then a jump of the venue's clock, not a wait)."""
         self.finished = finished
         self.on_step = on_step
-        """Called after each lockstep step, when all the trade caused has been handled."""
+        """Called (and awaited, if it returns an awaitable) after each lockstep step, when all
+        the trade caused has been handled."""
         self.step_timeout = step_timeout
         self.trades = 0
         self._subscribed: list[ActorRef[Any]] = []
@@ -67,15 +78,17 @@ class ReplayFeed(Actor[None]):
 
     async def background(self) -> None:
         clock = self.context.clock
-        first_at = None
-        started = clock.monotonic()
+        last_at = None
+        due = clock.monotonic()
         for trade in self.replay:
             target = self.symbols.get(trade.symbol)
             if target is None:
                 continue
             if self.speed is not None:
-                first_at = first_at or trade.at
-                due = started + (trade.at - first_at).total_seconds() / self.speed
+                if last_at is not None:
+                    pause = (trade.at - last_at).total_seconds() / self.speed
+                    due += pause if self.max_pause is None else min(pause, self.max_pause)
+                last_at = trade.at
                 await clock.sleep_until(due)
             self.market(trade)
             ts_event_ns = epoch_ns(trade.at)
@@ -90,18 +103,24 @@ class ReplayFeed(Actor[None]):
                 size=trade.size,
                 ts_event_ns=ts_event_ns,
             )
-            if self.speed is None:
+            if self.lockstep:
                 await self.broker.request(Poll(), timeout=self.step_timeout)
                 await target.request(tick, timeout=self.step_timeout)
                 await self.broker.request(Poll(), timeout=self.step_timeout)
                 if self.on_step is not None:
-                    self.on_step()
+                    await self._stepped()
             else:
                 await self.broker.send(Poll())
                 await target.send(tick)
             self.trades += 1
         if self.finished is not None:
             self.finished()
+
+    async def _stepped(self) -> None:
+        assert self.on_step is not None
+        result = self.on_step()
+        if inspect.isawaitable(result):
+            await result
 
     async def _through(
         self,
@@ -111,7 +130,7 @@ class ReplayFeed(Actor[None]):
         feed: ActorRef[Any],
         publish: Publish | None,
     ) -> None:
-        if self.speed is not None:
+        if not self.lockstep:
             await self.broker.send(Poll())
             if feed not in self._subscribed:
                 # The market does not wait for a reconnect, but the replay's first trades do
@@ -131,4 +150,4 @@ class ReplayFeed(Actor[None]):
         await target.request(Describe(), timeout=self.step_timeout)
         await self.broker.request(Poll(), timeout=self.step_timeout)
         if self.on_step is not None:
-            self.on_step()
+            await self._stepped()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,10 @@ def sim_trading(
     params: Mapping[str, GridParams] | None = None,
     durability: Durability = Durability.GROUP,
     speed: float | None = None,
+    lockstep: bool | None = None,
+    max_pause: float | None = None,
     on_finished: Callable[[], None] | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], Awaitable[None] | None] | None = None,
     engine: Engine | None = None,
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
@@ -87,12 +89,14 @@ def sim_trading(
     port: BrokerPort | None = None,
     live: Sequence[LiveSource] = (),
     telemetry: Telemetry | None = None,
+    step_timeout: float = 30.0,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
     The replay moves the venue; each symbol gets its prices straight from it, or through one of
     the ``live`` feeds (the venue's Alpaca server and alpaca-py, say), which the replay keeps in
-    lockstep when ``speed`` is None.
+    lockstep when ``speed`` is None (``lockstep=True`` also steps a paced replay in lockstep, and
+    ``max_pause`` caps the wait between two trades: see ``ReplayFeed``).
 
     ``engine`` is the venue (a fresh in-memory one by default; ``sim.journal.open_engine`` for
     one that outlives the process): the replay resumes after the last trade it has seen.
@@ -105,7 +109,8 @@ def sim_trading(
     if not bar_list:
         raise ValueError("the replay has no bars")
     engine = engine if engine is not None else Engine()
-    in_process = SimPort(engine, bar_list[0].start)
+    # A SimPort given as the port is also the one the replay moves the venue through.
+    in_process = port if isinstance(port, SimPort) else SimPort(engine, bar_list[0].start)
     port = port if port is not None else in_process
     alerts: list[Alert] = []
     finished = anyio.Event()
@@ -134,8 +139,11 @@ def sim_trading(
             symbols=refs.symbols,
             remote={s: (ref, publishers[s]) for s, ref in refs.delivering.items()},
             speed=speed,
+            lockstep=lockstep,
+            max_pause=max_pause,
             finished=replay_finished,
             on_step=on_step,
+            step_timeout=step_timeout,
         )
         feeds.append(feed)
         return feed

@@ -13,6 +13,10 @@ on disk when the durability policy says so:
 
 The store also keeps a schema version (with migrations run at open), refuses a second process on
 the same directory, and turns a full map into ``StoreFull`` with nothing already stored lost.
+
+``inline=True`` commits on the calling thread instead (no writer thread): for deterministic
+simulation on a virtual clock, where a thread's real time would race the clock. It blocks the event
+loop for the commit, so it is meant for ``NOSYNC`` simulation stores, not for trading.
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ class Store:
         durability: Durability = Durability.GROUP,
         map_size: int = 1 << 30,
         max_batch: int = 256,
+        inline: bool = False,
     ) -> None:
         if _META in databases:
             raise ValueError(f"{_META!r} is the store's own database name")
@@ -130,6 +135,7 @@ class Store:
         self.durability = durability
         self.map_size = map_size
         self.max_batch = max_batch if durability is Durability.GROUP else 1
+        self.inline = inline
         self._env: lmdb.Environment | None = None
         self._dbs: dict[str, Any] = {}
         self._lock_file: int | None = None
@@ -162,6 +168,8 @@ class Store:
         except BaseException:
             self.close()
             raise
+        if self.inline:
+            return
         self._thread = threading.Thread(
             target=self._writer, name=f"store-writer:{self.path.name}", daemon=True
         )
@@ -200,6 +208,8 @@ class Store:
         Waiting is shielded: a write once queued is always seen to its end, so the caller never
         wonders whether it happened; a cancellation takes effect right after.
         """
+        if self.inline:
+            return await self._write_inline(fn)
         if self._thread is None:
             raise StoreError(f"store {self.path} is not open")
         request: _Request[T] = _Request(fn, anyio.lowlevel.current_token())
@@ -207,6 +217,17 @@ class Store:
         with anyio.CancelScope(shield=True):
             await request.done.wait()
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if request.error is not None:
+            raise request.error
+        return request.result  # type: ignore[return-value]  # set whenever error is None
+
+    async def _write_inline(self, fn: Callable[[Txn], T]) -> T:
+        # A scheduling point on each side of the commit, as the writer thread would give.
+        await anyio.lowlevel.checkpoint()
+        self._require_env()
+        request: _Request[T] = _Request(fn, anyio.lowlevel.current_token())
+        self._commit([request])
+        await anyio.lowlevel.checkpoint()
         if request.error is not None:
             raise request.error
         return request.result  # type: ignore[return-value]  # set whenever error is None

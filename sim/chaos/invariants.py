@@ -1,0 +1,234 @@
+"""The invariants of a trading run, checked against the venue's own books (``sim.engine.Engine``)
+and the lot-keeper's ledger: what the deterministic simulation checks after every step and at
+every settle point, and what the process-level campaign checks after its kills.
+
+Two kinds (``docs/chaos.md``):
+
+* **Safety** (``safety``) holds at every moment between two steps, whatever failed: no orderRef
+  sent twice, no order without a committed intent, at most one working buy per level and at most
+  ``queue_depth`` conditional buys, at most one working sell per lot and never more shares
+  offered than a lot holds, no position below zero, and every execution the ledger holds is one
+  the venue made, with its quantity and price, recorded once.
+* **Agreement** (``agreement``) holds once the tree has settled after a fault (a reconciliation
+  has run with the connection up): every execution of ours recorded exactly once; the ledger's
+  open shares are the venue's position; each open lot has exactly one working sell, for its open
+  shares, at its average cost + profit; realized P&L equals what the venue's executions give;
+  and the strategy's books are the ledger's.
+
+Each check counts itself in a ``Tally``; a failed one raises ``Violation`` naming what differs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import attrs
+
+from actors import ledger as ledger_
+from actors.domain import OrderRef, Side, round_to_tick
+from actors.lot_keeper import LedgerState
+from actors.strategies.grid import GridStrategy
+from runtime.store import Store
+from sim.engine import Engine, Execution, SimOrder
+
+OURS = "grid:"
+"""The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
+
+
+class Violation(AssertionError):
+    """An invariant did not hold; the message says which and what differs."""
+
+
+@attrs.define
+class Tally:
+    """How many invariant checks ran."""
+
+    checks: int = 0
+
+    def check(self, holds: bool, message: str) -> None:
+        self.checks += 1
+        if not holds:
+            raise Violation(message)
+
+
+def read_ledger(store: Store, symbol: str) -> LedgerState:
+    """The ledger of ``symbol`` as one consistent read."""
+    return store.read(
+        lambda txn: LedgerState(
+            intents=tuple(ledger_.intents(txn, symbol)),
+            fills=tuple(f for f in ledger_.fills(txn) if f.ref.startswith(f"{OURS}{symbol}:")),
+            lots=tuple(ledger_.lots(txn, symbol)),
+            retired=ledger_.retired(txn),
+        )
+    )
+
+
+def _ours(orders: Iterable[SimOrder], symbol: str) -> list[SimOrder]:
+    return [o for o in orders if o.ref.startswith(f"{OURS}{symbol}:")]
+
+
+def _executions(engine: Engine, symbol: str) -> list[Execution]:
+    return [e for e in engine.executions if e.ref.startswith(f"{OURS}{symbol}:")]
+
+
+def position(engine: Engine, symbol: str) -> int:
+    held = engine.positions.get(symbol)
+    return held.quantity if held is not None else 0
+
+
+def safety(
+    engine: Engine,
+    ledger: LedgerState,
+    placed: Mapping[str, int],
+    symbol: str,
+    tally: Tally,
+    *,
+    queue_depth: int = 3,
+) -> None:
+    """The invariants that hold between any two steps, whatever failed (see the module doc).
+    ``placed`` counts the orders the venue was sent, by orderRef."""
+    twice = sorted(ref for ref, n in placed.items() if n > 1 and ref.startswith(OURS))
+    tally.check(not twice, f"orderRefs sent to the venue more than once: {twice}")
+    intents = {i.ref for i in ledger.intents}
+    orders = _ours(engine.orders.values(), symbol)
+    unbacked = sorted(o.ref for o in orders if o.ref not in intents)
+    tally.check(not unbacked, f"orders at the venue without a committed intent: {unbacked}")
+
+    working = [o for o in orders if not o.done]
+    buys = Counter(OrderRef.parse(o.ref).level for o in working if o.side is Side.BUY)
+    doubled = {level: n for level, n in buys.items() if n > 1}
+    tally.check(not doubled, f"levels with more than one working buy: {doubled}")
+    queued = sum(n for level, n in buys.items() if level > 0)
+    tally.check(
+        queued <= queue_depth,
+        f"{queued} conditional buys working, more than the queue depth {queue_depth}: "
+        f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
+    )
+
+    # Never offer more than a lot holds; never short.
+    bought: Counter[int] = Counter()
+    sold: Counter[int] = Counter()
+    for execution in _executions(engine, symbol):
+        lot = OrderRef.parse(execution.ref).lot
+        (bought if execution.side is Side.BUY else sold)[lot] += execution.quantity
+    sells: dict[int, list[SimOrder]] = {}
+    for order in working:
+        if order.side is Side.SELL:
+            sells.setdefault(OrderRef.parse(order.ref).lot, []).append(order)
+    for lot, offered in sells.items():
+        refs = [o.ref for o in offered]
+        tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
+        tally.check(
+            sold[lot] + offered[0].remaining <= bought[lot],
+            f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
+            f"holds {bought[lot] - sold[lot]}",
+        )
+    short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
+    tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
+    tally.check(position(engine, symbol) >= 0, f"the venue's {symbol} position is below zero")
+
+    # What the ledger recorded, the venue executed: same order, quantity and price, once.
+    executions = {e.exec_id: e for e in _executions(engine, symbol)}
+    recorded = Counter(f.exec_id for f in ledger.fills)
+    tally.check(
+        all(n == 1 for n in recorded.values()),
+        f"executions recorded twice: {sorted(e for e, n in recorded.items() if n > 1)}",
+    )
+    for fill in ledger.fills:
+        made = executions.get(fill.exec_id)
+        tally.check(
+            made is not None
+            and (made.ref, made.quantity, made.price) == (fill.ref, fill.quantity, fill.price),
+            f"the ledger's fill {fill.exec_id} ({fill.ref}, {fill.quantity} @ {fill.price}) "
+            f"is not the venue's execution {made}",
+        )
+    for view in ledger.lots:
+        tally.check(view.sold <= view.bought, f"ledger lot {view.lot} sold more than it bought")
+
+
+def broker_realized(engine: Engine, symbol: str) -> Decimal:
+    """Realized P&L from the venue's executions alone: each lot's sales against its average
+    purchase price (gross of commissions, as the ledger keeps it)."""
+    bought: Counter[int] = Counter()
+    cost: dict[int, Decimal] = {}
+    sold: Counter[int] = Counter()
+    proceeds: dict[int, Decimal] = {}
+    for execution in _executions(engine, symbol):
+        lot = OrderRef.parse(execution.ref).lot
+        value = execution.price * execution.quantity
+        if execution.side is Side.BUY:
+            bought[lot] += execution.quantity
+            cost[lot] = cost.get(lot, Decimal(0)) + value
+        else:
+            sold[lot] += execution.quantity
+            proceeds[lot] = proceeds.get(lot, Decimal(0)) + value
+    return sum(
+        (proceeds[lot] - cost[lot] / bought[lot] * sold[lot] for lot in sold if bought[lot]),
+        Decimal(0),
+    )
+
+
+def agreement(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    tally: Tally,
+    *,
+    profit: Decimal = Decimal("0.01"),
+    tick: Decimal = Decimal("0.01"),
+    strategy: GridStrategy | None = None,
+) -> None:
+    """The invariants that hold once the tree has settled (see the module doc)."""
+    venue = sorted(e.exec_id for e in _executions(engine, symbol))
+    recorded = sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:"))
+    missing = sorted(set(venue) - set(recorded))
+    extra = sorted(set(recorded) - set(venue))
+    tally.check(
+        recorded == venue,
+        f"the ledger's executions are not the venue's: missing {missing}, extra {extra}",
+    )
+    open_lots = [lot for lot in ledger.lots if lot.open_shares]
+    shares = sum(lot.open_shares for lot in open_lots)
+    held = position(engine, symbol)
+    tally.check(
+        shares == held,
+        f"the ledger's open lots hold {shares} {symbol} shares, the venue's position is {held}",
+    )
+    working = [o for o in _ours(engine.open_orders(), symbol) if o.side is Side.SELL]
+    for lot in open_lots:
+        sells = [o for o in working if OrderRef.parse(o.ref).lot == lot.lot]
+        tally.check(
+            len(sells) == 1,
+            f"open lot {lot.lot} ({lot.open_shares} shares) has {len(sells)} working sells",
+        )
+        expected = round_to_tick(lot.cost / lot.bought * (1 + profit), tick)
+        tally.check(
+            (sells[0].remaining, sells[0].limit) == (lot.open_shares, expected),
+            f"lot {lot.lot}: its sell {sells[0].ref} is {sells[0].remaining} @ {sells[0].limit}, "
+            f"expected {lot.open_shares} @ {expected}",
+        )
+    stray = sorted(
+        o.ref for o in working if OrderRef.parse(o.ref).lot not in {lot.lot for lot in open_lots}
+    )
+    tally.check(not stray, f"working sells for lots that are not open: {stray}")
+    realized = sum((lot.realized for lot in ledger.lots), Decimal(0))
+    venue_realized = broker_realized(engine, symbol)
+    tally.check(
+        realized == venue_realized,
+        f"realized P&L: the ledger says {realized}, the venue's executions {venue_realized}",
+    )
+    if strategy is None:
+        return
+    tally.check(
+        strategy.halted is None, f"{symbol} halted with nothing sold by hand: {strategy.halted}"
+    )
+    closed = sum((lot.realized for lot in ledger.lots if not lot.open_shares), Decimal(0))
+    tally.check(
+        strategy.realized == closed,
+        f"realized P&L of closed lots: the strategy says {strategy.realized}, the ledger {closed}",
+    )
+    mine = {lot.id: lot.open_shares for lot in strategy.open_lots()}
+    theirs = {lot.lot: lot.open_shares for lot in open_lots}
+    tally.check(mine == theirs, f"open lots: the strategy has {mine}, the ledger {theirs}")

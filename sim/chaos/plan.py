@@ -1,0 +1,260 @@
+"""Scenarios for the deterministic simulation: a seed gives the market (a few sessions of bars
+with clock jumps across nights, weekends and holidays, price gaps through several grid levels,
+thin stretches that fill orders in parts) and a fault plan (which fault, at which step).
+
+Everything here is a pure function of the seed: ``scenario(seed)`` always returns the same
+scenario, and the harness runs it the same way every time (``sim.chaos.harness``).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import Counter
+from datetime import date, timedelta
+from decimal import Decimal
+
+import attrs
+
+from sim.replay import Bar, generated_session
+from sim.sessions import is_trading_day, nyse_holidays
+
+CENT = Decimal("0.01")
+
+
+class Kind(enum.StrEnum):
+    """A fault the harness injects at a step (``docs/chaos.md`` describes each)."""
+
+    KILL = "kill"
+    """The supervisor kills ``target`` now (a cancellation: no cleanup, no reply)."""
+    KILL_AT_MESSAGE = "kill-at-message"
+    """``target`` dies at its ``n``-th next message: ``before`` handling it (the message is
+    lost), ``during`` (killed at the handler's first await) or ``after`` (handled, no reply)."""
+    STORE_ABORT = "store-abort"
+    """The lot-keeper dies in the middle of its ``n``-th next transaction: nothing of it kept."""
+    STORE_AFTER_COMMIT = "store-after-commit"
+    """The lot-keeper dies right after its ``n``-th next commit, before replying."""
+    SUBMIT_CRASH = "submit-crash"
+    """The broker actor dies after its ``n``-th next order reached the venue, before reading
+    the acknowledgement."""
+    DISCONNECT = "disconnect"
+    """The venue drops the connection."""
+    DISCONNECT_MID_FILL = "disconnect-mid-fill"
+    """The ``n``-th next event is lost and the connection drops right after it."""
+    VENUE_RESTART = "venue-restart"
+    """The venue's nightly restart: DAY orders cancelled, every connection dropped."""
+    DUPLICATE_EVENT = "duplicate-event"
+    """The next notification is delivered twice."""
+    REORDER_EVENTS = "reorder-events"
+    """The next two notifications are delivered swapped."""
+    DUPLICATE_FILL = "duplicate-fill"
+    """The venue reports its next execution twice (same execId)."""
+    DELAY = "delay"
+    """Notifications are held back for ``n`` steps, then delivered in order."""
+    REJECT = "reject"
+    """The venue rejects the next order."""
+    OPERATOR_CANCEL = "operator-cancel"
+    """Someone cancels one of the grid's working orders at the broker (in TWS, say)."""
+    CRASH = "crash"
+    """The whole process dies (every actor at once, no cleanup); a new one starts on the same
+    data directory and venue."""
+    STORM = "storm"
+    """The broker is killed again and again until the root's restart intensity is exceeded:
+    the service must stop with a clear error; a new one is then started."""
+
+
+TARGETS = ("lot-keeper", "broker", "symbols/symbol.TQQQ", "reconciler", "market-data", "symbols")
+"""What KILL and KILL_AT_MESSAGE aim at: actor paths under the root (``symbols`` is the
+symbol actors' supervisor)."""
+FLAVOURS = ("before", "during", "after")
+
+_WEIGHTS = {
+    Kind.KILL: 6,
+    Kind.KILL_AT_MESSAGE: 10,
+    Kind.STORE_ABORT: 4,
+    Kind.STORE_AFTER_COMMIT: 4,
+    Kind.SUBMIT_CRASH: 4,
+    Kind.DISCONNECT: 3,
+    Kind.DISCONNECT_MID_FILL: 4,
+    Kind.VENUE_RESTART: 2,
+    Kind.DUPLICATE_EVENT: 3,
+    Kind.REORDER_EVENTS: 3,
+    Kind.DUPLICATE_FILL: 3,
+    Kind.DELAY: 3,
+    Kind.REJECT: 3,
+    Kind.OPERATOR_CANCEL: 3,
+    Kind.CRASH: 3,
+    Kind.STORM: 1,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    step: int
+    """Injected after this many completed replay steps (1 = after the first trade)."""
+    kind: Kind
+    target: str = ""
+    n: int = 1
+    flavour: str = ""
+
+    def __str__(self) -> str:
+        details = [self.target, self.flavour, f"n={self.n}" if self.n != 1 else ""]
+        return f"step {self.step}: {self.kind}" + "".join(f" {d}" for d in details if d)
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    seed: int
+    bars: tuple[Bar, ...]
+    faults: tuple[Fault, ...]
+    days: tuple[date, ...]
+    """The sessions replayed, in order (the venue's clock jumps between them)."""
+    gaps: tuple[Decimal, ...]
+    """Price gaps (as fractions, negative down) applied to the bars."""
+    thin: int
+    """Bars made thin (tiny volume), where orders fill in parts."""
+    settle_every: int
+    """Steps between settle points (a reconciliation, then the agreement invariants)."""
+    reconcile_interval: float
+
+    @property
+    def steps(self) -> int:
+        return 4 * len(self.bars)
+
+    def shape(self) -> Counter[str]:
+        """The scenario's market events, counted like faults: clock jumps, gaps, thin bars."""
+        counts: Counter[str] = Counter()
+        for before, after in zip(self.days, self.days[1:], strict=False):
+            skipped = (after - before).days - 1
+            holiday = any(
+                before + timedelta(days=i) in nyse_holidays(before.year)
+                for i in range(1, skipped + 1)
+            )
+            counts["clock-jump:holiday" if holiday else "clock-jump:night"] += 1
+        counts["price-gap"] += len(self.gaps)
+        if self.thin:
+            counts["partial-fills:thin-market"] += 1
+        return counts
+
+
+# First days whose following sessions cross weekends and NYSE holidays (Thanksgiving,
+# Christmas, New Year, Martin Luther King day, Good Friday).
+_FIRST_DAYS = (
+    date(2026, 11, 24),
+    date(2026, 11, 25),
+    date(2026, 12, 23),
+    date(2026, 12, 31),
+    date(2027, 1, 14),
+    date(2027, 3, 25),
+    date(2026, 11, 20),
+)
+
+
+def scenario(seed: int) -> Scenario:
+    """The scenario of ``seed``."""
+    rng = random.Random(seed)
+    days = _days(rng.choice(_FIRST_DAYS), rng.randint(2, 3))
+    bars: list[Bar] = []
+    price = Decimal("52.00")
+    for day in days:
+        session = generated_session(seed=rng.randrange(1 << 30), day=day, start_price=price)
+        length = rng.randint(30, 70)
+        start = rng.randrange(0, len(session) - length)
+        window = session[start : start + length]
+        window = _amplified(window, Decimal(rng.choice(("1.5", "2", "3", "4"))))
+        bars.extend(window)
+        price = window[-1].close
+    gaps: list[Decimal] = []
+    for _ in range(rng.choice((0, 1, 1, 2))):
+        at = rng.randrange(1, len(bars))
+        gap = Decimal(rng.choice(("-0.025", "-0.035", "-0.05", "-0.07", "0.025", "0.04")))
+        bars[at:] = [_scaled(bar, 1 + gap) for bar in bars[at:]]
+        gaps.append(gap)
+    thin = 0
+    if rng.random() < 0.5:
+        at = rng.randrange(0, len(bars))
+        thin = min(rng.randint(10, 40), len(bars) - at)
+        bars[at : at + thin] = [
+            attrs.evolve(bar, volume=rng.randint(40, 400)) for bar in bars[at : at + thin]
+        ]
+    steps = 4 * len(bars)
+    faults = sorted((_fault(rng, steps) for _ in range(rng.randint(3, 10))), key=lambda f: f.step)
+    return Scenario(
+        seed=seed,
+        bars=tuple(bars),
+        faults=tuple(faults),
+        days=tuple(days),
+        gaps=tuple(gaps),
+        thin=thin,
+        settle_every=rng.choice((40, 80, 160)),
+        reconcile_interval=rng.choice((60.0, 300.0)),
+    )
+
+
+def _days(first: date, count: int) -> list[date]:
+    days: list[date] = []
+    day = first
+    while len(days) < count:
+        if is_trading_day(day):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def _fault(rng: random.Random, steps: int) -> Fault:
+    kind = rng.choices(list(_WEIGHTS), weights=list(_WEIGHTS.values()))[0]
+    step = rng.randrange(1, steps)
+    match kind:
+        case Kind.KILL:
+            return Fault(step=step, kind=kind, target=rng.choice(TARGETS))
+        case Kind.KILL_AT_MESSAGE:
+            return Fault(
+                step=step,
+                kind=kind,
+                target=rng.choice(TARGETS[:-1]),
+                n=rng.randint(1, 4),
+                flavour=rng.choice(FLAVOURS),
+            )
+        case Kind.STORE_ABORT | Kind.STORE_AFTER_COMMIT | Kind.SUBMIT_CRASH:
+            return Fault(step=step, kind=kind, n=rng.randint(1, 3))
+        case Kind.DISCONNECT_MID_FILL:
+            return Fault(step=step, kind=kind, n=rng.randint(1, 3))
+        case Kind.DELAY:
+            return Fault(step=step, kind=kind, n=rng.randint(1, 12))
+        case Kind.OPERATOR_CANCEL:
+            return Fault(step=step, kind=kind, n=rng.randrange(1 << 16))
+        case _:
+            return Fault(step=step, kind=kind)
+
+
+def _amplified(bars: list[Bar], factor: Decimal) -> list[Bar]:
+    """The window with its moves around its first open multiplied by ``factor``: enough
+    movement in an hour to fill and close several lots."""
+    anchor = bars[0].open
+
+    def move(price: Decimal) -> Decimal:
+        return max(CENT, (anchor + (price - anchor) * factor).quantize(CENT))
+
+    return [
+        attrs.evolve(
+            bar,
+            open=move(bar.open),
+            high=move(bar.high),
+            low=move(bar.low),
+            close=move(bar.close),
+        )
+        for bar in bars
+    ]
+
+
+def _scaled(bar: Bar, factor: Decimal) -> Bar:
+    def scale(price: Decimal) -> Decimal:
+        return max(CENT, (price * factor).quantize(CENT))
+
+    return attrs.evolve(
+        bar,
+        open=scale(bar.open),
+        high=scale(bar.high),
+        low=scale(bar.low),
+        close=scale(bar.close),
+    )
