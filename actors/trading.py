@@ -84,6 +84,7 @@ def sim_trading(
     on_step: Callable[[], Awaitable[None] | None] | None = None,
     engine: Engine | None = None,
     reconcile_interval: float = 60.0,
+    timer_interval: float = 1.0,
     map_size: int = 1 << 30,
     store: Store | None = None,
     port: BrokerPort | None = None,
@@ -156,6 +157,7 @@ def sim_trading(
         alerts=alerts,
         strategies=strategies,
         reconcile_interval=reconcile_interval,
+        timer_interval=timer_interval,
         feeds=[
             *_live_feeds(live),
             FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
@@ -239,6 +241,7 @@ def trading_tree(
     reconcile_interval: float,
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
+    timer_interval: float = 1.0,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits."""
@@ -264,6 +267,7 @@ def trading_tree(
                 alerts=alerts,
                 published=strategies,
                 telemetry=telemetry,
+                timer_interval=timer_interval,
             ),
             mailbox=SYMBOL_MAILBOX,
         )

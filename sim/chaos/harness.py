@@ -57,6 +57,9 @@ LOT_MAP = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
 MAX_PAUSE = 300.0
 """The longest virtual wait between two trades (nights and holidays are clock jumps)."""
 SETTLE_ATTEMPTS = 8
+TIMER_INTERVAL = 5.0
+"""The symbol actor's timer (1 s in production): it drives the 120 s level-0 fill timeout and
+the retries, which a 5 s tick still exercises at a fifth of the simulation's cost."""
 
 
 class ChaosKill(Exception):
@@ -79,6 +82,9 @@ class Outcome:
     seed: int
     steps: int = 0
     faults: Counter[str] = attrs.Factory(Counter)
+    """Faults injected, by kind (armed ones count here when armed)."""
+    fired: Counter[str] = attrs.Factory(Counter)
+    """Armed faults that went off (an actor killed at its message, a transaction aborted...)."""
     checks: int = 0
     settles: int = 0
     processes: int = 0
@@ -96,26 +102,32 @@ class Arms:
     """Faults armed to fire later: at an actor's n-th next message, the lot-keeper's n-th
     next write, the broker's n-th next order. They outlive restarts, like the plan."""
 
-    messages: dict[str, tuple[int, str]] = attrs.Factory(dict)
+    messages: dict[str, tuple[int, str, str]] = attrs.Factory(dict)
+    """Cell name -> (messages left, flavour, message type or "")."""
     writes: tuple[int, Kind] | None = None
     places: int | None = None
     release_at: int | None = None
+    fired: Counter[str] = attrs.Factory(Counter)
+    """The armed faults that went off, by kind."""
 
     def clear(self) -> None:
         self.messages.clear()
         self.writes = None
         self.places = None
 
-    def message(self, cell: str) -> str | None:
+    def message(self, cell: str, message: object) -> str | None:
         """Count a message to ``cell``; the flavour if this is the armed one."""
         armed = self.messages.get(cell)
         if armed is None:
             return None
-        left, flavour = armed
+        left, flavour, kind = armed
+        if kind and type(message).__name__ != kind:
+            return None
         if left > 1:
-            self.messages[cell] = (left - 1, flavour)
+            self.messages[cell] = (left - 1, flavour, kind)
             return None
         del self.messages[cell]
+        self.fired[f"kill-at-message:{cell}:{flavour}"] += 1
         return flavour
 
     def write(self) -> Kind | None:
@@ -123,7 +135,10 @@ class Arms:
             return None
         left, kind = self.writes
         self.writes = (left - 1, kind) if left > 1 else None
-        return kind if left == 1 else None
+        if left > 1:
+            return None
+        self.fired[str(kind)] += 1
+        return kind
 
     def place(self) -> bool:
         if self.places is None:
@@ -132,6 +147,7 @@ class Arms:
         if self.places > 0:
             return False
         self.places = None
+        self.fired[str(Kind.SUBMIT_CRASH)] += 1
         return True
 
 
@@ -203,6 +219,7 @@ class Harness:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.crashing = False
         self.storming = False
+        self.violation: invariants.Violation | None = None
 
     def _record(self, entry: Input) -> None:
         if isinstance(entry, Place):
@@ -221,6 +238,7 @@ class Harness:
         self.digest.update(msgspec.json.encode(sorted(f.exec_id for f in ledger.fills)))
         self.outcome.digest = self.digest.hexdigest()[:16]
         self.outcome.checks = self.tally.checks
+        self.outcome.fired = self.arms.fired
         self.outcome.executions = len(self.engine.executions)
         self.outcome.orders = len(self.placed)
         return self.outcome
@@ -243,6 +261,7 @@ class Harness:
             max_pause=MAX_PAUSE,
             on_step=self._on_step,
             reconcile_interval=plan.reconcile_interval,
+            timer_interval=TIMER_INTERVAL,
         )
         for cell in trading.cells.values():
             self._wrap(cell)
@@ -265,12 +284,15 @@ class Harness:
             port.link.close()
             if self.store.is_open:
                 self.store.close()  # what the kernel does for a killed process
+        if self.violation is not None:
+            raise self.violation
         if not finished and not self.crashing and not self.storming:
             raise invariants.Violation("the service stopped without a fault that explains it")
         return finished
 
     def _stopped(self, group: BaseExceptionGroup[RestartIntensityExceeded], trading: Any) -> None:
         message = "; ".join(str(error) for error in _leaves(group))
+        self._safety()  # a broken invariant explains a crash loop better than the loop does
         if not self.storming:
             raise invariants.Violation(f"restart intensity exceeded without a storm: {message}")
         if "gave up: more than" not in message:
@@ -294,6 +316,17 @@ class Harness:
     # -- steps and faults ---------------------------------------------------------------------
 
     async def _on_step(self) -> None:
+        # Runs in the replay actor: a broken invariant must end the run, not crash the actor
+        # (its supervisor would restart it and carry on).
+        try:
+            await self._step()
+        except invariants.Violation as exc:
+            self.violation = exc
+            assert self.scope is not None
+            self.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+
+    async def _step(self) -> None:
         trading = self.trading
         assert trading is not None
         self.outcome.steps += 1
@@ -327,7 +360,11 @@ class Harness:
             case Kind.KILL:
                 self._kill(root, fault.target)
             case Kind.KILL_AT_MESSAGE:
-                self.arms.messages[_cell_name(fault.target)] = (fault.n, fault.flavour)
+                self.arms.messages[_cell_name(fault.target)] = (
+                    fault.n,
+                    fault.flavour,
+                    fault.message,
+                )
             case Kind.STORE_ABORT | Kind.STORE_AFTER_COMMIT:
                 self.arms.writes = (fault.n, fault.kind)
             case Kind.SUBMIT_CRASH:
@@ -396,7 +433,7 @@ class Harness:
             if not inspect.iscoroutinefunction(handle):
 
                 def plain(message: Any) -> Any:
-                    flavour = arms.message(name)
+                    flavour = arms.message(name, message)
                     if flavour == "before":
                         raise ChaosKill(f"{name} killed before handling {message!r}")
                     result = handle(message)
@@ -408,7 +445,7 @@ class Harness:
                 return actor
 
             async def chaotic(message: Any) -> Any:
-                flavour = arms.message(name)
+                flavour = arms.message(name, message)
                 if flavour == "before":
                     raise ChaosKill(f"{name} killed before handling {message!r}")
                 if flavour == "during":

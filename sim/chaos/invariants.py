@@ -229,6 +229,13 @@ def agreement(
         strategy.realized == closed,
         f"realized P&L of closed lots: the strategy says {strategy.realized}, the ledger {closed}",
     )
+    believed = sorted(o.ref for o in strategy.live_orders())
+    live = sorted(o.ref for o in _ours(engine.open_orders(), symbol))
+    tally.check(
+        believed == live,
+        f"the strategy's live orders are not the venue's working ones: it believes in "
+        f"{sorted(set(believed) - set(live))}, does not know {sorted(set(live) - set(believed))}",
+    )
     mine = {lot.id: lot.open_shares for lot in strategy.open_lots()}
     theirs = {lot.lot: lot.open_shares for lot in open_lots}
     tally.check(mine == theirs, f"open lots: the strategy has {mine}, the ledger {theirs}")

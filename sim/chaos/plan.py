@@ -28,8 +28,9 @@ class Kind(enum.StrEnum):
     KILL = "kill"
     """The supervisor kills ``target`` now (a cancellation: no cleanup, no reply)."""
     KILL_AT_MESSAGE = "kill-at-message"
-    """``target`` dies at its ``n``-th next message: ``before`` handling it (the message is
-    lost), ``during`` (killed at the handler's first await) or ``after`` (handled, no reply)."""
+    """``target`` dies at its ``n``-th next message of type ``message`` (any type if empty):
+    ``before`` handling it (the message is lost), ``during`` (killed at the handler's first
+    await) or ``after`` (handled, no reply)."""
     STORE_ABORT = "store-abort"
     """The lot-keeper dies in the middle of its ``n``-th next transaction: nothing of it kept."""
     STORE_AFTER_COMMIT = "store-after-commit"
@@ -67,6 +68,21 @@ TARGETS = ("lot-keeper", "broker", "symbols/symbol.TQQQ", "reconciler", "market-
 """What KILL and KILL_AT_MESSAGE aim at: actor paths under the root (``symbols`` is the
 symbol actors' supervisor)."""
 FLAVOURS = ("before", "during", "after")
+MESSAGES = {
+    "lot-keeper": ("CommitIntent", "RecordFill", "Heal", "BindOrder", "LoadLedger", ""),
+    "broker": ("PlaceOrder", "CancelOrder", "Poll", "Snapshot", ""),
+    "symbols/symbol.TQQQ": (
+        "PriceTick",
+        "OrderAccepted",
+        "OrderFilled",
+        "OrderCancelled",
+        "OrderRejected",
+        "Resync",
+        "",
+    ),
+    "reconciler": ("Reconcile",),
+}
+"""The message types a KILL_AT_MESSAGE fault may wait for, per target ("" for any)."""
 
 _WEIGHTS = {
     Kind.KILL: 6,
@@ -96,9 +112,10 @@ class Fault:
     target: str = ""
     n: int = 1
     flavour: str = ""
+    message: str = ""
 
     def __str__(self) -> str:
-        details = [self.target, self.flavour, f"n={self.n}" if self.n != 1 else ""]
+        details = [self.target, self.message, self.flavour, f"n={self.n}" if self.n != 1 else ""]
         return f"step {self.step}: {self.kind}" + "".join(f" {d}" for d in details if d)
 
 
@@ -158,7 +175,7 @@ def scenario(seed: int) -> Scenario:
     price = Decimal("52.00")
     for day in days:
         session = generated_session(seed=rng.randrange(1 << 30), day=day, start_price=price)
-        length = rng.randint(30, 70)
+        length = rng.randint(20, 50)
         start = rng.randrange(0, len(session) - length)
         window = session[start : start + length]
         window = _amplified(window, Decimal(rng.choice(("1.5", "2", "3", "4"))))
@@ -208,12 +225,14 @@ def _fault(rng: random.Random, steps: int) -> Fault:
         case Kind.KILL:
             return Fault(step=step, kind=kind, target=rng.choice(TARGETS))
         case Kind.KILL_AT_MESSAGE:
+            target = rng.choice(sorted(MESSAGES))
             return Fault(
                 step=step,
                 kind=kind,
-                target=rng.choice(TARGETS[:-1]),
-                n=rng.randint(1, 4),
+                target=target,
+                n=rng.randint(1, 3),
                 flavour=rng.choice(FLAVOURS),
+                message=rng.choice(MESSAGES[target]),
             )
         case Kind.STORE_ABORT | Kind.STORE_AFTER_COMMIT | Kind.SUBMIT_CRASH:
             return Fault(step=step, kind=kind, n=rng.randint(1, 3))

@@ -1,0 +1,130 @@
+"""The deterministic simulation (``sim.chaos``): the CI set of seeded scenarios passes, a seed
+replays exactly, and the harness catches what it is there to catch (a ledger that records an
+execution twice, a sell at the wrong price) with a one-line reproduction."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import ledger
+from actors.strategies.grid import GridStrategy, Lot
+from sim.chaos import harness
+from sim.chaos.campaign import simulate
+from sim.chaos.plan import Kind, scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = int(os.environ.get("ACTORTRADE_CHAOS_SEEDS", "200"))
+"""Scenarios in the CI set; ``make chaos SEEDS=N`` runs longer campaigns."""
+
+
+def test_the_ci_set_of_seeded_scenarios_keeps_every_invariant(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    done, failures = simulate(range(SEEDS), jobs=2, progress=False)
+    report = capsys.readouterr().out
+    with capsys.disabled():
+        print("\n" + report)
+    assert failures == []
+    assert done == SEEDS
+    assert f"deterministic simulation: {SEEDS} scenarios" in report
+    # Every kind of fault was injected, and the armed ones went off.
+    for kind in Kind:
+        assert f"{kind} " in report, kind
+    for fired in ("store-abort", "store-after-commit", "submit-crash", "lot-keeper:during"):
+        assert fired in report.split("armed faults fired:")[1], fired
+
+
+def test_a_seed_replays_exactly_in_this_process_and_in_another() -> None:
+    """Same seed, same run: every input the venue got (orders, cancels, trades, restarts, in
+    order, with their times), the ledger's fills and every count; also in a new interpreter
+    with another string-hash seed."""
+    seed = next(s for s in range(50) if len(scenario(s).faults) >= 8)
+    first, second = harness.run(seed), harness.run(seed)
+    assert first == second
+    assert first.executions > 0
+    assert sum(first.faults.values()) >= 8
+    code = f"from sim.chaos import harness; print(harness.run({seed}).digest)"
+    for hash_seed in ("1", "2"):
+        elsewhere = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            timeout=120,
+            check=True,
+        )
+        assert elsewhere.stdout.strip() == first.digest
+
+
+def _forgetful_record_fill(txn: Any, fill: Any) -> bool:
+    """A ledger that forgets execIds: a second notice of an execution is recorded again."""
+    if txn.get("fills", fill.exec_id.encode()) is None:
+        return ledger.record_fill.__wrapped__(txn, fill)  # type: ignore[attr-defined, no-any-return]
+    seq = txn.count("fills") + 1
+    record = ledger.FillRecord(
+        exec_id=fill.exec_id,
+        ref=fill.ref,
+        quantity=fill.quantity,
+        price=fill.price,
+        commission=fill.commission,
+        seq=seq,
+    )
+    txn.put("fills", f"{fill.exec_id}#{seq}".encode(), ledger._encode(record))
+    return True
+
+
+def test_a_ledger_that_records_an_execution_twice_is_caught_with_its_reproduction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _forgetful_record_fill.__wrapped__ = ledger.record_fill  # type: ignore[attr-defined]
+    monkeypatch.setattr(ledger, "record_fill", _forgetful_record_fill)
+    caught = []
+    for seed in range(10, 20):
+        try:
+            harness.run(seed)
+        except harness.ChaosFailure as failure:
+            caught.append(failure)
+    assert caught, "ten scenarios and not one notice delivered twice"
+    failure = caught[0]
+    assert "executions recorded twice" in str(failure)
+    assert failure.repro == f"python -m sim.chaos --seed {failure.seed}"
+    assert str(failure).endswith(f"reproduce: {failure.repro}")
+    # The reproduction reproduces: the same failure, at the same step.
+    with pytest.raises(harness.ChaosFailure) as again:
+        harness.run(failure.seed)
+    assert str(again.value) == str(failure)
+
+
+def test_a_sell_at_the_wrong_price_is_caught_at_the_first_settle_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def greedy(self: GridStrategy, lot: Lot) -> Decimal:
+        return (lot.purchase_price * Decimal("1.02")).quantize(Decimal("0.01"))
+
+    monkeypatch.setattr(GridStrategy, "sell_price", greedy)
+    with pytest.raises(harness.ChaosFailure, match=r"its sell grid:TQQQ:L0:SELL:1:1 is 94 @ 53.22"):
+        harness.run(1)
+
+
+def test_a_failing_seed_is_rerun_by_the_command_line(tmp_path: Path) -> None:
+    """``python -m sim.chaos --seed N`` describes the scenario and runs it (exit 0 here)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.chaos", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("scenario 3: sessions ")
+    for fault in scenario(3).faults:
+        assert str(fault) in result.stdout
+    assert "Outcome(seed=3" in result.stdout
