@@ -41,6 +41,7 @@ from actors.broker import Poll
 from actors.brokers.sim import SimPort
 from actors.messages import BrokerEvent, PlaceOrder
 from actors.reconciler import Reconcile
+from actors.symbol import Describe
 from actors.trading import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
 from runtime import ActorCell, LifecycleState
@@ -57,6 +58,9 @@ LOT_MAP = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
 MAX_PAUSE = 300.0
 """The longest virtual wait between two trades (nights and holidays are clock jumps)."""
 SETTLE_ATTEMPTS = 8
+SETTLE_WAIT = 65.0
+"""Virtual seconds a settle point waits after reconciling: longer than the longest retry
+backoff (``GridParams.retry_maximum``, 60 s)."""
 TIMER_INTERVAL = 5.0
 """The symbol actor's timer (1 s in production): it drives the 120 s level-0 fill timeout and
 the retries, which a 5 s tick still exercises at a fifth of the simulation's cost."""
@@ -486,11 +490,16 @@ class Harness:
         a fault that fires meanwhile abandons the attempt (the next settle point checks)."""
         broker = trading.cells["broker"].ref
         reconciler = trading.cells["reconciler"].ref
+        symbol = trading.cells[SYMBOL].ref
         for _ in range(SETTLE_ATTEMPTS if strict else 1):
             try:
                 await broker.request(Poll(), timeout=30)
                 await reconciler.request(Reconcile(), timeout=120)
+                # Retries of rejected orders run (their backoff is at most a minute); then the
+                # repairs reach the venue, and its answers the symbol actor.
+                await anyio.sleep(SETTLE_WAIT)
                 await broker.request(Poll(), timeout=30)
+                await symbol.request(Describe(), timeout=30)
             except Exception:
                 if not strict:
                     return
