@@ -20,7 +20,7 @@ from sim.chaos.campaign import simulate
 from sim.chaos.plan import Kind, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = int(os.environ.get("ACTORTRADE_CHAOS_SEEDS", "200"))
+SEEDS = int(os.environ.get("ACTORTRADE_DST_SEEDS", "200"))
 """Scenarios in the CI set; ``make chaos SEEDS=N`` runs longer campaigns."""
 
 
@@ -128,3 +128,28 @@ def test_a_failing_seed_is_rerun_by_the_command_line(tmp_path: Path) -> None:
     for fault in scenario(3).faults:
         assert str(fault) in result.stdout
     assert "Outcome(seed=3" in result.stdout
+
+
+def test_regression_seed_181_a_rejected_repair_sell_is_retried_before_agreement_is_checked() -> (
+    None
+):
+    """Found by the first 10,000-seed campaign (a false alarm of the harness): the venue
+    rejected the sell that reconciliation placed for lot 2, and the settle point checked
+    before the strategy's 1 s retry. A settle point now waits out retry backoffs."""
+    plan = scenario(181)
+    assert next(str(f) for f in plan.faults if f.kind is Kind.REJECT) == "step 113: reject"
+    outcome = harness.run(181)
+    assert outcome.settles >= 3
+    assert outcome.faults["reject"] == 2
+
+
+def test_regression_seed_198_cancels_answered_after_reconcile_reach_the_strategy_first() -> None:
+    """Found by the first 10,000-seed campaign (a false alarm of the harness): reconciliation
+    cancelled three queued buys; the venue had cancelled them, but two of the cancellations
+    were still in the symbol actor's mailbox when the settle point compared the strategy's
+    live orders with the venue's. A settle point now waits for the symbol actor's queue."""
+    plan = scenario(198)
+    assert any(f.kind is Kind.OPERATOR_CANCEL for f in plan.faults)
+    outcome = harness.run(198)
+    assert outcome.settles >= 3
+    assert outcome.fired["submit-crash"] == 1
