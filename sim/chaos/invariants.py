@@ -239,11 +239,12 @@ def agreement(
         f"realized P&L of closed lots: the strategy says {strategy.realized}, the ledger {closed}",
     )
     believed = sorted(o.ref for o in strategy.live_orders())
-    live = sorted(o.ref for o in _ours(engine.open_orders(), symbol))
+    at_venue = sorted(o.ref for o in live)
     tally.check(
-        believed == live,
+        believed == at_venue,
         f"the strategy's live orders are not the venue's working ones: it believes in "
-        f"{sorted(set(believed) - set(live))}, does not know {sorted(set(live) - set(believed))}",
+        f"{sorted(set(believed) - set(at_venue))}, does not know "
+        f"{sorted(set(at_venue) - set(believed))}",
     )
     mine = {lot.id: lot.open_shares for lot in strategy.open_lots()}
     theirs = {lot.lot: lot.open_shares for lot in open_lots}
