@@ -8,7 +8,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: start test lint typecheck pytest bench-mailbox install install-dev clean
+.PHONY: start test lint typecheck pytest chaos bench-mailbox install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "actortrade needs Python >= 3.11, found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -45,6 +45,14 @@ pytest: $(STAMP_DEV)
 	exit $$rc
 
 test: lint typecheck pytest
+
+# Chaos (docs/chaos.md): SEEDS simulated scenarios, KILLS SIGKILLs of actorctl start, and the
+# bad-input cases. A failure prints the command that reproduces it; exit 1 if anything failed.
+SEEDS ?= 200
+KILLS ?= 5
+JOBS  ?= 2
+chaos: $(STAMP_RUN)
+	$(BIN)/python -m sim.chaos --seeds $(SEEDS) --jobs $(JOBS) --kills $(KILLS) --bad-input
 
 bench-mailbox: $(STAMP_DEV)
 	$(BIN)/python bench/mailbox_latency.py $(ARGS)

@@ -14,8 +14,8 @@ from pathlib import Path
 import anyio
 import attrs
 
-from runtime import Actor
-from runtime.store import Durability, Store, StoreError
+from runtime import Actor, Unrecoverable
+from runtime.store import Durability, Store, StoreError, StoreFull
 
 from . import ledger
 from .domain import OrderRef
@@ -77,6 +77,24 @@ class Refused:
     reason: str
 
 
+class LedgerFull(Unrecoverable):
+    """Raised by the lot-keeper when a write does not fit in the ledger's LMDB map. Nothing of
+    that write was stored and everything before it is kept; a restart cannot make room (it would
+    fail the same way, again and again), so the service stops and the operator raises
+    ``ledger.map_size_mib``."""
+
+    def __init__(self, path: Path, map_size: int, request: str) -> None:
+        mib, rest = divmod(map_size, 1 << 20)
+        size = f"{mib} MiB" if mib and not rest else f"{map_size} bytes"
+        super().__init__(
+            f"{path}: the ledger is full (its LMDB map is {size}): "
+            f"{request} was not stored, everything stored before it is kept; raise "
+            "ledger.map_size_mib in the config and start again (it reconciles with the broker)"
+        )
+        self.path = path
+        self.map_size = map_size
+
+
 @attrs.frozen(kw_only=True)
 class LedgerState:
     intents: tuple[ledger.IntentRecord, ...]
@@ -113,6 +131,10 @@ class LotKeeper(Actor[LotKeeperInbox]):
             return await self._handle(message)
         except ledger.LedgerError as exc:
             return Refused(reason=str(exc))
+        except StoreFull:
+            # A restart frees no room: it would fail the same way until the intensity gave up.
+            store = self.store
+            raise LedgerFull(store.path, store.map_size, type(message).__name__) from None
 
     async def _handle(self, message: LotKeeperInbox) -> object:
         store = self.store

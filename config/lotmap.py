@@ -39,7 +39,8 @@ def load_lot_map(path: str | Path) -> LotMap:
     except OSError as exc:
         raise LotMapError(name, 0, f"cannot read the lot map: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        raise LotMapError(name, 0, "not UTF-8 text") from exc
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise LotMapError(name, line, f"not UTF-8 text (byte {exc.start})") from exc
     lines = text.splitlines()
     if not lines:
         raise LotMapError(name, 1, f"empty file; expected the header {','.join(HEADER)}")
@@ -47,7 +48,7 @@ def load_lot_map(path: str | Path) -> LotMap:
     header = tuple(cell.strip() for cell in rows[0])
     if header != HEADER:
         raise LotMapError(
-            name, 1, f"expected the header {','.join(HEADER)}, found {','.join(header)!r}"
+            name, 1, f"expected the header {','.join(HEADER)}, found {_shown(','.join(header))}"
         )
     shares: list[int] = []
     for number, row in enumerate(rows[1:], start=2):
@@ -79,6 +80,13 @@ def load_lot_map(path: str | Path) -> LotMap:
 
 def _whole(path: str, line: int, field: str, cell: str) -> int:
     text = cell.strip()
-    if not text.isdigit():
-        raise LotMapError(path, line, f"{field} must be a whole number, got {cell!r}")
+    # ASCII only: "²" is a digit to str.isdigit() but not to int().
+    if not (text.isascii() and text.isdigit()):
+        raise LotMapError(path, line, f"{field} must be a whole number, got {_shown(cell)}")
     return int(text)
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    # A corrupt file's "value" can be a whole block of garbage: show its start.
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(text)} characters)"

@@ -344,7 +344,7 @@ class Store:
         if isinstance(exc, lmdb.MapFullError):
             return StoreFull(
                 f"{self.path}: the LMDB map is full ({self.map_size} bytes); nothing of this "
-                "write was stored; raise store.map_size in the config"
+                "write was stored; the map must be made larger (Store(map_size=...))"
             )
         if isinstance(exc, lmdb.Error):
             return StoreError(f"{self.path}: {type(exc).__name__}: {exc}")

@@ -369,29 +369,16 @@ class Supervisor:
         started = _StartedFlag(task_status)
         target = child.spec.start
         try:
-            with incarnation.scope:
-                try:
-                    if isinstance(target, ActorCell):
-                        await target.run(task_status=started)
-                    else:
-                        sub = Supervisor(
-                            f"{self.name}/{child.spec.id}",
-                            target,
-                            rng=self._rng,
-                            tracer=self._tracer,
-                        )
-                        incarnation.sub = sub
-                        await sub.run(task_status=started)
-                    incarnation.reason = (
-                        ExitReason.SHUTDOWN if incarnation.terminating else ExitReason.NORMAL
-                    )
-                except Exception as exc:
-                    incarnation.reason = ExitReason.ERROR
-                    incarnation.error = exc
-            if incarnation.scope.cancelled_caught:
+            try:
+                await self._run_incarnation(child, incarnation, target, started)
+            except Exception as exc:
+                # The child failed in the moment it was being killed or stopped: its task
+                # group raised the error together with a cancellation, which the incarnation's
+                # scope stripped. It is this child's exit, never its supervisor's crash.
                 incarnation.reason = (
-                    ExitReason.KILLED if incarnation.killed else ExitReason.SHUTDOWN
+                    ExitReason.SHUTDOWN if incarnation.terminating else ExitReason.ERROR
                 )
+                incarnation.error = exc
         finally:
             # Cancelled from above (the reason was never set): a shutdown, never a crash, and
             # not reported, since the supervisor is being cancelled too and must not react.
@@ -406,6 +393,36 @@ class Supervisor:
                     Envelope(_ChildExited(child, incarnation), 0, None, None, perf_counter_ns())
                 )
             started.started()
+
+    async def _run_incarnation(
+        self,
+        child: _Child,
+        incarnation: _Incarnation,
+        target: Supervisor | ActorCell[Any] | SupervisorSpec,
+        started: _StartedFlag,
+    ) -> None:
+        with incarnation.scope:
+            try:
+                if isinstance(target, ActorCell):
+                    await target.run(task_status=started)
+                else:
+                    assert isinstance(target, SupervisorSpec)
+                    sub = Supervisor(
+                        f"{self.name}/{child.spec.id}",
+                        target,
+                        rng=self._rng,
+                        tracer=self._tracer,
+                    )
+                    incarnation.sub = sub
+                    await sub.run(task_status=started)
+                incarnation.reason = (
+                    ExitReason.SHUTDOWN if incarnation.terminating else ExitReason.NORMAL
+                )
+            except Exception as exc:
+                incarnation.reason = ExitReason.ERROR
+                incarnation.error = exc
+        if incarnation.scope.cancelled_caught:
+            incarnation.reason = ExitReason.KILLED if incarnation.killed else ExitReason.SHUTDOWN
 
     async def _terminate(self, child: _Child) -> None:
         incarnation = child.incarnation

@@ -11,7 +11,7 @@ failed, 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -54,25 +54,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, failed = simulate(range(args.first, args.first + args.seeds), jobs=args.jobs)
         failures += failed
     if args.kills or args.bad_input:
-        process = importlib.import_module("sim.chaos.process")  # the process-level campaign
+        from . import process
 
-        with tempfile.TemporaryDirectory(prefix="chaos-process-") as folder:
-            if args.kills:
-                try:
-                    result = process.run_campaign(
-                        kills=args.kills, seed=args.kill_seed, workdir=Path(folder) / "kills"
-                    )
-                    print(f"process chaos: {result}")
-                except process.ProcessChaosFailure as exc:
-                    failures.append(str(exc))
-                    print(exc, file=sys.stderr)
-            if args.bad_input:
-                try:
-                    result = process.run_bad_input(workdir=Path(folder) / "bad-input")
-                    print(f"bad input: {result}")
-                except process.ProcessChaosFailure as exc:
-                    failures.append(str(exc))
-                    print(exc, file=sys.stderr)
+        folder = Path(tempfile.mkdtemp(prefix="chaos-process-"))
+        before = len(failures)
+        if args.kills:
+            try:
+                result = process.run_campaign(
+                    kills=args.kills, seed=args.kill_seed, workdir=folder / "kills"
+                )
+                print(f"process chaos: {result}")
+            except process.ProcessChaosFailure as exc:
+                failures.append(str(exc))
+                print(exc, file=sys.stderr)
+        if args.bad_input:
+            try:
+                result = process.run_bad_input(workdir=folder / "bad-input")
+                print(f"bad input: {result}")
+            except process.ProcessChaosFailure as exc:
+                failures.append(str(exc))
+                print(exc, file=sys.stderr)
+        if len(failures) > before:
+            print(f"the services' logs and data are kept in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     if failures:
         print(f"chaos: {len(failures)} failed; each message above ends with its reproduction")
         return 1

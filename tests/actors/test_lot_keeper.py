@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
+from actors import ledger
 from actors.domain import Side, TimeInForce
 from actors.ledger import Binding
 from actors.lot_keeper import (
     BindOrder,
     CommitIntent,
+    LedgerFull,
     LedgerState,
     LoadLedger,
     LoadSnapshot,
@@ -25,8 +28,8 @@ from actors.lot_keeper import (
     ledger_store,
 )
 from actors.messages import OrderFilled, PlaceOrder, PriceCondition
-from runtime import ActorCell
-from supervisors import ChildSpec, Supervisor, SupervisorSpec
+from runtime import ActorCell, ActorCrashed
+from supervisors import ChildSpec, ChildUnrecoverable, Supervisor, SupervisorSpec
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +152,40 @@ async def test_the_ledger_survives_a_killed_lot_keeper_and_a_full_restart(tmp_pa
         assert await keeper.ref.request(LoadSnapshot(actor="symbol.TQQQ"), timeout=10) == b"v1"
         assert await keeper.ref.request(LoadSnapshot(actor="other"), timeout=10) is None
         root.stop()
+
+
+async def test_regression_map_full_stops_the_tree_at_once_instead_of_a_restart_loop(
+    tmp_path: Path,
+) -> None:
+    """A full LMDB map crashed the lot-keeper, whose restarts each failed the same way until
+    the root's restart intensity gave up about a minute later, naming a setting that does not
+    exist (``store.map_size``). Now the first full write is unrecoverable: no restart, the root
+    stops naming ``ledger.map_size_mib``, and everything committed before is still there."""
+    store = ledger_store(tmp_path, map_size=64 * 1024)
+    cell: ActorCell[object] = ActorCell("lot-keeper", lambda: LotKeeper(store))  # type: ignore[arg-type]
+    root = Supervisor("root", SupervisorSpec(children=[ChildSpec(id="lot-keeper", start=cell)]))
+    committed: list[str] = []
+    crashed: list[ActorCrashed] = []
+    with anyio.fail_after(20), pytest.RaisesGroup(ChildUnrecoverable) as info:
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            for n in range(10_000):
+                order = attrs.evolve(BUY, ref=f"grid:TQQQ:L1:BUY:{n}:1")
+                try:
+                    await cell.ref.request(CommitIntent(order=order), timeout=10)
+                except ActorCrashed as exc:
+                    crashed.append(exc)
+                    await anyio.sleep_forever()  # until the root's escalation cancels us
+                committed.append(order.ref)
+    (error,) = info.value.exceptions
+    assert isinstance(error.__cause__, LedgerFull)
+    assert "raise ledger.map_size_mib in the config" in str(error.__cause__)
+    assert str(tmp_path) in str(error.__cause__)
+    assert isinstance(crashed[0].__cause__, LedgerFull)
+    assert 0 < len(committed) < 10_000
+    assert cell.incarnation == 1
+    assert root.restarts == 0
+    store.close()
+    with ledger_store(tmp_path, map_size=1 << 20) as reopened:
+        kept = reopened.read(lambda txn: [i.ref for i in ledger.intents(txn)])
+    assert sorted(kept) == sorted(committed)

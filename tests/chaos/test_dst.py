@@ -153,3 +153,18 @@ def test_regression_seed_198_cancels_answered_after_reconcile_reach_the_strategy
     outcome = harness.run(198)
     assert outcome.settles >= 3
     assert outcome.fired["submit-crash"] == 1
+
+
+@pytest.mark.parametrize("seed", [1204, 1548])
+def test_regression_seeds_1204_and_1548_a_broker_failing_as_it_is_killed_is_restarted(
+    seed: int,
+) -> None:
+    """Found by the 10,000-seed campaign (a real bug): the broker actor was killed at a
+    PlaceOrder while its port failed (submit-crash); its error and the kill's cancellation left
+    its task group together, the root supervisor let the error escape and the whole service
+    died. The supervisor now takes it as the broker's exit and restarts it."""
+    kinds = {f.kind for f in scenario(seed).faults}
+    assert {Kind.SUBMIT_CRASH, Kind.KILL_AT_MESSAGE} <= kinds
+    outcome = harness.run(seed)
+    assert outcome.fired["submit-crash"] >= 1
+    assert outcome.fired["kill-at-message:broker:during"] >= 1

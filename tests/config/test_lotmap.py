@@ -77,3 +77,40 @@ def test_a_trailing_newline_is_fine_and_crlf_too(tmp_path: Path) -> None:
     path = tmp_path / "crlf.csv"
     path.write_bytes(b"level,shares_to_buy\r\n0,94\r\n1,95\r\n")
     assert list(load_lot_map(path)) == [94, 95]
+
+
+def test_regression_lot_map_with_a_non_ascii_digit_is_refused_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    """A corrupt row whose count holds a digit str.isdigit() accepts but int() does not ("²")
+    was a ValueError traceback; it is a LotMapError naming the file and line (found by the
+    process-level chaos's corrupt lot maps)."""
+    path = tmp_path / "lots.csv"
+    path.write_text("level,shares_to_buy\n0,94\n1,9²\n", encoding="utf-8")
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value) == f"{path}:3: shares_to_buy must be a whole number, got '9²'"
+
+
+def test_regression_lot_map_of_nul_bytes_is_refused_with_a_short_message(
+    tmp_path: Path,
+) -> None:
+    """A file of NUL bytes (what a crash can leave of a file being written) was echoed whole
+    into the error, 16 KB of escapes on one line; the error shows its start and its length."""
+    path = tmp_path / "lots.csv"
+    path.write_bytes(b"\0" * 4096)
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:1: expected the header level,shares_to_buy, found ")
+    assert message.endswith("... (4096 characters)")
+    assert len(message) < len(str(path)) + 150
+
+
+def test_regression_lot_map_not_utf8_names_the_line_and_byte(tmp_path: Path) -> None:
+    """Binary garbage was reported at line 0; it names the line and byte of the first bad byte."""
+    path = tmp_path / "lots.csv"
+    path.write_bytes(b"level,shares_to_buy\n0,94\n1,\xff95\n")
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value) == f"{path}:3: not UTF-8 text (byte 27)"

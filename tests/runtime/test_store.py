@@ -107,7 +107,10 @@ async def test_a_full_map_is_a_clear_error_and_loses_nothing_stored(tmp_path: Pa
             for i in range(10_000):
                 txn.put("fills", f"{i:08}".encode(), b"x" * 200)
 
-        with pytest.raises(StoreFull, match=r"map is full .* raise store\.map_size"):
+        with pytest.raises(
+            StoreFull,
+            match=r"map is full .* nothing of this write was stored; the map must be made larger",
+        ):
             await s.write(too_big)
         assert s.read(get_all("lots")) == {"keep": "me"}
         assert s.read(lambda txn: txn.count("fills")) == 0

@@ -7,7 +7,7 @@ import random
 import anyio
 import pytest
 
-from runtime import ActorCell, LifecycleState, MailboxClosed
+from runtime import Actor, ActorCell, LifecycleState, MailboxClosed
 from supervisors import (
     Backoff,
     ChildSpec,
@@ -477,3 +477,47 @@ async def test_a_child_that_never_starts_makes_its_supervisor_give_up() -> None:
             await anyio.sleep_forever()
     assert Hopeless.attempts == 4
     assert cell.state is LifecycleState.FAILED
+
+
+class _FailsAsItIsKilled(Actor[str]):
+    """Has a background task; on a message, is killed by its supervisor and raises at once
+    (before the kill's cancellation can land): the error and the cancellation leave its task
+    group together."""
+
+    def __init__(self, supervisor: list[Supervisor]) -> None:
+        self.supervisor = supervisor
+
+    async def background(self) -> None:
+        await anyio.sleep_forever()
+
+    async def handle(self, message: str) -> None:
+        self.supervisor[0].kill("victim")
+        raise RuntimeError(f"failed on {message!r} as it was killed")
+
+
+async def test_regression_chaos_seed_1204_a_child_failing_while_killed_is_restarted() -> None:
+    """Found by the chaos campaign (seeds 1204 and 1548: the broker killed at a PlaceOrder
+    while its port failed): the child's error escaped the supervisor, which crashed, and so did
+    the whole service. It is the child's exit, and the child is restarted."""
+    holder: list[Supervisor] = []
+    victim: ActorCell[str] = ActorCell("victim", lambda: _FailsAsItIsKilled(holder))
+    bystander = probe_cell("bystander", Journal())
+    spec = SupervisorSpec(
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=LOTS,
+        children=[ChildSpec(id="victim", start=victim), ChildSpec(id="bystander", start=bystander)],
+    )
+    supervisor = Supervisor("root", spec)
+    holder.append(supervisor)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            victim.ref.tell("go")
+            while victim.restarts == 0:  # noqa: ASYNC110 - waits for the restart to happen
+                await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
+            assert victim.state is LifecycleState.RUNNING
+            assert bystander.state is LifecycleState.RUNNING
+            assert bystander.restarts == 0
+            assert supervisor.restarts == 1
+            supervisor.stop()
