@@ -205,7 +205,7 @@ def agreement(
             # Partly bought, its buy still working: the sell comes once the buy is done.
             tally.check(
                 not sells,
-                f"lot {lot.lot} has a sell while its buy is still working: {sells[0].ref}",
+                f"lot {lot.lot} has sells while its buy is still working: {[o.ref for o in sells]}",
             )
             continue
         tally.check(

@@ -168,3 +168,12 @@ def test_regression_seeds_1204_and_1548_a_broker_failing_as_it_is_killed_is_rest
     outcome = harness.run(seed)
     assert outcome.fired["submit-crash"] >= 1
     assert outcome.fired["kill-at-message:broker:during"] >= 1
+
+
+def test_regression_seed_1660_a_lot_still_being_bought_at_a_settle_point_is_no_error() -> None:
+    """Found by the 10,000-seed campaign (a bug of the harness): the message of the check for
+    a lot still being bought indexed its (empty) list of sells, so the check crashed instead of
+    passing."""
+    outcome = harness.run(1660)
+    assert outcome.faults["disconnect-mid-fill"] == 1
+    assert outcome.settles >= 1
