@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from . import harness
 from .plan import scenario
@@ -27,8 +28,12 @@ def simulate(seeds: Sequence[int], *, jobs: int, progress: bool = True) -> tuple
     failures: list[str] = []
     started = time.monotonic()
     done = 0
-    with multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else _Inline() as pool:
-        for seed, outcome, failure in pool.imap_unordered(_one, seeds, chunksize=4):
+    with contextlib.ExitStack() as stack:
+        results: Iterable[tuple[int, harness.Outcome | None, str]] = map(_one, seeds)
+        if jobs > 1:
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
+            results = pool.imap_unordered(_one, seeds, chunksize=4)
+        for seed, outcome, failure in results:
             done += 1
             if outcome is None:
                 failures.append(failure)
@@ -65,16 +70,3 @@ def simulate(seeds: Sequence[int], *, jobs: int, progress: bool = True) -> tuple
     print("  faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(faults.items())))
     print("  armed faults fired: " + ", ".join(f"{k} {n}" for k, n in sorted(fired.items())))
     return done, failures
-
-
-class _Inline:
-    """A one-process stand-in for a pool."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-    def imap_unordered(self, fn, items, chunksize=1):  # type: ignore[no-untyped-def]
-        return map(fn, items)

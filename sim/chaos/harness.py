@@ -214,6 +214,8 @@ class Harness:
         self.engine = Engine(recorder=self._record)
         self.lots: dict[str, LotMap] = {SYMBOL: load_lot_map(LOT_MAP)}
         self.pending = list(plan.faults)
+        self.recorded: list[str] = []
+        """The execIds in the ledger at the end (for the digest)."""
         self.day = plan.bars[0].start.astimezone(NEW_YORK).date()
         # Set per service start:
         self.trading: SimTrading | None = None
@@ -238,8 +240,7 @@ class Harness:
             finished = await self._serve()
             if finished:
                 break
-        ledger = self._ledger()
-        self.digest.update(msgspec.json.encode(sorted(f.exec_id for f in ledger.fills)))
+        self.digest.update(msgspec.json.encode(self.recorded))
         self.outcome.digest = self.digest.hexdigest()[:16]
         self.outcome.checks = self.tally.checks
         self.outcome.fired = self.arms.fired
@@ -314,6 +315,8 @@ class Harness:
         assert isinstance(port, SimPort)
         port.link.release()
         await self._settle(trading, strict=True)
+        assert self.store is not None
+        self.recorded = sorted(f.exec_id for f in invariants.read_ledger(self.store, SYMBOL).fills)
         down = [f"{c.name} ({c.state.value})" for c in trading.cells.values() if not _running(c)]
         self.tally.check(not down, f"actors down at the end: {down}")
 
@@ -466,16 +469,6 @@ class Harness:
         cell.factory = factory
 
     # -- checks -------------------------------------------------------------------------------
-
-    def _ledger(self) -> Any:
-        store = self.store
-        assert store is not None
-        if store.is_open:
-            return invariants.read_ledger(store, SYMBOL)
-        with Store(
-            store.path, databases=store.databases, schema_version=store.schema_version
-        ) as reader:
-            return invariants.read_ledger(reader, SYMBOL)
 
     def _safety(self) -> None:
         store = self.store
