@@ -178,6 +178,10 @@ def sim_trading(
     )
 
 
+RECONNECT = Backoff(initial=0.05, maximum=5.0, immediate=1)
+"""How the broker and the market-data feeds restart: one reconnect at once, then 50 ms, 100 ms,
+... up to 5 s between attempts, each shortened by up to 20 % at random."""
+
 SYMBOL_MAILBOX = MailboxConfig(
     capacity=1024, policies={PriceTick: Coalesce(key=operator.attrgetter("symbol"))}
 )
@@ -298,14 +302,15 @@ def trading_tree(
         intensity=Intensity(max_restarts=10, period=60.0),
         children=[
             ChildSpec(id="lot-keeper", start=keeper),
-            # A broker restart is a reconnect: back off (with jitter) so that a venue that is
+            # A broker restart is a reconnect: the first at once (a killed broker is back in
+            # service in milliseconds), then back off (with jitter) so that a venue that is
             # down is not hammered.
-            ChildSpec(id="broker", start=broker, backoff=Backoff(initial=0.05, maximum=5.0)),
+            ChildSpec(id="broker", start=broker, backoff=RECONNECT),
             ChildSpec(id="symbols", start=symbols_spec),
             ChildSpec(id="reconciler", start=reconciler),
             # A lost market-data connection reconnects with backoff too.
             *(
-                ChildSpec(id=name, start=cell, backoff=Backoff(initial=0.05, maximum=5.0))
+                ChildSpec(id=name, start=cell, backoff=RECONNECT)
                 for name, cell in feed_cells.items()
             ),
         ],

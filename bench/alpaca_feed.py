@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import msgpack
+from common import Row, interleave, latency_row, rate_row, spread
 from grid_latency import MemoryKeeper, RecordingPort, bench_tree
 from websockets.asyncio.client import connect
 from wire_latency import summary
@@ -206,6 +208,62 @@ async def latency(alpaca: bool, ticks: int) -> list[int]:
         root.stop()
         tg.cancel_scope.cancel()
     return samples
+
+
+GROUP = "alpaca feed"
+
+
+def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) -> list[Row]:
+    """Ingest (trades/s) through alpaca-py into actors against a bare websockets client, and
+    tick-to-order through the Alpaca path against the replay's, interleaved."""
+    trades, ticks, count = (5_000, 40, 10) if quick else (50_000, 300, 10)
+    symbols = [f"S{i:03d}" for i in range(count)]
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--blaster", "--trades", str(trades), "--symbols", str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = f"ws://127.0.0.1:{int(server.stdout.readline())}/v2/iex"
+
+        def ingest(run: Callable[..., Any]) -> Callable[[], float]:
+            return lambda: float(anyio.run(run, url, trades, symbols, backend="asyncio"))
+
+        def path(alpaca: bool) -> Callable[[], dict[str, float]]:
+            return lambda: spread(
+                anyio.run(latency, alpaca, ticks, backend="asyncio")[ticks // 20 :], 1000.0
+            )
+
+        rates = interleave(
+            {"raw": ingest(ingest_raw), "actors": ingest(ingest_actors)}, rounds, on_run=log
+        )
+        paths = interleave({"replay": path(False), "alpaca": path(True)}, rounds, on_run=log)
+    finally:
+        server.kill()
+        server.wait()
+    return [
+        rate_row(
+            GROUP,
+            f"ingest: websockets + msgpack, bare ({count} symbols)",
+            rates["raw"],
+            note="trades/s",
+        ),
+        rate_row(
+            GROUP,
+            f"ingest: alpaca-py -> market-data actor -> symbol actors ({count} symbols)",
+            rates["actors"],
+            baselines={f"ingest: websockets + msgpack, bare ({count} symbols)": rates["raw"]},
+            note="trades/s",
+        ),
+        latency_row(GROUP, "tick-to-order from the replay", paths["replay"]),
+        latency_row(
+            GROUP,
+            "tick-to-order from the Alpaca server (websocket, alpaca-py)",
+            paths["alpaca"],
+            baselines={"tick-to-order from the replay": paths["replay"]},
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

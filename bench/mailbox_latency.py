@@ -33,6 +33,8 @@ import sniffio
 import trio
 
 # bench/ is not a package: run from a checkout with the project installed (make install-dev).
+from common import Row, Target, interleave, latency_row, spread
+
 from runtime import Actor, ActorCell, ActorRef
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
 
@@ -394,6 +396,51 @@ def render(result: dict[str, Any]) -> str:
     for label, value, limit, ok in targets(result):
         lines.append(f"target {label}: {value:.2f} (<= {limit:g}) {'PASS' if ok else 'FAIL'}")
     return "\n".join(lines)
+
+
+GROUP = "tick-to-order, 3 hops"
+
+
+def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) -> list[Row]:
+    """The suite's 3-hop rows: every backend in one run, against direct calls and the raw
+    asyncio.Queue pipeline on the same loop (trio's has no asyncio.Queue: it is compared with
+    plain asyncio's)."""
+    ticks, warmup = (1_000, 100) if quick else (10_000, 500)
+    n = ticks + warmup
+
+    def on(fn: Callable[..., Awaitable[list[int]]], uvloop: bool) -> Callable[[], list[int]]:
+        opts = asyncio_options(uvloop)
+        return lambda: anyio.run(fn, n, 3, backend="asyncio", backend_options=opts)
+
+    variants: dict[str, Callable[[], list[int]]] = {
+        "direct calls": lambda: run_direct(n, 3),
+        "asyncio.Queue [asyncio]": on(run_queue, False),
+        "asyncio.Queue [uvloop]": on(run_queue, True),
+        "actors [asyncio]": on(run_actors, False),
+        "actors [uvloop]": on(run_actors, True),
+        "actors [trio]": lambda: anyio.run(run_actors, n, 3, backend="trio"),
+    }
+    results = interleave(
+        {k: (lambda v=v: spread(v()[warmup:], 1000.0)) for k, v in variants.items()},
+        rounds,
+        on_run=log,
+    )
+    rows = []
+    for name, per_round in results.items():
+        loop = name[name.index("[") + 1 : -1] if "[" in name else ""
+        queue = f"asyncio.Queue [{'asyncio' if loop == 'trio' else loop}]"
+        baselines = {} if name == "direct calls" else {"direct calls": results["direct calls"]}
+        targets: list[Target] = []
+        if name.startswith("actors"):
+            baselines[queue] = results[queue]
+            targets = [
+                Target(on="ratio", op="<=", limit=TARGET_VS_QUEUE, baseline=queue),
+                Target(on="ratio", op="<=", limit=TARGET_VS_DIRECT, baseline="direct calls"),
+            ]
+            if loop == "trio":
+                targets = targets[1:]
+        rows.append(latency_row(GROUP, name, per_round, baselines=baselines, targets=targets))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

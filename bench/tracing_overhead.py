@@ -20,12 +20,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+from common import Row, Target, interleave, latency_row, spread
 from grid_latency import MEMORY, measure
 
 from runtime.metrics import Metrics
+from runtime.store import Durability
 from runtime.telemetry import Telemetry, Tracer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +58,78 @@ def run_variant(policy: str, traced: bool, ticks: int, endpoint: str) -> tuple[l
         telemetry.shutdown()
         spans = telemetry.tracer.flushed
     return sorted(samples), spans
+
+
+GROUP = "tick-to-order, grid"
+BACKENDS = {
+    "asyncio": ("asyncio", {}),
+    "uvloop": ("asyncio", {"use_uvloop": True}),
+    "trio": ("trio", {}),
+}
+
+
+def _decisions(
+    backend: str, policy: str, endpoint: str | None, ticks: int
+) -> Callable[[], dict[str, float]]:
+    name, options = BACKENDS[backend]
+
+    def run() -> dict[str, float]:
+        telemetry = (
+            Telemetry(Tracer(service_name="actortrade-bench", endpoint=endpoint), Metrics())
+            if endpoint is not None
+            else None
+        )
+        with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+            samples = anyio.run(
+                measure, policy, ticks, folder, telemetry, backend=name, backend_options=options
+            )
+        if telemetry is not None:
+            telemetry.shutdown()
+        return spread(samples[max(1, ticks // 20) :], 1000.0)
+
+    return run
+
+
+def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) -> list[Row]:
+    """Tick-to-order through the grid's actors (market data -> symbol -> lot-keeper -> broker ->
+    port), every tick a decision, for every backend x durability policy x tracing off/on.
+    Ratios: to the same backend's in-memory lot-keeper with tracing off (what the durable intent
+    costs) and, for tracing on, to the same variant with tracing off (SPEC 13: <= 1.3)."""
+    ticks = 60 if quick else 400
+    receiver = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "otlp_receiver.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None
+    endpoint = f"http://127.0.0.1:{receiver.stdout.readline().strip()}"
+    policies = [MEMORY, *(p.value for p in Durability)]
+    variants = {
+        f"{policy}, tracing {'on' if traced else 'off'} [{backend}]": _decisions(
+            backend, policy, endpoint if traced else None, ticks
+        )
+        for backend in BACKENDS
+        for policy in policies
+        for traced in (False, True)
+    }
+    try:
+        results = interleave(variants, rounds, on_run=log)
+    finally:
+        receiver.terminate()
+        receiver.communicate(timeout=30)
+    rows = []
+    for name, per_round in results.items():
+        rest = name.split(", ", 1)[1]
+        backend = rest[rest.index("[") + 1 : -1]
+        memory = f"{MEMORY}, tracing off [{backend}]"
+        baselines = {} if name == memory else {memory: results[memory]}
+        targets = []
+        if "tracing on" in name:
+            off = name.replace("tracing on", "tracing off")
+            baselines[off] = results[off]
+            targets.append(Target(on="ratio", op="<=", limit=TARGET, baseline=off))
+        rows.append(latency_row(GROUP, name, per_round, baselines=baselines, targets=targets))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

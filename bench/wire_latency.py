@@ -18,6 +18,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from common import Row, interleave, latency_row, spread
 from grid_latency import MemoryKeeper, RecordingPort, bench_tree
 
 from actors.broker import Poll
@@ -97,6 +99,33 @@ def summary(samples: list[int]) -> dict[str, float]:
         "p99_us": samples[int(len(samples) * 0.99)] / 1000,
         "p999_us": samples[min(len(samples) - 1, int(len(samples) * 0.999))] / 1000,
     }
+
+
+GROUP = "tick-to-order, wire"
+
+
+def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) -> list[Row]:
+    """Wire-to-wire (ib_insync to sim/tws over loopback) against the same actors handing the
+    order to an in-process port, interleaved."""
+    ticks = 40 if quick else 300
+
+    def path(wire: bool) -> Callable[[], dict[str, float]]:
+        # ib_insync takes its loop from the policy: plain asyncio, no uvloop, for both.
+        return lambda: spread(
+            anyio.run(measure, wire, ticks, backend="asyncio")[ticks // 20 :], 1000.0
+        )
+
+    results = interleave({"in-process": path(False), "wire": path(True)}, rounds, on_run=log)
+    base = "tick -> order handed to the in-process port"
+    return [
+        latency_row(GROUP, base, results["in-process"]),
+        latency_row(
+            GROUP,
+            "tick -> placeOrder decoded by sim/tws (ib_insync, loopback)",
+            results["wire"],
+            baselines={base: results["in-process"]},
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,9 @@ def record_restart(
 
 def backoff_delay(backoff: Backoff, streak: int, rand: float) -> float:
     """Seconds to wait before the ``streak``-th consecutive restart; ``rand`` is in [0, 1)."""
-    if streak < 1 or backoff.initial == 0.0 or backoff.maximum == 0.0:
+    if streak <= backoff.immediate or backoff.initial == 0.0 or backoff.maximum == 0.0:
         return 0.0
-    exponent = streak - 1
+    exponent = streak - 1 - backoff.immediate
     # Compare in log space first: initial * multiplier**exponent may not fit in a float even
     # when the delay it leads to is pinned at the maximum.
     growth = exponent * math.log(backoff.multiplier)

@@ -82,6 +82,10 @@ class Backoff:
     by up to ``jitter`` of itself at random so that restarts of many clients spread out. The
     streak resets once the child has run for ``reset_after`` seconds. ``initial=0`` (the default)
     restarts at once.
+
+    ``immediate`` restarts of a streak happen at once before the backoff starts (and the
+    exponent counts from the first delayed one): a child killed once is back without delay,
+    while one that keeps failing (a venue that is down) still backs off.
     """
 
     initial: float = attrs.field(default=0.0, validator=_non_negative)
@@ -91,6 +95,7 @@ class Backoff:
         default=0.2, validator=attrs.validators.and_(_non_negative, attrs.validators.le(1.0))
     )
     reset_after: float = attrs.field(default=30.0, validator=_non_negative)
+    immediate: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen(kw_only=True)

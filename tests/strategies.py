@@ -75,6 +75,7 @@ def any_backoffs() -> st.SearchStrategy[Backoff]:
         multiplier=st.floats(min_value=1.0, **finite),
         jitter=st.floats(min_value=0.0, max_value=1.0),
         reset_after=st.floats(min_value=0.0, **finite),
+        immediate=st.integers(min_value=0, max_value=5),
     )
 
 

@@ -476,6 +476,26 @@ def test_backoff_delay_is_between_zero_and_maximum_for_any_valid_backoff(
     assert 0.0 <= backoff_delay(backoff, streak, rand) <= backoff.maximum
 
 
+@given(
+    backoff=backoffs(initial=delays),
+    immediate=st.integers(min_value=1, max_value=5),
+    streak=streaks,
+    rand=rands,
+)
+def test_immediate_restarts_come_first_and_the_backoff_counts_after_them(
+    backoff: Backoff, immediate: int, streak: int, rand: float
+) -> None:
+    """With ``immediate=k`` the first k restarts of a streak have no delay, and the (k+n)-th
+    waits what the n-th would without it."""
+    delayed = attrs.evolve(backoff, immediate=immediate)
+    if streak <= immediate:
+        assert backoff_delay(delayed, streak, rand) == 0.0
+    else:
+        assert backoff_delay(delayed, streak, rand) == backoff_delay(
+            backoff, streak - immediate, rand
+        )
+
+
 @given(backoff=backoffs(initial=delays), streak=streaks, rand=rands)
 def test_backoff_delay_does_not_decrease_as_the_streak_grows(
     backoff: Backoff, streak: int, rand: float

@@ -1,0 +1,168 @@
+"""Durable fills per second through the lot-keeper, per durability policy.
+
+    senders --RecordFill request--> lot-keeper actor --> Store (writer thread, LMDB) --> reply
+
+Each fill is an execution of one share of a buy whose intent is committed first, recorded exactly
+once by execId, as the symbol actors record them (``request(RecordFill)``, waiting for the reply
+before the lot's sell may be placed). Two shapes: one sender (one symbol's fills, one after
+another) and 64 senders at once (a burst of fills across symbols). Baseline in the same round:
+the same records written straight through ``Store.write`` by as many writers, with no actor in
+between, so the ratio is what the lot-keeper's mailbox and its one-message-at-a-time handling
+cost.
+
+    python bench/fills.py [--rounds 3] [--fills 2000] [--json bench/results/fills.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from time import perf_counter_ns
+
+import anyio
+from common import Row, interleave, rate_row
+
+from actors import ledger
+from actors.domain import OrderRef, Side, TimeInForce
+from actors.lot_keeper import CommitIntent, LotKeeper, RecordFill, ledger_store
+from actors.messages import OrderFilled, PlaceOrder
+from runtime import ActorCell
+from runtime.store import Durability, Store
+from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
+
+GROUP = "durable fills"
+SENDERS = (1, 64)
+
+
+def buy(sender: int, shares: int) -> PlaceOrder:
+    ref = str(OrderRef(strategy="grid", symbol=f"S{sender:03d}", level=0, side=Side.BUY, lot=1))
+    return PlaceOrder(
+        ref=ref,
+        symbol=f"S{sender:03d}",
+        side=Side.BUY,
+        quantity=shares,
+        limit=Decimal("50.13"),
+        tif=TimeInForce.DAY,
+    )
+
+
+def fill(order: PlaceOrder, n: int) -> OrderFilled:
+    return OrderFilled(
+        ref=order.ref, exec_id=f"{order.ref}.{n}", quantity=1, price=Decimal("50.12")
+    )
+
+
+async def through_actor(store: Store, senders: int, fills: int) -> float:
+    keeper = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    root = Supervisor(
+        "bench",
+        SupervisorSpec(strategy=Strategy.ONE_FOR_ONE, children=[ChildSpec(id="k", start=keeper)]),
+    )
+    each = fills // senders
+    orders = [buy(s, each) for s in range(senders)]
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        for order in orders:
+            await keeper.ref.request(CommitIntent(order=order), timeout=60)
+
+        async def sender(order: PlaceOrder) -> None:
+            for n in range(each):
+                new = await keeper.ref.request(RecordFill(fill=fill(order, n)), timeout=60)
+                assert new is True, new
+
+        start = perf_counter_ns()
+        async with anyio.create_task_group() as senders_tg:
+            for order in orders:
+                senders_tg.start_soon(sender, order)
+        elapsed = perf_counter_ns() - start
+        root.stop()
+    return each * senders / (elapsed / 1e9)
+
+
+async def straight(store: Store, senders: int, fills: int) -> float:
+    each = fills // senders
+    orders = [buy(s, each) for s in range(senders)]
+    with store:
+        for order in orders:
+            intent = ledger.IntentRecord(order=order, created_ns=0)
+            await store.write(functools.partial(ledger.commit_intent, intent=intent))
+
+        async def writer(order: PlaceOrder) -> None:
+            for n in range(each):
+                write = functools.partial(ledger.record_fill, fill=fill(order, n))
+                assert await store.write(write) is True
+
+        start = perf_counter_ns()
+        async with anyio.create_task_group() as tg:
+            for order in orders:
+                tg.start_soon(writer, order)
+        elapsed = perf_counter_ns() - start
+    return each * senders / (elapsed / 1e9)
+
+
+def run_one(how: str, policy: Durability, senders: int, fills: int) -> float:
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+        store = ledger_store(Path(folder) / "ledger", durability=policy)
+        fn = through_actor if how == "lot-keeper" else straight
+        rate = anyio.run(
+            fn, store, senders, fills, backend="asyncio", backend_options={"use_uvloop": True}
+        )
+        if store.is_open:
+            store.close()
+        return rate
+
+
+def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) -> list[Row]:
+    fills = 256 if quick else 2048
+    rows: list[Row] = []
+    for senders in SENDERS:
+        variants = {
+            f"{how} [{policy.value}]": functools.partial(run_one, how, policy, senders, fills)
+            for policy in Durability
+            for how in ("Store.write", "lot-keeper")
+        }
+        results = interleave(variants, rounds, on_run=log)
+        for policy in Durability:
+            base = f"Store.write [{policy.value}]"
+            for how in ("Store.write", "lot-keeper"):
+                name = f"{how} [{policy.value}]"
+                rows.append(
+                    rate_row(
+                        GROUP,
+                        f"{name}, {senders} sender{'s' if senders > 1 else ''}",
+                        results[name],
+                        baselines={} if name == base else {base: results[base]},
+                        note="fills/s",
+                    )
+                )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="256 fills a run")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
+    print(f"{'variant':40} {'fills/s':>10} {'x Store.write':>14}")
+    for row in rows:
+        assert row.value is not None
+        ratio = next(iter(row.ratios.values()), None)
+        print(f"{row.name:40} {row.value:10,.0f} {'-' if ratio is None else f'{ratio:.2f}':>14}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
