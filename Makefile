@@ -8,7 +8,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: start test lint typecheck pytest chaos bench-mailbox install install-dev clean
+.PHONY: start test lint typecheck pytest chaos bench bench-check bench-mailbox install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "actortrade needs Python >= 3.11, found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -53,6 +53,16 @@ KILLS ?= 5
 JOBS  ?= 2
 chaos: $(STAMP_RUN)
 	$(BIN)/python -m sim.chaos --seeds $(SEEDS) --jobs $(JOBS) --kills $(KILLS) --bad-input
+
+# The bench suite (docs/performance.md): one table, and bench/results/suite.json stamped with the
+# git SHA, versions and machine. ARGS="--quick" for a short smoke, "--only throughput,recovery"
+# for some groups. bench-check runs the suite and fails when a same-run ratio worsened beyond
+# its tolerance against the committed bench/results/suite.json.
+bench: $(STAMP_DEV)
+	$(BIN)/python bench/suite.py $(ARGS)
+
+bench-check: $(STAMP_DEV)
+	$(BIN)/python bench/suite.py --check $(ARGS)
 
 bench-mailbox: $(STAMP_DEV)
 	$(BIN)/python bench/mailbox_latency.py $(ARGS)

@@ -128,6 +128,7 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
             for how in ("Store.write", "lot-keeper")
         }
         results = interleave(variants, rounds, on_run=log)
+        suffix = f", {senders} sender{'s' if senders > 1 else ''}"
         for policy in Durability:
             base = f"Store.write [{policy.value}]"
             for how in ("Store.write", "lot-keeper"):
@@ -135,9 +136,9 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
                 rows.append(
                     rate_row(
                         GROUP,
-                        f"{name}, {senders} sender{'s' if senders > 1 else ''}",
+                        name + suffix,
                         results[name],
-                        baselines={} if name == base else {base: results[base]},
+                        baselines={} if name == base else {base + suffix: results[base]},
                         note="fills/s",
                     )
                 )

@@ -235,19 +235,21 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
     for symbols in SYMBOLS:
         results = interleave(variants(count, symbols), rounds, on_run=log)
         limit = TARGET_FEW if symbols <= 100 else TARGET_MANY
+        suffix = f", {symbols} symbol{'s' if symbols > 1 else ''}"
         for name, per_round in results.items():
             baselines = {}
             if name != "direct calls":
-                baselines["direct calls"] = results["direct calls"]
+                baselines["direct calls" + suffix] = results["direct calls"]
             if name.startswith("actors"):
-                baselines["asyncio.Queue [uvloop]"] = results["asyncio.Queue [uvloop]"]
+                queue = "asyncio.Queue [uvloop]"
+                baselines[queue + suffix] = results[queue]
             targets = (
                 [Target(on="value", op=">=", limit=limit)] if name == "actors [uvloop]" else []
             )
             rows.append(
                 rate_row(
                     GROUP,
-                    f"{name}, {symbols} symbol{'s' if symbols > 1 else ''}",
+                    name + suffix,
                     per_round,
                     baselines=baselines,
                     targets=targets,
@@ -269,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':36} {'ticks/s':>10} {'x direct':>9} {'x queue':>8}")
     for row in rows:
         assert row.value is not None
-        direct = row.ratios.get("direct calls")
-        queue = row.ratios.get("asyncio.Queue [uvloop]")
+        suffix = row.name[row.name.index(",") :]
+        direct = row.ratios.get("direct calls" + suffix)
+        queue = row.ratios.get("asyncio.Queue [uvloop]" + suffix)
         print(
             f"{row.name:36} {row.value:10,.0f} {'-' if direct is None else f'{direct:.2f}':>9} "
             f"{'-' if queue is None else f'{queue:.2f}':>8}"

@@ -332,6 +332,7 @@ def start(
             outside=outside,
             # ib_insync reads its loop from the event loop policy: plain asyncio with it.
             uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
+            on_started=report.reconciled,
         )
         report.summary("at stop")
     raise typer.Exit(code)
@@ -697,6 +698,7 @@ def _serve(
     mode: str = "paper",
     venue: str = "embedded sim venue",
     uvloop: bool = True,
+    on_started: Any = None,
 ) -> int:
     from actors.operations import Operations
     from runtime.control import ControlError, serve_control
@@ -733,6 +735,7 @@ def _serve(
             # runs with uvloop: with ib_insync in the process, plain asyncio.
             uvloop=uvloop,
             tracer=telemetry.tracer,
+            on_started=on_started,
         )
     finally:
         # The spans of the last moments (the stop itself) are exported before the exit.
@@ -766,6 +769,28 @@ class _Report:
                 )
 
         engine.listeners.append(on_event)
+
+    def reconciled(self, _root: object = None) -> None:
+        # Once the whole tree is up: every symbol actor has reconciled with the venue (on_start)
+        # and the market data flows, so this line is the moment trading resumes.
+        parts = []
+        for symbol in self.symbols:
+            strategy = self.trading.strategies.get(symbol)
+            if strategy is None:
+                parts.append(f"{symbol} not reconciled")
+                continue
+            live = strategy.live_orders()
+            sells = sum(1 for order in live if order.side.value == "SELL")
+            diffs = sum(
+                1 for a in self.trading.alerts if a.symbol == symbol and a.kind == "reconcile"
+            )
+            found = f"{diffs} differences repaired" if diffs else "in agreement"
+            halted = f", HALTED: {strategy.halted}" if strategy.halted else ""
+            parts.append(
+                f"{symbol} {len(strategy.open_lots())} open lots, {sells} sells and "
+                f"{len(live) - sells} buys working, {found}{halted}"
+            )
+        print(f"reconciled with the venue: {'; '.join(parts)}; trading", flush=True)
 
     def summary(self, when: str) -> None:
         engine = self.trading.engine
@@ -1339,6 +1364,28 @@ def demo(
     )
     code = run_service(spec, backend=backend.value, stop_timeout=stop_timeout)
     raise typer.Exit(code)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the bench suite (bench/suite.py; `actorctl bench --help` lists its options).
+
+    Needs a source checkout: bench/ is not part of an installed package.
+    """
+    import subprocess
+
+    suite = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
+    if not suite.is_file():
+        _fail(
+            f"the bench suite is not installed with the package ({suite} does not exist): run "
+            "it from a source checkout with `make bench`"
+        )
+    raise typer.Exit(
+        subprocess.run([sys.executable, str(suite), *ctx.args], check=False).returncode
+    )
 
 
 def _configure_logging() -> None:

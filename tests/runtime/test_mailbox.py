@@ -92,6 +92,30 @@ async def test_send_waits_for_room_and_delivers_everything_in_order() -> None:
     assert stats.processed == 40
 
 
+async def test_a_send_with_room_queues_at_once_and_never_yields_to_the_scheduler() -> None:
+    """``await put()`` with room costs no scheduling pass (the hot path of every hop): no other
+    task runs while a producer sends into mailboxes that have room, and the messages are queued
+    before the await; coalescing kinds go through the policy and queue at once too."""
+    plain: Mailbox[object] = Mailbox("orders", MailboxConfig(capacity=100))
+    coalescing = market_data_mailbox(capacity=100)
+    ran = False
+
+    async def other() -> None:
+        nonlocal ran
+        ran = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        for i in range(50):
+            pending = plain.put(env(Fill(exec_id=str(i))))
+            assert len(plain) == i + 1
+            await pending
+            await coalescing.put(env(Tick(symbol=f"S{i % 5}", price=i)))
+        assert not ran
+    assert ran
+    assert len(coalescing) == 5
+
+
 async def test_a_queued_tick_is_replaced_in_place_by_a_newer_one_for_its_key() -> None:
     """Coalescing: latest wins per symbol, the queue position is kept, others are untouched."""
     mailbox = market_data_mailbox()
