@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import attrs
 
-Unit = Literal["us", "ms", "/s"]
+Unit = Literal["us", "ms", "/s", "count"]
 
 
 @attrs.frozen(kw_only=True)

@@ -47,6 +47,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("throughput", "throughput", "ticks/s with 1, 10, 100 and 1000 symbol actors"),
     ("fills", "fills", "durable fills/s through the lot-keeper"),
     ("recovery", "recovery", "a killed symbol actor, a killed broker: back in service"),
+    ("seed", "seed_bot", "the seed-style single-loop asyncio + SQLite bot, same replay"),
 )
 DEFAULT_ROUNDS = {"hops": 5, "grid": 3, "throughput": 3, "fills": 3, "recovery": 3}
 TOLERANCE = 0.25
@@ -148,7 +149,7 @@ def run(
 def _figure(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit == "/s":
+    if unit in ("/s", "count"):
         return f"{value:,.0f}"
     return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
 
@@ -157,7 +158,7 @@ def render(rows: Sequence[Row]) -> str:
     lines = []
     group = None
     header = (
-        f"{'figure':62} {'unit':>4} {'p50':>9} {'p99':>9} {'p99.9':>9} {'rate':>10}  "
+        f"{'figure':62} {'unit':>4} {'p50':>9} {'p99':>9} {'p99.9':>9} {'value':>10}  "
         "ratio to baseline (same run) / target"
     )
     for row in rows:
@@ -173,13 +174,46 @@ def render(rows: Sequence[Row]) -> str:
         ]
         tail = "  ".join(x for x in (ratios, *verdicts) if x)
         name = row.name if len(row.name) <= 62 else row.name[:59] + "..."
-        unit = "" if row.unit == "/s" else row.unit
+        unit = "" if row.unit in ("/s", "count") else row.unit
         lines.append(
             f"{name:62} {unit:>4} {_figure(row.p50, row.unit):>9} {_figure(row.p99, row.unit):>9} "
             f"{_figure(row.p999, row.unit):>9} {rate:>10}  {tail}"
         )
         if row.note and row.unit != "/s":
             lines.append(f"{'':66}{row.note}")
+    return "\n".join(lines)
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """The table as docs/performance.md shows it: one section per group."""
+    lines: list[str] = []
+    group = None
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            lines += [
+                "",
+                f"**{group}**",
+                "",
+                "| figure | p50 | p99 | p99.9 | value | x baseline (same run) | target |",
+                "|---|---|---|---|---|---|---|",
+            ]
+        unit = "" if row.unit in ("/s", "count") else f" {row.unit}"
+        cells = [
+            _figure(v, row.unit) + (unit if v is not None else "")
+            for v in (row.p50, row.p99, row.p999)
+        ]
+        per = "/s" if row.unit == "/s" else ""
+        rate = "-" if row.value is None else f"{row.value:,.0f}{per}"
+        ratios = "<br>".join(f"{v:.2f}x {k}" for k, v in row.ratios.items()) or "-"
+        verdicts = "<br>".join(
+            f"{t.text()}: {'met' if t.met(row) else '**missed**'}"
+            for t in row.targets
+            if t.met(row) is not None
+        )
+        lines.append(
+            f"| {row.name} | {' | '.join(cells)} | {rate} | {ratios} | {verdicts or '-'} |"
+        )
     return "\n".join(lines)
 
 
@@ -261,7 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with the committed result")
     parser.add_argument("--strict", action="store_true", help="fail on a missed target too")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--show", type=Path, metavar="JSON", help="print a written result again, run nothing"
+    )
+    parser.add_argument("--markdown", action="store_true", help="with --show: as Markdown")
     args = parser.parse_args(argv)
+    if args.show is not None:
+        shown = [Row.from_json(r) for r in json.loads(args.show.read_text())["rows"]]
+        print(markdown(shown) if args.markdown else render(shown))
+        return 0
     keys = [k for k, *_ in GROUPS]
     groups = keys if not args.only else [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = sorted(set(groups) - set(keys))

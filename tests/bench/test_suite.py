@@ -70,6 +70,10 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         "recovery",
     } <= groups
     for row in rows:
+        if row.unit == "count":  # what a kill did: zero is a result; --quick may skip one
+            assert row.value is None or row.value >= 0, row
+            assert row.note, row
+            continue
         figure = row.value if row.unit == "/s" else row.p50
         assert figure is not None, row
         assert figure > 0, row
