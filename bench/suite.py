@@ -47,6 +47,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("throughput", "throughput", "ticks/s with 1, 10, 100 and 1000 symbol actors"),
     ("fills", "fills", "durable fills/s through the lot-keeper"),
     ("recovery", "recovery", "a killed symbol actor, a killed broker: back in service"),
+    ("process", "process_recovery", "SIGKILL of actorctl start with 1,000 lots: back trading"),
     ("seed", "seed_bot", "the seed-style single-loop asyncio + SQLite bot, same replay"),
 )
 DEFAULT_ROUNDS = {"hops": 5, "grid": 3, "throughput": 3, "fills": 3, "recovery": 3}

@@ -68,6 +68,8 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         "throughput",
         "durable fills",
         "recovery",
+        "process recovery",
+        "seed-style baseline",
     } <= groups
     for row in rows:
         if row.unit == "count":  # what a kill did: zero is a result; --quick may skip one
