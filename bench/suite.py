@@ -56,7 +56,7 @@ TOLERANCE = 0.25
 LOOSE = 0.60
 """The same for groups whose figures include fsync, another process or the kernel's scheduling
 of a restart: measured spreads of 30-50 % between runs on this machine."""
-LOOSE_GROUPS = ("grid", "fills", "process", "seed", "wire", "alpaca")
+LOOSE_GROUPS = ("grid", "fills", "recovery", "process", "seed", "wire", "alpaca")
 PACKAGES = (
     "anyio",
     "trio",
