@@ -12,8 +12,11 @@ folder on ``sys.path``), and ``bench/suite.py`` runs the groups.
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
@@ -182,3 +185,71 @@ def rate_row(
         samples=len(per_round),
         note=note,
     )
+
+
+def figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit in ("/s", "count"):
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
+
+
+def render(rows: Sequence[Row]) -> str:
+    """The suite's table: one section per group, each row with its ratios and targets."""
+    lines = []
+    group = None
+    header = (
+        f"{'figure':62} {'unit':>4} {'p50':>9} {'p99':>9} {'p99.9':>9} {'value':>10}  "
+        "ratio to baseline (same run) / target"
+    )
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            lines += ["", f"== {group}", header]
+        rate = figure(row.value, row.unit)
+        ratios = "; ".join(f"{v:.2f}x {k}" for k, v in row.ratios.items())
+        verdicts = [
+            f"{t.text()}: {'met' if t.met(row) else 'MISSED'}"
+            for t in row.targets
+            if t.met(row) is not None
+        ]
+        tail = "  ".join(x for x in (ratios, *verdicts) if x)
+        name = row.name if len(row.name) <= 62 else row.name[:59] + "..."
+        unit = "" if row.unit in ("/s", "count") else row.unit
+        lines.append(
+            f"{name:62} {unit:>4} {figure(row.p50, row.unit):>9} {figure(row.p99, row.unit):>9} "
+            f"{figure(row.p999, row.unit):>9} {rate:>10}  {tail}"
+        )
+        if row.note and row.unit != "/s":
+            lines.append(f"{'':66}{row.note}")
+    return "\n".join(lines)
+
+
+def write_rows(path: Path, rows: Sequence[Row]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+
+
+def standalone(
+    doc: str | None,
+    suite_rows: Callable[..., list[Row]],
+    *,
+    rounds: int,
+    quick: str,
+    argv: list[str] | None,
+) -> int:
+    """``main`` of a group's script: ``[--rounds N] [--quick] [--json PATH]``, the group's
+    rows printed as the suite prints them and written as JSON."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
+    print(render(rows))
+    if args.json:
+        write_rows(args.json, rows)
+    return 0

@@ -15,9 +15,7 @@ cost.
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from pathlib import Path
 from time import perf_counter_ns
 
 import anyio
-from common import Row, interleave, rate_row
+from common import Row, interleave, rate_row, standalone
 
 from actors import ledger
 from actors.domain import OrderRef, Side, TimeInForce
@@ -146,23 +144,7 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="256 fills a run")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
-    print(f"{'variant':40} {'fills/s':>10} {'x Store.write':>14}")
-    for row in rows:
-        assert row.value is not None
-        ratio = next(iter(row.ratios.values()), None)
-        print(f"{row.name:40} {row.value:10,.0f} {'-' if ratio is None else f'{ratio:.2f}':>14}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
-    return 0
+    return standalone(__doc__, suite_rows, rounds=3, quick="256 fills a run", argv=argv)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from typing import Any
 
 import attrs
 from cattrs import Converter
-from common import Row, Target, interleave, spread
+from common import Row, Target, interleave, render, spread
 
 from actors.domain import round_to_tick
 from actors.lot_keeper import ledger_store
@@ -461,13 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lots = args.lots or (50 if args.quick else 1000)
     rows, bench = run(rounds=1 if args.quick else args.rounds, lots=lots, log=print)
-    print(f"{'figure':62} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'x graceful':>10}")
-    for row in rows:
-        ratio = next(iter(row.ratios.values()), None)
-        print(
-            f"{row.name:62} {row.p50:8.1f} {row.p99:8.1f} {row.max:8.1f} "
-            f"{'-' if ratio is None else f'{ratio:.2f}':>10}"
-        )
+    print(render(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = {

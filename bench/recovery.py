@@ -25,8 +25,6 @@ SPEC 13: a killed actor is back in service in <= 50 ms.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -38,7 +36,7 @@ from typing import Any
 
 import anyio
 import attrs
-from common import Row, Target, interleave, latency_row, spread
+from common import Row, Target, interleave, latency_row, spread, standalone
 
 from actors.broker import Poll
 from actors.brokers.ib import IBPort
@@ -253,25 +251,7 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="5 lots, 3 kills a round")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
-    print(f"{'variant':36} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'x bare':>7}")
-    for row in rows:
-        ratio = row.ratios.get("bare actor back in service")
-        print(
-            f"{row.name:36} {row.p50:8.2f} {row.p99:8.2f} {row.max:8.2f} "
-            f"{'-' if ratio is None else f'{ratio:.1f}':>7}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
-    return 0
+    return standalone(__doc__, suite_rows, rounds=3, quick="5 lots, 2 trees a round", argv=argv)
 
 
 if __name__ == "__main__":

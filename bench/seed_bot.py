@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import random
 import signal
@@ -72,7 +71,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
-from common import Row, interleave, latency_row, rate_row, spread
+from common import Row, interleave, latency_row, rate_row, render, spread, write_rows
 from ib_insync import IB, LimitOrder, PriceCondition, Stock, Trade
 
 HERE = Path(__file__).resolve().parent
@@ -884,20 +883,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(child_main(int(args.child[0]), Path(args.child[1]), args.crash_at))
         return 0
     rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
-    print(f"{'row':76} {'p50':>9} {'p99':>9} {'p99.9':>9} {'value':>10} {'ratio':>6}")
-    for row in rows:
-        ratio = next(iter(row.ratios.values()), None)
-        cells = ["-" if v is None else f"{v:9.1f}" for v in (row.p50, row.p99, row.p999)]
-        value = "-" if row.value is None else f"{row.value:10,.0f}"
-        print(
-            f"{row.name[:76]:76} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9} {value:>10} "
-            f"{'-' if ratio is None else f'{ratio:.2f}':>6}"
-        )
-        if row.unit == "count":
-            print(f"    {row.note}")
+    print(render(rows))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+        write_rows(args.json, rows)
     return 0
 
 

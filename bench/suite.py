@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import Row
+from common import Row, figure, render
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -147,44 +147,6 @@ def run(
     return rows, seconds
 
 
-def _figure(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("/s", "count"):
-        return f"{value:,.0f}"
-    return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
-
-
-def render(rows: Sequence[Row]) -> str:
-    lines = []
-    group = None
-    header = (
-        f"{'figure':62} {'unit':>4} {'p50':>9} {'p99':>9} {'p99.9':>9} {'value':>10}  "
-        "ratio to baseline (same run) / target"
-    )
-    for row in rows:
-        if row.group != group:
-            group = row.group
-            lines += ["", f"== {group}", header]
-        rate = _figure(row.value, row.unit)
-        ratios = "; ".join(f"{v:.2f}x {k}" for k, v in row.ratios.items())
-        verdicts = [
-            f"{t.text()}: {'met' if t.met(row) else 'MISSED'}"
-            for t in row.targets
-            if t.met(row) is not None
-        ]
-        tail = "  ".join(x for x in (ratios, *verdicts) if x)
-        name = row.name if len(row.name) <= 62 else row.name[:59] + "..."
-        unit = "" if row.unit in ("/s", "count") else row.unit
-        lines.append(
-            f"{name:62} {unit:>4} {_figure(row.p50, row.unit):>9} {_figure(row.p99, row.unit):>9} "
-            f"{_figure(row.p999, row.unit):>9} {rate:>10}  {tail}"
-        )
-        if row.note and row.unit != "/s":
-            lines.append(f"{'':66}{row.note}")
-    return "\n".join(lines)
-
-
 def markdown(rows: Sequence[Row]) -> str:
     """The table as docs/performance.md shows it: one section per group."""
     lines: list[str] = []
@@ -201,7 +163,7 @@ def markdown(rows: Sequence[Row]) -> str:
             ]
         unit = "" if row.unit in ("/s", "count") else f" {row.unit}"
         cells = [
-            _figure(v, row.unit) + (unit if v is not None else "")
+            figure(v, row.unit) + (unit if v is not None else "")
             for v in (row.p50, row.p99, row.p999)
         ]
         per = "/s" if row.unit == "/s" else ""

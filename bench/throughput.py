@@ -18,17 +18,14 @@ backend, asyncio+uvloop).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
 import anyio
-from common import Row, Target, interleave, rate_row
+from common import Row, Target, interleave, rate_row, standalone
 from mailbox_latency import Order, Tick, decide, validate
 
 from runtime import Actor, ActorCell, ActorRef
@@ -260,28 +257,7 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="5,000 ticks a round")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    rows = suite_rows(rounds=args.rounds, quick=args.quick, log=lambda _line: None)
-    print(f"{'variant':36} {'ticks/s':>10} {'x direct':>9} {'x queue':>8}")
-    for row in rows:
-        assert row.value is not None
-        suffix = row.name[row.name.index(",") :]
-        direct = row.ratios.get("direct calls" + suffix)
-        queue = row.ratios.get("asyncio.Queue [uvloop]" + suffix)
-        print(
-            f"{row.name:36} {row.value:10,.0f} {'-' if direct is None else f'{direct:.2f}':>9} "
-            f"{'-' if queue is None else f'{queue:.2f}':>8}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
-    return 0
+    return standalone(__doc__, suite_rows, rounds=3, quick="5,000 ticks a round", argv=argv)
 
 
 if __name__ == "__main__":
