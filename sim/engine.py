@@ -27,6 +27,7 @@ connection, ``sim.link.Link``.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 from datetime import date, datetime
@@ -187,6 +188,12 @@ class Engine:
         """Given every input before it takes effect; if it raises, the input is not applied."""
         self._reject_next: str | None = None
         self._duplicate_next = False
+        self._books: dict[str, _Book] = {}
+        self._day: dict[str, SimOrder] = {}
+        """Working DAY orders: what ``_expire_day_orders`` looks at."""
+        self._seq: dict[str, int] = {}
+        """Each ref's place in ``orders`` (a re-placed ref keeps its first place, as a dict
+        key does): the order in which a trade serves the orders it reaches."""
 
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
@@ -250,6 +257,8 @@ class Engine:
         self.next_order_id += 1
         self.next_perm_id += 1
         self.orders[order.ref] = sim
+        self._seq.setdefault(order.ref, len(self._seq))
+        self._index(sim)
         self._emit(OrderAccepted(ref=sim.ref, order_id=sim.order_id, perm_id=sim.perm_id))
         return sim
 
@@ -276,6 +285,7 @@ class Engine:
         if order.filled >= order.quantity:
             order.done = True
             order.active = False
+        self._index(order)
         self._emit(OrderAccepted(ref=ref, order_id=order.order_id, perm_id=order.perm_id))
 
     def cancel(self, ref: str, reason: str = "cancelled") -> None:
@@ -288,6 +298,13 @@ class Engine:
 
     def open_orders(self) -> list[SimOrder]:
         return [order for order in self.orders.values() if not order.done]
+
+    def reached(self, symbol: str, price: Decimal) -> list[SimOrder]:
+        """The working orders a trade of ``symbol`` at ``price`` may fill or trigger, in
+        ``orders`` order: every armed one (its condition is checked at each trade) and those
+        marketable at that price. A lookup in the symbol's book, not a scan of every order."""
+        book = self._books.get(symbol)
+        return book.reached(price, self._seq) if book is not None else []
 
     # -- market -------------------------------------------------------------------------------
 
@@ -302,7 +319,7 @@ class Engine:
         if not session.trading:
             return
         available = size
-        for order in [o for o in self.orders.values() if o.symbol == symbol and not o.done]:
+        for order in self.reached(symbol, price):
             if order.armed:
                 met = (
                     _chain_met(order.chain, price)
@@ -313,6 +330,7 @@ class Engine:
                     continue
                 order.armed = False
                 order.active = True
+                self._index(order)
             if available <= 0:
                 continue
             if session is not Session.REGULAR and not order.outside_rth:
@@ -378,6 +396,7 @@ class Engine:
         if order.filled >= order.quantity:
             order.done = True
             order.active = False
+            self._index(order)
         event = OrderFilled(
             ref=order.ref,
             exec_id=execution.exec_id,
@@ -394,12 +413,28 @@ class Engine:
         order.done = True
         order.active = False
         order.armed = False
+        self._index(order)
         self._emit(OrderCancelled(ref=order.ref, reason=reason))
 
     def _expire_day_orders(self, local: datetime) -> None:
-        for order in self.open_orders():
-            if order.tif is TimeInForce.DAY and local.date() > order.trading_day:
-                self._finish(order, "expired (DAY)")
+        if not self._day:
+            return
+        today = local.date()
+        expired = [order for order in self._day.values() if today > order.trading_day]
+        for order in sorted(expired, key=lambda o: self._seq[o.ref]):
+            self._finish(order, "expired (DAY)")
+
+    def _index(self, order: SimOrder) -> None:
+        # Keep the symbol's book and the DAY orders in step with the order's state: called
+        # after every change of its done, armed or limit.
+        book = self._books.get(order.symbol)
+        if book is None:
+            book = self._books[order.symbol] = _Book()
+        book.file(order, self._seq[order.ref])
+        if order.tif is TimeInForce.DAY and not order.done:
+            self._day[order.ref] = order
+        else:
+            self._day.pop(order.ref, None)
 
     def _record(self, entry: Input) -> None:
         if self.recorder is not None:
@@ -408,6 +443,67 @@ class Engine:
     def _emit(self, event: BrokerEvent) -> None:
         for listener in list(self.listeners):
             listener(event)
+
+
+class _Book:
+    """One symbol's working orders, filed so that a trade finds what it may fill without
+    looking at the rest: the armed ones (their conditions are checked at every trade), market
+    orders, and limit buys and sells sorted by price (a buy is reached by trades at or below its
+    limit, a sell at or above). ``reached`` returns them in ``Engine.orders`` order, so the
+    engine serves them exactly as a scan of every order would."""
+
+    def __init__(self) -> None:
+        self.armed: dict[str, SimOrder] = {}
+        self.market: dict[str, SimOrder] = {}
+        self.buys: list[tuple[Decimal, int]] = []
+        """(-limit, seq): the highest limit first."""
+        self.sells: list[tuple[Decimal, int]] = []
+        """(limit, seq): the lowest limit first."""
+        self.limits: dict[int, SimOrder] = {}
+        self.filed: dict[str, tuple[str, tuple[Decimal, int] | None]] = {}
+
+    def file(self, order: SimOrder, seq: int) -> None:
+        self._unfile(order.ref)
+        if order.done:
+            return
+        if order.armed:
+            self.armed[order.ref] = order
+            self.filed[order.ref] = ("armed", None)
+        elif order.limit is None:
+            self.market[order.ref] = order
+            self.filed[order.ref] = ("market", None)
+        else:
+            side = "buys" if order.side is Side.BUY else "sells"
+            key = (-order.limit if order.side is Side.BUY else order.limit, seq)
+            bisect.insort(getattr(self, side), key)
+            self.limits[seq] = order
+            self.filed[order.ref] = (side, key)
+
+    def _unfile(self, ref: str) -> None:
+        where = self.filed.pop(ref, None)
+        if where is None:
+            return
+        kind, key = where
+        if key is None:
+            del (self.armed if kind == "armed" else self.market)[ref]
+            return
+        keys: list[tuple[Decimal, int]] = getattr(self, kind)
+        del keys[bisect.bisect_left(keys, key)]
+        del self.limits[key[1]]
+
+    def reached(self, price: Decimal, seqs: dict[str, int]) -> list[SimOrder]:
+        found = [(seqs[ref], order) for ref, order in self.armed.items()]
+        found += [(seqs[ref], order) for ref, order in self.market.items()]
+        for negated, seq in self.buys:
+            if -negated < price:
+                break
+            found.append((seq, self.limits[seq]))
+        for limit, seq in self.sells:
+            if limit > price:
+                break
+            found.append((seq, self.limits[seq]))
+        found.sort(key=lambda pair: pair[0])
+        return [order for _, order in found]
 
 
 def _invalid(order: PlaceOrder) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.domain import Side, TimeInForce
 from actors.messages import (
@@ -380,3 +382,86 @@ def test_trade_listeners_hear_every_matched_trade_and_tags_stay_with_orders() ->
     replayed = Engine()
     replayed.apply(Place(order=order("a"), at=at("10:00"), tag="tws:1:7"))
     assert replayed.orders["a"].tag == "tws:1:7"
+
+
+# -- the book: what a trade reaches, found without scanning every order ---------------------------
+
+_prices = st.integers(min_value=9_500, max_value=10_500).map(lambda cents: D(cents) / 100)
+_places = st.tuples(
+    st.just("place"),
+    st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+    st.sampled_from(["TQQQ", "QQQ"]),
+    st.sampled_from(Side),
+    st.one_of(st.none(), _prices),
+    st.sampled_from(TimeInForce),
+    st.one_of(st.none(), st.tuples(_prices, st.booleans())),
+    st.integers(min_value=1, max_value=300),
+)
+_trades = st.tuples(
+    st.just("trade"),
+    st.sampled_from(["TQQQ", "QQQ"]),
+    _prices,
+    st.integers(min_value=1, max_value=300),
+    st.integers(min_value=0, max_value=600),
+)
+_others = st.tuples(
+    st.sampled_from(["cancel", "modify", "restart"]),
+    st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+    st.one_of(st.none(), _prices),
+    st.integers(min_value=1, max_value=300),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_places, _trades, _others), max_size=60))
+def test_a_trade_reaches_exactly_the_armed_and_marketable_working_orders_in_placing_order(
+    steps: list[tuple[object, ...]],
+) -> None:
+    """The engine's book (Engine.reached) against the rule it stands for, after any mix of
+    places (re-placed refs, conditions, DAY and GTC, market orders), fills, modifies, cancels,
+    expiries across days and restarts: a trade reaches every working order of its symbol that is
+    armed or marketable at its price, in the order the orders were first placed."""
+    engine = Engine()
+    clock = at("09:30")
+    for step in steps:
+        match step:
+            case ("place", ref, symbol, side, limit, tif, condition, qty):
+                placed = PlaceOrder(
+                    ref=str(ref),
+                    symbol=str(symbol),
+                    side=side,
+                    quantity=int(qty),
+                    limit=limit,
+                    tif=tif,
+                    outside_rth=True,
+                    condition=PriceCondition(trigger=condition[0], is_more=condition[1])
+                    if condition is not None
+                    else None,
+                )
+                engine.place(placed, clock)
+            case ("trade", symbol, price, size, minutes):
+                clock += timedelta(minutes=int(minutes))
+                for name in ("TQQQ", "QQQ"):
+                    for probe in (D("95.00"), price, D("105.00")):
+                        expected = [
+                            o
+                            for o in engine.orders.values()
+                            if o.symbol == name
+                            and not o.done
+                            and (
+                                o.armed
+                                or o.limit is None
+                                or (probe <= o.limit if o.side is Side.BUY else probe >= o.limit)
+                            )
+                        ]
+                        assert engine.reached(name, probe) == expected
+                engine.on_trade(str(symbol), price, int(size), clock)
+            case ("cancel", ref, _, _) if ref in engine.orders:
+                engine.cancel(str(ref))
+            case ("modify", ref, limit, qty) if ref in engine.orders:
+                kept = engine.orders[str(ref)].limit
+                engine.modify(
+                    str(ref), quantity=int(qty), limit=limit if kept is not None else None
+                )
+            case ("restart", _, _, _):
+                engine.restart()
