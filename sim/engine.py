@@ -174,6 +174,7 @@ class Engine:
         self.next_exec_seq = 1
         self.orders: dict[str, SimOrder] = {}
         self.executions: list[Execution] = []
+        self._executions_of: dict[str, list[Execution]] = {}
         self.positions: dict[str, Position] = {}
         self.last: dict[str, Decimal] = {}
         self.last_trade_at: datetime | None = None
@@ -299,6 +300,11 @@ class Engine:
     def open_orders(self) -> list[SimOrder]:
         return [order for order in self.orders.values() if not order.done]
 
+    def executions_of(self, ref: str) -> list[Execution]:
+        """The executions of the orders placed with ``ref``, oldest first (those of ``executions``
+        whose ref it is, without a scan of them all)."""
+        return self._executions_of.get(ref, [])
+
     def reached(self, symbol: str, price: Decimal) -> list[SimOrder]:
         """The working orders a trade of ``symbol`` at ``price`` may fill or trigger, in
         ``orders`` order: every armed one (its condition is checked at each trade) and those
@@ -385,6 +391,7 @@ class Engine:
         )
         self.next_exec_seq += 1
         self.executions.append(execution)
+        self._executions_of.setdefault(order.ref, []).append(execution)
         position = self.positions.setdefault(order.symbol, Position())
         if order.side is Side.BUY:
             position.quantity += quantity

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
+import attrs
 from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, Stock, Trade
 from ib_insync import PriceCondition as IBPriceCondition
 
@@ -55,6 +56,15 @@ WARNINGS = frozenset({165, 202, 399, 404, 434, 492, 10167})
 """Error codes that are notices, not the end of an order (110 is not: see the module doc)."""
 CANCELLED = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
 WORKING = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
+
+
+@attrs.frozen
+class _Books:
+    """One reading of the broker's books: the answers to ``snapshot``'s three requests."""
+
+    open_now: list[Trade]
+    completed: list[Trade]
+    fills: list[Any]
 
 
 class IBPort:
@@ -93,6 +103,10 @@ class IBPort:
         self._ended: set[str] = set()
         self._contracts: dict[str, Contract] = {}
         self._trades: dict[str, Trade] = {}
+        self._changes = 0
+        """Events from IB, orders placed and cancels sent, so far: what tells whether the
+        books read on connect still stand for the first ``snapshot``."""
+        self._fresh: tuple[int, BrokerSnapshot] | None = None
         self.disconnects = 0
 
     # -- connection ----------------------------------------------------------------------------
@@ -102,6 +116,11 @@ class IBPort:
         return self.ib is not None and self.ib.isConnected()
 
     async def connect(self) -> None:
+        """Connect, then read the books once (``snapshot``'s requests): that binds this
+        client's working orders to ib_insync, and the reconciliation that follows every
+        connect is answered from it. ib_insync's own start-up download of open and completed
+        orders is skipped (``readonly``): the books' reading would ask for them again at once,
+        and with a thousand orders each download costs a few hundred milliseconds."""
         if self.connected:
             return
         ib = IB()
@@ -116,13 +135,30 @@ class IBPort:
             clientId=self.client_id,
             timeout=self.timeout,
             account=self.account,
+            readonly=True,
         )
         if self.market_data_type is not None:
             ib.reqMarketDataType(self.market_data_type)
+        self._trades = {}
+        try:
+            with anyio.fail_after(self.timeout):
+                books = await self._read_books(ib)
+        except BaseException:
+            ib.disconnectedEvent -= self._on_disconnected
+            ib.disconnect()
+            raise
         self.ib = ib
-        self._trades = {t.order.orderRef: t for t in ib.trades() if t.order.orderRef}
-        # Executions ib_insync replays on connect are not news: reconciliation reads them.
+        # Every completed order, and this client's working ones (ib_insync keeps their
+        # status; a working order wins over a completed one with the same ref). Other
+        # clients' working orders are known only through each reading.
+        self._trades = {t.order.orderRef: t for t in books.completed}
+        self._trades.update(
+            (t.order.orderRef, t) for t in books.open_now if t.order.clientId == self.client_id
+        )
+        self._trades.pop("", None)
+        # Executions read on connect are not news: reconciliation reads them.
         self._exec_ids |= {f.execution.execId for f in ib.fills()}
+        self._fresh = (self._changes, self._snapshot(ib, books))
         accounts = ",".join(masked(a) for a in ib.managedAccounts())
         log.info(
             "connected to %s:%d as clientId %d, accounts %s, server version %d",
@@ -156,6 +192,7 @@ class IBPort:
     async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
         ib = self._require()
         contract = await self._contract(order.symbol)
+        self._changes += 1
         trade = ib.placeOrder(contract, to_ib_order(order, contract.conId))
         self._trades[order.ref] = trade
         return self._take()
@@ -164,6 +201,7 @@ class IBPort:
         ib = self._require()
         trade = self._trades.get(ref)
         if trade is not None and not trade.isDone() and ref not in self._ended:
+            self._changes += 1
             ib.cancelOrder(trade.order)
         return self._take()
 
@@ -181,12 +219,27 @@ class IBPort:
             self._pending = anyio.Event()
 
     async def snapshot(self) -> BrokerSnapshot:
+        """The broker's books now: every order (working or completed, every client's), every
+        execution and the positions. The first one after ``connect`` is the reading connect
+        made, if nothing has happened since (no event from IB, no order placed or cancelled)."""
         ib = self._require()
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0] == self._changes:
+            return fresh[1]
+        return self._snapshot(ib, await self._read_books(ib))
+
+    async def _read_books(self, ib: IB) -> _Books:
+        # Working orders first, then completed ones, then executions: an order that completes
+        # in between is seen working and then completed (its execution with it), never missed.
         # Every client's working orders (not only ours): another client's sell holds shares
         # that reconciliation must not turn into a lot of ours.
         open_now = await ib.reqAllOpenOrdersAsync()
         completed = await ib.reqCompletedOrdersAsync(apiOnly=False)
         fills = await ib.reqExecutionsAsync()
+        return _Books(open_now=open_now, completed=completed, fills=fills)
+
+    def _snapshot(self, ib: IB, books: _Books) -> BrokerSnapshot:
+        open_now, completed, fills = books.open_now, books.completed, books.fills
         # This session's trades first (their status is live), then those TWS reports as
         # completed (from earlier sessions too).
         trades: dict[str, Trade] = {}
@@ -281,6 +334,7 @@ class IBPort:
     # -- events --------------------------------------------------------------------------------
 
     def _emit(self, event: BrokerEvent) -> None:
+        self._changes += 1
         self._events.append(event)
         self._pending.set()
 

@@ -28,6 +28,7 @@ execDetails, as real TWS sometimes does).
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -118,6 +119,8 @@ class TwsServer:
         self.name = name
         self.sessions: dict[int, Session] = {}
         self.protocol_errors: list[str] = []
+        self.requests: collections.Counter[int] = collections.Counter()
+        """Requests served, by message id, from every client (what a client asked for)."""
         self.orders: dict[str, TwsOrder] = {}
         self.by_client_order: dict[tuple[int, int], str] = {}
         self.used_ids: dict[int, int] = {}
@@ -403,6 +406,7 @@ class Session:
         except (ValueError, IndexError):
             self.server.protocol_error(f"a message without a numeric id: {fields[:3]}")
             return
+        self.server.requests[message_id] += 1
         handler = _HANDLERS.get(message_id)
         if handler is None:
             self.server.protocol_error(f"unsupported request {message_id}: {fields[:6]}")
@@ -631,10 +635,9 @@ class Session:
     def _execution(self, req_id: int, order: TwsOrder, execution: Execution) -> None:
         sim = self.server.engine.orders[order.ref]
         cumulative, value = 0, Decimal(0)
-        for other in self.server.engine.executions:
-            if other.ref == order.ref:
-                cumulative += other.quantity
-                value += other.price * other.quantity
+        for other in self.server.engine.executions_of(order.ref):
+            cumulative += other.quantity
+            value += other.price * other.quantity
             if other.exec_id == execution.exec_id:
                 break
         self.put(
@@ -980,7 +983,7 @@ class Session:
         )
 
     def _status(self, order: TwsOrder, sim: SimOrder) -> None:
-        executions = [e for e in self.server.engine.executions if e.ref == order.ref]
+        executions = self.server.engine.executions_of(order.ref)
         filled = sum(e.quantity for e in executions)
         value = sum((e.price * e.quantity for e in executions), Decimal(0))
         self.put(

@@ -26,20 +26,25 @@ class ProtocolError(ValueError):
 
 
 def encode_field(value: object) -> str:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]  # the type was just checked
+    if kind is int or kind is Decimal:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
         return "Infinite" if value == float("inf") else str(value)
-    if isinstance(value, Decimal):
-        return str(value)
     return str(value)
 
 
 def frame(fields: Iterable[object]) -> bytes:
     """One framed message of ``fields``."""
-    body = "".join(encode_field(field) + "\0" for field in fields).encode()
+    encoded = [encode_field(field) for field in fields]
+    encoded.append("")
+    body = "\0".join(encoded).encode()
     return struct.pack(">I", len(body)) + body
 
 

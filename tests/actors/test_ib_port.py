@@ -146,3 +146,129 @@ async def test_a_dropped_connection_raises_connection_error_and_connect_recovers
         await port.close()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+ALL_OPEN_ORDERS, OPEN_ORDERS, COMPLETED_ORDERS, EXECUTIONS, CANCEL_ORDER = 16, 5, 99, 7, 4
+"""Request ids (ref/ib-wire.md 1.3)."""
+
+
+def sell(ref: str, limit: str, *, quantity: int = 94) -> PlaceOrder:
+    return PlaceOrder(
+        ref=ref,
+        symbol="TQQQ",
+        side=Side.SELL,
+        quantity=quantity,
+        limit=Decimal(limit),
+        tif=TimeInForce.GTC,
+    )
+
+
+def reads(server: TwsServer) -> tuple[int, int, int, int]:
+    counts = server.requests
+    return (
+        counts[ALL_OPEN_ORDERS],
+        counts[OPEN_ORDERS],
+        counts[COMPLETED_ORDERS],
+        counts[EXECUTIONS],
+    )
+
+
+async def test_connect_reads_the_books_once_binds_our_orders_and_answers_the_first_snapshot(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """A restart's connect makes one reading of the books (every client's working orders, the
+    completed ones, the executions) instead of ib_insync's start-up download and then the
+    reconciliation's own: the first snapshot is that reading, unless something happened
+    since; the next one reads again. The reading binds our working orders from the last
+    session, so one can be cancelled before any snapshot."""
+    engine = Engine()
+    async with venue(engine) as server:
+        first = port_for(server)
+        await first.connect()
+        await first.place(buy("grid:TQQQ:L1:BUY:2:1", "49.50"))
+        await until(lambda: "grid:TQQQ:L1:BUY:2:1" in engine.orders)
+        trade(engine, "49.50", 500, 1)
+        await until(lambda: any(isinstance(e, OrderFilled) for e in first._events))
+        await first.place(sell("grid:TQQQ:L1:SELL:2:1", "50.00"))
+        await first.place(sell("grid:TQQQ:L1:SELL:9:1", "60.00", quantity=1))
+        await until(lambda: len(engine.open_orders()) == 2)
+        await first.close()
+        await until(lambda: 3 not in server.sessions)
+
+        port = port_for(server)
+        before = reads(server)
+        await port.connect()
+        # ib_insync's start-up executions request, then ours: no open-orders download.
+        assert reads(server) == (before[0] + 1, before[1], before[2] + 1, before[3] + 2)
+        read_on_connect = reads(server)
+        snapshot = await port.snapshot()
+        assert reads(server) == read_on_connect
+        by_ref = {o.order.ref: o for o in snapshot.orders}
+        assert by_ref["grid:TQQQ:L1:BUY:2:1"].filled == 94
+        assert not by_ref["grid:TQQQ:L1:BUY:2:1"].working
+        assert by_ref["grid:TQQQ:L1:SELL:2:1"].working
+        assert [(e.ref, e.quantity) for e in snapshot.executions] == [("grid:TQQQ:L1:BUY:2:1", 94)]
+
+        await port.cancel("grid:TQQQ:L1:SELL:9:1")
+        await until(lambda: any(isinstance(e, OrderCancelled) for e in port._events))
+        assert [e.ref for e in await port.poll() if isinstance(e, OrderCancelled)] == [
+            "grid:TQQQ:L1:SELL:9:1"
+        ]
+        again = await port.snapshot()
+        assert reads(server)[0] == read_on_connect[0] + 1
+        working = {o.order.ref for o in again.orders if o.working}
+        assert working == {"grid:TQQQ:L1:SELL:2:1"}
+        await port.close()
+        await until(lambda: 3 not in server.sessions)
+
+        # Something happens between connect and the first snapshot: it reads again.
+        late = port_for(server)
+        await late.connect()
+        trade(engine, "50.00", 500, 2)
+        await until(lambda: any(isinstance(e, OrderFilled) for e in late._events))
+        on_connect = reads(server)
+        fresh = await late.snapshot()
+        await late.close()
+    assert reads(server)[0] == on_connect[0] + 1
+    assert not {o.order.ref: o for o in fresh.orders}["grid:TQQQ:L1:SELL:2:1"].working
+    assert not any(p.quantity for p in fresh.positions)  # ib_insync drops a flat position
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_another_clients_working_order_is_read_but_never_bound_as_ours(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """Another client's sell is in every reading (working while it works, then filled with
+    its execution) but is not ours to cancel: its status is known only through a reading."""
+    engine = Engine()
+    async with venue(engine) as server:
+        other = port_for(server, client_id=7)
+        await other.connect()
+        await other.place(buy("manual-buy", "49.50", quantity=10))
+        await until(lambda: "manual-buy" in engine.orders)
+        trade(engine, "49.50", 500, 1)
+        await other.place(sell("manual-sell", "50.00", quantity=10))
+        await until(lambda: len(engine.open_orders()) == 1)
+
+        port = port_for(server)
+        await port.connect()
+        snapshot = await port.snapshot()
+        assert {o.order.ref for o in snapshot.orders if o.working} == {"manual-sell"}
+        cancels = server.requests[CANCEL_ORDER]
+        await port.cancel("manual-sell")
+        await port.poll()
+        assert server.requests[CANCEL_ORDER] == cancels  # nothing sent
+        assert not engine.orders["manual-sell"].done
+
+        trade(engine, "50.00", 500, 2)
+        await until(lambda: engine.orders["manual-sell"].done)
+        after = await port.snapshot()
+        await port.close()
+        await other.close()
+    by_ref = {o.order.ref: o for o in after.orders}
+    assert not by_ref["manual-sell"].working
+    assert by_ref["manual-sell"].filled == 10
+    assert {e.ref for e in after.executions} == {"manual-buy", "manual-sell"}
+    assert server.protocol_errors == []
+    assert client_errors() == []
