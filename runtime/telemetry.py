@@ -192,8 +192,12 @@ class Tracer:
         return count
 
     def shutdown(self) -> None:
-        """Flush, export what is queued (bounded by the export timeout), stop the thread."""
+        """Flush, export what is queued (bounded by the export timeout), stop the thread. When
+        nothing answers at the endpoint, what is queued is dropped (and counted) at once: the
+        exporter would retry with backoff for seconds, and a stop must not wait for that."""
         self.flush()
+        if self.watch is not None and self.endpoint is not None and _unreachable(self.endpoint):
+            self.watch.give_up()
         if self._processor is not None:
             self._processor.shutdown()  # type: ignore[no-untyped-call]  # the SDK's is unannotated
             self._processor = None
@@ -244,11 +248,16 @@ class _Watch(SpanExporter):
         self.exported = 0
         self.failed = 0
         self._failing = False
+        self._given_up = False
         self._warned_at = 0.0
         logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
 
+    def give_up(self) -> None:
+        """Fail every export from now on without trying (the spans are counted as failed)."""
+        self._given_up = True
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self.inner.export(spans)
+        result = SpanExportResult.FAILURE if self._given_up else self.inner.export(spans)
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
             if self._failing:
@@ -276,19 +285,26 @@ class _Watch(SpanExporter):
 
 
 def _warn_if_unreachable(endpoint: str) -> None:
-    parts = urlsplit(endpoint)
-    host = parts.hostname or "localhost"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return
-    except OSError as exc:
+    problem = _unreachable(endpoint)
+    if problem is not None:
         log.warning(
             "tracing: nothing answers at %s (%s); spans are exported when it does, and dropped "
             "meanwhile (trading is not affected)",
             endpoint,
-            exc.strerror or exc,
+            problem,
         )
+
+
+def _unreachable(endpoint: str, timeout: float = 0.5) -> str | None:
+    """Why nothing answers at the endpoint (a TCP connect), or None if something does."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return str(exc.strerror or exc)
 
 
 class Telemetry:
