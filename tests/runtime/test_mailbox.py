@@ -379,3 +379,23 @@ def test_capacity_must_be_positive() -> None:
     """A mailbox with no room is a configuration error, named."""
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         MailboxConfig(capacity=0)
+
+
+def test_a_mailbox_parks_its_consumer_again_under_a_later_event_loop() -> None:
+    """The asyncio parker keeps its event loop (looking it up costs a third of a park); a
+    mailbox that outlives that loop parks its consumer in the next one."""
+    mailbox: Mailbox[object] = Mailbox("m", MailboxConfig(capacity=4))
+
+    async def one_round(exec_id: str) -> object:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_put_later, mailbox, exec_id)
+            return (await mailbox.receive()).message  # parks: the mailbox is empty
+
+    for round_ in range(2):
+        received = anyio.run(one_round, str(round_), backend="asyncio")
+        assert received == Fill(exec_id=str(round_))
+
+
+async def _put_later(mailbox: Mailbox[object], exec_id: str) -> None:
+    await anyio.sleep(0.01)
+    mailbox.put_nowait(env(Fill(exec_id=exec_id)))
