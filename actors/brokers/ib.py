@@ -56,6 +56,9 @@ WARNINGS = frozenset({165, 202, 399, 404, 434, 492, 10167})
 """Error codes that are notices, not the end of an order (110 is not: see the module doc)."""
 CANCELLED = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
 WORKING = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
+BOOKS_TIMEOUT = 60.0
+"""Seconds the reading of the books on connect may take (or ``timeout``, if longer) before the
+connect fails and is retried: generous, since IB sends every working and completed order."""
 
 
 @attrs.frozen
@@ -141,7 +144,7 @@ class IBPort:
             ib.reqMarketDataType(self.market_data_type)
         self._trades = {}
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(max(self.timeout, BOOKS_TIMEOUT)):
                 books = await self._read_books(ib)
         except BaseException:
             ib.disconnectedEvent -= self._on_disconnected
