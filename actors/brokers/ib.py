@@ -86,6 +86,7 @@ class IBPort:
         exchange: str = "SMART",
         currency: str = "USD",
         max_requests: int = 45,
+        reuse_within: float = 1.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -98,6 +99,9 @@ class IBPort:
         self.max_requests = max_requests
         """Requests per second ib_insync lets out (IB's pacing limit is 50); 0 = unthrottled,
         for the embedded venue, which has no pacing limit."""
+        self.reuse_within = reuse_within
+        """Seconds a reading of the books answers ``snapshot`` again, while nothing happens:
+        the symbol actors starting together each ask for one (see ``snapshot``)."""
         self.ib: IB | None = None
         self._events: list[BrokerEvent] = []
         self._pending = anyio.Event()
@@ -108,8 +112,9 @@ class IBPort:
         self._trades: dict[str, Trade] = {}
         self._changes = 0
         """Events from IB, orders placed and cancels sent, so far: what tells whether the
-        books read on connect still stand for the first ``snapshot``."""
-        self._fresh: tuple[int, BrokerSnapshot] | None = None
+        last reading of the books still stands (see ``snapshot``)."""
+        self._last: tuple[int, float, BrokerSnapshot] | None = None
+        """The last reading: ``_changes`` and the monotonic time when it was made, and what."""
         self.disconnects = 0
 
     # -- connection ----------------------------------------------------------------------------
@@ -143,6 +148,8 @@ class IBPort:
         if self.market_data_type is not None:
             ib.reqMarketDataType(self.market_data_type)
         self._trades = {}
+        self._last = None
+        stamp = (self._changes, time.monotonic())
         try:
             with anyio.fail_after(max(self.timeout, BOOKS_TIMEOUT)):
                 books = await self._read_books(ib)
@@ -161,7 +168,7 @@ class IBPort:
         self._trades.pop("", None)
         # Executions read on connect are not news: reconciliation reads them.
         self._exec_ids |= {f.execution.execId for f in ib.fills()}
-        self._fresh = (self._changes, self._snapshot(ib, books))
+        self._last = (*stamp, self._snapshot(ib, books))
         accounts = ",".join(masked(a) for a in ib.managedAccounts())
         log.info(
             "connected to %s:%d as clientId %d, accounts %s, server version %d",
@@ -223,13 +230,29 @@ class IBPort:
 
     async def snapshot(self) -> BrokerSnapshot:
         """The broker's books now: every order (working or completed, every client's), every
-        execution and the positions. The first one after ``connect`` is the reading connect
-        made, if nothing has happened since (no event from IB, no order placed or cancelled)."""
+        execution and the positions.
+
+        A reading answers again while nothing has happened since (no event from IB, no order
+        placed or cancelled) for ``reuse_within`` seconds: the reading ``connect`` makes
+        answers the reconciliation that follows it, and one reading answers all the symbol
+        actors that reconcile at start, instead of one download of every order per symbol.
+        Only another client's orders may have changed unseen in that second, as they may in
+        the moment after any reading."""
         ib = self._require()
-        fresh, self._fresh = self._fresh, None
-        if fresh is not None and fresh[0] == self._changes:
-            return fresh[1]
-        return self._snapshot(ib, await self._read_books(ib))
+        last = self._last
+        if (
+            last is not None
+            and last[0] == self._changes
+            and time.monotonic() - last[1] <= self.reuse_within
+        ):
+            return last[2]
+        # Stamped before the requests: an event that arrives while they are answered may not
+        # be in the answers, so it makes the next call read again.
+        self._last = None
+        stamp = (self._changes, time.monotonic())
+        snapshot = self._snapshot(ib, await self._read_books(ib))
+        self._last = (*stamp, snapshot)
+        return snapshot
 
     async def _read_books(self, ib: IB) -> _Books:
         # Working orders first, then completed ones, then executions: an order that completes
@@ -337,7 +360,10 @@ class IBPort:
     # -- events --------------------------------------------------------------------------------
 
     def _emit(self, event: BrokerEvent) -> None:
-        self._changes += 1
+        if not isinstance(event, OrderAccepted):
+            # An acceptance changes nothing a reading shows (the reading that binds our
+            # working orders on connect makes one for each of them).
+            self._changes += 1
         self._events.append(event)
         self._pending.set()
 

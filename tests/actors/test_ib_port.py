@@ -173,14 +173,14 @@ def reads(server: TwsServer) -> tuple[int, int, int, int]:
     )
 
 
-async def test_connect_reads_the_books_once_binds_our_orders_and_answers_the_first_snapshot(
+async def test_connect_reads_the_books_once_binds_our_orders_and_answers_the_next_snapshots(
     client_errors: Callable[[], list[str]],
 ) -> None:
     """A restart's connect makes one reading of the books (every client's working orders, the
     completed ones, the executions) instead of ib_insync's start-up download and then the
-    reconciliation's own: the first snapshot is that reading, unless something happened
-    since; the next one reads again. The reading binds our working orders from the last
-    session, so one can be cancelled before any snapshot."""
+    reconciliation's own: the snapshots right after it are that reading, until something
+    happens (a cancel here, a fill below), then they read again. The reading binds our
+    working orders from the last session, so one can be cancelled before any snapshot."""
     engine = Engine()
     async with venue(engine) as server:
         first = port_for(server)
@@ -202,6 +202,7 @@ async def test_connect_reads_the_books_once_binds_our_orders_and_answers_the_fir
         assert reads(server) == (before[0] + 1, before[1], before[2] + 1, before[3] + 2)
         read_on_connect = reads(server)
         snapshot = await port.snapshot()
+        assert await port.snapshot() is snapshot  # the symbols reconciling at start: one reading
         assert reads(server) == read_on_connect
         by_ref = {o.order.ref: o for o in snapshot.orders}
         assert by_ref["grid:TQQQ:L1:BUY:2:1"].filled == 94
@@ -251,7 +252,10 @@ async def test_another_clients_working_order_is_read_but_never_bound_as_ours(
         await other.place(sell("manual-sell", "50.00", quantity=10))
         await until(lambda: len(engine.open_orders()) == 1)
 
-        port = port_for(server)
+        # Another client's fill is no event to us: only a new reading shows it, so every
+        # snapshot reads here (by default a reading answers again for a second).
+        assert server.port is not None
+        port = IBPort(host="127.0.0.1", port=server.port, client_id=3, timeout=5, reuse_within=0)
         await port.connect()
         snapshot = await port.snapshot()
         assert {o.order.ref for o in snapshot.orders if o.working} == {"manual-sell"}
@@ -270,5 +274,24 @@ async def test_another_clients_working_order_is_read_but_never_bound_as_ours(
     assert not by_ref["manual-sell"].working
     assert by_ref["manual-sell"].filled == 10
     assert {e.ref for e in after.executions} == {"manual-buy", "manual-sell"}
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_a_reading_answers_again_only_within_reuse_within(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """With ``reuse_within=0`` every snapshot reads the books: the reuse is bounded in time,
+    not only by the events seen."""
+    engine = Engine()
+    async with venue(engine) as server:
+        assert server.port is not None
+        port = IBPort(host="127.0.0.1", port=server.port, client_id=3, timeout=5, reuse_within=0)
+        await port.connect()
+        first = reads(server)
+        await port.snapshot()
+        await port.snapshot()
+        await port.close()
+    assert reads(server)[0] == first[0] + 2
     assert server.protocol_errors == []
     assert client_errors() == []
