@@ -114,7 +114,8 @@ class IBPort:
         """Events from IB, orders placed and cancels sent, so far: what tells whether the
         last reading of the books still stands (see ``snapshot``)."""
         self._last: tuple[int, float, BrokerSnapshot] | None = None
-        """The last reading: ``_changes`` and the monotonic time when it was made, and what."""
+        """The last reading: ``_changes`` before it, the monotonic time when it was complete,
+        and what it read."""
         self.disconnects = 0
 
     # -- connection ----------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class IBPort:
             ib.reqMarketDataType(self.market_data_type)
         self._trades = {}
         self._last = None
-        stamp = (self._changes, time.monotonic())
+        changes = self._changes
         try:
             with anyio.fail_after(max(self.timeout, BOOKS_TIMEOUT)):
                 books = await self._read_books(ib)
@@ -168,7 +169,7 @@ class IBPort:
         self._trades.pop("", None)
         # Executions read on connect are not news: reconciliation reads them.
         self._exec_ids |= {f.execution.execId for f in ib.fills()}
-        self._last = (*stamp, self._snapshot(ib, books))
+        self._last = (changes, time.monotonic(), self._snapshot(ib, books))
         accounts = ",".join(masked(a) for a in ib.managedAccounts())
         log.info(
             "connected to %s:%d as clientId %d, accounts %s, server version %d",
@@ -246,12 +247,13 @@ class IBPort:
             and time.monotonic() - last[1] <= self.reuse_within
         ):
             return last[2]
-        # Stamped before the requests: an event that arrives while they are answered may not
-        # be in the answers, so it makes the next call read again.
+        # The events counted before the requests (one that arrives while they are answered
+        # may not be in the answers, so it makes the next call read again); the age from the
+        # end of the reading (the requests take a while with thousands of orders).
         self._last = None
-        stamp = (self._changes, time.monotonic())
+        changes = self._changes
         snapshot = self._snapshot(ib, await self._read_books(ib))
-        self._last = (*stamp, snapshot)
+        self._last = (changes, time.monotonic(), snapshot)
         return snapshot
 
     async def _read_books(self, ib: IB) -> _Books:
