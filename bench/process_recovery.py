@@ -29,8 +29,9 @@ socket must then show the lots and ticks handled; a trial that does not is an er
 **Phases** of a restart, from the arrival of its output lines (stderr is unbuffered):
 exec -> ``actorctl: trading`` (interpreter, imports, config, lot map, replay CSV, the ledger's
 LMDB opened and the venue's journal replayed: everything before the event loop) -> the venue's
-TWS API server listening -> ib_insync connected (its start-up sync of open orders and
-executions included) -> reconciled and trading. Beside them, measured in this process on the
+TWS API server listening -> connected (ib_insync's handshake and start-up requests, then the
+IB adapter's reading of the books: every working and completed order and the executions)
+-> reconciled and trading. Beside them, measured in this process on the
 same copy: a bare interpreter importing the start path's modules, the venue's journal replay
 (``sim.journal.open_engine``: the simulator's cost, a real broker keeps its own books) and one
 read of the ledger (what the symbol actor loads to reconcile).
@@ -419,7 +420,7 @@ def rows_of(results: dict[str, list[Restart]], bench: Bench) -> list[Row]:
 _PHASE_NOTES = {
     "exec to event loop": "interpreter, imports, config, replay CSV, LMDB open, journal replay",
     "event loop to venue serving": "anyio loop up, the embedded TWS API server listening",
-    "broker connected": "ib_insync handshake and its start-up sync (open orders, executions)",
+    "broker connected": "ib_insync connect, then the adapter's reading of the books",
     "reconciled and trading": "snapshot, ledger load, plan, grid restore, the rest of the tree",
 }
 

@@ -114,8 +114,10 @@ class IBPort:
         """Events from IB, orders placed and cancels sent, so far: what tells whether the
         last reading of the books still stands (see ``snapshot``)."""
         self._last: tuple[int, float, BrokerSnapshot] | None = None
-        """The last reading: ``_changes`` before it, the monotonic time when it was complete,
-        and what it read."""
+        """The last reading: ``_changes`` before it, the monotonic time when it was complete
+        (``-inf`` for the reading ``connect`` made, until it answers once: however long the
+        tree takes to start, it answers the reconciliation that follows the connect), and what
+        it read."""
         self.disconnects = 0
 
     # -- connection ----------------------------------------------------------------------------
@@ -169,7 +171,7 @@ class IBPort:
         self._trades.pop("", None)
         # Executions read on connect are not news: reconciliation reads them.
         self._exec_ids |= {f.execution.execId for f in ib.fills()}
-        self._last = (changes, time.monotonic(), self._snapshot(ib, books))
+        self._last = (changes, -math.inf, self._snapshot(ib, books))
         accounts = ",".join(masked(a) for a in ib.managedAccounts())
         log.info(
             "connected to %s:%d as clientId %d, accounts %s, server version %d",
@@ -241,12 +243,12 @@ class IBPort:
         the moment after any reading."""
         ib = self._require()
         last = self._last
-        if (
-            last is not None
-            and last[0] == self._changes
-            and time.monotonic() - last[1] <= self.reuse_within
-        ):
-            return last[2]
+        if last is not None and last[0] == self._changes:
+            if last[1] == -math.inf:  # connect's reading: its first answer starts the clock
+                self._last = (last[0], time.monotonic(), last[2])
+                return last[2]
+            if time.monotonic() - last[1] <= self.reuse_within:
+                return last[2]
         # The events counted before the requests (one that arrives while they are answered
         # may not be in the answers, so it makes the next call read again); the age from the
         # end of the reading (the requests take a while with thousands of orders).
