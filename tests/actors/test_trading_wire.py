@@ -20,9 +20,11 @@ from actors.domain import Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
 from actors.trading import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
+from sim.chaos import invariants
 from sim.engine import Engine
 from sim.journal import open_engine
 from sim.replay import generated_session, trades
+from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
 from supervisors import Supervisor
 from tests.tws_venue import TQQQ, client_protocol_errors, until
@@ -32,6 +34,8 @@ from .trading_checks import StepChecker, check_agreement
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
+ALL_OPEN_ORDERS = 16
+"""reqAllOpenOrders' message id: one per reading of the books."""
 
 
 @pytest.fixture
@@ -304,3 +308,62 @@ async def _ledger(tmp_path: Path) -> LedgerState:
                 retired=ledger.retired(txn),
             )
         )
+
+
+async def test_symbol_actors_reconciling_together_share_one_reading_of_the_books(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three symbols over the wire: the broker's connect reads every order once, and that one
+    reading answers the three symbol actors' reconciliations at start (no download per
+    symbol); the day then trades to agreement for each."""
+    client_errors = client_protocol_errors(caplog)
+    caplog.set_level(logging.WARNING, logger="ib_insync")
+    symbols = {"TQQQ": TQQQ}
+    symbols["QQQ"] = Instrument(symbol="QQQ", con_id=900002, long_name="INVESCO QQQ TRUST")
+    symbols["SQQQ"] = Instrument(symbol="SQQQ", con_id=900003, long_name="PROSHARES ULTRAPRO SHORT")
+    bars = sorted(
+        (
+            bar
+            for seed, symbol in enumerate(symbols, start=21)
+            for bar in generated_session(seed=seed, day=date(2026, 11, 23), symbol=symbol)
+        ),
+        key=lambda bar: (bar.start, bar.symbol),
+    )
+    lot_map = load_lot_map(ROOT / "config/lots/tqqq.csv")
+    engine = Engine()
+    server = TwsServer(
+        engine,
+        instruments=list(symbols.values()),
+        clock=lambda: engine.last_trade_at or bars[0].start,
+    )
+    async with anyio.create_task_group() as venue:
+        port_number = await venue.start(server.serve)
+        trading = sim_trading(
+            data_dir=tmp_path / "ledger",
+            bars=bars,
+            lots={symbol: lot_map for symbol in symbols},
+            engine=engine,
+            port=IBPort(host="127.0.0.1", port=port_number, client_id=1, timeout=5, max_requests=0),
+        )
+        root = Supervisor("root", trading.spec)
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                await tg.start(root.run)  # returns once every symbol actor has reconciled
+                readings_at_start = server.requests[ALL_OPEN_ORDERS]
+                await trading.finished.wait()
+                keeper = trading.cells["lot-keeper"].ref
+                ledgers = {
+                    symbol: await keeper.request(LoadLedger(symbol=symbol), timeout=30)
+                    for symbol in symbols
+                }
+                root.stop()
+        venue.cancel_scope.cancel()
+    assert readings_at_start == 1
+    assert root.restarts == 0
+    for symbol, state in ledgers.items():
+        tally = invariants.Tally()
+        invariants.agreement(engine, state, symbol, tally)
+        assert tally.checks > 0
+    assert {e.symbol for e in engine.executions} == set(symbols)
+    assert server.protocol_errors == []
+    assert client_errors() == []
