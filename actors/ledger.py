@@ -19,8 +19,26 @@ from runtime.store import Txn
 from .domain import OrderRef, Side
 from .messages import OrderFilled, PlaceOrder
 
-SCHEMA_VERSION = 1
-DATABASES = ("intents", "fills", "fills_by_ref", "bindings", "snapshots", "retired")
+SCHEMA_VERSION = 2
+DATABASES = (
+    "intents",
+    "fills",
+    "fills_by_ref",
+    "bindings",
+    "snapshots",
+    "retired",
+    "conflicts",
+)
+
+
+def _v1_to_v2(txn: Txn) -> None:
+    # Schema 2 adds the ``conflicts`` database, which the store creates empty. The version is
+    # raised all the same so that an older actortrade, which would not see a recorded conflict
+    # and would trade the halted symbol again, refuses the ledger.
+    pass
+
+
+MIGRATIONS = {1: _v1_to_v2}
 
 
 class LedgerError(ValueError):
@@ -99,6 +117,57 @@ class LotView:
         return self.proceeds - self.cost / self.bought * self.sold
 
 
+@attrs.frozen(kw_only=True)
+class ConflictRecord:
+    """An execution id the broker reported again with other contents than the ledger holds
+    for it (another order, side, quantity or price). Exactly-once means the same id *and* the
+    same facts: the ledger keeps what it recorded, keeps the report here, and the symbol it was
+    reported for stays halted until an operator acknowledges it."""
+
+    exec_id: str
+    symbol: str
+    """The symbol of the reported execution: the one halted."""
+    recorded: FillRecord
+    reported: OrderFilled
+    seen_ns: int
+    acknowledged_ns: int | None = None
+
+    @property
+    def key(self) -> bytes:
+        return _conflict_key(self.exec_id, self.reported)
+
+    def describe(self) -> str:
+        r, f = self.recorded, self.reported
+        return (
+            f"execution {self.exec_id} reported as {f.ref} {f.quantity} @ {f.price}, but the "
+            f"ledger holds it as {r.ref} {r.quantity} @ {r.price}"
+        )
+
+
+class ExecutionConflict(LedgerError):
+    """Raised by ``record_fill`` (and ``heal``) for an execution id the ledger already holds
+    with other contents; ``conflict`` is what the lot-keeper records (``record_conflict``)."""
+
+    def __init__(self, conflict: ConflictRecord) -> None:
+        super().__init__(conflict.describe())
+        self.conflict = conflict
+
+
+def same_execution(recorded: FillRecord, reported: OrderFilled) -> bool:
+    """Whether ``reported`` is the execution the ledger holds under its id: same order (and so
+    side), quantity and price. The commission is not compared: brokers report it apart."""
+    return (recorded.ref, recorded.quantity, recorded.price) == (
+        reported.ref,
+        reported.quantity,
+        reported.price,
+    )
+
+
+def _conflict_key(exec_id: str, reported: OrderFilled) -> bytes:
+    price = reported.price.normalize()
+    return f"{exec_id}\x00{reported.ref}\x00{reported.quantity}\x00{price}".encode()
+
+
 def _encode(record: object) -> bytes:
     return msgspec.json.encode(record)
 
@@ -118,14 +187,30 @@ def commit_intent(txn: Txn, intent: IntentRecord) -> bool:
     return True
 
 
-def record_fill(txn: Txn, fill: OrderFilled) -> bool:
-    """Record an execution exactly once (by execId); True if it was new.
+def record_fill(txn: Txn, fill: OrderFilled, *, now_ns: int = 0) -> bool:
+    """Record an execution exactly once (by execId); True if it was new, False if the ledger
+    holds it already (the same facts).
 
     The order must have a committed intent: an execution we cannot attribute is the
-    reconciler's business, not the ledger's.
+    reconciler's business, not the ledger's. An execId the ledger holds with other facts raises
+    ``ExecutionConflict`` (nothing written): it is never taken for a duplicate.
     """
     if txn.get("intents", fill.ref.encode()) is None:
         raise LedgerError(f"execution {fill.exec_id!r} is for {fill.ref!r}, which has no intent")
+    existing = txn.get("fills", fill.exec_id.encode())
+    if existing is not None:
+        stored = msgspec.json.decode(existing, type=FillRecord)
+        if same_execution(stored, fill):
+            return False
+        raise ExecutionConflict(
+            ConflictRecord(
+                exec_id=fill.exec_id,
+                symbol=OrderRef.parse(fill.ref).symbol,
+                recorded=stored,
+                reported=fill,
+                seen_ns=now_ns,
+            )
+        )
     record = FillRecord(
         exec_id=fill.exec_id,
         ref=fill.ref,
@@ -134,10 +219,7 @@ def record_fill(txn: Txn, fill: OrderFilled) -> bool:
         commission=fill.commission,
         seq=txn.count("fills") + 1,
     )
-    if txn.get("fills", fill.exec_id.encode()) is not None:
-        return False
-    if not txn.put("fills", fill.exec_id.encode(), _encode(record), overwrite=False):
-        return False
+    txn.put("fills", fill.exec_id.encode(), _encode(record))
     txn.put("fills_by_ref", f"{fill.ref}\x00{fill.exec_id}".encode(), b"")
     return True
 
@@ -166,17 +248,51 @@ def heal(
     intents: Sequence[IntentRecord],
     executions: Sequence[OrderFilled],
     retired: Sequence[str] = (),
+    conflicts: Sequence[ConflictRecord] = (),
+    now_ns: int = 0,
 ) -> tuple[int, int]:
     """The reconciler's repairs, all or nothing: intents it reconstructed, executions the
-    broker reported that the ledger missed, and intents it retired (their order never reached
-    the broker). Returns how many intents and fills were new."""
+    broker reported that the ledger missed, intents it retired (their order never reached
+    the broker), and execution conflicts it found. Returns how many intents and fills were
+    new."""
+    for conflict in conflicts:
+        record_conflict(txn, conflict)
     new_intents = sum(commit_intent(txn, intent) for intent in intents)
-    new_fills = sum(record_fill(txn, execution) for execution in executions)
+    new_fills = 0
+    for execution in executions:
+        try:
+            new_fills += record_fill(txn, execution, now_ns=now_ns)
+        except ExecutionConflict as exc:
+            # Its id is another symbol's fill (the reconciler compared only its own): on
+            # record like any conflict, and the rest of the repairs still stand.
+            record_conflict(txn, exc.conflict)
     for ref in retired:
         if txn.get("intents", ref.encode()) is None:
             raise LedgerError(f"cannot retire {ref!r}: it has no intent")
         txn.put("retired", ref.encode(), b"")
     return new_intents, new_fills
+
+
+def record_conflict(txn: Txn, conflict: ConflictRecord) -> bool:
+    """Keep an execution conflict (once per execId and reported facts); True if new."""
+    return txn.put("conflicts", conflict.key, _encode(conflict), overwrite=False)
+
+
+def conflicts(txn: Txn, symbol: str | None = None) -> list[ConflictRecord]:
+    """The execution conflicts on record (acknowledged ones too), oldest execId first."""
+    records = [msgspec.json.decode(v, type=ConflictRecord) for _, v in txn.items("conflicts")]
+    return [r for r in records if symbol is None or r.symbol == symbol]
+
+
+def acknowledge_conflicts(txn: Txn, symbol: str, now_ns: int) -> int:
+    """Mark ``symbol``'s unacknowledged conflicts as seen by an operator (they stay on record);
+    returns how many."""
+    count = 0
+    for record in conflicts(txn, symbol):
+        if record.acknowledged_ns is None:
+            txn.put("conflicts", record.key, _encode(attrs.evolve(record, acknowledged_ns=now_ns)))
+            count += 1
+    return count
 
 
 def retired(txn: Txn) -> frozenset[str]:

@@ -44,6 +44,15 @@ class Heal:
     intents: tuple[ledger.IntentRecord, ...] = ()
     fills: tuple[OrderFilled, ...] = ()
     retired: tuple[str, ...] = ()
+    conflicts: tuple[ledger.ConflictRecord, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class AcknowledgeConflicts:
+    """An operator has looked at ``symbol``'s execution conflicts: mark them acknowledged (they
+    stay on record); replies with how many were."""
+
+    symbol: str
 
 
 @attrs.frozen(kw_only=True)
@@ -77,6 +86,14 @@ class Refused:
     reason: str
 
 
+@attrs.frozen(kw_only=True)
+class Conflicted:
+    """The reply to a ``RecordFill`` (or ``Heal``) whose execId the ledger holds with other
+    facts: nothing of the request was written, the conflict is on record."""
+
+    conflict: ledger.ConflictRecord
+
+
 class LedgerFull(Unrecoverable):
     """Raised by the lot-keeper when a write does not fit in the ledger's LMDB map. Nothing of
     that write was stored and everything before it is kept; a restart cannot make room (it would
@@ -101,10 +118,24 @@ class LedgerState:
     fills: tuple[ledger.FillRecord, ...]
     lots: tuple[ledger.LotView, ...]
     retired: frozenset[str] = frozenset()
+    conflicts: tuple[ledger.ConflictRecord, ...] = ()
+
+    @property
+    def open_conflicts(self) -> tuple[ledger.ConflictRecord, ...]:
+        """The conflicts no operator has acknowledged yet: their symbol stays halted."""
+        return tuple(c for c in self.conflicts if c.acknowledged_ns is None)
 
 
 LotKeeperInbox = (
-    CommitIntent | RecordFill | BindOrder | Heal | LoadLedger | SaveSnapshot | LoadSnapshot | Backup
+    CommitIntent
+    | RecordFill
+    | BindOrder
+    | Heal
+    | AcknowledgeConflicts
+    | LoadLedger
+    | SaveSnapshot
+    | LoadSnapshot
+    | Backup
 )
 
 
@@ -129,6 +160,12 @@ class LotKeeper(Actor[LotKeeperInbox]):
     async def handle(self, message: LotKeeperInbox) -> object:
         try:
             return await self._handle(message)
+        except ledger.ExecutionConflict as exc:
+            # Nothing of the request was written; the conflict itself is kept, in a
+            # transaction of its own.
+            conflict = exc.conflict
+            await self.store.write(functools.partial(ledger.record_conflict, conflict=conflict))
+            return Conflicted(conflict=conflict)
         except ledger.LedgerError as exc:
             return Refused(reason=str(exc))
         except StoreFull:
@@ -143,12 +180,25 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 intent = ledger.IntentRecord(order=order, created_ns=self.context.clock.time_ns())
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
             case RecordFill(fill=fill):
-                return await store.write(functools.partial(ledger.record_fill, fill=fill))
-            case Heal(intents=intents, fills=fills, retired=retired):
+                now_ns = self.context.clock.time_ns()
+                return await store.write(
+                    functools.partial(ledger.record_fill, fill=fill, now_ns=now_ns)
+                )
+            case Heal(intents=intents, fills=fills, retired=retired, conflicts=conflicts):
                 return await store.write(
                     functools.partial(
-                        ledger.heal, intents=intents, executions=fills, retired=retired
+                        ledger.heal,
+                        intents=intents,
+                        executions=fills,
+                        retired=retired,
+                        conflicts=conflicts,
+                        now_ns=self.context.clock.time_ns(),
                     )
+                )
+            case AcknowledgeConflicts(symbol=symbol):
+                now_ns = self.context.clock.time_ns()
+                return await store.write(
+                    functools.partial(ledger.acknowledge_conflicts, symbol=symbol, now_ns=now_ns)
                 )
             case BindOrder(binding=binding):
                 await store.write(functools.partial(ledger.bind, binding=binding))
@@ -164,6 +214,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
                         ),
                         lots=tuple(ledger.lots(txn, symbol)),
                         retired=ledger.retired(txn),
+                        conflicts=tuple(ledger.conflicts(txn, symbol)),
                     )
                 )
             case SaveSnapshot(actor=actor, data=data):
@@ -187,6 +238,7 @@ def ledger_store(
         path,
         databases=ledger.DATABASES,
         schema_version=ledger.SCHEMA_VERSION,
+        migrations=ledger.MIGRATIONS,
         durability=durability,
         map_size=map_size,
     )

@@ -56,9 +56,15 @@ class Operations:
                 return {"stopping": True, "pid": os.getpid()}
             case "reconcile":
                 dry_run = args.get("dry_run", False)
-                if not isinstance(dry_run, bool):
-                    raise ControlError(f"reconcile: dry_run must be true or false, got {dry_run!r}")
-                report = await self._request("reconciler", Reconcile(dry_run=dry_run))
+                acknowledge = args.get("acknowledge_conflicts", False)
+                for name, value in (("dry_run", dry_run), ("acknowledge_conflicts", acknowledge)):
+                    if not isinstance(value, bool):
+                        raise ControlError(
+                            f"reconcile: {name} must be true or false, got {value!r}"
+                        )
+                report = await self._request(
+                    "reconciler", Reconcile(dry_run=dry_run, acknowledge=acknowledge)
+                )
                 return _report(report)
             case "backup":
                 target = args.get("path")

@@ -13,29 +13,36 @@ ledger needs, in one transaction, and a ``Diff`` describing them:
   own working sells hold) become a lot at the broker's average cost, which the strategy then
   gives its +1% sell (``Origin.ORPHAN``, a synthetic fill ``orphan:<ref>``);
 * **missing shares** (ledger > broker) cannot be repaired from our side: the symbol fails
-  closed (no new orders) and the diff shows it until an operator resolves it.
+  closed (no new orders) and the diff shows it until an operator resolves it;
+* an **execution conflict** (an execId the ledger holds, reported with another order, side,
+  quantity or price: a broker that lost recent state and reissued ids) is never taken for a
+  duplicate: it is recorded (``ledger.ConflictRecord``) and the symbol halts until an operator
+  acknowledges it.
 
 Orders that are not ours (no actortrade orderRef, or another strategy's) are reported and left
 alone: the operator's own orders are not ours to cancel or re-price.
 
 What the strategy then does about the broker's working orders (re-placing a vanished sell,
 cancelling duplicate, stale or mispriced buys, placing missing ones) comes from rebuilding the
-strategy from the repaired facts (``GridStrategy.restore``) and letting it re-sync; the symbol
-actor adds those orders to the diff.
+strategy from the repaired facts (``GridStrategy.restore``) and letting it re-sync. Two checks
+stand above every strategy (the symbol actor's): a working order of ours that the rebuilt
+strategy does not count as live (``stale_orders``: the ledger holds its fills, say) is
+cancelled, and the working sells never offer more than the broker's position
+(``actors.exposure``). The symbol actor adds those orders to the diff.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 
 import attrs
 
 from .domain import DomainError, OrderRef, Side, TimeInForce, round_to_tick
-from .ledger import IntentRecord, Origin
+from .ledger import ConflictRecord, FillRecord, IntentRecord, Origin, same_execution
 from .lot_keeper import LedgerState
-from .messages import BrokerSnapshot, OrderFilled, PlaceOrder
+from .messages import BrokerOrder, BrokerSnapshot, OrderFilled, PlaceOrder
 
 AVERAGE_COST_PLACES = Decimal("0.0001")
 
@@ -47,9 +54,10 @@ class Repairs:
     intents: tuple[IntentRecord, ...] = ()
     fills: tuple[OrderFilled, ...] = ()
     retired: tuple[str, ...] = ()
+    conflicts: tuple[ConflictRecord, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.intents or self.fills or self.retired)
+        return bool(self.intents or self.fills or self.retired or self.conflicts)
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +74,8 @@ class Diff:
     foreign_orders: tuple[str, ...] = ()
     orphan_shares: int = 0
     missing_shares: int = 0
+    conflicts: tuple[str, ...] = ()
+    """Execution conflicts no operator has acknowledged yet (``ConflictRecord.describe``)."""
     cancelled: tuple[str, ...] = ()
     placed: tuple[str, ...] = ()
     dry_run: bool = False
@@ -79,6 +89,7 @@ class Diff:
             or self.retired_intents
             or self.orphan_shares
             or self.missing_shares
+            or self.conflicts
             or self.cancelled
             or self.placed
         )
@@ -87,6 +98,11 @@ class Diff:
         """The report, one line per finding; empty when there is nothing to say."""
         verb = "would " if self.dry_run else ""
         found = []
+        for conflict in self.conflicts:
+            found.append(
+                f"{self.symbol}: EXECUTION CONFLICT: {conflict}; no new orders until an "
+                "operator acknowledges it (actorctl reconcile --acknowledge-conflicts)"
+            )
         if self.missing_shares:
             found.append(
                 f"{self.symbol}: MISSING SHARES: the ledger holds {self.ledger_shares}, the broker "
@@ -122,7 +138,8 @@ def plan(
 ) -> tuple[Diff, Repairs]:
     """Compare ``ledger`` with ``broker`` for ``symbol``; return the diff and the repairs."""
     intents = {intent.ref: intent for intent in ledger.intents}
-    recorded = {fill.exec_id for fill in ledger.fills}
+    recorded: dict[str, FillRecord] = {fill.exec_id: fill for fill in ledger.fills}
+    on_record = {conflict.key for conflict in ledger.conflicts}
     known_orders = {order.order.ref for order in broker.orders}
 
     def ours(ref: str) -> bool:
@@ -146,11 +163,25 @@ def plan(
             adopted[ref] = IntentRecord(order=order.order, created_ns=now_ns, origin=Origin.ADOPTED)
 
     missed: list[OrderFilled] = []
+    conflicts: list[ConflictRecord] = []
     executed: dict[str, list[OrderFilled]] = defaultdict(list)
     for execution in broker.executions:
-        if not ours(execution.ref) or execution.exec_id in recorded:
+        if not ours(execution.ref):
             continue
         fill = execution.as_fill()
+        known = recorded.get(execution.exec_id)
+        if known is not None:
+            if not same_execution(known, fill):
+                conflict = ConflictRecord(
+                    exec_id=fill.exec_id,
+                    symbol=symbol,
+                    recorded=known,
+                    reported=fill,
+                    seen_ns=now_ns,
+                )
+                if conflict.key not in on_record:
+                    conflicts.append(conflict)
+            continue
         missed.append(fill)
         executed[execution.ref].append(fill)
         if execution.ref not in intents and execution.ref not in adopted:
@@ -221,8 +252,29 @@ def plan(
         foreign_orders=tuple(foreign),
         orphan_shares=orphan,
         missing_shares=missing,
+        conflicts=tuple(c.describe() for c in (*ledger.open_conflicts, *conflicts)),
     )
-    return diff, Repairs(intents=tuple(new_intents), fills=tuple(missed), retired=retired)
+    repairs = Repairs(
+        intents=tuple(new_intents),
+        fills=tuple(missed),
+        retired=retired,
+        conflicts=tuple(conflicts),
+    )
+    return diff, repairs
+
+
+def stale_orders(
+    broker: BrokerSnapshot, live: Collection[str], ours: Callable[[str], bool]
+) -> list[BrokerOrder]:
+    """Our working orders at the broker that the strategy, rebuilt from the ledger, does not
+    count as live: the ledger holds their fills in full, say (a broker that lost its record of
+    them works them again). Left working, such a sell would sell shares no lot holds and such
+    a buy buy beyond the strategy's plan: they are cancelled."""
+    return [
+        order
+        for order in broker.orders
+        if order.working and ours(order.order.ref) and order.order.ref not in live
+    ]
 
 
 def _open_shares(fills: Iterable[tuple[str, int]]) -> int:

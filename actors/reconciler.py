@@ -25,9 +25,11 @@ log = logging.getLogger("actortrade.reconciler")
 
 @attrs.frozen(kw_only=True)
 class Reconcile:
-    """Reconcile every symbol now; replies with a ``ReconcileReport``."""
+    """Reconcile every symbol now; replies with a ``ReconcileReport``. ``acknowledge``: an
+    operator has looked at the execution conflicts on record (see ``Resync``)."""
 
     dry_run: bool = False
+    acknowledge: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -72,10 +74,13 @@ class Reconciler(Actor[ReconcilerInbox]):
         match message:
             case LastReport():
                 return self.last
-            case Reconcile(dry_run=dry_run):
+            case Reconcile(dry_run=dry_run, acknowledge=acknowledge):
                 diffs = []
                 for ref in self.symbols.values():
-                    diff = await ref.request(Resync(dry_run=dry_run), timeout=self.request_timeout)
+                    diff = await ref.request(
+                        Resync(dry_run=dry_run, acknowledge=acknowledge),
+                        timeout=self.request_timeout,
+                    )
                     if not isinstance(diff, Diff):
                         raise TypeError(f"{ref.name} answered a Resync with {diff!r}")
                     diffs.append(diff)

@@ -3,12 +3,19 @@
 * Every ``PlaceOrder`` is committed as an intent with the lot-keeper before it is sent: no order
   without a durable intent, so the same decision can never place two orders.
 * Every execution is recorded (exactly once, by execId) before the strategy sees it, so a lot's
-  sell is never placed for a fill the ledger does not hold; a duplicate is dropped there.
+  sell is never placed for a fill the ledger does not hold; a duplicate (same execId, same
+  facts) is dropped there. An execId the ledger holds with other facts is an execution
+  conflict: on record, an alert, and the symbol halts (a reconciliation runs at once).
+* **Never short** (``actors.exposure``): a sell is committed only if the broker's position
+  covers it beside every working sell; otherwise the strategy sees it rejected and backs off.
 * A timer tick every ``timer_interval`` seconds drives the level-0 fill timeout and retries.
 * **Reconciliation** (``Resync``, SPEC section 6) is done here, between two events, so that it
   never races the strategy: the broker's snapshot is taken after every order this actor sent
   (the broker handles its mailbox in order), the ledger is repaired (``reconcile.plan``), and the
-  grid is rebuilt from the repaired facts whenever they disagree with its in-memory view. Every
+  grid is rebuilt from the repaired facts whenever they disagree with its in-memory view; our
+  working orders the rebuilt grid does not count as live are cancelled, and so are the sells
+  that would offer more than the position. An unacknowledged execution conflict or missing
+  shares halt the symbol (no new orders) until resolved. Every
   incarnation starts that way (``on_start``): a restarted symbol actor trusts nothing it had in
   memory, only the ledger and the broker.
 * **Tracing** (SPEC 10, ``actors.tracing``): a tick that decides nothing only bumps a count; one
@@ -32,9 +39,19 @@ from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_
 
 from . import reconcile
 from .broker import BrokerInbox, Snapshot
-from .domain import Side
+from .domain import DomainError, OrderRef, Side
+from .exposure import SellBook
 from .ledger import FillRecord, Origin
-from .lot_keeper import CommitIntent, Heal, LedgerState, LoadLedger, RecordFill, Refused
+from .lot_keeper import (
+    AcknowledgeConflicts,
+    CommitIntent,
+    Conflicted,
+    Heal,
+    LedgerState,
+    LoadLedger,
+    RecordFill,
+    Refused,
+)
 from .messages import (
     Alert,
     BrokerSnapshot,
@@ -69,9 +86,11 @@ class TimerTick:
 @attrs.frozen(kw_only=True)
 class Resync:
     """Reconcile with the broker now; replies with the ``reconcile.Diff``. A dry run changes
-    nothing and reports what would be done."""
+    nothing and reports what would be done. ``acknowledge`` first marks the symbol's execution
+    conflicts as seen by an operator, which lifts the halt they caused."""
 
     dry_run: bool = False
+    acknowledge: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -142,6 +161,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self.timer_interval = timer_interval
         self.request_timeout = request_timeout
         self.strategy: GridStrategy | None = None
+        self.book = SellBook()
+        """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
         self.ticks = TickGuard(symbol=params.symbol)
         self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
@@ -196,19 +217,35 @@ class SymbolActor(Actor[SymbolInbox]):
                     RecordFill(fill=message), timeout=self.request_timeout
                 )
                 recorded_at = (started, perf_counter_ns())
+                if isinstance(recorded, Conflicted):
+                    # Not a duplicate: the broker has reissued an id. The strategy does not
+                    # see it; a reconciliation halts the symbol and shows the conflict.
+                    alert = self._alert("execution-conflict", recorded.conflict.describe())
+                    self._record(alert)
+                    await self._reconcile(dry_run=False)
+                    return None
                 if isinstance(recorded, Refused):
                     commands = [self._alert("fill-refused", recorded.reason)]
                 elif recorded is False:
                     commands = []  # a duplicate execution: the ledger already has it
                 else:
+                    side = _side(message.ref)
+                    if side is not None:
+                        self.book.filled(message.ref, side, message.quantity)
                     commands = strategy.on_filled(message, now)
             case OrderCancelled():
+                self.book.gone(message.ref)
                 commands = strategy.on_cancelled(message, now)
             case OrderRejected():
+                self.book.gone(message.ref)
                 commands = strategy.on_rejected(message, now)
             case TimerTick():
                 commands = strategy.on_timer(now)
-            case Resync(dry_run=dry_run):
+            case Resync(dry_run=dry_run, acknowledge=acknowledge):
+                if acknowledge and not dry_run:
+                    await self.lot_keeper.request(
+                        AcknowledgeConflicts(symbol=self.symbol), timeout=self.request_timeout
+                    )
                 return await self._reconcile(dry_run=dry_run)
             case Describe():
                 return self._describe(strategy)
@@ -321,18 +358,27 @@ class SymbolActor(Actor[SymbolInbox]):
             now_ns=clock.time_ns(),
         )
         working = {order.order.ref for order in snapshot.orders if order.working}
+        book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
         if dry_run:
             strategy = self._restore(_merged(state, repairs), working)
-            commands = self._realign(strategy, diff)
+            commands = self._realign(strategy, diff, snapshot, book)
             return _with_orders(attrs.evolve(diff, dry_run=True), commands)
         if repairs:
             healed = await self.lot_keeper.request(
-                Heal(intents=repairs.intents, fills=repairs.fills, retired=repairs.retired),
+                Heal(
+                    intents=repairs.intents,
+                    fills=repairs.fills,
+                    retired=repairs.retired,
+                    conflicts=repairs.conflicts,
+                ),
                 timeout=self.request_timeout,
             )
-            if isinstance(healed, Refused):
-                raise ReconcileFailed(f"{self.symbol}: the ledger refused repairs: {healed.reason}")
+            if isinstance(healed, Refused | Conflicted):
+                reason = healed.reason if isinstance(healed, Refused) else healed.conflict
+                raise ReconcileFailed(f"{self.symbol}: the ledger refused repairs: {reason}")
             state = await self._load()
+            # A conflict the heal found on its own (an id another symbol's fill holds).
+            diff = attrs.evolve(diff, conflicts=tuple(c.describe() for c in state.open_conflicts))
         previous = self.strategy
         live = None if previous is None else {order.ref for order in previous.live_orders()}
         if previous is None or repairs or live != {r for r in working if self._ours(r)}:
@@ -341,7 +387,8 @@ class SymbolActor(Actor[SymbolInbox]):
             self.published[self.symbol] = strategy
         else:
             strategy = previous
-        commands = self._realign(strategy, diff)
+        self.book = book
+        commands = self._realign(strategy, diff, snapshot, book)
         diff = _with_orders(diff, commands)
         self.last_diff = diff
         lines = diff.lines()
@@ -387,16 +434,59 @@ class SymbolActor(Actor[SymbolInbox]):
             strategy.last_price = previous.last_price
         return strategy
 
-    def _realign(self, strategy: GridStrategy, diff: reconcile.Diff) -> list[Command]:
+    def _realign(
+        self,
+        strategy: GridStrategy,
+        diff: reconcile.Diff,
+        snapshot: BrokerSnapshot,
+        book: SellBook,
+    ) -> list[Command]:
+        """The orders that bring the broker in line: first our working orders the strategy
+        does not count as live, then the strategy's own re-sync (or its halt), then the sells
+        that would still offer more than the position."""
         now = self.context.clock.monotonic()
-        if diff.missing_shares:
-            return strategy.halt(
+        live = {order.ref for order in strategy.live_orders()}
+        stale = [o.order.ref for o in reconcile.stale_orders(snapshot, live, self._ours)]
+        commands: list[Command] = [
+            CancelOrder(ref=ref, reason="working at the broker, but done in the ledger")
+            for ref in stale
+        ]
+        if stale:
+            commands.append(
+                self._alert(
+                    "stale-order",
+                    f"working at the broker, but done in the ledger (the broker lost its "
+                    f"record of them?): cancelled {', '.join(stale)}",
+                )
+            )
+        if diff.conflicts:
+            more = f" (and {len(diff.conflicts) - 1} more)" if len(diff.conflicts) > 1 else ""
+            commands += strategy.halt(f"execution conflict: {diff.conflicts[0]}{more}")
+        elif diff.missing_shares:
+            commands += strategy.halt(
                 f"the ledger holds {diff.ledger_shares} {self.symbol} shares, the broker "
                 f"{diff.broker_position}"
             )
-        if strategy.halted is not None:
-            return strategy.resume(now)
-        return strategy.resync(now)
+        elif strategy.halted is not None:
+            commands += strategy.resume(now)
+        else:
+            commands += strategy.resync(now)
+        cancelling = {c.ref for c in commands if isinstance(c, CancelOrder)}
+        keep = {o.ref for o in strategy.live_orders() if o.side is Side.SELL}
+        excess = book.excess(keep, cancelling)
+        for ref in excess:
+            commands.append(
+                CancelOrder(ref=ref, reason="the working sells offer more than the position")
+            )
+        if excess:
+            commands.append(
+                self._alert(
+                    "oversold",
+                    f"the working sells offered {book.offered} shares, the broker holds "
+                    f"{book.position}: cancelled {', '.join(excess)}",
+                )
+            )
+        return commands
 
     def _ours(self, ref: str) -> bool:
         return ref.startswith(f"{self.params.strategy}:{self.symbol}:")
@@ -432,11 +522,28 @@ class SymbolActor(Actor[SymbolInbox]):
     # -- commands ----------------------------------------------------------------------------
 
     async def _carry_out(self, commands: list[Command], trail: Trail) -> None:
-        for command in commands:
+        pending = collections.deque(commands)
+        while pending:
+            command = pending.popleft()
             match command:
                 case PlaceOrder():
                     target = trail.for_order(command)
                     committing = perf_counter_ns()
+                    refused = (
+                        self.book.refuses(command.quantity) if command.side is Side.SELL else None
+                    )
+                    if refused is not None:
+                        # Never short: the strategy sees a rejection (and backs off); nothing
+                        # is committed or sent.
+                        self._record(self._alert("sell-refused", f"{command.ref}: {refused}"))
+                        if target.on:
+                            target.placed(command, committing, committing, committing, 0, refused)
+                        strategy = self.strategy
+                        if strategy is not None:
+                            rejection = OrderRejected(ref=command.ref, reason=refused)
+                            now = self.context.clock.monotonic()
+                            pending.extend(strategy.on_rejected(rejection, now))
+                        continue
                     committed = await self.lot_keeper.request(
                         CommitIntent(order=command), timeout=self.request_timeout
                     )
@@ -449,6 +556,8 @@ class SymbolActor(Actor[SymbolInbox]):
                             )
                         continue
                     submit_id = new_span_id()
+                    if command.side is Side.SELL:
+                        self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
                     self._submitted[command.side.value].value += 1
                     if target.on:
@@ -503,6 +612,13 @@ _LMDB_FILL: dict[str, AttributeValue] = {
     "db.system.name": "lmdb",
     "db.operation.name": "record_fill",
 }
+
+
+def _side(ref: str) -> Side | None:
+    try:
+        return OrderRef.parse(ref).side
+    except DomainError:
+        return None
 
 
 def _expect(reply: object, kind: type[T]) -> T:

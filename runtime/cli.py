@@ -1022,10 +1022,27 @@ def reconcile(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
     ] = False,
+    acknowledge_conflicts: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge-conflicts",
+            help="You have looked at the execution conflicts on record (an execId the broker "
+            "reported with other facts than the ledger holds): lift the halt they caused. "
+            "They stay on record.",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Reconcile the running service's ledger with the broker now, and print the diff."""
-    reply = _ask(socket, config, "reconcile", dry_run=dry_run)
+    if dry_run and acknowledge_conflicts:
+        _fail("--acknowledge-conflicts changes the ledger: it cannot go with --dry-run")
+    reply = _ask(
+        socket,
+        config,
+        "reconcile",
+        dry_run=dry_run,
+        acknowledge_conflicts=acknowledge_conflicts,
+    )
     if json:
         _print_json(reply)
         return

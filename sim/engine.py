@@ -187,6 +187,9 @@ class Engine:
         """Called after a ``restart``: the connections to the venue drop."""
         self.recorder = recorder
         """Given every input before it takes effect; if it raises, the input is not applied."""
+        self.durable: Callable[[], None] | None = None
+        """Called before any event leaves the venue: what the recorder holds must be durable
+        by then (``sim.journal`` fsyncs), as a real broker's books are before it tells."""
         self._reject_next: str | None = None
         self._duplicate_next = False
         self._books: dict[str, _Book] = {}
@@ -448,6 +451,8 @@ class Engine:
             self.recorder(entry)
 
     def _emit(self, event: BrokerEvent) -> None:
+        if self.durable is not None:
+            self.durable()
         for listener in list(self.listeners):
             listener(event)
 

@@ -17,17 +17,24 @@ engine was made; the rest are its inputs, in order::
     ["place",{"condition":null,"limit":"51.50",...,"tif":"GTC"},"2026-11-23T09:31:00-05:00"]
     ["trade","TQQQ","51.48",84211,"2026-11-23T09:31:15-05:00"]
 
-**Durability.** Each entry is written and flushed to the operating system before the input
-takes effect, which survives a SIGKILL of the process (the page cache keeps it); there is no
-fsync, so a power loss or kernel crash may lose the tail: out of scope for a simulator. A kill
-in the middle of a write leaves a torn last line (no newline): ``open_engine`` cuts it away, as
-its input never took effect. Any other malformed line is an error naming the file and line.
+**Durability**, as a real broker's: what the venue has told anyone is on disk. Each entry is
+written and flushed to the operating system before its input takes effect (that survives a
+SIGKILL of the process: the page cache keeps it), and the file is fsynced before any event
+leaves the venue (an acknowledgement, a fill, a cancel, a reject: ``Engine.durable``). So a
+power loss or kernel crash can lose only inputs that nobody heard of yet: market trades that
+filled nothing, and an order whose acknowledgement was never sent (its sender must expect that
+of any venue). It never forgets an execution, an acknowledged order or an execId it reported.
+A kill in the middle of a write leaves a torn last line (no newline): ``open_engine`` cuts it
+away, as its input never took effect. Any other malformed line is an error naming the file and
+line. (A journal cut short by hand is the one way to make the venue forget what it said; the
+bot's reconciliation must survive even that, see ``docs/reconciliation.md``.)
 
 The journal grows with every trade; compacting it into a snapshot is not done yet.
 """
 
 from __future__ import annotations
 
+import os
 import weakref
 from pathlib import Path
 from typing import BinaryIO
@@ -55,7 +62,8 @@ _decoder: msgspec.json.Decoder[Entry] = msgspec.json.Decoder(Entry)
 
 
 class Journal:
-    """An open journal file: the ``recorder`` of the engine ``open_engine`` returned.
+    """An open journal file: the ``recorder`` of the engine ``open_engine`` returned, and its
+    ``durable`` hook (``sync``).
 
     Every entry is flushed as it is written, so closing saves nothing; it frees the file, which
     is otherwise closed when the engine is collected.
@@ -65,10 +73,20 @@ class Journal:
         self.path = path
         self._file = file
         self._close = weakref.finalize(self, file.close)
+        self._unsynced = False
+        self.syncs = 0
 
     def __call__(self, entry: Input | Begin) -> None:
         self._file.write(_encoder.encode(entry) + b"\n")
         self._file.flush()
+        self._unsynced = True
+
+    def sync(self) -> None:
+        """Make every entry written so far durable (fsync), if any is not yet."""
+        if self._unsynced:
+            os.fsync(self._file.fileno())
+            self._unsynced = False
+            self.syncs += 1
 
     def close(self) -> None:
         self._close()
@@ -94,13 +112,26 @@ def open_engine(path: str | Path, *, first_order_id: int = 1) -> Engine:
         journal = Journal(path, file)
         if not lines:
             journal(Begin(first_order_id=first_order_id))
-            return Engine(first_order_id=first_order_id, recorder=journal)
+            journal.sync()
+            _sync_directory(path.parent)  # the new file's name is durable too
+            engine = Engine(first_order_id=first_order_id, recorder=journal)
+            engine.durable = journal.sync
+            return engine
         engine = _replay(path, lines, first_order_id)
     except BaseException:
         file.close()
         raise
     engine.recorder = journal
+    engine.durable = journal.sync
     return engine
+
+
+def _sync_directory(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _replay(path: Path, lines: list[bytes], first_order_id: int) -> Engine:

@@ -18,7 +18,9 @@ carries out the commands it returns (``PlaceOrder`` after committing the intent,
   filling is placed again. When the current cycle has no open lot left, its queued buys are
   cancelled and the next price starts a new cycle at level 0.
 * **Rejects** back off per level (buys) or per lot (sells), doubling from ``retry_initial`` up
-  to ``retry_maximum`` seconds, and alert the operator.
+  to ``retry_maximum`` seconds, and alert the operator. After ``retry_limit`` rejections in a
+  row the grid stops retrying that level or lot (one more alert) until it is rebuilt: a
+  restart, or a reconciliation that finds the ledger or the broker changed.
 
 Lots are created by their first fill. A lot whose buy fills after its order was cancelled (a
 late or reordered execution) keeps the shares: its sell is resized by cancel and replace.
@@ -26,6 +28,7 @@ late or reordered execution) keeps the shares: its sell is resized by cancel and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 
@@ -64,6 +67,7 @@ class GridParams:
     fill_timeout: float = 120.0
     retry_initial: float = 1.0
     retry_maximum: float = 60.0
+    retry_limit: int = 10
     strategy: str = "grid"
 
 
@@ -124,6 +128,8 @@ class GridStrategy:
     def __init__(self, params: GridParams, lots: LotMap) -> None:
         if params.queue_depth < 1:
             raise ValueError(f"queue_depth must be >= 1, got {params.queue_depth}")
+        if params.retry_limit < 1:
+            raise ValueError(f"retry_limit must be >= 1, got {params.retry_limit}")
         self.params = params
         self.lot_map = lots
         self.cycle = 1
@@ -378,19 +384,26 @@ class GridStrategy:
         order.done = True
         retry = self._retries.setdefault(self._retry_key(order), _Retry())
         retry.attempts += 1
-        delay = min(
-            self.params.retry_maximum, self.params.retry_initial * 2 ** min(retry.attempts - 1, 30)
-        )
-        retry.not_before = now + delay
         lot = self.lots.get(order.lot)
         if order.side is Side.BUY and lot is not None:
             lot.buy_done = True
-        commands: list[Command] = [
-            self._alert(
-                "order-rejected",
-                f"{order.ref} rejected ({event.reason}); retrying in {delay:g} s",
+        if retry.attempts >= self.params.retry_limit:
+            retry.not_before = math.inf
+            alert = self._alert(
+                "gave-up",
+                f"{order.ref} rejected ({event.reason}), {retry.attempts} times in a row: not "
+                "retried until the grid is rebuilt (restart the service once the cause is fixed)",
             )
-        ]
+        else:
+            delay = min(
+                self.params.retry_maximum,
+                self.params.retry_initial * 2 ** min(retry.attempts - 1, 30),
+            )
+            retry.not_before = now + delay
+            alert = self._alert(
+                "order-rejected", f"{order.ref} rejected ({event.reason}); retrying in {delay:g} s"
+            )
+        commands: list[Command] = [alert]
         commands.extend(self._maintain(now))
         return commands
 

@@ -165,6 +165,7 @@ class ChaosStore(Store):
             path,
             databases=ledger.DATABASES,
             schema_version=ledger.SCHEMA_VERSION,
+            migrations=ledger.MIGRATIONS,
             durability=Durability.NOSYNC,
             map_size=64 << 20,
             inline=True,
@@ -212,6 +213,14 @@ class Harness:
         self.placed: Counter[str] = Counter()
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
+        self.inputs: list[Input] = []
+        """The current venue's inputs, in order: what an amnesia cuts short."""
+        self.forgotten: set[invariants.ExecutionKey] = set()
+        """Executions of the venue's earlier lives (before an amnesia), whatever became of
+        them: the invariants' history once the venue has forgotten some."""
+        self.amnesia: int | None = None
+        """Inputs the venue loses when the process it crashed with comes back."""
+        self.amnesiac = False
         self.lots: dict[str, LotMap] = {SYMBOL: load_lot_map(LOT_MAP)}
         self.pending = list(plan.faults)
         self.recorded: list[str] = []
@@ -230,7 +239,20 @@ class Harness:
     def _record(self, entry: Input) -> None:
         if isinstance(entry, Place):
             self.placed[entry.order.ref] += 1
+        self.inputs.append(entry)
         self.digest.update(msgspec.json.encode(entry))
+
+    def _forget(self, lost: int) -> None:
+        """The venue comes back from its inputs but the last ``lost`` (``VENUE_AMNESIA``)."""
+        self.forgotten |= invariants.keys(self.engine.executions)
+        kept = self.inputs[: max(len(self.inputs) - lost, 1)]
+        engine = Engine()  # no recorder while it replays: those inputs were counted once
+        for entry in kept:
+            engine.apply(entry)
+        engine.recorder = self._record
+        self.engine, self.inputs = engine, list(kept)
+        self.amnesiac = True
+        self.digest.update(f"amnesia {lost} -> {len(kept)}".encode())
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -240,6 +262,9 @@ class Harness:
             finished = await self._serve()
             if finished:
                 break
+            if self.amnesia is not None:
+                self._forget(self.amnesia)
+                self.amnesia = None
         self.digest.update(msgspec.json.encode(self.recorded))
         self.outcome.digest = self.digest.hexdigest()[:16]
         self.outcome.checks = self.tally.checks
@@ -286,6 +311,9 @@ class Harness:
         except* RestartIntensityExceeded as group:
             self._stopped(group, trading)
         finally:
+            for alert in trading.alerts:
+                if alert.kind in _TOLD:
+                    self.arms.fired[f"told:{alert.kind}"] += 1
             port.link.close()
             if self.store.is_open:
                 self.store.close()  # what the kernel does for a killed process
@@ -399,7 +427,9 @@ class Harness:
                 )
                 if working:
                     self.engine.cancel(working[fault.n % len(working)], "cancelled in TWS")
-            case Kind.CRASH:
+            case Kind.CRASH | Kind.VENUE_AMNESIA:
+                if fault.kind is Kind.VENUE_AMNESIA:
+                    self.amnesia = fault.n
                 self.crashing = True
                 assert self.scope is not None
                 self.scope.cancel()
@@ -475,7 +505,12 @@ class Harness:
         if store is None or not store.is_open:
             return
         invariants.safety(
-            self.engine, invariants.read_ledger(store, SYMBOL), self.placed, SYMBOL, self.tally
+            self.engine,
+            invariants.read_ledger(store, SYMBOL),
+            self.placed,
+            SYMBOL,
+            self.tally,
+            forgotten=self.forgotten if self.amnesiac else None,
         )
 
     async def _settle(self, trading: SimTrading, *, strict: bool) -> None:
@@ -487,7 +522,10 @@ class Harness:
         for _ in range(SETTLE_ATTEMPTS if strict else 1):
             try:
                 await broker.request(Poll(), timeout=30)
-                await reconciler.request(Reconcile(), timeout=120)
+                # After an amnesia the operator has looked at the execution conflicts it
+                # caused: acknowledging them lets the symbol trade again (unless shares are
+                # missing), so what comes after is checked too.
+                await reconciler.request(Reconcile(acknowledge=self.amnesiac), timeout=120)
                 # Retries of rejected orders run (their backoff is at most a minute); then the
                 # repairs reach the venue, and its answers the symbol actor.
                 await anyio.sleep(SETTLE_WAIT)
@@ -502,14 +540,23 @@ class Harness:
             assert store is not None
             strategy = trading.strategies.get(SYMBOL)
             ledger = invariants.read_ledger(store, SYMBOL)
-            invariants.safety(self.engine, ledger, self.placed, SYMBOL, self.tally)
-            invariants.agreement(self.engine, ledger, SYMBOL, self.tally, strategy=strategy)
+            forgotten = self.forgotten if self.amnesiac else None
+            invariants.safety(
+                self.engine, ledger, self.placed, SYMBOL, self.tally, forgotten=forgotten
+            )
+            invariants.agreement(
+                self.engine, ledger, SYMBOL, self.tally, strategy=strategy, forgotten=forgotten
+            )
             self.outcome.settles += 1
             return
         if strict:
             raise invariants.Violation(
                 f"the tree did not settle in {SETTLE_ATTEMPTS} attempts at the end"
             )
+
+
+_TOLD = frozenset({"stale-order", "oversold", "sell-refused", "execution-conflict", "halted"})
+"""Alerts of the safeguards a lost venue state calls on, counted in the outcome."""
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:

@@ -7,13 +7,21 @@ Two kinds (``docs/chaos.md``):
 * **Safety** (``safety``) holds at every moment between two steps, whatever failed: no orderRef
   sent twice, no order without a committed intent, at most one working buy per level and at most
   ``queue_depth`` conditional buys, at most one working sell per lot and never more shares
-  offered than a lot holds, no position below zero, and every execution the ledger holds is one
-  the venue made, with its quantity and price, recorded once.
+  offered than a lot holds, the working sells never offer more than the position, no position
+  below zero, and every execution the ledger holds is one the venue made, with its quantity and
+  price, recorded once.
 * **Agreement** (``agreement``) holds once the tree has settled after a fault (a reconciliation
   has run with the connection up): every execution of ours recorded exactly once; the ledger's
   open shares are the venue's position; each open lot has exactly one working sell, for its open
   shares, at its average cost + profit; realized P&L equals what the venue's executions give;
   and the strategy's books are the ledger's.
+
+After a venue that lost recent state (``forgotten``: the executions of its earlier lives) the
+history is every execution any life of the venue made: a lot never sells beyond what it bought
+in all of them, the ledger's fills are among them, and an execution id the venue reissued with
+other contents is never taken for the one the ledger holds (a conflict is on record and the
+symbol halts until acknowledged). The symbol may end halted then, for a conflict or for shares
+the venue no longer holds; never short, whatever happened.
 
 Each check counts itself in a ``Tally``; a failed one raises ``Violation`` naming what differs.
 """
@@ -35,6 +43,13 @@ from sim.engine import Engine, Execution, SimOrder
 
 OURS = "grid:"
 """The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
+
+ExecutionKey = tuple[str, str, Side, int, Decimal]
+"""An execution's id and facts: (execId, orderRef, side, quantity, price)."""
+
+
+def keys(executions: Iterable[Execution]) -> set[ExecutionKey]:
+    return {(e.exec_id, e.ref, e.side, e.quantity, e.price) for e in executions}
 
 
 class Violation(AssertionError):
@@ -61,6 +76,7 @@ def read_ledger(store: Store, symbol: str) -> LedgerState:
             fills=tuple(f for f in ledger_.fills(txn) if f.ref.startswith(f"{OURS}{symbol}:")),
             lots=tuple(ledger_.lots(txn, symbol)),
             retired=ledger_.retired(txn),
+            conflicts=tuple(ledger_.conflicts(txn, symbol)),
         )
     )
 
@@ -86,9 +102,11 @@ def safety(
     tally: Tally,
     *,
     queue_depth: int = 3,
+    forgotten: set[ExecutionKey] | None = None,
 ) -> None:
     """The invariants that hold between any two steps, whatever failed (see the module doc).
-    ``placed`` counts the orders the venue was sent, by orderRef."""
+    ``placed`` counts the orders the venue was sent, by orderRef; ``forgotten`` the executions
+    of the venue's earlier lives, if it lost some state."""
     twice = sorted(ref for ref, n in placed.items() if n > 1 and ref.startswith(OURS))
     tally.check(not twice, f"orderRefs sent to the venue more than once: {twice}")
     intents = {i.ref for i in ledger.intents}
@@ -107,12 +125,19 @@ def safety(
         f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
     )
 
-    # Never offer more than a lot holds; never short.
+    # Never offer more than a lot holds, in all of the venue's lives; never short.
+    history = keys(_executions(engine, symbol)) | (forgotten or set())
     bought: Counter[int] = Counter()
     sold: Counter[int] = Counter()
-    for execution in _executions(engine, symbol):
-        lot = OrderRef.parse(execution.ref).lot
-        (bought if execution.side is Side.BUY else sold)[lot] += execution.quantity
+    for _, ref, side, quantity, _ in history:
+        if not ref.startswith(f"{OURS}{symbol}:"):
+            continue
+        (bought if side is Side.BUY else sold)[OrderRef.parse(ref).lot] += quantity
+    for fill in ledger.fills:
+        if fill.exec_id.startswith("orphan:"):
+            # A lot the reconciler made of shares no lot held: bought under other lots (or
+            # in a life of the venue it forgot), sold under its own.
+            bought[OrderRef.parse(fill.ref).lot] += fill.quantity
     sells: dict[int, list[SimOrder]] = {}
     for order in working:
         if order.side is Side.SELL:
@@ -120,6 +145,10 @@ def safety(
     for lot, offered in sells.items():
         refs = [o.ref for o in offered]
         tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
+        if forgotten is not None:
+            # A venue back from an older state works again sells that had filled: what
+            # matters then is that they never fill twice (below) and never go short.
+            continue
         tally.check(
             sold[lot] + offered[0].remaining <= bought[lot],
             f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
@@ -127,22 +156,30 @@ def safety(
         )
     short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
     tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
-    tally.check(position(engine, symbol) >= 0, f"the venue's {symbol} position is below zero")
+    held = position(engine, symbol)
+    tally.check(held >= 0, f"the venue's {symbol} position is below zero: {held}")
+    offering = sum(
+        o.remaining for o in engine.open_orders() if o.symbol == symbol and o.side is Side.SELL
+    )
+    tally.check(
+        offering <= held,
+        f"the working {symbol} sells offer {offering} shares, the position is {held}",
+    )
 
     # What the ledger recorded, the venue executed: same order, quantity and price, once.
-    executions = {e.exec_id: e for e in _executions(engine, symbol)}
     recorded = Counter(f.exec_id for f in ledger.fills)
     tally.check(
         all(n == 1 for n in recorded.values()),
         f"executions recorded twice: {sorted(e for e, n in recorded.items() if n > 1)}",
     )
+    made = {(exec_id, ref, quantity, price) for exec_id, ref, _, quantity, price in history}
     for fill in ledger.fills:
-        made = executions.get(fill.exec_id)
+        if fill.exec_id.startswith("orphan:"):
+            continue
         tally.check(
-            made is not None
-            and (made.ref, made.quantity, made.price) == (fill.ref, fill.quantity, fill.price),
+            (fill.exec_id, fill.ref, fill.quantity, fill.price) in made,
             f"the ledger's fill {fill.exec_id} ({fill.ref}, {fill.quantity} @ {fill.price}) "
-            f"is not the venue's execution {made}",
+            "is not an execution the venue made",
         )
     for view in ledger.lots:
         tally.check(view.sold <= view.bought, f"ledger lot {view.lot} sold more than it bought")
@@ -179,16 +216,21 @@ def agreement(
     profit: Decimal = Decimal("0.01"),
     tick: Decimal = Decimal("0.01"),
     strategy: GridStrategy | None = None,
+    forgotten: set[ExecutionKey] | None = None,
 ) -> None:
     """The invariants that hold once the tree has settled (see the module doc)."""
-    venue = sorted(e.exec_id for e in _executions(engine, symbol))
-    recorded = sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:"))
-    missing = sorted(set(venue) - set(recorded))
-    extra = sorted(set(recorded) - set(venue))
-    tally.check(
-        recorded == venue,
-        f"the ledger's executions are not the venue's: missing {missing}, extra {extra}",
-    )
+    if forgotten is not None:
+        if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy):
+            return
+    else:
+        venue = sorted(e.exec_id for e in _executions(engine, symbol))
+        recorded = sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:"))
+        missing = sorted(set(venue) - set(recorded))
+        extra = sorted(set(recorded) - set(venue))
+        tally.check(
+            recorded == venue,
+            f"the ledger's executions are not the venue's: missing {missing}, extra {extra}",
+        )
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     shares = sum(lot.open_shares for lot in open_lots)
     held = position(engine, symbol)
@@ -222,12 +264,14 @@ def agreement(
         o.ref for o in working if OrderRef.parse(o.ref).lot not in {lot.lot for lot in open_lots}
     )
     tally.check(not stray, f"working sells for lots that are not open: {stray}")
-    realized = sum((lot.realized for lot in ledger.lots), Decimal(0))
-    venue_realized = broker_realized(engine, symbol)
-    tally.check(
-        realized == venue_realized,
-        f"realized P&L: the ledger says {realized}, the venue's executions {venue_realized}",
-    )
+    if forgotten is None:
+        # (After an amnesia the ledger's realized P&L includes what the venue forgot.)
+        realized = sum((lot.realized for lot in ledger.lots), Decimal(0))
+        venue_realized = broker_realized(engine, symbol)
+        tally.check(
+            realized == venue_realized,
+            f"realized P&L: the ledger says {realized}, the venue's executions {venue_realized}",
+        )
     if strategy is None:
         return
     tally.check(
@@ -249,3 +293,43 @@ def agreement(
     mine = {lot.id: lot.open_shares for lot in strategy.open_lots()}
     theirs = {lot.lot: lot.open_shares for lot in open_lots}
     tally.check(mine == theirs, f"open lots: the strategy has {mine}, the ledger {theirs}")
+
+
+def _agreement_after_amnesia(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    tally: Tally,
+    strategy: GridStrategy | None,
+) -> bool:
+    """The executions' part of the agreement once the venue has lost some state: every
+    execution the venue holds now is the ledger's, or is on record as a conflict with it (a
+    reissued execution id is never taken for the one the ledger holds). True if the rest of
+    the agreement must hold too: the symbol is not halted."""
+    recorded = {f.exec_id: f for f in ledger.fills}
+    reported = {
+        (c.exec_id, c.reported.ref, c.reported.quantity, c.reported.price) for c in ledger.conflicts
+    }
+    for execution in _executions(engine, symbol):
+        fill = recorded.get(execution.exec_id)
+        facts = (execution.ref, execution.quantity, execution.price)
+        if fill is None:
+            tally.check(
+                False, f"the venue's execution {execution.exec_id} {facts} is not in the ledger"
+            )
+            continue
+        tally.check(
+            (fill.ref, fill.quantity, fill.price) == facts
+            or (execution.exec_id, *facts) in reported,
+            f"execution {execution.exec_id}: the venue made {facts}, the ledger holds "
+            f"{(fill.ref, fill.quantity, fill.price)} and no conflict is on record",
+        )
+    if strategy is None or strategy.halted is None:
+        return True
+    tally.check(
+        strategy.halted.startswith("execution conflict")
+        or strategy.halted.startswith("the ledger holds"),
+        f"{symbol} halted after the venue lost state, but not for a conflict or missing "
+        f"shares: {strategy.halted}",
+    )
+    return False

@@ -62,6 +62,13 @@ class Kind(enum.StrEnum):
     STORM = "storm"
     """The broker is killed again and again until the root's restart intensity is exceeded:
     the service must stop with a clear error; a new one is then started."""
+    VENUE_AMNESIA = "venue-amnesia"
+    """The whole process dies and the venue comes back without its ``n`` most recent inputs
+    (a journal cut short: a power loss before it was on disk, or an operator's hand): it works
+    again orders that had filled or were cancelled, has forgotten executions the ledger holds,
+    and reissues their order and execution ids. No real broker does this; the ledger and the
+    reconciliation must survive it all the same: never short, no execution id taken with two
+    different contents, the symbol halted rather than guessing."""
 
 
 TARGETS = ("lot-keeper", "broker", "symbols/symbol.TQQQ", "reconciler", "market-data", "symbols")
@@ -102,6 +109,10 @@ _WEIGHTS = {
     Kind.CRASH: 3,
     Kind.STORM: 1,
 }
+AMNESIA_SHARE = 0.25
+"""The share of scenarios with a ``VENUE_AMNESIA`` fault, drawn from a stream of its own so
+that every other scenario is what it was before that fault existed (seeds stay comparable
+across campaigns)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -195,7 +206,17 @@ def scenario(seed: int) -> Scenario:
             attrs.evolve(bar, volume=rng.randint(40, 400)) for bar in bars[at : at + thin]
         ]
     steps = 4 * len(bars)
-    faults = sorted((_fault(rng, steps) for _ in range(rng.randint(3, 10))), key=lambda f: f.step)
+    drawn = [_fault(rng, steps) for _ in range(rng.randint(3, 10))]
+    amnesia = random.Random(f"amnesia:{seed}")
+    if amnesia.random() < AMNESIA_SHARE:
+        drawn.append(
+            Fault(
+                step=amnesia.randrange(1, steps),
+                kind=Kind.VENUE_AMNESIA,
+                n=amnesia.randint(1, 160),
+            )
+        )
+    faults = sorted(drawn, key=lambda f: f.step)
     return Scenario(
         seed=seed,
         bars=tuple(bars),

@@ -64,10 +64,10 @@ def test_a_seed_replays_exactly_in_this_process_and_in_another() -> None:
         assert elsewhere.stdout.strip() == first.digest
 
 
-def _forgetful_record_fill(txn: Any, fill: Any) -> bool:
+def _forgetful_record_fill(txn: Any, fill: Any, **kwargs: Any) -> bool:
     """A ledger that forgets execIds: a second notice of an execution is recorded again."""
     if txn.get("fills", fill.exec_id.encode()) is None:
-        return ledger.record_fill.__wrapped__(txn, fill)  # type: ignore[attr-defined, no-any-return]
+        return ledger.record_fill.__wrapped__(txn, fill, **kwargs)  # type: ignore[attr-defined, no-any-return]
     seq = txn.count("fills") + 1
     record = ledger.FillRecord(
         exec_id=fill.exec_id,

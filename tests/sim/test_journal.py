@@ -142,7 +142,7 @@ def test_a_reopened_journal_has_the_same_books_and_behaves_the_same(
     original = open_engine(path)
     clock = drive(original, session)
     close(original)
-    original.recorder = None
+    original.recorder = original.durable = None
     reopened = open_engine(path)
     assert books(reopened) == books(original)
     assert reopened.listeners == []

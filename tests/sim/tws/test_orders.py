@@ -905,7 +905,11 @@ price_conditions = st.builds(
     st.integers(min_value=0, max_value=8),
     st.sampled_from(["a", "o"]),
 )
-refs = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"), max_size=40)
+# ib_insync drops every field whose value is "?" from an openOrder of an order it did not place
+# (wrapper.openOrder: "ignore '?' values in the order"), so such an orderRef cannot round-trip.
+refs = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"), max_size=40
+).filter(lambda ref: ref != "?")
 
 
 @given(
