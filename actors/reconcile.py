@@ -34,7 +34,7 @@ cancelled, and the working sells never offer more than the broker's position
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from decimal import Decimal
 
 import attrs
@@ -264,16 +264,22 @@ def plan(
 
 
 def stale_orders(
-    broker: BrokerSnapshot, live: Collection[str], ours: Callable[[str], bool]
+    broker: BrokerSnapshot,
+    live: Collection[str],
+    ours: Callable[[str], bool],
+    filled: Mapping[str, int],
 ) -> list[BrokerOrder]:
-    """Our working orders at the broker that the strategy, rebuilt from the ledger, does not
-    count as live: the ledger holds their fills in full, say (a broker that lost its record of
-    them works them again). Left working, such a sell would sell shares no lot holds and such
-    a buy buy beyond the strategy's plan: they are cancelled."""
+    """Our working orders at the broker that the ledger contradicts: the strategy, rebuilt from
+    the ledger, does not count them as live (the ledger holds their fills in full, say), or the
+    ledger holds more of their fills than the broker (``filled``: shares per orderRef). Only a
+    broker that lost its record of them works them so. Left working, such a sell would sell
+    shares no lot holds and such a buy buy beyond the strategy's plan: they are cancelled."""
     return [
         order
         for order in broker.orders
-        if order.working and ours(order.order.ref) and order.order.ref not in live
+        if order.working
+        and ours(order.order.ref)
+        and (order.order.ref not in live or filled.get(order.order.ref, 0) > order.filled)
     ]
 
 

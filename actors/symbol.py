@@ -360,8 +360,9 @@ class SymbolActor(Actor[SymbolInbox]):
         working = {order.order.ref for order in snapshot.orders if order.working}
         book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
         if dry_run:
-            strategy = self._restore(_merged(state, repairs), working)
-            commands = self._realign(strategy, diff, snapshot, book)
+            merged = _merged(state, repairs)
+            strategy = self._restore(merged, working)
+            commands = self._realign(strategy, diff, merged, snapshot, book)
             return _with_orders(attrs.evolve(diff, dry_run=True), commands)
         if repairs:
             healed = await self.lot_keeper.request(
@@ -388,7 +389,7 @@ class SymbolActor(Actor[SymbolInbox]):
         else:
             strategy = previous
         self.book = book
-        commands = self._realign(strategy, diff, snapshot, book)
+        commands = self._realign(strategy, diff, state, snapshot, book)
         diff = _with_orders(diff, commands)
         self.last_diff = diff
         lines = diff.lines()
@@ -438,6 +439,7 @@ class SymbolActor(Actor[SymbolInbox]):
         self,
         strategy: GridStrategy,
         diff: reconcile.Diff,
+        state: LedgerState,
         snapshot: BrokerSnapshot,
         book: SellBook,
     ) -> list[Command]:
@@ -446,7 +448,10 @@ class SymbolActor(Actor[SymbolInbox]):
         that would still offer more than the position."""
         now = self.context.clock.monotonic()
         live = {order.ref for order in strategy.live_orders()}
-        stale = [o.order.ref for o in reconcile.stale_orders(snapshot, live, self._ours)]
+        filled: collections.Counter[str] = collections.Counter()
+        for fill in state.fills:
+            filled[fill.ref] += fill.quantity
+        stale = [o.order.ref for o in reconcile.stale_orders(snapshot, live, self._ours, filled)]
         commands: list[Command] = [
             CancelOrder(ref=ref, reason="working at the broker, but done in the ledger")
             for ref in stale

@@ -215,6 +215,28 @@ def test_a_rejected_buy_is_retried_with_backoff_and_reported() -> None:
     g.on_accepted(OrderAccepted(ref=places(g.on_price(D("100.10"), 13.0))[0].ref))
 
 
+def test_an_order_rejected_retry_limit_times_in_a_row_is_not_retried_and_says_so() -> None:
+    """A venue that refuses a level-0 buy whatever happens (a price below the tick, an account
+    restriction): after ``retry_limit`` rejections in a row the grid stops asking, with one
+    "gave-up" alert, instead of retrying every minute forever."""
+    g = grid(retry_limit=3)
+    now = 0.0
+    kinds: list[str] = []
+    for _ in range(10):
+        placed = places(g.on_price(D("52.00"), now))
+        if not placed:
+            now += 3600.0
+            continue
+        (order,) = placed
+        kinds += alerts(g.on_rejected(OrderRejected(ref=order.ref, reason="tick"), now))
+        now += 3600.0
+    assert kinds == ["order-rejected", "order-rejected", "gave-up"]
+    assert places(g.on_timer(now + 86_400.0)) == []
+    assert places(g.on_price(D("52.00"), now + 86_400.0)) == []
+    with pytest.raises(ValueError, match="retry_limit"):
+        grid(retry_limit=0)
+
+
 def test_a_sell_cancelled_at_the_broker_is_reported_and_placed_again() -> None:
     """A sell that vanished without filling is re-placed as attempt 2 of the same lot."""
     g, commands = anchored()

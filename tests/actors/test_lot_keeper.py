@@ -15,8 +15,11 @@ from actors import ledger
 from actors.domain import Side, TimeInForce
 from actors.ledger import Binding
 from actors.lot_keeper import (
+    AcknowledgeConflicts,
     BindOrder,
     CommitIntent,
+    Conflicted,
+    Heal,
     LedgerFull,
     LedgerState,
     LoadLedger,
@@ -116,6 +119,107 @@ async def test_each_execution_is_recorded_exactly_once_and_lots_follow(tmp_path:
         assert lot.realized == Decimal("99.99") * 95 - lot.cost
         assert [f.exec_id for f in state.fills] == ["e1", "e2", "e3"]
         root.stop()
+
+
+async def test_an_execution_id_reported_again_with_other_facts_is_a_conflict_not_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    """Exactly once means the same execId and the same facts: an execId the ledger holds,
+    reported for another order (or quantity, or price), is refused with the conflict, which is
+    kept on record (once) until an operator acknowledges it; the fill the ledger holds stays."""
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        for order in (BUY, SELL):
+            await keeper.ref.request(CommitIntent(order=order), timeout=10)
+        assert await keeper.ref.request(fill(BUY.ref, "e1", 95, "99.00"), timeout=10) is True
+        # The same facts (the commission comes apart at IB): a duplicate.
+        again = RecordFill(
+            fill=OrderFilled(
+                ref=BUY.ref,
+                exec_id="e1",
+                quantity=95,
+                price=Decimal("99.000"),
+                commission=Decimal("1"),
+            )
+        )
+        assert await keeper.ref.request(again, timeout=10) is False
+        for other in (
+            fill(SELL.ref, "e1", 95, "99.99"),
+            fill(BUY.ref, "e1", 94, "99.00"),
+            fill(BUY.ref, "e1", 95, "98.99"),
+        ):
+            reply = await keeper.ref.request(other, timeout=10)
+            assert isinstance(reply, Conflicted)
+            assert reply.conflict.reported == other.fill
+            assert (reply.conflict.recorded.ref, reply.conflict.recorded.quantity) == (BUY.ref, 95)
+        assert isinstance(
+            await keeper.ref.request(fill(SELL.ref, "e1", 95, "99.99"), timeout=10), Conflicted
+        )
+        state: LedgerState = await keeper.ref.request(LoadLedger(symbol="TQQQ"), timeout=10)
+        assert [(f.exec_id, f.ref, f.quantity) for f in state.fills] == [("e1", BUY.ref, 95)]
+        assert len(state.conflicts) == 3
+        assert len(state.open_conflicts) == 3
+        assert "reported as grid:TQQQ:L1:SELL:2:1 95 @ 99.99" in state.conflicts[-1].describe()
+        acknowledged = AcknowledgeConflicts(symbol="TQQQ")
+        assert await keeper.ref.request(acknowledged, timeout=10) == 3
+        assert await keeper.ref.request(acknowledged, timeout=10) == 0
+        state = await keeper.ref.request(LoadLedger(symbol="TQQQ"), timeout=10)
+        assert len(state.conflicts) == 3
+        assert state.open_conflicts == ()
+        root.stop()
+
+
+async def test_a_heal_keeps_a_conflict_with_another_symbols_fill_and_the_rest_of_its_repairs(
+    tmp_path: Path,
+) -> None:
+    """The reconciler compares a symbol's executions with that symbol's fills only: an execId
+    another symbol's fill holds is a conflict the heal keeps, while its other repairs stand."""
+    other = attrs.evolve(BUY, ref="grid:QQQ:L1:BUY:2:1", symbol="QQQ")
+    root, keeper = tree(tmp_path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        for order in (BUY, other):
+            await keeper.ref.request(CommitIntent(order=order), timeout=10)
+        assert await keeper.ref.request(fill(other.ref, "x7", 95, "400.00"), timeout=10) is True
+        heal = Heal(
+            fills=(
+                OrderFilled(ref=BUY.ref, exec_id="x7", quantity=95, price=Decimal("99.00")),
+                OrderFilled(ref=BUY.ref, exec_id="x8", quantity=5, price=Decimal("99.00")),
+            )
+        )
+        assert await keeper.ref.request(heal, timeout=10) == (0, 1)
+        state: LedgerState = await keeper.ref.request(LoadLedger(symbol="TQQQ"), timeout=10)
+        assert [f.exec_id for f in state.fills] == ["x8"]
+        (conflict,) = state.open_conflicts
+        assert (conflict.exec_id, conflict.symbol, conflict.recorded.ref) == (
+            "x7",
+            "TQQQ",
+            other.ref,
+        )
+        root.stop()
+
+
+def test_a_schema_1_ledger_is_migrated_and_an_older_actortrade_is_refused(tmp_path: Path) -> None:
+    """Schema 2 adds the execution conflicts: a ledger of schema 1 opens with everything it
+    held; once migrated, code that knows only schema 1 (and would trade a symbol halted by a
+    conflict) refuses it."""
+    from runtime.store import Store, StoreError
+
+    old = ledger.DATABASES[:-1]
+    with Store(tmp_path, databases=old, schema_version=1) as v1:
+        anyio.run(
+            v1.write,
+            lambda txn: ledger.commit_intent(txn, ledger.IntentRecord(order=BUY, created_ns=1)),
+        )
+    with ledger_store(tmp_path) as v2:
+        assert v2.read(lambda txn: [i.ref for i in ledger.intents(txn)]) == [BUY.ref]
+        assert v2.read(ledger.conflicts) == []
+    with (
+        pytest.raises(StoreError, match="newer actortrade"),
+        Store(tmp_path, databases=old, schema_version=1),
+    ):
+        pass
 
 
 async def test_an_execution_without_an_intent_is_refused(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from actors.broker import Poll
@@ -22,7 +23,7 @@ from actors.messages import PlaceOrder
 from actors.reconciler import Reconcile, ReconcileReport
 from actors.trading import SimTrading, sim_trading
 from config.lotmap import load_lot_map
-from sim.engine import Engine
+from sim.engine import Engine, Input
 from sim.journal import open_engine
 from sim.replay import generated_session, trades
 from supervisors import Supervisor
@@ -306,3 +307,86 @@ async def test_a_dry_run_reports_the_diff_and_changes_nothing_then_a_real_run_re
     assert [i.order.quantity for i in after.intents if i.origin is Origin.ORPHAN] == [30]
     assert set(engine.orders) - orders_before == set(diff.placed)
     check_agreement(trading, after, "TQQQ")
+
+
+def _cut_before_executions(path: Path, count: int) -> int:
+    """Cut the venue's journal back to before the trade that made its last ``count``
+    executions (a journal that lost its tail); returns how many entries were cut."""
+    lines = path.read_bytes().split(b"\n")[:-1]
+    total = len(open_engine(path).executions)
+    replayed = Engine()
+    keep = len(lines)
+    for number, line in enumerate(lines[1:], start=1):
+        replayed.apply(msgspec.json.decode(line, type=Input))
+        if len(replayed.executions) > total - count:
+            keep = number
+            break
+    path.write_bytes(b"\n".join(lines[:keep]) + b"\n")
+    return len(lines) - keep
+
+
+@pytest.mark.parametrize(
+    ("minutes", "lost"),
+    [
+        # The reporter's shape: a lot's sell and the next lot's buy forgotten, so the position
+        # still matches the ledger's open shares while the venue works the sold lot's sell.
+        pytest.param(360, 2, id="sell-and-buy"),
+        pytest.param(700, 1, id="buy"),
+        pytest.param(700, 3, id="sell-and-two-buys"),
+    ],
+)
+async def test_a_venue_that_lost_its_latest_executions_never_makes_the_grid_go_short(
+    tmp_path: Path, minutes: int, lost: int
+) -> None:
+    """The reporter's repro in-process: the venue's journal loses the trades that made its last
+    executions while the service is down, so the venue works again sells whose fills the ledger
+    holds and reissues execution ids. On restart those sells are cancelled before anything
+    else, a sell for the same shares waits until the cancel is confirmed, a reissued execId is
+    a conflict on record (never a duplicate, never recorded with its new facts): the position
+    never goes below zero and the working sells never offer more than it."""
+    bars = generated_session(seed=11, day=date(2026, 11, 23))
+    journal = tmp_path / "venue.journal"
+    with anyio.fail_after(120):
+        first, before, _, _ = await run_tree(tmp_path, bars[:minutes], engine=open_engine(journal))
+        first.engine.recorder.close()  # type: ignore[union-attr]
+        assert _cut_before_executions(journal, lost) > 0
+        engine = open_engine(journal)
+        low: list[int] = []
+
+        def never_short() -> None:
+            held = engine.positions["TQQQ"].quantity if "TQQQ" in engine.positions else 0
+            offered = sum(o.remaining for o in engine.open_orders() if o.side is Side.SELL)
+            low.append(min(held, held - offered))
+
+        trading = sim_trading(
+            data_dir=tmp_path / "ledger", bars=bars, lots=LOTS, engine=engine, on_step=never_short
+        )
+        root = Supervisor("root", trading.spec)
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            await trading.finished.wait()
+            reconciler = trading.cells["reconciler"].ref
+            report: ReconcileReport = await reconciler.request(Reconcile(), timeout=30)
+            keeper = trading.cells["lot-keeper"].ref
+            after: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+            root.stop()
+    assert low
+    assert min(low) >= 0, f"short or oversold by {-min(low)} shares"
+    # The loss was noticed: sells cancelled or held back, a conflict, or missing shares.
+    told = {alert.kind for alert in trading.alerts}
+    assert told & {"stale-order", "sell-refused", "execution-conflict", "halted"}, told
+    # Every fill the ledger held before is still there, with the same facts.
+    held = {f.exec_id: (f.ref, f.quantity, f.price) for f in after.fills}
+    for fill in before.fills:
+        assert held[fill.exec_id] == (fill.ref, fill.quantity, fill.price)
+    # An execution the venue holds now is the ledger's, or a conflict on record with it.
+    reported = {(c.exec_id, c.reported.ref, c.reported.quantity) for c in after.conflicts}
+    for execution in engine.executions:
+        facts = (execution.ref, execution.quantity, execution.price)
+        if held.get(execution.exec_id) != facts:
+            assert (execution.exec_id, execution.ref, execution.quantity) in reported
+    if after.open_conflicts:
+        assert trading.strategies["TQQQ"].halted is not None
+        (diff,) = report.diffs
+        assert diff.conflicts
+        assert "EXECUTION CONFLICT" in "\n".join(diff.lines())

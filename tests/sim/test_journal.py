@@ -159,6 +159,42 @@ def test_a_reopened_journal_has_the_same_books_and_behaves_the_same(
     close(again)
 
 
+def test_no_event_leaves_the_venue_before_the_journal_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a real broker's books: every acknowledgement, fill and cancel is told only after an
+    fsync of the journal that holds its input; a trade that fills nothing costs no fsync."""
+    path = tmp_path / "venue.jsonl"
+    engine = open_engine(path)
+    journal = engine.recorder
+    assert isinstance(journal, Journal)
+    synced: list[int] = []  # the journal's size at each fsync
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    told: list[tuple[str, bool]] = []
+    engine.listeners.append(
+        lambda event: told.append((type(event).__name__, synced[-1] == path.stat().st_size))
+    )
+    engine.place(buy("a", tif=TimeInForce.DAY), TEN)
+    engine.on_trade("TQQQ", Decimal("101.00"), 30, datetime.fromisoformat("2026-11-23T15:01Z"))
+    quiet = len(synced)
+    engine.on_trade("TQQQ", Decimal("99.40"), 30, datetime.fromisoformat("2026-11-23T15:02Z"))
+    engine.cancel("a")
+    close(engine)
+    assert told == [
+        ("OrderAccepted", True),
+        ("OrderFilled", True),
+        ("OrderCancelled", True),
+    ]
+    assert quiet == 1, "a trade that filled nothing was fsynced"
+    assert len(synced) == journal.syncs - 1 == 3  # and one when the journal was begun
+
+
 def test_a_new_journal_begins_with_how_the_engine_was_made(tmp_path: Path) -> None:
     """The file is created with a begin line; the engine starts at the given order id."""
     path = tmp_path / "venue.jsonl"
