@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from actors import ledger
+from actors import ledger, reconcile
+from actors.exposure import SellBook
 from actors.strategies.grid import GridStrategy, Lot
 from sim.chaos import harness
 from sim.chaos.campaign import simulate
@@ -112,6 +113,30 @@ def test_a_sell_at_the_wrong_price_is_caught_at_the_first_settle_point(
     monkeypatch.setattr(GridStrategy, "sell_price", greedy)
     with pytest.raises(harness.ChaosFailure, match=r"its sell grid:TQQQ:L0:SELL:1:1 is 94 @ 53.22"):
         harness.run(1)
+
+
+def test_a_grid_that_trusts_its_ledger_over_a_venue_that_lost_state_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without its safeguards (no stale sells cancelled, no position guard), a grid whose venue
+    came back from an older state offers the same shares twice: seed 49's venue-amnesia."""
+    assert any(f.kind is Kind.VENUE_AMNESIA for f in scenario(49).faults)
+    monkeypatch.setattr(reconcile, "stale_orders", lambda *_: [])
+    monkeypatch.setattr(SellBook, "refuses", lambda *_: None)
+    monkeypatch.setattr(SellBook, "excess", lambda *_: [])
+    with pytest.raises(harness.ChaosFailure, match=r"the working TQQQ sells offer \d+ shares"):
+        harness.run(49)
+
+
+def test_an_execution_id_taken_for_a_duplicate_despite_other_facts_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ledger that takes a reissued execId for a duplicate of the one it holds (seed 36's
+    venue-amnesia reissues them) is caught at the next settle point."""
+    monkeypatch.setattr(ledger, "same_execution", lambda *_: True)
+    monkeypatch.setattr(reconcile, "same_execution", lambda *_: True)
+    with pytest.raises(harness.ChaosFailure, match="and no conflict is on record"):
+        harness.run(36)
 
 
 def test_a_failing_seed_is_rerun_by_the_command_line(tmp_path: Path) -> None:
