@@ -743,7 +743,8 @@ def _serve(
 
 
 class _Report:
-    """Prints each execution as the venue reports it, and summaries from the strategies."""
+    """Prints each execution as the venue reports it, and summaries from the strategies; on
+    standard output, whose failure stops the printing but never the trading (``_Output``)."""
 
     def __init__(self, symbols: list[str]) -> None:
         self.symbols = symbols
@@ -762,10 +763,9 @@ class _Report:
                 side = execution.side.value
                 level = event.ref.split(":")[2]
                 position = engine.positions[execution.symbol].quantity
-                print(
+                _STDOUT.line(
                     f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
-                    f"({level}) position {position}",
-                    flush=True,
+                    f"({level}) position {position}"
                 )
 
         engine.listeners.append(on_event)
@@ -790,14 +790,14 @@ class _Report:
                 f"{symbol} {len(strategy.open_lots())} open lots, {sells} sells and "
                 f"{len(live) - sells} buys working, {found}{halted}"
             )
-        print(f"reconciled with the venue: {'; '.join(parts)}; trading", flush=True)
+        _STDOUT.line(f"reconciled with the venue: {'; '.join(parts)}; trading")
 
     def summary(self, when: str) -> None:
         engine = self.trading.engine
         for symbol in self.symbols:
             strategy = self.trading.strategies.get(symbol)
             if strategy is None:
-                print(f"{when}: {symbol} has not started", flush=True)
+                _STDOUT.line(f"{when}: {symbol} has not started")
                 continue
             executions = [e for e in engine.executions if e.symbol == symbol]
             sells = sum(1 for e in executions if e.side.value == "SELL")
@@ -805,11 +805,10 @@ class _Report:
             open_lots = strategy.open_lots()
             shares = sum(lot.open_shares for lot in open_lots)
             halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
-            print(
+            _STDOUT.line(
                 f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
                 f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
-                f"realized P&L {strategy.realized:.2f}{halted}",
-                flush=True,
+                f"realized P&L {strategy.realized:.2f}{halted}"
             )
 
 
@@ -1315,7 +1314,57 @@ def _config_dir() -> str:
 
 
 def _say(message: str) -> None:
-    print(f"actorctl: {message}", file=sys.stderr, flush=True)
+    _STDERR.line(f"actorctl: {message}")
+
+
+class _Output:
+    """One of the process's standard streams, as the service writes to it: a write that fails
+    (a closed pipe, a full disk) is logged once and ends the printing, never the trading, which
+    the caller may be in the middle of (the fill printer runs inside the venue)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failed = False
+
+    def line(self, text: str) -> None:
+        if self.failed:
+            return
+        stream = getattr(sys, self.name)
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self.failed = True
+            self._silence(stream)
+            # Logging never raises: a handler whose stream fails reports it to stderr, if it can.
+            logging.getLogger("actortrade.output").warning(
+                "%s failed (%s: %s): nothing more is printed there; trading goes on",
+                "standard output" if self.name == "stdout" else "standard error",
+                type(exc).__name__,
+                exc,
+            )
+
+    @staticmethod
+    def _silence(stream: Any) -> None:
+        # The stream's descriptor now goes to /dev/null: what is still buffered, and any later
+        # write (ours, a library's, the interpreter's flush at exit), succeeds there instead of
+        # raising again ("Exception ignored ... BrokenPipeError" at exit).
+        import os
+
+        try:
+            fd = stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError):
+            return
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+        finally:
+            os.close(null)
+
+
+_STDOUT = _Output("stdout")
+_STDERR = _Output("stderr")
 
 
 def _fail(message: str) -> NoReturn:
