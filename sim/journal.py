@@ -28,6 +28,7 @@ The journal grows with every trade; compacting it into a snapshot is not done ye
 
 from __future__ import annotations
 
+import os
 import weakref
 from pathlib import Path
 from typing import BinaryIO
@@ -83,7 +84,8 @@ def open_engine(path: str | Path, *, first_order_id: int = 1) -> Engine:
     ``first_order_id`` other than the one the journal was begun with.
     """
     path = Path(path)
-    file = path.open("a+b")
+    # Owner-only: 0600 (a umask can only take bits away). SIM115: the Journal keeps it open.
+    file = open(path, "a+b", opener=lambda name, flags: os.open(name, flags, 0o600))  # noqa: SIM115
     try:
         file.seek(0)
         data = file.read()
