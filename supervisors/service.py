@@ -49,7 +49,8 @@ class ServiceResult:
     reason: str
     forced: bool = False
     forced_by: str = ""
-    """Why the tree was cancelled when ``forced``: the stop timeout, or a second signal."""
+    """How the tree came to be cancelled when ``forced``: ``after the stop timeout``, or ``by a
+    second signal, SIGTERM`` (say)."""
 
 
 Outside = Callable[..., Coroutine[Any, Any, None]]
@@ -106,11 +107,11 @@ async def serve(
             elif not stopped_by:
                 request_stop(name)
             elif tree_stopped:
-                log.info("%s received again: the tree has stopped already", name)
+                log.info("%s received after the tree stopped: nothing left to stop", name)
             else:
-                log.warning("%s received again: cancelling now", name)
+                log.warning("%s received while the tree stops: cancelling it now", name)
                 if not forced_by:
-                    forced_by.append(f"{name} received again")
+                    forced_by.append(f"by a second signal, {name}")
                 tree_scope.cancel()
 
         try:
@@ -221,7 +222,7 @@ def run_service(
     if result.exit_code == EXIT_GAVE_UP:
         line = f"actorctl: the service stopped because {result.reason}"
     else:
-        note = f" (forced: {result.forced_by}; the tree was cancelled)" if result.forced else ""
+        note = f" (forced {result.forced_by})" if result.forced else ""
         line = f"actorctl: {result.reason}{note}"
     # stderr may be gone (a closed pipe, a full disk): the exit status still tells.
     with contextlib.suppress(OSError, ValueError):

@@ -82,7 +82,7 @@ async def test_a_second_signal_while_the_tree_stops_forces_the_stop_and_it_still
     assert result.exit_code == service.EXIT_OK
     assert result.reason == f"stopped by {signum.name}"
     assert result.forced
-    assert result.forced_by == f"{signum.name} received again"
+    assert result.forced_by == f"by a second signal, {signum.name}"
     assert journal.of("stop") == ["slow"]
     assert guarded == []
 
