@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket as socket_module
 import stat
 import subprocess
 import time
@@ -352,6 +353,37 @@ def test_two_stop_signals_in_quick_succession_exit_0(
     finally:
         _reap(process)
     assert f"stopped by {signum.name}" in said
+
+
+def test_a_signal_while_the_process_exits_ends_it_at_once_with_0(tmp_path: Path) -> None:
+    """After the tree has stopped the process still exports its last spans (up to the export
+    timeout, here against an endpoint that never answers): a SIGTERM then met the default
+    action (exit 143); now it ends the exit at once, with 0."""
+    errors = tmp_path / "err"
+    with socket_module.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections queue, nothing is ever read or answered
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        process = _start(
+            "--speed",
+            "0",
+            "--tracing",
+            "--otlp-endpoint",
+            endpoint,
+            socket=tmp_path / "ctl.sock",
+            stderr=errors,
+        )
+        try:
+            _line_with(process, "replay finished")
+            process.send_signal(signal.SIGTERM)
+            _until(lambda: "actorctl: stopped by SIGTERM" in errors.read_text(), "the stop", 20)
+            assert process.poll() is None  # exporting its spans
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            _clean_exit(process, errors)
+        finally:
+            _reap(process)
+    assert time.monotonic() - sent < 3
 
 
 def test_a_second_signal_while_the_tree_stops_forces_it_and_exits_0(tmp_path: Path) -> None:
