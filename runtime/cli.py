@@ -6,9 +6,11 @@ fast and a broken subsystem cannot break unrelated commands.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -291,8 +293,14 @@ def start(
     if not bars:
         _fail(f"{replay}: no bars for {', '.join(lot_maps)}")
     _refuse_if_serving(control_path)
-    with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
-        home = data_dir if data_dir is not None else Path(scratch)
+    with (
+        tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
+        _data_dir(data_dir if data_dir is not None else Path(scratch), settings, lot_maps) as (
+            held,
+            manifest,
+        ),
+    ):
+        home = held.path
         trading, resumed, outside = _build(
             settings,
             home,
@@ -301,6 +309,7 @@ def start(
             grids={s.symbol: s.grid for s in symbols},
             speed=speed or None,
         )
+        held.record(manifest)
         report = _Report(list(lot_maps))
         trading.on_finished.append(lambda: report.summary("replay finished"))
         report.attach(trading)
@@ -363,8 +372,14 @@ def _start_live(
     from runtime.store import Durability, StoreError
 
     b = settings.broker
-    with tempfile.TemporaryDirectory(prefix="actortrade-") as scratch:
-        home = data_dir if data_dir is not None else Path(scratch)
+    with (
+        tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
+        _data_dir(data_dir if data_dir is not None else Path(scratch), settings, lot_maps) as (
+            held,
+            manifest,
+        ),
+    ):
+        home = held.path
         store = ledger_store(
             home / "ledger",
             durability=Durability(settings.ledger.durability.value),
@@ -374,6 +389,7 @@ def _start_live(
             store.open()
         except StoreError as exc:
             _fail(str(exc))
+        held.record(manifest)
         data_type = b.market_data_type or None
         feeds = _live_sources(settings, data_type)
         trading = live_trading(
@@ -524,6 +540,102 @@ def _refuse_if_serving(path: Path) -> None:
     _fail(f"another actorctl (pid {answer.get('pid')}) is already serving on {path}")
 
 
+@contextlib.contextmanager
+def _data_dir(home: Path, settings: Any, lot_maps: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """The data directory, locked for this service before its ledger or journal is opened, and
+    checked to be made for this start (exit 2 naming what it holds and what was asked, nothing
+    changed in it); with the manifest to record once they are open."""
+    from config.errors import ConfigError
+    from config.schema import BrokerKind
+    from config.secrets import load_secrets
+    from runtime.datadir import Asked, DataDirError, claim
+
+    ib = settings.broker.kind is BrokerKind.IB
+    try:
+        account = load_secrets().ib_account if ib else None
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        held = claim(home)
+    except DataDirError as exc:
+        _fail(str(exc))
+    with held:
+        holdings: dict[str, tuple[int, int]] = {}
+
+        def open_lots(symbol: str) -> tuple[int, int]:
+            if not holdings:
+                holdings.update(_ledger_holdings(home / "ledger"))
+            return holdings.get(symbol, (0, 0))
+
+        asked = Asked(
+            venue="ib" if ib else "sim",
+            mode=settings.mode.value,
+            symbols=tuple(lot_maps),
+            account=account,
+        )
+        try:
+            admission = held.admit(asked, open_lots=open_lots, inferred=lambda: _inferred(home))
+        except DataDirError as exc:
+            _fail(str(exc))
+        if admission.left_out:
+            _say(
+                f"{home} holds {', '.join(admission.left_out)} too, with no open lots: not traded "
+                "by this start; its orders still working at the broker, if any, are watched again "
+                "when a start trades it"
+            )
+        if admission.account_unchecked:
+            _say(
+                f"{home} was made for one IB account and IB_ACCOUNT is not set: the account TWS "
+                "reports is not checked against it"
+            )
+        held.subdir("ledger")
+        yield held, admission.manifest
+
+
+def _ledger_holdings(path: Path) -> dict[str, tuple[int, int]]:
+    """Every symbol the ledger at ``path`` has an order of, with its open lots and their shares;
+    read without writing anything, not even LMDB's lock file (the data directory's lock keeps
+    every writer out)."""
+    import lmdb
+    import msgspec
+
+    from actors import ledger
+    from runtime.store import Txn
+
+    if not (path / "data.mdb").exists():
+        return {}
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(ledger.DATABASES) + 1)
+    except lmdb.Error as exc:
+        _fail(f"{path}: cannot read the ledger: {exc}")
+    try:
+        with env.begin() as txn:
+            dbs = {name: env.open_db(name.encode(), txn=txn) for name in ledger.DATABASES}
+            view = Txn(txn, dbs)
+            held = {intent.symbol: (0, 0) for intent in ledger.intents(view)}
+            for lot in ledger.lots(view):
+                if lot.open_shares > 0:
+                    lots, shares = held.get(lot.symbol, (0, 0))
+                    held[lot.symbol] = (lots + 1, shares + lot.open_shares)
+    except (lmdb.Error, msgspec.MsgspecError, ValueError) as exc:
+        _fail(f"{path}: cannot read the ledger: {type(exc).__name__}: {exc}")
+    finally:
+        env.close()
+    return held
+
+
+def _inferred(home: Path) -> Any:
+    """What a data directory made before manifests was for: the symbols its ledger has orders
+    of, on the sim venue if it has the venue's journal, else on IB; None when it holds nothing."""
+    from runtime.datadir import Manifest
+
+    symbols = tuple(_ledger_holdings(home / "ledger"))
+    journal = (home / "venue.journal").exists()
+    if not symbols and not journal:
+        return None
+    return Manifest(venue="sim" if journal else "ib", symbols=symbols)
+
+
 def _build(
     settings: Any,
     home: Path,
@@ -544,8 +656,8 @@ def _build(
         map_size=settings.ledger.map_size_mib << 20,
     )
     try:
-        # Opened here, not in the lot-keeper, so that a second service on this directory is
-        # refused before it touches anything (the store holds the directory's lock).
+        # Opened here, not in the lot-keeper, so that a ledger that cannot be opened stops the
+        # start before anything runs (the store's own lock stays, behind the directory's).
         store.open()
     except StoreError as exc:
         _fail(str(exc))
@@ -650,10 +762,16 @@ def _venue_face(
     from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
+    # Every symbol the venue's books hold, not only those traded now: its executions, orders and
+    # positions are reported with their contract, whoever asks (a directory's other symbols).
+    known = (
+        {o.symbol for o in engine.orders.values()} | engine.positions.keys() | engine.last.keys()
+    )
+    listed = [*lot_maps, *sorted(known - lot_maps.keys())]
     server = TwsServer(
         engine,
         instruments=[
-            Instrument(symbol=symbol, con_id=900_001 + i) for i, symbol in enumerate(lot_maps)
+            Instrument(symbol=symbol, con_id=900_001 + i) for i, symbol in enumerate(listed)
         ],
         clock=lambda: engine.last_trade_at or start,
     )
@@ -743,7 +861,8 @@ def _serve(
 
 
 class _Report:
-    """Prints each execution as the venue reports it, and summaries from the strategies."""
+    """Prints each execution as the venue reports it, and summaries from the strategies; on
+    standard output, whose failure stops the printing but never the trading (``_Output``)."""
 
     def __init__(self, symbols: list[str]) -> None:
         self.symbols = symbols
@@ -762,10 +881,9 @@ class _Report:
                 side = execution.side.value
                 level = event.ref.split(":")[2]
                 position = engine.positions[execution.symbol].quantity
-                print(
+                _STDOUT.line(
                     f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
-                    f"({level}) position {position}",
-                    flush=True,
+                    f"({level}) position {position}"
                 )
 
         engine.listeners.append(on_event)
@@ -790,14 +908,14 @@ class _Report:
                 f"{symbol} {len(strategy.open_lots())} open lots, {sells} sells and "
                 f"{len(live) - sells} buys working, {found}{halted}"
             )
-        print(f"reconciled with the venue: {'; '.join(parts)}; trading", flush=True)
+        _STDOUT.line(f"reconciled with the venue: {'; '.join(parts)}; trading")
 
     def summary(self, when: str) -> None:
         engine = self.trading.engine
         for symbol in self.symbols:
             strategy = self.trading.strategies.get(symbol)
             if strategy is None:
-                print(f"{when}: {symbol} has not started", flush=True)
+                _STDOUT.line(f"{when}: {symbol} has not started")
                 continue
             executions = [e for e in engine.executions if e.symbol == symbol]
             sells = sum(1 for e in executions if e.side.value == "SELL")
@@ -805,11 +923,10 @@ class _Report:
             open_lots = strategy.open_lots()
             shares = sum(lot.open_shares for lot in open_lots)
             halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
-            print(
+            _STDOUT.line(
                 f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
                 f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
-                f"realized P&L {strategy.realized:.2f}{halted}",
-                flush=True,
+                f"realized P&L {strategy.realized:.2f}{halted}"
             )
 
 
@@ -1332,7 +1449,57 @@ def _config_dir() -> str:
 
 
 def _say(message: str) -> None:
-    print(f"actorctl: {message}", file=sys.stderr, flush=True)
+    _STDERR.line(f"actorctl: {message}")
+
+
+class _Output:
+    """One of the process's standard streams, as the service writes to it: a write that fails
+    (a closed pipe, a full disk) is logged once and ends the printing, never the trading, which
+    the caller may be in the middle of (the fill printer runs inside the venue)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failed = False
+
+    def line(self, text: str) -> None:
+        if self.failed:
+            return
+        stream = getattr(sys, self.name)
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self.failed = True
+            self._silence(stream)
+            # Logging never raises: a handler whose stream fails reports it to stderr, if it can.
+            logging.getLogger("actortrade.output").warning(
+                "%s failed (%s: %s): nothing more is printed there; trading goes on",
+                "standard output" if self.name == "stdout" else "standard error",
+                type(exc).__name__,
+                exc,
+            )
+
+    @staticmethod
+    def _silence(stream: Any) -> None:
+        # The stream's descriptor now goes to /dev/null: what is still buffered, and any later
+        # write (ours, a library's, the interpreter's flush at exit), succeeds there instead of
+        # raising again ("Exception ignored ... BrokenPipeError" at exit).
+        import os
+
+        try:
+            fd = stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError):
+            return
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+        finally:
+            os.close(null)
+
+
+_STDOUT = _Output("stdout")
+_STDERR = _Output("stderr")
 
 
 def _fail(message: str) -> NoReturn:

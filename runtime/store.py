@@ -161,6 +161,7 @@ class Store:
                 sync=self.durability is not Durability.NOSYNC,
                 metasync=False,
                 lock=True,
+                mode=0o600,
             )
             for name in (_META, *self.databases):
                 self._dbs[name] = self._env.open_db(name.encode())

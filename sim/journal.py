@@ -101,7 +101,8 @@ def open_engine(path: str | Path, *, first_order_id: int = 1) -> Engine:
     ``first_order_id`` other than the one the journal was begun with.
     """
     path = Path(path)
-    file = path.open("a+b")
+    # Owner-only: 0600 (a umask can only take bits away). SIM115: the Journal keeps it open.
+    file = open(path, "a+b", opener=lambda name, flags: os.open(name, flags, 0o600))  # noqa: SIM115
     try:
         file.seek(0)
         data = file.read()

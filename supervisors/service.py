@@ -1,16 +1,28 @@
 """Run a supervision tree as a service: until SIGINT/SIGTERM, or until the root gives up.
 
-A first signal asks the root for a graceful stop (children stop in reverse start order, each
-within its shutdown budget); if that takes longer than ``stop_timeout`` the tree is cancelled.
-A second signal cancels at once. Exit status: 0 after a stop, 1 when the root gave up.
+A first SIGINT or SIGTERM asks the root for a graceful stop (children stop in reverse start
+order, each within its shutdown budget); if that takes longer than ``stop_timeout`` the tree is
+cancelled. A second one means "now": while the tree stops it cancels the tree at once (a forced
+stop); after the tree has stopped (``run_service``'s process exiting: the last spans exported,
+the summaries printed) it ends the process at once. Either way the stop was asked for, so the
+exit status is 0; it is 1 when the root gave up. SIGHUP is ignored (logged): a closing terminal
+does not stop trading (run it under systemd, or nohup, to detach it).
+
+``run_service`` keeps a handler for these signals installed until the process is gone, so no
+signal ever meets the default action, which would end the process with status 143 (SIGTERM)
+or 129 (SIGHUP), or raise ``KeyboardInterrupt`` (SIGINT) wherever the exit happens to be.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from types import FrameType
 from typing import Any, TextIO
 
 import anyio
@@ -27,12 +39,18 @@ log = logging.getLogger("actortrade.service")
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+IGNORED_SIGNALS = (signal.SIGHUP,)
+
 
 @attrs.frozen(kw_only=True)
 class ServiceResult:
     exit_code: int
     reason: str
     forced: bool = False
+    forced_by: str = ""
+    """How the tree came to be cancelled when ``forced``: ``after the stop timeout``, or ``by a
+    second signal, SIGTERM`` (say)."""
 
 
 Outside = Callable[..., Coroutine[Any, Any, None]]
@@ -48,18 +66,22 @@ async def serve(
     *,
     stop_timeout: float = 5.0,
     on_started: Callable[[Supervisor], None] | None = None,
-    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+    ignored: tuple[signal.Signals, ...] = IGNORED_SIGNALS,
     companions: Sequence[Companion] = (),
     outside: Sequence[Outside] = (),
     tracer: Tracer | None = None,
 ) -> ServiceResult:
-    """Run ``spec`` as the root supervisor until a signal or until it gives up.
+    """Run ``spec`` as the root supervisor until one of ``signals`` or until it gives up;
+    each of ``ignored`` is logged and otherwise ignored.
 
     ``outside`` tasks (an embedded venue, say) are started, and report ready, before the tree
-    starts, and are cancelled after it has stopped."""
+    starts, and are cancelled after it has stopped. When it returns, the signal handlers that
+    were installed before it are installed again."""
     root = Supervisor("root", spec, tracer=tracer)
     stopped_by: list[str] = []
-    forced = False
+    forced_by: list[str] = []
+    tree_stopped = False
     tree_scope = anyio.CancelScope()
 
     def request_stop(by: str) -> None:
@@ -71,16 +93,44 @@ async def serve(
         tree_scope.deadline = min(tree_scope.deadline, anyio.current_time() + stop_timeout)
 
     async def watch_signals() -> None:
-        nonlocal forced
-        with anyio.open_signal_receiver(*signals) as received:
-            async for signum in received:
-                name = signal.Signals(signum).name
-                if not stopped_by:
-                    request_stop(name)
-                else:
-                    log.warning("%s received again: cancelling now", name)
-                    forced = True
-                    tree_scope.cancel()
+        watched = (*signals, *ignored)
+        previous = {s: signal.getsignal(s) for s in watched}
+
+        def on(signum: int) -> None:
+            name = signal.Signals(signum).name
+            if signum in ignored:
+                log.warning(
+                    "%s received: ignored (a closing terminal does not stop the service; "
+                    "SIGTERM, SIGINT or `actorctl stop` do)",
+                    name,
+                )
+            elif not stopped_by:
+                request_stop(name)
+            elif tree_stopped:
+                log.info("%s received after the tree stopped: nothing left to stop", name)
+            else:
+                log.warning("%s received while the tree stops: cancelling it now", name)
+                if not forced_by:
+                    forced_by.append(f"by a second signal, {name}")
+                tree_scope.cancel()
+
+        try:
+            with anyio.open_signal_receiver(*watched) as received:
+                # Those that came before the receiver was open (run_service recorded them).
+                while _early:
+                    signum = _early.pop(0)
+                    if signum in watched:
+                        on(signum)
+                async for signum in received:
+                    on(signum)
+        finally:
+            # asyncio's receiver leaves each signal to its default action when it closes (death
+            # for SIGTERM and SIGHUP, KeyboardInterrupt for SIGINT): put back what was there, so
+            # a signal during the rest of the exit meets a handler (a few microseconds between
+            # the two remain, which nothing short of the loop's own cooperation closes).
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
 
     gave_up: list[BaseException] = []
     try:
@@ -95,8 +145,9 @@ async def serve(
                         on_started(root)
                     for companion in companions:
                         tg.start_soon(companion, root, request_stop)
-            if tree_scope.cancelled_caught:
-                forced = True
+            tree_stopped = True
+            if tree_scope.cancelled_caught and not forced_by:
+                forced_by.append("after the stop timeout")
                 log.warning("the tree did not stop within %g s: it was cancelled", stop_timeout)
             tg.cancel_scope.cancel()
     except* (RestartIntensityExceeded, ChildUnrecoverable) as group:
@@ -104,7 +155,12 @@ async def serve(
     if gave_up:
         return ServiceResult(exit_code=EXIT_GAVE_UP, reason=_gave_up_message(gave_up[0]))
     reason = f"stopped by {stopped_by[0]}" if stopped_by else "stopped"
-    return ServiceResult(exit_code=EXIT_OK, reason=reason, forced=forced)
+    return ServiceResult(
+        exit_code=EXIT_OK,
+        reason=reason,
+        forced=bool(forced_by),
+        forced_by=forced_by[0] if forced_by else "",
+    )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -138,7 +194,15 @@ def run_service(
     tracer: Tracer | None = None,
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
-    False); return the exit code."""
+    False); return the exit code.
+
+    Meant to be the last thing a process does: from here until the process is gone, SIGINT,
+    SIGTERM and SIGHUP are handled even outside the tree's watch: one before the watch starts is
+    acted on when it does, and after the service, SIGINT or SIGTERM ends the process at once
+    with the exit code (see the module doc). The final line on ``stderr`` failing (a closed
+    pipe, a full disk) is no error: the exit code still tells."""
+    for signum in (*STOP_SIGNALS, *IGNORED_SIGNALS):
+        signal.signal(signum, _record)
     options: dict[str, Any] = {}
     if backend == "asyncio" and uvloop and _uvloop_available():
         options["use_uvloop"] = True
@@ -154,12 +218,43 @@ def run_service(
         backend=backend,
         backend_options=options,
     )
+    _exit_at_once_on_a_signal(result.exit_code)
     if result.exit_code == EXIT_GAVE_UP:
-        print(f"actorctl: the service stopped because {result.reason}", file=stderr)
+        line = f"actorctl: the service stopped because {result.reason}"
     else:
-        note = " (forced after the stop timeout)" if result.forced else ""
-        print(f"actorctl: {result.reason}{note}", file=stderr)
+        note = f" (forced {result.forced_by})" if result.forced else ""
+        line = f"actorctl: {result.reason}{note}"
+    # stderr may be gone (a closed pipe, a full disk): the exit status still tells.
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=stderr, flush=True)
     return result.exit_code
+
+
+_early: list[int] = []
+"""Signals that came before ``serve`` watched them (it acts on them then), or while its event
+loop was closing (the stop is done: nothing left to act on)."""
+
+
+def _record(signum: int, _frame: FrameType | None) -> None:
+    # No logging from a signal handler: it may interrupt a write to the same stream.
+    _early.append(signum)
+
+
+def _exit_at_once_on_a_signal(code: int) -> None:
+    def exit_now(_signum: int, _frame: FrameType | None) -> None:
+        os._exit(code)  # the stop is done and was asked for: skip the rest of the exit
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, exit_now)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The interpreter's finalization puts every Python handler back to the default action (the
+    # process would die of the signal), after the atexit functions: ignore them from there on.
+    atexit.register(_ignore_stop_signals)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _uvloop_available() -> bool:
