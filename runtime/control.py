@@ -174,9 +174,18 @@ async def _reply_to(stream: anyio.abc.SocketStream, handler: Handler, read_timeo
     if isinstance(line, str):
         return _error(line)
     try:
+        # msgspec checks UTF-8 only inside strings, and raises UnicodeDecodeError there: check the
+        # whole line first, to name the byte.
+        line.decode()
+    except UnicodeDecodeError as exc:
+        return _error(f"malformed request: not UTF-8 at byte {exc.start} ({exc.reason})")
+    try:
         request = _decode_request(line)
     except msgspec.DecodeError as exc:  # ValidationError included
         return _error(f"malformed request: {exc}")
+    except RecursionError:
+        # msgspec decodes arrays and objects recursively, under the interpreter's recursion limit.
+        return _error("malformed request: nested too deeply")
     if request.command == "ping":
         return _ok({"pid": os.getpid()}, request.command)
     try:
@@ -208,7 +217,7 @@ async def _read_request(stream: anyio.abc.SocketStream, read_timeout: float) -> 
 def _ok(result: Any, command: str) -> bytes:
     try:
         return _encode({"ok": True, "result": result}) + b"\n"
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, msgspec.EncodeError, RecursionError) as exc:
         log.exception("the result of control command %r does not encode as JSON", command)
         return _error(f"internal error: the result of {command!r} is not JSON: {exc}")
 

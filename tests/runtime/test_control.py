@@ -56,6 +56,8 @@ async def echo(command: str, args: dict[str, Any]) -> Any:
         return object()
     if command == "hang":
         await anyio.sleep_forever()
+    if command == "deep":
+        return functools.reduce(lambda inner, _: [inner], range(5_000), [])
     return {"command": command, "args": args}
 
 
@@ -125,6 +127,19 @@ async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_
             assert await ask(sock_path, "status") == {"command": "status", "args": {}}
 
 
+async def test_a_result_nested_too_deeply_to_encode_gets_an_internal_error_reply(
+    sock_path: Path,
+) -> None:
+    """A result the encoder cannot recurse through is an error reply, not a silent hang-up."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(
+                ControlError, match=r"^internal error: the result of 'deep' is not JSON: maximum"
+            ):
+                await ask(sock_path, "deep")
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
     [
@@ -147,6 +162,16 @@ async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_
             id="unknown-field",
         ),
         pytest.param(b'{"command": "status"}', "incomplete request", id="no-newline"),
+        pytest.param(
+            b'{"command": "st\xffatus"}\n',
+            "malformed request: not UTF-8 at byte 15 (invalid start byte)",
+            id="invalid-utf8",
+        ),
+        pytest.param(
+            b'{"command": "status", "args": {"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}\n",
+            "malformed request: nested too deeply",
+            id="nested-30000-deep",
+        ),
     ],
 )
 async def test_a_malformed_request_gets_an_error_reply_naming_the_problem(
