@@ -720,9 +720,12 @@ def _serve(
             await serve_control(
                 control_path, Operations(trading, root, stop, mode=mode, venue=venue)
             )
-        except (ControlError, OSError) as exc:
-            # Trading goes on without the control socket; the operator is told why.
-            logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
+        except Exception as exc:
+            # Trading goes on without the control socket, whatever stopped it; the operator is
+            # told why (with the traceback when it is a bug of ours).
+            logging.getLogger("actortrade.control").warning(
+                "no control socket: %s", exc, exc_info=not isinstance(exc, ControlError | OSError)
+            )
 
     try:
         return run_service(

@@ -47,7 +47,13 @@ MAX_REQUEST_BYTES = 64 * 1024
 READ_TIMEOUT = 5.0
 """Seconds a client has, once connected, to send its request line."""
 
+MAX_CONNECTIONS = 64
+"""Connections served at once; one more gets an immediate ``too many control connections`` error
+reply and is closed, so that clients that hang on cannot use up the process's file descriptors."""
+
 _WRITE_TIMEOUT = 5.0
+_TURN_AWAY_TIMEOUT = 0.5
+_ACCEPT_BACKOFF = 0.1
 _PROBE_TIMEOUT = 2.0
 _MAX_REPLY_BYTES = 64 * 1024 * 1024
 _SOCKET_MODE = 0o600
@@ -114,6 +120,7 @@ async def serve_control(
     handler: Handler,
     *,
     read_timeout: float = READ_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the control socket at ``path`` until cancelled; each connection in its own task.
@@ -121,7 +128,9 @@ async def serve_control(
     Reports started once the socket accepts connections. A stale socket file at ``path`` (its
     server died) is replaced; raises ``ControlSocketInUse`` if a server answers there, and
     ``ControlError`` if ``path`` is something else, too long, or cannot be created. A client that
-    sends no complete request line within ``read_timeout`` seconds gets an error reply.
+    sends no complete request line within ``read_timeout`` seconds gets an error reply, and one
+    beyond ``max_connections`` served at once an immediate one. Out of file descriptors, it waits
+    for some to be freed.
     """
     path = Path(path)
     # Probing a previous server and binding touch the filesystem and may wait on a socket.
@@ -130,10 +139,27 @@ async def serve_control(
         listener = await anyio.abc.SocketListener.from_socket(sock)
         async with listener, anyio.create_task_group() as tg:
             task_status.started()
-            await _accept_forever(listener, tg, handler, read_timeout)
+            await _accept_forever(listener, tg, handler, read_timeout, _Slots(max_connections))
     finally:
         sock.close()  # no-op once the listener took it; closes it if wrapping failed
         _unlink_if(path, ours)
+
+
+class _Slots:
+    # Connections being served: taken at accept, freed once the reply is sent and before the
+    # connection is closed, so a client that has read its reply to the end finds its slot free.
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.taken >= self.limit:
+            return False
+        self.taken += 1
+        return True
+
+    def free(self) -> None:
+        self.taken -= 1
 
 
 async def _accept_forever(
@@ -141,28 +167,62 @@ async def _accept_forever(
     tg: anyio.abc.TaskGroup,
     handler: Handler,
     read_timeout: float,
+    slots: _Slots,
 ) -> None:
+    starved = False
     while True:
         try:
             stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in _ACCEPT_BACKOFF_ERRNOS:
+        except (OSError, anyio.BrokenResourceError) as exc:
+            # anyio reports the OSError of accept() as BrokenResourceError, the OSError its cause.
+            cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
+            if not isinstance(cause, OSError) or cause.errno not in _ACCEPT_BACKOFF_ERRNOS:
                 raise
-            log.warning("control socket cannot accept: %s; retrying in 0.1 s", exc)
-            await anyio.sleep(0.1)
+            if not starved:
+                log.warning(
+                    "control socket cannot accept: %s; retrying every %g s",
+                    cause,
+                    _ACCEPT_BACKOFF,
+                )
+                starved = True
+            await anyio.sleep(_ACCEPT_BACKOFF)
             continue
-        tg.start_soon(_serve_connection, stream, handler, read_timeout, name="control connection")
+        if starved:
+            log.warning("control socket accepts connections again")
+            starved = False
+        if not slots.take():
+            await _turn_away(stream, slots.limit)
+            continue
+        tg.start_soon(
+            _serve_connection, stream, handler, read_timeout, slots, name="control connection"
+        )
+
+
+async def _turn_away(stream: anyio.abc.SocketStream, limit: int) -> None:
+    # Done in the accept loop, not in a task of its own (that would be unbounded again): a
+    # fresh connection's send buffer is empty, so the short reply goes out at once.
+    try:
+        async with stream:
+            with anyio.move_on_after(_TURN_AWAY_TIMEOUT):
+                await stream.send(
+                    _error(f"too many control connections ({limit}); try again shortly")
+                )
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        log.debug("control client went away: %r", exc)
 
 
 async def _serve_connection(
-    stream: anyio.abc.SocketStream, handler: Handler, read_timeout: float
+    stream: anyio.abc.SocketStream, handler: Handler, read_timeout: float, slots: _Slots
 ) -> None:
     # Whatever happens to one connection ends here: an exception would cancel the whole server.
     try:
         async with stream:
-            reply = await _reply_to(stream, handler, read_timeout)
-            with anyio.move_on_after(_WRITE_TIMEOUT):
-                await stream.send(reply)
+            try:
+                reply = await _reply_to(stream, handler, read_timeout)
+                with anyio.move_on_after(_WRITE_TIMEOUT):
+                    await stream.send(reply)
+            finally:
+                slots.free()
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
         log.debug("control client went away: %r", exc)
     except Exception:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket as socket_module
 import subprocess
@@ -553,3 +555,56 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
         assert hidden not in exported
     assert "******468" in printed  # the account, masked as logged at connect
     assert bool(alpaca.events_of("auth")) == (feed == "alpaca")
+
+
+def _connect_when_serving(path: Path) -> socket_module.socket:
+    deadline = time.monotonic() + 30
+    while True:
+        conn = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        conn.settimeout(10)
+        try:
+            conn.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, BlockingIOError):
+            # Not there yet, or its backlog is full: the service accepts when it gets to it.
+            conn.close()
+            assert time.monotonic() < deadline, f"nothing serves on {path}"
+            time.sleep(0.05)
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_300_connections_held_open_under_256_open_files_do_not_stop_the_service(
+    tmp_path: Path,
+) -> None:
+    """The service keeps trading and answering: connections past the limit of 64 are turned
+    away at once, and `status` answers once the others are closed; `stop` exits 0."""
+    socket = tmp_path / "ctl.sock"
+    process = subprocess.Popen(
+        ["prlimit", "--nofile=256:256", ACTORCTL, "start", "--speed", "0", "--no-tracing"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(socket),
+    )
+    try:
+        with contextlib.ExitStack() as held:
+            last = held.enter_context(_connect_when_serving(socket))
+            for _ in range(299):
+                last = held.enter_context(_connect_when_serving(socket))
+            reply = last.makefile("rb").readline()
+            assert reply.startswith(b'{"ok":false,"error":"too many control connections (64);')
+        summary = _line_with(process, "replay finished")
+        status = run("status", socket=socket)
+        assert status.returncode == 0, status.stderr
+        assert "TQQQ: 2 open lots (189 shares), realized P&L 150.40" in status.stdout
+        stop = run("stop", socket=socket)
+        assert stop.returncode == 0, stop.stderr
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        _reap(process)
+    assert process.returncode == 0, stderr
+    assert "3 sell executions" in summary

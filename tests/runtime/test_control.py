@@ -6,11 +6,15 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +352,75 @@ async def test_a_silent_client_is_dropped_after_the_read_timeout(sock_path: Path
                 "ok": False,
                 "error": "no request within 0.2 s",
             }
+
+
+SERVER = Path(__file__).with_name("control_server.py")
+
+
+@contextmanager
+def held_connections(path: Path, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections to ``path`` that say nothing, closed on the way out."""
+    with ExitStack() as stack:
+        held = []
+        for _ in range(count):
+            conn = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            conn.settimeout(10)
+            conn.connect(os.fspath(path))
+            held.append(conn)
+        yield held
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_server_out_of_file_descriptors_waits_for_some_and_serves_on(
+    sock_path: Path, backend: str
+) -> None:
+    """With fewer descriptors left than connections pending, accept() fails with EMFILE: the
+    server backs off instead of dying, and answers once the connections close."""
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER), "serve", str(sock_path), backend, "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        limit = int(server.stdout.readline().split()[1])
+        with held_connections(sock_path, 40):
+            deadline = time.monotonic() + 10
+            # Until the server has used every descriptor it may (or died trying).
+            while len(os.listdir(f"/proc/{server.pid}/fd")) < limit and server.poll() is None:
+                assert time.monotonic() < deadline, "the server never ran out of descriptors"
+                time.sleep(0.01)
+        assert request(sock_path, "status") == {"command": "status", "args": {}}
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=10)
+
+
+async def test_a_connection_beyond_the_limit_gets_an_immediate_error_reply(
+    sock_path: Path,
+) -> None:
+    """Past max_connections a client is told so at once and closed; a freed slot serves again."""
+    with anyio.fail_after(10):
+        async with serving(sock_path, read_timeout=60, max_connections=3):
+            with held_connections(sock_path, 3) as held:
+                with pytest.raises(ControlError) as caught:
+                    await ask(sock_path, "status")
+                assert str(caught.value) == "too many control connections (3); try again shortly"
+                # A reply read to its end frees its slot.
+                freed = functools.partial(_exchange_on, held[0], b'{"command": "lots"}\n')
+                assert (await anyio.to_thread.run_sync(freed))["ok"] is True
+                assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            # The server sees the others hang up before it is cancelled.
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+def _exchange_on(conn: socket.socket, data: bytes) -> dict[str, Any]:
+    conn.sendall(data)
+    received = b""
+    while chunk := conn.recv(65536):
+        received += chunk
+    reply: dict[str, Any] = msgspec.json.decode(received)
+    return reply
