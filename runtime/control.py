@@ -587,6 +587,11 @@ def _unlink_if(path: Path, identity: _Identity) -> None:
             os.unlink(path)
 
 
+def check_socket_path(path: Path) -> None:
+    """Raise ``ControlError`` if ``path`` is too long for a Unix socket address."""
+    _check_length(Path(path))
+
+
 def _check_length(path: Path, staged: str | None = None) -> None:
     size = len(os.fsencode(path if staged is None else staged))
     if size > _MAX_PATH_BYTES:
