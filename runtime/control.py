@@ -78,8 +78,8 @@ _Identity = tuple[int, int]  # (st_dev, st_ino): which file a path names
 
 class ControlError(RuntimeError):
     """Raised by a ``Handler`` to reply with an error message; raised by ``request()`` with the
-    message of an error reply (or a failed exchange); raised by ``serve_control()`` when it cannot
-    serve on its path."""
+    message of an error reply (or a failed exchange); raised by ``claim_control()`` (and
+    ``serve_control()`` given a path) when it cannot serve on its path."""
 
 
 class ControlUnavailable(ControlError):
@@ -97,7 +97,8 @@ class ControlUnavailable(ControlError):
 
 
 class ControlSocketInUse(ControlError):
-    """Raised by ``serve_control()`` when another server answers on its path."""
+    """Raised by ``claim_control()`` (and ``serve_control()`` given a path) when another server of
+    this user's or root's listens on its path; ``pid`` is its pid, when known."""
 
     def __init__(self, path: Path, pid: int | None) -> None:
         super().__init__(
@@ -615,8 +616,10 @@ def request(
     """Send ``command`` with ``args`` to the server at ``path`` and return its result.
 
     Blocks for at most about ``timeout`` seconds. Raises ``ControlUnavailable`` when nothing
-    serves on ``path``, and ``ControlError`` with the server's message when it replied with an
-    error, or when the exchange failed (timeout, connection lost, malformed reply).
+    serves on ``path``, ``NotOurService`` when the process serving it runs as another user than
+    this one or root (nothing is sent to it) or replies with another pid than its own, and
+    ``ControlError`` with the server's message when it replied with an error, or when the
+    exchange failed (timeout, connection lost, malformed reply).
     """
     path = Path(path)
     _check_length(path)
