@@ -91,7 +91,9 @@ class LedgerConfig:
 class ControlConfig:
     """``[control]``: the local control socket; ``None`` means the per-user default,
     ``$ACTORTRADE_SOCKET``, else ``$XDG_RUNTIME_DIR/actortrade-<uid>/actorctl.sock`` (the
-    temporary directory when ``XDG_RUNTIME_DIR`` is unset)."""
+    temporary directory when ``XDG_RUNTIME_DIR`` is unset; ``actortrade-<uid>`` is made mode
+    0700 and must be this user's alone). ``actorctl start`` refuses a socket whose directory
+    another user owns (root excepted) or may write to (a sticky one like ``/tmp`` excepted)."""
 
     socket: Path | None = None
 

@@ -69,13 +69,20 @@ class CheckBroker(enum.StrEnum):
 
 
 def _default_socket() -> Path:
-    """The control socket when the config names none: per user, in the runtime directory."""
+    """The control socket when the config names none: $ACTORTRADE_SOCKET, else per user."""
     import os
-    import tempfile
 
     override = os.environ.get("ACTORTRADE_SOCKET")
     if override:
         return Path(override)
+    return _per_user_socket()
+
+
+def _per_user_socket() -> Path:
+    """In the runtime directory, or in the temporary one (shared with other users) without."""
+    import os
+    import tempfile
+
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / f"actortrade-{os.getuid()}" / "actorctl.sock"
 
@@ -212,12 +219,9 @@ def start(
     publishes the replay and the market-data actor reads it with alpaca-py, while orders go
     through ib_insync (the hybrid IB + Alpaca configuration, all on loopback).
     """
-    import tempfile
-
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
     from config.schema import BrokerKind, FeedKind, SymbolConfig, feed_of, feed_problem
-    from sim.replay import ReplayError, generated_days, load_bars
 
     _configure_logging()
     settings = _broker_settings(
@@ -268,18 +272,42 @@ def start(
     except ConfigError as exc:
         _fail(str(exc))
     data_dir = data_dir if data_dir is not None else settings.data_dir
-    control_path = socket or settings.control.socket or _default_socket()
-    if settings.broker.kind is BrokerKind.IB:
-        _refuse_if_serving(control_path)
-        code = _start_live(
-            settings,
-            lot_maps,
-            {s.symbol: s.grid for s in symbols},
-            data_dir=data_dir,
-            control_path=control_path,
-            stop_timeout=stop_timeout or settings.runtime.stop_timeout,
-        )
-        raise typer.Exit(code)
+    live_broker = settings.broker.kind is BrokerKind.IB
+    bars = [] if live_broker else _bars(lot_maps, replay=replay, seed=seed, days=days)
+    # Before the ledger, the venue or the broker is touched: a service nobody can control (or
+    # someone else could) is not started.
+    with _claim_control(socket or settings.control.socket or _default_socket()) as control:
+        if live_broker:
+            code = _start_live(
+                settings,
+                lot_maps,
+                {s.symbol: s.grid for s in symbols},
+                data_dir=data_dir,
+                control=control,
+                stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+            )
+        else:
+            code = _start_embedded(
+                settings,
+                lot_maps,
+                control=control,
+                data_dir=data_dir,
+                bars=bars,
+                replay=replay,
+                seed=seed,
+                days=days,
+                speed=speed,
+                backend=chosen_backend,
+                stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+            )
+    raise typer.Exit(code)
+
+
+def _bars(lot_maps: dict[str, Any], *, replay: Path | None, seed: int, days: int) -> list[Any]:
+    """The bars to replay into the embedded venue: from ``replay``, or generated."""
+    from config.errors import ConfigError
+    from sim.replay import ReplayError, generated_days, load_bars
+
     try:
         if replay is not None:
             bars = [b for b in load_bars(replay) if b.symbol in lot_maps]
@@ -292,7 +320,30 @@ def start(
         _fail(str(exc))
     if not bars:
         _fail(f"{replay}: no bars for {', '.join(lot_maps)}")
-    _refuse_if_serving(control_path)
+    return bars
+
+
+def _start_embedded(
+    settings: Any,
+    lot_maps: dict[str, Any],
+    *,
+    control: Any,
+    data_dir: Path | None,
+    bars: list[Any],
+    replay: Path | None,
+    seed: int,
+    days: int,
+    speed: float,
+    backend: Backend,
+    stop_timeout: float,
+) -> int:
+    """Trade on the embedded sim venue, replaying ``bars``."""
+    import tempfile
+
+    from config.schema import BrokerKind, FeedKind, feed_of
+
+    symbols = settings.symbols
+    feeds = {feed_of(settings, s) for s in symbols}
     with (
         tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
         _data_dir(data_dir if data_dir is not None else Path(scratch), settings, lot_maps) as (
@@ -328,23 +379,23 @@ def start(
         _say(
             f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the embedded "
             f"sim venue ({path}; prices: {prices}; no account) replaying {source} {pace}; data "
-            f"in {home} ({kept}); control socket {control_path}; Ctrl-C, SIGTERM or `actorctl "
+            f"in {home} ({kept}); control socket {control.path}; Ctrl-C, SIGTERM or `actorctl "
             "stop` stops it"
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
         code = _serve(
             trading,
-            control_path,
-            backend=chosen_backend.value,
-            stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+            control,
+            backend=backend.value,
+            stop_timeout=stop_timeout,
             outside=outside,
             # ib_insync reads its loop from the event loop policy: plain asyncio with it.
             uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
             on_started=report.reconciled,
         )
         report.summary("at stop")
-    raise typer.Exit(code)
+    return code
 
 
 _FEED_WORDS = {
@@ -360,7 +411,7 @@ def _start_live(
     grids: dict[str, Any],
     *,
     data_dir: Path | None,
-    control_path: Path,
+    control: Any,
     stop_timeout: float,
 ) -> int:
     """Trade through a real TWS / IB Gateway, on IB's own market data."""
@@ -417,11 +468,11 @@ def _start_live(
             f"{b.host}:{b.port} (clientId {b.client_id} for orders; prices: {prices}); the "
             "account is the one TWS reports "
             f"(logged masked at connect); data in {home} ({kept}); control socket "
-            f"{control_path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
+            f"{control.path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
         return _serve(
             trading,
-            control_path,
+            control,
             backend="asyncio",
             stop_timeout=stop_timeout,
             outside=[],
@@ -530,14 +581,38 @@ def _broker_settings(
     return settings
 
 
-def _refuse_if_serving(path: Path) -> None:
-    from runtime.control import ControlError, request
+def _claim_control(path: Path) -> Any:
+    """The control socket at ``path``, bound and listening (a ``runtime.control.ControlSocket``);
+    exit 2 if it cannot be, saying why."""
+    from runtime.control import (
+        ControlError,
+        ControlSocketInUse,
+        UnsafeControlDirectory,
+        check_socket_path,
+        claim_control,
+        private_directory,
+    )
 
     try:
-        answer = request(path, "ping", timeout=5)
-    except ControlError:
-        return
-    _fail(f"another actorctl (pid {answer.get('pid')}) is already serving on {path}")
+        check_socket_path(path)
+        if path == _per_user_socket():
+            private_directory(path.parent)
+        else:
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                _fail(
+                    f"cannot create control socket {path}: cannot create its directory "
+                    f"{exc.filename}: {exc.strerror}"
+                )
+        return claim_control(path)
+    except ControlSocketInUse as exc:
+        pid = "" if exc.pid is None else f" (pid {exc.pid})"
+        _fail(f"another actorctl{pid} is already serving on {path}")
+    except UnsafeControlDirectory as exc:
+        _fail(f"{exc} (--socket, $ACTORTRADE_SOCKET or $XDG_RUNTIME_DIR)")
+    except ControlError as exc:
+        _fail(str(exc))
 
 
 @contextlib.contextmanager
@@ -808,7 +883,7 @@ def _venue_face(
 
 def _serve(
     trading: Any,
-    control_path: Path,
+    control_socket: Any,
     *,
     backend: str,
     stop_timeout: float,
@@ -834,13 +909,15 @@ def _serve(
 
     async def control(root: Any, stop: Any) -> None:
         try:
-            control_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             await serve_control(
-                control_path, Operations(trading, root, stop, mode=mode, venue=venue)
+                control_socket, Operations(trading, root, stop, mode=mode, venue=venue)
             )
-        except (ControlError, OSError) as exc:
-            # Trading goes on without the control socket; the operator is told why.
-            logging.getLogger("actortrade.control").warning("no control socket: %s", exc)
+        except Exception as exc:
+            # Trading goes on without the control socket, whatever stopped it; the operator is
+            # told why (with the traceback when it is a bug of ours).
+            logging.getLogger("actortrade.control").warning(
+                "no control socket: %s", exc, exc_info=not isinstance(exc, ControlError | OSError)
+            )
 
     try:
         return run_service(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket as socket_module
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.otlp_receiver import Receiver, otlp_receiver
+from tests.users import as_user, impostor_command, other_user
 
 ACTORCTL = str(Path(sys.executable).with_name("actorctl"))
 
@@ -553,3 +558,221 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
         assert hidden not in exported
     assert "******468" in printed  # the account, masked as logged at connect
     assert bool(alpaca.events_of("auth")) == (feed == "alpaca")
+
+
+def _connect_when_serving(path: Path) -> socket_module.socket:
+    deadline = time.monotonic() + 30
+    while True:
+        conn = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        conn.settimeout(10)
+        try:
+            conn.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, BlockingIOError):
+            # Not there yet, or its backlog is full: the service accepts when it gets to it.
+            conn.close()
+            assert time.monotonic() < deadline, f"nothing serves on {path}"
+            time.sleep(0.05)
+            continue
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_300_connections_held_open_under_256_open_files_do_not_stop_the_service(
+    tmp_path: Path,
+) -> None:
+    """The service keeps trading and answering: connections past the limit of 64 are turned
+    away at once, and `status` answers once the others are closed; `stop` exits 0."""
+    socket = tmp_path / "ctl.sock"
+    process = subprocess.Popen(
+        ["prlimit", "--nofile=256:256", ACTORCTL, "start", "--speed", "0", "--no-tracing"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(socket),
+    )
+    try:
+        with contextlib.ExitStack() as held:
+            last = held.enter_context(_connect_when_serving(socket))
+            for _ in range(299):
+                last = held.enter_context(_connect_when_serving(socket))
+            reply = last.makefile("rb").readline()
+            assert reply.startswith(b'{"ok":false,"error":"too many control connections (64);')
+        summary = _line_with(process, "replay finished")
+        status = run("status", socket=socket)
+        assert status.returncode == 0, status.stderr
+        assert "TQQQ: 2 open lots (189 shares), realized P&L 150.40" in status.stdout
+        stop = run("stop", socket=socket)
+        assert stop.returncode == 0, stop.stderr
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        _reap(process)
+    assert process.returncode == 0, stderr
+    assert "3 sell executions" in summary
+
+
+def _default_env(tmpdir: Path) -> dict[str, str]:
+    # The default control socket: no $ACTORTRADE_SOCKET, no $XDG_RUNTIME_DIR (cron, services,
+    # containers), so in $TMPDIR/actortrade-<uid>/.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmpdir)}
+    for name in ("ACTORTRADE_SOCKET", "XDG_RUNTIME_DIR"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A directory like /tmp (mode 1777) for $TMPDIR, short enough for socket paths."""
+    directory = Path(tempfile.mkdtemp(prefix="h17-", dir="/tmp"))
+    directory.chmod(0o1777)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_another_user_cannot_take_over_the_default_control_socket(
+    tmp_path: Path, shared_tmp: Path
+) -> None:
+    """Another user makes $TMPDIR/actortrade-<uid>/ first, mode 0777, to swap our socket for
+    theirs: `start` refuses it (exit 2, nothing created), and `stop` and `status` refuse their
+    server there, naming its uid, rather than report it as ours."""
+    other = other_user()
+    directory = shared_tmp / f"actortrade-{os.getuid()}"
+    hijack = subprocess.run(
+        impostor_command(other, "hijack", str(directory)), check=False, cwd="/", **as_user(other)
+    )
+    assert hijack.returncode == 0
+    env = _default_env(shared_tmp)
+    data = tmp_path / "data"
+    start = subprocess.run(
+        [ACTORCTL, "start", "--speed", "0", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+    assert start.returncode == 2, start.stderr
+    assert start.stderr == (
+        f"actorctl: refusing control socket directory {directory} (owner uid {other.pw_uid} "
+        f"({other.pw_name}), mode 0777): it belongs to uid {other.pw_uid} ({other.pw_name}), "
+        f"not to this user (uid {os.geteuid()}), so its owner could replace the control socket "
+        "in it; have it removed, or use another directory (--socket, $ACTORTRADE_SOCKET or "
+        "$XDG_RUNTIME_DIR)\n"
+    )
+    assert list(directory.iterdir()) == []
+    assert not data.exists()
+    server = subprocess.Popen(
+        impostor_command(other, "serve", str(directory / "actorctl.sock")),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        **as_user(other),
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "serving\n"
+        for command in ("stop", "status"):
+            refused = subprocess.run(
+                [ACTORCTL, command], capture_output=True, text=True, timeout=30, env=env
+            )
+            assert refused.returncode == 1
+            assert refused.stdout == ""
+            assert refused.stderr == (
+                f"actorctl: {command}: the process serving {directory / 'actorctl.sock'} is pid "
+                f"{server.pid} of uid {other.pw_uid} ({other.pw_name}), neither this user (uid "
+                f"{os.geteuid()}) nor root: it is not our actortrade service\n"
+            )
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
+
+
+def test_the_default_control_socket_directory_is_made_private(
+    tmp_path: Path, shared_tmp: Path
+) -> None:
+    """Without $XDG_RUNTIME_DIR, `start` makes $TMPDIR/actortrade-<uid>/ mode 0700 and serves
+    there; `status` and `stop` find it."""
+    env = _default_env(shared_tmp)
+    process = subprocess.Popen(
+        [ACTORCTL, "start", "--speed", "0", "--no-tracing"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        _line_with(process, "replay finished")
+        directory = shared_tmp / f"actortrade-{os.getuid()}"
+        assert stat.S_IMODE(directory.lstat().st_mode) == 0o700
+        status = subprocess.run(
+            [ACTORCTL, "status"], capture_output=True, text=True, timeout=30, env=env
+        )
+        assert status.returncode == 0, status.stderr
+        stop = subprocess.run(
+            [ACTORCTL, "stop"], capture_output=True, text=True, timeout=30, env=env
+        )
+        assert stop.stdout == f"actortrade pid {process.pid} is stopping\n"
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        _reap(process)
+    assert process.returncode == 0, stderr
+
+
+def _unusable_sockets(tmp: Path) -> dict[str, tuple[Path, str]]:
+    a_file = tmp / "notes"
+    a_file.write_text("not a directory")
+    long = tmp / ("d" * 60) / ("s" * 60 + ".sock")
+    return {
+        "under-a-file": (
+            a_file / "x" / "s.sock",
+            f"cannot create control socket {a_file / 'x' / 's.sock'}: cannot create its "
+            f"directory {a_file / 'x'}: Not a directory",
+        ),
+        "too-long": (
+            long,
+            f"control socket path {long} is too long: {len(os.fsencode(long))} bytes, a Unix "
+            "socket address holds at most 107",
+        ),
+        "not-a-socket": (
+            a_file,
+            f"control socket path {a_file} exists and is not a socket; not touching it",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "too-long", "not-a-socket"])
+def test_start_refuses_an_unusable_socket_path_before_creating_anything(
+    tmp_path: Path, shared_tmp: Path, case: str
+) -> None:
+    """A service nobody could control is not started: exit 2, one line saying why, and no
+    data directory, no socket directory made."""
+    socket, why = _unusable_sockets(shared_tmp)[case]
+    data = tmp_path / "data"
+    result = run("start", "--speed", "0", "--data-dir", str(data), "--socket", str(socket))
+    assert result.returncode == 2
+    assert result.stderr == f"actorctl: {why}\n"
+    assert not data.exists()
+    assert sorted(p.name for p in shared_tmp.iterdir()) == ["notes"]
+
+
+def test_a_second_start_on_the_same_control_socket_is_refused_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    """The socket is claimed before anything else: exit 2, the first's pid; the first goes on."""
+    socket = tmp_path / "ctl.sock"
+    first = _spawn("start", "--speed", "0", "--no-tracing", socket=socket)
+    try:
+        _line_with(first, "replay finished")
+        second = run("start", "--data-dir", str(tmp_path / "data"), socket=socket)
+        assert second.returncode == 2
+        assert second.stderr == (
+            f"actorctl: another actorctl (pid {first.pid}) is already serving on {socket}\n"
+        )
+        assert not (tmp_path / "data").exists()
+        assert run("stop", socket=socket).returncode == 0
+        _, stderr = first.communicate(timeout=10)
+    finally:
+        _reap(first)
+    assert first.returncode == 0, stderr

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import msgspec
 import pytest
@@ -25,9 +31,14 @@ from runtime.control import (
     ControlSocketInUse,
     ControlUnavailable,
     Handler,
+    NotOurService,
+    UnsafeControlDirectory,
+    claim_control,
+    private_directory,
     request,
     serve_control,
 )
+from tests.users import as_user, impostor_command, other_user
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +67,8 @@ async def echo(command: str, args: dict[str, Any]) -> Any:
         return object()
     if command == "hang":
         await anyio.sleep_forever()
+    if command == "deep":
+        return functools.reduce(lambda inner, _: [inner], range(5_000), [])
     return {"command": command, "args": args}
 
 
@@ -125,6 +138,19 @@ async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_
             assert await ask(sock_path, "status") == {"command": "status", "args": {}}
 
 
+async def test_a_result_nested_too_deeply_to_encode_gets_an_internal_error_reply(
+    sock_path: Path,
+) -> None:
+    """A result the encoder cannot recurse through is an error reply, not a silent hang-up."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            with pytest.raises(
+                ControlError, match=r"^internal error: the result of 'deep' is not JSON: maximum"
+            ):
+                await ask(sock_path, "deep")
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
     [
@@ -147,6 +173,16 @@ async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_
             id="unknown-field",
         ),
         pytest.param(b'{"command": "status"}', "incomplete request", id="no-newline"),
+        pytest.param(
+            b'{"command": "st\xffatus"}\n',
+            "malformed request: not UTF-8 at byte 15 (invalid start byte)",
+            id="invalid-utf8",
+        ),
+        pytest.param(
+            b'{"command": "status", "args": {"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}\n",
+            "malformed request: nested too deeply",
+            id="nested-30000-deep",
+        ),
     ],
 )
 async def test_a_malformed_request_gets_an_error_reply_naming_the_problem(
@@ -171,6 +207,7 @@ async def test_an_oversized_request_gets_an_error_reply(sock_path: Path) -> None
             assert reply == {
                 "ok": False,
                 "error": "request too large: more than 65536 bytes in one line",
+                "pid": os.getpid(),
             }
             just_fits = {"blob": "x" * (MAX_REQUEST_BYTES - 64)}
             assert await ask(sock_path, "lots", just_fits) == {"command": "lots", "args": just_fits}
@@ -192,6 +229,7 @@ async def test_a_line_whose_newline_arrives_past_the_limit_is_too_large(sock_pat
             assert msgspec.json.decode(received) == {
                 "ok": False,
                 "error": f"request too large: more than {MAX_REQUEST_BYTES} bytes in one line",
+                "pid": os.getpid(),
             }
 
 
@@ -322,4 +360,299 @@ async def test_a_silent_client_is_dropped_after_the_read_timeout(sock_path: Path
             assert msgspec.json.decode(received) == {
                 "ok": False,
                 "error": "no request within 0.2 s",
+                "pid": os.getpid(),
             }
+
+
+SERVER = Path(__file__).with_name("control_server.py")
+
+
+@contextmanager
+def held_connections(path: Path, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections to ``path`` that say nothing, closed on the way out."""
+    with ExitStack() as stack:
+        held = []
+        for _ in range(count):
+            conn = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            conn.settimeout(10)
+            conn.connect(os.fspath(path))
+            held.append(conn)
+        yield held
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_server_out_of_file_descriptors_waits_for_some_and_serves_on(
+    sock_path: Path, backend: str
+) -> None:
+    """With fewer descriptors left than connections pending, accept() fails with EMFILE: the
+    server backs off instead of dying, and answers once the connections close."""
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER), "serve", str(sock_path), backend, "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        limit = int(server.stdout.readline().split()[1])
+        with held_connections(sock_path, 40):
+            deadline = time.monotonic() + 10
+            # Until the server has used every descriptor it may (or died trying).
+            while len(os.listdir(f"/proc/{server.pid}/fd")) < limit and server.poll() is None:
+                assert time.monotonic() < deadline, "the server never ran out of descriptors"
+                time.sleep(0.01)
+        assert request(sock_path, "status") == {"command": "status", "args": {}}
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=10)
+
+
+async def test_a_connection_beyond_the_limit_gets_an_immediate_error_reply(
+    sock_path: Path,
+) -> None:
+    """Past max_connections a client is told so at once and closed; a freed slot serves again."""
+    with anyio.fail_after(10):
+        async with serving(sock_path, read_timeout=60, max_connections=3):
+            with held_connections(sock_path, 3) as held:
+                with pytest.raises(ControlError) as caught:
+                    await ask(sock_path, "status")
+                assert str(caught.value) == "too many control connections (3); try again shortly"
+                # A reply read to its end frees its slot.
+                freed = functools.partial(_exchange_on, held[0], b'{"command": "lots"}\n')
+                assert (await anyio.to_thread.run_sync(freed))["ok"] is True
+                assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            # The server sees the others hang up before it is cancelled.
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+def _exchange_on(conn: socket.socket, data: bytes) -> dict[str, Any]:
+    conn.sendall(data)
+    received = b""
+    while chunk := conn.recv(65536):
+        received += chunk
+    reply: dict[str, Any] = msgspec.json.decode(received)
+    return reply
+
+
+# -- whose directory, whose server ----------------------------------------------------------------
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to give a directory to another uid")
+
+
+def test_a_missing_private_directory_is_created_mode_0700(sock_path: Path) -> None:
+    """The per-user directory is made private from the start, whatever the umask."""
+    directory = sock_path.parent / "actortrade-1000"
+    old = os.umask(0)
+    try:
+        private_directory(directory)
+    finally:
+        os.umask(old)
+    st = directory.lstat()
+    assert stat.S_ISDIR(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid == os.geteuid()
+    private_directory(directory)  # and found fine the next time
+
+
+def test_a_private_directory_of_another_user_is_refused_naming_owner_and_mode(
+    sock_path: Path,
+) -> None:
+    """Made first by someone else: refused, even with a mode that would be fine."""
+    _needs_root()
+    directory = sock_path.parent / "actortrade-0"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 54321, 54321)
+    with pytest.raises(UnsafeControlDirectory) as caught:
+        private_directory(directory)
+    assert str(caught.value) == (
+        f"refusing control socket directory {directory} (owner uid 54321, mode 0700): it "
+        f"belongs to uid 54321, not to this user (uid {os.geteuid()}), so its owner could "
+        "replace the control socket in it; have it removed, or use another directory"
+    )
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777, 0o702])
+def test_a_private_directory_others_may_write_to_is_refused(sock_path: Path, mode: int) -> None:
+    """Ours, but writable by the group or others: refused, saying how to fix it."""
+    directory = sock_path.parent / "actortrade-0"
+    directory.mkdir()
+    directory.chmod(mode)
+    with pytest.raises(UnsafeControlDirectory) as caught:
+        private_directory(directory)
+    assert str(caught.value) == (
+        f"refusing control socket directory {directory} (owner uid {os.geteuid()}"
+        f"{_name(os.geteuid())}, mode {mode:04o}): its group or others may write to it, so "
+        f"they could replace the control socket in it; run `chmod 700 {directory}`, or use "
+        "another directory"
+    )
+
+
+def test_a_symbolic_link_in_place_of_the_private_directory_is_refused(sock_path: Path) -> None:
+    """Even to a private directory of ours: whoever made the link may point it elsewhere."""
+    target = sock_path.parent / "mine"
+    target.mkdir(mode=0o700)
+    directory = sock_path.parent / "actortrade-0"
+    directory.symlink_to(target)
+    with pytest.raises(UnsafeControlDirectory, match=f"it is a symbolic link to {target}, so"):
+        private_directory(directory)
+
+
+def test_a_socket_directory_of_another_user_is_refused(sock_path: Path) -> None:
+    """Anywhere, the socket's directory must be ours or root's: its owner could replace it."""
+    _needs_root()
+    os.chown(sock_path.parent, 54321, 54321)
+    with pytest.raises(UnsafeControlDirectory, match="it belongs to uid 54321, neither this user"):
+        claim_control(sock_path)
+    assert list(sock_path.parent.iterdir()) == []
+
+
+async def test_a_socket_directory_others_may_write_to_is_refused_unless_sticky(
+    sock_path: Path,
+) -> None:
+    """Mode 0777 lets anyone rename the socket away; with the sticky bit (/tmp) they may not."""
+    sock_path.parent.chmod(0o777)
+    with pytest.raises(UnsafeControlDirectory, match=r"mode 0777\): its group or others may"):
+        await serve_control(sock_path, echo)
+    sock_path.parent.chmod(0o1777)
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+
+
+async def test_every_reply_carries_the_pid_of_the_server(sock_path: Path) -> None:
+    """Results and errors alike, so that the client can tell who answered."""
+    with anyio.fail_after(10):
+        async with serving(sock_path):
+            ok = await exchange(sock_path, b'{"command": "status"}\n')
+            error = await exchange(sock_path, b"status\n")
+    assert ok["pid"] == error["pid"] == os.getpid()
+
+
+@asynccontextmanager
+async def answering(path: Path, reply: bytes) -> AsyncIterator[None]:
+    """A server that is not serve_control(): each connection gets ``reply`` whatever it asks."""
+
+    async def answer(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(reply)
+
+    async with await anyio.create_unix_listener(path) as listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, answer)
+        yield
+        tg.cancel_scope.cancel()
+
+
+async def test_a_reply_claiming_another_pid_than_its_server_s_is_refused(sock_path: Path) -> None:
+    """The kernel says which process serves the socket; a reply that says otherwise lies."""
+    claimed = os.getpid() + 1
+    line = msgspec.json.encode({"ok": True, "result": {"stopping": True}, "pid": claimed})
+    with anyio.fail_after(10):
+        async with answering(sock_path, line + b"\n"):
+            with pytest.raises(NotOurService) as caught:
+                await ask(sock_path, "stop")
+    assert (caught.value.pid, caught.value.claimed) == (os.getpid(), claimed)
+    assert str(caught.value) == (
+        f"the process serving {sock_path} is pid {os.getpid()} of uid {os.geteuid()}"
+        f"{_name(os.geteuid())}, but its reply claims pid {claimed}: it is not our actortrade "
+        "service"
+    )
+
+
+async def test_a_reply_nested_too_deeply_is_a_malformed_reply(sock_path: Path) -> None:
+    """The client's decoder meets the recursion limit: an error naming the socket, no crash."""
+    line = b'{"ok": true, "result": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"
+    with anyio.fail_after(10):
+        async with answering(sock_path, line):
+            with pytest.raises(
+                ControlError, match=f"^malformed reply from actorctl on {sock_path}: nested too"
+            ):
+                await ask(sock_path, "status")
+
+
+def _name(uid: int) -> str:
+    try:
+        return f" ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return ""
+
+
+@pytest.fixture
+def other() -> pwd.struct_passwd:
+    """A second local user (created when missing; the test is skipped unless we are root)."""
+    return other_user()
+
+
+@contextmanager
+def impostor(path: Path, user: pwd.struct_passwd) -> Iterator[subprocess.Popen[str]]:
+    """Another user's server at ``path``, answering the protocol as our service would."""
+    process = subprocess.Popen(
+        impostor_command(user, "serve", str(path)),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        **as_user(user),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "serving\n"
+        yield process
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def test_a_server_of_another_user_is_refused_by_the_client(
+    sock_path: Path, other: pwd.struct_passwd
+) -> None:
+    """Another uid's process on the socket gets nothing asked of it and is named."""
+    os.chown(sock_path.parent, other.pw_uid, other.pw_gid)
+    sock_path.parent.chmod(0o755)
+    with impostor(sock_path, other) as server, pytest.raises(NotOurService) as caught:
+        request(sock_path, "stop")
+    assert (caught.value.uid, caught.value.pid) == (other.pw_uid, server.pid)
+    assert str(caught.value) == (
+        f"the process serving {sock_path} is pid {server.pid} of uid {other.pw_uid} "
+        f"({other.pw_name}), neither this user (uid {os.geteuid()}) nor root: it is not our "
+        "actortrade service"
+    )
+
+
+def test_a_socket_served_by_another_user_is_refused_not_taken_for_ours(
+    sock_path: Path, other: pwd.struct_passwd
+) -> None:
+    """In a shared sticky directory (/tmp) another user took our path first: not replaced, not
+    reported as our own service already running."""
+    sock_path.parent.chmod(0o1777)
+    with impostor(sock_path, other), pytest.raises(NotOurService, match=f"uid {other.pw_uid}"):
+        claim_control(sock_path)
+    assert sock_path.lstat().st_uid == other.pw_uid
+
+
+def test_a_server_in_another_pid_namespace_is_known_by_its_pid_there(sock_path: Path) -> None:
+    """A service in a container replies with its pid in there; the kernel gives ours for it."""
+    unshare = ["unshare", "--pid", "--fork", "--kill-child"]
+    try:
+        usable = subprocess.run([*unshare, "true"], capture_output=True, check=False)
+    except FileNotFoundError:
+        pytest.skip("needs unshare (util-linux)")
+    if usable.returncode != 0:
+        pytest.skip(f"cannot make a pid namespace: {usable.stderr.decode().strip()}")
+    server = subprocess.Popen(
+        [*unshare, sys.executable, str(SERVER), "serve", str(sock_path), "asyncio"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("serving")
+        assert request(sock_path, "ping") == {"pid": 1}
+        assert request(sock_path, "status") == {"command": "status", "args": {}}
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
