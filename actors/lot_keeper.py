@@ -122,9 +122,11 @@ class LedgerUnwritable(Unrecoverable):
 
     def __init__(self, error: StoreUnwritable, request: str) -> None:
         super().__init__(
-            f"{error}: {request} was not stored, everything stored before it is kept; free "
-            "space on (or repair) that disk and start again (it reconciles with the broker)"
+            f"{error.path}: the disk refused a ledger write ({error.detail}): {request} was not "
+            "stored, everything stored before it is kept; free space on (or repair) that disk "
+            "and start again (it reconciles with the broker)"
         )
+        self.path = error.path
 
 
 @attrs.frozen(kw_only=True)

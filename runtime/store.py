@@ -97,7 +97,12 @@ class RecordDamaged(StoreDamaged):
 class StoreUnwritable(StoreError):
     """Raised by a write the disk refused (no space left, read-only, an I/O error) or after
     which LMDB refuses every write (a panic): nothing of it was stored. Restarting the writer
-    does not free space or fix a disk."""
+    does not free space or fix a disk. ``detail`` is the error LMDB or the OS gave."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: the disk refused the write ({detail}); nothing of it was stored")
+        self.path = path
+        self.detail = detail
 
 
 _UNWRITABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
@@ -348,7 +353,8 @@ class Store:
         directory = Path(directory)
         data = directory / "data.mdb"
         if not data.is_file():
-            raise StoreDamaged(directory, "no data.mdb there: not a backup of a ledger")
+            problem = "no data.mdb there" if directory.is_dir() else "there is no such directory"
+            raise StoreDamaged(directory, f"{problem}: not a copy of a ledger")
         _check_file(data)
         try:
             env = lmdb.open(
@@ -525,16 +531,25 @@ class Store:
             )
         if isinstance(exc, _DAMAGE_ERRORS):
             return StoreDamaged(self.path, f"LMDB refuses it: {type(exc).__name__}: {exc}")
-        if isinstance(exc, _UNWRITABLE_ERRORS) or (
-            isinstance(exc, OSError) and exc.errno in _UNWRITABLE_ERRNOS
-        ):
-            return StoreUnwritable(
-                f"{self.path}: the disk refused the write ({type(exc).__name__}: {exc}); "
-                "nothing of it was stored"
-            )
+        if isinstance(exc, _UNWRITABLE_ERRORS) or _errno_of(exc) in _UNWRITABLE_ERRNOS:
+            return StoreUnwritable(self.path, f"{type(exc).__name__}: {exc}")
         if isinstance(exc, lmdb.Error):
             return StoreError(f"{self.path}: {type(exc).__name__}: {exc}")
         return exc
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    if isinstance(exc, OSError):
+        return exc.errno
+    if not isinstance(exc, lmdb.Error):
+        return None
+    # py-lmdb's C extension maps only ENOSPC (DiskError) and a few others to classes and
+    # keeps no errno: a commit whose write came up short (a full disk, seen as EIO) is a
+    # plain lmdb.Error whose message ends with strerror(). Its cffi variant passes the code.
+    if len(exc.args) >= 2 and isinstance(exc.args[1], int):
+        return exc.args[1]
+    message = str(exc)
+    return next((code for code in _UNWRITABLE_ERRNOS if message.endswith(os.strerror(code))), None)
 
 
 def _check_file(data: Path) -> None:

@@ -133,7 +133,7 @@ def test_restore_refuses_a_damaged_backup_and_changes_nothing(tmp_path: Path, ho
 def test_restore_refuses_a_directory_that_is_not_a_backup(tmp_path: Path) -> None:
     """No data.mdb: said so."""
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StoreDamaged, match=r"no data\.mdb there"):
+    with pytest.raises(StoreDamaged, match=r"no data\.mdb there: not a copy of a ledger"):
         ledger_store(tmp_path / "ledger").restore(tmp_path / "empty")
 
 

@@ -203,3 +203,23 @@ async def test_a_full_disk_is_store_unwritable_and_keeps_what_was_committed(disk
         assert str(disk / "ledger") in str(refused)
         assert 0 < written < 10_000
         assert len(store.read(lambda txn: list(txn.items("x")))) == written
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lmdb.DiskError("mdb_txn_commit: No space left on device"),
+        lmdb.Error("mdb_txn_commit: Input/output error"),
+        lmdb.Error("mdb_txn_commit", 30),
+        OSError(28, "No space left on device"),
+    ],
+    ids=["ENOSPC", "EIO", "EROFS-cffi", "OSError"],
+)
+def test_a_commit_the_disk_refuses_is_unwritable_whichever_way_lmdb_says_it(
+    tmp_path: Path, error: BaseException
+) -> None:
+    """A full disk often comes back from LMDB as EIO (its write came up short), and py-lmdb
+    keeps no errno for that: the message is read. Each is StoreUnwritable."""
+    translated = Store(tmp_path, databases=("x",), schema_version=1)._translate(error)
+    assert isinstance(translated, StoreUnwritable)
+    assert translated.path == tmp_path
