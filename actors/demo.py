@@ -186,7 +186,11 @@ def demo_tree(
     symbols_spec = SupervisorSpec(
         strategy=Strategy.ONE_FOR_ONE,
         intensity=Intensity(max_restarts=10, period=10.0),
-        children=[ChildSpec(id=cell.name, start=cell, shutdown=1.0) for cell in cells.values()],
+        # Crashed on purpose, forever: only the restart intensity may end the show.
+        children=[
+            ChildSpec(id=cell.name, start=cell, shutdown=1.0, give_up_after=None)
+            for cell in cells.values()
+        ],
     )
     return SupervisorSpec(
         strategy=Strategy.REST_FOR_ONE,

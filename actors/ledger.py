@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TypeVar
 
 import attrs
 import msgspec
 
-from runtime.store import Txn
+from runtime.store import RecordDamaged, Txn
 
-from .domain import OrderRef, Side
+from .domain import DomainError, OrderRef, Side
 from .messages import OrderFilled, PlaceOrder
 
 SCHEMA_VERSION = 2
@@ -39,6 +40,7 @@ def _v1_to_v2(txn: Txn) -> None:
 
 
 MIGRATIONS = {1: _v1_to_v2}
+R = TypeVar("R")
 
 
 class LedgerError(ValueError):
@@ -172,14 +174,38 @@ def _encode(record: object) -> bytes:
     return msgspec.json.encode(record)
 
 
+def _decode(txn: Txn, database: str, key: bytes, raw: bytes, kind: type[R]) -> R:
+    # A record that does not decode is damage to the ledger, never a bad request: it names
+    # itself so that the operator knows what to restore (RecordDamaged is a StoreError).
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError as exc:
+        raise RecordDamaged(txn.path, database, key, str(exc)) from None
+
+
+def _ref(txn: Txn, database: str, key: bytes, ref: str) -> OrderRef:
+    try:
+        return OrderRef.parse(ref)
+    except DomainError as exc:
+        raise RecordDamaged(txn.path, database, key, str(exc)) from None
+
+
+def _text(txn: Txn, database: str, key: bytes) -> str:
+    try:
+        return key.decode()
+    except UnicodeDecodeError as exc:
+        raise RecordDamaged(txn.path, database, key, f"key: {exc}") from None
+
+
 def commit_intent(txn: Txn, intent: IntentRecord) -> bool:
     """Write ``intent``; True if new, False if the same intent is already there.
 
     A different intent under the same orderRef is refused: refs are never reused.
     """
-    existing = txn.get("intents", intent.ref.encode())
+    key = intent.ref.encode()
+    existing = txn.get("intents", key)
     if existing is not None:
-        stored = msgspec.json.decode(existing, type=IntentRecord)
+        stored = _decode(txn, "intents", key, existing, IntentRecord)
         if stored.order != intent.order:
             raise LedgerError(f"orderRef {intent.ref!r} already names a different intent")
         return False
@@ -197,9 +223,10 @@ def record_fill(txn: Txn, fill: OrderFilled, *, now_ns: int = 0) -> bool:
     """
     if txn.get("intents", fill.ref.encode()) is None:
         raise LedgerError(f"execution {fill.exec_id!r} is for {fill.ref!r}, which has no intent")
-    existing = txn.get("fills", fill.exec_id.encode())
+    key = fill.exec_id.encode()
+    existing = txn.get("fills", key)
     if existing is not None:
-        stored = msgspec.json.decode(existing, type=FillRecord)
+        stored = _decode(txn, "fills", key, existing, FillRecord)
         if same_execution(stored, fill):
             return False
         raise ExecutionConflict(
@@ -232,15 +259,46 @@ def bind(txn: Txn, binding: Binding) -> None:
 
 
 def intents(txn: Txn, symbol: str | None = None) -> list[IntentRecord]:
-    records = [msgspec.json.decode(v, type=IntentRecord) for _, v in txn.items("intents")]
+    records = [_decode(txn, "intents", k, v, IntentRecord) for k, v in txn.items("intents")]
     return [r for r in records if symbol is None or r.symbol == symbol]
 
 
-def fills(txn: Txn) -> list[FillRecord]:
-    """Every recorded execution, in the order they were recorded."""
-    records = [msgspec.json.decode(v, type=FillRecord) for _, v in txn.items("fills")]
+def fills(txn: Txn, symbol: str | None = None) -> list[FillRecord]:
+    """Every recorded execution (of ``symbol``'s orders), in the order they were recorded."""
+    records = [_decode(txn, "fills", k, v, FillRecord) for k, v in txn.items("fills")]
+    if symbol is not None:
+        records = [
+            r for r in records if _ref(txn, "fills", r.exec_id.encode(), r.ref).symbol == symbol
+        ]
     records.sort(key=lambda record: record.seq)
     return records
+
+
+def check(txn: Txn) -> None:
+    """Read every record of the ledger; ``RecordDamaged`` names the first that does not decode
+    (the store's ``check``: run at open and on a backup's copy before it is kept)."""
+    for key, raw in txn.items("intents"):
+        record = _decode(txn, "intents", key, raw, IntentRecord)
+        _ref(txn, "intents", key, record.ref)
+        if record.ref.encode() != key:
+            raise RecordDamaged(txn.path, "intents", key, f"it holds the intent {record.ref!r}")
+    for key, raw in txn.items("fills"):
+        fill = _decode(txn, "fills", key, raw, FillRecord)
+        _ref(txn, "fills", key, fill.ref)
+        if fill.exec_id.encode() != key:
+            raise RecordDamaged(txn.path, "fills", key, f"it holds execId {fill.exec_id!r}")
+    for key, _ in txn.items("fills_by_ref"):
+        if b"\x00" not in key:
+            raise RecordDamaged(txn.path, "fills_by_ref", key, "not an orderRef and an execId")
+        _text(txn, "fills_by_ref", key)
+    for key, raw in txn.items("bindings"):
+        _decode(txn, "bindings", key, raw, Binding)
+    for key, _ in txn.items("retired"):
+        _text(txn, "retired", key)
+    for key, raw in txn.items("conflicts"):
+        conflict = _decode(txn, "conflicts", key, raw, ConflictRecord)
+        if conflict.key != key:
+            raise RecordDamaged(txn.path, "conflicts", key, f"it holds {conflict.describe()!r}")
 
 
 def heal(
@@ -280,7 +338,7 @@ def record_conflict(txn: Txn, conflict: ConflictRecord) -> bool:
 
 def conflicts(txn: Txn, symbol: str | None = None) -> list[ConflictRecord]:
     """The execution conflicts on record (acknowledged ones too), oldest execId first."""
-    records = [msgspec.json.decode(v, type=ConflictRecord) for _, v in txn.items("conflicts")]
+    records = [_decode(txn, "conflicts", k, v, ConflictRecord) for k, v in txn.items("conflicts")]
     return [r for r in records if symbol is None or r.symbol == symbol]
 
 
@@ -297,7 +355,7 @@ def acknowledge_conflicts(txn: Txn, symbol: str, now_ns: int) -> int:
 
 def retired(txn: Txn) -> frozenset[str]:
     """Intents the reconciler retired: their order never reached the broker."""
-    return frozenset(key.decode() for key, _ in txn.items("retired"))
+    return frozenset(_text(txn, "retired", key) for key, _ in txn.items("retired"))
 
 
 def fills_of(txn: Txn, ref: str) -> list[FillRecord]:
@@ -306,13 +364,14 @@ def fills_of(txn: Txn, ref: str) -> list[FillRecord]:
         exec_id = key.split(b"\x00", 1)[1]
         raw = txn.get("fills", exec_id)
         if raw is not None:
-            found.append(msgspec.json.decode(raw, type=FillRecord))
+            found.append(_decode(txn, "fills", exec_id, raw, FillRecord))
     return found
 
 
 def binding_of(txn: Txn, ref: str) -> Binding | None:
-    raw = txn.get("bindings", ref.encode())
-    return None if raw is None else msgspec.json.decode(raw, type=Binding)
+    key = ref.encode()
+    raw = txn.get("bindings", key)
+    return None if raw is None else _decode(txn, "bindings", key, raw, Binding)
 
 
 @attrs.define
@@ -329,7 +388,7 @@ def lots(txn: Txn, symbol: str | None = None) -> list[LotView]:
     """Every lot the facts describe, by lot id."""
     totals: dict[int, _Totals] = {}
     for record in fills(txn):
-        ref = OrderRef.parse(record.ref)
+        ref = _ref(txn, "fills", record.exec_id.encode(), record.ref)
         if symbol is not None and ref.symbol != symbol:
             continue
         lot = totals.setdefault(ref.lot, _Totals(symbol=ref.symbol, level=ref.level))

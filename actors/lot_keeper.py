@@ -15,10 +15,16 @@ import anyio
 import attrs
 
 from runtime import Actor, Unrecoverable
-from runtime.store import Durability, Store, StoreError, StoreFull
+from runtime.store import (
+    Durability,
+    Store,
+    StoreDamaged,
+    StoreError,
+    StoreFull,
+    StoreUnwritable,
+)
 
 from . import ledger
-from .domain import OrderRef
 from .messages import OrderFilled, PlaceOrder
 
 
@@ -112,6 +118,34 @@ class LedgerFull(Unrecoverable):
         self.map_size = map_size
 
 
+class LedgerDamaged(Unrecoverable):
+    """Raised by the lot-keeper when the ledger turns out damaged while the service runs: a
+    record that does not decode (naming its database and key), or LMDB finding a page
+    corrupted. Every restart would read the same bytes and fail the same way (a symbol actor
+    waiting on the lot-keeper, again and again), so the service stops with the reason; the
+    operator restores a backup or starts empty, and the start reconciles with the broker."""
+
+    def __init__(self, damage: StoreDamaged) -> None:
+        super().__init__(str(damage))
+        self.path = damage.path
+        self.problem = damage.problem
+
+
+class LedgerUnwritable(Unrecoverable):
+    """Raised by the lot-keeper when the disk refuses a ledger write (no space left, read-only,
+    an I/O error). No order may be sent without its committed intent, so there is no trading
+    until the disk is fixed: the service stops with the reason instead of crash-looping, and a
+    start once the disk is fixed reconciles with the broker."""
+
+    def __init__(self, error: StoreUnwritable, request: str) -> None:
+        super().__init__(
+            f"{error.path}: the disk refused a ledger write ({error.detail}): {request} was not "
+            "stored, everything stored before it is kept; free space on (or repair) that disk "
+            "and start again (it reconciles with the broker)"
+        )
+        self.path = error.path
+
+
 @attrs.frozen(kw_only=True)
 class LedgerState:
     intents: tuple[ledger.IntentRecord, ...]
@@ -146,10 +180,13 @@ class LotKeeper(Actor[LotKeeperInbox]):
     async def on_start(self) -> None:
         if self.store.is_open:
             return
-        if self.store.inline:  # a simulation's store: no thread may race its virtual clock
-            self.store.open()
-        else:
-            await anyio.to_thread.run_sync(self.store.open)
+        try:
+            if self.store.inline:  # a simulation's store: no thread may race its virtual clock
+                self.store.open()
+            else:
+                await anyio.to_thread.run_sync(self.store.open)
+        except StoreDamaged as exc:
+            raise LedgerDamaged(exc) from None
 
     async def on_stop(self) -> None:
         if self.store.inline:
@@ -172,6 +209,10 @@ class LotKeeper(Actor[LotKeeperInbox]):
             # A restart frees no room: it would fail the same way until the intensity gave up.
             store = self.store
             raise LedgerFull(store.path, store.map_size, type(message).__name__) from None
+        except StoreDamaged as exc:
+            raise LedgerDamaged(exc) from None
+        except StoreUnwritable as exc:
+            raise LedgerUnwritable(exc, type(message).__name__) from None
 
     async def _handle(self, message: LotKeeperInbox) -> object:
         store = self.store
@@ -207,11 +248,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 return store.read(
                     lambda txn: LedgerState(
                         intents=tuple(ledger.intents(txn, symbol)),
-                        fills=tuple(
-                            f
-                            for f in ledger.fills(txn)
-                            if symbol is None or OrderRef.parse(f.ref).symbol == symbol
-                        ),
+                        fills=tuple(ledger.fills(txn, symbol)),
                         lots=tuple(ledger.lots(txn, symbol)),
                         retired=ledger.retired(txn),
                         conflicts=tuple(ledger.conflicts(txn, symbol)),
@@ -241,4 +278,5 @@ def ledger_store(
         migrations=ledger.MIGRATIONS,
         durability=durability,
         map_size=map_size,
+        check=ledger.check,
     )

@@ -27,7 +27,7 @@ socket must then show the lots and ticks handled; a trial that does not is an er
     cold       no first run: a start on an empty data directory (no lots to reconcile)
 
 **Phases** of a restart, from the arrival of its output lines (stderr is unbuffered):
-exec -> ``actorctl: trading`` (interpreter, imports, config, lot map, replay CSV, the ledger's
+exec -> ``actorctl: starting`` (interpreter, imports, config, lot map, replay CSV, the ledger's
 LMDB opened and the venue's journal replayed: everything before the event loop) -> the venue's
 TWS API server listening -> connected (ib_insync's handshake and start-up requests, then the
 IB adapter's reading of the books: every working and completed order and the executions)
@@ -84,7 +84,7 @@ TRIAL_SPEED = "300"
 """The trials' replay speed: a flat bar every 0.2 s, so the flat tail (about 5 hours after the
 fall of 1,000 levels) lasts about a minute, longer than any trial."""
 MARKERS = (
-    ("built", "err", "actorctl: trading "),
+    ("built", "err", "actorctl: starting "),
     ("serving", "err", "TWS API server listening on"),
     ("connected", "err", "actortrade.broker.ib: connected to"),
     ("reconciled", "out", "reconciled with the venue: "),

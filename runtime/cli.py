@@ -376,11 +376,12 @@ def _start_embedded(
         prices = ", ".join(
             f"{s.symbol} from {_FEED_WORDS[feed_of(settings, s).value]}" for s in symbols
         )
+        # Not "trading" yet: that is said once every symbol actor has reconciled (_Report).
         _say(
-            f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the embedded "
-            f"sim venue ({path}; prices: {prices}; no account) replaying {source} {pace}; data "
-            f"in {home} ({kept}); control socket {control.path}; Ctrl-C, SIGTERM or `actorctl "
-            "stop` stops it"
+            f"starting {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the "
+            f"embedded sim venue ({path}; prices: {prices}; no account) replaying {source} "
+            f"{pace}; data in {home} ({kept}); control socket {control.path}; Ctrl-C, SIGTERM "
+            "or `actorctl stop` stops it"
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
@@ -393,8 +394,10 @@ def _start_embedded(
             # ib_insync reads its loop from the event loop policy: plain asyncio with it.
             uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
             on_started=report.reconciled,
+            watch=report.watch,
         )
         report.summary("at stop")
+        report.never_traded()
     return code
 
 
@@ -464,13 +467,15 @@ def _start_live(
             f"{', '.join(sorted(f.symbols))} from {_describe_source(f.source, b)}" for f in feeds
         )
         _say(
-            f"trading {', '.join(lot_maps)} in {settings.mode.value.upper()} mode through IB at "
-            f"{b.host}:{b.port} (clientId {b.client_id} for orders; prices: {prices}); the "
+            f"starting {', '.join(lot_maps)} in {settings.mode.value.upper()} mode through IB "
+            f"at {b.host}:{b.port} (clientId {b.client_id} for orders; prices: {prices}); the "
             "account is the one TWS reports "
             f"(logged masked at connect); data in {home} ({kept}); control socket "
             f"{control.path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
-        return _serve(
+        report = _Report(list(lot_maps))
+        report.trading = trading
+        code = _serve(
             trading,
             control,
             backend="asyncio",
@@ -479,7 +484,11 @@ def _start_live(
             mode=settings.mode.value,
             venue=f"IB at {b.host}:{b.port}",
             uvloop=False,
+            on_started=report.reconciled,
+            watch=report.watch,
         )
+        report.never_traded()
+        return code
 
 
 def _made_up_alpaca_keys() -> tuple[str, str]:
@@ -675,25 +684,38 @@ def _ledger_holdings(path: Path) -> dict[str, tuple[int, int]]:
     import msgspec
 
     from actors import ledger
-    from runtime.store import Txn
+    from runtime.store import StoreDamaged, StoreError, Txn, check_data_file
 
-    if not (path / "data.mdb").exists():
+    data = path / "data.mdb"
+    if not data.exists():
         return {}
+    # Before LMDB maps it: a file cut short would be a SIGBUS (docs/durability.md).
+    problem = check_data_file(data)
+    if problem is not None:
+        _fail(str(StoreDamaged(data, problem)))
     try:
         env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(ledger.DATABASES) + 1)
     except lmdb.Error as exc:
-        _fail(f"{path}: cannot read the ledger: {exc}")
+        _fail(str(StoreDamaged(path, f"{type(exc).__name__}: {exc}")))
     try:
         with env.begin() as txn:
-            dbs = {name: env.open_db(name.encode(), txn=txn) for name in ledger.DATABASES}
-            view = Txn(txn, dbs)
+            try:
+                dbs = {
+                    name: env.open_db(name.encode(), txn=txn, create=False)
+                    for name in ("intents", "fills")
+                }
+            except lmdb.NotFoundError:
+                return {}  # a ledger that never recorded an order
+            view = Txn(txn, dbs, path)
             held = {intent.symbol: (0, 0) for intent in ledger.intents(view)}
             for lot in ledger.lots(view):
                 if lot.open_shares > 0:
                     lots, shares = held.get(lot.symbol, (0, 0))
                     held[lot.symbol] = (lots + 1, shares + lot.open_shares)
+    except StoreError as exc:
+        _fail(str(exc))
     except (lmdb.Error, msgspec.MsgspecError, ValueError) as exc:
-        _fail(f"{path}: cannot read the ledger: {type(exc).__name__}: {exc}")
+        _fail(str(StoreDamaged(path, f"{type(exc).__name__}: {exc}")))
     finally:
         env.close()
     return held
@@ -892,6 +914,7 @@ def _serve(
     venue: str = "embedded sim venue",
     uvloop: bool = True,
     on_started: Any = None,
+    watch: Any = None,
 ) -> int:
     from actors.operations import Operations
     from runtime.control import ControlError, serve_control
@@ -924,7 +947,7 @@ def _serve(
             trading.spec,
             backend=backend,
             stop_timeout=stop_timeout,
-            companions=[control, flush],
+            companions=[control, flush, *([watch] if watch is not None else [])],
             outside=outside,
             # ib_insync takes its loop from the event loop policy, which is not the loop anyio
             # runs with uvloop: with ib_insync in the process, plain asyncio.
@@ -944,6 +967,9 @@ class _Report:
     def __init__(self, symbols: list[str]) -> None:
         self.symbols = symbols
         self.trading: Any = None
+        self.pending: list[str] | None = None
+        """Symbols not reconciled yet when the tree started (None: it has not started)."""
+        self.traded = False
 
     def attach(self, trading: Any) -> None:
         from actors.messages import OrderFilled
@@ -966,8 +992,45 @@ class _Report:
         engine.listeners.append(on_event)
 
     def reconciled(self, _root: object = None) -> None:
-        # Once the whole tree is up: every symbol actor has reconciled with the venue (on_start)
-        # and the market data flows, so this line is the moment trading resumes.
+        # Called once the tree has started, which is not proof of trading: a symbol actor whose
+        # on_start (its reconciliation) failed is restarting. "trading" is printed only once
+        # every symbol actor is running, so reconciled; until then the watch companion waits.
+        self.pending = self._unreconciled()
+        if self.pending:
+            print(
+                f"started, not trading yet: {', '.join(self.pending)} not reconciled with the "
+                "venue (restarting); trading begins once they are",
+                flush=True,
+            )
+            return
+        self._trading_line()
+
+    async def watch(self, _root: object, _stop: object) -> None:
+        import anyio
+
+        while self.pending is None or self.pending:
+            await anyio.sleep(0.05)
+            if self.pending and not self._unreconciled():
+                self.pending = []
+                self._trading_line()
+
+    def never_traded(self) -> None:
+        if not self.traded:
+            _say(f"it never traded: {', '.join(self.symbols)} never reconciled with the venue")
+
+    def _unreconciled(self) -> list[str]:
+        from runtime import LifecycleState
+
+        cells = self.trading.cells
+        return [
+            symbol
+            for symbol in self.symbols
+            if symbol not in self.trading.strategies
+            or cells[symbol].state is not LifecycleState.RUNNING
+        ]
+
+    def _trading_line(self) -> None:
+        self.traded = True
         parts = []
         for symbol in self.symbols:
             strategy = self.trading.strategies.get(symbol)
@@ -1256,7 +1319,7 @@ def backup(
     """Write a consistent, compacted copy of the ledger: through the running service, or
     straight from --data-dir when none is running."""
     from actors.lot_keeper import ledger_store
-    from runtime.store import StoreError
+    from runtime.store import StoreError, StoreLocked
 
     target = target.resolve()
     if data_dir is None:
@@ -1269,9 +1332,56 @@ def backup(
     try:
         with store:
             copied = store.backup(target)
-    except StoreError as exc:
+    except StoreLocked as exc:
         _fail(f"{exc} (if a service runs on it, back up through it: drop --data-dir)")
+    except StoreError as exc:
+        _fail(str(exc))
     print(f"ledger copied to {copied}")
+
+
+@app.command()
+def restore(
+    backup_dir: Annotated[
+        Path, typer.Argument(metavar="BACKUP", help="A directory `actorctl backup` wrote.")
+    ],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="The data directory whose ledger to restore [config: data_dir]."),
+    ] = None,
+    config: ConfigOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing ledger (it is moved aside, not deleted)."
+        ),
+    ] = False,
+) -> None:
+    """Restore a ledger backup into a data directory (no service may run on it).
+
+    The backup is verified first (its file against its header, every record read back) and
+    refused if damaged or partial. An existing ledger is kept unless --force, which moves it to
+    ledger.replaced-<UTC time> beside it. The next `actorctl start` on the directory reconciles
+    the restored ledger with the broker.
+    """
+    from actors.lot_keeper import ledger_store
+    from runtime.store import StoreDamaged, StoreError
+
+    home = data_dir if data_dir is not None else _load_config(config).data_dir
+    if home is None:
+        _fail("no data directory to restore into: pass --data-dir (or set data_dir in --config)")
+    ledger = Path(home) / "ledger"
+    try:
+        moved = ledger_store(ledger).restore(backup_dir, force=force)
+    except StoreDamaged as exc:
+        _fail(
+            f"backup damaged: {exc.path}: {exc.problem}: not restored, nothing changed; use "
+            "another backup"
+        )
+    except StoreError as exc:
+        _fail(str(exc))
+    kept = f"; the ledger it replaced is in {moved}" if moved is not None else ""
+    print(f"ledger restored from {backup_dir} into {ledger}{kept}")
+    print(f"the next `actorctl start --data-dir {home}` reconciles it with the broker")
 
 
 @app.command()

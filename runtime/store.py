@@ -14,6 +14,12 @@ on disk when the durability policy says so:
 The store also keeps a schema version (with migrations run at open), refuses a second process on
 the same directory, and turns a full map into ``StoreFull`` with nothing already stored lost.
 
+A damaged environment is refused at ``open`` with ``StoreDamaged`` naming what is wrong: the data
+file is checked against its own header before LMDB maps it (a file cut short would otherwise be
+a SIGBUS, see ``runtime._lmdbfile``), LMDB's own refusals are translated, and the store's
+``check`` reads every record. A write the disk refuses (full, read-only, I/O error) is
+``StoreUnwritable``. Backups are written under a temporary name, verified, then renamed.
+
 ``inline=True`` commits on the calling thread instead (no writer thread): for deterministic
 simulation on a virtual clock, where a thread's real time would race the clock. It blocks the event
 loop for the commit, so it is meant for ``NOSYNC`` simulation stores, not for trading.
@@ -23,10 +29,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import enum
+import errno
 import fcntl
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +47,8 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import lmdb
+
+from ._lmdbfile import check_data_file as check_data_file
 
 T = TypeVar("T")
 
@@ -56,6 +68,57 @@ class StoreFull(StoreError):
     """Raised by a write that does not fit in the map; nothing was written by it."""
 
 
+class StoreDamaged(StoreError):
+    """Raised by ``open``, ``verify`` and ``restore`` when an environment cannot be trusted: its
+    data file is cut short or its meta pages are not LMDB's, LMDB refuses it, or a record does
+    not decode (``RecordDamaged``). ``path`` is the file or directory, ``problem`` what is
+    wrong."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"ledger damaged: {path}: {problem}: restore from a backup (actorctl backup) or "
+            "start empty and reconcile"
+        )
+        self.path = path
+        self.problem = problem
+
+
+class RecordDamaged(StoreDamaged):
+    """Raised by whoever decodes a stored record (the ledger's functions, a store's ``check``)
+    when it does not decode: names the database and the key."""
+
+    def __init__(self, path: Path, database: str, key: bytes, reason: str) -> None:
+        shown = key.decode(errors="backslashreplace")
+        super().__init__(path, f"record {database}/{shown!r} does not decode ({reason})")
+        self.database = database
+        self.key = key
+
+
+class StoreUnwritable(StoreError):
+    """Raised by a write the disk refused (no space left, read-only, an I/O error) or after
+    which LMDB refuses every write (a panic): nothing of it was stored. Restarting the writer
+    does not free space or fix a disk. ``detail`` is the error LMDB or the OS gave."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path}: the disk refused the write ({detail}); nothing of it was stored")
+        self.path = path
+        self.detail = detail
+
+
+_UNWRITABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+_DAMAGE_ERRORS: tuple[type[lmdb.Error], ...] = (
+    lmdb.CorruptedError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.PageNotFoundError,
+)
+_UNWRITABLE_ERRORS: tuple[type[lmdb.Error], ...] = (
+    lmdb.DiskError,
+    lmdb.PanicError,
+    lmdb.ReadonlyError,
+)
+
+
 class Durability(enum.StrEnum):
     GROUP = "group"
     SYNC = "sync"
@@ -65,11 +128,13 @@ class Durability(enum.StrEnum):
 class Txn:
     """The view of one write (or read) transaction a store function gets: named databases."""
 
-    __slots__ = ("_txn", "_dbs")
+    __slots__ = ("_txn", "_dbs", "path")
 
-    def __init__(self, txn: lmdb.Transaction, dbs: Mapping[str, Any]) -> None:
+    def __init__(self, txn: lmdb.Transaction, dbs: Mapping[str, Any], path: Path) -> None:
         self._txn = txn
         self._dbs = dbs
+        self.path = path
+        """The store's directory, for errors that name a record (``RecordDamaged``)."""
 
     def get(self, db: str, key: bytes) -> bytes | None:
         value = self._txn.get(key, db=self._dbs[db])
@@ -109,6 +174,8 @@ class _Request(Generic[T]):
 
 
 Migration = Callable[[Txn], None]
+Check = Callable[[Txn], None]
+"""Reads every record of a store and raises ``RecordDamaged`` for one that does not decode."""
 
 
 class Store:
@@ -125,6 +192,7 @@ class Store:
         map_size: int = 1 << 30,
         max_batch: int = 256,
         inline: bool = False,
+        check: Check | None = None,
     ) -> None:
         if _META in databases:
             raise ValueError(f"{_META!r} is the store's own database name")
@@ -136,6 +204,8 @@ class Store:
         self.map_size = map_size
         self.max_batch = max_batch if durability is Durability.GROUP else 1
         self.inline = inline
+        self.check = check
+        """Run over every record at ``open``, and over a backup's copy before it is kept."""
         self._env: lmdb.Environment | None = None
         self._dbs: dict[str, Any] = {}
         self._lock_file: int | None = None
@@ -150,22 +220,31 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Lock the directory, open the environment, migrate, start the writer thread."""
+        """Lock the directory, check the data file, open the environment, migrate, read every
+        record (``check``), start the writer thread. Raises ``StoreDamaged`` for an environment
+        that cannot be trusted, before anything is written to it."""
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
         try:
-            self._env = lmdb.open(
-                str(self.path),
-                map_size=self.map_size,
-                max_dbs=len(self.databases) + 1,
-                sync=self.durability is not Durability.NOSYNC,
-                metasync=False,
-                lock=True,
-                mode=0o600,
-            )
-            for name in (_META, *self.databases):
-                self._dbs[name] = self._env.open_db(name.encode())
-            self._migrate()
+            # Before LMDB maps it: reading a page past the end of the file is a SIGBUS.
+            _check_file(self.path / "data.mdb")
+            try:
+                self._env = lmdb.open(
+                    str(self.path),
+                    map_size=self.map_size,
+                    max_dbs=len(self.databases) + 1,
+                    sync=self.durability is not Durability.NOSYNC,
+                    metasync=False,
+                    lock=True,
+                    mode=0o600,
+                )
+                for name in (_META, *self.databases):
+                    self._dbs[name] = self._env.open_db(name.encode())
+                self._migrate()
+                if self.check is not None:
+                    self.read(self.check)
+            except lmdb.Error as exc:
+                raise self._translate(exc) from None
         except BaseException:
             self.close()
             raise
@@ -237,17 +316,121 @@ class Store:
         """Run ``fn`` in a read transaction (a consistent snapshot; cheap, so synchronous)."""
         env = self._require_env()
         with env.begin(buffers=False) as txn:
-            return fn(Txn(txn, self._dbs))
+            return fn(Txn(txn, self._dbs, self.path))
 
     def backup(self, target: str | Path) -> Path:
-        """Write a consistent, compacted copy of the environment into the empty dir ``target``."""
+        """Write a consistent, compacted copy of the environment as the directory ``target``
+        (new, or empty).
+
+        The copy is written under a temporary name beside ``target`` (``<target>.tmp-*``),
+        fsynced, opened read-only and read whole (``verify``), and only then renamed to
+        ``target``: a backup killed midway leaves no ``target``, only a temporary directory
+        that nothing takes for a backup.
+        """
         env = self._require_env()
         destination = Path(target)
-        destination.mkdir(parents=True, exist_ok=True)
-        if any(destination.iterdir()):
+        if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
             raise StoreError(f"backup target {destination} is not empty")
-        env.copy(str(destination), compact=True)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{destination.name}.tmp-", dir=destination.parent))
+        try:
+            env.copy(str(scratch), compact=True)
+            _fsync(scratch / "data.mdb")
+            _fsync(scratch)
+            self.verify(scratch)
+            # Replaces an empty directory atomically; refuses one that got files meanwhile.
+            os.rename(scratch, destination)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        _fsync(destination.parent)
         return destination
+
+    def verify(self, directory: str | Path) -> None:
+        """Check that ``directory`` holds a whole copy of an environment of this store's shape:
+        the data file against its header, LMDB opens it (read-only, nothing written), the
+        schema version is one this store reads, every database is there and ``check`` reads
+        every record. Raises ``StoreDamaged`` naming what is wrong."""
+        directory = Path(directory)
+        data = directory / "data.mdb"
+        if not data.is_file():
+            problem = "no data.mdb there" if directory.is_dir() else "there is no such directory"
+            raise StoreDamaged(directory, f"{problem}: not a copy of a ledger")
+        _check_file(data)
+        try:
+            env = lmdb.open(
+                str(directory),
+                max_dbs=len(self.databases) + 1,
+                readonly=True,
+                lock=False,
+            )
+        except lmdb.Error as exc:
+            raise StoreDamaged(data, f"LMDB refuses it: {type(exc).__name__}: {exc}") from None
+        try:
+            dbs: dict[str, Any] = {}
+            for name in (_META, *self.databases):
+                try:
+                    dbs[name] = env.open_db(name.encode(), create=False)
+                except lmdb.NotFoundError:
+                    raise StoreDamaged(directory, f"its database {name!r} is missing") from None
+            with env.begin(buffers=False) as txn:
+                view = Txn(txn, dbs, directory)
+                stored = view.get(_META, _SCHEMA_KEY)
+                version = _schema_version(directory, stored)
+                if version > self.schema_version:
+                    raise StoreError(
+                        f"{directory} was written by a newer actortrade (schema {version}, "
+                        f"this version reads up to {self.schema_version})"
+                    )
+                if self.check is not None:
+                    self.check(view)
+        except lmdb.Error as exc:
+            raise StoreDamaged(data, f"LMDB refuses it: {type(exc).__name__}: {exc}") from None
+        finally:
+            env.close()
+
+    def restore(self, backup: str | Path, *, force: bool = False) -> Path | None:
+        """Make a verified copy of the backup directory ``backup`` this (closed) store's
+        environment. An existing environment is kept unless ``force``, and then moved aside
+        (to ``<path>.replaced-<UTC time>``, returned) rather than overwritten; a store in use
+        by another process is refused (``StoreLocked``). The copy is verified before it takes
+        the store's place, under a temporary name, so a restore killed midway changes nothing.
+        """
+        if self.is_open:
+            raise StoreError(f"store {self.path} is open: close it before restoring into it")
+        source = Path(backup)
+        self.verify(source)
+        moved: Path | None = None
+        if (self.path / "data.mdb").exists():
+            if not force:
+                raise StoreError(
+                    f"{self.path} already holds a ledger: restoring would replace it (use "
+                    "--force to move it aside first)"
+                )
+            self._lock()  # refuses while a service runs on it
+            try:
+                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+                moved = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
+                os.rename(self.path, moved)
+            finally:
+                self.close()
+        elif self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} exists and is not a directory")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{self.path.name}.tmp-", dir=self.path.parent))
+        try:
+            shutil.copyfile(source / "data.mdb", scratch / "data.mdb")
+            _fsync(scratch / "data.mdb")
+            _fsync(scratch)
+            self.verify(scratch)
+            if self.path.exists():  # an empty ledger directory (never written)
+                shutil.rmtree(self.path)
+            os.rename(scratch, self.path)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        _fsync(self.path.parent)
+        return moved
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -275,12 +458,12 @@ class Store:
     def _migrate(self) -> None:
         env = self._require_env()
         with env.begin(write=True) as txn:
-            view = Txn(txn, self._dbs)
+            view = Txn(txn, self._dbs, self.path)
             stored = view.get(_META, _SCHEMA_KEY)
             if stored is None:
                 view.put(_META, _SCHEMA_KEY, str(self.schema_version).encode())
                 return
-            version = int(stored)
+            version = _schema_version(self.path, stored)
             if version > self.schema_version:
                 raise StoreError(
                     f"{self.path} was written by a newer actortrade (schema {version}, this "
@@ -325,7 +508,7 @@ class Store:
                 for request in batch:
                     child = env.begin(write=True, parent=txn)
                     try:
-                        request.result = request.fn(Txn(child, self._dbs))
+                        request.result = request.fn(Txn(child, self._dbs, self.path))
                     except BaseException as exc:
                         child.abort()
                         request.error = self._translate(exc)
@@ -347,9 +530,51 @@ class Store:
                 f"{self.path}: the LMDB map is full ({self.map_size} bytes); nothing of this "
                 "write was stored; the map must be made larger (Store(map_size=...))"
             )
+        if isinstance(exc, _DAMAGE_ERRORS):
+            return StoreDamaged(self.path, f"LMDB refuses it: {type(exc).__name__}: {exc}")
+        if isinstance(exc, _UNWRITABLE_ERRORS) or _errno_of(exc) in _UNWRITABLE_ERRNOS:
+            return StoreUnwritable(self.path, f"{type(exc).__name__}: {exc}")
         if isinstance(exc, lmdb.Error):
             return StoreError(f"{self.path}: {type(exc).__name__}: {exc}")
         return exc
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    if isinstance(exc, OSError):
+        return exc.errno
+    if not isinstance(exc, lmdb.Error):
+        return None
+    # py-lmdb's C extension maps only ENOSPC (DiskError) and a few others to classes and
+    # keeps no errno: a commit whose write came up short (a full disk, seen as EIO) is a
+    # plain lmdb.Error whose message ends with strerror(). Its cffi variant passes the code.
+    if len(exc.args) >= 2 and isinstance(exc.args[1], int):
+        return exc.args[1]
+    message = str(exc)
+    return next((code for code in _UNWRITABLE_ERRNOS if message.endswith(os.strerror(code))), None)
+
+
+def _check_file(data: Path) -> None:
+    problem = check_data_file(data)
+    if problem is not None:
+        raise StoreDamaged(data, problem)
+
+
+def _schema_version(path: Path, stored: bytes | None) -> int:
+    if stored is None:
+        raise StoreDamaged(path, f"it has no schema version ({_META}/{_SCHEMA_KEY.decode()})")
+    try:
+        return int(stored)
+    except ValueError:
+        raise RecordDamaged(path, _META, _SCHEMA_KEY, f"not a number: {stored[:40]!r}") from None
+
+
+def _fsync(path: Path) -> None:
+    # A directory is fsynced too: that is what makes a file created or renamed in it durable.
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _complete(batch: list[_Request[Any]]) -> None:

@@ -3,6 +3,7 @@
 The decisions are pure (``strategies.decide``); ``Supervisor`` is the async shell around them.
 """
 
+from ._errors import ChildKeepsFailing as ChildKeepsFailing
 from ._errors import ChildUnrecoverable as ChildUnrecoverable
 from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
 from ._errors import SupervisorError as SupervisorError
@@ -29,4 +30,5 @@ __all__ = [
     "SupervisorError",
     "RestartIntensityExceeded",
     "ChildUnrecoverable",
+    "ChildKeepsFailing",
 ]

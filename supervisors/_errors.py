@@ -15,12 +15,35 @@ class ChildUnrecoverable(SupervisorError, Unrecoverable):
     itself, it goes on up to the root, which stops the service. ``__cause__`` is the child's
     error."""
 
-    def __init__(self, supervisor: str, child: str) -> None:
+    def __init__(self, supervisor: str, child: str, message: str | None = None) -> None:
         super().__init__(
-            f"supervisor {supervisor!r} stopped: {child!r} failed in a way a restart cannot fix"
+            message
+            or f"supervisor {supervisor!r} stopped: {child!r} failed in a way a restart cannot fix"
         )
         self.supervisor = supervisor
         self.child = child
+
+
+class ChildKeepsFailing(ChildUnrecoverable):
+    """Raised out of ``Supervisor.run`` when a child failed ``give_up_after`` times in a row
+    (``ChildSpec``), over at least ``healthy_after`` seconds, without once running that long:
+    the supervisor stopped every child and gives up on it. Restarting the supervisor would
+    replay the same failures, more slowly, so it is unrecoverable: every supervisor above
+    passes it on unchanged and the root stops the service with it. ``__cause__`` is the
+    child's last error."""
+
+    def __init__(
+        self, supervisor: str, child: str, failures: int, span: float, healthy_after: float
+    ) -> None:
+        super().__init__(
+            supervisor,
+            child,
+            f"supervisor {supervisor!r} gave up on {child!r}: it failed {failures} times in a "
+            f"row over {span:.0f} s without once running {healthy_after:g} s",
+        )
+        self.failures = failures
+        self.span = span
+        self.healthy_after = healthy_after
 
 
 class RestartIntensityExceeded(SupervisorError):

@@ -66,6 +66,13 @@ def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: flo
         raise ValueError(f"{attribute.name} must be a finite number >= 1, got {value}")
 
 
+def _none_or_at_least_one(
+    _instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{attribute.name} must be None or >= 1, got {value}")
+
+
 @attrs.frozen(kw_only=True)
 class Intensity:
     """At most ``max_restarts`` restarts within any ``period`` seconds, else escalate."""
@@ -108,6 +115,16 @@ class ChildSpec:
     shutdown: float = attrs.field(default=5.0, validator=_non_negative)
     """Seconds a graceful stop may take before the child is cancelled."""
     backoff: Backoff = Backoff()
+    give_up_after: int | None = attrs.field(default=5, validator=_none_or_at_least_one)
+    """Failed incarnations in a row after which its supervisor gives up on this child (and
+    the service stops: ``ChildKeepsFailing``), once it has been failing for at least
+    ``healthy_after`` seconds; None: never. An incarnation counts as failed when it raised
+    before it had run ``healthy_after`` seconds after starting (or before it finished
+    starting). It catches the crash loops too slow for the restart intensity: failures spaced
+    wider than its period, such as a request timing out every 30 s."""
+    healthy_after: float = attrs.field(default=60.0, validator=_non_negative)
+    """Seconds an incarnation must run after starting for its failure not to count towards
+    ``give_up_after`` (it ends the streak)."""
 
 
 def _to_children(children: Iterable[ChildSpec]) -> tuple[ChildSpec, ...]:

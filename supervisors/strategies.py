@@ -23,6 +23,13 @@ class ChildView:
     started_at: float | None = None
     streak: int = 0
     """Consecutive restarts of this child that did not run for ``backoff.reset_after``."""
+    give_up_after: int | None = None
+    """``ChildSpec.give_up_after`` (None here, the pure default: never give up)."""
+    healthy_after: float = 60.0
+    failures: int = 0
+    """Failed incarnations in a row (see ``ChildSpec.give_up_after``)."""
+    failing_since: float | None = None
+    """When the first of those failed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -38,6 +45,8 @@ class SupervisorState:
 class ChildExited:
     child: str
     reason: ExitReason
+    up_since: float | None = None
+    """When the incarnation finished starting; None if it never did."""
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +63,9 @@ class Decision:
     """Children to start, in this order (start order)."""
     escalate: bool = False
     """Restart intensity exceeded: stop every child and fail to the parent."""
+    give_up: bool = False
+    """The child failed ``give_up_after`` times in a row, over at least ``healthy_after``
+    seconds: stop every child and fail for good (up to the root)."""
 
 
 def needs_restart(restart: Restart, reason: ExitReason) -> bool:
@@ -90,7 +102,14 @@ def decide(
     failed = state.children[index]
     ran_for = now - failed.started_at if failed.started_at is not None else 0.0
     streak = 0 if ran_for >= failed.backoff.reset_after else failed.streak
-    failed = attrs.evolve(failed, running=False, streak=streak)
+    failures, failing_since = count_failure(failed, exited, now)
+    failed = attrs.evolve(
+        failed,
+        running=False,
+        streak=streak,
+        failures=failures,
+        failing_since=failing_since,
+    )
     children = (*state.children[:index], failed, *state.children[index + 1 :])
 
     if not needs_restart(failed.restart, exited.reason):
@@ -98,6 +117,11 @@ def decide(
             remaining = tuple(view for view in children if view.id != failed.id)
             return attrs.evolve(state, children=remaining), Decision(remove=(failed.id,))
         return attrs.evolve(state, children=children), Decision()
+
+    if keeps_failing(failed, now):
+        terminate = tuple(view.id for view in reversed(children) if view.running)
+        stopped = tuple(attrs.evolve(view, running=False) for view in children)
+        return attrs.evolve(state, children=stopped), Decision(terminate=terminate, give_up=True)
 
     history, exceeded = record_restart(state.history, state.intensity, now, failed.id)
     if exceeded:
@@ -132,6 +156,31 @@ def decide(
         updated.append(view)
     new_state = attrs.evolve(state, children=tuple(updated), history=history)
     return new_state, Decision(terminate=terminate, remove=remove, delay=delay, start=start)
+
+
+def count_failure(view: ChildView, exited: ChildExited, now: float) -> tuple[int, float | None]:
+    """The child's failed incarnations in a row, and since when, after this exit: an error
+    before it ran ``healthy_after`` seconds adds one; an incarnation that ran that long, or
+    stopped itself, ends the streak; a kill leaves it as it was (it says nothing of the
+    child)."""
+    healthy = exited.up_since is not None and now - exited.up_since >= view.healthy_after
+    if healthy or exited.reason is ExitReason.NORMAL:
+        return 0, None
+    if exited.reason is ExitReason.ERROR:
+        since = view.failing_since if view.failures and view.failing_since is not None else now
+        return view.failures + 1, since
+    return view.failures, view.failing_since
+
+
+def keeps_failing(view: ChildView, now: float) -> bool:
+    """Whether to give up on the child: ``give_up_after`` failures in a row, over at least
+    ``healthy_after`` seconds (quicker loops are the restart intensity's)."""
+    return (
+        view.give_up_after is not None
+        and view.failures >= view.give_up_after
+        and view.failing_since is not None
+        and now - view.failing_since >= view.healthy_after
+    )
 
 
 def _index_of(state: SupervisorState, child: str) -> int:

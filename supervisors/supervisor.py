@@ -4,6 +4,12 @@ decisions of ``strategies.decide`` and reports its tree.
 Stopping a child is graceful first (the actor finishes its message and runs ``on_stop``), then
 bounded by the child's ``shutdown`` seconds, then forced (its cancel scope is cancelled).
 Cancellation from above is never treated as a crash: the supervisor and its children just stop.
+
+A start in progress is abandoned (the starting child cancelled, its exit not reported) when a
+sibling whose restart would restart it anyway exits meanwhile (an earlier one under
+rest_for_one, any under one_for_all): a child whose ``on_start`` waits on a sibling that has
+died would otherwise hold the supervisor until its request timed out, with that sibling's exit
+unhandled. A stop requested meanwhile is passed on to a starting sub-supervisor.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatisti
 from runtime.telemetry import AttributeValue, SpanRecord, Tracer, new_span_id, new_trace_id
 
 from . import strategies
-from ._errors import ChildUnrecoverable, RestartIntensityExceeded
-from .spec import ChildSpec, ExitReason, SupervisorSpec
+from ._errors import ChildKeepsFailing, ChildUnrecoverable, RestartIntensityExceeded
+from .spec import ChildSpec, ExitReason, Strategy, SupervisorSpec
 
 log = logging.getLogger("actortrade.supervisor")
 
@@ -43,7 +49,19 @@ class ChildStatus:
 
 
 class _Incarnation:
-    __slots__ = ("number", "scope", "done", "reason", "error", "terminating", "killed", "sub")
+    __slots__ = (
+        "number",
+        "scope",
+        "done",
+        "reason",
+        "error",
+        "terminating",
+        "killed",
+        "abandoned",
+        "pending",
+        "up_since",
+        "sub",
+    )
 
     def __init__(self, number: int) -> None:
         self.number = number
@@ -53,6 +71,12 @@ class _Incarnation:
         self.error: BaseException | None = None
         self.terminating = False
         self.killed = False
+        self.abandoned = False
+        """Its start was abandoned (see the module doc)."""
+        self.pending = False
+        """Its exit waits in the supervisor's events, not handled yet."""
+        self.up_since: float | None = None
+        """When it finished starting; None while it has not."""
         self.sub: Supervisor | None = None
 
 
@@ -78,15 +102,22 @@ class _StopRequested:
 
 
 class _StartedFlag:
-    """Forwards ``started()`` once, remembering that it did."""
+    """Forwards ``started()`` once, remembering that it did, and when the child called it."""
 
-    __slots__ = ("_status", "called")
+    __slots__ = ("_status", "_incarnation", "called")
 
-    def __init__(self, status: anyio.abc.TaskStatus[None]) -> None:
+    def __init__(self, status: anyio.abc.TaskStatus[None], incarnation: _Incarnation) -> None:
         self._status = status
+        self._incarnation = incarnation
         self.called = False
 
     def started(self, value: None = None) -> None:
+        if not self.called:
+            self._incarnation.up_since = anyio.current_time()
+            self.release()
+
+    def release(self) -> None:
+        """Unblock the supervisor's start without the child having started (it exited)."""
         if not self.called:
             self.called = True
             self._status.started()
@@ -124,7 +155,13 @@ class Supervisor:
             spec.strategy,
             spec.intensity,
             tuple(
-                strategies.ChildView(id=child.id, restart=child.restart, backoff=child.backoff)
+                strategies.ChildView(
+                    id=child.id,
+                    restart=child.restart,
+                    backoff=child.backoff,
+                    give_up_after=child.give_up_after,
+                    healthy_after=child.healthy_after,
+                )
                 for child in spec.children
             ),
         )
@@ -134,6 +171,9 @@ class Supervisor:
         self._tg: anyio.abc.TaskGroup | None = None
         self._stopping = False
         self._backoff_scope: anyio.CancelScope | None = None
+        self._changed = anyio.Event()
+        """Set (and replaced) when a child exits or a stop is requested: wakes a start that
+        may have to be abandoned."""
         self.restarts = 0
         """Restarts this supervisor has made (each child started again counts one)."""
 
@@ -147,6 +187,11 @@ class Supervisor:
         if self._backoff_scope is not None:
             self._backoff_scope.cancel()
         self._events.put_nowait(Envelope(_StopRequested(), 0, None, None, perf_counter_ns()))
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
 
     def kill(self, child_id: str) -> None:
         """Cancel a child's running incarnation: an abnormal exit (``KILLED``) that the restart
@@ -217,15 +262,17 @@ class Supervisor:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 for child in list(self._children.values()):
-                    if self._stopping:
+                    # Abandoned: a sibling's exit or a stop waits in the events; the rest of
+                    # the children start with its restart, or not at all.
+                    if self._stopping or not await self._start(child):
                         break
-                    await self._start(child)
                 task_status.started()
                 while True:
                     event = (await self._events.receive()).message
                     if isinstance(event, _StopRequested):
                         break
                     child, incarnation = event.child, event.incarnation
+                    incarnation.pending = False
                     if incarnation.terminating or child.incarnation is not incarnation:
                         continue
                     # On asyncio a cancellation of this supervisor can still be in flight
@@ -307,20 +354,42 @@ class Supervisor:
         else:
             log.info("%s/%s exited: %s", self.name, child.spec.id, reason.value)
         refusal = _unrecoverable(incarnation.error)
+        if isinstance(refusal, ChildKeepsFailing):
+            # A sub-supervisor gave up on one of its children: it already names both.
+            log.error("%s: %s", self.name, refusal)
+            outcome.action = "unrecoverable"
+            return refusal
         if refusal is not None:
             unrecoverable = ChildUnrecoverable(self.name, child.spec.id)
             unrecoverable.__cause__ = refusal
             log.error("%s: %s", unrecoverable, _root_cause(refusal))
             outcome.action = "unrecoverable"
             return unrecoverable
+        now = anyio.current_time()
+        before = next(v for v in self._state.children if v.id == child.spec.id)
         self._state, decision = strategies.decide(
             self._state,
-            strategies.ChildExited(child=child.spec.id, reason=reason),
-            anyio.current_time(),
+            strategies.ChildExited(
+                child=child.spec.id, reason=reason, up_since=incarnation.up_since
+            ),
+            now,
             self._rng.random(),
         )
         for child_id in decision.terminate:
             await self._terminate(self._children[child_id])
+        if decision.give_up:
+            since = before.failing_since if before.failing_since is not None else now
+            gave_up = ChildKeepsFailing(
+                self.name,
+                child.spec.id,
+                before.failures + 1,
+                now - since,
+                child.spec.healthy_after,
+            )
+            gave_up.__cause__ = _unwrapped(incarnation.error)
+            log.error("%s", gave_up)
+            outcome.action = "give_up"
+            return gave_up
         if decision.escalate:
             intensity = self.spec.intensity
             error = RestartIntensityExceeded(
@@ -347,17 +416,68 @@ class Supervisor:
                 break
             self.restarts += 1
             outcome.restarted.append(child_id)
-            await self._start(self._children[child_id])
+            if not await self._start(self._children[child_id]):
+                break  # the exit that abandoned it restarts the rest (see the module doc)
         return None
 
-    async def _start(self, child: _Child) -> None:
+    async def _start(self, child: _Child) -> bool:
+        """Start ``child``, returning once it has started or exited; False if its start was
+        abandoned (see the module doc)."""
         if self._tg is None:
             raise RuntimeError(f"supervisor {self.name!r} is not running")
         child.starts += 1
         incarnation = _Incarnation(child.starts)
         child.incarnation = incarnation
         self._state = strategies.mark_started(self._state, child.spec.id, anyio.current_time())
-        await self._tg.start(self._run_child, child, incarnation)
+        # The watcher lives in the supervisor's task group, not in one around the start: a
+        # task being started belongs to its caller's cancel scope until it has started, and
+        # so would the scopes it opens meanwhile (a sub-supervisor's children).
+        watcher = anyio.CancelScope()
+        self._tg.start_soon(self._abandon_if_needed, child, incarnation, watcher)
+        try:
+            await self._tg.start(self._run_child, child, incarnation)
+        finally:
+            watcher.cancel()
+        return not incarnation.abandoned
+
+    async def _abandon_if_needed(
+        self, child: _Child, incarnation: _Incarnation, watcher: anyio.CancelScope
+    ) -> None:
+        with watcher:
+            while True:
+                changed = self._changed
+                if self._stopping:
+                    # An actor's on_start runs to its end, so that it then stops gracefully;
+                    # a sub-supervisor stops starting its children.
+                    if incarnation.sub is not None:
+                        incarnation.terminating = True
+                        incarnation.sub.stop()
+                    return
+                if self._restarted_by_sibling(child):
+                    incarnation.abandoned = True
+                    incarnation.terminating = True  # its exit is this supervisor's doing
+                    incarnation.scope.cancel()
+                    return
+                await changed.wait()
+
+    def _restarted_by_sibling(self, starting: _Child) -> bool:
+        strategy = self.spec.strategy
+        if strategy is Strategy.ONE_FOR_ONE:
+            return False
+        for sibling in self._children.values():
+            if sibling is starting:
+                if strategy is Strategy.REST_FOR_ONE:
+                    return False  # only the siblings before it restart it
+                continue
+            exited = sibling.incarnation
+            if (
+                exited is not None
+                and exited.pending
+                and exited.reason is not None
+                and strategies.needs_restart(sibling.spec.restart, exited.reason)
+            ):
+                return True
+        return False
 
     async def _run_child(
         self,
@@ -366,7 +486,7 @@ class Supervisor:
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        started = _StartedFlag(task_status)
+        started = _StartedFlag(task_status, incarnation)
         target = child.spec.start
         try:
             try:
@@ -392,7 +512,9 @@ class Supervisor:
                 self._events.put_nowait(
                     Envelope(_ChildExited(child, incarnation), 0, None, None, perf_counter_ns())
                 )
-            started.started()
+                incarnation.pending = True
+                self._notify()
+            started.release()
 
     async def _run_incarnation(
         self,

@@ -179,7 +179,7 @@ class _Campaign:
         venue = _Books.read(self.data)
         for n in range(1, kills + 1):
             with self.start("--days", days, "--speed", KILL_SPEED) as service:
-                service.wait_for(service.err, "actorctl: trading", timeout=90)
+                service.wait_for(service.err, "actorctl: starting", timeout=90)
                 _expect_resume(service, venue.last_trade)
                 delay = rng.uniform(*KILL_WINDOW)
                 time.sleep(delay)
@@ -221,7 +221,7 @@ class _Campaign:
     ) -> None:
         """A start that replays to the end and is stopped with SIGTERM: exit 0."""
         with self.start(*config, "--days", days, "--speed", "0") as service:
-            service.wait_for(service.err, "actorctl: trading", timeout=90)
+            service.wait_for(service.err, "actorctl: starting", timeout=90)
             _expect_resume(service, resume)
             service.wait_for(service.out, "replay finished", timeout=60 + 60 * int(days))
             code = service.terminate()
@@ -291,7 +291,7 @@ class _Campaign:
         """While one service runs on the data directory, two more starts: on another control
         socket (the directory's lock refuses it) and on the same one (the user's default)."""
         with self.start("--days", "2", "--speed", "0") as first:
-            first.wait_for(first.err, "actorctl: trading", timeout=90)
+            first.wait_for(first.err, "actorctl: starting", timeout=90)
             holder = f"(pid {first.process.pid})"
             for socket, reasons in (
                 (1, ("is in use by another actortrade process",)),
