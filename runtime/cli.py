@@ -723,14 +723,16 @@ def _ledger_holdings(path: Path) -> dict[str, tuple[int, int]]:
 
 def _inferred(home: Path) -> Any:
     """What a data directory made before manifests was for: the symbols its ledger has orders
-    of, on the sim venue if it has the venue's journal, else on IB; None when it holds nothing."""
+    of, on the sim venue if it has the venue's journal (else the venue is not known: an IB
+    directory, a sim one whose journal is gone, a ledger restored into a new directory); None
+    when it holds nothing."""
     from runtime.datadir import Manifest
 
     symbols = tuple(_ledger_holdings(home / "ledger"))
     journal = (home / "venue.journal").exists()
     if not symbols and not journal:
         return None
-    return Manifest(venue="sim" if journal else "ib", symbols=symbols)
+    return Manifest(venue="sim" if journal else None, symbols=symbols)
 
 
 def _build(

@@ -105,8 +105,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """What a data directory was made for."""
 
     format: int = FORMAT
-    venue: str
-    """A key of ``VENUES``."""
+    venue: str | None
+    """A key of ``VENUES``; None only in a manifest inferred from an older directory that
+    does not tell (a ledger without the sim venue's journal: an IB directory, or a sim one whose
+    journal is gone, or a ledger restored into a new directory)."""
     mode: str | None = None
     """``paper`` or ``live``; None when not known (a manifest inferred from an older directory)."""
     symbols: tuple[str, ...]
@@ -210,7 +212,7 @@ class DataDir:
             )
         holds = f"{self.path}: this data directory trades {_names(held.symbols)}"
         wants = f"asked for {_names(asked.symbols)}"
-        if held.venue != asked.venue:
+        if held.venue is not None and held.venue != asked.venue:
             raise DataDirMismatch(
                 f"{holds} on {_venue(held.venue)}; {wants} on {_venue(asked.venue)}: its ledger "
                 "is that venue's, and the other does not hold its lots; use another --data-dir"
@@ -233,7 +235,8 @@ class DataDir:
         ]
         if abandoned:
             raise DataDirMismatch(
-                f"{holds} on {_venue(held.venue)}; {wants}: {', '.join(abandoned)} here, which "
+                f"{holds} on {_venue(held.venue or asked.venue)}; {wants}: "
+                f"{', '.join(abandoned)} here, which "
                 "nothing would sell or watch; trade "
                 f"{'it' if len(abandoned) == 1 else 'them'} too (list every symbol in the "
                 "config's [[symbols]]: --symbol trades only one), or use another --data-dir"
@@ -241,7 +244,7 @@ class DataDir:
         added = tuple(s for s in asked.symbols if s not in held.symbols)
         return Admission(
             manifest=Manifest(
-                venue=held.venue,
+                venue=held.venue or asked.venue,
                 mode=held.mode if held.mode is not None else asked.mode,
                 symbols=(*held.symbols, *added),
                 account=held.account if held.account is not None else digest,
