@@ -3,14 +3,17 @@ the file and the key path."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from config.errors import ConfigError, ConfigFileError, InvalidSetting
@@ -512,6 +515,85 @@ def test_a_config_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b'mode = "p\xe4per"\n')
     with pytest.raises(ConfigFileError, match=r"not UTF-8 text \(byte 9\)"):
         load_config(path)
+
+
+def test_regression_a_config_nested_100k_deep_is_refused_not_a_recursion_error(
+    tmp_path: Path,
+) -> None:
+    """100,000 nested arrays were a RecursionError traceback from tomllib; now one line."""
+    path = tmp_path / "bot.toml"
+    path.write_text("a = " + "[" * 100_000)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: invalid TOML: too deeply nested (arrays or inline tables)"
+
+
+def test_regression_a_5000_digit_integer_is_refused_naming_its_line() -> None:
+    """int() refuses 4,300 digits and more: that ValueError was a traceback."""
+    assert problems("mode = 'paper'\n[venue]\nseed = " + "9" * 5000 + "\n") == [
+        f"{SOURCE}: invalid TOML at line 3: a number of more than 4300 digits"
+    ]
+
+
+def test_a_huge_hexadecimal_integer_is_refused_without_printing_its_digits() -> None:
+    """Hex has no conversion limit, but printing the value in the error would."""
+    assert problems("[venue]\nseed = 0x" + "f" * 5000 + "\n") == [
+        f"{SOURCE}: must be between -9223372036854775808 and 9223372036854775807, got an "
+        "integer of 20000 bits @ venue.seed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: path.mkdir(), "a directory, not a regular file"),
+        (lambda path: os.mkfifo(path), "a FIFO, not a regular file"),
+        (lambda path: path.write_bytes(b"#" * (1 << 20) + b"\n"), "larger than 1 MiB"),
+    ],
+    ids=["directory", "fifo", "over-1-MiB"],
+)
+def test_a_config_that_is_not_a_small_regular_file_is_refused_before_reading(
+    tmp_path: Path, make: Callable[[Path], object], problem: str
+) -> None:
+    """A FIFO would block the read, a device or a huge file would fill the memory."""
+    path = tmp_path / "bot.toml"
+    make(path)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: cannot read the config: {problem}"
+
+
+def test_a_device_as_the_config_is_refused() -> None:
+    """/dev/zero never ends: it was read until MemoryError."""
+    with pytest.raises(ConfigFileError) as info:
+        load_config(Path("/dev/zero"))
+    assert str(info.value) == "/dev/zero: cannot read the config: a device, not a regular file"
+
+
+# Pieces of TOML and of this schema, so that generated files get past the parser sometimes.
+_TOML_PIECES = st.sampled_from(
+    [
+        *["\n", "[", "]", "[[", "]]", "{", "}", "=", " = ", ",", ".", '"', "'", "#", "-", "_"],
+        *["0", "1", "9" * 30, "1e999", "0x7f", "nan", "inf", "true", "1979-05-27", "\\u0000"],
+        *["runtime", "ledger", "venue", "broker", "symbols", "grid", "telemetry", "alpaca"],
+        *["stop_timeout", "map_size_mib", "speed", "seed", "port", "tick", "step", "endpoint"],
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=400)
+    | st.text(max_size=400).map(str.encode)
+    | st.lists(_TOML_PIECES, max_size=60).map(lambda pieces: "".join(pieces).encode())
+)
+def test_any_bytes_as_a_config_give_a_config_or_a_config_error(data: bytes) -> None:
+    """Whatever the file holds, the loader answers a Config or a ConfigError, nothing else."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bot.toml"
+        path.write_bytes(data)
+        with contextlib.suppress(ConfigError):
+            load_config(path)
 
 
 def test_every_problem_is_reported_at_once_one_line_each() -> None:
