@@ -7,7 +7,9 @@ quarter of the bar's volume (the remainder on the close). So every bar's high an
 visited, which is what triggers limit and conditional orders in the bar, in a plausible order.
 
 Bar CSVs use the format of ``../shared/marketdata/tqqq_1min``: ``Datetime,Symbol,Open,High,Low,
-Close,Volume`` with ``Datetime`` the bar start in naive UTC.
+Close,Volume`` with ``Datetime`` the bar start in naive UTC. ``load_bars`` is strict, since the
+file is an operator's input: one clock across symbols, prices and volumes and years in sane
+ranges, a regular file of bounded size (the README's "Bar files").
 """
 
 from __future__ import annotations
