@@ -9,7 +9,13 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["MAX_INPUT_BYTES", "InputFileError", "data_dir_problem", "read_input"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "InputFileError",
+    "data_dir_problem",
+    "map_size_problem",
+    "read_input",
+]
 
 MAX_INPUT_BYTES = 1 << 20
 """The largest config or lot map read (1 MiB): the shipped ones are a few KiB, and a bigger
@@ -82,6 +88,20 @@ def data_dir_problem(path: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{where}not writable"
     return None
+
+
+def map_size_problem(map_size_mib: int) -> str | None:
+    """Why this process cannot map an LMDB environment of ``map_size_mib`` MiB, or None: more
+    than its address-space limit (``ulimit -v``), where opening the ledger fails with
+    lmdb.MemoryError once ledger/ exists."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or map_size_mib << 20 < soft:
+        return None
+    return f"must be at most {(soft - 1) >> 20} MiB, what this process may map (ulimit -v)"
 
 
 def _kind(mode: int) -> str | None:

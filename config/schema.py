@@ -77,25 +77,13 @@ def _zero_or_in_range(low: Any, high: Any, zero: str, unit: str = "") -> _Valida
     )
 
 
-def _max_map_size_mib() -> int:
-    # The map is reserved as address space at open: more than the process may map fails
-    # there (OverflowError, or lmdb.MemoryError), after ledger/ has been created.
-    limit = sys.maxsize
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        pass
-    else:
-        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            limit = min(limit, soft)
-    return min(MAX_MAP_SIZE_MIB, limit >> 20)
-
-
 def _map_size(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    most = _max_map_size_mib()
+    # The map is reserved as address space at open: more than the platform can address fails
+    # there (OverflowError), after ledger/ has been created. The process's own limit (ulimit -v)
+    # is the start's to check: it belongs to the machine, not to the file.
+    most = min(MAX_MAP_SIZE_MIB, sys.maxsize >> 20)
     if not 1 <= value <= most:
-        why = "1 TiB" if most == MAX_MAP_SIZE_MIB else "the address space this process may map"
+        why = "1 TiB" if most == MAX_MAP_SIZE_MIB else "the platform's address space"
         raise InvalidSetting(
             attribute.name, f"must be between 1 and {most} MiB ({why}), got {shown(value)}"
         )

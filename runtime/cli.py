@@ -341,10 +341,11 @@ def start(
 
 def _refuse_bad_places(settings: Any, data_dir: Path | None, config: Path | None) -> None:
     """Refuse (exit 2) a data directory that cannot be used, before anything is created in it,
-    and an OTLP endpoint from the environment that the exporter would refuse once running."""
+    a ledger map bigger than the process may map, and an OTLP endpoint from the environment
+    that the exporter would refuse once running."""
     import os
 
-    from config.files import data_dir_problem
+    from config.files import data_dir_problem, map_size_problem
     from config.load import DEFAULT_CONFIG
     from config.schema import HTTP_URL, is_url, shown
 
@@ -355,6 +356,9 @@ def _refuse_bad_places(settings: Any, data_dir: Path | None, config: Path | None
         where = f"{config or DEFAULT_CONFIG}: data_dir {data_dir}"
     if data_dir is not None and (problem := data_dir_problem(data_dir)) is not None:
         _fail(f"{where}: {problem}")
+    mib = settings.ledger.map_size_mib
+    if (problem := map_size_problem(mib)) is not None:
+        _fail(f"{config or DEFAULT_CONFIG}: {problem}, got {mib} @ ledger.map_size_mib")
     t = settings.telemetry
     variable = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if t.tracing and not t.endpoint and variable and not is_url(variable, ("http", "https")):

@@ -133,6 +133,25 @@ def test_regression_a_huge_map_size_creates_no_ledger(tmp_path: Path) -> None:
     )
 
 
+def test_regression_a_map_over_the_address_space_limit_creates_no_ledger(tmp_path: Path) -> None:
+    """Under `ulimit -v`, the default 1 GiB map was an lmdb.MemoryError once ledger/ existed."""
+    data = tmp_path / "data"
+    result = subprocess.run(
+        ["sh", "-c", 'ulimit -v 900000 && exec "$0" start --data-dir "$1"', ACTORCTL, str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ACTORTRADE_SOCKET": str(tmp_path / "ctl.sock")},
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "actorctl: {}: must be at most 878 MiB, what this process may map (ulimit -v), got 1024 "
+        "@ ledger.map_size_mib".format(LOTS.parent.parent / "actortrade.toml")
+    ]
+    assert not data.exists()
+
+
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
@@ -190,7 +209,7 @@ def test_start_refuses_a_bad_lot_map_naming_the_file_and_line(
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
-        (lambda tmp: write(tmp, "bars.csv", b"\xff\xfe" + os.urandom(4096)), ":1: not UTF-8"),
+        (lambda tmp: write(tmp, "bars.csv", b"\xff\xfe" + os.urandom(500)), ":1: not UTF-8"),
         (lambda tmp: big_field(tmp, "bars.csv", HEADER.encode()), ":2: a line longer than 1024"),
         (lambda tmp: fifo(tmp, "bars.csv"), ":0: a FIFO, not a regular file"),
         (lambda tmp: Path("/dev/zero"), ":0: a device, not a regular file"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from config.files import InputFileError, data_dir_problem, read_input
+from config.files import InputFileError, data_dir_problem, map_size_problem, read_input
 
 
 def test_a_small_regular_file_is_read_whole(tmp_path: Path) -> None:
@@ -93,3 +93,14 @@ def test_a_read_only_mount_is_refused_even_for_root(read_only_mount: Path) -> No
     assert data_dir_problem(read_only_mount / "new") == (
         f"cannot be created in {read_only_mount}: on a read-only file system"
     )
+
+
+def test_a_map_beyond_the_address_space_limit_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `ulimit -v`, a map that cannot be reserved is named before the ledger is opened."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (900 << 20, resource.RLIM_INFINITY))
+    assert map_size_problem(899) is None
+    assert map_size_problem(900) == "must be at most 899 MiB, what this process may map (ulimit -v)"
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (resource.RLIM_INFINITY,) * 2)
+    assert map_size_problem(1 << 20) is None
