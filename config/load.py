@@ -12,6 +12,7 @@ import enum
 import math
 import re
 import stat
+import sys
 import tomllib
 import types
 from collections.abc import Callable, Mapping
@@ -31,7 +32,8 @@ from cattrs.preconf.tomllib import make_converter
 from cattrs.v import format_exception
 
 from .errors import ConfigFileError, InvalidSetting
-from .schema import Config
+from .files import MAX_INPUT_BYTES, InputFileError, read_input
+from .schema import Config, shown
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "parse_config", "render_config"]
 
@@ -46,11 +48,11 @@ def load_config(path: Path) -> Config:
     """Read and check the config at ``path``; relative paths in it are relative to its directory."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(source, [f"cannot read the config: {exc.strerror or exc}"]) from exc
+        text = read_input(path, limit=MAX_INPUT_BYTES).decode("utf-8")
+    except InputFileError as exc:
+        raise ConfigFileError(source, [f"cannot read the config: {exc.problem}"]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
+        raise ConfigFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from None
     return parse_config(text, source=source, base_dir=path.resolve().parent)
 
 
@@ -61,6 +63,14 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(source, [_syntax_problem(exc, text)]) from exc
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigFileError(
+            source, ["invalid TOML: too deeply nested (arrays or inline tables)"]
+        ) from None
+    except ValueError as exc:
+        # Not a TOMLDecodeError: int() refusing a number longer than Python converts.
+        raise ConfigFileError(source, [_long_number_problem(exc, text)]) from None
     try:
         config = _converter.structure(data, Config)
     except BaseValidationError as exc:
@@ -245,7 +255,7 @@ def _describe(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, InvalidSetting):
         return exc.problem
     if isinstance(exc, ForbiddenExtraKeysError):
-        keys = ", ".join(repr(key) for key in sorted(exc.extra_fields))
+        keys = ", ".join(shown(repr(key), 200) for key in sorted(exc.extra_fields))
         return f"extra field{'s' if len(exc.extra_fields) > 1 else ''} {keys}"
     if isinstance(exc, _Invalid):
         return f"invalid value for type, expected {_expected(type_)}, {exc}"
@@ -266,6 +276,15 @@ def _expected(type_: Any) -> str:
 
 _SYNTAX_WHERE = re.compile(r"(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)", re.S)
 _SYNTAX_AT_END = " (at end of document)"
+
+
+def _long_number_problem(exc: ValueError, text: str) -> str:
+    digits = sys.get_int_max_str_digits()
+    match = re.search(rf"[0-9](?:_?[0-9]){{{digits},}}", text) if digits else None
+    if match is None:
+        return f"invalid TOML: {exc}"
+    line = text.count("\n", 0, match.start()) + 1
+    return f"invalid TOML at line {line}: a number of more than {digits} digits"
 
 
 def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> str:

@@ -9,9 +9,11 @@ from pathlib import Path
 import attrs
 
 from .errors import LotMapError
+from .files import MAX_INPUT_BYTES, InputFileError, read_input
 
 HEADER = ("level", "shares_to_buy")
 MAX_SHARES = 1_000_000
+_MAX_DIGITS = 18
 
 
 @attrs.frozen
@@ -35,16 +37,20 @@ def load_lot_map(path: str | Path) -> LotMap:
     number of shares. Any deviation raises ``LotMapError`` naming the file and line."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LotMapError(name, 0, f"cannot read the lot map: {exc.strerror or exc}") from exc
+        text = read_input(Path(path), limit=MAX_INPUT_BYTES).decode("utf-8")
+    except InputFileError as exc:
+        raise LotMapError(name, 0, f"cannot read the lot map: {exc.problem}") from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        raise LotMapError(name, line, f"not UTF-8 text (byte {exc.start})") from exc
+        raise LotMapError(name, line, f"not UTF-8 text (byte {exc.start})") from None
     lines = text.splitlines()
     if not lines:
         raise LotMapError(name, 1, f"empty file; expected the header {','.join(HEADER)}")
-    rows = list(csv.reader(lines))
+    reader = csv.reader(lines)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a field longer than the csv module's limit, say
+        raise LotMapError(name, reader.line_num, f"not CSV: {exc}") from None
     header = tuple(cell.strip() for cell in rows[0])
     if header != HEADER:
         raise LotMapError(
@@ -83,6 +89,9 @@ def _whole(path: str, line: int, field: str, cell: str) -> int:
     # ASCII only: "²" is a digit to str.isdigit() but not to int().
     if not (text.isascii() and text.isdigit()):
         raise LotMapError(path, line, f"{field} must be a whole number, got {_shown(cell)}")
+    # Far above any level or share count, and int() refuses 4,300 digits and more.
+    if len(text) > _MAX_DIGITS:
+        raise LotMapError(path, line, f"{field} is too large: {_shown(text)}")
     return int(text)
 
 

@@ -9,11 +9,14 @@ Secrets are not here: they come from the environment (``config.secrets``).
 from __future__ import annotations
 
 import enum
+import math
 import re
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -24,7 +27,24 @@ SHIPPED_TQQQ_LOTS = Path(__file__).resolve().parent / "lots" / "tqqq.csv"
 
 SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9.]*")
 
+# TOML's integers are 64-bit; tomllib reads bigger ones, which nothing here means.
+INT64 = (-(1 << 63), (1 << 63) - 1)
+# IB's clientId is a 32-bit signed integer on the wire, and market data connects as
+# client_id + 1, which must be one too.
+MAX_CLIENT_ID = (1 << 31) - 2
+MAX_MAP_SIZE_MIB = 1 << 20
+"""1 TiB: a ledger of lots and intents is megabytes; a bigger map is a typo."""
+
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` as an error message may show it: a hostile value can be megabytes long."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        # str() of a big enough int raises (the int conversion limit): no digits are needed.
+        return f"an integer of {value.bit_length()} bits"
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _must(holds: Callable[[Any], bool], requirement: str) -> _Validator:
@@ -32,15 +52,66 @@ def _must(holds: Callable[[Any], bool], requirement: str) -> _Validator:
     # loader can report the full key path (see InvalidSetting).
     def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not holds(value):
-            raise InvalidSetting(attribute.name, f"must be {requirement}, got {value}")
+            got = shown(repr(value) if isinstance(value, str) else value)
+            raise InvalidSetting(attribute.name, f"must be {requirement}, got {got}")
 
     return validate
 
 
-_positive = _must(lambda v: v > 0, "> 0")
-_not_negative = _must(lambda v: v >= 0, ">= 0")
-_at_least_one = _must(lambda v: v >= 1, ">= 1")
-_a_fraction = _must(lambda v: 0 < v < 1, "> 0 and < 1")
+def _finite(value: Any) -> bool:
+    # A Decimal NaN raises on comparison instead of comparing false, so test it first; floats
+    # from the command line never went through the loader's finiteness check.
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _in_range(low: Any, high: Any, unit: str = "") -> _Validator:
+    return _must(lambda v: _finite(v) and low <= v <= high, f"between {low} and {high}{unit}")
+
+
+def _zero_or_in_range(low: Any, high: Any, zero: str, unit: str = "") -> _Validator:
+    return _must(
+        lambda v: _finite(v) and (v == 0 or low <= v <= high),
+        f"0 ({zero}) or between {low} and {high}{unit}",
+    )
+
+
+def _map_size(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    # The map is reserved as address space at open: more than the platform can address fails
+    # there (OverflowError), after ledger/ has been created. The process's own limit (ulimit -v)
+    # is the start's to check: it belongs to the machine, not to the file.
+    most = min(MAX_MAP_SIZE_MIB, sys.maxsize >> 20)
+    if not 1 <= value <= most:
+        why = "1 TiB" if most == MAX_MAP_SIZE_MIB else "the platform's address space"
+        raise InvalidSetting(
+            attribute.name, f"must be between 1 and {most} MiB ({why}), got {shown(value)}"
+        )
+
+
+def is_url(url: str, schemes: tuple[str, ...]) -> bool:
+    """Whether ``url`` has one of ``schemes``, a host, a port of 0-65535 if it names one, and
+    no spaces or control characters (an exporter or a client would refuse it later, when the
+    service is already running)."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port out of range or not a number raises
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
+HTTP_URL = "an http:// or https:// URL with a host"
+WS_URL = "a ws:// or wss:// URL with a host"
+
+
+def _url_or_empty(requirement: str, *schemes: str) -> _Validator:
+    return _must(lambda v: v == "" or is_url(v, schemes), f'{requirement}, or ""')
+
+
+_http_url_or_empty = _url_or_empty(HTTP_URL, "http", "https")
 
 
 class Mode(enum.StrEnum):
@@ -76,7 +147,7 @@ class RuntimeConfig:
     """``[runtime]``: how the service runs."""
 
     backend: Backend = Backend.ASYNCIO
-    stop_timeout: float = attrs.field(default=5.0, validator=_positive)
+    stop_timeout: float = attrs.field(default=5.0, validator=_in_range(0.1, 3600, " seconds"))
 
 
 @attrs.frozen(kw_only=True)
@@ -84,7 +155,7 @@ class LedgerConfig:
     """``[ledger]``: the LMDB environment the lot-keeper owns."""
 
     durability: Durability = Durability.GROUP
-    map_size_mib: int = attrs.field(default=1024, validator=_at_least_one)
+    map_size_mib: int = attrs.field(default=1024, validator=_map_size)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,9 +176,11 @@ class VenueConfig:
     kind: VenueKind = VenueKind.SIM
     # A 1-minute bar CSV; None replays the generated session of `seed`.
     replay: Path | None = None
-    seed: int = 14
+    seed: int = attrs.field(default=14, validator=_in_range(*INT64))
     # Times faster than the bars' clock; 0 means as fast as possible.
-    speed: float = attrs.field(default=1800.0, validator=_not_negative)
+    speed: float = attrs.field(
+        default=1800.0, validator=_zero_or_in_range(0.01, 1_000_000, "as fast as possible")
+    )
 
 
 class BrokerKind(enum.StrEnum):
@@ -122,6 +195,13 @@ class BrokerKind(enum.StrEnum):
     """A real TWS or IB Gateway at ``host:port``."""
 
 
+_host_name = _must(
+    # A DNS name is at most 253 characters; an address has no spaces or control characters.
+    lambda v: 0 < len(v) <= 253 and all(c.isprintable() and not c.isspace() for c in v),
+    "a host name or IP address",
+)
+
+
 PAPER_PORTS = {7497: "TWS paper", 4002: "IB Gateway paper"}
 LIVE_PORTS = {7496: "TWS live", 4001: "IB Gateway live"}
 
@@ -131,17 +211,18 @@ class BrokerConfig:
     """``[broker]``: the connection to Interactive Brokers (or the embedded venue's face)."""
 
     kind: BrokerKind = BrokerKind.EMBEDDED
-    host: str = "127.0.0.1"
+    host: str = attrs.field(default="127.0.0.1", validator=_host_name)
     # TWS paper 7497, IB Gateway paper 4002; the live ports 7496 and 4001 are refused unless
     # mode = "live" and the command line says --live.
-    port: int = attrs.field(default=7497, validator=_must(lambda v: 0 < v < 65536, "a TCP port"))
-    client_id: int = attrs.field(default=1, validator=_not_negative)
+    port: int = attrs.field(default=7497, validator=_in_range(1, 65535))
+    # IB's clientId; market data connects as client_id + 1.
+    client_id: int = attrs.field(default=1, validator=_in_range(0, MAX_CLIENT_ID))
     # Market data type to request after connecting: 1 live, 3 delayed (a paper account without
     # a subscription), 0 to not ask.
     market_data_type: int = attrs.field(
         default=3, validator=_must(lambda v: v in (0, 1, 2, 3, 4), "one of 0, 1, 2, 3, 4")
     )
-    timeout: float = attrs.field(default=10.0, validator=_positive)
+    timeout: float = attrs.field(default=10.0, validator=_in_range(0.5, 3600, " seconds"))
 
 
 class FeedKind(enum.StrEnum):
@@ -172,24 +253,20 @@ class AlpacaConfig:
     feed: AlpacaFeed = AlpacaFeed.IEX
     # The stream's URL; "" is Alpaca's (wss://stream.data.alpaca.markets/v2/<feed>). The
     # embedded venue always uses its own server.
-    stream_url: str = ""
+    stream_url: str = attrs.field(default="", validator=_url_or_empty(WS_URL, "ws", "wss"))
     # The historical data API's base URL (without /v2); "" is Alpaca's.
-    data_url: str = ""
+    data_url: str = attrs.field(default="", validator=_http_url_or_empty)
     # Seconds without a trade after which the connection is deemed mute and reconnected; 0
     # never.
-    data_timeout: float = attrs.field(default=300.0, validator=_not_negative)
+    data_timeout: float = attrs.field(
+        default=300.0, validator=_zero_or_in_range(1, 86_400, "never", " seconds")
+    )
     # Ticks the feed buffers while its actor is behind before it keeps only the latest per
     # symbol.
-    backlog: int = attrs.field(default=10_000, validator=_at_least_one)
+    backlog: int = attrs.field(default=10_000, validator=_in_range(1, 1_000_000))
     # Consecutive "auth failed" answers after which the keys count as refused and the service
     # stops (a restart cannot fix them).
-    auth_failures: int = attrs.field(default=3, validator=_at_least_one)
-
-
-_http_url_or_empty = _must(
-    lambda v: v == "" or (v.startswith(("http://", "https://")) and len(v) > 8),
-    'an http:// or https:// URL, or ""',
-)
+    auth_failures: int = attrs.field(default=3, validator=_in_range(1, 100))
 
 
 @attrs.frozen(kw_only=True)
@@ -208,33 +285,50 @@ class TelemetryConfig:
     # collector, say; Jaeger takes no metrics. "": not exported (`actorctl status` shows them).
     metrics_endpoint: str = attrs.field(default="", validator=_http_url_or_empty)
     # Seconds between metric exports (> 0).
-    metrics_interval: float = attrs.field(default=10.0, validator=_positive)
+    metrics_interval: float = attrs.field(default=10.0, validator=_in_range(1, 86_400, " seconds"))
 
 
 @attrs.frozen(kw_only=True)
 class ReconcileConfig:
     """``[reconcile]``: the broker-vs-ledger comparison (SPEC 6)."""
 
-    interval: float = attrs.field(default=60.0, validator=_positive)
+    # Faster than once a second, a reconciliation compares books still moving from the last
+    # one and reports differences that are not there.
+    interval: float = attrs.field(default=60.0, validator=_in_range(1, 86_400, " seconds"))
 
 
 @attrs.frozen(kw_only=True)
 class GridConfig:
     """``[symbols.grid]``: the grid's parameters; the defaults are the seed bot's (SPEC 4)."""
 
-    tick: Decimal = attrs.field(default=Decimal("0.01"), validator=_positive)
-    level0_buffer: Decimal = attrs.field(default=Decimal("0.0025"), validator=_not_negative)
-    step: Decimal = attrs.field(default=Decimal("0.01"), validator=_a_fraction)
-    profit: Decimal = attrs.field(default=Decimal("0.01"), validator=_positive)
-    queue_depth: int = attrs.field(default=3, validator=_at_least_one)
-    fill_timeout: float = attrs.field(default=120.0, validator=_positive)
+    # 0.0001 is the finest tick US stocks trade in (below $1). A step or a profit under 0.01%
+    # rounds to the same price as its level at any tick that makes sense for the price.
+    tick: Decimal = attrs.field(
+        default=Decimal("0.01"), validator=_in_range(Decimal("0.0001"), Decimal(100))
+    )
+    level0_buffer: Decimal = attrs.field(
+        default=Decimal("0.0025"), validator=_in_range(Decimal(0), Decimal("0.1"))
+    )
+    step: Decimal = attrs.field(
+        default=Decimal("0.01"), validator=_in_range(Decimal("0.0001"), Decimal("0.5"))
+    )
+    profit: Decimal = attrs.field(
+        default=Decimal("0.01"), validator=_in_range(Decimal("0.0001"), Decimal(1))
+    )
+    queue_depth: int = attrs.field(default=3, validator=_in_range(1, 100))
+    fill_timeout: float = attrs.field(default=120.0, validator=_in_range(1, 86_400, " seconds"))
 
 
 def _symbol_name(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not SYMBOL_PATTERN.fullmatch(value):
+        # Not upper-cased silently: a lower-case symbol is a typo until the operator says so.
+        hint = (
+            f" (did you mean {value.upper()!r}?)" if SYMBOL_PATTERN.fullmatch(value.upper()) else ""
+        )
         raise InvalidSetting(
             attribute.name,
-            f"must be an uppercase ticker matching ^{SYMBOL_PATTERN.pattern}$, got {value!r}",
+            f"must be an uppercase ticker matching ^{SYMBOL_PATTERN.pattern}$, got "
+            f"{shown(repr(value))}{hint}",
         )
 
 

@@ -89,11 +89,7 @@ def _per_user_socket() -> Path:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option(
-        "--config",
-        help="TOML config (default: the shipped config/actortrade.toml).",
-        dir_okay=False,
-    ),
+    typer.Option("--config", help="TOML config (default: the shipped config/actortrade.toml)."),
 ]
 SocketOption = Annotated[
     Path | None,
@@ -133,12 +129,11 @@ def start(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the generated session [14].")] = None,
     days: Annotated[
-        int, typer.Option(min=1, help="Trading days to generate (without --replay).")
+        int, typer.Option(help="Trading days to generate (without --replay), 1 to 1000.")
     ] = 1,
     speed: Annotated[
         float | None,
         typer.Option(
-            min=0.0,
             help="Replay speed: times faster than the bars' clock; 0 = as fast as possible [1800].",
         ),
     ] = None,
@@ -162,7 +157,7 @@ def start(
     ] = None,
     stop_timeout: Annotated[
         float | None,
-        typer.Option(min=0.1, help="Seconds a graceful stop may take before cancelling [5]."),
+        typer.Option(help="Seconds a graceful stop may take before cancelling [5]."),
     ] = None,
     socket: SocketOption = None,
     broker: Annotated[
@@ -221,36 +216,44 @@ def start(
     """
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind, FeedKind, SymbolConfig, feed_of, feed_problem
+    from config.options import override
+    from config.schema import BrokerKind, FeedKind, feed_of, feed_problem
+    from sim.replay import MAX_GENERATED_DAYS
 
     _configure_logging()
     settings = _broker_settings(
         _load_config(config), broker, host=host, port=port, client_id=client_id, live=live
     )
-    symbols = settings.symbols
-    if symbol is not None or lots is not None:
-        base = symbols[0]
-        symbols = (
-            SymbolConfig(
-                symbol=symbol or base.symbol,
-                lots=lots if lots is not None else base.lots,
-                feed=base.feed,
-                grid=base.grid,
-            ),
-        )
-    if feed is not None:
-        symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in symbols)
-    settings = attrs.evolve(settings, symbols=symbols)
-    if tracing is not None or otlp_endpoint is not None:
-        t = settings.telemetry
+    if not 1 <= days <= MAX_GENERATED_DAYS:
+        _fail(f"--days: must be between 1 and {MAX_GENERATED_DAYS}, got {days}")
+    try:
+        # Each option has the range of the key it overrides (the schema's validators).
+        symbols = settings.symbols
+        if symbol is not None or lots is not None:
+            symbols = (
+                override(symbols[0], {"symbol": ("--symbol", symbol), "lots": ("--lots", lots)}),
+            )
+        if feed is not None:
+            symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in symbols)
         settings = attrs.evolve(
             settings,
-            telemetry=attrs.evolve(
-                t,
-                tracing=t.tracing if tracing is None else tracing,
-                endpoint=t.endpoint if otlp_endpoint is None else otlp_endpoint,
+            symbols=symbols,
+            runtime=override(settings.runtime, {"stop_timeout": ("--stop-timeout", stop_timeout)}),
+            venue=override(
+                settings.venue,
+                {
+                    "replay": ("--replay", replay),
+                    "seed": ("--seed", seed),
+                    "speed": ("--speed", speed),
+                },
+            ),
+            telemetry=override(
+                settings.telemetry,
+                {"tracing": ("--tracing", tracing), "endpoint": ("--otlp-endpoint", otlp_endpoint)},
             ),
         )
+    except ConfigError as exc:
+        _fail(str(exc))
     problem = feed_problem(settings)
     if problem is not None:
         _fail(problem)
@@ -263,17 +266,16 @@ def start(
             "ib_insync and alpaca-py run on asyncio only: --backend trio needs --broker "
             "inprocess (the sim venue without the TWS API socket) and --feed replay"
         )
+    _refuse_bad_places(settings, data_dir, config)
     venue = settings.venue
-    replay = replay if replay is not None else venue.replay
-    seed = seed if seed is not None else venue.seed
-    speed = speed if speed is not None else venue.speed
+    replay, seed, speed = venue.replay, venue.seed, venue.speed
     try:
         lot_maps = {s.symbol: load_lot_map(s.lots) for s in symbols}
     except ConfigError as exc:
         _fail(str(exc))
     data_dir = data_dir if data_dir is not None else settings.data_dir
     live_broker = settings.broker.kind is BrokerKind.IB
-    bars = [] if live_broker else _bars(lot_maps, replay=replay, seed=seed, days=days)
+    bars = [] if live_broker else _bars(settings, lot_maps, replay=replay, seed=seed, days=days)
     # Before the ledger, the venue or the broker is touched: a service nobody can control (or
     # someone else could) is not started.
     with _claim_control(socket or settings.control.socket or _default_socket()) as control:
@@ -284,7 +286,7 @@ def start(
                 {s.symbol: s.grid for s in symbols},
                 data_dir=data_dir,
                 control=control,
-                stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+                stop_timeout=settings.runtime.stop_timeout,
             )
         else:
             code = _start_embedded(
@@ -298,19 +300,22 @@ def start(
                 days=days,
                 speed=speed,
                 backend=chosen_backend,
-                stop_timeout=stop_timeout or settings.runtime.stop_timeout,
+                stop_timeout=settings.runtime.stop_timeout,
             )
     raise typer.Exit(code)
 
 
-def _bars(lot_maps: dict[str, Any], *, replay: Path | None, seed: int, days: int) -> list[Any]:
-    """The bars to replay into the embedded venue: from ``replay``, or generated."""
+def _bars(
+    settings: Any, lot_maps: dict[str, Any], *, replay: Path | None, seed: int, days: int
+) -> list[Any]:
+    """The bars to replay into the embedded venue: from ``replay`` (each traded symbol's bars
+    checked against its tick), or generated."""
     from config.errors import ConfigError
     from sim.replay import ReplayError, generated_days, load_bars
 
     try:
         if replay is not None:
-            bars = [b for b in load_bars(replay) if b.symbol in lot_maps]
+            bars = load_bars(replay, ticks={s.symbol: s.grid.tick for s in settings.symbols})
         else:
             bars = sorted(
                 (b for s in lot_maps for b in generated_days(seed=seed, days=days, symbol=s)),
@@ -399,6 +404,32 @@ def _start_embedded(
         report.summary("at stop")
         report.never_traded()
     return code
+
+
+def _refuse_bad_places(settings: Any, data_dir: Path | None, config: Path | None) -> None:
+    """Refuse (exit 2) a data directory that cannot be used, before anything is created in it,
+    a ledger map bigger than the process may map, and an OTLP endpoint from the environment
+    that the exporter would refuse once running."""
+    import os
+
+    from config.files import data_dir_problem, map_size_problem
+    from config.load import DEFAULT_CONFIG
+    from config.schema import HTTP_URL, is_url, shown
+
+    if data_dir is not None:
+        where = f"--data-dir {data_dir}"
+    else:
+        data_dir = settings.data_dir
+        where = f"{config or DEFAULT_CONFIG}: data_dir {data_dir}"
+    if data_dir is not None and (problem := data_dir_problem(data_dir)) is not None:
+        _fail(f"{where}: {problem}")
+    mib = settings.ledger.map_size_mib
+    if (problem := map_size_problem(mib)) is not None:
+        _fail(f"{config or DEFAULT_CONFIG}: {problem}, got {mib} @ ledger.map_size_mib")
+    t = settings.telemetry
+    variable = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if t.tracing and not t.endpoint and variable and not is_url(variable, ("http", "https")):
+        _fail(f"$OTEL_EXPORTER_OTLP_ENDPOINT: must be {HTTP_URL}, got {shown(repr(variable))}")
 
 
 _FEED_WORDS = {
@@ -576,14 +607,20 @@ def _broker_settings(
 ) -> Any:
     """The config with the command line's broker options applied; refused (exit 2) when it
     would move real money without both mode = "live" and --live."""
+    from config.errors import ConfigError
+    from config.options import override
     from config.schema import BrokerKind, live_problem
 
-    given = {"host": host, "port": port, "client_id": client_id}
-    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    if kind is not None:
-        overrides["kind"] = BrokerKind(kind.value)
-    if overrides:
-        settings = attrs.evolve(settings, broker=attrs.evolve(settings.broker, **overrides))
+    options = {
+        "kind": ("--broker", None if kind is None else BrokerKind(kind.value)),
+        "host": ("--host", host),
+        "port": ("--port", port),
+        "client_id": ("--client-id", client_id),
+    }
+    try:
+        settings = attrs.evolve(settings, broker=override(settings.broker, options))
+    except ConfigError as exc:
+        _fail(str(exc))
     problem = live_problem(settings, live_flag=live)
     if problem is not None:
         _fail(problem)

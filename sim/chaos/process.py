@@ -8,11 +8,12 @@ directory, and hurt from outside:
   (``sim.chaos.invariants``), against the ledger (the service's LMDB environment) and the
   venue's own books (its journal in the data directory, ``sim.journal``, which outlives the
   process as a real broker's books would).
-* ``run_bad_input``: a truncated or corrupt config and lot map (refused with an error naming
-  the file and line or key, exit non-zero, the data directory byte for byte untouched), a full
-  LMDB map (the service stops with an error naming ``ledger.map_size_mib``, nothing committed
-  is lost, and a start with a larger map ends in full agreement), and a second ``actorctl
-  start`` on a data directory in use (refused naming the holder; the first carries on).
+* ``run_bad_input``: a truncated or corrupt config, lot map and bar file (refused with an
+  error naming the file and line or key, exit non-zero, the data directory byte for byte
+  untouched), a full LMDB map (the service stops with an error naming ``ledger.map_size_mib``,
+  nothing committed is lost, and a start with a larger map ends in full agreement), and a
+  second ``actorctl start`` on a data directory in use (refused naming the holder; the first
+  carries on).
 
 Both return a ``ProcessOutcome`` or raise ``ProcessChaosFailure``, whose message ends with the
 one-line command that reproduces it. Each subprocess's output is kept in ``workdir/logs``.
@@ -530,6 +531,15 @@ def _bad_files(folder: Path, rng: random.Random) -> list[_BadFile]:
         "--config",
         "{}: not UTF-8 text",
     )
+    # tomllib parses nested arrays recursively: this was a RecursionError traceback.
+    bad(
+        "corrupt-config",
+        "100k nested arrays",
+        "deep.toml",
+        b"a = " + b"[" * 100_000,
+        "--config",
+        "{}: invalid TOML: too deeply nested",
+    )
 
     lots = (CONFIG / "lots" / "tqqq.csv").read_bytes()
     rows = lots.splitlines(keepends=True)
@@ -564,6 +574,39 @@ def _bad_files(folder: Path, rng: random.Random) -> list[_BadFile]:
         spoiled,
         "--lots",
         f"{{}}:{level + 1}:",
+    )
+    # int() refuses 4,300 digits and more: this was a ValueError traceback.
+    huge = b"".join(rows[: level + 1]) + f"{level},".encode() + b"9" * 5000 + b"\n"
+    bad(
+        "corrupt-lot-map",
+        f"a 5,000-digit count in level {level}'s row",
+        "huge.csv",
+        huge,
+        "--lots",
+        f"{{}}:{level + 2}:",
+    )
+
+    header = b"Datetime,Symbol,Open,High,Low,Close,Volume\n"
+    bad(
+        "corrupt-bar-file",
+        "binary garbage",
+        "garbage-bars.csv",
+        b"\xff" + rng.randbytes(2047),
+        "--replay",
+        "{}:1:",
+    )
+    # Interleaved symbols: the venue's clock would have run back from 14:05 to 14:00.
+    bar = "2025-05-01 14:0{},{},50.00,50.10,49.90,50.05,1000\n"
+    interleaved = (
+        bar.format("5:00", SYMBOL) + bar.format("0:00", "SPY") + bar.format("0:00", SYMBOL)
+    )
+    bad(
+        "corrupt-bar-file",
+        "symbols interleaved out of time order",
+        "interleaved.csv",
+        header + interleaved.encode(),
+        "--replay",
+        "{}:3: bars out of order",
     )
     return faults
 

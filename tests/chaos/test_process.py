@@ -42,8 +42,8 @@ def test_sigkill_at_random_moments_loses_no_fill_and_sends_no_order_twice(tmp_pa
 def test_bad_input_is_refused_untouched_and_a_full_map_stops_the_service_losing_nothing(
     tmp_path: Path,
 ) -> None:
-    """Truncated and corrupt config and lot maps: refused naming file and line, exit non-zero,
-    the data directory byte for byte as it was; a full LMDB map: exit 1 naming
+    """Truncated and corrupt config, lot maps and bar files: refused naming file and line,
+    exit non-zero, the data directory byte for byte as it was; a full LMDB map: exit 1 naming
     ledger.map_size_mib, every committed record kept, and a start with a larger map agrees with
     the venue; a second start on a directory in use: refused naming the holder, which carries
     on and stops cleanly."""
@@ -51,15 +51,16 @@ def test_bad_input_is_refused_untouched_and_a_full_map_stops_the_service_losing_
     assert outcome.faults == Counter(
         {
             "truncated-config": 1,
-            "corrupt-config": 2,
+            "corrupt-config": 3,
             "truncated-lot-map": 1,
-            "corrupt-lot-map": 3,
+            "corrupt-lot-map": 4,
+            "corrupt-bar-file": 2,
             "second-start": 2,
             "map-full": 1,
         }
     )
     assert outcome.kills == 0
-    assert outcome.starts == 13
+    assert outcome.starts == 17
     assert outcome.executions > 0
     assert outcome.checks > 0
     assert outcome.repro == "python -m sim.chaos --seeds 0 --bad-input"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.errors import LotMapError
@@ -114,3 +115,77 @@ def test_regression_lot_map_not_utf8_names_the_line_and_byte(tmp_path: Path) -> 
     with pytest.raises(LotMapError) as info:
         load_lot_map(path)
     assert str(info.value) == f"{path}:3: not UTF-8 text (byte 27)"
+
+
+def test_regression_a_5000_digit_count_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    """int() refuses 4,300 digits and more: that ValueError was a traceback."""
+    path = write(tmp_path, "level,shares_to_buy\n0,94\n1," + "9" * 5000 + "\n")
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value).startswith(f"{path}:3: shares_to_buy is too large: '999")
+    assert str(info.value).endswith("... (5000 characters)")
+
+
+def test_regression_a_field_over_the_csv_limit_is_refused_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    """A quoted field of 200,000 characters was a _csv.Error traceback."""
+    path = write(tmp_path, 'level,shares_to_buy\n0,94\n1,"' + "x" * 200_000 + '"\n')
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value) == f"{path}:3: not CSV: field larger than field limit (131072)"
+
+
+def test_a_lot_map_over_1_mib_is_refused_before_reading(tmp_path: Path) -> None:
+    """A 50 MB field was read whole; a lot map is a few KiB, so the file is refused first."""
+    path = tmp_path / "lots.csv"
+    with path.open("wb") as file:
+        file.write(b'level,shares_to_buy\n0,"')
+        file.truncate(50 << 20)
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value) == f"{path}:0: cannot read the lot map: larger than 1 MiB"
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("/dev/zero", "a device, not a regular file"),
+        ("fifo", "a FIFO, not a regular file"),
+        ("folder", "a directory, not a regular file"),
+    ],
+)
+def test_regression_a_lot_map_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, where: str, problem: str
+) -> None:
+    """/dev/zero was read until MemoryError and a FIFO blocked the start for ever."""
+    path = Path(where) if where.startswith("/") else tmp_path / where
+    if where == "fifo":
+        os.mkfifo(path)
+    elif where == "folder":
+        path.mkdir()
+    with pytest.raises(LotMapError) as info:
+        load_lot_map(path)
+    assert str(info.value) == f"{path}:0: cannot read the lot map: {problem}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=300)
+    | st.lists(
+        st.sampled_from(["level,shares_to_buy\n", "\n", ",", '"', "0", "1", "94", "9" * 20]),
+        max_size=40,
+    ).map(lambda pieces: "".join(pieces).encode())
+)
+def test_any_bytes_as_a_lot_map_give_a_lot_map_or_a_lot_map_error(data: bytes) -> None:
+    """Whatever the file holds, the loader answers a LotMap or a LotMapError, nothing else."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "lots.csv"
+        path.write_bytes(data)
+        try:
+            lots = load_lot_map(path)
+        except LotMapError:
+            return
+        assert all(0 < count <= 1_000_000 for count in lots)

@@ -3,13 +3,17 @@ the file and the key path."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from config.errors import ConfigError, ConfigFileError, InvalidSetting
@@ -168,7 +172,7 @@ def test_rendered_config_reads_back_unchanged() -> None:
         ledger=LedgerConfig(durability=Durability.SYNC, map_size_mib=64),
         control=ControlConfig(socket=Path('/run/a "quoted"\\dir/ctl.sock')),
         venue=VenueConfig(replay=Path("/data/bars.csv"), seed=-3, speed=0.0),
-        reconcile=ReconcileConfig(interval=1e-3),
+        reconcile=ReconcileConfig(interval=1.5),
         symbols=(
             SymbolConfig(symbol="TQQQ", lots=CONFIG_DIR / "lots" / "tqqq.csv"),
             SymbolConfig(
@@ -279,46 +283,59 @@ def test_an_unknown_choice_lists_the_valid_ones(key: str, choices: str) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("[runtime]\nstop_timeout = 0\n", "must be > 0, got 0.0 @ runtime.stop_timeout"),
-        ("[ledger]\nmap_size_mib = 0\n", "must be >= 1, got 0 @ ledger.map_size_mib"),
-        ("[venue]\nspeed = -1\n", "must be >= 0, got -1.0 @ venue.speed"),
-        ("[reconcile]\ninterval = -0.5\n", "must be > 0, got -0.5 @ reconcile.interval"),
+        (
+            "[runtime]\nstop_timeout = 0\n",
+            "must be between 0.1 and 3600 seconds, got 0.0 @ runtime.stop_timeout",
+        ),
+        (
+            "[ledger]\nmap_size_mib = 0\n",
+            "must be between 1 and 1048576 MiB (1 TiB), got 0 @ ledger.map_size_mib",
+        ),
+        (
+            "[venue]\nspeed = -1\n",
+            "must be 0 (as fast as possible) or between 0.01 and 1000000, got -1.0 @ venue.speed",
+        ),
+        (
+            "[reconcile]\ninterval = -0.5\n",
+            "must be between 1 and 86400 seconds, got -0.5 @ reconcile.interval",
+        ),
         (
             '[telemetry]\nendpoint = "localhost:4318"\n',
-            'must be an http:// or https:// URL, or "", got localhost:4318 @ telemetry.endpoint',
+            "must be an http:// or https:// URL with a host, or \"\", got 'localhost:4318' @ "
+            "telemetry.endpoint",
         ),
         (
             '[telemetry]\nmetrics_endpoint = "grpc://collector:4317"\n',
-            'must be an http:// or https:// URL, or "", got grpc://collector:4317 @ '
-            "telemetry.metrics_endpoint",
+            'must be an http:// or https:// URL with a host, or "", got '
+            "'grpc://collector:4317' @ telemetry.metrics_endpoint",
         ),
         (
             "[telemetry]\nmetrics_interval = 0\n",
-            "must be > 0, got 0.0 @ telemetry.metrics_interval",
+            "must be between 1 and 86400 seconds, got 0.0 @ telemetry.metrics_interval",
         ),
         (
             f'{SYMBOL}[symbols.grid]\ntick = "0"\n',
-            "must be > 0, got 0 @ symbols[0].grid.tick",
+            "must be between 0.0001 and 100, got 0 @ symbols[0].grid.tick",
         ),
         (
             f"{SYMBOL}[symbols.grid]\nlevel0_buffer = -0.01\n",
-            "must be >= 0, got -0.01 @ symbols[0].grid.level0_buffer",
+            "must be between 0 and 0.1, got -0.01 @ symbols[0].grid.level0_buffer",
         ),
         (
             f"{SYMBOL}[symbols.grid]\nstep = 1\n",
-            "must be > 0 and < 1, got 1 @ symbols[0].grid.step",
+            "must be between 0.0001 and 0.5, got 1 @ symbols[0].grid.step",
         ),
         (
             f"{SYMBOL}[symbols.grid]\nprofit = 0\n",
-            "must be > 0, got 0 @ symbols[0].grid.profit",
+            "must be between 0.0001 and 1, got 0 @ symbols[0].grid.profit",
         ),
         (
             f"{SYMBOL}[symbols.grid]\nqueue_depth = 0\n",
-            "must be >= 1, got 0 @ symbols[0].grid.queue_depth",
+            "must be between 1 and 100, got 0 @ symbols[0].grid.queue_depth",
         ),
         (
             f"{SYMBOL}[symbols.grid]\nfill_timeout = 0\n",
-            "must be > 0, got 0.0 @ symbols[0].grid.fill_timeout",
+            "must be between 1 and 86400 seconds, got 0.0 @ symbols[0].grid.fill_timeout",
         ),
         ("[venue]\nspeed = inf\n", "invalid value for type, expected float, got inf @ venue.speed"),
         (
@@ -331,14 +348,111 @@ def test_an_unknown_choice_lists_the_valid_ones(key: str, choices: str) -> None:
         ),
         (
             '[[symbols]]\nsymbol = "tqqq"\nlots = "lots/tqqq.csv"\n',
-            "must be an uppercase ticker matching ^[A-Z][A-Z0-9.]*$, got 'tqqq' "
-            "@ symbols[0].symbol",
+            "must be an uppercase ticker matching ^[A-Z][A-Z0-9.]*$, got 'tqqq' (did you mean "
+            "'TQQQ'?) @ symbols[0].symbol",
+        ),
+        (
+            '[[symbols]]\nsymbol = "t-q"\nlots = "lots/tqqq.csv"\n',
+            "must be an uppercase ticker matching ^[A-Z][A-Z0-9.]*$, got 't-q' @ symbols[0].symbol",
+        ),
+        (
+            '[broker]\nhost = ""\n',
+            "must be a host name or IP address, got '' @ broker.host",
+        ),
+        (
+            '[alpaca]\nstream_url = "https://stream.data.alpaca.markets/v2/iex"\n',
+            'must be a ws:// or wss:// URL with a host, or "", got '
+            "'https://stream.data.alpaca.markets/v2/iex' @ alpaca.stream_url",
+        ),
+        (
+            '[alpaca]\ndata_url = "https:///v2"\n',
+            "must be an http:// or https:// URL with a host, or \"\", got 'https:///v2' @ "
+            "alpaca.data_url",
         ),
     ],
 )
 def test_an_out_of_range_value_names_the_rule_and_the_key_path(text: str, problem: str) -> None:
     """Range checks are attrs validators, reported against their key."""
     assert problems(text) == [f"{SOURCE}: {problem}"]
+
+
+# Every numeric key: values at the ends of its range (accepted) and just beyond them (refused).
+# TOML spells nan and inf; a Decimal may also be a string.
+RANGES = [
+    ("runtime", "stop_timeout", ["0.1", "3600"], ["0.09", "3601", "nan", "inf", "1e-300"]),
+    ("ledger", "map_size_mib", ["1", "1048576"], ["0", "1048577", "-1"]),
+    (
+        "venue",
+        "seed",
+        ["-9223372036854775808", "9223372036854775807"],
+        ["9223372036854775808", "-9223372036854775809"],
+    ),
+    ("venue", "speed", ["0", "0.01", "1000000"], ["0.009", "1000001", "-1", "nan", "inf"]),
+    ("broker", "port", ["1", "65535"], ["0", "65536", "99999"]),
+    ("broker", "client_id", ["0", "2147483646"], ["-1", "2147483647"]),
+    ("broker", "market_data_type", ["0", "4"], ["-1", "5"]),
+    ("broker", "timeout", ["0.5", "3600"], ["0.49", "3601", "1e-300", "nan", "-inf"]),
+    ("reconcile", "interval", ["1", "86400"], ["0.99", "86401", "1e-300", "nan", "inf"]),
+    ("alpaca", "data_timeout", ["0", "1", "86400"], ["0.5", "86401", "-1", "nan", "inf"]),
+    ("alpaca", "backlog", ["1", "1000000"], ["0", "1000001"]),
+    ("alpaca", "auth_failures", ["1", "100"], ["0", "101"]),
+    ("telemetry", "metrics_interval", ["1", "86400"], ["0.5", "86401", "nan", "inf"]),
+    ("symbols.grid", "tick", ['"0.0001"', "100"], ['"0.00009"', "101", "nan", '"sNaN"']),
+    ("symbols.grid", "level0_buffer", ["0", '"0.1"'], ['"-0.0001"', '"0.1001"', "inf"]),
+    ("symbols.grid", "step", ['"0.0001"', '"0.5"'], ['"0.00009"', '"0.51"', '"1e-999999"']),
+    ("symbols.grid", "profit", ['"0.0001"', "1"], ['"0.00009"', '"1.01"', '"-Infinity"']),
+    ("symbols.grid", "queue_depth", ["1", "100"], ["0", "101"]),
+    ("symbols.grid", "fill_timeout", ["1", "86400"], ["0.5", "86401", "nan", "inf"]),
+]
+
+
+def _numeric_keys(cls: type, prefix: str) -> set[str]:
+    keys = set()
+    for field in attrs.fields(attrs.resolve_types(cls)):
+        if field.type in (int, float, Decimal):
+            keys.add(f"{prefix}{field.name}")
+        elif field.type == tuple[SymbolConfig, ...]:
+            keys |= _numeric_keys(SymbolConfig, f"{prefix}{field.name}.")
+        elif attrs.has(field.type):
+            keys |= _numeric_keys(field.type, f"{prefix}{field.name}.")
+    return keys
+
+
+def test_every_numeric_key_has_a_range() -> None:
+    """A new number in the schema comes with its range (and a row in RANGES)."""
+    assert _numeric_keys(Config, "") == {f"{table}.{key}" for table, key, *_ in RANGES}
+
+
+def _setting(table: str, key: str, value: str) -> str:
+    if table == "symbols.grid":
+        return f"{SYMBOL}[symbols.grid]\n{key} = {value}\n"
+    return f"[{table}]\n{key} = {value}\n"
+
+
+@pytest.mark.parametrize(("table", "key", "accepted", "refused"), RANGES)
+def test_every_numeric_key_takes_its_bounds_and_refuses_beyond_them(
+    table: str, key: str, accepted: list[str], refused: list[str]
+) -> None:
+    """Both ends are accepted; beyond them (nan and inf too) the error names the key."""
+    for value in accepted:
+        parse(_setting(table, key, value))
+    path = f"symbols[0].grid.{key}" if table == "symbols.grid" else f"{table}.{key}"
+    for value in refused:
+        (line,) = problems(_setting(table, key, value))
+        assert line.endswith(f" @ {path}"), line
+
+
+def test_command_line_floats_are_checked_for_nan_and_inf_like_the_files() -> None:
+    """Built in code (as the command line's overrides are), nan and inf are refused too."""
+    for build in (
+        lambda: RuntimeConfig(stop_timeout=math.inf),
+        lambda: VenueConfig(speed=math.nan),
+        lambda: GridConfig(step=Decimal("NaN")),
+        lambda: GridConfig(tick=Decimal("sNaN")),
+        lambda: ReconcileConfig(interval=1e-300),
+    ):
+        with pytest.raises(InvalidSetting):
+            build()
 
 
 def test_a_duplicate_symbol_names_the_second_entry_and_the_first() -> None:
@@ -403,6 +517,85 @@ def test_a_config_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_regression_a_config_nested_100k_deep_is_refused_not_a_recursion_error(
+    tmp_path: Path,
+) -> None:
+    """100,000 nested arrays were a RecursionError traceback from tomllib; now one line."""
+    path = tmp_path / "bot.toml"
+    path.write_text("a = " + "[" * 100_000)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: invalid TOML: too deeply nested (arrays or inline tables)"
+
+
+def test_regression_a_5000_digit_integer_is_refused_naming_its_line() -> None:
+    """int() refuses 4,300 digits and more: that ValueError was a traceback."""
+    assert problems("mode = 'paper'\n[venue]\nseed = " + "9" * 5000 + "\n") == [
+        f"{SOURCE}: invalid TOML at line 3: a number of more than 4300 digits"
+    ]
+
+
+def test_a_huge_hexadecimal_integer_is_refused_without_printing_its_digits() -> None:
+    """Hex has no conversion limit, but printing the value in the error would."""
+    assert problems("[venue]\nseed = 0x" + "f" * 5000 + "\n") == [
+        f"{SOURCE}: must be between -9223372036854775808 and 9223372036854775807, got an "
+        "integer of 20000 bits @ venue.seed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: path.mkdir(), "a directory, not a regular file"),
+        (lambda path: os.mkfifo(path), "a FIFO, not a regular file"),
+        (lambda path: path.write_bytes(b"#" * (1 << 20) + b"\n"), "larger than 1 MiB"),
+    ],
+    ids=["directory", "fifo", "over-1-MiB"],
+)
+def test_a_config_that_is_not_a_small_regular_file_is_refused_before_reading(
+    tmp_path: Path, make: Callable[[Path], object], problem: str
+) -> None:
+    """A FIFO would block the read, a device or a huge file would fill the memory."""
+    path = tmp_path / "bot.toml"
+    make(path)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: cannot read the config: {problem}"
+
+
+def test_a_device_as_the_config_is_refused() -> None:
+    """/dev/zero never ends: it was read until MemoryError."""
+    with pytest.raises(ConfigFileError) as info:
+        load_config(Path("/dev/zero"))
+    assert str(info.value) == "/dev/zero: cannot read the config: a device, not a regular file"
+
+
+# Pieces of TOML and of this schema, so that generated files get past the parser sometimes.
+_TOML_PIECES = st.sampled_from(
+    [
+        *["\n", "[", "]", "[[", "]]", "{", "}", "=", " = ", ",", ".", '"', "'", "#", "-", "_"],
+        *["0", "1", "9" * 30, "1e999", "0x7f", "nan", "inf", "true", "1979-05-27", "\\u0000"],
+        *["runtime", "ledger", "venue", "broker", "symbols", "grid", "telemetry", "alpaca"],
+        *["stop_timeout", "map_size_mib", "speed", "seed", "port", "tick", "step", "endpoint"],
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=400)
+    | st.text(max_size=400).map(str.encode)
+    | st.lists(_TOML_PIECES, max_size=60).map(lambda pieces: "".join(pieces).encode())
+)
+def test_any_bytes_as_a_config_give_a_config_or_a_config_error(data: bytes) -> None:
+    """Whatever the file holds, the loader answers a Config or a ConfigError, nothing else."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bot.toml"
+        path.write_bytes(data)
+        with contextlib.suppress(ConfigError):
+            load_config(path)
+
+
 def test_every_problem_is_reported_at_once_one_line_each() -> None:
     """Fixing a config is one round trip, not one per mistake."""
     text = f'typo = 1\n[runtime]\nstop_timeout = "x"\n{SYMBOL}[symbols.grid]\nqueue_depth = 1.5\n'
@@ -425,7 +618,7 @@ def test_config_errors_are_value_errors() -> None:
 
 def test_the_schema_validates_when_built_in_code_too() -> None:
     """The validators are the schema's, not the loader's."""
-    with pytest.raises(InvalidSetting, match=r"step: must be > 0 and < 1, got 1"):
+    with pytest.raises(InvalidSetting, match=r"step: must be between 0.0001 and 0.5, got 1"):
         GridConfig(step=Decimal(1))
     with pytest.raises(InvalidSetting, match="needs at least one"):
         Config(symbols=())

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.replay import (
+    MAX_FILE_BYTES,
+    MAX_PRICE,
     Bar,
     ReplayError,
     bar_trades,
@@ -69,6 +73,29 @@ def test_the_real_tqqq_minutes_load_as_45_sessions_of_utc_bars() -> None:
             3,
             "out of order",
         ),
+        # Interleaved symbols: the venue's clock would run back from 14:05 to 14:00.
+        (
+            "2025-05-01 14:05:00,TQQQ,1,2,0.5,1.5,10\n2025-05-01 14:00:00,SPY,1,2,0.5,1.5,10\n"
+            "2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n",
+            3,
+            "bars out of order ('2025-05-01 14:00:00' after 2025-05-01 14:05:00",
+        ),
+        (
+            "2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n2025-05-01 14:00:00,SPY,1,2,0.5,1.5,10\n"
+            "2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n",
+            4,
+            "a second 'TQQQ' bar at 2025-05-01 14:00:00",
+        ),
+        ("2025-04-30 14:16:00,TQQQ,1,1e999999,0.5,1.5,10\n", 2, "below 10000000"),
+        ("2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,Infinity\n", 2, "volume must be a whole number"),
+        ("2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,1e10000\n", 2, "below 1,000,000,000,000"),
+        ("2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,-1\n", 2, "volume must be a whole number >= 0"),
+        ("2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,nan\n", 2, "volume must be a whole number"),
+        ("2025-04-30 14:16:00,TQQQ,nan,2,0.5,1.5,1\n", 2, "prices must be positive numbers"),
+        ("0001-04-30 14:16:00,TQQQ,1,2,0.5,1.5,10\n", 2, "in the years 1970 to 2100"),
+        ("2101-01-01 00:00:00,TQQQ,1,2,0.5,1.5,10\n", 2, "in the years 1970 to 2100"),
+        ('"2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,10\n', 2, "not CSV: unexpected end of data"),
+        ("2025-04-30 14:16:00,TQQQ,1,2,0.5,1.5,1" + "0" * 2000 + "\n", 2, "longer than 1024"),
     ],
 )
 def test_a_bad_bar_file_is_refused_naming_file_and_line(
@@ -80,6 +107,120 @@ def test_a_bad_bar_file_is_refused_naming_file_and_line(
         load_bars(path)
     assert str(info.value).startswith(f"{path}:{line}: ")
     assert problem in str(info.value)
+
+
+def test_two_symbols_may_share_a_minute_in_one_time_ordered_file(tmp_path: Path) -> None:
+    """The file is one clock: same minute for two symbols is fine, in either order."""
+    path = write(
+        tmp_path,
+        "2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n2025-05-01 14:00:00,SPY,1,2,0.5,1.5,10\n"
+        "2025-05-01 14:01:00,SPY,1,2,0.5,1.5,10\n2025-05-01 14:01:00,TQQQ,1,2,0.5,1.5,10\n",
+    )
+    assert [(b.symbol, b.start.minute) for b in load_bars(path)] == [
+        ("TQQQ", 0),
+        ("SPY", 0),
+        ("SPY", 1),
+        ("TQQQ", 1),
+    ]
+
+
+def test_with_ticks_only_the_traded_symbols_are_kept_and_all_are_checked(
+    tmp_path: Path,
+) -> None:
+    """Another symbol's bars are dropped, but a defect in them is still an error."""
+    body = "2025-05-01 14:00:00,SPY,1,2,0.5,1.5,10\n2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n"
+    ticks = {"TQQQ": Decimal("0.01")}
+    assert [b.symbol for b in load_bars(write(tmp_path, body), ticks=ticks)] == ["TQQQ"]
+    bad = write(tmp_path, body + "2025-05-01 13:59:00,SPY,1,2,0.5,1.5,10\n")
+    with pytest.raises(ReplayError, match=r":4: bars out of order"):
+        load_bars(bad, ticks=ticks)
+
+
+def test_regression_a_price_below_the_tick_is_refused_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    """A low of 0.004 with a 0.01 tick was loaded, and its order rejected and retried forever."""
+    path = write(
+        tmp_path,
+        "2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n2025-05-01 14:01:00,TQQQ,0.005,0.006,0.004,"
+        "0.005,10\n",
+    )
+    assert len(load_bars(path)) == 2
+    with pytest.raises(ReplayError) as info:
+        load_bars(path, ticks={"TQQQ": Decimal("0.01")})
+    assert str(info.value) == f"{path}:3: price 0.004 is below the tick 0.01 of TQQQ"
+
+
+def test_regression_binary_garbage_is_refused_naming_its_line(tmp_path: Path) -> None:
+    """Not UTF-8 was a UnicodeDecodeError traceback; the error names the line."""
+    path = tmp_path / "bars.csv"
+    path.write_bytes(HEADER.encode() + b"2025-05-01 14:00:00,TQQQ,1,2,0.5,1.5,10\n\xff\xfe\x00\n")
+    with pytest.raises(ReplayError) as info:
+        load_bars(path)
+    assert str(info.value) == f"{path}:3: not UTF-8 text (byte 0)"
+
+
+def test_regression_a_50_mb_field_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    """A 50 MB quoted field was a _csv.Error traceback; the line is refused at 1 KiB."""
+    path = tmp_path / "bars.csv"
+    with path.open("wb") as file:
+        file.write(HEADER.encode() + b'"')
+        file.write(b"x" * (50 << 20))
+    with pytest.raises(ReplayError) as info:
+        load_bars(path)
+    assert str(info.value) == f"{path}:2: a line longer than 1024 bytes"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_regression_a_bar_file_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO blocked the start for ever; a device or a directory is refused too."""
+    path = {"fifo": tmp_path / "bars.csv", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(ReplayError) as info:
+        load_bars(path)
+    expected = {"fifo": "a FIFO", "directory": "a directory", "device": "a device"}[kind]
+    assert str(info.value) == f"{path}:0: {expected}, not a regular file"
+
+
+def test_a_bar_file_over_the_size_cap_is_refused_before_reading(tmp_path: Path) -> None:
+    """Its bars would take ten times its size in memory."""
+    path = tmp_path / "bars.csv"
+    with path.open("wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ReplayError) as info:
+        load_bars(path)
+    assert str(info.value) == f"{path}:0: larger than 256 MiB"
+
+
+_ROW = st.tuples(
+    st.sampled_from(["2025-05-01 14:00:00", "2025-05-01 13:59:00", "0001-01-01 00:00", "x", ""]),
+    st.sampled_from(["TQQQ", "SPY", ""]),
+    *[st.sampled_from(["1", "2", "0.5", "0", "-1", "1e999999", "nan", "0.004", "x"])] * 4,
+    st.sampled_from(["10", "1e10000", "-1", "10.5", "Infinity", ""]),
+).map(",".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=400)
+    | st.lists(_ROW | st.sampled_from(['"', "\x00", ",", "\r"]), max_size=6).map(
+        lambda rows: (HEADER + "\n".join(rows) + "\n").encode()
+    )
+)
+def test_any_bytes_as_a_bar_file_give_bars_or_a_replay_error(data: bytes) -> None:
+    """Whatever the file holds, the loader answers checked bars or a ReplayError."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bars.csv"
+        path.write_bytes(data)
+        try:
+            bars = load_bars(path, ticks={"TQQQ": Decimal("0.01"), "SPY": Decimal("0.01")})
+        except ReplayError:
+            return
+    assert all(Decimal("0.01") <= b.low and b.high < MAX_PRICE for b in bars)
+    assert [b.start for b in bars] == sorted(b.start for b in bars)
 
 
 def test_a_bar_with_the_high_nearer_the_open_goes_open_high_low_close() -> None:
