@@ -206,6 +206,27 @@ def test_a_directory_without_a_manifest_is_judged_by_what_it_holds(tmp_path: Pat
     assert admission.manifest == Manifest(venue="sim", mode="paper", symbols=("TQQQ",))
 
 
+def test_an_older_directory_that_does_not_tell_its_venue_takes_the_first_ones(
+    tmp_path: Path,
+) -> None:
+    """A ledger without the sim venue's journal (restored into a new directory, or its journal
+    deleted): its venue is not known, so any is admitted and recorded; its symbols still are."""
+    path = tmp_path / "d"
+    inferred = Manifest(venue=None, symbols=("TQQQ",))
+    with claim(path) as held:
+        with pytest.raises(DataDirMismatch, match=r"TQQQ has 1 open lots \(94 shares\)"):
+            held.admit(
+                Asked(venue="ib", mode="paper", symbols=("SPY",)),
+                open_lots=lambda _s: (1, 94),
+                inferred=lambda: inferred,
+            )
+        admission = held.admit(TQQQ, open_lots=no_lots, inferred=lambda: inferred)
+        held.record(admission.manifest)
+    assert admission.manifest == Manifest(venue="sim", mode="paper", symbols=("TQQQ",))
+    with claim(path) as again, pytest.raises(DataDirMismatch, match="on the embedded sim venue"):
+        again.admit(Asked(venue="ib", mode="paper", symbols=("TQQQ",)), open_lots=no_lots)
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [
