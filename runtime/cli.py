@@ -343,19 +343,12 @@ def _start_embedded(
     stop_timeout: float,
 ) -> int:
     """Trade on the embedded sim venue, replaying ``bars``."""
-    import tempfile
 
     from config.schema import BrokerKind, FeedKind, feed_of
 
     symbols = settings.symbols
     feeds = {feed_of(settings, s) for s in symbols}
-    with (
-        tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
-        _data_dir(data_dir if data_dir is not None else Path(scratch), settings, lot_maps) as (
-            held,
-            manifest,
-        ),
-    ):
+    with _data_dir(data_dir, settings, lot_maps) as (held, manifest):
         home = held.path
         trading, resumed, outside = _build(
             settings,
@@ -449,7 +442,6 @@ def _start_live(
     stop_timeout: float,
 ) -> int:
     """Trade through a real TWS / IB Gateway, on IB's own market data."""
-    import tempfile
 
     from actors.brokers.ib import IBPort
     from actors.lot_keeper import ledger_store
@@ -457,13 +449,7 @@ def _start_live(
     from runtime.store import Durability, StoreError
 
     b = settings.broker
-    with (
-        tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
-        _data_dir(data_dir if data_dir is not None else Path(scratch), settings, lot_maps) as (
-            held,
-            manifest,
-        ),
-    ):
+    with _data_dir(data_dir, settings, lot_maps) as (held, manifest):
         home = held.path
         store = ledger_store(
             home / "ledger",
@@ -662,10 +648,23 @@ def _claim_control(path: Path) -> Any:
 
 
 @contextlib.contextmanager
-def _data_dir(home: Path, settings: Any, lot_maps: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
-    """The data directory, locked for this service before its ledger or journal is opened, and
-    checked to be made for this start (exit 2 naming what it holds and what was asked, nothing
-    changed in it); with the manifest to record once they are open."""
+def _data_dir(
+    data_dir: Path | None, settings: Any, lot_maps: dict[str, Any]
+) -> Iterator[tuple[Any, Any]]:
+    """The data directory (a temporary one, discarded at exit, when ``data_dir`` is None),
+    locked for this service before its ledger or journal is opened, and checked to be made for
+    this start (exit 2 naming what it holds and what was asked, nothing changed in it); with the
+    manifest to record once they are open."""
+    import tempfile
+
+    if data_dir is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
+            _data_dir(Path(scratch), settings, lot_maps) as claimed,
+        ):
+            yield claimed
+        return
+    home = data_dir
     from config.errors import ConfigError
     from config.schema import BrokerKind
     from config.secrets import load_secrets
