@@ -1402,6 +1402,7 @@ def restore(
     the restored ledger with the broker.
     """
     from actors.lot_keeper import ledger_store
+    from runtime.datadir import DataDirError, claim
     from runtime.store import StoreDamaged, StoreError
 
     home = data_dir if data_dir is not None else _load_config(config).data_dir
@@ -1409,7 +1410,11 @@ def restore(
         _fail("no data directory to restore into: pass --data-dir (or set data_dir in --config)")
     ledger = Path(home) / "ledger"
     try:
-        moved = ledger_store(ledger).restore(backup_dir, force=force)
+        # The whole directory's lock, as a start takes it: no service may be using it.
+        with claim(Path(home)):
+            moved = ledger_store(ledger).restore(backup_dir, force=force)
+    except DataDirError as exc:
+        _fail(str(exc))
     except StoreDamaged as exc:
         _fail(
             f"backup damaged: {exc.path}: {exc.problem}: not restored, nothing changed; use "

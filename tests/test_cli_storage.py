@@ -214,3 +214,30 @@ def test_restore_verifies_keeps_the_old_ledger_aside_and_start_reconciles_it(
     assert line.startswith("reconciled with the venue: TQQQ"), line
     assert line.rstrip().endswith("; trading")
     assert process.returncode == 0
+
+
+def test_restore_is_refused_while_a_service_uses_the_data_directory(tmp_path: Path) -> None:
+    """The whole directory's lock, as a start takes it: a restore into a data directory a
+    service is running on is refused naming its pid, and the running ledger is untouched."""
+    build_ledger(tmp_path / "old" / "ledger", orders=3)
+    made = run("backup", "--data-dir", str(tmp_path / "old"), str(tmp_path / "backup"))
+    assert made.returncode == 0, made.stderr
+    data = tmp_path / "data"
+    process = _spawn("start", "--data-dir", str(data), "--speed", "0", socket=tmp_path / "s.sock")
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 90
+        line = ""
+        while time.monotonic() < deadline and "replay finished" not in line:
+            line = process.stdout.readline()
+        before = (data / "ledger" / "data.mdb").read_bytes()
+        refused = run("restore", str(tmp_path / "backup"), "--data-dir", str(data), "--force")
+        refused_cleanly(refused)
+        assert f"in use by another actortrade process (pid {process.pid})" in refused.stderr
+        assert (data / "ledger" / "data.mdb").read_bytes() == before
+        assert [p.name for p in data.iterdir() if p.name.startswith("ledger")] == ["ledger"]
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    finally:
+        _reap(process)
+    assert process.returncode == 0
