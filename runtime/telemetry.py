@@ -11,7 +11,9 @@ exports them to ``endpoint``/v1/traces. Trace context crosses actors as a ``Trac
 envelope's ``trace`` slot, so a span can name its parent before either is exported.
 
 The records and ids themselves are plain data in ``runtime._spans`` (re-exported here), so
-noting a span imports no OTel; this module is what loads the SDK and the OTLP exporter.
+noting a span imports no OTel; this module is what loads the SDK and the OTLP exporter. The
+supervisors reach it only through ``runtime.SupervisorHooks``: ``TracingHooks`` is the
+implementation that turns each child exit a supervisor handled into a span.
 
 Disabled, or with nothing listening at the endpoint, tracing costs a branch per decision and
 never stalls or crashes the service: an unreachable endpoint is one warning at start, and
@@ -38,6 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from ._hooks import ExitHandled, SupervisorHooks
 from ._spans import AttributeValue as AttributeValue
 from ._spans import Deferred as Deferred
 from ._spans import SpanRecord as SpanRecord
@@ -263,6 +266,52 @@ def _unreachable(endpoint: str, timeout: float = 0.5) -> str | None:
         return str(exc.strerror or exc)
 
 
+class TracingHooks(SupervisorHooks):
+    """The supervision hooks that trace: each child exit a supervisor handled becomes a root
+    span ``supervisor.<action>`` (``supervisor.restart``, ``.escalate``, ``.give_up``,
+    ``.unrecoverable``, ``.none``; docs/tracing.md), noted as a ``SpanRecord`` and built at the
+    flush like any other."""
+
+    __slots__ = ("tracer",)
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def exit_handled(self, event: ExitHandled) -> None:
+        if not self.tracer.enabled:
+            return
+        attributes: dict[str, AttributeValue] = {
+            "actortrade.supervisor": event.supervisor,
+            "actortrade.child": event.child,
+            "actortrade.exit_reason": event.reason,
+            "actortrade.restarted": list(event.restarted),
+            "actortrade.backoff_s": event.backoff,
+        }
+        events: tuple[tuple[str, int, dict[str, AttributeValue]], ...] = ()
+        error = event.error
+        if error is not None:
+            events = (
+                (
+                    "exception",
+                    event.started_ns,
+                    {"exception.type": type(error).__name__, "exception.message": str(error)},
+                ),
+            )
+        self.tracer.record(
+            SpanRecord(
+                name=f"supervisor.{event.action}",
+                trace_id=new_trace_id(),
+                span_id=new_span_id(),
+                parent_id=None,
+                start_ns=event.started_ns,
+                end_ns=event.ended_ns,
+                attributes=attributes,
+                events=events,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+        )
+
+
 class Telemetry:
     """A service's tracer and metrics, handed to the actors that report to them."""
 
@@ -270,6 +319,11 @@ class Telemetry:
         self.tracer = tracer if tracer is not None else Tracer(enabled=False)
         self.metrics = metrics if metrics is not None else Metrics()
         self._dropped = self.metrics.count("actortrade.spans.dropped")
+
+    def supervisor_hooks(self) -> list[SupervisorHooks]:
+        """What the service's supervisors report to (``Supervisor(..., hooks=...)``): its
+        tracer, when tracing is on."""
+        return [TracingHooks(self.tracer)] if self.tracer.enabled else []
 
     def flush(self) -> int:
         """Build and hand over queued spans, record queued durations; returns spans handed."""
