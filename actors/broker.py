@@ -34,14 +34,15 @@ from runtime.telemetry import (
 )
 
 from .brokers.port import BrokerPort
-from .domain import DomainError, OrderRef
-from .messages import (
+from .domain import (
     BrokerEvent,
     BrokerSnapshot,
     CancelOrder,
+    DomainError,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRef,
     OrderRejected,
     PlaceOrder,
 )

@@ -25,8 +25,7 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from .domain import DomainError, OrderRef, Side
-from .messages import BrokerSnapshot
+from .domain import BrokerSnapshot, DomainError, OrderRef, Side
 
 
 @attrs.define

@@ -17,8 +17,7 @@ import msgspec
 
 from runtime.store import RecordDamaged, Txn
 
-from .domain import DomainError, OrderRef, Side
-from .messages import OrderFilled, PlaceOrder
+from .domain import DomainError, OrderFilled, OrderRef, PlaceOrder, Side
 
 SCHEMA_VERSION = 2
 DATABASES = (

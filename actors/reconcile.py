@@ -39,10 +39,19 @@ from decimal import Decimal
 
 import attrs
 
-from .domain import DomainError, OrderRef, Side, TimeInForce, round_to_tick
+from .domain import (
+    BrokerOrder,
+    BrokerSnapshot,
+    DomainError,
+    OrderFilled,
+    OrderRef,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    round_to_tick,
+)
 from .ledger import ConflictRecord, FillRecord, IntentRecord, Origin, same_execution
 from .lot_keeper import LedgerState
-from .messages import BrokerOrder, BrokerSnapshot, OrderFilled, PlaceOrder
 
 AVERAGE_COST_PLACES = Decimal("0.0001")
 

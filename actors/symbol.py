@@ -39,7 +39,19 @@ from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_
 
 from . import reconcile
 from .broker import BrokerInbox, Snapshot
-from .domain import DomainError, OrderRef, Side
+from .domain import (
+    BrokerSnapshot,
+    CancelOrder,
+    DomainError,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRef,
+    OrderRejected,
+    PlaceOrder,
+    PriceTick,
+    Side,
+)
 from .exposure import SellBook
 from .ledger import FillRecord, Origin
 from .lot_keeper import (
@@ -52,20 +64,7 @@ from .lot_keeper import (
     RecordFill,
     Refused,
 )
-from .messages import (
-    Alert,
-    BrokerSnapshot,
-    CancelOrder,
-    Command,
-    LotClosed,
-    LotOpened,
-    OrderAccepted,
-    OrderCancelled,
-    OrderFilled,
-    OrderRejected,
-    PlaceOrder,
-    PriceTick,
-)
+from .messages import Alert, Command, LotClosed, LotOpened
 from .strategies.grid import GridParams, GridStrategy
 from .ticks import TickGuard
 from .tracing import Trail

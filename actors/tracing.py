@@ -39,19 +39,19 @@ from runtime.telemetry import (
     new_trace_id,
 )
 
-from .domain import DomainError, OrderRef, Side
-from .messages import (
-    Alert,
+from .domain import (
     CancelOrder,
-    LotClosed,
-    LotOpened,
+    DomainError,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceTick,
+    Side,
 )
+from .messages import Alert, LotClosed, LotOpened
 
 LMDB_COMMIT: Mapping[str, AttributeValue] = {
     "db.system.name": "lmdb",

@@ -26,15 +26,16 @@ from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
 from sim.engine import Engine
-from sim.replay import Bar, Trade, trades
+from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor, OrderTraces
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
+from .domain import Bar, PriceTick, Trade
 from .lot_keeper import LotKeeper, ledger_store
 from .market_data import LiveFeed, TickSource
-from .messages import Alert, PriceTick
+from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridParams, GridStrategy

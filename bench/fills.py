@@ -27,9 +27,8 @@ import anyio
 from common import Row, interleave, rate_row, standalone
 
 from actors import ledger
-from actors.domain import OrderRef, Side, TimeInForce
+from actors.domain import OrderFilled, OrderRef, PlaceOrder, Side, TimeInForce
 from actors.lot_keeper import CommitIntent, LotKeeper, RecordFill, ledger_store
-from actors.messages import OrderFilled, PlaceOrder
 from runtime import ActorCell
 from runtime.store import Durability, Store
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec

@@ -28,8 +28,7 @@ from typing import Any
 import anyio
 
 from actors.broker import BrokerActor, Poll
-from actors.lot_keeper import CommitIntent, LedgerState, LoadLedger, LotKeeper, ledger_store
-from actors.messages import (
+from actors.domain import (
     BrokerEvent,
     BrokerSnapshot,
     OrderAccepted,
@@ -37,6 +36,7 @@ from actors.messages import (
     PlaceOrder,
     PriceTick,
 )
+from actors.lot_keeper import CommitIntent, LedgerState, LoadLedger, LotKeeper, ledger_store
 from actors.strategies.grid import GridParams
 from actors.symbol import SymbolActor, TimerTick
 from config.lotmap import LotMap

@@ -894,7 +894,7 @@ def _venue_face(
         )
     if settings.broker.kind is BrokerKind.INPROCESS:
         return None, outside, live
-    from sim.tws.messages import Instrument
+    from actors.domain import Instrument
     from sim.tws.server import TwsServer
 
     # Every symbol the venue's books hold, not only those traded now: its executions, orders and
@@ -1010,7 +1010,7 @@ class _Report:
         self.traded = False
 
     def attach(self, trading: Any) -> None:
-        from actors.messages import OrderFilled
+        from actors.domain import OrderFilled
 
         self.trading = trading
         engine = trading.engine
@@ -1410,8 +1410,11 @@ def restore(
         _fail("no data directory to restore into: pass --data-dir (or set data_dir in --config)")
     ledger = Path(home) / "ledger"
     try:
-        # The whole directory's lock, as a start takes it: no service may be using it.
-        with claim(Path(home)):
+        if Path(home).is_dir():
+            # The whole directory's lock, as a start takes it: no service may be using it.
+            with claim(Path(home)):
+                moved = ledger_store(ledger).restore(backup_dir, force=force)
+        else:
             moved = ledger_store(ledger).restore(backup_dir, force=force)
     except DataDirError as exc:
         _fail(str(exc))
@@ -1585,13 +1588,11 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
     import anyio
 
     from actors.brokers.ib import IBPort
-    from actors.domain import Side, TimeInForce, round_to_tick
-    from actors.messages import PlaceOrder
+    from actors.domain import Instrument, PlaceOrder, Side, TimeInForce, round_to_tick
     from config.lotmap import load_lot_map
     from config.schema import BrokerKind, masked
     from sim.engine import Engine
     from sim.replay import generated_session
-    from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
     kind = settings.broker.kind

@@ -460,10 +460,10 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
 
     import anyio
 
+    from actors.domain import Instrument
     from sim.alpaca.server import AlpacaServer
     from sim.engine import Engine
     from sim.replay import generated_session, trades
-    from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
     bars = generated_session(seed=11, day=date(2026, 11, 23))[:300]

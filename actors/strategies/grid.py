@@ -36,20 +36,21 @@ import attrs
 
 from config.lotmap import LotMap
 
-from ..domain import DomainError, OrderRef, Side, TimeInForce, round_to_tick
-from ..messages import (
-    Alert,
+from ..domain import (
     CancelOrder,
-    Command,
-    LotClosed,
-    LotOpened,
+    DomainError,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
+    round_to_tick,
 )
+from ..messages import Alert, Command, LotClosed, LotOpened
 
 ZERO = Decimal(0)
 

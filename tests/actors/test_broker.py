@@ -10,8 +10,7 @@ import anyio
 import pytest
 
 from actors.broker import BrokerActor
-from actors.domain import Side, TimeInForce
-from actors.messages import BrokerEvent, BrokerSnapshot, OrderAccepted, PlaceOrder
+from actors.domain import BrokerEvent, BrokerSnapshot, OrderAccepted, PlaceOrder, Side, TimeInForce
 from runtime import Actor, ActorCell
 
 pytestmark = pytest.mark.anyio

@@ -8,9 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.domain import Side, TimeInForce
+from actors.domain import BrokerOrder, BrokerPosition, BrokerSnapshot, PlaceOrder, Side, TimeInForce
 from actors.exposure import SellBook
-from actors.messages import BrokerOrder, BrokerPosition, BrokerSnapshot, PlaceOrder
 
 
 def order(

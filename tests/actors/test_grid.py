@@ -7,18 +7,19 @@ from decimal import Decimal
 
 import pytest
 
-from actors.domain import OrderRef, Side, TimeInForce
-from actors.messages import (
-    Alert,
+from actors.domain import (
     CancelOrder,
-    Command,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
+from actors.messages import Alert, Command
 from actors.strategies.grid import GridParams, GridStrategy
 from config.lotmap import LotMap
 

@@ -18,19 +18,18 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from actors.domain import OrderRef, Side, round_to_tick
-from actors.messages import (
-    Alert,
+from actors.domain import (
     CancelOrder,
-    Command,
-    LotClosed,
-    LotOpened,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderRef,
     OrderRejected,
     PlaceOrder,
+    Side,
+    round_to_tick,
 )
+from actors.messages import Alert, Command, LotClosed, LotOpened
 from actors.strategies.grid import GridParams, GridStrategy
 from config.lotmap import LotMap
 

@@ -16,10 +16,9 @@ import msgspec
 import pytest
 
 from actors.broker import Poll
-from actors.domain import Side, TimeInForce
+from actors.domain import PlaceOrder, Side, TimeInForce
 from actors.ledger import Origin
 from actors.lot_keeper import LedgerState, LoadLedger
-from actors.messages import PlaceOrder
 from actors.reconciler import Reconcile, ReconcileReport
 from actors.trading import SimTrading, sim_trading
 from config.lotmap import load_lot_map

@@ -16,7 +16,7 @@ from ib_insync import IB, LimitOrder, MarketOrder, Stock
 
 from actors import ledger, reconcile
 from actors.brokers.ib import IBMarketData, IBPort
-from actors.domain import Side
+from actors.domain import Instrument, Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
 from actors.trading import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
@@ -24,7 +24,6 @@ from sim.chaos import invariants
 from sim.engine import Engine
 from sim.journal import open_engine
 from sim.replay import generated_session, trades
-from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
 from supervisors import Supervisor
 from tests.tws_venue import TQQQ, client_protocol_errors, until
