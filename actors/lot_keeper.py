@@ -25,7 +25,7 @@ from runtime.store import (
 )
 
 from . import ledger
-from .messages import OrderFilled, PlaceOrder
+from .domain import OrderFilled, PlaceOrder
 
 
 @attrs.frozen(kw_only=True)

@@ -15,7 +15,7 @@ import attrs
 
 from runtime import Actor, ActorRef
 
-from .messages import PriceTick
+from .domain import PriceTick
 
 
 class TickSource(Protocol):

@@ -25,12 +25,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from runtime import Actor, ActorRef
-from sim.replay import Trade
 
 from .broker import BrokerInbox, Poll
-from .domain import epoch_ns
+from .domain import PriceTick, Trade, epoch_ns
 from .market_data import Delivered, WaitSubscribed
-from .messages import PriceTick
 from .symbol import Describe, SymbolInbox
 
 Publish = Callable[[Trade], None]

@@ -10,7 +10,7 @@ from collections import Counter
 
 import attrs
 
-from .messages import PriceTick, Quote
+from .domain import PriceTick, Quote
 
 log = logging.getLogger("actortrade.ticks")
 

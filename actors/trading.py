@@ -26,18 +26,19 @@ from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
 from sim.engine import Engine
-from sim.replay import Bar, Trade, trades
+from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor, OrderTraces
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
+from .domain import Bar, PriceTick, Trade, route
 from .lot_keeper import LotKeeper, ledger_store
 from .market_data import LiveFeed, TickSource
-from .messages import Alert, PriceTick
+from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
-from .strategies.grid import GridParams, GridStrategy
+from .strategies.grid import GridKind, GridParams
 from .symbol import SymbolActor
 
 
@@ -59,7 +60,7 @@ class SimTrading:
     spec: SupervisorSpec
     engine: Engine
     port: BrokerPort
-    strategies: dict[str, GridStrategy]
+    strategies: dict[str, Any]
     """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
@@ -125,7 +126,7 @@ def sim_trading(
 
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
-    strategies: dict[str, GridStrategy] = {}
+    strategies: dict[str, Any] = {}
     feeds: list[ReplayFeed] = []
 
     publishers = {s: f.publish for f in live for s in f.symbols}
@@ -241,7 +242,7 @@ def trading_tree(
     params: Mapping[str, GridParams] | None,
     port: BrokerPort,
     alerts: list[Alert],
-    strategies: dict[str, GridStrategy],
+    strategies: dict[str, Any],
     reconcile_interval: float,
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
@@ -253,19 +254,25 @@ def trading_tree(
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
     traces = OrderTraces()
+    kinds = {
+        symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
+        for symbol, lot_map in lots.items()
+    }
     broker: ActorCell[Any] = ActorCell(
         "broker",
         lambda: BrokerActor(
-            port, {s: c.ref for s, c in symbols.items()}, telemetry=telemetry, traces=traces
+            port,
+            {route(kinds[s].name, s): c.ref for s, c in symbols.items()},
+            telemetry=telemetry,
+            traces=traces,
         ),
     )
-    for symbol, lot_map in lots.items():
+    for symbol, kind in kinds.items():
         symbols[symbol] = ActorCell(
             f"symbol.{symbol}",
             functools.partial(
                 SymbolActor,
-                (params or {}).get(symbol, GridParams(symbol=symbol)),
-                lot_map,
+                kind,
                 lot_keeper=keeper.ref,
                 broker=broker.ref,
                 alerts=alerts,
@@ -333,7 +340,7 @@ class LiveTrading:
 
     spec: SupervisorSpec
     port: BrokerPort
-    strategies: dict[str, GridStrategy]
+    strategies: dict[str, Any]
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
     telemetry: Telemetry
@@ -359,7 +366,7 @@ def live_trading(
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     alerts: list[Alert] = []
-    strategies: dict[str, GridStrategy] = {}
+    strategies: dict[str, Any] = {}
     spec, cells = trading_tree(
         store=store,
         lots=lots,

@@ -49,9 +49,9 @@ from websockets.asyncio.client import connect
 from wire_latency import summary
 
 from actors.broker import Poll
+from actors.domain import PriceTick
 from actors.feeds.alpaca import AlpacaStream
 from actors.market_data import LiveFeed, WaitSubscribed
-from actors.messages import PriceTick
 from actors.symbol import TimerTick
 from runtime import Actor, ActorCell
 from sim.alpaca.server import AlpacaServer

@@ -41,17 +41,15 @@ from common import Row, Target, interleave, latency_row, spread, standalone
 from actors.broker import Poll
 from actors.brokers.ib import IBPort
 from actors.brokers.sim import SimPort
+from actors.domain import Instrument, PriceTick, Trade
+from actors.domain.sessions import NEW_YORK
 from actors.lot_keeper import ledger_store
-from actors.messages import PriceTick
 from actors.symbol import Describe, SymbolView
 from actors.trading import trading_tree
 from config.lotmap import load_lot_map
 from runtime import Actor, ActorCell
 from runtime._lifecycle import LifecycleState
 from sim.engine import Engine
-from sim.replay import Trade
-from sim.sessions import NEW_YORK
-from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
 from supervisors import ChildSpec, Intensity, Supervisor, SupervisorSpec
 

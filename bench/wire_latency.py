@@ -32,12 +32,11 @@ from grid_latency import MemoryKeeper, RecordingPort, bench_tree
 
 from actors.broker import Poll
 from actors.brokers.ib import IBPort
-from actors.messages import PriceTick
+from actors.domain import Instrument, PriceTick
+from actors.domain.sessions import NEW_YORK
 from actors.symbol import TimerTick
 from runtime import ActorCell
 from sim.engine import Engine
-from sim.sessions import NEW_YORK
-from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)

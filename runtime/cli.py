@@ -894,7 +894,7 @@ def _venue_face(
         )
     if settings.broker.kind is BrokerKind.INPROCESS:
         return None, outside, live
-    from sim.tws.messages import Instrument
+    from actors.domain import Instrument
     from sim.tws.server import TwsServer
 
     # Every symbol the venue's books hold, not only those traded now: its executions, orders and
@@ -1010,7 +1010,7 @@ class _Report:
         self.traded = False
 
     def attach(self, trading: Any) -> None:
-        from actors.messages import OrderFilled
+        from actors.domain import OrderFilled
 
         self.trading = trading
         engine = trading.engine
@@ -1063,7 +1063,7 @@ class _Report:
         return [
             symbol
             for symbol in self.symbols
-            if symbol not in self.trading.strategies
+            if f"grid:{symbol}" not in self.trading.strategies
             or cells[symbol].state is not LifecycleState.RUNNING
         ]
 
@@ -1071,7 +1071,7 @@ class _Report:
         self.traded = True
         parts = []
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(symbol)
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
             if strategy is None:
                 parts.append(f"{symbol} not reconciled")
                 continue
@@ -1091,7 +1091,7 @@ class _Report:
     def summary(self, when: str) -> None:
         engine = self.trading.engine
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(symbol)
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
             if strategy is None:
                 _STDOUT.line(f"{when}: {symbol} has not started")
                 continue
@@ -1162,11 +1162,16 @@ def status(
     for view in reply["symbols"]:
         shares = sum(lot["shares"] for lot in view["lots"])
         halted = f"  HALTED: {view['halted']}" if view["halted"] else ""
+        detail = view.get("detail") or {}
+        own = "".join(
+            f" {key} {'-' if value is None else value}"
+            for key, value in detail.items()
+            if key != "kind"
+        )
         print(
             f"{view['symbol']}: {len(view['lots'])} open lots ({shares} shares), realized P&L "
-            f"{view['realized']}, last price {view['last_price'] or '-'}, anchor "
-            f"{view['anchor'] or '-'}, {view['live_buys']} buys and {view['live_sells']} sells "
-            f"working{halted}"
+            f"{view['realized']}, last price {view['last_price'] or '-'}; {view['strategy']}"
+            f"{own}; {view['live_buys']} buys and {view['live_sells']} sells working{halted}"
         )
         for event in view.get("lot_events", [])[-3:]:
             if "realized" in event:
@@ -1300,14 +1305,18 @@ def lots_command(
     if json:
         _print_json(reply)
         return
-    print(f"{'symbol':<8} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} {'sell at':>9}")
+    print(
+        f"{'symbol':<8} {'strategy':<10} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} "
+        f"{'sell at':>9}"
+    )
     for view in reply["symbols"]:
         for lot in view["lots"]:
             print(
-                f"{view['symbol']:<8} {lot['lot']:>5} {lot['level']:>5} {lot['shares']:>7} "
-                f"{float(lot['purchase_price']):>10.4f} {lot['sell_price']:>9}"
+                f"{view['symbol']:<8} {view['strategy']:<10} {lot['id']:>5} {lot['label']:>5} "
+                f"{lot['shares']:>7} {float(lot['purchase_price']):>10.4f} "
+                f"{lot['sell_price'] or '-':>9}"
             )
-        print(f"{view['symbol']:<8} realized P&L {view['realized']}")
+        print(f"{view['symbol']:<8} {view['strategy']:<10} realized P&L {view['realized']}")
 
 
 @app.command()
@@ -1410,8 +1419,11 @@ def restore(
         _fail("no data directory to restore into: pass --data-dir (or set data_dir in --config)")
     ledger = Path(home) / "ledger"
     try:
-        # The whole directory's lock, as a start takes it: no service may be using it.
-        with claim(Path(home)):
+        if Path(home).is_dir():
+            # The whole directory's lock, as a start takes it: no service may be using it.
+            with claim(Path(home)):
+                moved = ledger_store(ledger).restore(backup_dir, force=force)
+        else:
             moved = ledger_store(ledger).restore(backup_dir, force=force)
     except DataDirError as exc:
         _fail(str(exc))
@@ -1585,13 +1597,11 @@ def _check_broker(settings: Any, *, what_if: bool) -> bool:
     import anyio
 
     from actors.brokers.ib import IBPort
-    from actors.domain import Side, TimeInForce, round_to_tick
-    from actors.messages import PlaceOrder
+    from actors.domain import Instrument, PlaceOrder, Side, TimeInForce, round_to_tick
     from config.lotmap import load_lot_map
     from config.schema import BrokerKind, masked
     from sim.engine import Engine
     from sim.replay import generated_session
-    from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
     kind = settings.broker.kind

@@ -6,8 +6,8 @@ the trade price, limited by the trade's size, shared first come first served. Ru
 * LMT buys fill at trades <= limit, sells at trades >= limit; MKT at any trade.
 * A PriceCondition (last <= trigger, or >= with ``is_more``) holds the order inactive until a
   trade meets it; the order then works as an ordinary order from that trade on.
-* Sessions (``sim.sessions``): nothing fills while closed; outside the regular session only
-  ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
+* Sessions (``actors.domain.sessions``): nothing fills while closed; outside the regular
+  session only ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
 * IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
   (charged as the order fills).
 * Every execution has a unique execId; positions keep an average cost.
@@ -37,8 +37,7 @@ from typing import Annotated, assert_never
 import attrs
 import msgspec
 
-from actors.domain import Side, TimeInForce
-from actors.messages import (
+from actors.domain import (
     BrokerEvent,
     OrderAccepted,
     OrderCancelled,
@@ -46,9 +45,10 @@ from actors.messages import (
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
-
-from .sessions import NEW_YORK, Session, session_at
+from actors.domain.sessions import NEW_YORK, Session, session_at
 
 PER_SHARE = Decimal("0.005")
 MINIMUM = Decimal("1.00")

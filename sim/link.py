@@ -37,7 +37,7 @@ of the connection: they are recorded in its journal and every link sees them.
 
 from __future__ import annotations
 
-from actors.messages import BrokerEvent
+from actors.domain import BrokerEvent
 
 from .engine import Engine
 

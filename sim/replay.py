@@ -25,9 +25,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import BinaryIO
 
-import attrs
-
-from .sessions import NEW_YORK, REGULAR_CLOSE, REGULAR_OPEN, is_trading_day
+from actors.domain import Bar, Trade
+from actors.domain.sessions import NEW_YORK, REGULAR_CLOSE, REGULAR_OPEN, is_trading_day
 
 HEADER = ("Datetime", "Symbol", "Open", "High", "Low", "Close", "Volume")
 STEP = timedelta(seconds=15)
@@ -48,25 +47,6 @@ of bars; more is a typo that would fill the memory."""
 
 class ReplayError(ValueError):
     """Raised for a malformed replay file; the message starts with ``file:line:``."""
-
-
-@attrs.frozen(kw_only=True)
-class Bar:
-    symbol: str
-    start: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: int
-
-
-@attrs.frozen(kw_only=True)
-class Trade:
-    symbol: str
-    price: Decimal
-    size: int
-    at: datetime
 
 
 def load_bars(path: str | Path, *, ticks: Mapping[str, Decimal] | None = None) -> list[Bar]:

@@ -16,9 +16,8 @@ import anyio
 import lmdb
 
 from actors import ledger
-from actors.domain import Side, TimeInForce
+from actors.domain import OrderFilled, PlaceOrder, Side, TimeInForce
 from actors.lot_keeper import ledger_store
-from actors.messages import OrderFilled, PlaceOrder
 from runtime.store import Durability, Txn
 
 DAMAGES = ("half", "4k", "meta-flip", "zeroed")

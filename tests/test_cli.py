@@ -345,9 +345,9 @@ def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
         lots = run("lots", socket=socket)
         assert lots.returncode == 0
         rows = [line.split() for line in lots.stdout.splitlines() if line.startswith("TQQQ ")]
-        assert [row[1:4] for row in rows if row[1] != "realized"] == [
-            ["13", "0", "94"],
-            ["14", "1", "95"],
+        assert [row[1:5] for row in rows if row[2] != "realized"] == [
+            ["grid", "13", "L0", "94"],
+            ["grid", "14", "L1", "95"],
         ]
         dry = run("reconcile", "--dry-run", socket=socket)
         assert dry.returncode == 0
@@ -460,10 +460,10 @@ def test_start_with_broker_ib_trades_through_a_tws_on_its_market_data(
 
     import anyio
 
+    from actors.domain import Instrument
     from sim.alpaca.server import AlpacaServer
     from sim.engine import Engine
     from sim.replay import generated_session, trades
-    from sim.tws.messages import Instrument
     from sim.tws.server import TwsServer
 
     bars = generated_session(seed=11, day=date(2026, 11, 23))[:300]

@@ -193,7 +193,7 @@ def test_restore_verifies_keeps_the_old_ledger_aside_and_start_reconciles_it(
     assert "already holds a ledger: restoring would replace it (use --force" in kept.stderr
     forced = run("restore", str(tmp_path / "backup"), "--data-dir", data, "--force")
     assert forced.returncode == 0, forced.stderr
-    (aside,) = (p for p in (tmp_path / "data").iterdir() if p.name != "ledger")
+    (aside,) = (p for p in (tmp_path / "data").iterdir() if p.name.startswith("ledger."))
     assert aside.name.startswith("ledger.replaced-")
     assert f"the ledger it replaced is in {aside}" in forced.stdout
     with ledger_store(aside) as old, ledger_store(tmp_path / "data" / "ledger") as new:

@@ -13,10 +13,10 @@ import msgspec
 import pytest
 
 from actors import ledger
-from actors.domain import Side
+from actors.domain import Bar, Side
 from actors.lot_keeper import ledger_store
 from sim.engine import Engine, Input
-from sim.replay import Bar, generated_session
+from sim.replay import generated_session
 from tests.test_cli import _line_with, _reap, _spawn, _stop, run
 
 pytestmark = pytest.mark.slow

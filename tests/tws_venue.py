@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
+from actors.domain import Instrument
+from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
-from sim.sessions import NEW_YORK
-from sim.tws.messages import Instrument
 from sim.tws.server import TwsServer
 
 TQQQ = Instrument(symbol="TQQQ", con_id=900001, long_name="PROSHARES ULTRAPRO QQQ")

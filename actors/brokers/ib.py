@@ -33,8 +33,7 @@ from ib_insync import PriceCondition as IBPriceCondition
 
 from config.schema import masked
 
-from ..domain import Side, TimeInForce
-from ..messages import (
+from ..domain import (
     BrokerEvent,
     BrokerExecution,
     BrokerOrder,
@@ -48,6 +47,8 @@ from ..messages import (
     PriceCondition,
     PriceTick,
     Quote,
+    Side,
+    TimeInForce,
 )
 
 log = logging.getLogger("actortrade.broker.ib")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..messages import BrokerEvent, BrokerSnapshot, PlaceOrder
+from ..domain import BrokerEvent, BrokerSnapshot, PlaceOrder
 
 
 class BrokerPort(Protocol):

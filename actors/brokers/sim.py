@@ -12,15 +12,15 @@ import anyio
 
 from sim.engine import Engine
 from sim.link import Link
-from sim.replay import Trade
 
-from ..messages import (
+from ..domain import (
     BrokerEvent,
     BrokerExecution,
     BrokerOrder,
     BrokerPosition,
     BrokerSnapshot,
     PlaceOrder,
+    Trade,
 )
 
 

@@ -43,10 +43,8 @@ import attrs
 import msgpack
 
 from runtime import Unrecoverable
-from sim.replay import Bar
 
-from ..domain import epoch_ns
-from ..messages import PriceTick
+from ..domain import Bar, PriceTick, epoch_ns
 
 with warnings.catch_warnings():
     # alpaca-py 0.44 connects with websockets' legacy client, deprecated since websockets 14;

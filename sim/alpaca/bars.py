@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from actors.domain import Bar
 from sim import replay
 
 from .messages import timestamp
@@ -61,7 +62,7 @@ class MinuteBar:
         }
 
 
-def from_replay(bar: replay.Bar) -> MinuteBar:
+def from_replay(bar: Bar) -> MinuteBar:
     """A replay bar as served: ``n`` and ``vw`` are those of the four trades ``sim.replay``
     makes of it (``replay.bar_trades``), which is what the venue would have printed."""
     trades = [t for t in replay.bar_trades(bar) if t.size > 0]

@@ -58,8 +58,8 @@ from websockets.exceptions import ConnectionClosed, ProtocolError
 from websockets.frames import Close
 from websockets.http11 import Request, Response
 
+from actors.domain import Bar
 from sim.engine import Engine
-from sim.replay import Bar
 
 from . import messages as m
 from .bars import MinuteBar, MinuteBars, from_replay

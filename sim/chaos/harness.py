@@ -39,7 +39,8 @@ import trio.testing
 
 from actors.broker import Poll
 from actors.brokers.sim import SimPort
-from actors.messages import BrokerEvent, PlaceOrder
+from actors.domain import BrokerEvent, PlaceOrder
+from actors.domain.sessions import NEW_YORK
 from actors.reconciler import Reconcile
 from actors.symbol import Describe
 from actors.trading import SimTrading, sim_trading
@@ -47,7 +48,6 @@ from config.lotmap import LotMap, load_lot_map
 from runtime import ActorCell, LifecycleState
 from runtime.store import Durability, Store, Txn
 from sim.engine import Engine, Input, Place
-from sim.sessions import NEW_YORK
 from supervisors import RestartIntensityExceeded, Supervisor
 
 from . import invariants
@@ -538,7 +538,7 @@ class Harness:
                 continue
             store = self.store
             assert store is not None
-            strategy = trading.strategies.get(SYMBOL)
+            strategy = trading.strategies.get(f"grid:{SYMBOL}")
             ledger = invariants.read_ledger(store, SYMBOL)
             forgotten = self.forgotten if self.amnesiac else None
             invariants.safety(

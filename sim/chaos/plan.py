@@ -16,8 +16,9 @@ from decimal import Decimal
 
 import attrs
 
-from sim.replay import Bar, generated_session
-from sim.sessions import is_trading_day, nyse_holidays
+from actors.domain import Bar
+from actors.domain.sessions import is_trading_day, nyse_holidays
+from sim.replay import generated_session
 
 CENT = Decimal("0.01")
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-import attrs
-
-from sim.sessions import NEW_YORK
+from actors.domain import Instrument
+from actors.domain.sessions import NEW_YORK
 
 ERROR_JSON_VERSION = 166
 """From this server version an error carries ``advancedOrderRejectJson``."""
@@ -22,28 +21,28 @@ BID, ASK, LAST, CLOSE = (1, 66), (2, 67), (4, 68), (9, 75)
 BID_SIZE, ASK_SIZE, LAST_SIZE, VOLUME = (0, 69), (3, 70), (5, 71), (8, 74)
 
 
-@attrs.frozen(kw_only=True)
-class Instrument:
-    """A contract the venue trades (US stocks and ETFs, SMART-routed, USD)."""
-
-    symbol: str
-    con_id: int
-    primary_exchange: str = "NASDAQ"
-    long_name: str = ""
-    min_tick: Decimal = Decimal("0.01")
-    trading_class: str = "NMS"
-
-    def contract_fields(self, *, exchange: str = "SMART", primary: bool = True) -> list[object]:
-        """conId, symbol, secType, lastTradeDate, strike, right, multiplier, exchange,
-        [primaryExchange,] currency, localSymbol, tradingClass."""
-        head: list[object] = [self.con_id, self.symbol, "STK", "", 0.0, "", "", exchange]
-        return [
-            *head,
-            *([self.primary_exchange] if primary else []),
-            "USD",
-            self.symbol,
-            self.trading_class,
-        ]
+def contract_fields(
+    instrument: Instrument, *, exchange: str = "SMART", primary: bool = True
+) -> list[object]:
+    """An instrument's contract as TWS sends it: conId, symbol, secType, lastTradeDate, strike,
+    right, multiplier, exchange, [primaryExchange,] currency, localSymbol, tradingClass."""
+    head: list[object] = [
+        instrument.con_id,
+        instrument.symbol,
+        "STK",
+        "",
+        0.0,
+        "",
+        "",
+        exchange,
+    ]
+    return [
+        *head,
+        *([instrument.primary_exchange] if primary else []),
+        "USD",
+        instrument.symbol,
+        instrument.trading_class,
+    ]
 
 
 def ib_time(at: datetime) -> str:
@@ -116,7 +115,7 @@ def exec_details(
     average_price: Decimal,
     order_ref: str,
 ) -> list[object]:
-    contract = instrument.contract_fields(exchange=instrument.primary_exchange, primary=False)
+    contract = contract_fields(instrument, exchange=instrument.primary_exchange, primary=False)
     return [
         11,
         req_id,
@@ -164,7 +163,7 @@ def commission_report(
 def position(
     account: str, instrument: Instrument, quantity: Decimal, average_cost: Decimal
 ) -> list[object]:
-    contract = instrument.contract_fields(exchange=instrument.primary_exchange, primary=False)
+    contract = contract_fields(instrument, exchange=instrument.primary_exchange, primary=False)
     return [61, 3, account, *contract, float(quantity), float(average_cost)]
 
 

@@ -41,20 +41,22 @@ import anyio.lowlevel
 import attrs
 import msgspec
 
-from actors.domain import Side, TimeInForce
-from actors.messages import (
+from actors.domain import (
     BrokerEvent,
+    Instrument,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
+from actors.domain.sessions import Session as MarketSession
+from actors.domain.sessions import session_at
 from sim.engine import Engine, Execution, SimOrder
 from sim.link import Link, VenueDisconnected
-from sim.sessions import Session as MarketSession
-from sim.sessions import session_at
 
 from . import messages as m
 from .orders import (
@@ -102,7 +104,7 @@ class TwsServer:
         self,
         engine: Engine,
         *,
-        instruments: Iterable[m.Instrument],
+        instruments: Iterable[Instrument],
         clock: Callable[[], datetime],
         account: str = "DU1234567",
         min_version: int = 157,
@@ -171,7 +173,7 @@ class TwsServer:
         self._indexed = len(executions)
         return self._executions[exec_id]
 
-    def instrument_for(self, con_id: int, symbol: str) -> m.Instrument | None:
+    def instrument_for(self, con_id: int, symbol: str) -> Instrument | None:
         if con_id:
             return self.by_con_id.get(con_id)
         return self.instruments.get(symbol)
@@ -264,7 +266,7 @@ class Session:
         self.client_id: int | None = None
         self.link = Link(server.engine, f"{server.name} session")
         self.data_type = 1
-        self.subscriptions: dict[int, m.Instrument] = {}
+        self.subscriptions: dict[int, Instrument] = {}
         self.positions_subscribed = False
         self.account_subscribed = False
         self.commission_first_next = False
@@ -741,7 +743,7 @@ class Session:
             if instrument.symbol == symbol:
                 self._ticks(req_id, instrument, price, size)
 
-    def _ticks(self, req_id: int, instrument: m.Instrument, price: Decimal, size: Decimal) -> None:
+    def _ticks(self, req_id: int, instrument: Instrument, price: Decimal, size: Decimal) -> None:
         delayed = 1 if self.data_type in (3, 4) else 0
         tick = instrument.min_tick
         self.put(m.tick_price(req_id, m.BID[delayed], price - tick, Decimal(100)))
@@ -866,7 +868,7 @@ class Session:
             )
         server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag, chain=chain)
 
-    def _unsupported(self, wire: WireOrder, instrument: m.Instrument) -> str | None:
+    def _unsupported(self, wire: WireOrder, instrument: Instrument) -> str | None:
         if wire.order_type not in ("LMT", "MKT"):
             return f"the sim venue trades LMT and MKT orders, not {wire.order_type}"
         if wire.tif not in ("", "DAY", "GTC"):
@@ -897,7 +899,7 @@ class Session:
             ref, quantity=quantity, limit=wire.lmt_price if wire.order_type == "LMT" else None
         )
 
-    def _what_if(self, wire: WireOrder, instrument: m.Instrument) -> None:
+    def _what_if(self, wire: WireOrder, instrument: Instrument) -> None:
         price = wire.lmt_price or self.server.engine.last.get(instrument.symbol, Decimal(0))
         value = price * wire.total_quantity
         commission = max(Decimal("0.005") * wire.total_quantity, Decimal(1))
@@ -1046,7 +1048,7 @@ def _contract(f: Fields) -> tuple[int, str, str]:
     return con_id, symbol, sec_type
 
 
-def _domain_order(ref: str, wire: WireOrder, instrument: m.Instrument) -> PlaceOrder:
+def _domain_order(ref: str, wire: WireOrder, instrument: Instrument) -> PlaceOrder:
     condition = None
     if len(wire.conditions) == 1:
         (first,) = wire.conditions

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sim.replay import Trade
-from sim.sessions import NEW_YORK, Session, session_at
+from actors.domain import Trade
+from actors.domain.sessions import NEW_YORK, Session, session_at
 
 CENT = Decimal("0.01")
 

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.domain import Bar, PriceTick
 from actors.feeds.alpaca import (
     AlpacaHistory,
     AlpacaStream,
@@ -28,10 +29,8 @@ from actors.feeds.alpaca import (
     parse_trade,
 )
 from actors.market_data import LiveFeed
-from actors.messages import PriceTick
 from runtime import Actor, ActorCell
 from sim.alpaca.server import AlpacaServer
-from sim.replay import Bar
 from supervisors import ChildSpec, ChildUnrecoverable, Strategy, Supervisor, SupervisorSpec
 
 pytestmark = pytest.mark.anyio

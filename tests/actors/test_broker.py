@@ -10,8 +10,7 @@ import anyio
 import pytest
 
 from actors.broker import BrokerActor
-from actors.domain import Side, TimeInForce
-from actors.messages import BrokerEvent, BrokerSnapshot, OrderAccepted, PlaceOrder
+from actors.domain import BrokerEvent, BrokerSnapshot, OrderAccepted, PlaceOrder, Side, TimeInForce
 from runtime import Actor, ActorCell
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +63,7 @@ async def test_an_order_is_not_queued_behind_a_flood_of_polls() -> None:
     PlaceOrder waited behind hundreds of them (a quarter of a second over the wire)."""
     port = SlowPollPort()
     sink: ActorCell[Any] = ActorCell("symbol.TQQQ", Sink)
-    broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": sink.ref}))
+    broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"grid:TQQQ": sink.ref}))
     order = PlaceOrder(
         ref="grid:TQQQ:L0:BUY:1:1",
         symbol="TQQQ",

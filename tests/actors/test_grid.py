@@ -7,19 +7,19 @@ from decimal import Decimal
 
 import pytest
 
-from actors.domain import OrderRef, Side, TimeInForce
-from actors.messages import (
-    Alert,
+from actors.domain import (
     CancelOrder,
-    Command,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
-from actors.strategies.grid import GridParams, GridStrategy
+from actors.messages import Alert, Command
+from actors.strategies.grid import GridParams, GridRef, GridStrategy
 from config.lotmap import LotMap
 
 D = Decimal
@@ -52,7 +52,7 @@ def fill(
 
 
 def level_of(command: PlaceOrder) -> int:
-    return OrderRef.parse(command.ref).level
+    return GridRef.parse(command.ref).level
 
 
 def anchored(price: str = "100.00") -> tuple[GridStrategy, list[Command]]:

@@ -9,14 +9,15 @@ from decimal import Decimal
 import pytest
 
 from actors.brokers.ib import IBPort
-from actors.domain import Side, TimeInForce
-from actors.messages import (
+from actors.domain import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
 from sim.engine import Engine
 from sim.tws.server import TwsServer

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from actors import ledger
-from actors.domain import Side, TimeInForce
+from actors.domain import OrderFilled, PlaceOrder, PriceCondition, Side, TimeInForce
 from actors.ledger import Binding
 from actors.lot_keeper import (
     AcknowledgeConflicts,
@@ -30,7 +30,6 @@ from actors.lot_keeper import (
     SaveSnapshot,
     ledger_store,
 )
-from actors.messages import OrderFilled, PlaceOrder, PriceCondition
 from runtime import ActorCell, ActorCrashed
 from supervisors import ChildSpec, ChildUnrecoverable, Supervisor, SupervisorSpec
 

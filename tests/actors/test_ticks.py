@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.messages import PriceTick, Quote
+from actors.domain import PriceTick, Quote
 from actors.ticks import TickGuard
 
 

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.domain import Side, TimeInForce
-from actors.messages import (
+from actors.domain import (
     BrokerEvent,
     OrderAccepted,
     OrderCancelled,
@@ -18,7 +17,10 @@ from actors.messages import (
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    Side,
+    TimeInForce,
 )
+from actors.domain.sessions import NEW_YORK
 from sim.engine import (
     Cancel,
     DuplicateNextFill,
@@ -30,7 +32,6 @@ from sim.engine import (
     RejectNext,
     Restart,
 )
-from sim.sessions import NEW_YORK
 
 D = Decimal
 MONDAY = "2026-11-23"

@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.domain import Side, TimeInForce
-from actors.messages import BrokerEvent, PlaceOrder, PriceCondition
+from actors.domain import BrokerEvent, PlaceOrder, PriceCondition, Side, TimeInForce
+from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine, EngineError
 from sim.journal import Journal, JournalError, open_engine
-from sim.sessions import NEW_YORK
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 23, 9, 30, tzinfo=NEW_YORK)
@@ -316,7 +315,7 @@ from decimal import Decimal
 from actors.domain import Side, TimeInForce
 from actors.messages import PlaceOrder
 from sim.journal import open_engine
-from sim.sessions import NEW_YORK
+from actors.domain.sessions import NEW_YORK
 
 engine = open_engine(sys.argv[1])
 ten = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)

@@ -9,18 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.domain import Side, TimeInForce
-from actors.messages import (
+from actors.domain import (
     BrokerEvent,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
+    Side,
+    TimeInForce,
 )
+from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.link import Link, VenueDisconnected
-from sim.sessions import NEW_YORK
 
 D = Decimal
 TEN = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.domain import Bar
+from actors.domain.sessions import NEW_YORK, Session, session_at
 from sim.replay import (
     MAX_FILE_BYTES,
     MAX_PRICE,
-    Bar,
     ReplayError,
     bar_trades,
     generated_days,
@@ -24,7 +25,6 @@ from sim.replay import (
     load_bars,
     trades,
 )
-from sim.sessions import NEW_YORK, Session, session_at
 
 REAL = (
     Path(__file__).resolve().parents[3]

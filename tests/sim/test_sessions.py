@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.sessions import NEW_YORK, Session, is_trading_day, nyse_holidays, session_at
+from actors.domain.sessions import NEW_YORK, Session, is_trading_day, nyse_holidays, session_at
 
 # The exchange's published full-day closures.
 PUBLISHED = {

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.domain.sessions import NEW_YORK
 from sim.alpaca import messages as m
-from sim.sessions import NEW_YORK
 
 symbols = st.lists(st.sampled_from(["TQQQ", "SQQQ", "SPY", "QQQ", "*"]), max_size=4)
 requests = st.dictionaries(st.sampled_from(m.CHANNELS), symbols, max_size=4)

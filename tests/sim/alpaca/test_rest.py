@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.domain.sessions import NEW_YORK
 from sim import replay
 from sim.alpaca.bars import MinuteBar, MinuteBars, from_replay
 from sim.alpaca.rest import BarsQuery, RestError, bars_page, parse_bars_query
-from sim.sessions import NEW_YORK
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ import anyio
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 
+from actors.domain.sessions import NEW_YORK
 from sim.alpaca.server import AlpacaServer
-from sim.sessions import NEW_YORK
 
 KEY, SECRET = "AKSIMTEST", "sim-secret"
 CREDENTIALS = {KEY: SECRET}

@@ -1,0 +1,61 @@
+"""The trading vocabulary every layer shares: prices and order references, market data
+(instruments, bars, trades, ticks, quotes), orders and what a broker says about them, and the
+New York trading calendar (``actors.domain.sessions``).
+
+It imports nothing else of ours, so that the simulated venues (``sim/``), the actors and the
+application can all speak it without importing one another.
+"""
+
+from ._market import Bar as Bar
+from ._market import Instrument as Instrument
+from ._market import PriceTick as PriceTick
+from ._market import Quote as Quote
+from ._market import Trade as Trade
+from ._orders import BrokerEvent as BrokerEvent
+from ._orders import BrokerExecution as BrokerExecution
+from ._orders import BrokerOrder as BrokerOrder
+from ._orders import BrokerPosition as BrokerPosition
+from ._orders import BrokerSnapshot as BrokerSnapshot
+from ._orders import CancelOrder as CancelOrder
+from ._orders import OrderAccepted as OrderAccepted
+from ._orders import OrderCancelled as OrderCancelled
+from ._orders import OrderFilled as OrderFilled
+from ._orders import OrderRejected as OrderRejected
+from ._orders import PlaceOrder as PlaceOrder
+from ._orders import PriceCondition as PriceCondition
+from ._values import DomainError as DomainError
+from ._values import OrderRef as OrderRef
+from ._values import Side as Side
+from ._values import TimeInForce as TimeInForce
+from ._values import epoch_ns as epoch_ns
+from ._values import round_to_tick as round_to_tick
+from ._values import route as route
+from ._values import valid_tag as valid_tag
+
+__all__ = [
+    "Bar",
+    "BrokerEvent",
+    "BrokerExecution",
+    "BrokerOrder",
+    "BrokerPosition",
+    "BrokerSnapshot",
+    "CancelOrder",
+    "DomainError",
+    "Instrument",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderFilled",
+    "OrderRef",
+    "OrderRejected",
+    "PlaceOrder",
+    "PriceCondition",
+    "PriceTick",
+    "Quote",
+    "Side",
+    "TimeInForce",
+    "Trade",
+    "epoch_ns",
+    "round_to_tick",
+    "route",
+    "valid_tag",
+]
