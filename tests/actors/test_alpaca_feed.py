@@ -28,7 +28,7 @@ from actors.feeds.alpaca import (
     MalformedPoint,
     parse_trade,
 )
-from actors.market_data import LiveFeed
+from actors.market_data import LiveFeed, Subscriber
 from runtime import Actor, ActorCell
 from sim.alpaca.server import AlpacaServer
 from supervisors import ChildSpec, ChildUnrecoverable, Strategy, Supervisor, SupervisorSpec
@@ -188,7 +188,7 @@ async def test_a_refused_feed_stops_the_tree_instead_of_restarting() -> None:
         stream = AlpacaStream(key=KEY, secret=SECRET, feed="sip", url=server.url("sip"))
         sink: ActorCell[PriceTick] = ActorCell("symbol.TQQQ", Sink)
         feed: ActorCell[Any] = ActorCell(
-            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": sink.ref})
+            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": [Subscriber(ref=sink.ref)]})
         )
         root = Supervisor(
             "root",
