@@ -13,6 +13,10 @@ Vendor objects never leave this module: orders go out as ib_insync ``Order``s bu
   as not working; a socket drop surfaces as ``ConnectionError`` from the next call; completed
   orders come only in answer to ``reqCompletedOrders``, which ``snapshot`` sends.
 
+Besides the broker port: ``IBMarketData`` (streaming ticks for a market-data actor) and
+``IBHistory`` (``reqHistoricalData`` bars for strategies' warm-up, ``actors.history``), each on
+a connection of its own.
+
 ``poll`` is also a barrier: a round trip (``reqCurrentTime``) first, so that everything TWS sent
 before it (fills of the last trade, say) has been handled when ``poll`` returns; the lockstep
 replay relies on that.
