@@ -113,7 +113,8 @@ class ReplayFeed(Actor[None]):
                 size=trade.size,
                 ts_event_ns=ts_event_ns,
             )
-            await self._bars(fanout.on_tick(tick))
+            if fanout.builds_bars:
+                await self._bars(fanout.on_tick(tick))
             refs = fanout.tick_refs[trade.symbol]
             if self.lockstep:
                 await self.broker.request(Poll(), timeout=self.step_timeout)
