@@ -1,5 +1,15 @@
 """The live market-data actor: owns one feed's connection (Alpaca's stream, IB's streaming
-data) and hands each tick to its symbol actor. A lost connection that the source cannot heal
+data) and hands each tick to the symbol actors of its symbol (``Fanout``: every strategy of a
+symbol has its own symbol actor, and each gets what its ``Needs`` declare: the ticks, the
+closed bars of its sizes and sessions, or both).
+
+Bars are completed here, from the ticks, by one ``actors.domain.bars.BarBuilder`` per symbol
+and session kind, for the sizes its subscribers declare: a bar goes out when a tick of a later
+interval arrives (before that tick), or when the clock passes its end. The feed's clock for
+that is the exchange's: the last tick's timestamp plus the time since it arrived, on the
+actor's clock (``bar_timer`` seconds apart), so a replay through a live feed closes bars on its
+own time. A tick that is not finite or positive, or carries no timestamp, goes into no bar
+(the symbol actor's gate counts it). A lost connection that the source cannot heal
 raises: the actor crashes and its supervisor reconnects it with backoff; a refusal no restart can
 fix (``runtime.Unrecoverable``) stops the service with the reason. Replays have their own actor
 (``replay_feed``), which moves the sim venue and can wait on this one (``Delivered``) to keep a
@@ -7,7 +17,7 @@ replay over a real feed in lockstep."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, assert_never
 
 import anyio
@@ -16,6 +26,8 @@ import attrs
 from runtime import Actor, ActorRef
 
 from .domain import PriceTick
+from .domain.bars import BarBuilder, ClosedBar, SessionKind
+from .strategies.protocol import BarClosed, Needs
 
 
 class TickSource(Protocol):
@@ -50,6 +62,89 @@ class TickSource(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class Subscriber:
+    """A symbol actor a feed delivers to, and what its strategy needs."""
+
+    ref: ActorRef[Any]
+    needs: Needs = attrs.field(factory=Needs)
+
+
+Subscribers = Mapping[str, Sequence[Subscriber]]
+"""Symbol -> the symbol actors of its strategies."""
+
+
+class Fanout:
+    """Who gets what of one feed (see the module doc): pure, no I/O; the feed sends."""
+
+    def __init__(self, subscribers: Subscribers) -> None:
+        self.subscribers = {s: tuple(subs) for s, subs in subscribers.items()}
+        self.tick_refs = {
+            s: tuple(sub.ref for sub in subs if sub.needs.ticks)
+            for s, subs in self.subscribers.items()
+        }
+        self._builders: dict[str, list[tuple[BarBuilder, tuple[Subscriber, ...]]]] = {}
+        for symbol, subs in self.subscribers.items():
+            kinds: tuple[SessionKind, ...] = ("regular", "extended")
+            for kind in kinds:
+                wanting = tuple(
+                    sub for sub in subs if sub.needs.bars and sub.needs.sessions == kind
+                )
+                if wanting:
+                    sizes = {size for sub in wanting for size in sub.needs.bars}
+                    builder = BarBuilder(symbol, sizes, kind)
+                    self._builders.setdefault(symbol, []).append((builder, wanting))
+        self.bars_sent = 0
+        self.unfit = 0
+        """Ticks left out of bars (not finite, not positive, no timestamp)."""
+
+    @property
+    def builds_bars(self) -> bool:
+        return bool(self._builders)
+
+    def on_tick(self, tick: PriceTick) -> list[tuple[ActorRef[Any], BarClosed]]:
+        """The bars ``tick`` completes, addressed; send them before the tick itself."""
+        builders = self._builders.get(tick.symbol)
+        if builders is None:
+            return []
+        price = tick.price
+        if not price.is_finite() or price <= 0 or tick.size < 0 or tick.ts_event_ns <= 0:
+            self.unfit += 1
+            return []
+        out: list[tuple[ActorRef[Any], BarClosed]] = []
+        for builder, wanting in builders:
+            out += self._address(builder.add(price, tick.size, tick.ts_event_ns), wanting)
+        return out
+
+    def due(self, now_ns: int) -> list[tuple[ActorRef[Any], BarClosed]]:
+        """The bars whose end the clock has passed at ``now_ns``, addressed."""
+        out: list[tuple[ActorRef[Any], BarClosed]] = []
+        for builders in self._builders.values():
+            for builder, wanting in builders:
+                out += self._address(builder.close_due(now_ns), wanting)
+        return out
+
+    def flush(self) -> list[tuple[ActorRef[Any], BarClosed]]:
+        """Every open bar, closed now (the data has ended), addressed."""
+        out: list[tuple[ActorRef[Any], BarClosed]] = []
+        for builders in self._builders.values():
+            for builder, wanting in builders:
+                out += self._address(builder.flush(), wanting)
+        return out
+
+    def _address(
+        self, closed: list[ClosedBar], wanting: tuple[Subscriber, ...]
+    ) -> list[tuple[ActorRef[Any], BarClosed]]:
+        out = [
+            (sub.ref, BarClosed(bar=c.bar, seconds=c.seconds))
+            for c in closed
+            for sub in wanting
+            if c.seconds in sub.needs.bars
+        ]
+        self.bars_sent += len(out)
+        return out
+
+
+@attrs.frozen(kw_only=True)
 class Delivered:
     """Reply (None) once the feed has handed its symbol actor a tick of ``symbol`` stamped at
     or after ``ts_event_ns``: a replay over a real feed waits on it to stay in lockstep."""
@@ -76,18 +171,28 @@ class FeedView:
     ticks: int
     """Ticks handed to symbol actors since this incarnation of the feed started."""
     connection: dict[str, Any]
+    bars: int = 0
+    """Closed bars handed to symbol actors since this incarnation started."""
 
 
 LiveFeedInbox = Delivered | WaitSubscribed | DescribeFeed
 
 
 class LiveFeed(Actor[LiveFeedInbox]):
-    def __init__(self, source: TickSource, symbols: Mapping[str, ActorRef[Any]]) -> None:
+    def __init__(self, source: TickSource, symbols: Subscribers, *, bar_timer: float = 1.0) -> None:
         self.source = source
-        self.symbols = symbols
+        self.fanout = Fanout(symbols)
+        self.bar_timer = bar_timer
+        """Seconds between two looks at the clock for bars whose end it has passed."""
         self.ticks = 0
         self.last_event_ns: dict[str, int] = {}
         self._progress = anyio.Event()
+        self._market: tuple[int, int] | None = None
+        """The latest exchange timestamp seen, and the actor clock's time when it was."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.fanout.subscribers)
 
     async def on_start(self) -> None:
         await self.source.connect(list(self.symbols))
@@ -106,28 +211,48 @@ class LiveFeed(Actor[LiveFeedInbox]):
             case DescribeFeed():
                 return FeedView(
                     feed=self.source.name,
-                    symbols=tuple(self.symbols),
+                    symbols=self.symbols,
                     ticks=self.ticks,
                     connection=self.source.describe(),
+                    bars=self.fanout.bars_sent,
                 )
             case _:
                 assert_never(message)
         return None
 
     async def background(self) -> None:
+        fanout = self.fanout
+        clock = self.context.clock
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_source)
+            if fanout.builds_bars:
+                tg.start_soon(self._close_bars)
             while True:
                 for tick in await self.source.next():
-                    target = self.symbols.get(tick.symbol)
-                    if target is None:
+                    refs = fanout.tick_refs.get(tick.symbol)
+                    if refs is None:
                         continue
-                    await self.context.send(target, tick)
+                    for ref, closed in fanout.on_tick(tick):
+                        await self.context.send(ref, closed)
+                    for ref in refs:
+                        await self.context.send(ref, tick)
                     self.ticks += 1
                     if tick.ts_event_ns > self.last_event_ns.get(tick.symbol, 0):
                         self.last_event_ns[tick.symbol] = tick.ts_event_ns
+                        if self._market is None or tick.ts_event_ns > self._market[0]:
+                            self._market = (tick.ts_event_ns, clock.time_ns())
                 self._progress.set()
                 self._progress = anyio.Event()
+
+    async def _close_bars(self) -> None:
+        clock = self.context.clock
+        while True:
+            await clock.sleep(self.bar_timer)
+            if self._market is None:
+                continue
+            seen_ns, at_ns = self._market
+            for ref, closed in self.fanout.due(seen_ns + max(0, clock.time_ns() - at_ns)):
+                await self.context.send(ref, closed)
 
     async def _run_source(self) -> None:
         await self.source.run()

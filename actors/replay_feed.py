@@ -16,20 +16,28 @@ A symbol in ``remote`` gets its prices through a live feed instead (the venue's 
 and alpaca-py): after the venue matched the trade and the broker collected what that filled,
 the trade is published to the feed's server, and in lockstep the replay waits until that feed
 has handed the tick on (``Delivered``) and the symbol actor has handled it.
+
+Every symbol actor of a symbol gets what its strategy needs (``market_data.Fanout``): the
+ticks, and the bars completed from the replay's trades on the replay's own clock. Before each
+trade, the bars whose end that trade's time has reached close and go out first (in lockstep,
+each handled, and the orders it caused sent to the venue, before the trade is matched), as a
+bar closes at its end before the next trade prints. When the replay ends, the open bars close.
+Bars of a symbol delivered by a live feed are that feed's to make.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from runtime import Actor, ActorRef
 
 from .broker import BrokerInbox, Poll
 from .domain import PriceTick, Trade, epoch_ns
-from .market_data import Delivered, WaitSubscribed
-from .symbol import Describe, SymbolInbox
+from .market_data import Delivered, Fanout, Subscriber, Subscribers, WaitSubscribed
+from .strategies.protocol import BarClosed
+from .symbol import Describe
 
 Publish = Callable[[Trade], None]
 
@@ -41,7 +49,7 @@ class ReplayFeed(Actor[None]):
         *,
         market: Callable[[Trade], None],
         broker: ActorRef[BrokerInbox],
-        symbols: Mapping[str, ActorRef[SymbolInbox]],
+        symbols: Subscribers,
         remote: Mapping[str, tuple[ActorRef[Any], Publish | None]] | None = None,
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
@@ -54,8 +62,9 @@ class ReplayFeed(Actor[None]):
         self.market = market
         """Moves the outside world: the venue matches the trade (before anyone sees it)."""
         self.broker = broker
-        self.symbols = symbols
         self.remote = remote or {}
+        self.fanout = Fanout({s: subs for s, subs in symbols.items() if s not in self.remote})
+        self.symbols = symbols
         """Symbol -> the live feed delivering it, and how the trade reaches that feed's server
         (None: the venue's face publishes what it matches)."""
         self.speed = speed
@@ -76,11 +85,12 @@ class ReplayFeed(Actor[None]):
 
     async def background(self) -> None:
         clock = self.context.clock
+        fanout = self.fanout
         last_at = None
         due = clock.monotonic()
         for trade in self.replay:
-            target = self.symbols.get(trade.symbol)
-            if target is None:
+            targets = self.symbols.get(trade.symbol)
+            if not targets:
                 continue
             if self.speed is not None:
                 if last_at is not None:
@@ -88,11 +98,13 @@ class ReplayFeed(Actor[None]):
                     due += pause if self.max_pause is None else min(pause, self.max_pause)
                 last_at = trade.at
                 await clock.sleep_until(due)
-            self.market(trade)
             ts_event_ns = epoch_ns(trade.at)
+            if fanout.builds_bars:
+                await self._bars(fanout.due(ts_event_ns))
+            self.market(trade)
             remote = self.remote.get(trade.symbol)
             if remote is not None:
-                await self._through(trade, ts_event_ns, target, *remote)
+                await self._through(trade, ts_event_ns, targets, *remote)
                 self.trades += 1
                 continue
             tick = PriceTick(
@@ -101,18 +113,36 @@ class ReplayFeed(Actor[None]):
                 size=trade.size,
                 ts_event_ns=ts_event_ns,
             )
+            if fanout.builds_bars:
+                await self._bars(fanout.on_tick(tick))
+            refs = fanout.tick_refs[trade.symbol]
             if self.lockstep:
                 await self.broker.request(Poll(), timeout=self.step_timeout)
-                await target.request(tick, timeout=self.step_timeout)
+                for ref in refs:
+                    await ref.request(tick, timeout=self.step_timeout)
                 await self.broker.request(Poll(), timeout=self.step_timeout)
                 if self.on_step is not None:
                     await self._stepped()
             else:
                 await self.broker.send(Poll())
-                await target.send(tick)
+                for ref in refs:
+                    await ref.send(tick)
             self.trades += 1
+        await self._bars(fanout.flush())
         if self.finished is not None:
             self.finished()
+
+    async def _bars(self, bars: list[tuple[ActorRef[Any], BarClosed]]) -> None:
+        if not bars:
+            return
+        if not self.lockstep:
+            for ref, closed in bars:
+                await ref.send(closed)
+            return
+        for ref, closed in bars:
+            await ref.request(closed, timeout=self.step_timeout)
+        # The orders the bars caused reach the venue before the next trade is matched.
+        await self.broker.request(Poll(), timeout=self.step_timeout)
 
     async def _stepped(self) -> None:
         assert self.on_step is not None
@@ -124,7 +154,7 @@ class ReplayFeed(Actor[None]):
         self,
         trade: Trade,
         ts_event_ns: int,
-        target: ActorRef[SymbolInbox],
+        targets: Sequence[Subscriber],
         feed: ActorRef[Any],
         publish: Publish | None,
     ) -> None:
@@ -145,7 +175,8 @@ class ReplayFeed(Actor[None]):
         await feed.request(
             Delivered(symbol=trade.symbol, ts_event_ns=ts_event_ns), timeout=self.step_timeout
         )
-        await target.request(Describe(), timeout=self.step_timeout)
+        for target in targets:
+            await target.ref.request(Describe(), timeout=self.step_timeout)
         await self.broker.request(Poll(), timeout=self.step_timeout)
         if self.on_step is not None:
             await self._stepped()

@@ -19,6 +19,15 @@
   shares halt the symbol (no new orders) until resolved. Every
   incarnation starts that way (``on_start``): a restarted symbol actor trusts nothing it had in
   memory, only the ledger and the broker.
+* **Bars** (``BarClosed``, from the market-data actor, of the sizes the strategy declares) go to
+  the strategy like ticks, through the same path: a decision's orders are committed intents
+  first, and a bar that decides opens a trace as a tick does.
+* **Warm-up** (``Needs.warmup``): before the first reconciliation (and so before any decision)
+  the host asks its ``history`` source for the last ``warmup`` bars of the strategy's smallest
+  bar size and hands them to ``Strategy.warm``, which returns no commands. It keeps the last
+  ``warmup`` bars of that size, live ones included, and warms every strategy it rebuilds with
+  them. A source that cannot answer (``HistoryError``) crashes the actor: its supervisor
+  retries with the restart's backoff.
 * **Tracing** (SPEC 10, ``actors.tracing``): a tick that decides nothing only bumps a count; one
   that decides opens a trace, noted as span records after its messages are sent.
 """
@@ -31,6 +40,7 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any, TypeVar
 
+import anyio
 import attrs
 
 from runtime import Actor, ActorRef
@@ -52,6 +62,7 @@ from .domain import (
     route,
 )
 from .exposure import SellBook
+from .history import HistorySource
 from .ledger import FillRecord
 from .lot_keeper import (
     AcknowledgeConflicts,
@@ -64,7 +75,14 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .strategies.protocol import Facts, PositionLine, Strategy, StrategyKind, TimerFired
+from .strategies.protocol import (
+    BarClosed,
+    Facts,
+    PositionLine,
+    Strategy,
+    StrategyKind,
+    TimerFired,
+)
 from .ticks import TickGuard
 from .tracing import Trail
 
@@ -119,6 +137,7 @@ class SymbolView:
 
 SymbolInbox = (
     PriceTick
+    | BarClosed
     | OrderAccepted
     | OrderFilled
     | OrderCancelled
@@ -133,7 +152,8 @@ class SymbolActor(Actor[SymbolInbox]):
     """Hosts ``kind``'s strategy (see the module doc). ``owner``: the strategy that adopts the
     symbol's orphan shares (one per symbol, when several strategies trade it), ``siblings``
     the names of the others; ``published`` gets the live strategy under its route
-    (``strategy:symbol``) after every rebuild."""
+    (``strategy:symbol``) after every rebuild; ``history`` answers the strategy's warm-up
+    (required when it needs one)."""
 
     def __init__(
         self,
@@ -148,8 +168,19 @@ class SymbolActor(Actor[SymbolInbox]):
         telemetry: Telemetry | None = None,
         owner: bool = True,
         siblings: frozenset[str] = frozenset(),
+        history: HistorySource | None = None,
     ) -> None:
+        needs = kind.needs
+        if needs.warmup and history is None:
+            raise ValueError(
+                f"{kind.name}:{kind.symbol} needs {needs.warmup} bars of warm-up, but its host "
+                "was given no history source"
+            )
         self.kind = kind
+        self.history = history
+        self.warm_bars: collections.deque[BarClosed] = collections.deque(maxlen=needs.warmup)
+        """The last ``Needs.warmup`` bars of the warm-up size: what every strategy made here
+        is warmed with."""
         self.owner = owner
         self.siblings = siblings
         self.lot_keeper = lot_keeper
@@ -174,6 +205,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self._decided = metrics.count(ticks, {**symbol, "outcome": "decided"})
         self._quiet = metrics.count(ticks, {**symbol, "outcome": "no_decision"})
         self._rejected = metrics.count(ticks, {**symbol, "outcome": "rejected"})
+        self._decided_bars = metrics.count("actortrade.bars", {**symbol, "outcome": "decided"})
+        self._quiet_bars = metrics.count("actortrade.bars", {**symbol, "outcome": "no_decision"})
         self._submitted = {
             side: metrics.count("actortrade.orders.submitted", {**symbol, "trading.side": side})
             for side in ("BUY", "SELL")
@@ -190,7 +223,26 @@ class SymbolActor(Actor[SymbolInbox]):
         return route(self.kind.name, self.kind.symbol)
 
     async def on_start(self) -> None:
+        await self._load_history()
         await self._reconcile(dry_run=False)
+
+    async def _load_history(self) -> None:
+        needs = self.kind.needs
+        seconds = needs.warmup_size
+        if seconds is None or self.history is None or self.warm_bars:
+            return  # a restarted actor keeps no memory: warm_bars is new (and empty) then
+        with anyio.fail_after(self.request_timeout):
+            bars = await self.history.recent(
+                self.symbol, seconds=seconds, count=needs.warmup, sessions=needs.sessions
+            )
+        self.warm_bars.extend(BarClosed(bar=bar, seconds=seconds) for bar in bars)
+        log.info(
+            "%s: %d bars of %d s of warm-up from %s",
+            self.route,
+            len(bars),
+            seconds,
+            self.history.name,
+        )
 
     async def background(self) -> None:
         while True:
@@ -214,6 +266,14 @@ class SymbolActor(Actor[SymbolInbox]):
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
                     return None
                 self._decided.value += 1
+            case BarClosed():
+                if message.seconds == self.kind.needs.warmup_size:
+                    self._remember(message)
+                commands = strategy.decide(message, now)
+                if not commands:
+                    self._quiet_bars.value += 1
+                    return None
+                self._decided_bars.value += 1
             case OrderAccepted():
                 commands = strategy.decide(message, now)
             case OrderFilled():
@@ -271,7 +331,7 @@ class SymbolActor(Actor[SymbolInbox]):
         an event of a traced order joins its trace, decided or not; others leave none."""
         envelope = self.context.envelope
         match message:
-            case PriceTick():
+            case PriceTick() | BarClosed():
                 origin = envelope.ts_init_ns if envelope is not None else started
                 return Trail(
                     self.tracer,
@@ -430,7 +490,16 @@ class SymbolActor(Actor[SymbolInbox]):
         )
         if previous is not None:
             strategy.last_price = previous.last_price
+        if self.warm_bars:
+            strategy.warm(tuple(self.warm_bars))
         return strategy
+
+    def _remember(self, closed: BarClosed) -> None:
+        # A live bar that history also served (the feed started inside it) replaces it.
+        bars = self.warm_bars
+        while bars and bars[-1].bar.start >= closed.bar.start:
+            bars.pop()
+        bars.append(closed)
 
     def _realign(
         self,

@@ -54,6 +54,7 @@ from .domain import (
 )
 from .messages import Alert, LotClosed, LotOpened
 from .strategies._gridref import GridRef
+from .strategies.protocol import BarClosed
 
 LMDB_COMMIT: Mapping[str, AttributeValue] = {
     "db.system.name": "lmdb",
@@ -109,6 +110,14 @@ def event_attributes(message: object) -> tuple[str, dict[str, AttributeValue]]:
                 "trading.symbol": message.symbol,
                 "trading.price": float(message.price),
                 "trading.size": message.size,
+            }
+        case BarClosed(bar=bar, seconds=seconds):
+            return "bar", {
+                "trading.symbol": bar.symbol,
+                "trading.bar.seconds": seconds,
+                "trading.bar.start": bar.start.isoformat(),
+                "trading.price": float(bar.close),
+                "trading.size": bar.volume,
             }
         case OrderAccepted():
             attributes = ref_attributes(message.ref)

@@ -33,8 +33,9 @@ from .broker import BrokerActor, OrderTraces
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .domain import Bar, PriceTick, Trade, route
+from .history import HistorySource, ReplayHistory
 from .lot_keeper import LotKeeper, ledger_store
-from .market_data import LiveFeed, TickSource
+from .market_data import LiveFeed, Subscriber, TickSource
 from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
@@ -92,6 +93,7 @@ def sim_trading(
     live: Sequence[LiveSource] = (),
     telemetry: Telemetry | None = None,
     step_timeout: float = 30.0,
+    history: HistorySource | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -105,6 +107,8 @@ def sim_trading(
     ``port`` is how the broker actor reaches it: in-process (``SimPort``, the default), or over
     the wire (``IBPort`` to a ``sim.tws.server.TwsServer`` on the same engine).
     ``telemetry`` receives the tree's spans and metrics (tracing off by default).
+    ``history`` answers the strategies' warm-up (by default the replay's bars the venue has
+    already seen: ``ReplayHistory``).
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -130,6 +134,8 @@ def sim_trading(
     feeds: list[ReplayFeed] = []
 
     publishers = {s: f.publish for f in live for s in f.symbols}
+    if history is None:
+        history = ReplayHistory(bar_list, until=lambda: engine.last_trade_at)
 
     def make_feed(refs: FeedRefs) -> ReplayFeed:
         # Resume after the last trade the venue saw (a restarted feed, a resumed service).
@@ -164,6 +170,7 @@ def sim_trading(
             FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
         ],
         telemetry=telemetry,
+        history=history,
     )
     return SimTrading(
         spec=spec,
@@ -195,8 +202,8 @@ class FeedRefs:
     """What a market-data actor is made with."""
 
     broker: ActorRef[Any]
-    symbols: Mapping[str, ActorRef[Any]]
-    """The symbol actors of the feed's symbols."""
+    symbols: Mapping[str, tuple[Subscriber, ...]]
+    """The symbol actors of the feed's symbols, with what their strategies need."""
     delivering: Mapping[str, ActorRef[Any]]
     """Symbol -> the feed before this one that delivers it (for the replay's lockstep)."""
 
@@ -247,9 +254,11 @@ def trading_tree(
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
     timer_interval: float = 1.0,
+    history: HistorySource | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
-    actors' spans, and watches the cells and the store's commits."""
+    actors' spans, and watches the cells and the store's commits; ``history`` answers the
+    strategies' warm-up."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
@@ -279,6 +288,7 @@ def trading_tree(
                 published=strategies,
                 telemetry=telemetry,
                 timer_interval=timer_interval,
+                history=history,
             ),
             mailbox=SYMBOL_MAILBOX,
         )
@@ -294,7 +304,10 @@ def trading_tree(
             raise ValueError(f"feed {feed.name!r} delivers symbols not traded: {sorted(unknown)}")
         refs = FeedRefs(
             broker=broker.ref,
-            symbols={s: symbols[s].ref for s in sorted(feed.symbols)},
+            symbols={
+                s: (Subscriber(ref=symbols[s].ref, needs=kinds[s].needs),)
+                for s in sorted(feed.symbols)
+            },
             delivering=dict(delivering),
         )
         cell: ActorCell[Any] = ActorCell(feed.cell_name, functools.partial(feed.make, refs))
@@ -358,8 +371,10 @@ def live_trading(
     map_size: int = 1 << 30,
     store: Store | None = None,
     telemetry: Telemetry | None = None,
+    history: HistorySource | None = None,
 ) -> LiveTrading:
-    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``."""
+    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``, and the
+    strategies' warm-up from ``history``."""
     fed = {s for f in feeds for s in f.symbols}
     if fed != set(lots):
         raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
@@ -377,6 +392,7 @@ def live_trading(
         reconcile_interval=reconcile_interval,
         feeds=_live_feeds(feeds),
         telemetry=telemetry,
+        history=history,
     )
     return LiveTrading(
         spec=spec,

@@ -51,7 +51,7 @@ from wire_latency import summary
 from actors.broker import Poll
 from actors.domain import PriceTick
 from actors.feeds.alpaca import AlpacaStream
-from actors.market_data import LiveFeed, WaitSubscribed
+from actors.market_data import LiveFeed, Subscriber, WaitSubscribed
 from actors.symbol import TimerTick
 from runtime import Actor, ActorCell
 from sim.alpaca.server import AlpacaServer
@@ -119,7 +119,8 @@ async def ingest_actors(url: str, trades: int, symbols: list[str]) -> float:
         stream = AlpacaStream(key=KEY, secret=SECRET, url=url, backlog=10_000_000)
         sinks = {s: ActorCell(f"symbol.{s}", lambda: Sink(counts)) for s in symbols}
         feed: ActorCell[Any] = ActorCell(
-            "market-data.alpaca", lambda: LiveFeed(stream, {s: c.ref for s, c in sinks.items()})
+            "market-data.alpaca",
+            lambda: LiveFeed(stream, {s: [Subscriber(ref=c.ref)] for s, c in sinks.items()}),
         )
         for cell in [*sinks.values(), feed]:
             await tg.start(cell.run)
@@ -188,7 +189,7 @@ async def latency(alpaca: bool, ticks: int) -> list[int]:
         await tg.start(root.run)
         stream = AlpacaStream(key=KEY, secret=SECRET, url=server.url())
         feed: ActorCell[Any] = ActorCell(
-            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": symbol.ref})
+            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": [Subscriber(ref=symbol.ref)]})
         )
         await tg.start(feed.run)
         await feed.ref.request(WaitSubscribed(), timeout=30)

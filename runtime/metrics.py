@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 COUNTS: Final = {
     "actortrade.ticks": ("{tick}", "price ticks a symbol actor handled, by outcome"),
+    "actortrade.bars": ("{bar}", "closed bars a symbol actor handled, by outcome"),
     "actortrade.orders.submitted": ("{order}", "orders handed to the broker actor"),
     "actortrade.reconcile.runs": ("{run}", "reconciliations of a symbol against the broker"),
     "actortrade.reconcile.diffs": ("{diff}", "differences reconciliation found and repaired"),

@@ -13,6 +13,10 @@ Vendor objects never leave this module: orders go out as ib_insync ``Order``s bu
   as not working; a socket drop surfaces as ``ConnectionError`` from the next call; completed
   orders come only in answer to ``reqCompletedOrders``, which ``snapshot`` sends.
 
+Besides the broker port: ``IBMarketData`` (streaming ticks for a market-data actor) and
+``IBHistory`` (``reqHistoricalData`` bars for strategies' warm-up, ``actors.history``), each on
+a connection of its own.
+
 ``poll`` is also a barrier: a round trip (``reqCurrentTime``) first, so that everything TWS sent
 before it (fills of the last trade, say) has been handled when ``poll`` returns; the lockstep
 replay relies on that.
@@ -23,17 +27,19 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import attrs
-from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, Stock, Trade
+from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, RequestError, Stock, Trade
 from ib_insync import PriceCondition as IBPriceCondition
 
 from config.schema import masked
 
 from ..domain import (
+    Bar,
     BrokerEvent,
     BrokerExecution,
     BrokerOrder,
@@ -49,7 +55,11 @@ from ..domain import (
     Quote,
     Side,
     TimeInForce,
+    epoch_ns,
 )
+from ..domain.bars import DAY, SessionKind, window
+from ..domain.sessions import NEW_YORK
+from ..history import HistoryError, last_complete
 
 log = logging.getLogger("actortrade.broker.ib")
 
@@ -595,3 +605,143 @@ class IBMarketData:
         if self.ib is not None:
             ib, self.ib = self.ib, None
             ib.disconnect()
+
+
+IB_BAR_SIZES = {
+    1: "1 secs",
+    5: "5 secs",
+    10: "10 secs",
+    15: "15 secs",
+    30: "30 secs",
+    60: "1 min",
+    120: "2 mins",
+    180: "3 mins",
+    300: "5 mins",
+    600: "10 mins",
+    900: "15 mins",
+    1200: "20 mins",
+    1800: "30 mins",
+    3600: "1 hour",
+    7200: "2 hours",
+    10800: "3 hours",
+    14400: "4 hours",
+    28800: "8 hours",
+    DAY: "1 day",
+}
+"""Our bar sizes IB serves as they are; any other is composed of the largest that divides it."""
+SESSION_SECONDS = {"regular": 23_400, "extended": 57_600}
+
+
+class IBHistory:
+    """Warm-up history (``actors.history.HistorySource``) from IB's ``reqHistoricalData``:
+    TRADES bars, regular hours only (``useRTH``) when the strategy's bars are, asked for on a
+    connection of its own (its own clientId), opened for each answer and closed after it (a
+    symbol actor asks once per start). Dates come as Unix seconds (``formatDate=2``); the bar
+    still in progress at TWS's clock (``reqCurrentTime``) is dropped. A request IB refuses
+    raises ``HistoryError`` with IB's code and message; "no data" (162) is no history."""
+
+    name = "ib"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        timeout: float = 10.0,
+        max_requests: int = 45,
+        exchange: str = "SMART",
+        currency: str = "USD",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.timeout = timeout
+        self.max_requests = max_requests
+        self.exchange = exchange
+        self.currency = currency
+
+    def __repr__(self) -> str:
+        return f"IBHistory({self.host}:{self.port}, clientId {self.client_id})"
+
+    async def recent(
+        self, symbol: str, *, seconds: int, count: int, sessions: SessionKind
+    ) -> list[Bar]:
+        if count <= 0:
+            return []
+        asked = max(s for s in IB_BAR_SIZES if seconds % s == 0)
+        days = math.ceil(count * seconds / SESSION_SECONDS[sessions]) + 1
+        if seconds == DAY:
+            days = count + count // 2 + 5  # trading days of the calendar, and a margin
+        ib = IB()
+        ib.client.MaxRequests = self.max_requests
+        ib.RaiseRequestErrors = True
+        try:
+            await ib.connectAsync(
+                self.host, self.port, clientId=self.client_id, timeout=self.timeout, readonly=True
+            )
+            qualified = await ib.qualifyContractsAsync(Stock(symbol, self.exchange, self.currency))
+            if not qualified:
+                raise HistoryError(f"ib: IB knows no {symbol} stock on {self.exchange}")
+            now = await ib.reqCurrentTimeAsync()
+            while True:
+                duration = f"{days} D" if days <= 365 else f"{math.ceil(days / 250)} Y"
+                rows = await ib.reqHistoricalDataAsync(
+                    qualified[0],
+                    endDateTime="",
+                    durationStr=duration,
+                    barSizeSetting=IB_BAR_SIZES[asked],
+                    whatToShow="TRADES",
+                    useRTH=sessions == "regular",
+                    formatDate=2,
+                    timeout=max(self.timeout, 60.0),
+                )
+                bars = _from_ib_bars(symbol, rows, asked, sessions)
+                complete = last_complete(
+                    bars, seconds=seconds, count=count, sessions=sessions, until_ns=epoch_ns(now)
+                )
+                if len(complete) >= count or days > 365 * 5:
+                    return complete
+                days *= 2  # sessions without a print in them: look further back
+        except RequestError as exc:
+            if exc.code == 162 and "no data" in exc.message:
+                return []
+            raise HistoryError(
+                f"ib: historical bars of {symbol} from {self.host}:{self.port}: "
+                f"error {exc.code}: {exc.message}"
+            ) from None
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise HistoryError(
+                f"ib: historical bars of {symbol}: cannot reach {self.host}:{self.port}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            ib.disconnect()
+
+
+def _from_ib_bars(symbol: str, rows: Any, seconds: int, sessions: SessionKind) -> list[Bar]:
+    bars = []
+    for row in rows:
+        when = row.date
+        if isinstance(when, datetime):
+            start = when.astimezone(UTC)
+        else:  # a daily bar: dated by its day, starting at the session's open
+            moment = datetime.combine(when, datetime.min.time(), tzinfo=NEW_YORK) + timedelta(
+                hours=12
+            )
+            span = window(epoch_ns(moment), DAY, sessions)
+            if span is None:
+                continue
+            start = span.start
+        bars.append(
+            Bar(
+                symbol=symbol,
+                start=start,
+                open=_decimal(row.open),
+                high=_decimal(row.high),
+                low=_decimal(row.low),
+                close=_decimal(row.close),
+                volume=int(row.volume),
+            )
+        )
+    return bars

@@ -33,8 +33,8 @@ import logging
 import math
 import warnings
 from collections import Counter
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +45,9 @@ import msgpack
 from runtime import Unrecoverable
 
 from ..domain import Bar, PriceTick, epoch_ns
+from ..domain.bars import SessionKind
+from ..history import HistoryError as HistoryError
+from ..history import last_complete
 
 with warnings.catch_warnings():
     # alpaca-py 0.44 connects with websockets' legacy client, deprecated since websockets 14;
@@ -375,21 +378,54 @@ def _current_task() -> int | None:
         return None
 
 
-class HistoryError(RuntimeError):
-    """Raised by ``AlpacaHistory.bars`` when Alpaca answers with an error; names the status."""
-
-
 class AlpacaHistory:
-    """Alpaca's historical minute bars (``StockHistoricalDataClient``), as our ``Bar``s. Its
-    calls block (requests): run them in a thread."""
+    """Alpaca's historical minute bars (``StockHistoricalDataClient``), as our ``Bar``s: ``bars``
+    blocks (requests: run it in a thread); ``recent`` is the warm-up port
+    (``actors.history.HistorySource``). alpaca-py follows ``next_page_token`` itself. Alpaca's
+    bars always include the extended hours and its longer bars are its own, so ``recent``
+    asks for minute bars and composes them here (``actors.domain.bars``), regular hours only
+    when asked; ``clock`` is the time it asks up to (the venue's, for the sim's server)."""
 
-    def __init__(self, *, key: str, secret: str, feed: str = "iex", url: str | None = None) -> None:
+    name = "alpaca"
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        secret: str,
+        feed: str = "iex",
+        url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.feed = feed
         self.url = url
+        self.clock = clock if clock is not None else lambda: datetime.now(UTC)
         self._client = StockHistoricalDataClient(key, secret, url_override=url)
 
     def __repr__(self) -> str:
         return f"AlpacaHistory(feed={self.feed!r}, url={self.url!r})"
+
+    async def recent(
+        self, symbol: str, *, seconds: int, count: int, sessions: SessionKind
+    ) -> list[Bar]:
+        """The last ``count`` complete bars (``actors.history.HistorySource``)."""
+        if count <= 0:
+            return []
+        now = self.clock()
+        if seconds % 60:
+            raise HistoryError(f"alpaca: bars of {seconds} s are not made of minutes")
+        # Calendar days that hold the sessions asked for (weekends, holidays), and a margin.
+        per_day = 23_400 if sessions == "regular" else 57_600
+        days = math.ceil(count * min(seconds, per_day) / per_day * 7 / 5) + 3
+        while True:
+            start = now - timedelta(days=days)
+            minutes = await anyio.to_thread.run_sync(self.bars, symbol, start, now)
+            complete = last_complete(
+                minutes, seconds=seconds, count=count, sessions=sessions, until_ns=epoch_ns(now)
+            )
+            if len(complete) >= count or days > 5 * 366:
+                return complete
+            days *= 2  # days without prints: look further back
 
     def bars(
         self, symbol: str, start: datetime, end: datetime | None = None, limit: int | None = None

@@ -35,7 +35,7 @@ late or reordered execution) keeps the shares: its sell is resized by cancel and
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -300,6 +300,10 @@ class GridStrategy:
                 return self.on_timer(now)
             case BarClosed():
                 return []  # the grid decides on ticks; it subscribes to no bars
+
+    def warm(self, bars: Sequence[BarClosed]) -> None:
+        """Nothing to warm: the grid decides on ticks and needs no history."""
+        return None
 
     def positions(self) -> list[PositionLine]:
         """Its open lots."""

@@ -14,6 +14,17 @@ Two objects per (strategy, symbol):
   holds that no order of the ledger explains (``adopt``);
 * a ``Strategy``: the live instance, one event at a time.
 
+**Bars and warm-up.** A strategy that declares bar sizes (``Needs.bars``) gets a ``BarClosed``
+through ``decide`` whenever a bar of one of them closes (``actors.domain.bars`` defines them:
+New York clock, cut to the sessions of ``Needs.sessions``; no empty bars). One that declares
+``Needs.warmup`` gets history *before* it decides anything, through a method of its own,
+``warm``: the last ``warmup`` bars of its smallest size, oldest first. ``warm`` returns
+nothing, so that no order can come of history (a strategy sees no difference between warm-up
+and live bars in ``decide``, and needs no flag to ignore). The host warms every live strategy
+it makes: the first after its history source answered, and every one ``restore`` rebuilds
+after a restart or reconciliation, with the same number of bars, the latest live ones included
+(``actors.symbol``).
+
 Every order's ref is ``strategy:symbol:tag:attempt`` (``actors.domain.OrderRef``) with a tag the
 strategy chooses, so reconciliation maps any order found at the broker back to its strategy,
 and the broker routes its events to the right symbol actor (``OrderRef.route``).
@@ -37,6 +48,7 @@ from ..domain import (
     PriceTick,
     Side,
 )
+from ..domain.bars import BarError, check_sessions, check_size
 from ..ledger import FillRecord, IntentRecord
 from ..messages import Command
 
@@ -79,20 +91,43 @@ StrategyEvent = (
 """What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""
 
 
+def _bar_sizes(_needs: object, _attribute: object, sizes: tuple[int, ...]) -> None:
+    for seconds in sizes:
+        check_size(seconds)
+
+
+def _sessions(_needs: object, _attribute: object, sessions: str) -> None:
+    check_sessions(sessions)
+
+
+def _warmup(needs: Needs, _attribute: object, warmup: object) -> None:
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise BarError(f"warmup is a number of bars >= 0, got {warmup!r}")
+    if warmup and not needs.bars:
+        raise BarError(f"warmup of {warmup} bars needs a bar size to warm up on (bars is empty)")
+
+
 @attrs.frozen(kw_only=True)
 class Needs:
-    """What a strategy subscribes to."""
+    """What a strategy subscribes to. Raises ``actors.domain.bars.BarError`` (a
+    ``ValueError``) for a bar size no bar can have or a warm-up without bars."""
 
     ticks: bool = True
     """Every trade of its symbol (``PriceTick``)."""
-    bars: tuple[int, ...] = ()
+    bars: tuple[int, ...] = attrs.field(default=(), converter=tuple, validator=_bar_sizes)
     """Bar sizes in seconds (60, 300, 86400...) whose closes it decides on (``BarClosed``)."""
     timer: bool = True
     """``TimerFired`` every host timer interval."""
-    sessions: Literal["regular", "extended"] = "extended"
-    """Which market sessions its bars are made of."""
-    warmup: int = 0
-    """Bars of history it needs before its first decision (of its smallest bar size)."""
+    sessions: Literal["regular", "extended"] = attrs.field(default="extended", validator=_sessions)
+    """Which market sessions its bars are made of (``actors.domain.bars``)."""
+    warmup: int = attrs.field(default=0, validator=_warmup)
+    """Bars of history it needs before its first decision (of its smallest bar size), given
+    to ``Strategy.warm``."""
+
+    @property
+    def warmup_size(self) -> int | None:
+        """The bar size its warm-up is made of (None: it needs none)."""
+        return min(self.bars) if self.warmup else None
 
 
 @attrs.frozen(kw_only=True)
@@ -149,6 +184,12 @@ class Strategy(Protocol):
 
     def decide(self, event: StrategyEvent, now: float) -> list[Command]:
         """The commands ``event`` leads to, at ``now`` (the host's monotonic seconds)."""
+        ...
+
+    def warm(self, bars: Sequence[BarClosed]) -> None:
+        """History before any decision (see the module doc): the last ``Needs.warmup`` bars of
+        its smallest size, oldest first (fewer when history is shorter). No commands can come
+        of it: a strategy updates what it computes from bars (averages, rates of change)."""
         ...
 
     def halt(self, reason: str) -> list[Command]:

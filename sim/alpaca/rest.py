@@ -1,7 +1,11 @@
-"""The historical bars endpoint, without I/O: ``GET /v2/stocks/bars`` parsed and answered.
+"""The historical bars endpoint, without I/O: ``GET /v2/stocks/bars`` (and the single-symbol
+``GET /v2/stocks/{symbol}/bars``, answered by the server in its own shape) parsed and answered.
 
-Parameters (Alpaca's): ``symbols`` (comma-separated, required), ``timeframe`` (only ``1Min``,
-also spelt ``1T``; others are 422), ``start``/``end`` (RFC-3339 or a date; naive means UTC;
+Parameters (Alpaca's): ``symbols`` (comma-separated, required), ``timeframe`` (``{n}Min`` 1-59,
+also spelt ``{n}T``, ``{n}Hour`` 1-23 or ``{n}H``, ``1Day`` or ``1D``; others are 422; bars
+longer than a minute are composed of the minute bars by ``actors.domain.bars``, extended
+session, so a day is 04:00-20:00 New York and dated at 04:00; minute bars outside the sessions
+are in no longer bar), ``start``/``end`` (RFC-3339 or a date; naive means UTC;
 both inclusive, open-ended when absent), ``limit`` (1..10,000: the most bars in this response;
 alpaca-py asks for the rest with the token), ``page_token``, ``sort`` (``asc``/``desc``, by
 time within a symbol), ``feed`` (any known feed; every feed serves the same bars), and
@@ -16,16 +20,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from actors.domain.bars import DAY, window
+
 from .bars import MinuteBar
 
 PAGE_CAP = 10_000
-TIMEFRAMES = ("1Min", "1T")
+_TIMEFRAME = re.compile(r"^([1-9][0-9]?)(Min|T|Hour|H|Day|D)$")
+_UNIT_SECONDS = {"Min": 60, "T": 60, "Hour": 3600, "H": 3600, "Day": DAY, "D": DAY}
+_UNIT_MAX = {60: 59, 3600: 23, DAY: 1}
 REST_FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight", "otc")
 _IGNORED = ("adjustment", "asof", "currency")
 _KNOWN = ("symbols", "timeframe", "start", "end", "limit", "page_token", "sort", "feed")
@@ -49,6 +59,7 @@ class BarsQuery:
     limit: int | None = None
     page_token: str | None = None
     descending: bool = False
+    seconds: int = 60
 
 
 def parse_bars_query(params: Mapping[str, Sequence[str]]) -> BarsQuery:
@@ -63,8 +74,7 @@ def parse_bars_query(params: Mapping[str, Sequence[str]]) -> BarsQuery:
     timeframe = one.get("timeframe")
     if timeframe is None:
         raise RestError(400, "timeframe is required")
-    if timeframe not in TIMEFRAMES:
-        raise RestError(422, f"invalid timeframe {timeframe!r}: this venue serves 1Min bars only")
+    seconds = _timeframe_seconds(timeframe)
     limit = None
     if "limit" in one:
         try:
@@ -89,10 +99,51 @@ def parse_bars_query(params: Mapping[str, Sequence[str]]) -> BarsQuery:
         limit=limit,
         page_token=token,
         descending=sort == "desc",
+        seconds=seconds,
     )
     if query.start and query.end and query.end < query.start:
         raise RestError(400, "end is before start")
     return query
+
+
+def _timeframe_seconds(timeframe: str) -> int:
+    match = _TIMEFRAME.match(timeframe)
+    unit = _UNIT_SECONDS[match[2]] if match else 0
+    if match is None or int(match[1]) > _UNIT_MAX[unit]:
+        raise RestError(
+            422, f"invalid timeframe {timeframe!r}: 1-59Min, 1-23Hour or 1Day (also T, H, D)"
+        )
+    seconds = int(match[1]) * unit
+    if DAY % seconds:  # 7Min, 5Hour...: not a bar of actors.domain.bars
+        raise RestError(422, f"invalid timeframe {timeframe!r}: this venue's bars divide a day")
+    return seconds
+
+
+def composed(bars: Iterable[MinuteBar], seconds: int) -> list[MinuteBar]:
+    """Minute bars (any order) composed into bars of ``seconds`` of the extended session."""
+    groups: dict[tuple[str, int], list[MinuteBar]] = {}
+    for bar in sorted(bars, key=lambda b: (b.symbol, b.start)):
+        span = window(int(bar.start.timestamp()) * 1_000_000_000, seconds, "extended")
+        if span is not None:
+            groups.setdefault((bar.symbol, span.start_ns), []).append(bar)
+    out = []
+    for (symbol, start_ns), group in groups.items():
+        volume = sum(b.volume for b in group)
+        notional = sum((b.vwap * b.volume for b in group), Decimal(0))
+        out.append(
+            MinuteBar(
+                symbol=symbol,
+                start=datetime.fromtimestamp(start_ns // 1_000_000_000, UTC),
+                open=group[0].open,
+                high=max(b.high for b in group),
+                low=min(b.low for b in group),
+                close=group[-1].close,
+                volume=volume,
+                trades=sum(b.trades for b in group),
+                vwap=notional / volume if volume else group[-1].close,
+            )
+        )
+    return out
 
 
 def _time(name: str, text: str | None) -> datetime | None:
@@ -128,6 +179,8 @@ def _after(token: str) -> tuple[str, int]:
 def bars_page(bars: Iterable[MinuteBar], query: BarsQuery, page_size: int) -> dict[str, Any]:
     """The response body for one page: ``{"bars": {symbol: [...]}, "next_page_token": ...}``."""
     wanted = set(query.symbols)
+    if query.seconds != 60:
+        bars = composed((b for b in bars if b.symbol in wanted), query.seconds)
     chosen = [
         b
         for b in bars

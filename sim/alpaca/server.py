@@ -575,16 +575,37 @@ class AlpacaServer:
             status = self._rest_failures.popleft()
             message = "too many requests." if status == 429 else HTTPStatus(status).phrase
             return status, {"message": message}
-        if path != BARS_PATH:
+        single = _single_symbol(path)
+        if path != BARS_PATH and single is None:
             return 404, {"message": f"no endpoint at {path}"}
         key = headers.get("APCA-API-KEY-ID")
         if key is None or self.credentials.get(key) != headers.get("APCA-API-SECRET-KEY"):
             return 401, {"code": 40110000, "message": "request is not authorized"}
+        if single is not None:
+            if "symbols" in params:
+                return 400, {"message": "unknown parameter: symbols"}
+            params = {**params, "symbols": [single]}
         try:
             query = parse_bars_query(params)
         except RestError as exc:
             return exc.status, {"message": exc.message}
-        return 200, bars_page(self._bars.values(), query, self.page_size)
+        page = bars_page(self._bars.values(), query, self.page_size)
+        if single is None:
+            return 200, page
+        # The single-symbol form: the symbol's bars as a list, and the symbol.
+        return 200, {
+            "bars": page["bars"].get(single, []),
+            "symbol": single,
+            "next_page_token": page["next_page_token"],
+        }
+
+
+def _single_symbol(path: str) -> str | None:
+    # /v2/stocks/{symbol}/bars
+    parts = path.split("/")
+    if len(parts) == 5 and parts[:3] == ["", "v2", "stocks"] and parts[4] == "bars" and parts[3]:
+        return parts[3] if parts[3] != "bars" else None
+    return None
 
 
 def _feed(path: str) -> str | None:

@@ -13,9 +13,11 @@ What a session answers (ref/ib-wire.md): the handshake (server versions ``min_ve
 notices; 326 for a clientId in use), and the requests ib_insync sends: positions, open orders
 (this client's, or all), completed orders, executions (with their commission reports), account
 updates (single and multi), contract details, market data (live or delayed, streamed or a
-snapshot), market data type, ids, current time, placeOrder (place and modify), cancelOrder,
-global cancel. Parsing is strict: a malformed request is a protocol error, counted in
-``protocol_errors``, answered with error 320, and the connection goes on.
+snapshot), market data type, ids, current time, historical bars (``reqHistoricalData``, TRADES
+bars of the venue's prints and the ``history`` it was given: ``sim.tws.history``), placeOrder
+(place and modify), cancelOrder, global cancel. Parsing is strict: a malformed request is a
+protocol error, counted in ``protocol_errors``, answered with error 320, and the connection goes
+on.
 
 Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
 the tick), 200 (unknown contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
@@ -42,6 +44,7 @@ import attrs
 import msgspec
 
 from actors.domain import (
+    Bar,
     BrokerEvent,
     Instrument,
     OrderAccepted,
@@ -52,6 +55,7 @@ from actors.domain import (
     PriceCondition,
     Side,
     TimeInForce,
+    epoch_ns,
 )
 from actors.domain.sessions import Session as MarketSession
 from actors.domain.sessions import session_at
@@ -59,6 +63,14 @@ from sim.engine import Engine, Execution, SimOrder
 from sim.link import Link, VenueDisconnected
 
 from . import messages as m
+from .history import (
+    HistoryRefused,
+    Print,
+    check_request,
+    historical_data,
+    history_bars,
+    history_prints,
+)
 from .orders import (
     WireOrder,
     WireOrderState,
@@ -110,7 +122,10 @@ class TwsServer:
         min_version: int = 157,
         max_version: int = 176,
         name: str = "tws",
+        history: Iterable[Bar] = (),
     ) -> None:
+        """``history``: bars the venue printed before it started (the replay file's before the
+        replay's start), which ``reqHistoricalData`` serves besides its own trades."""
         self.engine = engine
         self.instruments = {i.symbol: i for i in instruments}
         self.by_con_id = {i.con_id: i for i in self.instruments.values()}
@@ -133,6 +148,8 @@ class TwsServer:
         """Told the orderRef of every placeOrder once it is decoded (benchmarks stop there)."""
         self._restored_for: set[int] | None = None
         """After a nightly restart, the clients already told 1102."""
+        self.prints: dict[str, list[Print]] = history_prints(history)
+        """Every symbol's prints, oldest first: what historical bars are made of."""
         for sim in engine.orders.values():
             self._adopt(sim)
         engine.trade_listeners.append(self._on_trade)
@@ -252,6 +269,11 @@ class TwsServer:
     # -- market data ---------------------------------------------------------------------------
 
     def _on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
+        prints = self.prints.setdefault(symbol, [])
+        ts_ns = epoch_ns(at)
+        if prints and ts_ns < prints[-1].ts_ns:
+            prints.sort(key=lambda p: p.ts_ns)  # given history after trades: rare, keep order
+        prints.append(Print(ts_ns=ts_ns, price=price, size=size))
         for session in list(self.sessions.values()):
             session.on_trade(symbol, price, Decimal(size))
 
@@ -750,6 +772,53 @@ class Session:
         self.put(m.tick_price(req_id, m.ASK[delayed], price + tick, Decimal(100)))
         self.put(m.tick_price(req_id, m.LAST[delayed], price, size))
 
+    def req_historical_data(self, fields: list[str]) -> None:
+        f = Fields("reqHistoricalData", fields, 1)
+        req_id = f.integer("reqId")
+        con_id, symbol, sec_type = _contract(f)
+        f.flag("includeExpired")
+        end_text = f.text("endDateTime")
+        bar_size = f.text("barSizeSetting")
+        duration = f.text("durationStr")
+        use_rth = f.flag("useRTH")
+        what_to_show = f.text("whatToShow")
+        format_date = f.integer("formatDate", empty=0)
+        if sec_type == "BAG":
+            legs = f.integer("comboLegs")
+            f.skip(4 * legs, "comboLeg")
+        keep_up_to_date = f.flag("keepUpToDate")
+        f.text("chartOptions")
+        f.done()
+        instrument = self.server.instrument_for(con_id, symbol)
+        if instrument is None or sec_type not in ("", "STK"):
+            self._error(req_id, 200, "No security definition has been found for the request")
+            return
+        try:
+            request = check_request(
+                symbol=instrument.symbol,
+                end_text=end_text,
+                duration=duration,
+                bar_size=bar_size,
+                what_to_show=what_to_show,
+                use_rth=use_rth,
+                format_date=format_date,
+                keep_up_to_date=keep_up_to_date,
+                now=self.server.clock(),
+            )
+        except HistoryRefused as refused:
+            self._error(req_id, refused.code, refused.message)
+            return
+        bars = history_bars(request, self.server.prints.get(instrument.symbol, ()))
+        if not bars:
+            self._error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data: "
+                f"{instrument.symbol}@SMART Trades",
+            )
+            return
+        self.put(historical_data(req_id, request, bars))
+
     def req_ids(self, fields: list[str]) -> None:
         f = Fields("reqIds", fields, 1)
         f.integer("version")
@@ -1082,6 +1151,7 @@ _HANDLERS: dict[int, Callable[[Session, list[str]], Any]] = {
     9: Session.req_contract_details,
     59: Session.req_market_data_type,
     1: Session.req_mkt_data,
+    20: Session.req_historical_data,
     2: Session.cancel_mkt_data,
     8: Session.req_ids,
     49: Session.req_current_time,

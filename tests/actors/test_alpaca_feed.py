@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.domain import Bar, PriceTick
+from actors.domain import Bar, PriceTick, epoch_ns
+from actors.domain.bars import SessionKind, window
 from actors.feeds.alpaca import (
     AlpacaHistory,
     AlpacaStream,
@@ -28,10 +29,12 @@ from actors.feeds.alpaca import (
     MalformedPoint,
     parse_trade,
 )
-from actors.market_data import LiveFeed
+from actors.market_data import LiveFeed, Subscriber
 from runtime import Actor, ActorCell
 from sim.alpaca.server import AlpacaServer
+from sim.replay import generated_days, trades
 from supervisors import ChildSpec, ChildUnrecoverable, Strategy, Supervisor, SupervisorSpec
+from tests.actors.test_bars import plain_bars
 
 pytestmark = pytest.mark.anyio
 
@@ -188,7 +191,7 @@ async def test_a_refused_feed_stops_the_tree_instead_of_restarting() -> None:
         stream = AlpacaStream(key=KEY, secret=SECRET, feed="sip", url=server.url("sip"))
         sink: ActorCell[PriceTick] = ActorCell("symbol.TQQQ", Sink)
         feed: ActorCell[Any] = ActorCell(
-            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": sink.ref})
+            "market-data.alpaca", lambda: LiveFeed(stream, {"TQQQ": [Subscriber(ref=sink.ref)]})
         )
         root = Supervisor(
             "root",
@@ -348,3 +351,26 @@ async def test_history_comes_back_whole_through_pages() -> None:
         got = await anyio.to_thread.run_sync(lambda: history.bars("TQQQ", AT))
         assert len(server.events_of("rest")) == 3
     assert got == bars
+
+
+@pytest.mark.parametrize(("seconds", "sessions"), [(300, "regular"), (3600, "extended")])
+async def test_alpaca_history_answers_the_last_complete_bars_across_pages(
+    seconds: int, sessions: SessionKind
+) -> None:
+    """The warm-up port on alpaca-py's get_stock_bars: minute bars over many pages, composed;
+    by value the last 4 complete bars of a plain aggregation of the venue's prints."""
+    days = generated_days(seed=9, days=2, first=date(2026, 11, 23))[: 960 + 400]
+    now = days[-1].start + timedelta(seconds=59)
+    async with venue(history=days, page_size=500) as server:
+        history = AlpacaHistory(key=KEY, secret=SECRET, url=server.rest_url, clock=lambda: now)
+        got = await history.recent("TQQQ", seconds=seconds, count=4, sessions=sessions)
+        assert len(server.events_of("rest")) >= 3
+    prints = [(epoch_ns(t.at), t.price, t.size) for t in trades(days)]
+    plain = plain_bars(prints, seconds, sessions == "regular")
+
+    def ended(bar: Bar) -> bool:
+        span = window(epoch_ns(bar.start), seconds, sessions)
+        return span is not None and span.end_ns <= epoch_ns(now)
+
+    assert got == [b for b in plain if ended(b)][-4:]
+    assert len(got) == 4

@@ -4,6 +4,8 @@ historical bars (``StockHistoricalDataClient``: pages, limit, 401, 422, 429 retr
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -319,18 +321,52 @@ async def test_rest_refuses_bad_credentials_with_401() -> None:
         assert refused.value.message == "request is not authorized"
 
 
-async def test_rest_serves_one_minute_bars_only() -> None:
-    """Another timeframe is 422, with a message naming what is served."""
+async def test_rest_composes_longer_bars_and_refuses_what_divides_no_day() -> None:
+    """5-minute bars are the minute bars composed (paginated like any); 7 minutes is 422."""
     with anyio.fail_after(10):
-        server = AlpacaServer(credentials=CREDENTIALS)
+        server = AlpacaServer(credentials=CREDENTIALS, history=history(12), page_size=1)
         async with serving(server):
             five = StockBarsRequest(
                 symbol_or_symbols="TQQQ", timeframe=TimeFrame(5, TimeFrameUnit.Minute)
             )
+            bars = (await get_bars(server, five))["TQQQ"]
+            seven = StockBarsRequest(
+                symbol_or_symbols="TQQQ", timeframe=TimeFrame(7, TimeFrameUnit.Minute)
+            )
             with pytest.raises(APIError) as refused:
-                await get_bars(server, five)
+                await get_bars(server, seven)
+        assert [(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in bars] == [
+            (T0 + timedelta(minutes=m), 50 + m, 52 + m + n - 1, 49 + m, 51 + m + n - 1, 400 * n)
+            for m, n in ((0, 5), (5, 5), (10, 2))
+        ]
+        assert [b.trade_count for b in bars] == [20, 20, 8]
         assert refused.value.status_code == 422
-        assert "1Min" in refused.value.message
+        assert "divide a day" in refused.value.message
+
+
+async def test_rest_single_symbol_path_pages_with_tokens() -> None:
+    """GET /v2/stocks/{symbol}/bars: a list of bars and the symbol, page after page."""
+    with anyio.fail_after(10):
+        server = AlpacaServer(credentials=CREDENTIALS, history=history(5), page_size=2)
+        async with serving(server):
+            pages: list[dict[str, Any]] = []
+            token = ""
+            while True:
+                query = f"timeframe=1Min&page_token={token}" if token else "timeframe=1Min"
+                url = f"{server.rest_url}/v2/stocks/TQQQ/bars?{query}"
+                request = urllib.request.Request(
+                    url, headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+                )
+                body = await anyio.to_thread.run_sync(
+                    lambda r=request: json.loads(urllib.request.urlopen(r, timeout=5).read())
+                )
+                pages.append(body)
+                token = body["next_page_token"]
+                if token is None:
+                    break
+        assert [len(p["bars"]) for p in pages] == [2, 2, 1]
+        assert {p["symbol"] for p in pages} == {"TQQQ"}
+        assert [b["o"] for p in pages for b in p["bars"]] == [50, 51, 52, 53, 54]
 
 
 async def test_rest_429s_are_retried_by_alpaca_py() -> None:

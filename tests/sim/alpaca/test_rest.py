@@ -102,7 +102,9 @@ def params(**values: str) -> dict[str, list[str]]:
     [
         (params(timeframe="1Min"), 400, "symbols"),
         (params(symbols="TQQQ"), 400, "timeframe"),
-        (params(symbols="TQQQ", timeframe="5Min"), 422, "1Min"),
+        (params(symbols="TQQQ", timeframe="7Min"), 422, "divide a day"),
+        (params(symbols="TQQQ", timeframe="1Week"), 422, "1Day"),
+        (params(symbols="TQQQ", timeframe="60Min"), 422, "1-59Min"),
         (params(symbols="TQQQ", timeframe="1Min", limit="0"), 400, "limit"),
         (params(symbols="TQQQ", timeframe="1Min", limit="x"), 400, "limit"),
         (params(symbols="TQQQ", timeframe="1Min", start="yesterday"), 400, "start"),
