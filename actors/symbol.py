@@ -64,7 +64,14 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .strategies.protocol import Facts, PositionLine, Strategy, StrategyKind, TimerFired
+from .strategies.protocol import (
+    BarClosed,
+    Facts,
+    PositionLine,
+    Strategy,
+    StrategyKind,
+    TimerFired,
+)
 from .ticks import TickGuard
 from .tracing import Trail
 
@@ -119,6 +126,7 @@ class SymbolView:
 
 SymbolInbox = (
     PriceTick
+    | BarClosed
     | OrderAccepted
     | OrderFilled
     | OrderCancelled
@@ -214,6 +222,9 @@ class SymbolActor(Actor[SymbolInbox]):
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
                     return None
                 self._decided.value += 1
+            case BarClosed():
+                # A bar-close decision; a bar that decides nothing leaves no trace.
+                commands = strategy.decide(message, now)
             case OrderAccepted():
                 commands = strategy.decide(message, now)
             case OrderFilled():

@@ -39,6 +39,7 @@ from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridKind, GridParams
+from .strategies.protocol import StrategyKind
 from .symbol import SymbolActor
 
 
@@ -247,9 +248,11 @@ def trading_tree(
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
     timer_interval: float = 1.0,
+    kinds: Mapping[str, StrategyKind] | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
-    actors' spans, and watches the cells and the store's commits."""
+    actors' spans, and watches the cells and the store's commits. ``kinds`` (symbol -> its
+    strategy, ``actors.strategies.registry.strategy_kind``) trade beside the grids of ``lots``."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
@@ -257,7 +260,7 @@ def trading_tree(
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
         for symbol, lot_map in lots.items()
-    }
+    } | dict(kinds or {})
     broker: ActorCell[Any] = ActorCell(
         "broker",
         lambda: BrokerActor(
