@@ -49,9 +49,16 @@ def anyio_backend() -> str:
 
 
 async def trade_bars(
-    tmp_path: Path, kind: StrategyKind, bars: list[Bar], *, wire: bool
+    tmp_path: Path,
+    kind: StrategyKind,
+    bars: list[Bar],
+    *,
+    wire: bool,
+    kill_at: frozenset[int] = frozenset(),
 ) -> tuple[Engine, LedgerState, PositionStrategy, SymbolView, list[Any]]:
-    """Run the tree on ``bars``: each bar's trades move the venue, then the bar closes."""
+    """Run the tree on ``bars``: each bar's trades move the venue, then the bar closes. The
+    symbol actor is killed (and restarted by its supervisor) before the bars of ``kill_at``
+    close."""
     symbol = kind.symbol
     engine = Engine()
     server = TwsServer(
@@ -85,10 +92,14 @@ async def trade_bars(
             async with anyio.create_task_group() as tg:
                 await tg.start(root.run)
                 await actor.request(Describe(), timeout=30)  # it has reconciled
-                for bar in bars:
+                for index, bar in enumerate(bars):
                     for trade in bar_trades(bar):
                         in_process.trade(trade)
                         await broker.request(Poll(), timeout=30)
+                    if index in kill_at:
+                        symbols = root.child("symbols")
+                        assert isinstance(symbols, Supervisor)
+                        symbols.kill(f"symbol.{symbol}")
                     await actor.request(Describe(), timeout=30)  # the fills are handled
                     await actor.request(BarClosed(bar=bar, seconds=60), timeout=30)
                     await broker.request(Poll(), timeout=30)
@@ -237,3 +248,34 @@ async def test_real_minute_bars_over_the_wire_trade_the_plain_models_signals(
     assert signals_at_the_venue(engine, bars) == expected
     check_agreement(engine, ledger, strategy)
     assert client_errors() == []
+
+
+@pytest.mark.parametrize("name", ["ma_cross", "momentum"])
+async def test_a_killed_symbol_actor_rebuilds_its_strategy_from_the_ledger_and_the_broker(
+    tmp_path: Path, name: str
+) -> None:
+    """The symbol actor is killed three times mid-day (as many as the restart intensity
+    allows); each incarnation restores the position, the decisions and the working orders from
+    LMDB and the venue, re-warms its indicator on the live bars (no entry until then) and
+    trades on: nothing placed twice, and the venue, the ledger and the strategy agree."""
+    bars = generated_session(seed=41, day=date(2026, 11, 27))[:480]
+    settings = {"fast": 3, "slow": 12} if name == "ma_cross" else {"lookback": 6}
+    kind = market(name, "TQQQ", **settings)
+    kills = frozenset({100, 220, 340})
+    engine, ledger, strategy, _, _ = await trade_bars(
+        tmp_path, kind, bars, wire=False, kill_at=kills
+    )
+    check_agreement(engine, ledger, strategy)
+    assert not strategy.halted
+    decided = [index for index, *_ in signals_at_the_venue(engine, bars)]
+    assert len(decided) == len(set(decided)), "one order per decision: nothing placed twice"
+    warmup = kind.needs.warmup
+    for kill in kills:
+        # Cold after the restart: the bars before warm-up decide nothing (exits excepted).
+        cold = [
+            (i, side)
+            for i, side, _ in signals_at_the_venue(engine, bars)
+            if kill <= i < kill + warmup - (name == "momentum")
+        ]
+        assert all(side is Side.SELL for _, side in cold), cold
+    assert max(decided) > max(kills) + warmup
