@@ -43,10 +43,10 @@ side then applies to them (flat: they are sold).
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, Literal, Self
 
 import attrs
 
@@ -173,8 +173,6 @@ def bar_epoch(start: datetime) -> int:
 class PositionStrategy:
     """A live bar-close strategy of one symbol (``actors.strategies.protocol.Strategy``); a
     subclass adds the indicator (see the module doc)."""
-
-    name: ClassVar[str]
 
     def __init__(self, params: PositionParams, strategy: str) -> None:
         self.params = params
@@ -562,11 +560,3 @@ def needs(params: PositionParams, warmup: int) -> Needs:
         sessions=params.sessions,
         warmup=warmup,
     )
-
-
-def decisions_of(orders: Sequence[PositionOrder]) -> list[str]:
-    """The decision tags of ``orders``, in order of first appearance (for views and tests)."""
-    seen: dict[str, None] = {}
-    for order in orders:
-        seen.setdefault(order.tag, None)
-    return list(seen)

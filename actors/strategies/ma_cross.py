@@ -51,8 +51,6 @@ class MaCrossParams(PositionParams):
 class MaCrossStrategy(PositionStrategy):
     """A live crossover of one symbol (see the module doc)."""
 
-    name = NAME
-
     def __init__(self, params: MaCrossParams, strategy: str = NAME) -> None:
         super().__init__(params, strategy)
         self.settings = params

@@ -55,8 +55,6 @@ class MomentumParams(PositionParams):
 class MomentumStrategy(PositionStrategy):
     """A live momentum rule of one symbol (see the module doc)."""
 
-    name = NAME
-
     def __init__(self, params: MomentumParams, strategy: str = NAME) -> None:
         super().__init__(params, strategy)
         self.settings = params
