@@ -40,6 +40,7 @@ from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridKind, GridParams
+from .strategies.protocol import StrategyKind
 from .symbol import SymbolActor
 
 
@@ -255,10 +256,12 @@ def trading_tree(
     telemetry: Telemetry | None = None,
     timer_interval: float = 1.0,
     history: HistorySource | None = None,
+    kinds: Mapping[str, StrategyKind] | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
-    strategies' warm-up."""
+    strategies' warm-up. ``kinds`` (symbol -> its strategy,
+    ``actors.strategies.registry.strategy_kind``) trade beside the grids of ``lots``."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
@@ -266,7 +269,7 @@ def trading_tree(
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
         for symbol, lot_map in lots.items()
-    }
+    } | dict(kinds or {})
     broker: ActorCell[Any] = ActorCell(
         "broker",
         lambda: BrokerActor(

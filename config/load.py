@@ -79,7 +79,7 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     missing = [
         f"{problem} @ symbols[{index}].lots"
         for index, entry in enumerate(config.symbols)
-        if (problem := _lot_map_problem(entry.lots)) is not None
+        if entry.lots is not None and (problem := _lot_map_problem(entry.lots)) is not None
     ]
     if missing:
         raise ConfigFileError(source, missing)
@@ -91,7 +91,13 @@ def render_config(config: Config) -> str:
 
     An unset optional path is written as ``""``, which is how the loader reads "not set"."""
     lines: list[str] = []
-    _render_table(_converter.unstructure(config), (), lines)
+    data = _converter.unstructure(config)
+    for entry in data["symbols"]:
+        # A strategy table not given is not written (TOML has no null).
+        for table in ("ma_cross", "momentum"):
+            if entry[table] is None:
+                del entry[table]
+    _render_table(data, (), lines)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -315,7 +321,9 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         data_dir=resolve_optional(config.data_dir),
         control=attrs.evolve(config.control, socket=resolve_optional(config.control.socket)),
         venue=attrs.evolve(config.venue, replay=resolve_optional(config.venue.replay)),
-        symbols=tuple(attrs.evolve(entry, lots=resolve(entry.lots)) for entry in config.symbols),
+        symbols=tuple(
+            attrs.evolve(entry, lots=resolve_optional(entry.lots)) for entry in config.symbols
+        ),
     )
 
 

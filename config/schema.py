@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .errors import InvalidSetting
+from .strategies import MaCrossConfig, MomentumConfig, StrategyName, strategy_problem
 
 # The shipped lot map; the default symbol trades it, as `actorctl start` does without --lots.
 SHIPPED_TQQQ_LOTS = Path(__file__).resolve().parent / "lots" / "tqqq.csv"
@@ -334,13 +335,37 @@ def _symbol_name(_instance: Any, attribute: attrs.Attribute[Any], value: str) ->
 
 @attrs.frozen(kw_only=True)
 class SymbolConfig:
-    """``[[symbols]]``: one traded symbol, its lot map and its grid."""
+    """``[[symbols]]``: one traded symbol and its strategy (``config.strategies``): the grid
+    with its lot map (the default), or a bar-close strategy with its parameter table."""
 
     symbol: str = attrs.field(validator=_symbol_name)
     # Relative paths are relative to the config file's directory (resolved by the loader).
-    lots: Path
+    # Required by the grid, refused by the others.
+    lots: Path | None = None
     feed: FeedKind = FeedKind.AUTO
+    strategy: StrategyName = StrategyName.GRID
     grid: GridConfig = GridConfig()
+    ma_cross: MaCrossConfig | None = None
+    momentum: MomentumConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        problem = strategy_problem(
+            self.strategy,
+            has_lots=self.lots is not None,
+            ma_cross=self.ma_cross,
+            momentum=self.momentum,
+        )
+        if problem is not None:
+            raise problem
+
+    def strategy_parameters(self) -> dict[str, object]:
+        """The parameters of its strategy as plain values (for
+        ``actors.strategies.registry.strategy_kind``)."""
+        if self.strategy is StrategyName.MA_CROSS:
+            return (self.ma_cross or MaCrossConfig()).parameters()
+        if self.strategy is StrategyName.MOMENTUM:
+            return (self.momentum or MomentumConfig()).parameters()
+        return attrs.asdict(self.grid, recurse=False)
 
 
 def _symbol_list(

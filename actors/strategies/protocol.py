@@ -32,7 +32,7 @@ and the broker routes its events to the right symbol actor (``OrderRef.route``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -91,6 +91,10 @@ StrategyEvent = (
 """What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""
 
 
+def _tuple_of_sizes(sizes: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sizes)
+
+
 def _bar_sizes(_needs: object, _attribute: object, sizes: tuple[int, ...]) -> None:
     for seconds in sizes:
         check_size(seconds)
@@ -114,7 +118,7 @@ class Needs:
 
     ticks: bool = True
     """Every trade of its symbol (``PriceTick``)."""
-    bars: tuple[int, ...] = attrs.field(default=(), converter=tuple, validator=_bar_sizes)
+    bars: tuple[int, ...] = attrs.field(default=(), converter=_tuple_of_sizes, validator=_bar_sizes)
     """Bar sizes in seconds (60, 300, 86400...) whose closes it decides on (``BarClosed``)."""
     timer: bool = True
     """``TimerFired`` every host timer interval."""

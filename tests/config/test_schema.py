@@ -236,7 +236,10 @@ def test_a_secret_in_the_toml_is_refused_without_echoing_it() -> None:
         ("symbols = [1]\n", "invalid value for type, expected a table, got int @ symbols[0]"),
         ('[[symbols]]\nsymbol = "TQQQ"\nlots = 7\n', "invalid value for type, expected Path, "),
         ('[[symbols]]\nlots = "lots/tqqq.csv"\n', "required field missing @ symbols[0].symbol"),
-        ('[[symbols]]\nsymbol = "TQQQ"\n', "required field missing @ symbols[0].lots"),
+        (
+            '[[symbols]]\nsymbol = "TQQQ"\n',
+            "required field missing (the grid trades a lot map) @ symbols[0].lots",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_names_the_expected_type_and_the_key_path(
