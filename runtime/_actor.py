@@ -62,6 +62,15 @@ class ActorRef(Generic[M]):
             Envelope(message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace)
         )
 
+    def try_tell(self, message: M, *, sender: ActorRef[Any] | None = None) -> bool:
+        """Queue ``message`` without waiting, or drop it: returns False, and the mailbox's
+        ``dropped`` statistic counts it, when the mailbox is full or its actor stopped for
+        good. Never waits, never raises: for messages a sender must not be held up by (an
+        alert from the trading path)."""
+        return self._mailbox.offer_nowait(
+            Envelope(message, next_message_id(), sender, None, perf_counter_ns(), None)
+        )
+
     def send(
         self,
         message: M,

@@ -3,7 +3,8 @@
 The hot path is built on measurements (ref/perf-baselines.md sections 2.2, 2.3, 5.2):
 
 * ``put_nowait``/``tell`` never yield; ``send`` yields only when the mailbox is full
-  (that is the backpressure point).
+  (that is the backpressure point). ``offer_nowait``/``try_tell`` never yield nor raise: a
+  message that finds no room is dropped and counted.
 * ``receive`` pops without a scheduler pass while messages are queued (a drain), and yields once
   every ``FAIRNESS_BUDGET`` messages so one busy actor cannot starve the others.
 * An empty mailbox parks its consumer on the backend's own primitive (a bare future on asyncio,
@@ -163,6 +164,21 @@ class Mailbox(Generic[M]):
         parker = self._parker
         if parker is not None:
             parker.unpark()
+
+    def offer_nowait(self, envelope: Envelope[M]) -> bool:
+        """Queue ``envelope`` without yielding, or drop it: False when it was not queued (a
+        full mailbox, a closed one; ``dropped`` counts it), True when it was (or replaced a
+        queued message of its coalescing key). For messages
+        whose sender must never wait nor fail because of them (alerts)."""
+        dropped = self._dropped
+        try:
+            offered = self._offer(envelope)
+        except MailboxClosed:
+            offered = False
+        if not offered:
+            self._dropped += 1
+        # A coalescing kind's drop returns True from _offer, and is counted there.
+        return offered and self._dropped == dropped
 
     def put(self, envelope: Envelope[M]) -> Awaitable[None]:
         """Queue ``envelope``, waiting for room only when a backpressure kind finds it full.

@@ -316,3 +316,18 @@ async def test_a_reply_arriving_after_the_timeout_is_dropped_and_the_actor_carri
         assert await cell.ref.request(0.0, timeout=5) == 0.0
         assert cell.state is LifecycleState.RUNNING
         cell.request_stop()
+
+
+async def test_try_tell_drops_into_a_full_mailbox_and_never_waits() -> None:
+    """``try_tell`` queues while there is room, then drops and counts: the sender goes on
+    at once (no checkpoint is needed for it to return), and the actor gets what was queued."""
+    seen: list[tuple[int, object]] = []
+    cell = ActorCell("w", lambda: Worker(seen), mailbox=MailboxConfig(capacity=3))
+    results = [cell.ref.try_tell(Ping(n)) for n in range(5)]
+    assert results == [True, True, True, False, False]
+    assert cell.ref.statistics().dropped == 2
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(9), timeout=5) == (9, 1)
+        cell.request_stop()
+    assert seen == [(1, 0), (1, 1), (1, 2), (1, 9)]
