@@ -478,6 +478,7 @@ def _start_live(
             ),
             feeds=feeds,
             telemetry=_telemetry(settings),
+            alerting=_alerting(settings),
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
         prices = "; ".join(
@@ -816,6 +817,7 @@ def _build(
         port=port,
         live=live,
         telemetry=_telemetry(settings),
+        alerting=_alerting(settings),
     )
     return trading, resumed, outside
 
@@ -841,6 +843,86 @@ def _telemetry(settings: Any) -> Any:
             export_interval=t.metrics_interval,
             version=version,
         ),
+    )
+
+
+def _alerting(settings: Any) -> Any:
+    """The alerts actor's channels: those enabled in ``[alerts]`` whose secrets are set in the
+    environment (or .env). A variable set to something that is not a URL stops the start,
+    named, its value unshown."""
+    from actors.alerts import AlertSettings, ChannelSpec
+    from actors.alerts_http import (
+        ChannelSettings,
+        DiscordWebhook,
+        Heartbeat,
+        Retry,
+        SlackWebhook,
+        TelegramBot,
+    )
+    from config.errors import ConfigError
+    from config.schema import HTTP_URL, is_url
+    from config.secrets import ENV_NAMES, load_secrets
+
+    a = settings.alerts
+    try:
+        keys = load_secrets()
+    except ConfigError as exc:
+        _fail(str(exc))
+    for field in ("slack_webhook_url", "discord_webhook_url", "heartbeat_url"):
+        url = getattr(keys, field)
+        if url is not None and not is_url(url, ("http", "https")):
+            _fail(f"${ENV_NAMES[field]}: must be {HTTP_URL} (its value is not shown)")
+    retry = Retry(attempts=a.attempts, initial=a.backoff_initial, maximum=a.backoff_maximum)
+
+    def limits(channel: Any) -> Any:
+        return ChannelSettings(
+            rate=channel.rate,
+            burst=channel.burst,
+            queue_size=channel.queue_size,
+            timeout=a.timeout,
+            retry=retry,
+            min_severity=channel.min_severity.value,
+        )
+
+    channels = []
+    if a.slack.enabled and keys.slack_webhook_url:
+        channels.append(
+            ChannelSpec(endpoint=SlackWebhook(url=keys.slack_webhook_url), settings=limits(a.slack))
+        )
+    if a.discord.enabled and keys.discord_webhook_url:
+        channels.append(
+            ChannelSpec(
+                endpoint=DiscordWebhook(url=keys.discord_webhook_url), settings=limits(a.discord)
+            )
+        )
+    if a.telegram.enabled and (keys.telegram_bot_token or keys.telegram_chat_id):
+        if not (keys.telegram_bot_token and keys.telegram_chat_id):
+            _fail(
+                "Telegram alerts need both $ACTORTRADE_TELEGRAM_BOT_TOKEN and "
+                "$ACTORTRADE_TELEGRAM_CHAT_ID (or enabled = false in [alerts.telegram])"
+            )
+        bot = TelegramBot(
+            token=keys.telegram_bot_token,
+            chat_id=keys.telegram_chat_id,
+            api_url=a.telegram.api_url or "https://api.telegram.org",
+        )
+        channels.append(ChannelSpec(endpoint=bot, settings=limits(a.telegram)))
+    heartbeat = None
+    if a.heartbeat.enabled and keys.heartbeat_url:
+        heartbeat = Heartbeat(
+            url=keys.heartbeat_url, interval=a.heartbeat.interval, method=a.heartbeat.method.value
+        )
+    names = [c.endpoint.name for c in channels]
+    if heartbeat is not None:
+        names.append(f"a heartbeat every {heartbeat.interval:g} s")
+    _say(f"alerts: {', '.join(names) if names else 'kept for actorctl status only'}")
+    return AlertSettings(
+        channels=tuple(channels),
+        heartbeat=heartbeat,
+        heartbeat_timeout=a.timeout,
+        dedup_window=a.dedup_window,
+        mailbox=a.queue_size,
+        history=a.history,
     )
 
 
@@ -990,7 +1072,7 @@ def _serve(
             # ib_insync takes its loop from the event loop policy, which is not the loop anyio
             # runs with uvloop: with ib_insync in the process, plain asyncio.
             uvloop=uvloop,
-            hooks=telemetry.supervisor_hooks(),
+            hooks=[*telemetry.supervisor_hooks(), *trading.hooks],
             on_started=on_started,
         )
     finally:
@@ -1204,6 +1286,7 @@ def status(
         )
         if c.get("last_error"):
             print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
+    _print_alerts(reply)
     last = reply["last_reconcile"]
     if last is None:
         print("periodic reconcile: not run yet")
@@ -1211,6 +1294,33 @@ def status(
         _print_diff_lines(last["lines"], "periodic reconcile: clean")
     if "metrics" in reply:
         _print_metrics(reply["metrics"], reply["tracing"])
+
+
+def _print_alerts(reply: dict[str, Any]) -> None:
+    """The last alerts (with what each channel did with them) and the channels' figures."""
+    import datetime
+
+    for alert in reply.get("alerts", [])[-5:]:
+        at = alert.get("at_ns") or 0
+        when = datetime.datetime.fromtimestamp(at / 1e9).strftime("%H:%M:%S") if at else "-"
+        more = f" (+{alert['repeated']} repeats)" if alert.get("repeated") else ""
+        sent = ", ".join(f"{k} {v}" for k, v in (alert.get("delivery") or {}).items())
+        print(
+            f"alert {when} {alert.get('severity', '-')} {alert['symbol'] or '-'} "
+            f"{alert['kind']}: {alert['message']}{more}{f' [{sent}]' if sent else ''}"
+        )
+    alerting = reply.get("alerting")
+    if alerting:
+        channels = "; ".join(
+            f"{c['name']} {c['sent']} sent, {c['retried']} retried, {c['failed']} failed, "
+            f"{c['dropped']} dropped, {c['queued']} queued"
+            + (f" (last error: {c['last_error']})" if c["last_error"] else "")
+            for c in alerting["channels"]
+        )
+        print(
+            f"alerts: {alerting['received']} received, {alerting['suppressed']} repeats "
+            f"counted, {alerting['dropped']} dropped; {channels or 'no channel configured'}"
+        )
 
 
 def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:
