@@ -1,0 +1,75 @@
+"""The alerts actor in the trading tree: a dead alert endpoint slows no trading."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from actors.alerts import AlertSettings, ChannelSpec, DescribeAlerts
+from actors.alerts_http import ChannelSettings, DiscordWebhook, SlackWebhook
+from actors.lot_keeper import LedgerState, LoadLedger
+from actors.trading import sim_trading
+from config.lotmap import load_lot_map
+from sim.replay import generated_session
+from supervisors import Supervisor
+from tests.http_recorder import Answer, Recorder
+
+from .test_trading_loop import cross_check
+from .trading_checks import check_agreement
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """Real clocks: real sockets, and the lot-keeper's writer thread."""
+    return request.param, ({"use_uvloop": True} if request.param == "asyncio" else {})
+
+
+async def test_a_dead_alert_endpoint_leaves_the_trading_day_unchanged(tmp_path: Path) -> None:
+    """Discord accepts and never answers: the generated day still trades to the plain model's
+    outcome in lockstep, Slack gets the symbol's "trading" notice, and the alert stays in
+    flight to Discord the whole day."""
+    bars = generated_session(seed=11, day=date(2026, 11, 23))
+    async with (
+        Recorder.serving(lambda _r: Answer(hang=True)) as dead,
+        Recorder.serving() as slack,
+    ):
+        trading = sim_trading(
+            data_dir=tmp_path / "ledger",
+            bars=bars,
+            lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+            alerting=AlertSettings(
+                channels=(
+                    ChannelSpec(
+                        endpoint=DiscordWebhook(url=dead.url),
+                        settings=ChannelSettings(timeout=3600.0),
+                    ),
+                    ChannelSpec(endpoint=SlackWebhook(url=slack.url)),
+                ),
+            ),
+        )
+        root = Supervisor("root", trading.spec, hooks=trading.hooks)
+        with anyio.fail_after(600):
+            async with anyio.create_task_group() as tg:
+                await tg.start(root.run)
+                await trading.finished.wait()
+                keeper = trading.cells["lot-keeper"].ref
+                ledger: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
+                (notice,) = await slack.wait_for(1)
+                status = await trading.cells["alerts"].ref.request(DescribeAlerts(), timeout=30)
+                root.stop()
+    assert root.restarts == 0
+    check_agreement(trading, ledger, "TQQQ")
+    cross_check(trading, ledger, bars)
+    assert notice.json()["text"].startswith("actortrade INFO TQQQ trading: grid reconciled")
+    assert len(dead.requests) == 1
+    figures = {c.name: c for c in status.channels}
+    assert (figures["discord"].sent, figures["discord"].failed) == (0, 0)
+    assert figures["discord"].queued == len([a for a in trading.alerts])
+    assert [a.kind for a in trading.alerts][0] == "trading"
