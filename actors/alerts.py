@@ -162,6 +162,11 @@ class Deduper:
         self._open[alert.key] = _Window(opened=now, alert=alert, entry=entry)
         return entry, repeats
 
+    @property
+    def unsent(self) -> bool:
+        """Whether some repeats wait to be told."""
+        return any(window.unsent for window in self._open.values())
+
     def due(self, now: float) -> list[Repeat]:
         """The repeats of the windows that ended by ``now`` (which close)."""
         ended = [key for key, w in self._open.items() if now - w.opened >= self.window]
@@ -265,10 +270,12 @@ class AlertsActor(Actor[AlertsInbox]):
                 tg.start_soon(channel.run, client)
             if settings.heartbeat is not None:
                 tg.start_soon(self._beat, settings.heartbeat, client)
-            if settings.dedup_window > 0:
+            if settings.dedup_window > 0 and self.channels:
                 while True:
                     await self.context.clock.sleep(settings.sweep)
-                    self.context.self_ref.try_tell(Sweep())
+                    # Only when repeats wait to be told: an idle actor tells itself nothing.
+                    if self.dedup.unsent:
+                        self.context.self_ref.try_tell(Sweep())
 
     async def _beat(self, heartbeat: Heartbeat, client: httpx.AsyncClient) -> None:
         await beat(

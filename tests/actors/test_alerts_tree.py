@@ -71,5 +71,41 @@ async def test_a_dead_alert_endpoint_leaves_the_trading_day_unchanged(tmp_path: 
     assert len(dead.requests) == 1
     figures = {c.name: c for c in status.channels}
     assert (figures["discord"].sent, figures["discord"].failed) == (0, 0)
-    assert figures["discord"].queued == len([a for a in trading.alerts])
-    assert [a.kind for a in trading.alerts][0] == "trading"
+    assert figures["discord"].queued == len(trading.alerts)
+    assert next(a.kind for a in trading.alerts) == "trading"
+
+
+async def test_a_killed_symbol_actor_is_a_restart_alert_on_slack(tmp_path: Path) -> None:
+    """Through the tree's hooks: a symbol actor killed mid-day is restarted, and Slack is told
+    which child exited and what was restarted, naming its symbol."""
+    bars = generated_session(seed=11, day=date(2026, 11, 23))
+    async with Recorder.serving() as slack:
+        trading = sim_trading(
+            data_dir=tmp_path / "ledger",
+            bars=bars,
+            lots={"TQQQ": load_lot_map(ROOT / "config/lots/tqqq.csv")},
+            alerting=AlertSettings(channels=(ChannelSpec(endpoint=SlackWebhook(url=slack.url)),)),
+        )
+        root = Supervisor("root", trading.spec, hooks=trading.hooks)
+        with anyio.fail_after(600):
+            async with anyio.create_task_group() as tg:
+                await tg.start(root.run)
+                await slack.wait_for(1)
+                symbols = root.child("symbols")
+                assert isinstance(symbols, Supervisor)
+                symbols.kill("symbol.TQQQ")
+                while not any(KILLED in t for t in _texts(slack.requests)):
+                    await slack.wait_for(len(slack.requests) + 1)
+                await trading.finished.wait()
+                root.stop()
+    (told,) = [t for t in _texts(slack.requests) if KILLED in t]
+    assert told.startswith(f"actortrade WARNING TQQQ {KILLED} (killed)")
+    assert told.endswith("restarted: symbol.TQQQ")
+    assert any(a.kind == "restart" and a.symbol == "TQQQ" for a in trading.alerts)
+
+
+KILLED = "restart: root/symbols/symbol.TQQQ exited"
+
+
+def _texts(requests: list[Any]) -> list[str]:
+    return [r.json()["text"] for r in requests]
