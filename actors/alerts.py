@@ -78,6 +78,8 @@ class AlertSettings:
     mailbox: int = 1024
     history: int = 1000
     """Alerts kept for ``actorctl status`` (and for watching a run: ``AlertLog``)."""
+    flush_timeout: float = 2.0
+    """Seconds a graceful stop gives the channels to deliver what they hold."""
     sweep: float = 1.0
     """Seconds between two checks for dedup windows that ended."""
     seed: int | None = None
@@ -276,6 +278,22 @@ class AlertsActor(Actor[AlertsInbox]):
                     # Only when repeats wait to be told: an idle actor tells itself nothing.
                     if self.dedup.unsent:
                         self.context.self_ref.try_tell(Sweep())
+
+    async def on_stop(self) -> None:
+        # A graceful stop (the service stopping, or giving up: "unrecoverable" is told just
+        # then) must not lose what was told meanwhile: file it, then give the channels
+        # flush_timeout seconds to deliver what they hold.
+        for message in self.context.drain():
+            if isinstance(message, Alert):
+                self._alert(message)
+        self._repeats(self.dedup.due(float("inf")))
+        pending = [channel for channel in self.channels if channel.pending]
+        if not pending:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.settings.flush_timeout):
+            async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
+                for channel in pending:
+                    tg.start_soon(channel.flush, client)
 
     async def _beat(self, heartbeat: Heartbeat, client: httpx.AsyncClient) -> None:
         await beat(

@@ -304,20 +304,34 @@ class Channel:
         self._news.set()
         return True
 
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
     async def run(self, client: httpx.AsyncClient) -> None:
         """Deliver the queue, oldest first, forever."""
-        settings = self.settings
-        bucket = TokenBucket(settings.rate, settings.burst, self.clock.monotonic())
+        bucket = self._bucket()
         while True:
             while not self._queue:
                 self._news = anyio.Event()
                 await self._news.wait()
-            message = self._queue[0]
-            try:
-                await self._deliver(client, bucket, message)
-            finally:
-                self._queue.popleft()
-                self.figures.queued = len(self._queue)
+            await self._next(client, bucket)
+
+    async def flush(self, client: httpx.AsyncClient) -> None:
+        """Deliver what is queued, then return (the caller bounds how long it may take)."""
+        bucket = self._bucket()
+        while self._queue:
+            await self._next(client, bucket)
+
+    def _bucket(self) -> TokenBucket:
+        return TokenBucket(self.settings.rate, self.settings.burst, self.clock.monotonic())
+
+    async def _next(self, client: httpx.AsyncClient, bucket: TokenBucket) -> None:
+        # Taken off the queue once delivered (or given up on): a message whose delivery was
+        # cancelled by a stop stays first, for the stop's flush.
+        await self._deliver(client, bucket, self._queue[0])
+        self._queue.popleft()
+        self.figures.queued = len(self._queue)
 
     async def _deliver(
         self, client: httpx.AsyncClient, bucket: TokenBucket, message: Outgoing

@@ -185,6 +185,12 @@ class ActorContext(Generic[M]):
             )
         return target._mailbox.put(envelope)
 
+    def drain(self) -> list[M]:
+        """The messages told to this actor and not handled yet, taken from its mailbox without
+        waiting (requests stay queued): for an ``on_stop`` that must act on them, as the
+        alerts actor delivers the alerts it was told while the tree stopped."""
+        return [envelope.message for envelope in self._cell.mailbox.take_told()]
+
     def stop_self(self) -> None:
         """Finish the current message, run ``on_stop`` and exit normally."""
         self._cell.request_stop()

@@ -319,6 +319,25 @@ class Mailbox(Generic[M]):
             envelope = self.take()
         return envelope
 
+    def take_told(self) -> list[Envelope[M]]:
+        """Take every queued message that is not a request, without waiting (requests stay,
+        in order, for whoever answers next): for an actor that must not lose what it was
+        told when it stops (``ActorContext.drain``)."""
+        taken = [e for e in self._queue if e.reply is None]
+        if not taken:
+            return []
+        kept = [e for e in self._queue if e.reply is not None]
+        self._queue.clear()
+        self._queue.extend(kept)
+        for envelope in taken:
+            if envelope.coalesce_key is not None:
+                del self._pending[envelope.coalesce_key]
+                envelope.coalesce_key = None
+        self._processed += len(taken)
+        while self._send_waiters and len(self._queue) < self.capacity:
+            self._send_waiters.popleft().set()
+        return taken
+
     def interrupt(self) -> None:
         """Make the consumer's current or next ``receive`` raise ``MailboxInterrupted`` once."""
         self._interrupted = True

@@ -379,17 +379,19 @@ async def test_a_dead_endpoint_slows_neither_the_other_channels_nor_the_senders(
                 channel(DiscordWebhook(url=dead.url), timeout=3600.0),
                 channel(SlackWebhook(url=slack.url)),
             ),
+            flush_timeout=0.1,
         )
         async with running(settings) as (cell, _log, _clock):
             told = [cell.ref.try_tell(alert(f"alert {n}")) for n in range(10)]
             await slack.wait_for(10)
             await dead.wait_for(1)
             status = await _settled(cell, lambda v: v.channels[1].sent == 10)
+            in_flight = len(dead.requests)
     assert told == [True] * 10
     figures = {c.name: c for c in status.channels}
     assert figures["slack"].sent == 10
     assert (figures["discord"].sent, figures["discord"].queued) == (0, 10)
-    assert len(dead.requests) == 1
+    assert in_flight == 1
     assert {a.delivery["discord"] for a in status.alerts} == {"queued"}
 
 
@@ -398,6 +400,7 @@ async def test_a_full_channel_queue_drops_and_counts() -> None:
     async with Recorder.serving(lambda _r: Answer(hang=True)) as dead:
         settings = AlertSettings(
             channels=(channel(SlackWebhook(url=dead.url), timeout=3600.0, queue_size=3),),
+            flush_timeout=0.1,
         )
         async with running(settings) as (cell, _log, _clock):
             for n in range(5):
@@ -568,3 +571,37 @@ async def _closed_port() -> int:
     port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
     await listener.aclose()
     return port
+
+
+async def test_alerts_told_as_it_stops_are_still_delivered() -> None:
+    """A graceful stop (the service stopping, or giving up just after an "unrecoverable"
+    alert) drains the mailbox and gives the channels time to deliver, repeats' counts too; a
+    dead channel does not hold the stop beyond that time."""
+    async with (
+        Recorder.serving() as slack,
+        Recorder.serving(lambda _r: Answer(hang=True)) as dead,
+    ):
+        settings = AlertSettings(
+            channels=(
+                channel(SlackWebhook(url=slack.url)),
+                channel(DiscordWebhook(url=dead.url), timeout=3600.0),
+            ),
+            flush_timeout=0.5,
+        )
+        log = AlertLog()
+        cell: ActorCell[Any] = ActorCell(
+            "alerts", lambda: AlertsActor(settings, log), clock=VirtualClock()
+        )
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                await tg.start(cell.run)
+                cell.ref.try_tell(alert("the keys are refused", kind="unrecoverable"))
+                cell.ref.try_tell(alert("the keys are refused", kind="unrecoverable"))
+                cell.request_stop()
+            await slack.wait_for(2)
+    assert [t.split(": ", 1)[1] for t in texts(slack.requests)] == [
+        "the keys are refused",
+        "the keys are refused (repeated 1 times)",
+    ]
+    assert len(dead.requests) == 1
+    assert [a.kind for a in log] == ["unrecoverable"]

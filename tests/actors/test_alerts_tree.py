@@ -52,6 +52,7 @@ async def test_a_dead_alert_endpoint_leaves_the_trading_day_unchanged(tmp_path: 
                     ),
                     ChannelSpec(endpoint=SlackWebhook(url=slack.url)),
                 ),
+                flush_timeout=0.1,
             ),
         )
         root = Supervisor("root", trading.spec, hooks=trading.hooks)
@@ -63,12 +64,13 @@ async def test_a_dead_alert_endpoint_leaves_the_trading_day_unchanged(tmp_path: 
                 ledger: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
                 (notice,) = await slack.wait_for(1)
                 status = await trading.cells["alerts"].ref.request(DescribeAlerts(), timeout=30)
+                in_flight = len(dead.requests)
                 root.stop()
     assert root.restarts == 0
     check_agreement(trading, ledger, "TQQQ")
     cross_check(trading, ledger, bars)
     assert notice.json()["text"].startswith("actortrade INFO TQQQ trading: grid reconciled")
-    assert len(dead.requests) == 1
+    assert in_flight == 1
     figures = {c.name: c for c in status.channels}
     assert (figures["discord"].sent, figures["discord"].failed) == (0, 0)
     assert figures["discord"].queued == len(trading.alerts)
