@@ -266,6 +266,8 @@ class AlertsActor(Actor[AlertsInbox]):
 
     async def background(self) -> None:
         settings = self.settings
+        if not self.channels and settings.heartbeat is None:
+            return  # it keeps the alerts for status: no client, no timer
         # One client per incarnation: its connection pool is the channels' only shared state.
         async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
             for channel in self.channels:
