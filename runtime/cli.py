@@ -267,6 +267,7 @@ def start(
             "inprocess (the sim venue without the TWS API socket) and --feed replay"
         )
     _refuse_bad_places(settings, data_dir, config)
+    alerting = _alerting(settings)  # before anything is written: a bad secret is bad input
     venue = settings.venue
     replay, seed, speed = venue.replay, venue.seed, venue.speed
     try:
@@ -287,6 +288,7 @@ def start(
                 data_dir=data_dir,
                 control=control,
                 stop_timeout=settings.runtime.stop_timeout,
+                alerting=alerting,
             )
         else:
             code = _start_embedded(
@@ -301,6 +303,7 @@ def start(
                 speed=speed,
                 backend=chosen_backend,
                 stop_timeout=settings.runtime.stop_timeout,
+                alerting=alerting,
             )
     raise typer.Exit(code)
 
@@ -341,6 +344,7 @@ def _start_embedded(
     speed: float,
     backend: Backend,
     stop_timeout: float,
+    alerting: Any,
 ) -> int:
     """Trade on the embedded sim venue, replaying ``bars``."""
 
@@ -357,6 +361,7 @@ def _start_embedded(
             lot_maps=lot_maps,
             grids={s.symbol: s.grid for s in symbols},
             speed=speed or None,
+            alerting=alerting,
         )
         held.record(manifest)
         report = _Report(list(lot_maps))
@@ -383,6 +388,7 @@ def _start_embedded(
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
+        _say_alerting(alerting)
         code = _serve(
             trading,
             control,
@@ -440,6 +446,7 @@ def _start_live(
     data_dir: Path | None,
     control: Any,
     stop_timeout: float,
+    alerting: Any,
 ) -> int:
     """Trade through a real TWS / IB Gateway, on IB's own market data."""
 
@@ -478,7 +485,7 @@ def _start_live(
             ),
             feeds=feeds,
             telemetry=_telemetry(settings),
-            alerting=_alerting(settings),
+            alerting=alerting,
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
         prices = "; ".join(
@@ -491,6 +498,7 @@ def _start_live(
             f"(logged masked at connect); data in {home} ({kept}); control socket "
             f"{control.path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
+        _say_alerting(alerting)
         report = _Report(list(lot_maps))
         report.trading = trading
         code = _serve(
@@ -780,6 +788,7 @@ def _build(
     lot_maps: dict[str, Any],
     grids: dict[str, Any],
     speed: float | None,
+    alerting: Any,
 ) -> tuple[Any, Any, list[Any]]:
     from actors.lot_keeper import ledger_store
     from actors.trading import sim_trading
@@ -817,7 +826,7 @@ def _build(
         port=port,
         live=live,
         telemetry=_telemetry(settings),
-        alerting=_alerting(settings),
+        alerting=alerting,
     )
     return trading, resumed, outside
 
@@ -848,8 +857,8 @@ def _telemetry(settings: Any) -> Any:
 
 def _alerting(settings: Any) -> Any:
     """The alerts actor's channels: those enabled in ``[alerts]`` whose secrets are set in the
-    environment (or .env). A variable set to something that is not a URL stops the start,
-    named, its value unshown."""
+    environment (or .env). A variable set to something that is not a URL stops the start
+    (exit 2), named, its value unshown."""
     from actors.alerts import AlertSettings, ChannelSpec
     from actors.alerts_http import (
         ChannelSettings,
@@ -912,10 +921,6 @@ def _alerting(settings: Any) -> Any:
         heartbeat = Heartbeat(
             url=keys.heartbeat_url, interval=a.heartbeat.interval, method=a.heartbeat.method.value
         )
-    names = [c.endpoint.name for c in channels]
-    if heartbeat is not None:
-        names.append(f"a heartbeat every {heartbeat.interval:g} s")
-    _say(f"alerts: {', '.join(names) if names else 'kept for actorctl status only'}")
     return AlertSettings(
         channels=tuple(channels),
         heartbeat=heartbeat,
@@ -924,6 +929,13 @@ def _alerting(settings: Any) -> Any:
         mailbox=a.queue_size,
         history=a.history,
     )
+
+
+def _say_alerting(alerting: Any) -> None:
+    names = [c.endpoint.name for c in alerting.channels]
+    if alerting.heartbeat is not None:
+        names.append(f"a heartbeat every {alerting.heartbeat.interval:g} s")
+    _say(f"alerts: {', '.join(names) if names else 'kept for actorctl status only'}")
 
 
 def _venue_face(

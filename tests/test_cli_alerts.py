@@ -60,3 +60,25 @@ def test_start_posts_its_trading_notice_to_slack_and_pings_the_heartbeat() -> No
     assert "TQQQ trading: grid reconciled" in text.stdout
     for output in (status.stdout, text.stdout, stdout, stderr):
         assert "SECRET" not in output
+
+
+def test_a_webhook_variable_that_is_not_a_url_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Exit 2 naming the variable, not its value; no data directory made."""
+    socket = tmp_path / "ctl.sock"
+    data = tmp_path / "data"
+    process = _spawn(
+        "start",
+        "--data-dir",
+        str(data),
+        socket=socket,
+        env={"ACTORTRADE_SLACK_WEBHOOK_URL": "hooks.example/SECRETX"},
+    )
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2, stderr
+    assert stderr == (
+        "actorctl: $ACTORTRADE_SLACK_WEBHOOK_URL: must be an http:// or https:// URL with a host "
+        "(its value is not shown)\n"
+    )
+    assert not data.exists()
