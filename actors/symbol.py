@@ -613,9 +613,10 @@ class SymbolActor(Actor[SymbolInbox]):
 
     def _record(self, alert: Alert) -> None:
         # Told, never sent: a full alerts mailbox drops the alert (counted there) rather than
-        # hold up trading. The log line stays, whatever becomes of it.
+        # hold up trading. The log line stays, whatever becomes of it; a notice (info: the
+        # "trading" one, which actorctl start prints its own way) only at DEBUG.
         severity = SEVERITY.get(alert.kind, alert.severity)
-        level = logging.INFO if severity is Severity.INFO else logging.WARNING
+        level = logging.DEBUG if severity is Severity.INFO else logging.WARNING
         log.log(level, "%s %s: %s", alert.symbol, alert.kind, alert.message)
         if self.alerts is not None:
             stamped = attrs.evolve(
