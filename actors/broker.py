@@ -46,6 +46,7 @@ from .domain import (
     OrderRejected,
     PlaceOrder,
 )
+from .messages import Alert
 from .tracing import order_attributes, ref_attributes
 
 log = logging.getLogger("actortrade.broker")
@@ -108,9 +109,11 @@ class BrokerActor(Actor[BrokerInbox]):
         *,
         telemetry: Telemetry | None = None,
         traces: OrderTraces | None = None,
+        alerts: ActorRef[Alert] | None = None,
     ) -> None:
         self.port = port
         self.routes = routes
+        self.alerts = alerts
         telemetry = telemetry if telemetry is not None else telemetry_.off()
         self.tracer = telemetry.tracer
         self.metrics = telemetry.metrics
@@ -251,12 +254,29 @@ class BrokerActor(Actor[BrokerInbox]):
 
     async def _forward(self, event: BrokerEvent) -> None:
         try:
-            route = OrderRef.parse(event.ref).route
+            parsed = OrderRef.parse(event.ref)
         except DomainError:
             log.warning("event for an order that is not ours: %r", event)
+            self._alert("", f"{type(event).__name__} for an order that is not ours: {event.ref!r}")
             return
+        route = parsed.route
         target = self.routes.get(route)
         if target is None:
             log.warning("event for %s, which no symbol actor trades: %r", route, event)
+            self._alert(
+                parsed.symbol,
+                f"{type(event).__name__} for {event.ref}, which no symbol actor trades",
+            )
             return
         await self.context.send(target, event, trace=self.traces.of(event))
+
+    def _alert(self, symbol: str, message: str) -> None:
+        if self.alerts is not None:
+            self.alerts.try_tell(
+                Alert(
+                    symbol=symbol,
+                    kind="foreign-order",
+                    message=message,
+                    at_ns=self.context.clock.time_ns(),
+                )
+            )

@@ -6,6 +6,7 @@ Frozen attrs classes, data only.
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 
 import attrs
@@ -13,13 +14,38 @@ import attrs
 from .domain import CancelOrder, PlaceOrder
 
 
+class Severity(enum.StrEnum):
+    """How urgent an alert is: ``info`` (trading began, the service stops), ``warning`` (the
+    bot coped, the operator should know), ``critical`` (the bot stopped doing something: a
+    symbol halted, a child gave up)."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
 @attrs.frozen(kw_only=True)
 class Alert:
-    """Something the operator must be told about."""
+    """Something the operator must be told about (the alerts actor delivers it:
+    ``actors.alerts``). A strategy, which reads no clock, leaves ``at_ns`` at 0: its host
+    stamps it. Repeats of one ``dedup_key`` (by default the symbol, kind and message) within
+    the alerts actor's window are sent once, with a count."""
 
     symbol: str
+    """The symbol it concerns; "" for the service as a whole (a supervisor's restart)."""
     kind: str
     message: str
+    severity: Severity = Severity.WARNING
+    at_ns: int = 0
+    """Unix time in nanoseconds when it was raised; 0: not stamped yet."""
+    dedup_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What makes two alerts repeats of each other."""
+        if self.dedup_key is not None:
+            return self.dedup_key
+        return f"{self.symbol}\x1f{self.kind}\x1f{self.message}"
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +72,19 @@ class LotClosed:
     proceeds: Decimal
     realized: Decimal
 
+
+SEVERITY: dict[str, Severity] = {
+    "trading": Severity.INFO,
+    "execution-conflict": Severity.CRITICAL,
+    "halted": Severity.CRITICAL,
+    "fill-refused": Severity.CRITICAL,
+    "oversold": Severity.CRITICAL,
+    "escalation": Severity.CRITICAL,
+    "give-up": Severity.CRITICAL,
+    "unrecoverable": Severity.CRITICAL,
+}
+"""Alert kinds more or less urgent than a warning (the default), as the hosts that raise or
+pass them on rate them (a strategy's alerts carry the default)."""
 
 LotEvent = LotOpened | LotClosed
 Command = PlaceOrder | CancelOrder | Alert | LotOpened | LotClosed

@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 
+from runtime import ActorRuntimeError
 from runtime.control import ControlError
 from runtime.telemetry import Tracer
 from supervisors import Supervisor
 
+from .alerts import AlertsView, DescribeAlerts
 from .lot_keeper import Backup, Refused
 from .market_data import DescribeFeed, FeedView
 from .reconciler import LastReport, Reconcile, ReconcileReport
@@ -111,10 +113,21 @@ class Operations:
             "symbols": [_json(view) for view in await self.views()],
             "feeds": [_json(view) for view in await self.feeds()],
             "last_reconcile": _report(report) if isinstance(report, ReconcileReport) else None,
-            "alerts": [_json(alert) for alert in self.trading.alerts[-20:]],
+            **await self._alerts(),
             "metrics": self.trading.telemetry.metrics.snapshot(),
             "tracing": _tracing(self.trading.telemetry.tracer),
         }
+
+    async def _alerts(self) -> dict[str, Any]:
+        # The alerts actor's view; if it does not answer (restarting), what it last kept.
+        try:
+            view = await self._request("alerts", DescribeAlerts(last=20))
+        except ActorRuntimeError:
+            view = None
+        if not isinstance(view, AlertsView):
+            return {"alerts": [_json(alert) for alert in list(self.trading.alerts)[-20:]]}
+        shown = _json(view)
+        return {"alerts": shown.pop("alerts"), "alerting": shown}
 
     async def _request(self, cell: str, message: object) -> Any:
         return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)

@@ -74,7 +74,7 @@ from .lot_keeper import (
     RecordFill,
     Refused,
 )
-from .messages import Alert, Command, LotClosed, LotOpened
+from .messages import SEVERITY, Alert, Command, LotClosed, LotOpened, Severity
 from .strategies.protocol import (
     BarClosed,
     Facts,
@@ -161,7 +161,7 @@ class SymbolActor(Actor[SymbolInbox]):
         *,
         lot_keeper: ActorRef[Any],
         broker: ActorRef[BrokerInbox],
-        alerts: list[Alert] | None = None,
+        alerts: ActorRef[Alert] | None = None,
         published: dict[str, Any] | None = None,
         timer_interval: float = 1.0,
         request_timeout: float = 30.0,
@@ -185,7 +185,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self.siblings = siblings
         self.lot_keeper = lot_keeper
         self.broker = broker
-        self.alerts = alerts if alerts is not None else []
+        self.alerts = alerts
+        """The alerts actor (None: alerts are only logged)."""
         self.published = published if published is not None else {}
         self.timer_interval = timer_interval
         self.request_timeout = request_timeout
@@ -225,6 +226,20 @@ class SymbolActor(Actor[SymbolInbox]):
     async def on_start(self) -> None:
         await self._load_history()
         await self._reconcile(dry_run=False)
+        strategy = self.strategy
+        if strategy is not None:
+            working = len(strategy.live_orders())
+            state = f"HALTED: {strategy.halted}" if strategy.halted else "trading"
+            self._record(
+                Alert(
+                    symbol=self.symbol,
+                    kind="trading",
+                    message=f"{self.kind.name} reconciled with the broker (start "
+                    f"{self.context.incarnation}): {len(strategy.positions())} open "
+                    f"positions, {working} orders working; {state}",
+                    severity=Severity.INFO,
+                )
+            )
 
     async def _load_history(self) -> None:
         needs = self.kind.needs
@@ -666,8 +681,17 @@ class SymbolActor(Actor[SymbolInbox]):
         return Alert(symbol=self.symbol, kind=kind, message=message)
 
     def _record(self, alert: Alert) -> None:
-        log.warning("%s %s: %s", alert.symbol, alert.kind, alert.message)
-        self.alerts.append(alert)
+        # Told, never sent: a full alerts mailbox drops the alert (counted there) rather than
+        # hold up trading. The log line stays, whatever becomes of it; a notice (info: the
+        # "trading" one, which actorctl start prints its own way) only at DEBUG.
+        severity = SEVERITY.get(alert.kind, alert.severity)
+        level = logging.DEBUG if severity is Severity.INFO else logging.WARNING
+        log.log(level, "%s %s: %s", alert.symbol, alert.kind, alert.message)
+        if self.alerts is not None:
+            stamped = attrs.evolve(
+                alert, severity=severity, at_ns=alert.at_ns or self.context.clock.time_ns()
+            )
+            self.alerts.try_tell(stamped)
 
 
 _LMDB_FILL: dict[str, AttributeValue] = {

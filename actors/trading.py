@@ -1,12 +1,15 @@
 """The trading tree, under a rest_for_one root (SPEC section 7):
 
-    lot-keeper -> broker -> symbols (one_for_one: one actor per symbol) -> reconciler
+    alerting (one_for_one: the alerts actor) -> lot-keeper -> broker
+               -> symbols (one_for_one: one actor per symbol) -> reconciler
                -> market data: one actor per live feed (market-data.alpaca, market-data.ib)
                -> the replay (market-data; on the embedded sim venue only)
 
 A broker restart (a reconnect) restarts everything after it: the symbol actors reconcile as
 they start, so every reconnect is followed by a reconciliation. A live feed's restart restarts
-the replay after it, which resumes after the last trade the venue saw.
+the replay after it, which resumes after the last trade the venue saw. The alerts actor comes
+first, so that every other actor can tell it from its first moment; under a supervisor of its
+own, so that its restarts (however many) never restart the trading after it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import anyio
 import attrs
 
 from config.lotmap import LotMap
-from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
+from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig, SupervisorHooks
 from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
@@ -29,6 +32,7 @@ from sim.engine import Engine
 from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
+from .alerts import AlertHooks, AlertLog, AlertsActor, AlertSettings
 from .broker import BrokerActor, OrderTraces
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
@@ -36,7 +40,6 @@ from .domain import Bar, PriceTick, Trade, route
 from .history import HistorySource, ReplayHistory
 from .lot_keeper import LotKeeper, ledger_store
 from .market_data import LiveFeed, Subscriber, TickSource
-from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
 from .strategies.grid import GridKind, GridParams
@@ -65,7 +68,10 @@ class SimTrading:
     strategies: dict[str, Any]
     """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
-    alerts: list[Alert]
+    alerts: AlertLog
+    """The run's alerts (iterating yields them), their delivery and the channels' figures."""
+    hooks: list[SupervisorHooks]
+    """For the root supervisor (``Supervisor(..., hooks=...)``): restarts become alerts."""
     finished: anyio.Event
     on_finished: list[Callable[[], None]]
     """Called when the replay has ended."""
@@ -95,6 +101,7 @@ def sim_trading(
     telemetry: Telemetry | None = None,
     step_timeout: float = 30.0,
     history: HistorySource | None = None,
+    alerting: AlertSettings | None = None,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -110,6 +117,7 @@ def sim_trading(
     ``telemetry`` receives the tree's spans and metrics (tracing off by default).
     ``history`` answers the strategies' warm-up (by default the replay's bars the venue has
     already seen: ``ReplayHistory``).
+    ``alerting`` says where the alerts actor delivers (nowhere by default: it keeps them).
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -119,7 +127,8 @@ def sim_trading(
     # A SimPort given as the port is also the one the replay moves the venue through.
     in_process = port if isinstance(port, SimPort) else SimPort(engine, bar_list[0].start)
     port = port if port is not None else in_process
-    alerts: list[Alert] = []
+    alerting = alerting if alerting is not None else AlertSettings()
+    alerts = AlertLog(alerting.history)
     finished = anyio.Event()
 
     finishers = [on_finished] if on_finished is not None else []
@@ -163,6 +172,7 @@ def sim_trading(
         params=params,
         port=port,
         alerts=alerts,
+        alerting=alerting,
         strategies=strategies,
         reconcile_interval=reconcile_interval,
         timer_interval=timer_interval,
@@ -180,6 +190,7 @@ def sim_trading(
         strategies=strategies,
         cells=cells,
         alerts=alerts,
+        hooks=[AlertHooks(cells["alerts"].ref)],
         finished=finished,
         on_finished=finishers,
         feed=feeds,
@@ -249,7 +260,6 @@ def trading_tree(
     lots: Mapping[str, LotMap],
     params: Mapping[str, GridParams] | None,
     port: BrokerPort,
-    alerts: list[Alert],
     strategies: dict[str, Any],
     reconcile_interval: float,
     feeds: Sequence[FeedSpec],
@@ -257,12 +267,23 @@ def trading_tree(
     timer_interval: float = 1.0,
     history: HistorySource | None = None,
     kinds: Mapping[str, StrategyKind] | None = None,
+    alerts: AlertLog | None = None,
+    alerting: AlertSettings | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
     strategies' warm-up. ``kinds`` (symbol -> its strategy,
-    ``actors.strategies.registry.strategy_kind``) trade beside the grids of ``lots``."""
+    ``actors.strategies.registry.strategy_kind``) trade beside the grids of ``lots``. The
+    alerts actor delivers as ``alerting`` says, and keeps what it was told in ``alerts``."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
+    alerting = alerting if alerting is not None else AlertSettings()
+    log = alerts if alerts is not None else AlertLog(alerting.history)
+    settings = alerting
+    alerter: ActorCell[Any] = ActorCell(
+        "alerts",
+        lambda: AlertsActor(settings, log),
+        mailbox=MailboxConfig(capacity=alerting.mailbox),
+    )
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
     traces = OrderTraces()
@@ -277,6 +298,7 @@ def trading_tree(
             {route(kinds[s].name, s): c.ref for s, c in symbols.items()},
             telemetry=telemetry,
             traces=traces,
+            alerts=alerter.ref,
         ),
     )
     for symbol, kind in kinds.items():
@@ -287,7 +309,7 @@ def trading_tree(
                 kind,
                 lot_keeper=keeper.ref,
                 broker=broker.ref,
-                alerts=alerts,
+                alerts=alerter.ref,
                 published=strategies,
                 telemetry=telemetry,
                 timer_interval=timer_interval,
@@ -324,6 +346,7 @@ def trading_tree(
         strategy=Strategy.REST_FOR_ONE,
         intensity=Intensity(max_restarts=10, period=60.0),
         children=[
+            ChildSpec(id="alerting", start=_alerting(alerter)),
             ChildSpec(id="lot-keeper", start=keeper),
             # A broker restart is a reconnect: the first at once (a killed broker is back in
             # service in milliseconds), then back off (with jitter) so that a venue that is
@@ -339,6 +362,7 @@ def trading_tree(
         ],
     )
     cells = {
+        "alerts": alerter,
         "lot-keeper": keeper,
         "broker": broker,
         "reconciler": reconciler,
@@ -350,6 +374,27 @@ def trading_tree(
     return spec, cells
 
 
+ALERTS_RESTART = Backoff(initial=0.1, maximum=30.0)
+
+
+def _alerting(alerter: ActorCell[Any]) -> SupervisorSpec:
+    # However often the alerts actor fails (a bug meeting some answer of a webhook), it is
+    # restarted, with backoff, and never gives up nor escalates: alerting must not take
+    # trading down with it. Its mailbox outlives its restarts.
+    return SupervisorSpec(
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=Intensity(max_restarts=1000, period=1.0),
+        children=[
+            ChildSpec(
+                id="alerts",
+                start=alerter,
+                backoff=ALERTS_RESTART,
+                give_up_after=None,
+            )
+        ],
+    )
+
+
 @attrs.define(kw_only=True)
 class LiveTrading:
     """A tree trading on a broker's own market data (no replay): IB, or any TWS API server."""
@@ -358,7 +403,8 @@ class LiveTrading:
     port: BrokerPort
     strategies: dict[str, Any]
     cells: dict[str, ActorCell[Any]]
-    alerts: list[Alert]
+    alerts: AlertLog
+    hooks: list[SupervisorHooks]
     telemetry: Telemetry
 
 
@@ -375,6 +421,7 @@ def live_trading(
     store: Store | None = None,
     telemetry: Telemetry | None = None,
     history: HistorySource | None = None,
+    alerting: AlertSettings | None = None,
 ) -> LiveTrading:
     """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``, and the
     strategies' warm-up from ``history``."""
@@ -383,7 +430,8 @@ def live_trading(
         raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
-    alerts: list[Alert] = []
+    alerting = alerting if alerting is not None else AlertSettings()
+    alerts = AlertLog(alerting.history)
     strategies: dict[str, Any] = {}
     spec, cells = trading_tree(
         store=store,
@@ -391,6 +439,7 @@ def live_trading(
         params=params,
         port=port,
         alerts=alerts,
+        alerting=alerting,
         strategies=strategies,
         reconcile_interval=reconcile_interval,
         feeds=_live_feeds(feeds),
@@ -403,5 +452,6 @@ def live_trading(
         strategies=strategies,
         cells=cells,
         alerts=alerts,
+        hooks=[AlertHooks(cells["alerts"].ref)],
         telemetry=telemetry if telemetry is not None else telemetry_.off(),
     )

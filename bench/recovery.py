@@ -103,14 +103,14 @@ class Bench:
                 lots={"TQQQ": load_lot_map(ROOT / "config" / "lots" / "tqqq.csv")},
                 params=None,
                 port=port,
-                alerts=[],
                 strategies={},
                 reconcile_interval=3600.0,
                 feeds=[],
                 timer_interval=3600.0,
             )
             echo: ActorCell[str] = ActorCell("echo", Echo)
-            symbols = spec.children[2].start
+            index = next(i for i, child in enumerate(spec.children) if child.id == "symbols")
+            symbols = spec.children[index].start
             assert isinstance(symbols, SupervisorSpec)
             # Kills in a row, on purpose: room for them in both supervisors' intensity.
             room = Intensity(max_restarts=1000, period=1.0)
@@ -120,7 +120,7 @@ class Bench:
                 children=[*symbols.children, ChildSpec(id="echo", start=echo)],
             )
             children = list(spec.children)
-            children[2] = ChildSpec(id="symbols", start=symbols)
+            children[index] = ChildSpec(id="symbols", start=symbols)
             root = Supervisor("bench", attrs.evolve(spec, intensity=room, children=children))
             await outer.start(root.run)
             self.root, self.cells, self.echo = root, cells, echo

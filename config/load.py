@@ -33,7 +33,7 @@ from cattrs.v import format_exception
 
 from .errors import ConfigFileError, InvalidSetting
 from .files import MAX_INPUT_BYTES, InputFileError, read_input
-from .schema import Config, shown
+from .schema import ALERT_SECRETS, Config, shown
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "parse_config", "render_config"]
 
@@ -71,6 +71,9 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     except ValueError as exc:
         # Not a TOMLDecodeError: int() refusing a number longer than Python converts.
         raise ConfigFileError(source, [_long_number_problem(exc, text)]) from None
+    secrets = _alert_secrets(data)
+    if secrets:
+        raise ConfigFileError(source, secrets)
     try:
         config = _converter.structure(data, Config)
     except BaseValidationError as exc:
@@ -84,6 +87,33 @@ def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
     if missing:
         raise ConfigFileError(source, missing)
     return config
+
+
+_SECRET_KEYS = ("url", "webhook", "webhook_url", "token", "bot_token", "chat_id", "ping_url")
+
+
+def _alert_secrets(data: Mapping[str, Any]) -> list[str]:
+    # A webhook URL or a bot token pasted into the file: refused with where it belongs
+    # (its value is never shown), rather than as an unknown key.
+    alerts = data.get("alerts")
+    if not isinstance(alerts, dict):
+        return []
+    problems = []
+    for channel, variables in ALERT_SECRETS.items():
+        table = alerts.get(channel)
+        keys = [k for k in table if k in _SECRET_KEYS] if isinstance(table, dict) else []
+        keys += [k for k in alerts if k.startswith(f"{channel}_") and k.endswith(_SECRET_KEYS)]
+        for key in keys:
+            path = (
+                f"alerts.{channel}.{key}"
+                if isinstance(table, dict) and key in table
+                else (f"alerts.{key}")
+            )
+            problems.append(
+                f"secrets do not belong in the config file: set {' and '.join(variables)} in "
+                f"the environment or .env @ {path}"
+            )
+    return problems
 
 
 def render_config(config: Config) -> str:

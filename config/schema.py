@@ -298,6 +298,87 @@ class ReconcileConfig:
     interval: float = attrs.field(default=60.0, validator=_in_range(1, 86_400, " seconds"))
 
 
+class AlertSeverity(enum.StrEnum):
+    """The least severe alert a channel sends."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class HeartbeatMethod(enum.StrEnum):
+    GET = "GET"
+    POST = "POST"
+
+
+ALERT_SECRETS: dict[str, tuple[str, ...]] = {
+    "slack": ("ACTORTRADE_SLACK_WEBHOOK_URL",),
+    "discord": ("ACTORTRADE_DISCORD_WEBHOOK_URL",),
+    "telegram": ("ACTORTRADE_TELEGRAM_BOT_TOKEN", "ACTORTRADE_TELEGRAM_CHAT_ID"),
+    "heartbeat": ("ACTORTRADE_HEARTBEAT_URL",),
+}
+"""Each alert channel's secrets: environment variables only (a webhook's URL is its
+credential), never keys of the config file."""
+
+
+@attrs.frozen(kw_only=True)
+class AlertChannelConfig:
+    """``[alerts.slack]``, ``[alerts.discord]``: one channel. It sends only when its secret is
+    set in the environment (``ALERT_SECRETS``)."""
+
+    enabled: bool = True
+    # Requests per second, sustained, and how many may go at once after a quiet spell.
+    rate: float = attrs.field(default=1.0, validator=_in_range(0.01, 100, " per second"))
+    burst: int = attrs.field(default=1, validator=_in_range(1, 100))
+    # Messages waiting for the channel before a new one is dropped (counted).
+    queue_size: int = attrs.field(default=100, validator=_in_range(1, 100_000))
+    min_severity: AlertSeverity = AlertSeverity.INFO
+
+
+@attrs.frozen(kw_only=True)
+class TelegramConfig(AlertChannelConfig):
+    """``[alerts.telegram]``: a bot's sendMessage to one chat."""
+
+    # The Bot API's base URL; "": https://api.telegram.org.
+    api_url: str = attrs.field(default="", validator=_http_url_or_empty)
+
+
+@attrs.frozen(kw_only=True)
+class HeartbeatConfig:
+    """``[alerts.heartbeat]``: a Healthchecks-style URL pinged while the service runs."""
+
+    enabled: bool = True
+    interval: float = attrs.field(default=60.0, validator=_in_range(1, 86_400, " seconds"))
+    method: HeartbeatMethod = HeartbeatMethod.GET
+
+
+@attrs.frozen(kw_only=True)
+class AlertsConfig:
+    """``[alerts]``: the alerts actor (SPEC 12): where operator-facing events go."""
+
+    # Seconds during which repeats of an alert are counted, not sent; 0: send every one.
+    dedup_window: float = attrs.field(
+        default=300.0, validator=_zero_or_in_range(1, 86_400, "off", " seconds")
+    )
+    # Alerts waiting for the alerts actor before a new one is dropped (counted).
+    queue_size: int = attrs.field(default=1024, validator=_in_range(1, 1_000_000))
+    # Alerts kept for `actorctl status`.
+    history: int = attrs.field(default=1000, validator=_in_range(1, 1_000_000))
+    # Seconds one request may take, all of it.
+    timeout: float = attrs.field(default=10.0, validator=_in_range(0.5, 300, " seconds"))
+    # Requests per message in all, the first included; retries back off exponentially from
+    # backoff_initial to backoff_maximum seconds, with jitter.
+    attempts: int = attrs.field(default=5, validator=_in_range(1, 100))
+    backoff_initial: float = attrs.field(default=1.0, validator=_in_range(0.01, 3600, " seconds"))
+    backoff_maximum: float = attrs.field(
+        default=60.0, validator=_in_range(0.01, 86_400, " seconds")
+    )
+    slack: AlertChannelConfig = AlertChannelConfig()
+    discord: AlertChannelConfig = AlertChannelConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+
+
 @attrs.frozen(kw_only=True)
 class GridConfig:
     """``[symbols.grid]``: the grid's parameters; the defaults are the seed bot's (SPEC 4)."""
@@ -398,6 +479,7 @@ class Config:
     reconcile: ReconcileConfig = ReconcileConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    alerts: AlertsConfig = AlertsConfig()
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )

@@ -1,4 +1,5 @@
-"""Secrets: broker and data-feed credentials, from the environment or a ``.env`` file only.
+"""Secrets: broker and data-feed credentials and the alert channels' webhook URLs and bot
+token, from the environment or a ``.env`` file only.
 
 They are never in the TOML config (a key such as ``alpaca_key`` there is an unknown-key error),
 and never in a repr, a log line, a trace or a config dump (SPEC 11).
@@ -22,6 +23,11 @@ ENV_NAMES: Mapping[str, str] = {
     "alpaca_key": "ALPACA_KEY",
     "alpaca_secret": "ALPACA_SECRET",
     "ib_account": "IB_ACCOUNT",
+    "slack_webhook_url": "ACTORTRADE_SLACK_WEBHOOK_URL",
+    "discord_webhook_url": "ACTORTRADE_DISCORD_WEBHOOK_URL",
+    "telegram_bot_token": "ACTORTRADE_TELEGRAM_BOT_TOKEN",
+    "telegram_chat_id": "ACTORTRADE_TELEGRAM_CHAT_ID",
+    "heartbeat_url": "ACTORTRADE_HEARTBEAT_URL",
 }
 
 
@@ -32,6 +38,12 @@ class Secrets:
     alpaca_key: str | None = attrs.field(default=None, repr=False)
     alpaca_secret: str | None = attrs.field(default=None, repr=False)
     ib_account: str | None = attrs.field(default=None, repr=False)
+    # The alert channels' (config.schema.ALERT_SECRETS): a webhook's URL is its credential.
+    slack_webhook_url: str | None = attrs.field(default=None, repr=False)
+    discord_webhook_url: str | None = attrs.field(default=None, repr=False)
+    telegram_bot_token: str | None = attrs.field(default=None, repr=False)
+    telegram_chat_id: str | None = attrs.field(default=None, repr=False)
+    heartbeat_url: str | None = attrs.field(default=None, repr=False)
 
     def redacted(self) -> dict[str, bool]:
         """Which secrets are set, by field name: safe to print."""

@@ -62,6 +62,15 @@ class ActorRef(Generic[M]):
             Envelope(message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace)
         )
 
+    def try_tell(self, message: M, *, sender: ActorRef[Any] | None = None) -> bool:
+        """Queue ``message`` without waiting, or drop it: returns False, and the mailbox's
+        ``dropped`` statistic counts it, when the mailbox is full or its actor stopped for
+        good. Never waits, never raises: for messages a sender must not be held up by (an
+        alert from the trading path)."""
+        return self._mailbox.offer_nowait(
+            Envelope(message, next_message_id(), sender, None, perf_counter_ns(), None)
+        )
+
     def send(
         self,
         message: M,
@@ -175,6 +184,12 @@ class ActorContext(Generic[M]):
                 current.trace if trace is _CARRIED else trace,
             )
         return target._mailbox.put(envelope)
+
+    def drain(self) -> list[M]:
+        """The messages told to this actor and not handled yet, taken from its mailbox without
+        waiting (requests stay queued): for an ``on_stop`` that must act on them, as the
+        alerts actor delivers the alerts it was told while the tree stopped."""
+        return [envelope.message for envelope in self._cell.mailbox.take_told()]
 
     def stop_self(self) -> None:
         """Finish the current message, run ``on_stop`` and exit normally."""

@@ -3,7 +3,8 @@
 The hot path is built on measurements (ref/perf-baselines.md sections 2.2, 2.3, 5.2):
 
 * ``put_nowait``/``tell`` never yield; ``send`` yields only when the mailbox is full
-  (that is the backpressure point).
+  (that is the backpressure point). ``offer_nowait``/``try_tell`` never yield nor raise: a
+  message that finds no room is dropped and counted.
 * ``receive`` pops without a scheduler pass while messages are queued (a drain), and yields once
   every ``FAIRNESS_BUDGET`` messages so one busy actor cannot starve the others.
 * An empty mailbox parks its consumer on the backend's own primitive (a bare future on asyncio,
@@ -164,6 +165,21 @@ class Mailbox(Generic[M]):
         if parker is not None:
             parker.unpark()
 
+    def offer_nowait(self, envelope: Envelope[M]) -> bool:
+        """Queue ``envelope`` without yielding, or drop it: False when it was not queued (a
+        full mailbox, a closed one; ``dropped`` counts it), True when it was (or replaced a
+        queued message of its coalescing key). For messages
+        whose sender must never wait nor fail because of them (alerts)."""
+        dropped = self._dropped
+        try:
+            offered = self._offer(envelope)
+        except MailboxClosed:
+            offered = False
+        if not offered:
+            self._dropped += 1
+        # A coalescing kind's drop returns True from _offer, and is counted there.
+        return offered and self._dropped == dropped
+
     def put(self, envelope: Envelope[M]) -> Awaitable[None]:
         """Queue ``envelope``, waiting for room only when a backpressure kind finds it full.
 
@@ -302,6 +318,25 @@ class Mailbox(Generic[M]):
             await self.wait()
             envelope = self.take()
         return envelope
+
+    def take_told(self) -> list[Envelope[M]]:
+        """Take every queued message that is not a request, without waiting (requests stay,
+        in order, for whoever answers next): for an actor that must not lose what it was
+        told when it stops (``ActorContext.drain``)."""
+        taken = [e for e in self._queue if e.reply is None]
+        if not taken:
+            return []
+        kept = [e for e in self._queue if e.reply is not None]
+        self._queue.clear()
+        self._queue.extend(kept)
+        for envelope in taken:
+            if envelope.coalesce_key is not None:
+                del self._pending[envelope.coalesce_key]
+                envelope.coalesce_key = None
+        self._processed += len(taken)
+        while self._send_waiters and len(self._queue) < self.capacity:
+            self._send_waiters.popleft().set()
+        return taken
 
     def interrupt(self) -> None:
         """Make the consumer's current or next ``receive`` raise ``MailboxInterrupted`` once."""

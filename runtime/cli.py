@@ -275,6 +275,7 @@ def start(
             "inprocess (the sim venue without the TWS API socket) and --feed replay"
         )
     _refuse_bad_places(settings, data_dir, config)
+    alerting = _alerting(settings)  # before anything is written: a bad secret is bad input
     venue = settings.venue
     replay, seed, speed = venue.replay, venue.seed, venue.speed
     try:
@@ -295,6 +296,7 @@ def start(
                 data_dir=data_dir,
                 control=control,
                 stop_timeout=settings.runtime.stop_timeout,
+                alerting=alerting,
             )
         else:
             code = _start_embedded(
@@ -309,6 +311,7 @@ def start(
                 speed=speed,
                 backend=chosen_backend,
                 stop_timeout=settings.runtime.stop_timeout,
+                alerting=alerting,
             )
     raise typer.Exit(code)
 
@@ -349,6 +352,7 @@ def _start_embedded(
     speed: float,
     backend: Backend,
     stop_timeout: float,
+    alerting: Any,
 ) -> int:
     """Trade on the embedded sim venue, replaying ``bars``."""
 
@@ -365,6 +369,7 @@ def _start_embedded(
             lot_maps=lot_maps,
             grids={s.symbol: s.grid for s in symbols},
             speed=speed or None,
+            alerting=alerting,
         )
         held.record(manifest)
         report = _Report(list(lot_maps))
@@ -391,6 +396,7 @@ def _start_embedded(
         )
         if resumed is not None:
             _say(f"resuming: the venue has seen trades up to {resumed.isoformat()}")
+        _say_alerting(alerting)
         code = _serve(
             trading,
             control,
@@ -448,6 +454,7 @@ def _start_live(
     data_dir: Path | None,
     control: Any,
     stop_timeout: float,
+    alerting: Any,
 ) -> int:
     """Trade through a real TWS / IB Gateway, on IB's own market data."""
 
@@ -486,6 +493,7 @@ def _start_live(
             ),
             feeds=feeds,
             telemetry=_telemetry(settings),
+            alerting=alerting,
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
         prices = "; ".join(
@@ -498,6 +506,7 @@ def _start_live(
             f"(logged masked at connect); data in {home} ({kept}); control socket "
             f"{control.path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
+        _say_alerting(alerting)
         report = _Report(list(lot_maps))
         report.trading = trading
         code = _serve(
@@ -787,6 +796,7 @@ def _build(
     lot_maps: dict[str, Any],
     grids: dict[str, Any],
     speed: float | None,
+    alerting: Any,
 ) -> tuple[Any, Any, list[Any]]:
     from actors.lot_keeper import ledger_store
     from actors.trading import sim_trading
@@ -824,6 +834,7 @@ def _build(
         port=port,
         live=live,
         telemetry=_telemetry(settings),
+        alerting=alerting,
     )
     return trading, resumed, outside
 
@@ -850,6 +861,89 @@ def _telemetry(settings: Any) -> Any:
             version=version,
         ),
     )
+
+
+def _alerting(settings: Any) -> Any:
+    """The alerts actor's channels: those enabled in ``[alerts]`` whose secrets are set in the
+    environment (or .env). A variable set to something that is not a URL stops the start
+    (exit 2), named, its value unshown."""
+    from actors.alerts import AlertSettings, ChannelSpec
+    from actors.alerts_http import (
+        ChannelSettings,
+        DiscordWebhook,
+        Heartbeat,
+        Retry,
+        SlackWebhook,
+        TelegramBot,
+    )
+    from config.errors import ConfigError
+    from config.schema import HTTP_URL, is_url
+    from config.secrets import ENV_NAMES, load_secrets
+
+    a = settings.alerts
+    try:
+        keys = load_secrets()
+    except ConfigError as exc:
+        _fail(str(exc))
+    for field in ("slack_webhook_url", "discord_webhook_url", "heartbeat_url"):
+        url = getattr(keys, field)
+        if url is not None and not is_url(url, ("http", "https")):
+            _fail(f"${ENV_NAMES[field]}: must be {HTTP_URL} (its value is not shown)")
+    retry = Retry(attempts=a.attempts, initial=a.backoff_initial, maximum=a.backoff_maximum)
+
+    def limits(channel: Any) -> Any:
+        return ChannelSettings(
+            rate=channel.rate,
+            burst=channel.burst,
+            queue_size=channel.queue_size,
+            timeout=a.timeout,
+            retry=retry,
+            min_severity=channel.min_severity.value,
+        )
+
+    channels = []
+    if a.slack.enabled and keys.slack_webhook_url:
+        channels.append(
+            ChannelSpec(endpoint=SlackWebhook(url=keys.slack_webhook_url), settings=limits(a.slack))
+        )
+    if a.discord.enabled and keys.discord_webhook_url:
+        channels.append(
+            ChannelSpec(
+                endpoint=DiscordWebhook(url=keys.discord_webhook_url), settings=limits(a.discord)
+            )
+        )
+    if a.telegram.enabled and (keys.telegram_bot_token or keys.telegram_chat_id):
+        if not (keys.telegram_bot_token and keys.telegram_chat_id):
+            _fail(
+                "Telegram alerts need both $ACTORTRADE_TELEGRAM_BOT_TOKEN and "
+                "$ACTORTRADE_TELEGRAM_CHAT_ID (or enabled = false in [alerts.telegram])"
+            )
+        bot = TelegramBot(
+            token=keys.telegram_bot_token,
+            chat_id=keys.telegram_chat_id,
+            api_url=a.telegram.api_url or "https://api.telegram.org",
+        )
+        channels.append(ChannelSpec(endpoint=bot, settings=limits(a.telegram)))
+    heartbeat = None
+    if a.heartbeat.enabled and keys.heartbeat_url:
+        heartbeat = Heartbeat(
+            url=keys.heartbeat_url, interval=a.heartbeat.interval, method=a.heartbeat.method.value
+        )
+    return AlertSettings(
+        channels=tuple(channels),
+        heartbeat=heartbeat,
+        heartbeat_timeout=a.timeout,
+        dedup_window=a.dedup_window,
+        mailbox=a.queue_size,
+        history=a.history,
+    )
+
+
+def _say_alerting(alerting: Any) -> None:
+    names = [c.endpoint.name for c in alerting.channels]
+    if alerting.heartbeat is not None:
+        names.append(f"a heartbeat every {alerting.heartbeat.interval:g} s")
+    _say(f"alerts: {', '.join(names) if names else 'kept for actorctl status only'}")
 
 
 def _venue_face(
@@ -998,7 +1092,7 @@ def _serve(
             # ib_insync takes its loop from the event loop policy, which is not the loop anyio
             # runs with uvloop: with ib_insync in the process, plain asyncio.
             uvloop=uvloop,
-            hooks=telemetry.supervisor_hooks(),
+            hooks=[*telemetry.supervisor_hooks(), *trading.hooks],
             on_started=on_started,
         )
     finally:
@@ -1212,6 +1306,7 @@ def status(
         )
         if c.get("last_error"):
             print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
+    _print_alerts(reply)
     last = reply["last_reconcile"]
     if last is None:
         print("periodic reconcile: not run yet")
@@ -1219,6 +1314,33 @@ def status(
         _print_diff_lines(last["lines"], "periodic reconcile: clean")
     if "metrics" in reply:
         _print_metrics(reply["metrics"], reply["tracing"])
+
+
+def _print_alerts(reply: dict[str, Any]) -> None:
+    """The last alerts (with what each channel did with them) and the channels' figures."""
+    import datetime
+
+    for alert in reply.get("alerts", [])[-5:]:
+        at = alert.get("at_ns") or 0
+        when = datetime.datetime.fromtimestamp(at / 1e9).strftime("%H:%M:%S") if at else "-"
+        more = f" (+{alert['repeated']} repeats)" if alert.get("repeated") else ""
+        sent = ", ".join(f"{k} {v}" for k, v in (alert.get("delivery") or {}).items())
+        print(
+            f"alert {when} {alert.get('severity', '-')} {alert['symbol'] or '-'} "
+            f"{alert['kind']}: {alert['message']}{more}{f' [{sent}]' if sent else ''}"
+        )
+    alerting = reply.get("alerting")
+    if alerting:
+        channels = "; ".join(
+            f"{c['name']} {c['sent']} sent, {c['retried']} retried, {c['failed']} failed, "
+            f"{c['dropped']} dropped, {c['queued']} queued"
+            + (f" (last error: {c['last_error']})" if c["last_error"] else "")
+            for c in alerting["channels"]
+        )
+        print(
+            f"alerts: {alerting['received']} received, {alerting['suppressed']} repeats "
+            f"counted, {alerting['dropped']} dropped; {channels or 'no channel configured'}"
+        )
 
 
 def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:

@@ -406,6 +406,23 @@ RANGES = [
     ("symbols.grid", "profit", ['"0.0001"', "1"], ['"0.00009"', '"1.01"', '"-Infinity"']),
     ("symbols.grid", "queue_depth", ["1", "100"], ["0", "101"]),
     ("symbols.grid", "fill_timeout", ["1", "86400"], ["0.5", "86401", "nan", "inf"]),
+    ("alerts", "dedup_window", ["0", "1", "86400"], ["0.5", "86401", "-1", "nan", "inf"]),
+    ("alerts", "queue_size", ["1", "1000000"], ["0", "1000001"]),
+    ("alerts", "history", ["1", "1000000"], ["0", "1000001"]),
+    ("alerts", "timeout", ["0.5", "300"], ["0.49", "301", "nan", "inf"]),
+    ("alerts", "attempts", ["1", "100"], ["0", "101"]),
+    ("alerts", "backoff_initial", ["0.01", "3600"], ["0.009", "3601", "nan"]),
+    ("alerts", "backoff_maximum", ["0.01", "86400"], ["0.009", "86401", "inf"]),
+    *(
+        row
+        for channel in ("slack", "discord", "telegram")
+        for row in (
+            (f"alerts.{channel}", "rate", ["0.01", "100"], ["0.009", "101", "nan", "inf"]),
+            (f"alerts.{channel}", "burst", ["1", "100"], ["0", "101"]),
+            (f"alerts.{channel}", "queue_size", ["1", "100000"], ["0", "100001"]),
+        )
+    ),
+    ("alerts.heartbeat", "interval", ["1", "86400"], ["0.5", "86401", "nan", "inf"]),
 ]
 
 
@@ -726,5 +743,86 @@ def test_secrets_never_appear_in_repr_or_str() -> None:
     for shown in (repr(secrets), str(secrets), f"{secrets}", repr([secrets])):
         assert "PKVALUE1" not in shown
         assert "SKVALUE2" not in shown
-    assert repr(secrets) == "Secrets(alpaca_key=<set>, alpaca_secret=<set>, ib_account=<unset>)"
-    assert secrets.redacted() == {"alpaca_key": True, "alpaca_secret": True, "ib_account": False}
+    assert repr(secrets).startswith(
+        "Secrets(alpaca_key=<set>, alpaca_secret=<set>, ib_account=<unset>, "
+    )
+    assert secrets.redacted() == {
+        "alpaca_key": True,
+        "alpaca_secret": True,
+        "ib_account": False,
+        "slack_webhook_url": False,
+        "discord_webhook_url": False,
+        "telegram_bot_token": False,
+        "telegram_chat_id": False,
+        "heartbeat_url": False,
+    }
+
+
+def test_alert_channel_secrets_come_from_the_environment_and_stay_out_of_reprs() -> None:
+    """The webhook URLs, the bot token and chat id and the heartbeat URL are read from their
+    ACTORTRADE_* variables, and a repr shows only that they are set."""
+    env = {
+        "ACTORTRADE_SLACK_WEBHOOK_URL": "https://hooks.example/services/T0/B0/XSLACKSECRET",
+        "ACTORTRADE_DISCORD_WEBHOOK_URL": "https://discord.example/api/webhooks/1/XDISCORD",
+        "ACTORTRADE_TELEGRAM_BOT_TOKEN": "123456:XTELEGRAMTOKEN",
+        "ACTORTRADE_TELEGRAM_CHAT_ID": "-100777",
+        "ACTORTRADE_HEARTBEAT_URL": "https://hc.example/ping/XHEARTBEAT",
+    }
+    secrets = load_secrets(env, Path("/nonexistent/.env"))
+    assert secrets.slack_webhook_url == env["ACTORTRADE_SLACK_WEBHOOK_URL"]
+    assert secrets.discord_webhook_url == env["ACTORTRADE_DISCORD_WEBHOOK_URL"]
+    assert secrets.telegram_bot_token == env["ACTORTRADE_TELEGRAM_BOT_TOKEN"]
+    assert secrets.telegram_chat_id == "-100777"
+    assert secrets.heartbeat_url == env["ACTORTRADE_HEARTBEAT_URL"]
+    for value in env.values():
+        assert value not in repr(secrets)
+
+
+@pytest.mark.parametrize(
+    ("toml", "path", "variable"),
+    [
+        (
+            '[alerts.slack]\nwebhook_url = "https://hooks.x/T/B/SECRETX"\n',
+            "alerts.slack.webhook_url",
+            "ACTORTRADE_SLACK_WEBHOOK_URL",
+        ),
+        (
+            '[alerts.discord]\nurl = "https://d.x/api/webhooks/SECRETX"\n',
+            "alerts.discord.url",
+            "ACTORTRADE_DISCORD_WEBHOOK_URL",
+        ),
+        (
+            '[alerts.telegram]\ntoken = "1:SECRETX"\n',
+            "alerts.telegram.token",
+            "ACTORTRADE_TELEGRAM_BOT_TOKEN and ACTORTRADE_TELEGRAM_CHAT_ID",
+        ),
+        (
+            '[alerts]\nheartbeat_url = "https://hc.x/SECRETX"\n',
+            "alerts.heartbeat_url",
+            "ACTORTRADE_HEARTBEAT_URL",
+        ),
+    ],
+)
+def test_an_alert_secret_in_the_config_file_is_refused_naming_its_variable(
+    toml: str, path: str, variable: str
+) -> None:
+    """A webhook URL or token pasted into the file is an error that says which environment
+    variable it belongs in, at its key path, and never shows the value."""
+    (line,) = problems(toml)
+    assert line.endswith(f" @ {path}"), line
+    assert variable in line
+    assert "SECRETX" not in line
+
+
+def test_the_alerts_table_checks_its_kinds_and_urls() -> None:
+    """A bad severity, method or Telegram base URL names its key path."""
+    assert problems('[alerts.slack]\nmin_severity = "loud"\n')[0].endswith(
+        " @ alerts.slack.min_severity"
+    )
+    assert problems('[alerts.heartbeat]\nmethod = "PUT"\n')[0].endswith(
+        " @ alerts.heartbeat.method"
+    )
+    assert problems('[alerts.telegram]\napi_url = "ftp://x"\n')[0].endswith(
+        " @ alerts.telegram.api_url"
+    )
+    assert problems("[alerts.slack]\nlevel = 3\n")[0].endswith(" @ alerts.slack")

@@ -316,3 +316,58 @@ async def test_a_reply_arriving_after_the_timeout_is_dropped_and_the_actor_carri
         assert await cell.ref.request(0.0, timeout=5) == 0.0
         assert cell.state is LifecycleState.RUNNING
         cell.request_stop()
+
+
+async def test_try_tell_drops_into_a_full_mailbox_and_never_waits() -> None:
+    """``try_tell`` queues while there is room, then drops and counts: the sender goes on
+    at once (no checkpoint is needed for it to return), and the actor gets what was queued."""
+    seen: list[tuple[int, object]] = []
+    cell = ActorCell("w", lambda: Worker(seen), mailbox=MailboxConfig(capacity=3))
+    results = [cell.ref.try_tell(Ping(n)) for n in range(5)]
+    assert results == [True, True, True, False, False]
+    assert cell.ref.statistics().dropped == 2
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(9), timeout=5) == (9, 1)
+        cell.request_stop()
+    assert seen == [(1, 0), (1, 1), (1, 2), (1, 9)]
+
+
+async def test_on_stop_can_drain_what_was_told_and_leaves_requests_queued() -> None:
+    """``context.drain()`` in ``on_stop`` takes the told messages left in the mailbox, in
+    order; a request stays for the next incarnation, which answers it."""
+    drained: list[object] = []
+    gate = anyio.Event()
+
+    class Drainer(Actor[Ping]):
+        async def handle(self, message: Ping) -> object:
+            if message.n < 0:
+                await gate.wait()
+            return message.n
+
+        async def on_stop(self) -> None:
+            drained.extend(self.context.drain())
+
+    cell = ActorCell("d", Drainer)
+    async with anyio.create_task_group() as outer:
+        async with anyio.create_task_group() as first:
+            await first.start(cell.run)
+            cell.ref.tell(Ping(-1))
+            await anyio.wait_all_tasks_blocked()  # handling Ping(-1), behind the gate
+            cell.ref.tell(Ping(1))
+            outer.start_soon(_ask, cell, 3)
+            await anyio.wait_all_tasks_blocked()  # the request is queued
+            cell.ref.tell(Ping(2))
+            cell.request_stop()
+            gate.set()
+        assert drained == [Ping(1), Ping(2)]
+        assert len(cell.mailbox) == 1
+        async with anyio.create_task_group() as second:
+            await second.start(cell.run)
+            await anyio.wait_all_tasks_blocked()  # the request answered
+            assert len(cell.mailbox) == 0
+            cell.request_stop()
+
+
+async def _ask(cell: ActorCell[Any], n: int) -> None:
+    assert await cell.ref.request(Ping(n), timeout=5) == n

@@ -399,3 +399,40 @@ def test_a_mailbox_parks_its_consumer_again_under_a_later_event_loop() -> None:
 async def _put_later(mailbox: Mailbox[object], exec_id: str) -> None:
     await anyio.sleep(0.01)
     mailbox.put_nowait(env(Fill(exec_id=exec_id)))
+
+
+async def test_offer_nowait_drops_and_counts_instead_of_refusing_or_waiting() -> None:
+    """A full backpressure mailbox makes ``offer_nowait`` drop the message (False, counted),
+    where ``put_nowait`` would raise; once there is room again it queues."""
+    mailbox: Mailbox[object] = Mailbox("alerts", MailboxConfig(capacity=2))
+    assert mailbox.offer_nowait(env(Fill(exec_id="1")))
+    assert mailbox.offer_nowait(env(Fill(exec_id="2")))
+    assert not mailbox.offer_nowait(env(Fill(exec_id="3")))
+    stats = mailbox.statistics()
+    assert (stats.depth, stats.dropped, stats.waiting_senders) == (2, 1, 0)
+    assert mailbox.take() is not None
+    assert mailbox.offer_nowait(env(Fill(exec_id="4")))
+    received = [mailbox.take(), mailbox.take()]
+    assert [e.message for e in received if e is not None] == [
+        Fill(exec_id="2"),
+        Fill(exec_id="4"),
+    ]
+
+
+async def test_offer_nowait_to_a_closed_mailbox_drops_without_raising() -> None:
+    """An actor stopped for good does not make its senders fail: the offer is dropped."""
+    mailbox: Mailbox[object] = Mailbox("alerts", MailboxConfig(capacity=2))
+    mailbox.close()
+    assert not mailbox.offer_nowait(env(Fill(exec_id="1")))
+    assert mailbox.statistics().dropped == 1
+
+
+async def test_offer_nowait_reports_a_coalescing_drop_as_not_queued() -> None:
+    """A new market-data key meeting a full mailbox is dropped (once counted), and
+    ``offer_nowait`` says so; a coalesced one was taken in."""
+    mailbox = market_data_mailbox(capacity=1)
+    assert mailbox.offer_nowait(env(Tick("A", 1)))
+    assert mailbox.offer_nowait(env(Tick("A", 2)))
+    assert not mailbox.offer_nowait(env(Tick("B", 1)))
+    stats = mailbox.statistics()
+    assert (stats.depth, stats.dropped, stats.coalesced) == (1, 1, 1)
