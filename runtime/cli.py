@@ -668,7 +668,7 @@ def _data_dir(
     from config.errors import ConfigError
     from config.schema import BrokerKind
     from config.secrets import load_secrets
-    from runtime.datadir import Asked, DataDirError, claim
+    from app.datadir import Asked, DataDirError, claim
 
     ib = settings.broker.kind is BrokerKind.IB
     try:
@@ -762,7 +762,7 @@ def _inferred(home: Path) -> Any:
     of, on the sim venue if it has the venue's journal (else the venue is not known: an IB
     directory, a sim one whose journal is gone, a ledger restored into a new directory); None
     when it holds nothing."""
-    from runtime.datadir import Manifest
+    from app.datadir import Manifest
 
     symbols = tuple(_ledger_holdings(home / "ledger"))
     journal = (home / "venue.journal").exists()
@@ -1402,7 +1402,7 @@ def restore(
     the restored ledger with the broker.
     """
     from actors.lot_keeper import ledger_store
-    from runtime.datadir import DataDirError, claim
+    from app.datadir import DataDirError, claim
     from runtime.store import StoreDamaged, StoreError
 
     home = data_dir if data_dir is not None else _load_config(config).data_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("actors", "config", "runtime", "supervisors", "sim")
+PACKAGES = ("actors", "app", "config", "runtime", "supervisors", "sim")
 
 # Backend and SDK adapters: the only modules allowed to import asyncio directly. Everything
 # else reaches the event loop through anyio, so that it runs unchanged on trio.
