@@ -64,7 +64,7 @@ from common import Row, Target, interleave, render, spread
 from actors.domain import round_to_tick
 from actors.lot_keeper import ledger_store
 from actors.reconcile import Diff
-from runtime.control import ControlError, request
+from app.control import ControlError, request
 from sim.chaos import invariants
 from sim.chaos.process import _Books, _Service
 from sim.journal import Journal, open_engine
@@ -97,7 +97,7 @@ PHASES = (
 )
 START_PATH_MODULES = (
     "runtime.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
-    "actors.trading, actors.brokers.ib, sim.tws.server, actors.operations, runtime.control, "
+    "actors.trading, actors.brokers.ib, sim.tws.server, app.control, "
     "runtime.metrics, runtime.telemetry, supervisors.service"
 )
 VARIANTS = ("sigkill", "graceful", "cold")

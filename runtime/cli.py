@@ -614,9 +614,9 @@ def _broker_settings(
 
 
 def _claim_control(path: Path) -> Any:
-    """The control socket at ``path``, bound and listening (a ``runtime.control.ControlSocket``);
+    """The control socket at ``path``, bound and listening (an ``app.control.ControlSocket``);
     exit 2 if it cannot be, saying why."""
-    from runtime.control import (
+    from app.control import (
         ControlError,
         ControlSocketInUse,
         UnsafeControlDirectory,
@@ -665,10 +665,10 @@ def _data_dir(
             yield claimed
         return
     home = data_dir
+    from app.datadir import Asked, DataDirError, claim
     from config.errors import ConfigError
     from config.schema import BrokerKind
     from config.secrets import load_secrets
-    from app.datadir import Asked, DataDirError, claim
 
     ib = settings.broker.kind is BrokerKind.IB
     try:
@@ -954,8 +954,7 @@ def _serve(
     on_started: Any = None,
     watch: Any = None,
 ) -> int:
-    from actors.operations import Operations
-    from runtime.control import ControlError, serve_control
+    from app.control import ControlError, Operations, serve_control
     from supervisors.service import run_service
 
     telemetry = trading.telemetry
@@ -1109,7 +1108,7 @@ class _Report:
 
 
 def _ask(socket: Path | None, config: Path | None, command: str, **args: Any) -> Any:
-    from runtime.control import ControlError, ControlUnavailable, request
+    from app.control import ControlError, ControlUnavailable, request
 
     path = _socket_path(socket, config)
     try:

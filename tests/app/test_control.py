@@ -25,7 +25,7 @@ import anyio.to_thread
 import msgspec
 import pytest
 
-from runtime.control import (
+from app.control import (
     MAX_REQUEST_BYTES,
     ControlError,
     ControlSocketInUse,

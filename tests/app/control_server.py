@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from runtime.control import serve_control
+from app.control import serve_control
 
 
 async def echo(command: str, args: dict[str, Any]) -> Any:

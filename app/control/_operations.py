@@ -14,15 +14,15 @@ from typing import Any
 
 import msgspec
 
-from runtime.control import ControlError
+from actors.lot_keeper import Backup, Refused
+from actors.market_data import DescribeFeed, FeedView
+from actors.reconciler import LastReport, Reconcile, ReconcileReport
+from actors.symbol import Describe, SymbolView
+from actors.trading import LiveTrading, SimTrading
 from runtime.telemetry import Tracer
 from supervisors import Supervisor
 
-from .lot_keeper import Backup, Refused
-from .market_data import DescribeFeed, FeedView
-from .reconciler import LastReport, Reconcile, ReconcileReport
-from .symbol import Describe, SymbolView
-from .trading import LiveTrading, SimTrading
+from ._socket import ControlError
 
 
 class Operations:
