@@ -97,7 +97,7 @@ PHASES = (
 )
 START_PATH_MODULES = (
     "runtime.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
-    "actors.trading, actors.brokers.ib, sim.tws.server, app.control, "
+    "app.compose, actors.brokers.ib, sim.tws.server, app.control, "
     "runtime.metrics, runtime.telemetry, supervisors.service"
 )
 VARIANTS = ("sigkill", "graceful", "cold")

@@ -28,7 +28,7 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
 * tick-to-order over the same path for both: from the venue publishing a trade
   (``Engine.on_trade``) through sim/tws market data, ib_insync, the bot, ``placeOrder``, to the
   frame decoded by sim/tws (``placed_listeners``). Ours is the production tree
-  (``actors.trading.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
+  (``app.compose.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
   durable LMDB intent (group commit) -> broker actor -> ``IBPort``). The seed bot commits nothing
   before it places an order (its SQLite write comes after), so ours carries the fsync it does not.
 * throughput on the same replay (a generated day, seed 14, 3,840 trades): the venue matches each
@@ -88,7 +88,7 @@ from actors.lot_keeper import LotKeeper, ledger_store  # noqa: E402
 from actors.market_data import WaitSubscribed  # noqa: E402
 from actors.strategies.grid import GridParams  # noqa: E402
 from actors.symbol import SymbolActor, TimerTick  # noqa: E402
-from actors.trading import LiveSource, live_trading  # noqa: E402
+from app.compose import LiveSource, live_trading  # noqa: E402
 from config.lotmap import LotMap, load_lot_map  # noqa: E402
 from runtime import Actor, ActorCell, ActorRef  # noqa: E402
 from runtime.store import Durability  # noqa: E402

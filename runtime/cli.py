@@ -445,7 +445,7 @@ def _start_live(
 
     from actors.brokers.ib import IBPort
     from actors.lot_keeper import ledger_store
-    from actors.trading import live_trading
+    from app.compose import live_trading
     from runtime.store import Durability, StoreError
 
     b = settings.broker
@@ -518,7 +518,7 @@ def _made_up_alpaca_keys() -> tuple[str, str]:
 def _live_sources(settings: Any, data_type: int | None) -> list[Any]:
     """The feeds of a service trading through IB: IB's market data, or Alpaca's stream with
     the keys from the environment."""
-    from actors.trading import LiveSource
+    from app.compose import LiveSource
     from config.schema import FeedKind, symbols_by_feed
     from config.secrets import load_secrets
 
@@ -781,7 +781,7 @@ def _build(
     speed: float | None,
 ) -> tuple[Any, Any, list[Any]]:
     from actors.lot_keeper import ledger_store
-    from actors.trading import sim_trading
+    from app.compose import sim_trading
     from runtime.store import Durability, StoreError
     from sim.journal import JournalError, open_engine
 
@@ -854,7 +854,7 @@ def _venue_face(
     import anyio
 
     from actors.brokers.ib import IBMarketData, IBPort
-    from actors.trading import LiveSource
+    from app.compose import LiveSource
     from config.schema import BrokerKind, FeedKind, symbols_by_feed
 
     fed = symbols_by_feed(settings)

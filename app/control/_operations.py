@@ -18,7 +18,7 @@ from actors.lot_keeper import Backup, Refused
 from actors.market_data import DescribeFeed, FeedView
 from actors.reconciler import LastReport, Reconcile, ReconcileReport
 from actors.symbol import Describe, SymbolView
-from actors.trading import LiveTrading, SimTrading
+from app.compose import LiveTrading, SimTrading
 from runtime.telemetry import Tracer
 from supervisors import Supervisor
 

@@ -43,7 +43,7 @@ from actors.domain import BrokerEvent, PlaceOrder
 from actors.domain.sessions import NEW_YORK
 from actors.reconciler import Reconcile
 from actors.symbol import Describe
-from actors.trading import SimTrading, sim_trading
+from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
 from runtime import ActorCell, LifecycleState
 from runtime.store import Durability, Store, Txn

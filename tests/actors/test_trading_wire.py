@@ -18,7 +18,7 @@ from actors import ledger, reconcile
 from actors.brokers.ib import IBMarketData, IBPort
 from actors.domain import Instrument, Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
-from actors.trading import LiveSource, live_trading, sim_trading
+from app.compose import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
 from sim.chaos import invariants
 from sim.engine import Engine

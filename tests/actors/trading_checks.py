@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from actors.domain import OrderRef, Side, round_to_tick
 from actors.lot_keeper import LedgerState
-from actors.trading import LiveTrading, SimTrading
+from app.compose import LiveTrading, SimTrading
 from sim.engine import Engine
 
 

@@ -20,6 +20,17 @@ from typing import Any
 import anyio
 import attrs
 
+from actors.broker import BrokerActor, OrderTraces
+from actors.brokers.port import BrokerPort
+from actors.brokers.sim import SimPort
+from actors.domain import Bar, PriceTick, Trade
+from actors.lot_keeper import LotKeeper, ledger_store
+from actors.market_data import LiveFeed, TickSource
+from actors.messages import Alert
+from actors.reconciler import Reconciler
+from actors.replay_feed import ReplayFeed
+from actors.strategies.grid import GridParams, GridStrategy
+from actors.symbol import SymbolActor
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
 from runtime import telemetry as telemetry_
@@ -28,18 +39,6 @@ from runtime.telemetry import Telemetry
 from sim.engine import Engine
 from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
-
-from .broker import BrokerActor, OrderTraces
-from .brokers.port import BrokerPort
-from .brokers.sim import SimPort
-from .domain import Bar, PriceTick, Trade
-from .lot_keeper import LotKeeper, ledger_store
-from .market_data import LiveFeed, TickSource
-from .messages import Alert
-from .reconciler import Reconciler
-from .replay_feed import ReplayFeed
-from .strategies.grid import GridParams, GridStrategy
-from .symbol import SymbolActor
 
 
 @attrs.frozen(kw_only=True)
