@@ -96,7 +96,7 @@ PHASES = (
     ("reconciled and trading", "connected", "reconciled"),
 )
 START_PATH_MODULES = (
-    "runtime.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
+    "app.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
     "app.compose, actors.brokers.ib, sim.tws.server, app.control, "
     "runtime.metrics, runtime.telemetry, supervisors.service"
 )

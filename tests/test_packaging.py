@@ -30,7 +30,7 @@ def test_generic_package_names_import_from_this_repository(name: str) -> None:
 def test_actorctl_is_installed_as_a_console_script() -> None:
     """pyproject declares `actorctl` pointing at the CLI's main()."""
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "actorctl"]
-    assert script.value == "runtime.cli:main"
+    assert script.value == "app.cli:main"
     assert callable(script.load())
 
 
@@ -87,7 +87,7 @@ VOCABULARY = "actors.domain"
 def test_imports_point_one_way() -> None:
     """config <- runtime <- supervisors <- actors; sim uses only actors' domain value types.
 
-    The CLI (runtime/cli.py) is the composition root and may import anything, lazily; so is
+    The CLI (app/cli) is the composition root and may import anything, lazily; so is
     the chaos harness (sim/chaos/), which builds the trading tree to attack it.
     """
     forbidden = {

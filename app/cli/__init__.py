@@ -1791,7 +1791,7 @@ def bench(ctx: typer.Context) -> None:
     """
     import subprocess
 
-    suite = Path(__file__).resolve().parents[1] / "bench" / "suite.py"
+    suite = Path(__file__).resolve().parents[2] / "bench" / "suite.py"
     if not suite.is_file():
         _fail(
             f"the bench suite is not installed with the package ({suite} does not exist): run "
