@@ -333,6 +333,7 @@ class LiveTrading:
 
     spec: SupervisorSpec
     port: BrokerPort
+    feeds: list[LiveSource]
     strategies: dict[str, GridStrategy]
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
@@ -374,6 +375,7 @@ def live_trading(
     return LiveTrading(
         spec=spec,
         port=port,
+        feeds=list(feeds),
         strategies=strategies,
         cells=cells,
         alerts=alerts,
