@@ -251,12 +251,12 @@ class BrokerActor(Actor[BrokerInbox]):
 
     async def _forward(self, event: BrokerEvent) -> None:
         try:
-            symbol = OrderRef.parse(event.ref).symbol
+            route = OrderRef.parse(event.ref).route
         except DomainError:
             log.warning("event for an order that is not ours: %r", event)
             return
-        target = self.routes.get(symbol)
+        target = self.routes.get(route)
         if target is None:
-            log.warning("event for %s, which no symbol actor trades: %r", symbol, event)
+            log.warning("event for %s, which no symbol actor trades: %r", route, event)
             return
         await self.context.send(target, event, trace=self.traces.of(event))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from .domain import BrokerSnapshot, DomainError, OrderRef, Side
+from .domain import BrokerSnapshot, Side
 
 
 @attrs.define
@@ -36,6 +36,9 @@ class SellBook:
     position: int = 0
     working: dict[str, int] = attrs.Factory(dict)
     foreign: int = 0
+    placed: dict[str, int] = attrs.Factory(dict)
+    """When each of our working sells was placed, as an increasing number (the broker's order id
+    for those in the snapshot, then a count above it): which is newest."""
 
     @classmethod
     def from_snapshot(
@@ -51,6 +54,7 @@ class SellBook:
             left = max(placed.quantity - order.filled, 0)
             if ours(placed.ref):
                 book.working[placed.ref] = left
+                book.placed[placed.ref] = order.order_id or 0
             else:
                 book.foreign += left
         return book
@@ -77,6 +81,7 @@ class SellBook:
     def sent(self, ref: str, quantity: int) -> None:
         """A sell of ours is on its way to the broker."""
         self.working[ref] = quantity
+        self.placed[ref] = max(self.placed.values(), default=0) + 1
 
     def filled(self, ref: str, side: Side, quantity: int) -> None:
         """An execution the ledger recorded as new (never one the snapshot already counted)."""
@@ -98,15 +103,14 @@ class SellBook:
     def excess(self, keep: Collection[str], cancelling: Collection[str]) -> list[str]:
         """Our working sells to cancel so that what the sells offer fits in the position:
         none if it fits. Sells already being cancelled count as gone; the others are given up
-        newest first (by orderRef, whose lot number grows), those in ``keep`` (the strategy's
-        own live sells) last."""
+        newest first, those in ``keep`` (the strategy's own live sells) last."""
         offered = self.foreign + sum(
             left for ref, left in self.working.items() if ref not in cancelling
         )
         excess: list[str] = []
         candidates = sorted(
             (ref for ref in self.working if ref not in cancelling),
-            key=lambda ref: (ref in keep, _lot_order(ref)),
+            key=lambda ref: (ref in keep, -self.placed.get(ref, 0), ref),
         )
         for ref in candidates:
             if offered <= max(self.position, 0):
@@ -114,11 +118,3 @@ class SellBook:
             excess.append(ref)
             offered -= self.working[ref]
         return excess
-
-
-def _lot_order(ref: str) -> tuple[int, str]:
-    # Newest first: a higher lot number sorts earlier.
-    try:
-        return (-OrderRef.parse(ref).lot, ref)
-    except DomainError:
-        return (0, ref)

@@ -18,6 +18,7 @@ import msgspec
 from runtime.store import RecordDamaged, Txn
 
 from .domain import DomainError, OrderFilled, OrderRef, PlaceOrder, Side
+from .strategies._gridref import GridRef
 
 SCHEMA_VERSION = 2
 DATABASES = (
@@ -384,10 +385,15 @@ class _Totals:
 
 
 def lots(txn: Txn, symbol: str | None = None) -> list[LotView]:
-    """Every lot the facts describe, by lot id."""
+    """Every grid lot the facts describe, by lot id: the fills of orders whose tag is the
+    grid's ``L<level>:<side>:<lot>`` (``actors.strategies.grid``), grouped by lot."""
     totals: dict[int, _Totals] = {}
     for record in fills(txn):
-        ref = _ref(txn, "fills", record.exec_id.encode(), record.ref)
+        _ref(txn, "fills", record.exec_id.encode(), record.ref)
+        try:
+            ref = GridRef.parse(record.ref)
+        except DomainError:
+            continue  # another strategy's order: it has no lots
         if symbol is not None and ref.symbol != symbol:
             continue
         lot = totals.setdefault(ref.lot, _Totals(symbol=ref.symbol, level=ref.level))

@@ -48,7 +48,6 @@ from .domain import (
     PlaceOrder,
     Side,
     TimeInForce,
-    round_to_tick,
 )
 from .ledger import ConflictRecord, FillRecord, IntentRecord, Origin, same_execution
 from .lot_keeper import LedgerState
@@ -136,51 +135,77 @@ class Diff:
         return found
 
 
+Adopt = Callable[[int, Decimal, Collection[str]], PlaceOrder]
+"""A strategy's ``StrategyKind.adopt``: orphan shares as one of its orders."""
+
+
 def plan(
     *,
     symbol: str,
     strategy: str,
-    tick: Decimal,
     ledger: LedgerState,
     broker: BrokerSnapshot,
     now_ns: int,
+    adopt: Adopt | None,
+    siblings: Collection[str] = (),
 ) -> tuple[Diff, Repairs]:
-    """Compare ``ledger`` with ``broker`` for ``symbol``; return the diff and the repairs."""
+    """Compare ``ledger`` (every strategy's facts of ``symbol``) with ``broker`` for the
+    orders of ``strategy`` on ``symbol``; return the diff and the repairs.
+
+    The position is the symbol's, shared by every strategy of ours that trades it: what the
+    broker should hold counts all their fills, recorded or not yet, so that one strategy never
+    takes another's shares for orphans or missing. Only ``strategy``'s own orders are repaired.
+    Orphan shares are adopted by the symbol's owner (``adopt``, that strategy's
+    ``StrategyKind.adopt``); another strategy of the symbol passes None and only reports them.
+    ``siblings`` names the other strategies of ours that trade ``symbol``: any other orderRef,
+    well-formed or not, is an order that is not ours (the operator's, another program's).
+    """
+    family = {strategy, *siblings}
     intents = {intent.ref: intent for intent in ledger.intents}
     recorded: dict[str, FillRecord] = {fill.exec_id: fill for fill in ledger.fills}
     on_record = {conflict.key for conflict in ledger.conflicts}
     known_orders = {order.order.ref for order in broker.orders}
 
-    def ours(ref: str) -> bool:
+    def parsed(ref: str) -> OrderRef | None:
         try:
-            parsed = OrderRef.parse(ref)
+            return OrderRef.parse(ref)
         except DomainError:
-            return False
-        return (parsed.strategy, parsed.symbol) == (strategy, symbol)
+            return None
+
+    def ours(ref: str) -> bool:
+        found = parsed(ref)
+        return found is not None and (found.strategy, found.symbol) == (strategy, symbol)
+
+    def anyones(ref: str) -> bool:
+        # An order of any strategy of ours on this symbol.
+        found = parsed(ref)
+        return found is not None and found.symbol == symbol and found.strategy in family
 
     adopted: dict[str, IntentRecord] = {}
     foreign: list[str] = []
     foreign_selling = 0
     for order in broker.orders:
         ref = order.order.ref
-        if not ours(ref):
+        if not anyones(ref):
             if order.working:
                 foreign.append(ref)
                 if order.order.side is Side.SELL:
                     foreign_selling += order.order.quantity - order.filled
-        elif ref not in intents:
+        elif ours(ref) and ref not in intents:
             adopted[ref] = IntentRecord(order=order.order, created_ns=now_ns, origin=Origin.ADOPTED)
 
     missed: list[OrderFilled] = []
+    unrecorded = 0  # shares of other strategies' executions their ledger does not hold yet
     conflicts: list[ConflictRecord] = []
     executed: dict[str, list[OrderFilled]] = defaultdict(list)
     for execution in broker.executions:
-        if not ours(execution.ref):
+        if not anyones(execution.ref):
             continue
         fill = execution.as_fill()
+        signed = fill.quantity if execution.side is Side.BUY else -fill.quantity
         known = recorded.get(execution.exec_id)
         if known is not None:
-            if not same_execution(known, fill):
+            if ours(execution.ref) and not same_execution(known, fill):
                 conflict = ConflictRecord(
                     exec_id=fill.exec_id,
                     symbol=symbol,
@@ -190,6 +215,9 @@ def plan(
                 )
                 if conflict.key not in on_record:
                     conflicts.append(conflict)
+            continue
+        if not ours(execution.ref):
+            unrecorded += signed
             continue
         missed.append(fill)
         executed[execution.ref].append(fill)
@@ -218,39 +246,29 @@ def plan(
         ref
         for ref, intent in intents.items()
         if intent.origin is Origin.STRATEGY
+        and ours(ref)
         and ref not in known_orders
         and ref not in filled_refs
         and ref not in ledger.retired
     )
 
-    ledger_shares = _open_shares((fill.ref, fill.quantity) for fill in ledger.fills)
-    after = ledger_shares + _open_shares((fill.ref, fill.quantity) for fill in missed)
+    sides = {ref: intent.order.side for ref, intent in (*intents.items(), *adopted.items())}
+    ledger_shares = _open_shares(((f.ref, f.quantity) for f in ledger.fills), sides)
+    after = ledger_shares + _open_shares(((f.ref, f.quantity) for f in missed), sides) + unrecorded
     position = broker.position(symbol)
     spoken_for = after + foreign_selling
     orphan = max(position.quantity - spoken_for, 0)
     missing = max(after - position.quantity, 0)
     new_intents = list(adopted.values())
-    if orphan:
-        next_lot = 1 + max(
-            (OrderRef.parse(ref).lot for ref in [*intents, *adopted] if ours(ref)), default=0
-        )
-        ref = str(OrderRef(strategy=strategy, symbol=symbol, level=0, side=Side.BUY, lot=next_lot))
+    if orphan and adopt is not None:
         cost = position.average_cost.quantize(AVERAGE_COST_PLACES)
-        new_intents.append(
-            IntentRecord(
-                order=PlaceOrder(
-                    ref=ref,
-                    symbol=symbol,
-                    side=Side.BUY,
-                    quantity=orphan,
-                    limit=round_to_tick(cost, tick),
-                    tif=TimeInForce.GTC,
-                ),
-                created_ns=now_ns,
-                origin=Origin.ORPHAN,
+        adoption = adopt(orphan, cost, [*intents, *adopted])
+        new_intents.append(IntentRecord(order=adoption, created_ns=now_ns, origin=Origin.ORPHAN))
+        missed.append(
+            OrderFilled(
+                ref=adoption.ref, exec_id=f"orphan:{adoption.ref}", quantity=orphan, price=cost
             )
         )
-        missed.append(OrderFilled(ref=ref, exec_id=f"orphan:{ref}", quantity=orphan, price=cost))
     diff = Diff(
         symbol=symbol,
         broker_position=position.quantity,
@@ -292,10 +310,10 @@ def stale_orders(
     ]
 
 
-def _open_shares(fills: Iterable[tuple[str, int]]) -> int:
+def _open_shares(fills: Iterable[tuple[str, int]], sides: Mapping[str, Side]) -> int:
     shares = 0
     for ref, quantity in fills:
-        shares += quantity if OrderRef.parse(ref).side is Side.BUY else -quantity
+        shares += quantity if sides.get(ref, Side.BUY) is Side.BUY else -quantity
     return shares
 
 

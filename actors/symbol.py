@@ -1,4 +1,5 @@
-"""The symbol actor: hosts one symbol's grid and carries out its decisions, one event at a time.
+"""The symbol actor: hosts one strategy of one symbol (any ``Strategy``,
+``actors.strategies.protocol``) and carries out its decisions, one event at a time.
 
 * Every ``PlaceOrder`` is committed as an intent with the lot-keeper before it is sent: no order
   without a durable intent, so the same decision can never place two orders.
@@ -32,7 +33,6 @@ from typing import Any, TypeVar
 
 import attrs
 
-from config.lotmap import LotMap
 from runtime import Actor, ActorRef
 from runtime import telemetry as telemetry_
 from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
@@ -42,18 +42,17 @@ from .broker import BrokerInbox, Snapshot
 from .domain import (
     BrokerSnapshot,
     CancelOrder,
-    DomainError,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
-    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceTick,
     Side,
+    route,
 )
 from .exposure import SellBook
-from .ledger import FillRecord, Origin
+from .ledger import FillRecord
 from .lot_keeper import (
     AcknowledgeConflicts,
     CommitIntent,
@@ -65,7 +64,7 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .strategies.grid import GridParams, GridStrategy
+from .strategies.protocol import Facts, PositionLine, Strategy, StrategyKind, TimerFired
 from .ticks import TickGuard
 from .tracing import Trail
 
@@ -98,28 +97,21 @@ class Describe:
 
 
 @attrs.frozen(kw_only=True)
-class LotLine:
-    lot: int
-    level: int
-    shares: int
-    purchase_price: Decimal
-    sell_price: Decimal
-
-
-@attrs.frozen(kw_only=True)
 class SymbolView:
-    """What ``actorctl status`` and ``lots`` show of one symbol."""
+    """What ``actorctl status`` and ``lots`` show of one strategy of one symbol: what every
+    strategy has, and in ``detail`` its own view (a ``kind``-tagged attrs class of its
+    module, the grid's ``GridView`` say)."""
 
     symbol: str
+    strategy: str
     halted: str | None
-    cycle: int
-    anchor: Decimal | None
     last_price: Decimal | None
     live_buys: int
     live_sells: int
-    lots: tuple[LotLine, ...]
+    lots: tuple[PositionLine, ...]
     realized: Decimal
     last_diff: reconcile.Diff | None
+    detail: object = None
     ticks_accepted: int = 0
     ticks_dropped: dict[str, int] = attrs.Factory(dict)
     lot_events: tuple[LotOpened | LotClosed, ...] = ()
@@ -138,37 +130,46 @@ SymbolInbox = (
 
 
 class SymbolActor(Actor[SymbolInbox]):
+    """Hosts ``kind``'s strategy (see the module doc). ``owner``: the strategy that adopts the
+    symbol's orphan shares (one per symbol, when several strategies trade it), ``siblings``
+    the names of the others; ``published`` gets the live strategy under its route
+    (``strategy:symbol``) after every rebuild."""
+
     def __init__(
         self,
-        params: GridParams,
-        lot_map: LotMap,
+        kind: StrategyKind,
         *,
         lot_keeper: ActorRef[Any],
         broker: ActorRef[BrokerInbox],
         alerts: list[Alert] | None = None,
-        published: dict[str, GridStrategy] | None = None,
+        published: dict[str, Any] | None = None,
         timer_interval: float = 1.0,
         request_timeout: float = 30.0,
         telemetry: Telemetry | None = None,
+        owner: bool = True,
+        siblings: frozenset[str] = frozenset(),
     ) -> None:
-        self.params = params
-        self.lot_map = lot_map
+        self.kind = kind
+        self.owner = owner
+        self.siblings = siblings
         self.lot_keeper = lot_keeper
         self.broker = broker
         self.alerts = alerts if alerts is not None else []
         self.published = published if published is not None else {}
         self.timer_interval = timer_interval
         self.request_timeout = request_timeout
-        self.strategy: GridStrategy | None = None
+        self.strategy: Strategy | None = None
+        self.sides: dict[str, Side] = {}
+        """Each known order's side (from the ledger's intents and the orders sent)."""
         self.book = SellBook()
         """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
-        self.ticks = TickGuard(symbol=params.symbol)
+        self.ticks = TickGuard(symbol=kind.symbol)
         self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
         """The latest lot events, for ``actorctl status``."""
         telemetry = telemetry if telemetry is not None else telemetry_.off()
         self.tracer = telemetry.tracer
-        metrics, symbol = telemetry.metrics, {"trading.symbol": params.symbol}
+        metrics, symbol = telemetry.metrics, {"trading.symbol": kind.symbol}
         ticks = "actortrade.ticks"
         self._decided = metrics.count(ticks, {**symbol, "outcome": "decided"})
         self._quiet = metrics.count(ticks, {**symbol, "outcome": "no_decision"})
@@ -182,7 +183,11 @@ class SymbolActor(Actor[SymbolInbox]):
 
     @property
     def symbol(self) -> str:
-        return self.params.symbol
+        return self.kind.symbol
+
+    @property
+    def route(self) -> str:
+        return route(self.kind.name, self.kind.symbol)
 
     async def on_start(self) -> None:
         await self._reconcile(dry_run=False)
@@ -200,17 +205,17 @@ class SymbolActor(Actor[SymbolInbox]):
             raise RuntimeError(f"{self.symbol}: no strategy: on_start did not reconcile")
         recorded_at: tuple[int, int] | None = None
         match message:
-            case PriceTick(price=price):
+            case PriceTick():
                 if not self.ticks.admit(message):
                     self._rejected.value += 1
                     return None
-                commands = strategy.on_price(price, now)
+                commands = strategy.decide(message, now)
                 if not commands:
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
                     return None
                 self._decided.value += 1
             case OrderAccepted():
-                commands = strategy.on_accepted(message)
+                commands = strategy.decide(message, now)
             case OrderFilled():
                 recorded = await self.lot_keeper.request(
                     RecordFill(fill=message), timeout=self.request_timeout
@@ -228,18 +233,18 @@ class SymbolActor(Actor[SymbolInbox]):
                 elif recorded is False:
                     commands = []  # a duplicate execution: the ledger already has it
                 else:
-                    side = _side(message.ref)
+                    side = self.sides.get(message.ref)
                     if side is not None:
                         self.book.filled(message.ref, side, message.quantity)
-                    commands = strategy.on_filled(message, now)
+                    commands = strategy.decide(message, now)
             case OrderCancelled():
                 self.book.gone(message.ref)
-                commands = strategy.on_cancelled(message, now)
+                commands = strategy.decide(message, now)
             case OrderRejected():
                 self.book.gone(message.ref)
-                commands = strategy.on_rejected(message, now)
+                commands = strategy.decide(message, now)
             case TimerTick():
-                commands = strategy.on_timer(now)
+                commands = strategy.decide(TimerFired(), now)
             case Resync(dry_run=dry_run, acknowledge=acknowledge):
                 if acknowledge and not dry_run:
                     await self.lot_keeper.request(
@@ -350,11 +355,12 @@ class SymbolActor(Actor[SymbolInbox]):
         state = await self._load()
         diff, repairs = reconcile.plan(
             symbol=self.symbol,
-            strategy=self.params.strategy,
-            tick=self.params.tick,
+            strategy=self.kind.name,
             ledger=state,
             broker=snapshot,
             now_ns=clock.time_ns(),
+            adopt=self.kind.adopt if self.owner else None,
+            siblings=self.siblings,
         )
         working = {order.order.ref for order in snapshot.orders if order.working}
         book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
@@ -384,10 +390,11 @@ class SymbolActor(Actor[SymbolInbox]):
         if previous is None or repairs or live != {r for r in working if self._ours(r)}:
             strategy = self._restore(state, working, previous=previous)
             self.strategy = strategy
-            self.published[self.symbol] = strategy
+            self.published[self.route] = strategy
         else:
             strategy = previous
         self.book = book
+        self.sides = {intent.ref: intent.order.side for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
         diff = _with_orders(diff, commands)
         self.last_diff = diff
@@ -407,28 +414,19 @@ class SymbolActor(Actor[SymbolInbox]):
         )
 
     def _restore(
-        self, state: LedgerState, working: set[str], previous: GridStrategy | None = None
-    ) -> GridStrategy:
+        self, state: LedgerState, working: set[str], previous: Strategy | None = None
+    ) -> Strategy:
         clock = self.context.clock
         now, wall_ns = clock.monotonic(), clock.time_ns()
-        strategy = GridStrategy.restore(
-            self.params,
-            self.lot_map,
-            orders=[intent.order for intent in state.intents],
-            fills=[
-                OrderFilled(
-                    ref=f.ref,
-                    exec_id=f.exec_id,
-                    quantity=f.quantity,
-                    price=f.price,
-                    commission=f.commission,
-                )
-                for f in state.fills
-            ],
-            working=working,
-            detached={i.ref for i in state.intents if i.origin is Origin.ORPHAN},
-            placed_at={i.ref: now - (wall_ns - i.created_ns) / 1e9 for i in state.intents},
-            now=now,
+        intents = tuple(i for i in state.intents if self._ours(i.ref))
+        strategy = self.kind.restore(
+            Facts(
+                intents=intents,
+                fills=tuple(f for f in state.fills if self._ours(f.ref)),
+                working=frozenset(r for r in working if self._ours(r)),
+                placed_at={i.ref: now - (wall_ns - i.created_ns) / 1e9 for i in intents},
+                now=now,
+            )
         )
         if previous is not None:
             strategy.last_price = previous.last_price
@@ -436,7 +434,7 @@ class SymbolActor(Actor[SymbolInbox]):
 
     def _realign(
         self,
-        strategy: GridStrategy,
+        strategy: Strategy,
         diff: reconcile.Diff,
         state: LedgerState,
         snapshot: BrokerSnapshot,
@@ -493,31 +491,21 @@ class SymbolActor(Actor[SymbolInbox]):
         return commands
 
     def _ours(self, ref: str) -> bool:
-        return ref.startswith(f"{self.params.strategy}:{self.symbol}:")
+        return ref.startswith(f"{self.route}:")
 
-    def _describe(self, strategy: GridStrategy) -> SymbolView:
-        lots = tuple(
-            LotLine(
-                lot=lot.id,
-                level=lot.level,
-                shares=lot.open_shares,
-                purchase_price=lot.purchase_price,
-                sell_price=strategy.sell_price(lot),
-            )
-            for lot in strategy.open_lots()
-        )
+    def _describe(self, strategy: Strategy) -> SymbolView:
         live = strategy.live_orders()
         return SymbolView(
             symbol=self.symbol,
+            strategy=self.kind.name,
             halted=strategy.halted,
-            cycle=strategy.cycle,
-            anchor=strategy.anchor,
             last_price=strategy.last_price,
             live_buys=sum(1 for o in live if o.side is Side.BUY),
             live_sells=sum(1 for o in live if o.side is Side.SELL),
-            lots=lots,
+            lots=tuple(strategy.positions()),
             realized=strategy.realized,
             last_diff=self.last_diff,
+            detail=strategy.view(),
             ticks_accepted=self.ticks.accepted,
             ticks_dropped=dict(self.ticks.dropped),
             lot_events=tuple(self.lot_events)[-10:],
@@ -546,7 +534,7 @@ class SymbolActor(Actor[SymbolInbox]):
                         if strategy is not None:
                             rejection = OrderRejected(ref=command.ref, reason=refused)
                             now = self.context.clock.monotonic()
-                            pending.extend(strategy.on_rejected(rejection, now))
+                            pending.extend(strategy.decide(rejection, now))
                         continue
                     committed = await self.lot_keeper.request(
                         CommitIntent(order=command), timeout=self.request_timeout
@@ -560,6 +548,7 @@ class SymbolActor(Actor[SymbolInbox]):
                             )
                         continue
                     submit_id = new_span_id()
+                    self.sides[command.ref] = command.side
                     if command.side is Side.SELL:
                         self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
@@ -616,13 +605,6 @@ _LMDB_FILL: dict[str, AttributeValue] = {
     "db.system.name": "lmdb",
     "db.operation.name": "record_fill",
 }
-
-
-def _side(ref: str) -> Side | None:
-    try:
-        return OrderRef.parse(ref).side
-    except DomainError:
-        return None
 
 
 def _expect(reply: object, kind: type[T]) -> T:

@@ -26,6 +26,7 @@ tick's stamp that the broker actor measures tick-to-order from.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from time import perf_counter_ns
 from typing import Any
@@ -52,6 +53,7 @@ from .domain import (
     Side,
 )
 from .messages import Alert, LotClosed, LotOpened
+from .strategies._gridref import GridRef
 
 LMDB_COMMIT: Mapping[str, AttributeValue] = {
     "db.system.name": "lmdb",
@@ -80,16 +82,23 @@ def order_attributes(order: PlaceOrder) -> dict[str, AttributeValue]:
 
 
 def ref_attributes(ref: str) -> dict[str, AttributeValue]:
+    # Every strategy's ref names its strategy and tag; the grid's tag its level, side and lot,
+    # which the grid's operators search by in Jaeger (docs/tracing.md).
     try:
         parsed = OrderRef.parse(ref)
     except DomainError:
         return {"trading.orderRef": ref}
-    return {
+    attributes: dict[str, AttributeValue] = {
         "trading.orderRef": ref,
-        "trading.level": parsed.level,
-        "trading.lot": parsed.lot,
-        "trading.side": parsed.side.value,
+        "trading.strategy": parsed.strategy,
+        "trading.tag": parsed.tag,
     }
+    with contextlib.suppress(DomainError):
+        grid = GridRef.parse(ref)
+        attributes.update(
+            {"trading.level": grid.level, "trading.lot": grid.lot, "trading.side": grid.side.value}
+        )
+    return attributes
 
 
 def event_attributes(message: object) -> tuple[str, dict[str, AttributeValue]]:

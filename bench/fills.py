@@ -27,8 +27,9 @@ import anyio
 from common import Row, interleave, rate_row, standalone
 
 from actors import ledger
-from actors.domain import OrderFilled, OrderRef, PlaceOrder, Side, TimeInForce
+from actors.domain import OrderFilled, PlaceOrder, Side, TimeInForce
 from actors.lot_keeper import CommitIntent, LotKeeper, RecordFill, ledger_store
+from actors.strategies.grid import GridRef
 from runtime import ActorCell
 from runtime.store import Durability, Store
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
@@ -38,7 +39,7 @@ SENDERS = (1, 64)
 
 
 def buy(sender: int, shares: int) -> PlaceOrder:
-    ref = str(OrderRef(strategy="grid", symbol=f"S{sender:03d}", level=0, side=Side.BUY, lot=1))
+    ref = str(GridRef(strategy="grid", symbol=f"S{sender:03d}", level=0, side=Side.BUY, lot=1))
     return PlaceOrder(
         ref=ref,
         symbol=f"S{sender:03d}",

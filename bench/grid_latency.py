@@ -37,7 +37,7 @@ from actors.domain import (
     PriceTick,
 )
 from actors.lot_keeper import CommitIntent, LedgerState, LoadLedger, LotKeeper, ledger_store
-from actors.strategies.grid import GridParams
+from actors.strategies.grid import GridKind, GridParams
 from actors.symbol import SymbolActor, TimerTick
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef
@@ -113,13 +113,12 @@ def bench_tree(
     """market-data -> symbol (a 3-level grid) -> lot-keeper, broker -> ``port``, rest_for_one;
     the cells by name. Shared with bench/wire_latency.py and bench/tracing_overhead.py."""
     broker: ActorCell[Any] = ActorCell(
-        "broker", lambda: BrokerActor(port, {"TQQQ": symbol.ref}, telemetry=telemetry)
+        "broker", lambda: BrokerActor(port, {"grid:TQQQ": symbol.ref}, telemetry=telemetry)
     )
     symbol: ActorCell[Any] = ActorCell(
         "symbol.TQQQ",
         lambda: SymbolActor(
-            GridParams(symbol="TQQQ"),
-            LotMap((94, 95, 96)),
+            GridKind(GridParams(symbol="TQQQ"), LotMap((94, 95, 96))),
             lot_keeper=keeper.ref,
             broker=broker.ref,
             timer_interval=3600,

@@ -86,7 +86,7 @@ from actors.domain import Trade as ReplayTrade  # noqa: E402
 from actors.domain.sessions import NEW_YORK  # noqa: E402
 from actors.lot_keeper import LotKeeper, ledger_store  # noqa: E402
 from actors.market_data import WaitSubscribed  # noqa: E402
-from actors.strategies.grid import GridParams  # noqa: E402
+from actors.strategies.grid import GridKind, GridParams  # noqa: E402
 from actors.symbol import SymbolActor, TimerTick  # noqa: E402
 from app.compose import LiveSource, live_trading  # noqa: E402
 from config.lotmap import LotMap, load_lot_map  # noqa: E402
@@ -510,13 +510,12 @@ async def ours_throughput(day: list[ReplayTrade], folder: Path) -> float:
         store = ledger_store(folder / "ledger", durability=Durability.GROUP)
         keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
         broker: ActorCell[Any] = ActorCell(
-            "broker", lambda: BrokerActor(port, {SYMBOL: symbol.ref})
+            "broker", lambda: BrokerActor(port, {f"grid:{SYMBOL}": symbol.ref})
         )
         symbol: ActorCell[Any] = ActorCell(
             f"symbol.{SYMBOL}",
             lambda: SymbolActor(
-                GridParams(symbol=SYMBOL),
-                LOTS,
+                GridKind(GridParams(symbol=SYMBOL), LOTS),
                 lot_keeper=keeper.ref,
                 broker=broker.ref,
                 timer_interval=3600,

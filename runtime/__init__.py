@@ -1,7 +1,8 @@
 """The actor runtime: actors, refs, typed bounded mailboxes, envelopes, lifecycle and clocks.
 
 Runs unchanged on anyio's asyncio backend (the production default, with uvloop when installed)
-and on trio.
+and on trio. Supervisors report to ``SupervisorHooks``; tracing is one, in ``runtime.telemetry``,
+which loads OpenTelemetry: importing ``runtime`` does not.
 """
 
 from ._actor import Actor as Actor
@@ -20,6 +21,10 @@ from ._errors import MailboxClosed as MailboxClosed
 from ._errors import MailboxFull as MailboxFull
 from ._errors import RequestTimeout as RequestTimeout
 from ._errors import Unrecoverable as Unrecoverable
+from ._hooks import Action as Action
+from ._hooks import ExitHandled as ExitHandled
+from ._hooks import Hooks as Hooks
+from ._hooks import SupervisorHooks as SupervisorHooks
 from ._lifecycle import TRANSITIONS as TRANSITIONS
 from ._lifecycle import Lifecycle as Lifecycle
 from ._lifecycle import LifecycleEvent as LifecycleEvent
@@ -62,4 +67,8 @@ __all__ = [
     "Unrecoverable",
     "MailboxFull",
     "RequestTimeout",
+    "SupervisorHooks",
+    "Hooks",
+    "ExitHandled",
+    "Action",
 ]

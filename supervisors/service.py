@@ -21,14 +21,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
 import anyio
 import attrs
 
-from runtime.telemetry import Tracer
+from runtime import Hooks, SupervisorHooks
 
 from ._errors import ChildUnrecoverable, RestartIntensityExceeded
 from .spec import SupervisorSpec
@@ -70,15 +70,16 @@ async def serve(
     ignored: tuple[signal.Signals, ...] = IGNORED_SIGNALS,
     companions: Sequence[Companion] = (),
     outside: Sequence[Outside] = (),
-    tracer: Tracer | None = None,
+    hooks: Hooks | Iterable[SupervisorHooks] = (),
 ) -> ServiceResult:
     """Run ``spec`` as the root supervisor until one of ``signals`` or until it gives up;
     each of ``ignored`` is logged and otherwise ignored.
 
     ``outside`` tasks (an embedded venue, say) are started, and report ready, before the tree
     starts, and are cancelled after it has stopped. When it returns, the signal handlers that
-    were installed before it are installed again."""
-    root = Supervisor("root", spec, tracer=tracer)
+    were installed before it are installed again. ``hooks`` hear what the tree's supervisors
+    do (``Supervisor``)."""
+    root = Supervisor("root", spec, hooks=hooks)
     stopped_by: list[str] = []
     forced_by: list[str] = []
     tree_stopped = False
@@ -191,7 +192,7 @@ def run_service(
     outside: Sequence[Outside] = (),
     uvloop: bool = True,
     stderr: TextIO = sys.stderr,
-    tracer: Tracer | None = None,
+    hooks: Hooks | Iterable[SupervisorHooks] = (),
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
     False); return the exit code.
@@ -213,7 +214,7 @@ def run_service(
             on_started=on_started,
             companions=companions,
             outside=outside,
-            tracer=tracer,
+            hooks=hooks,
         ),
         backend=backend,
         backend_options=options,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from time import perf_counter_ns
 from typing import Any
 
@@ -24,8 +25,18 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from runtime import ActorCell, Envelope, Mailbox, MailboxConfig, MailboxStatistics, Unrecoverable
-from runtime.telemetry import AttributeValue, SpanRecord, Tracer, new_span_id, new_trace_id
+from runtime import (
+    Action,
+    ActorCell,
+    Envelope,
+    ExitHandled,
+    Hooks,
+    Mailbox,
+    MailboxConfig,
+    MailboxStatistics,
+    SupervisorHooks,
+    Unrecoverable,
+)
 
 from . import strategies
 from ._errors import ChildKeepsFailing, ChildUnrecoverable, RestartIntensityExceeded
@@ -125,9 +136,9 @@ class _StartedFlag:
 
 @attrs.define
 class _Outcome:
-    """What handling one child exit did (for its span)."""
+    """What handling one child exit did (for the hooks)."""
 
-    action: str = "none"
+    action: Action = "none"
     delay: float = 0.0
     restarted: list[str] = attrs.Factory(list)
 
@@ -135,7 +146,11 @@ class _Outcome:
 class Supervisor:
     """Runs a ``SupervisorSpec``. ``run`` returns after ``stop``; raises
     ``RestartIntensityExceeded`` when it gives up, ``ChildUnrecoverable`` when a child failed
-    with ``runtime.Unrecoverable``."""
+    with ``runtime.Unrecoverable``.
+
+    ``hooks`` (``runtime.SupervisorHooks``) hear of every child started and every exit handled,
+    in this supervisor and its sub-supervisors (tracing is one: ``runtime.telemetry``). Pass a
+    ``runtime.Hooks`` to share it as it is; a hook that raises is dropped, never a crash."""
 
     def __init__(
         self,
@@ -143,13 +158,12 @@ class Supervisor:
         spec: SupervisorSpec,
         *,
         rng: random.Random | None = None,
-        tracer: Tracer | None = None,
+        hooks: Hooks | Iterable[SupervisorHooks] = (),
     ) -> None:
         self.name = name
         self.spec = spec
         self._rng = rng if rng is not None else random.Random()
-        self._tracer = tracer
-        """Each child exit it handles is a span (``supervisor.restart``, ``.escalate``, ...)."""
+        self._hooks = hooks if isinstance(hooks, Hooks) else Hooks(hooks)
         self._children: dict[str, _Child] = {child.id: _Child(child) for child in spec.children}
         self._state = strategies.initial_state(
             spec.strategy,
@@ -296,48 +310,24 @@ class Supervisor:
         try:
             return await self._handle_exit(child, incarnation, outcome)
         finally:
-            if self._tracer is not None and self._tracer.enabled:
-                self._trace(self._tracer, child, incarnation, started, outcome)
-
-    def _trace(
-        self,
-        tracer: Tracer,
-        child: _Child,
-        incarnation: _Incarnation,
-        started: int,
-        outcome: _Outcome,
-    ) -> None:
-        reason = incarnation.reason or ExitReason.SHUTDOWN
-        attributes: dict[str, AttributeValue] = {
-            "actortrade.supervisor": self.name,
-            "actortrade.child": child.spec.id,
-            "actortrade.exit_reason": reason.value,
-            "actortrade.restarted": list(outcome.restarted),
-            "actortrade.backoff_s": outcome.delay,
-        }
-        events: tuple[tuple[str, int, dict[str, AttributeValue]], ...] = ()
-        error = _unwrapped(incarnation.error)
-        if error is not None:
-            events = (
-                (
-                    "exception",
-                    started,
-                    {"exception.type": type(error).__name__, "exception.message": str(error)},
-                ),
-            )
-        tracer.record(
-            SpanRecord(
-                name=f"supervisor.{outcome.action}",
-                trace_id=new_trace_id(),
-                span_id=new_span_id(),
-                parent_id=None,
-                start_ns=started,
-                end_ns=perf_counter_ns(),
-                attributes=attributes,
-                events=events,
-                error=None if error is None else f"{type(error).__name__}: {error}",
-            )
-        )
+            # Also when the handling was cut short (cancelled from above during a backoff or a
+            # sibling's stop): what it did so far is told. The check spares building the record
+            # when nobody listens.
+            if "exit_handled" in self._hooks:
+                self._hooks.exit_handled(
+                    ExitHandled(
+                        supervisor=self.name,
+                        child=child.spec.id,
+                        incarnation=incarnation.number,
+                        reason=(incarnation.reason or ExitReason.SHUTDOWN).value,
+                        action=outcome.action,
+                        restarted=tuple(outcome.restarted),
+                        backoff=outcome.delay,
+                        error=_unwrapped(incarnation.error),
+                        started_ns=started,
+                        ended_ns=perf_counter_ns(),
+                    )
+                )
 
     async def _handle_exit(
         self, child: _Child, incarnation: _Incarnation, outcome: _Outcome
@@ -438,7 +428,11 @@ class Supervisor:
             await self._tg.start(self._run_child, child, incarnation)
         finally:
             watcher.cancel()
-        return not incarnation.abandoned
+        if incarnation.abandoned:
+            return False
+        if incarnation.up_since is not None and "child_started" in self._hooks:
+            self._hooks.child_started(self.name, child.spec.id, incarnation.number)
+        return True
 
     async def _abandon_if_needed(
         self, child: _Child, incarnation: _Incarnation, watcher: anyio.CancelScope
@@ -533,7 +527,7 @@ class Supervisor:
                         f"{self.name}/{child.spec.id}",
                         target,
                         rng=self._rng,
-                        tracer=self._tracer,
+                        hooks=self._hooks,
                     )
                     incarnation.sub = sub
                     await sub.run(task_status=started)

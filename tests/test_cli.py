@@ -345,9 +345,9 @@ def test_status_lots_reconcile_backup_and_stop_talk_to_the_running_service(
         lots = run("lots", socket=socket)
         assert lots.returncode == 0
         rows = [line.split() for line in lots.stdout.splitlines() if line.startswith("TQQQ ")]
-        assert [row[1:4] for row in rows if row[1] != "realized"] == [
-            ["13", "0", "94"],
-            ["14", "1", "95"],
+        assert [row[1:5] for row in rows if row[2] != "realized"] == [
+            ["grid", "13", "L0", "94"],
+            ["grid", "14", "L1", "95"],
         ]
         dry = run("reconcile", "--dry-run", socket=socket)
         assert dry.returncode == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -115,6 +117,27 @@ def test_imports_point_one_way() -> None:
                     if name.split(".")[0] in banned:
                         offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
+
+
+# What only runtime.telemetry and runtime.metrics may load: the OTel SDK, its OTLP exporter and
+# the exporter's protobuf (some 200 modules).
+EXPORTER_PACKAGES = ("opentelemetry", "google.protobuf")
+
+
+@pytest.mark.parametrize("module", ["runtime", "supervisors", "supervisors.service"])
+def test_importing_the_runtime_or_the_supervisors_loads_no_opentelemetry_nor_protobuf(
+    module: str,
+) -> None:
+    """Supervisors reach tracing through runtime.SupervisorHooks: importing them (in a fresh
+    interpreter) loads no exporter; the composition root hands them runtime.telemetry's hook."""
+    code = (
+        f"import sys, {module}\n"
+        f"print(*sorted(m for m in sys.modules if m.startswith({EXPORTER_PACKAGES!r})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
 
 
 def test_the_container_image_copies_every_package_and_installs_from_the_lock() -> None:

@@ -29,6 +29,8 @@ from ._values import Side as Side
 from ._values import TimeInForce as TimeInForce
 from ._values import epoch_ns as epoch_ns
 from ._values import round_to_tick as round_to_tick
+from ._values import route as route
+from ._values import valid_tag as valid_tag
 
 __all__ = [
     "Bar",
@@ -54,4 +56,6 @@ __all__ = [
     "Trade",
     "epoch_ns",
     "round_to_tick",
+    "route",
+    "valid_tag",
 ]

@@ -48,44 +48,67 @@ def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
     return steps * tick
 
 
+_SEGMENT = r"[A-Za-z0-9._-]+"
 _REF = re.compile(
-    r"^(?P<strategy>[a-z][a-z0-9_]*):(?P<symbol>[A-Z][A-Z0-9.]*):L(?P<level>\d+):"
-    r"(?P<side>BUY|SELL):(?P<lot>\d+):(?P<attempt>\d+)$"
+    r"^(?P<strategy>[a-z][a-z0-9_]*):(?P<symbol>[A-Z][A-Z0-9.]*):"
+    rf"(?P<tag>{_SEGMENT}(?::{_SEGMENT})*):(?P<attempt>\d+)$"
 )
+_TAG = re.compile(rf"^{_SEGMENT}(?::{_SEGMENT})*$")
+MAX_REF_LENGTH = 120
+"""IB keeps an orderRef of any length; ours stay short enough to read in TWS."""
 
 
 @attrs.frozen(kw_only=True)
 class OrderRef:
     """What every order we place carries in IB's ``orderRef``, so that any order found at the
-    broker maps back to the ledger, even one whose intent never reached disk.
+    broker maps back to the ledger and to the symbol actor that placed it, even one whose intent
+    never reached disk: ``strategy:symbol:tag:attempt``.
 
-    ``grid:TQQQ:L3:BUY:42:1`` is the first attempt to buy lot 42 at level 3 of the TQQQ grid.
+    The ``tag`` is the strategy's own name for the decision (letters, digits, ``.``, ``_``,
+    ``-``, in ``:``-separated segments): the grid's ``L3:BUY:42`` is lot 42 bought at level 3,
+    so ``grid:TQQQ:L3:BUY:42:1`` is the first attempt to buy it (the format the grid has always
+    written: the orders it left at the broker read the same). ``attempt`` counts the orders
+    placed for one decision: a re-placed sell is attempt 2. ``route`` names the symbol actor
+    (one per strategy and symbol).
     """
 
     strategy: str
     symbol: str
-    level: int
-    side: Side
-    lot: int
+    tag: str
     attempt: int = 1
 
+    def __attrs_post_init__(self) -> None:
+        text = str(self)
+        if _REF.match(text) is None or self.attempt < 1 or len(text) > MAX_REF_LENGTH:
+            raise DomainError(f"not a valid orderRef: {text!r}")
+
     def __str__(self) -> str:
-        return (
-            f"{self.strategy}:{self.symbol}:L{self.level}:{self.side.value}:"
-            f"{self.lot}:{self.attempt}"
-        )
+        return f"{self.strategy}:{self.symbol}:{self.tag}:{self.attempt}"
+
+    @property
+    def route(self) -> str:
+        """``strategy:symbol``: the symbol actor this order belongs to."""
+        return route(self.strategy, self.symbol)
 
     @classmethod
     def parse(cls, text: str) -> OrderRef:
         """Parse an orderRef; ``DomainError`` names it when it is not one of ours."""
         match = _REF.match(text)
-        if match is None:
+        if match is None or len(text) > MAX_REF_LENGTH:
             raise DomainError(f"not an actortrade orderRef: {text!r}")
         return cls(
             strategy=match["strategy"],
             symbol=match["symbol"],
-            level=int(match["level"]),
-            side=Side(match["side"]),
-            lot=int(match["lot"]),
+            tag=match["tag"],
             attempt=int(match["attempt"]),
         )
+
+
+def route(strategy: str, symbol: str) -> str:
+    """The key a symbol actor is known by: ``strategy:symbol`` (its orders' refs start so)."""
+    return f"{strategy}:{symbol}"
+
+
+def valid_tag(tag: str) -> bool:
+    """Whether ``tag`` may be an orderRef's tag."""
+    return _TAG.match(tag) is not None

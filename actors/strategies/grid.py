@@ -24,6 +24,12 @@ carries out the commands it returns (``PlaceOrder`` after committing the intent,
 
 Lots are created by their first fill. A lot whose buy fills after its order was cancelled (a
 late or reordered execution) keeps the shares: its sell is resized by cancel and replace.
+
+**Refs.** Every order's tag (``actors.domain.OrderRef``) is ``L<level>:<side>:<lot>``:
+``grid:TQQQ:L3:BUY:42:1`` is the first attempt to buy lot 42 at level 3 (``GridRef``).
+
+``GridKind`` is the strategy of one symbol with its parameters and lot map (the host's
+``StrategyKind``); ``GridStrategy`` the live grid (its ``Strategy``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
+from typing import Literal
 
 import attrs
 
@@ -42,16 +49,20 @@ from ..domain import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
-    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
+    PriceTick,
     Side,
     TimeInForce,
     round_to_tick,
 )
+from ..ledger import Origin
 from ..messages import Alert, Command, LotClosed, LotOpened
+from ._gridref import GridRef as GridRef
+from .protocol import BarClosed, Facts, Needs, PositionLine, StrategyEvent, TimerFired
 
+NAME = "grid"
 ZERO = Decimal(0)
 
 
@@ -69,7 +80,7 @@ class GridParams:
     retry_initial: float = 1.0
     retry_maximum: float = 60.0
     retry_limit: int = 10
-    strategy: str = "grid"
+    strategy: str = NAME
 
 
 @attrs.define(kw_only=True)
@@ -173,10 +184,10 @@ class GridStrategy:
         """
         placed_at = placed_at or {}
         grid = cls(params, lots)
-        mine: list[tuple[OrderRef, PlaceOrder]] = []
+        mine: list[tuple[GridRef, PlaceOrder]] = []
         for order in orders:
             try:
-                ref = OrderRef.parse(order.ref)
+                ref = GridRef.parse(order.ref)
             except DomainError:
                 continue
             if (ref.strategy, ref.symbol) == (params.strategy, params.symbol):
@@ -240,7 +251,7 @@ class GridStrategy:
                 current = grid.orders.get(lot.sell_ref) if lot.sell_ref else None
                 if current is None or current.done or not tracked.done:
                     lot.sell_ref = tracked.ref
-                lot.sell_attempts = max(lot.sell_attempts, OrderRef.parse(tracked.ref).attempt)
+                lot.sell_attempts = max(lot.sell_attempts, GridRef.parse(tracked.ref).attempt)
         for lot in grid.lots.values():
             if lot.buy_done and lot.bought > 0 and lot.sold >= lot.bought:
                 lot.closed = True
@@ -269,6 +280,42 @@ class GridStrategy:
         """Bring the broker's orders in line with the rules (after ``restore``): re-place
         vanished sells, cancel misplaced orders, place the missing queued buys."""
         return self._maintain(now)
+
+    # -- the Strategy protocol ---------------------------------------------------------------
+
+    def decide(self, event: StrategyEvent, now: float) -> list[Command]:
+        """The commands ``event`` leads to (``actors.strategies.protocol``)."""
+        match event:
+            case PriceTick(price=price):
+                return self.on_price(price, now)
+            case OrderAccepted():
+                return self.on_accepted(event)
+            case OrderFilled():
+                return self.on_filled(event, now)
+            case OrderCancelled():
+                return self.on_cancelled(event, now)
+            case OrderRejected():
+                return self.on_rejected(event, now)
+            case TimerFired():
+                return self.on_timer(now)
+            case BarClosed():
+                return []  # the grid decides on ticks; it subscribes to no bars
+
+    def positions(self) -> list[PositionLine]:
+        """Its open lots."""
+        return [
+            PositionLine(
+                id=lot.id,
+                shares=lot.open_shares,
+                purchase_price=lot.purchase_price,
+                sell_price=self.sell_price(lot),
+                label=f"L{lot.level}",
+            )
+            for lot in self.open_lots()
+        ]
+
+    def view(self) -> GridView:
+        return GridView(cycle=self.cycle, anchor=self.anchor)
 
     # -- views -----------------------------------------------------------------------------
 
@@ -507,7 +554,7 @@ class GridStrategy:
             )
         lot.sell_attempts += 1
         ref = str(
-            OrderRef(
+            GridRef(
                 strategy=self.params.strategy,
                 symbol=self.params.symbol,
                 level=lot.level,
@@ -575,7 +622,7 @@ class GridStrategy:
         lot = self.next_lot
         self.next_lot += 1
         ref = str(
-            OrderRef(
+            GridRef(
                 strategy=self.params.strategy,
                 symbol=self.params.symbol,
                 level=level,
@@ -624,3 +671,82 @@ class GridStrategy:
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.params.symbol, kind=kind, message=message)
+
+
+@attrs.frozen(kw_only=True)
+class GridView:
+    """What ``actorctl status`` shows of a grid beyond what every strategy shows: its ladder."""
+
+    kind: Literal["grid"] = "grid"
+    cycle: int
+    """The ladder: each level-0 buy that anchors one starts the next."""
+    anchor: Decimal | None
+    """The current ladder's level-0 fill price (``T[0]``), None when flat."""
+
+
+@attrs.frozen
+class GridKind:
+    """The grid of one symbol, with its parameters and lot map (a ``StrategyKind``)."""
+
+    params: GridParams
+    lot_map: LotMap
+
+    @property
+    def name(self) -> str:
+        return self.params.strategy
+
+    @property
+    def symbol(self) -> str:
+        return self.params.symbol
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(ticks=True, timer=True, sessions="extended")
+
+    def restore(self, facts: Facts) -> GridStrategy:
+        return GridStrategy.restore(
+            self.params,
+            self.lot_map,
+            orders=[intent.order for intent in facts.intents],
+            fills=[
+                OrderFilled(
+                    ref=f.ref,
+                    exec_id=f.exec_id,
+                    quantity=f.quantity,
+                    price=f.price,
+                    commission=f.commission,
+                )
+                for f in facts.fills
+            ],
+            working=facts.working,
+            detached={i.ref for i in facts.intents if i.origin is Origin.ORPHAN},
+            placed_at=facts.placed_at,
+            now=facts.now,
+        )
+
+    def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:
+        """Orphan shares become a lot of their own (level 0 of no ladder, ``detached`` when
+        rebuilt) bought at the broker's average cost: it gets its +profit sell like any lot."""
+        lots = []
+        for text in taken:
+            try:
+                parsed = GridRef.parse(text)
+            except DomainError:
+                continue
+            if (parsed.strategy, parsed.symbol) == (self.name, self.symbol):
+                lots.append(parsed.lot)
+        ref = GridRef(
+            strategy=self.name,
+            symbol=self.symbol,
+            level=0,
+            side=Side.BUY,
+            lot=max(lots, default=0) + 1,
+        )
+        return PlaceOrder(
+            ref=str(ref),
+            symbol=self.symbol,
+            side=Side.BUY,
+            quantity=shares,
+            limit=round_to_tick(average_cost, self.params.tick),
+            tif=TimeInForce.GTC,
+        )

@@ -78,7 +78,7 @@ class Report:
         return [
             symbol
             for symbol in self.symbols
-            if symbol not in self.trading.strategies
+            if f"grid:{symbol}" not in self.trading.strategies
             or cells[symbol].state is not LifecycleState.RUNNING
         ]
 
@@ -86,7 +86,7 @@ class Report:
         self.traded = True
         parts = []
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(symbol)
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
             if strategy is None:
                 parts.append(f"{symbol} not reconciled")
                 continue
@@ -108,7 +108,7 @@ class Report:
             raise RuntimeError("the fill printer summarizes a tree on the embedded venue only")
         engine = self.sim.engine
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(symbol)
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
             if strategy is None:
                 STDOUT.line(f"{when}: {symbol} has not started")
                 continue

@@ -242,7 +242,7 @@ def serve(
             # ib_insync takes its loop from the event loop policy, which is not the loop anyio
             # runs with uvloop: with ib_insync in the process, plain asyncio.
             uvloop=uvloop,
-            tracer=telemetry.tracer,
+            hooks=telemetry.supervisor_hooks(),
             on_started=on_started,
         )
     finally:

@@ -48,11 +48,16 @@ def status(
     for view in reply["symbols"]:
         shares = sum(lot["shares"] for lot in view["lots"])
         halted = f"  HALTED: {view['halted']}" if view["halted"] else ""
+        detail = view.get("detail") or {}
+        own = "".join(
+            f" {key} {'-' if value is None else value}"
+            for key, value in detail.items()
+            if key != "kind"
+        )
         print(
             f"{view['symbol']}: {len(view['lots'])} open lots ({shares} shares), realized P&L "
-            f"{view['realized']}, last price {view['last_price'] or '-'}, anchor "
-            f"{view['anchor'] or '-'}, {view['live_buys']} buys and {view['live_sells']} sells "
-            f"working{halted}"
+            f"{view['realized']}, last price {view['last_price'] or '-'}; {view['strategy']}"
+            f"{own}; {view['live_buys']} buys and {view['live_sells']} sells working{halted}"
         )
         for event in view.get("lot_events", [])[-3:]:
             if "realized" in event:
@@ -186,14 +191,18 @@ def lots_command(
     if json:
         _print_json(reply)
         return
-    print(f"{'symbol':<8} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} {'sell at':>9}")
+    print(
+        f"{'symbol':<8} {'strategy':<10} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} "
+        f"{'sell at':>9}"
+    )
     for view in reply["symbols"]:
         for lot in view["lots"]:
             print(
-                f"{view['symbol']:<8} {lot['lot']:>5} {lot['level']:>5} {lot['shares']:>7} "
-                f"{float(lot['purchase_price']):>10.4f} {lot['sell_price']:>9}"
+                f"{view['symbol']:<8} {view['strategy']:<10} {lot['id']:>5} {lot['label']:>5} "
+                f"{lot['shares']:>7} {float(lot['purchase_price']):>10.4f} "
+                f"{lot['sell_price'] or '-':>9}"
             )
-        print(f"{view['symbol']:<8} realized P&L {view['realized']}")
+        print(f"{view['symbol']:<8} {view['strategy']:<10} realized P&L {view['realized']}")
 
 
 @cli.command()

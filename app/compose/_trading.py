@@ -23,13 +23,13 @@ import attrs
 from actors.broker import BrokerActor, OrderTraces
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimPort
-from actors.domain import Bar, PriceTick, Trade
+from actors.domain import Bar, PriceTick, Trade, route
 from actors.lot_keeper import LotKeeper, ledger_store
 from actors.market_data import LiveFeed, TickSource
 from actors.messages import Alert
 from actors.reconciler import Reconciler
 from actors.replay_feed import ReplayFeed
-from actors.strategies.grid import GridParams, GridStrategy
+from actors.strategies.grid import GridKind, GridParams
 from actors.symbol import SymbolActor
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
@@ -59,7 +59,7 @@ class SimTrading:
     spec: SupervisorSpec
     engine: Engine
     port: BrokerPort
-    strategies: dict[str, GridStrategy]
+    strategies: dict[str, Any]
     """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
@@ -125,7 +125,7 @@ def sim_trading(
 
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
-    strategies: dict[str, GridStrategy] = {}
+    strategies: dict[str, Any] = {}
     feeds: list[ReplayFeed] = []
 
     publishers = {s: f.publish for f in live for s in f.symbols}
@@ -241,7 +241,7 @@ def trading_tree(
     params: Mapping[str, GridParams] | None,
     port: BrokerPort,
     alerts: list[Alert],
-    strategies: dict[str, GridStrategy],
+    strategies: dict[str, Any],
     reconcile_interval: float,
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
@@ -253,19 +253,25 @@ def trading_tree(
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
     traces = OrderTraces()
+    kinds = {
+        symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
+        for symbol, lot_map in lots.items()
+    }
     broker: ActorCell[Any] = ActorCell(
         "broker",
         lambda: BrokerActor(
-            port, {s: c.ref for s, c in symbols.items()}, telemetry=telemetry, traces=traces
+            port,
+            {route(kinds[s].name, s): c.ref for s, c in symbols.items()},
+            telemetry=telemetry,
+            traces=traces,
         ),
     )
-    for symbol, lot_map in lots.items():
+    for symbol, kind in kinds.items():
         symbols[symbol] = ActorCell(
             f"symbol.{symbol}",
             functools.partial(
                 SymbolActor,
-                (params or {}).get(symbol, GridParams(symbol=symbol)),
-                lot_map,
+                kind,
                 lot_keeper=keeper.ref,
                 broker=broker.ref,
                 alerts=alerts,
@@ -334,7 +340,7 @@ class LiveTrading:
     spec: SupervisorSpec
     port: BrokerPort
     feeds: list[LiveSource]
-    strategies: dict[str, GridStrategy]
+    strategies: dict[str, Any]
     cells: dict[str, ActorCell[Any]]
     alerts: list[Alert]
     telemetry: Telemetry
@@ -360,7 +366,7 @@ def live_trading(
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     alerts: list[Alert] = []
-    strategies: dict[str, GridStrategy] = {}
+    strategies: dict[str, Any] = {}
     spec, cells = trading_tree(
         store=store,
         lots=lots,

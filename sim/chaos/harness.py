@@ -538,7 +538,7 @@ class Harness:
                 continue
             store = self.store
             assert store is not None
-            strategy = trading.strategies.get(SYMBOL)
+            strategy = trading.strategies.get(f"grid:{SYMBOL}")
             ledger = invariants.read_ledger(store, SYMBOL)
             forgotten = self.forgotten if self.amnesiac else None
             invariants.safety(

@@ -35,9 +35,9 @@ from decimal import Decimal
 import attrs
 
 from actors import ledger as ledger_
-from actors.domain import OrderRef, Side, round_to_tick
+from actors.domain import Side, round_to_tick
 from actors.lot_keeper import LedgerState
-from actors.strategies.grid import GridStrategy
+from actors.strategies.grid import GridRef, GridStrategy
 from runtime.store import Store
 from sim.engine import Engine, Execution, SimOrder
 
@@ -115,7 +115,7 @@ def safety(
     tally.check(not unbacked, f"orders at the venue without a committed intent: {unbacked}")
 
     working = [o for o in orders if not o.done]
-    buys = Counter(OrderRef.parse(o.ref).level for o in working if o.side is Side.BUY)
+    buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
     doubled = {level: n for level, n in buys.items() if n > 1}
     tally.check(not doubled, f"levels with more than one working buy: {doubled}")
     queued = sum(n for level, n in buys.items() if level > 0)
@@ -132,16 +132,16 @@ def safety(
     for _, ref, side, quantity, _ in history:
         if not ref.startswith(f"{OURS}{symbol}:"):
             continue
-        (bought if side is Side.BUY else sold)[OrderRef.parse(ref).lot] += quantity
+        (bought if side is Side.BUY else sold)[GridRef.parse(ref).lot] += quantity
     for fill in ledger.fills:
         if fill.exec_id.startswith("orphan:"):
             # A lot the reconciler made of shares no lot held: bought under other lots (or
             # in a life of the venue it forgot), sold under its own.
-            bought[OrderRef.parse(fill.ref).lot] += fill.quantity
+            bought[GridRef.parse(fill.ref).lot] += fill.quantity
     sells: dict[int, list[SimOrder]] = {}
     for order in working:
         if order.side is Side.SELL:
-            sells.setdefault(OrderRef.parse(order.ref).lot, []).append(order)
+            sells.setdefault(GridRef.parse(order.ref).lot, []).append(order)
     for lot, offered in sells.items():
         refs = [o.ref for o in offered]
         tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
@@ -193,7 +193,7 @@ def broker_realized(engine: Engine, symbol: str) -> Decimal:
     sold: Counter[int] = Counter()
     proceeds: dict[int, Decimal] = {}
     for execution in _executions(engine, symbol):
-        lot = OrderRef.parse(execution.ref).lot
+        lot = GridRef.parse(execution.ref).lot
         value = execution.price * execution.quantity
         if execution.side is Side.BUY:
             bought[lot] += execution.quantity
@@ -240,9 +240,9 @@ def agreement(
     )
     live = _ours(engine.open_orders(), symbol)
     working = [o for o in live if o.side is Side.SELL]
-    buying = {OrderRef.parse(o.ref).lot for o in live if o.side is Side.BUY}
+    buying = {GridRef.parse(o.ref).lot for o in live if o.side is Side.BUY}
     for lot in open_lots:
-        sells = [o for o in working if OrderRef.parse(o.ref).lot == lot.lot]
+        sells = [o for o in working if GridRef.parse(o.ref).lot == lot.lot]
         if lot.lot in buying:
             # Partly bought, its buy still working: the sell comes once the buy is done.
             tally.check(
@@ -261,7 +261,7 @@ def agreement(
             f"expected {lot.open_shares} @ {expected}",
         )
     stray = sorted(
-        o.ref for o in working if OrderRef.parse(o.ref).lot not in {lot.lot for lot in open_lots}
+        o.ref for o in working if GridRef.parse(o.ref).lot not in {lot.lot for lot in open_lots}
     )
     tally.check(not stray, f"working sells for lots that are not open: {stray}")
     if forgotten is None:

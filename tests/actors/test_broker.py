@@ -63,7 +63,7 @@ async def test_an_order_is_not_queued_behind_a_flood_of_polls() -> None:
     PlaceOrder waited behind hundreds of them (a quarter of a second over the wire)."""
     port = SlowPollPort()
     sink: ActorCell[Any] = ActorCell("symbol.TQQQ", Sink)
-    broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"TQQQ": sink.ref}))
+    broker: ActorCell[Any] = ActorCell("broker", lambda: BrokerActor(port, {"grid:TQQQ": sink.ref}))
     order = PlaceOrder(
         ref="grid:TQQQ:L0:BUY:1:1",
         symbol="TQQQ",

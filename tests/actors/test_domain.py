@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.domain import DomainError, OrderRef, Side, round_to_tick
+from actors.strategies.grid import GridRef
 
 CENT = Decimal("0.01")
 
@@ -48,10 +50,33 @@ def test_a_bad_tick_size_is_refused(tick: Decimal) -> None:
         round_to_tick(Decimal("1.00"), tick)
 
 
+_segments = st.lists(
+    st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=8),
+    min_size=1,
+    max_size=4,
+).map(":".join)
+
+
 @given(
     st.builds(
         OrderRef,
-        strategy=st.sampled_from(["grid", "options_scalp"]),
+        strategy=st.sampled_from(["grid", "ma_cross", "options_scalp"]),
+        symbol=st.sampled_from(["TQQQ", "QQQ", "BRK.B"]),
+        tag=_segments,
+        attempt=st.integers(min_value=1, max_value=1000),
+    )
+)
+def test_an_order_ref_parses_back_to_itself(ref: OrderRef) -> None:
+    """Any orderRef we write maps back to its strategy, symbol, tag and attempt, and names
+    the symbol actor it belongs to."""
+    assert OrderRef.parse(str(ref)) == ref
+    assert ref.route == f"{ref.strategy}:{ref.symbol}"
+
+
+@given(
+    st.builds(
+        GridRef,
+        strategy=st.just("grid"),
         symbol=st.sampled_from(["TQQQ", "QQQ", "BRK.B"]),
         level=st.integers(min_value=0, max_value=500),
         side=st.sampled_from(Side),
@@ -59,15 +84,28 @@ def test_a_bad_tick_size_is_refused(tick: Decimal) -> None:
         attempt=st.integers(min_value=1, max_value=1000),
     )
 )
-def test_an_order_ref_parses_back_to_itself(ref: OrderRef) -> None:
-    """Any orderRef we write maps back to strategy, symbol, level, side, lot and attempt."""
-    assert OrderRef.parse(str(ref)) == ref
+def test_a_grid_ref_is_the_format_the_grid_always_wrote(ref: GridRef) -> None:
+    """The grid's tag is L<level>:<side>:<lot>: its refs read as they always did (the orders
+    it left at the broker before the Strategy protocol still map back to their lots)."""
+    text = str(ref)
+    assert text == (f"grid:{ref.symbol}:L{ref.level}:{ref.side.value}:{ref.lot}:{ref.attempt}")
+    assert GridRef.parse(text) == ref
+    assert OrderRef.parse(text).tag == f"L{ref.level}:{ref.side.value}:{ref.lot}"
 
 
 @pytest.mark.parametrize(
-    "text", ["", "grid:TQQQ:3:BUY:1:1", "grid:tqqq:L3:BUY:1:1", "grid:TQQQ:L3:HOLD:1:1", "manual"]
+    "text", ["", "grid:tqqq:L3:BUY:1:1", "grid:TQQQ:L3", "grid:TQQQ::1", "manual", "ib:9:7"]
 )
 def test_a_foreign_order_ref_is_named_in_the_error(text: str) -> None:
     """Orders that are not ours are recognised as such."""
     with pytest.raises(DomainError, match="not an actortrade orderRef"):
         OrderRef.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["grid:TQQQ:3:BUY:1:1", "grid:TQQQ:L3:HOLD:1:1", "grid:TQQQ:x:1", "grid:TQQQ:L3:BUY:1"]
+)
+def test_a_ref_of_another_shape_is_not_the_grids(text: str) -> None:
+    """Well-formed orderRefs whose tag is not L<level>:<side>:<lot> are not the grid's."""
+    with pytest.raises(DomainError, match="not a grid orderRef"):
+        GridRef.parse(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,16 +73,19 @@ def test_fills_move_the_position_and_what_a_sell_still_offers() -> None:
 
 
 def test_excess_sells_are_given_up_newest_first_and_the_strategys_own_last() -> None:
-    """Sells offering 3 x 94 against a position of 94: the two not kept go, newest first;
-    sells already being cancelled count as gone."""
-    book = SellBook(
-        position=94,
-        working={
-            "grid:TQQQ:L0:SELL:5:1": 94,
-            "grid:TQQQ:L1:SELL:7:1": 94,
-            "grid:TQQQ:L2:SELL:9:1": 94,
-        },
+    """Sells offering 3 x 94 against a position of 94: the two not kept go, newest first (by
+    the broker's order ids in the snapshot, then in the order sent); sells already being
+    cancelled count as gone."""
+    snapshot = BrokerSnapshot(
+        orders=tuple(
+            attrs.evolve(order(ref, Side.SELL, 94), order_id=order_id)
+            for ref, order_id in (("grid:TQQQ:L1:SELL:7:1", 12), ("grid:TQQQ:L0:SELL:5:1", 11))
+        ),
+        positions=(BrokerPosition(symbol="TQQQ", quantity=94, average_cost=Decimal("50")),),
     )
+    book = SellBook.from_snapshot(snapshot, "TQQQ", ours)
+    book.sent("grid:TQQQ:L2:SELL:9:1", 94)
+    book.position = 94
     assert book.excess(keep={"grid:TQQQ:L2:SELL:9:1"}, cancelling=()) == [
         "grid:TQQQ:L1:SELL:7:1",
         "grid:TQQQ:L0:SELL:5:1",

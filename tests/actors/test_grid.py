@@ -12,7 +12,6 @@ from actors.domain import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
-    OrderRef,
     OrderRejected,
     PlaceOrder,
     PriceCondition,
@@ -20,7 +19,7 @@ from actors.domain import (
     TimeInForce,
 )
 from actors.messages import Alert, Command
-from actors.strategies.grid import GridParams, GridStrategy
+from actors.strategies.grid import GridParams, GridRef, GridStrategy
 from config.lotmap import LotMap
 
 D = Decimal
@@ -53,7 +52,7 @@ def fill(
 
 
 def level_of(command: PlaceOrder) -> int:
-    return OrderRef.parse(command.ref).level
+    return GridRef.parse(command.ref).level
 
 
 def anchored(price: str = "100.00") -> tuple[GridStrategy, list[Command]]:

@@ -23,14 +23,13 @@ from actors.domain import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
-    OrderRef,
     OrderRejected,
     PlaceOrder,
     Side,
     round_to_tick,
 )
 from actors.messages import Alert, Command, LotClosed, LotOpened
-from actors.strategies.grid import GridParams, GridStrategy
+from actors.strategies.grid import GridParams, GridRef, GridStrategy
 from config.lotmap import LotMap
 
 TICK = Decimal("0.01")
@@ -75,7 +74,7 @@ class GridMachine(RuleBasedStateMachine):
         for command in commands:
             if isinstance(command, PlaceOrder):
                 assert command.ref not in self.books.placed, f"orderRef reused: {command.ref}"
-                ref = OrderRef.parse(command.ref)
+                ref = GridRef.parse(command.ref)
                 assert (ref.symbol, ref.side) == ("TQQQ", command.side)
                 assert 0 <= ref.level < len(self.grid.lot_map)
                 assert command.quantity > 0
@@ -106,7 +105,7 @@ class GridMachine(RuleBasedStateMachine):
 
     def execute(self, ref: str, quantity: int) -> None:
         order = self.books.live[ref]
-        lot = OrderRef.parse(ref).lot
+        lot = GridRef.parse(ref).lot
         self.exec_seq += 1
         event = OrderFilled(
             ref=ref, exec_id=f"x{self.exec_seq}", quantity=quantity, price=order.limit
@@ -224,7 +223,7 @@ class GridMachine(RuleBasedStateMachine):
         if not hasattr(self, "grid"):
             return
         levels = Counter(
-            (self.grid.orders[ref].cycle, OrderRef.parse(ref).level)
+            (self.grid.orders[ref].cycle, GridRef.parse(ref).level)
             for ref, order in self.books.live.items()
             if order.side is Side.BUY and ref not in self.books.cancel_requested
         )
@@ -261,14 +260,14 @@ class GridMachine(RuleBasedStateMachine):
         for lot_id in self.books.bought:
             open_shares = self.books.bought[lot_id] - self.books.sold[lot_id]
             buy_live = any(
-                OrderRef.parse(ref).lot == lot_id
+                GridRef.parse(ref).lot == lot_id
                 for ref in self.live_where(side=Side.BUY)
                 for ref in [ref.ref]
             )
             sells = [
                 order
                 for order in self.live_where(side=Side.SELL)
-                if OrderRef.parse(order.ref).lot == lot_id
+                if GridRef.parse(order.ref).lot == lot_id
             ]
             if open_shares == 0 or buy_live:
                 assert sells == [], f"lot {lot_id}: sell while closed or still buying"
@@ -285,9 +284,9 @@ class GridMachine(RuleBasedStateMachine):
         grid = self.grid
         current = [lot for lot in grid.open_lots(grid.cycle)]
         conditional = sorted(
-            OrderRef.parse(order.ref).level
+            GridRef.parse(order.ref).level
             for order in self.live_where(side=Side.BUY)
-            if grid.orders[order.ref].cycle == grid.cycle and OrderRef.parse(order.ref).level > 0
+            if grid.orders[order.ref].cycle == grid.cycle and GridRef.parse(order.ref).level > 0
         )
         if not current:
             assert conditional == []
@@ -303,7 +302,7 @@ class GridMachine(RuleBasedStateMachine):
         for _ in range(len(grid.lot_map)):
             chain.append(round_to_tick(chain[-1] * Decimal("0.99"), TICK))
         for order in self.live_where(side=Side.BUY):
-            level = OrderRef.parse(order.ref).level
+            level = GridRef.parse(order.ref).level
             if grid.orders[order.ref].cycle == grid.cycle and level > 0:
                 assert order.limit == chain[level]
                 assert order.condition is not None

@@ -241,7 +241,7 @@ async def test_missing_shares_fail_closed_and_place_no_new_orders(tmp_path: Path
         offline(engine, bars, after=engine.last_trade_at, count=1)
         orders_before = set(engine.orders)
         trading, _, _, _ = await run_tree(tmp_path, bars, engine=engine)
-    strategy = trading.strategies["TQQQ"]
+    strategy = trading.strategies["grid:TQQQ"]
     assert strategy.halted is not None
     assert "broker" in strategy.halted
     assert set(engine.orders) == orders_before, "a halted symbol placed an order"
@@ -385,7 +385,7 @@ async def test_a_venue_that_lost_its_latest_executions_never_makes_the_grid_go_s
         if held.get(execution.exec_id) != facts:
             assert (execution.exec_id, execution.ref, execution.quantity) in reported
     if after.open_conflicts:
-        assert trading.strategies["TQQQ"].halted is not None
+        assert trading.strategies["grid:TQQQ"].halted is not None
         (diff,) = report.diffs
         assert diff.conflicts
         assert "EXECUTION CONFLICT" in "\n".join(diff.lines())

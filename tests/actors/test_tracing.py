@@ -270,7 +270,7 @@ async def run(
     trading: SimTrading, telemetry: Telemetry, *, chaos: Any = None
 ) -> tuple[LedgerState, Supervisor]:
     """The tree until the replay ends, flushing spans as the service's companion does."""
-    root = Supervisor("root", trading.spec, tracer=telemetry.tracer)
+    root = Supervisor("root", trading.spec, hooks=telemetry.supervisor_hooks())
     with anyio.fail_after(120):
         async with anyio.create_task_group() as flusher:
             flusher.start_soon(telemetry.run, 0.05)

@@ -12,8 +12,9 @@ from typing import Any
 import anyio
 import pytest
 
-from actors.domain import OrderRef, Side
+from actors.domain import Side
 from actors.lot_keeper import LedgerState, LoadLedger
+from actors.strategies.grid import GridRef
 from app.compose import sim_trading
 from config.lotmap import load_lot_map
 from sim.replay import generated_session, load_bars, trades
@@ -86,7 +87,7 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
     sides = check_agreement(trading, ledger, "TQQQ")
     cross_check(trading, ledger, bars)
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
-    realized = trading.strategies["TQQQ"].realized
+    realized = trading.strategies["grid:TQQQ"].realized
     held = sum(lot.open_shares for lot in open_lots)
     print(
         f"\n{anyio_backend[0]}: {len(bars)} bars in {elapsed:.1f} s: "
@@ -100,9 +101,9 @@ async def test_all_45_real_tqqq_sessions_replay_through_the_tree(
 def cross_check(trading: Any, ledger: LedgerState, bars: list[Any]) -> None:
     """The actors' outcome equals the plain re-implementation's, by value."""
     expected = plain_grid.run(trades(bars), list(load_lot_map(ROOT / "config/lots/tqqq.csv")))
-    sides = Counter(OrderRef.parse(e.ref).side for e in trading.engine.executions)
+    sides = Counter(GridRef.parse(e.ref).side for e in trading.engine.executions)
     assert (sides[Side.BUY], sides[Side.SELL]) == (expected.buys, expected.sells)
-    assert trading.strategies["TQQQ"].realized == expected.realized
+    assert trading.strategies["grid:TQQQ"].realized == expected.realized
     assert trading.engine.positions["TQQQ"].quantity == expected.position
     assert sorted(
         (lot.level, lot.open_shares, lot.cost) for lot in ledger.lots if lot.open_shares

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from actors import ledger, reconcile
 from actors.brokers.ib import IBMarketData, IBPort
 from actors.domain import Instrument, Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
+from actors.strategies.grid import GridKind, GridParams
 from app.compose import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
 from sim.chaos import invariants
@@ -275,17 +275,19 @@ async def test_orders_of_another_client_are_foreign_to_reconciliation(
         await port.close()
         other.disconnect()
         venue.cancel_scope.cancel()
-    keeper_state = trading.strategies["TQQQ"]
+    keeper_state = trading.strategies["grid:TQQQ"]
     foreign = [o for o in snapshot.orders if o.order.ref.startswith("ib:")]
     assert [(o.order.side, o.working) for o in foreign if o.working] == [(Side.SELL, True)]
     ledger_shares = sum(lot.open_shares for lot in keeper_state.open_lots())
     diff, repairs = reconcile.plan(
         symbol="TQQQ",
         strategy="grid",
-        tick=Decimal("0.01"),
         ledger=await _ledger(tmp_path),
         broker=snapshot,
         now_ns=0,
+        adopt=GridKind(
+            GridParams(symbol="TQQQ"), load_lot_map(ROOT / "config/lots/tqqq.csv")
+        ).adopt,
     )
     assert snapshot.position("TQQQ").quantity == ledger_shares + 50
     assert diff.orphan_shares == 0

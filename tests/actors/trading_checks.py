@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from actors.domain import OrderRef, Side, round_to_tick
+from actors.domain import Side, round_to_tick
 from actors.lot_keeper import LedgerState
+from actors.strategies.grid import GridRef
 from app.compose import LiveTrading, SimTrading
 from sim.engine import Engine
 
@@ -22,7 +23,7 @@ def check_agreement(
     if engine is None:
         assert isinstance(trading, SimTrading)
         engine = trading.engine
-    strategy = trading.strategies[symbol]
+    strategy = trading.strategies[f"grid:{symbol}"]
     # Every execution of ours recorded exactly once (plus the synthetic fills of lots made
     # for orphan shares); every order of ours at the venue had a committed intent.
     assert sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:")) == sorted(
@@ -37,14 +38,14 @@ def check_agreement(
     assert position == sum(lot.open_shares for lot in open_lots)
     working = [o for o in engine.open_orders() if o.side is Side.SELL and o.ref in refs]
     for lot in open_lots:
-        sells = [o for o in working if OrderRef.parse(o.ref).lot == lot.lot]
+        sells = [o for o in working if GridRef.parse(o.ref).lot == lot.lot]
         assert len(sells) == 1, f"lot {lot.lot}: {len(sells)} working sells"
         assert sells[0].remaining == lot.open_shares
         average = lot.cost / lot.bought
         assert sells[0].limit == round_to_tick(average * Decimal("1.01"), Decimal("0.01"))
     # At most one working buy per level, at most queue_depth conditional ones.
     buys = Counter(
-        OrderRef.parse(o.ref).level
+        GridRef.parse(o.ref).level
         for o in engine.open_orders()
         if o.side is Side.BUY and o.ref in refs
     )
@@ -56,7 +57,7 @@ def check_agreement(
     assert {lot.id: lot.bought for lot in strategy.lots.values()} == {
         lot.lot: lot.bought for lot in ledger.lots
     }
-    return Counter(OrderRef.parse(e.ref).side for e in engine.executions if e.ref in refs)
+    return Counter(GridRef.parse(e.ref).side for e in engine.executions if e.ref in refs)
 
 
 class StepChecker:
@@ -77,11 +78,11 @@ class StepChecker:
             return
         self._seen = books
         self.checks += 1
-        strategy = self.trading.strategies[self.symbol]
+        strategy = self.trading.strategies[f"grid:{self.symbol}"]
         ours = {ref for ref in engine.orders if ref.startswith("grid:")}
         working = [o for o in engine.open_orders() if o.ref in ours]
         # At most one working buy per level; at most queue_depth conditional ones.
-        buys = Counter(OrderRef.parse(o.ref).level for o in working if o.side is Side.BUY)
+        buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
         assert all(n == 1 for n in buys.values()), buys
         assert sum(n for level, n in buys.items() if level > 0) <= strategy.params.queue_depth
         # The strategy's open shares are the venue's position (unless it failed closed on
@@ -90,7 +91,7 @@ class StepChecker:
         shares = sum(lot.open_shares for lot in strategy.open_lots())
         assert shares == position or (strategy.halted is not None and shares > position)
         # Every open lot whose buy is done has exactly one working sell, of its open shares.
-        sells = Counter(OrderRef.parse(o.ref).lot for o in working if o.side is Side.SELL)
+        sells = Counter(GridRef.parse(o.ref).lot for o in working if o.side is Side.SELL)
         for lot in strategy.open_lots():
             if lot.buy_done:
                 assert sells[lot.id] == 1, f"lot {lot.id}: {sells[lot.id]} working sells"

@@ -1,0 +1,204 @@
+"""The Strategy protocol (SPEC 12): what a symbol actor hosts, whatever the strategy.
+
+A strategy is pure: no I/O, no clock reads, no asyncio. It gets events with the time
+(``decide``) and returns commands; the host (``actors.symbol.SymbolActor``), not the strategy,
+talks to the lot-keeper, the risk checks and the broker, and it commits every order as a
+write-ahead intent before sending it. After any restart a strategy is rebuilt from the facts
+alone (``StrategyKind.restore``): the ledger's intents and executions, and which of its orders
+the broker still works.
+
+Two objects per (strategy, symbol):
+
+* a ``StrategyKind``: the strategy's name, symbol, parameters and needs (``Needs``: ticks, bars,
+  a timer, sessions, warm-up), which makes strategies (``restore``) and adopts shares the broker
+  holds that no order of the ledger explains (``adopt``);
+* a ``Strategy``: the live instance, one event at a time.
+
+Every order's ref is ``strategy:symbol:tag:attempt`` (``actors.domain.OrderRef``) with a tag the
+strategy chooses, so reconciliation maps any order found at the broker back to its strategy,
+and the broker routes its events to the right symbol actor (``OrderRef.route``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
+from typing import Literal, Protocol
+
+import attrs
+
+from ..domain import (
+    Bar,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    PriceTick,
+    Side,
+)
+from ..ledger import FillRecord, IntentRecord
+from ..messages import Command
+
+__all__ = [
+    "BarClosed",
+    "Command",
+    "Facts",
+    "LiveOrder",
+    "Needs",
+    "PositionLine",
+    "Strategy",
+    "StrategyEvent",
+    "StrategyKind",
+    "TimerFired",
+]
+
+
+@attrs.frozen(kw_only=True)
+class TimerFired:
+    """The host's timer: time-outs and retries are decided on it."""
+
+
+@attrs.frozen(kw_only=True)
+class BarClosed:
+    """A bar the strategy subscribed to (``Needs.bars``) has closed; ``seconds`` is its size."""
+
+    bar: Bar
+    seconds: int
+
+
+StrategyEvent = (
+    PriceTick
+    | BarClosed
+    | OrderAccepted
+    | OrderFilled
+    | OrderCancelled
+    | OrderRejected
+    | TimerFired
+)
+"""What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""
+
+
+@attrs.frozen(kw_only=True)
+class Needs:
+    """What a strategy subscribes to."""
+
+    ticks: bool = True
+    """Every trade of its symbol (``PriceTick``)."""
+    bars: tuple[int, ...] = ()
+    """Bar sizes in seconds (60, 300, 86400...) whose closes it decides on (``BarClosed``)."""
+    timer: bool = True
+    """``TimerFired`` every host timer interval."""
+    sessions: Literal["regular", "extended"] = "extended"
+    """Which market sessions its bars are made of."""
+    warmup: int = 0
+    """Bars of history it needs before its first decision (of its smallest bar size)."""
+
+
+@attrs.frozen(kw_only=True)
+class Facts:
+    """What a strategy is rebuilt from after any restart: the ledger's intents (with their
+    origin) and executions in recording order, which of its orders the broker works now, and
+    when each order was placed on the host's clock (for time-outs)."""
+
+    intents: tuple[IntentRecord, ...]
+    fills: tuple[FillRecord, ...]
+    working: frozenset[str]
+    placed_at: Mapping[str, float]
+    now: float
+
+
+class LiveOrder(Protocol):
+    """An order a strategy believes the broker works."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def side(self) -> Side: ...
+
+    @property
+    def quantity(self) -> int: ...
+
+    @property
+    def filled(self) -> int: ...
+
+
+@attrs.frozen(kw_only=True)
+class PositionLine:
+    """A piece of a strategy's position as ``actorctl status`` and ``lots`` show it: a grid
+    lot, or the one position of a strategy that holds one."""
+
+    id: int
+    shares: int
+    purchase_price: Decimal
+    sell_price: Decimal | None
+    """The price its exit works at, if one does."""
+    label: str = ""
+    """The strategy's name for it (the grid's level, ``L3``)."""
+
+
+class Strategy(Protocol):
+    """A live strategy of one symbol (see the module doc)."""
+
+    halted: str | None
+    """Why it must not place orders (missing shares, an execution conflict), or None."""
+    last_price: Decimal | None
+    realized: Decimal
+    """Realized P&L of what it closed."""
+
+    def decide(self, event: StrategyEvent, now: float) -> list[Command]:
+        """The commands ``event`` leads to, at ``now`` (the host's monotonic seconds)."""
+        ...
+
+    def halt(self, reason: str) -> list[Command]:
+        """Fail closed: place nothing more (working orders stay) until ``resume``."""
+        ...
+
+    def resume(self, now: float) -> list[Command]:
+        """Lift a halt and bring the broker's orders in line with the rules."""
+        ...
+
+    def resync(self, now: float) -> list[Command]:
+        """Bring the broker's orders in line with the rules after a rebuild."""
+        ...
+
+    def live_orders(self) -> Sequence[LiveOrder]:
+        """The orders it believes the broker works."""
+        ...
+
+    def positions(self) -> Sequence[PositionLine]:
+        """What it holds, for the operator."""
+        ...
+
+    def view(self) -> object:
+        """Its own view for ``actorctl status``: an attrs class of its module with a ``kind``
+        field naming the strategy (the tag of the status reply's union)."""
+        ...
+
+
+class StrategyKind(Protocol):
+    """A strategy of one symbol with its parameters: what the host needs before there is a
+    live strategy (see the module doc)."""
+
+    @property
+    def name(self) -> str:
+        """The strategy's name: the first segment of its orders' refs."""
+        ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def needs(self) -> Needs: ...
+
+    def restore(self, facts: Facts) -> Strategy:
+        """The live strategy the facts describe (a new one when there are none)."""
+        ...
+
+    def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:
+        """Shares the broker holds that no order of the ledger explains, as one of this
+        strategy's orders: a filled buy of ``shares`` at ``average_cost`` under a ref none of
+        ``taken`` has. The host records it (an ``orphan`` intent and a synthetic fill) and the
+        rebuilt strategy manages the shares like its own."""
+        ...
