@@ -64,7 +64,7 @@ from common import Row, Target, interleave, render, spread
 from actors.domain import round_to_tick
 from actors.lot_keeper import ledger_store
 from actors.reconcile import Diff
-from app.control import ControlError, request
+from app.control import ControlError, Lots, request
 from sim.chaos import invariants
 from sim.chaos.process import _Books, _Service
 from sim.journal import Journal, open_engine
@@ -313,11 +313,11 @@ class Bench:
         deadline = time.monotonic() + 60
         while True:
             try:
-                reply = request(self.socket, "lots", timeout=30)
+                reply = request(self.socket, Lots(), timeout=30)
             except ControlError:
                 reply = None
             if reply is not None:
-                view: dict[str, Any] = reply["symbols"][0]
+                view: dict[str, Any] = reply.symbols[0]
                 if view["ticks_accepted"] > 0:
                     return view
             if time.monotonic() > deadline or service.process.poll() is not None:

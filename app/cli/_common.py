@@ -7,12 +7,15 @@ import enum
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from app.control import Command, Reply
     from config.schema import Config
+
+    R = TypeVar("R", bound=Reply)
 
 
 class Backend(enum.StrEnum):
@@ -128,17 +131,18 @@ def broker_settings(
     return settings
 
 
-def ask(socket: Path | None, config: Path | None, command: str, **args: Any) -> Any:
+def ask(socket: Path | None, config: Path | None, command: Command[R]) -> R:
     from app.control import ControlError, ControlUnavailable, request
 
     path = socket_path(socket, config)
     try:
-        return request(path, command, args, timeout=60)
+        return request(path, command, timeout=60)
     except ControlUnavailable as exc:
         say(f"{exc} (start it with `actorctl start`, or point --socket at it)")
         raise typer.Exit(1) from None
     except ControlError as exc:
-        say(f"{command}: {exc}")
+        tag = command.__struct_config__.tag
+        say(f"{tag}: {exc}")
         raise typer.Exit(1) from None
 
 

@@ -207,7 +207,8 @@ def serve(
 ) -> int:
     """Run ``trading`` until it stops, with the control socket, the telemetry's flush and
     ``watch`` beside it; return the exit code."""
-    from app.control import ControlError, Operations, serve_control
+    from app.control import ControlError, serve_control
+    from app.control.operations import Operations
     from supervisors.service import run_service
 
     telemetry = trading.telemetry

@@ -28,8 +28,10 @@ def backup(
 
     target = target.resolve()
     if data_dir is None:
-        reply = ask(socket, config, "backup", path=str(target))
-        print(f"ledger copied to {reply['path']}")
+        from app.control import Backup
+
+        reply = ask(socket, config, Backup(path=str(target)))
+        print(f"ledger copied to {reply.path}")
         return
     store = ledger_store(data_dir / "ledger")
     if not (data_dir / "ledger" / "data.mdb").exists():

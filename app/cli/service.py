@@ -3,17 +3,26 @@ over its control socket (``app.control``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._app import cli
 from ._common import ConfigOption, JsonOption, SocketOption, ask, fail
 
+if TYPE_CHECKING:
+    from app.control import Reply, TracingView
 
-def _print_json(value: Any) -> None:
+
+def _print_json(reply: Reply) -> None:
+    # The reply's own fields, without the protocol's (its type tag and version).
     import json
 
+    import msgspec
+
+    value = msgspec.to_builtins(reply)
+    for key in ("type", "version"):
+        value.pop(key, None)
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
@@ -23,13 +32,15 @@ def status(
 ) -> None:
     """Show the running service: actor tree with states, restarts and mailboxes, each
     symbol's lots and P&L, and the last reconciliation."""
-    reply = ask(socket, config, "status")
+    from app.control import Status
+
+    reply = ask(socket, config, Status())
     if json:
         _print_json(reply)
         return
     print(
-        f"actortrade pid {reply['pid']}: {reply['mode']} on the {reply['venue']}, venue time "
-        f"{reply['venue_time'] or '-'}, {reply['restarts']} restarts at the root"
+        f"actortrade pid {reply.pid}: {reply.mode} on the {reply.venue}, venue time "
+        f"{reply.venue_time or '-'}, {reply.restarts} restarts at the root"
     )
     print(f"{'actor':<28} {'state':<10} {'restarts':>8} {'mailbox':>8} {'peak':>6} {'handled':>9}")
 
@@ -44,8 +55,8 @@ def status(
             )
             tree(node.get("children") or [], depth + 1)
 
-    tree(reply["tree"], 1)
-    for view in reply["symbols"]:
+    tree(reply.tree, 1)
+    for view in reply.symbols:
         shares = sum(lot["shares"] for lot in view["lots"])
         halted = f"  HALTED: {view['halted']}" if view["halted"] else ""
         detail = view.get("detail") or {}
@@ -76,7 +87,7 @@ def status(
         diff = view.get("last_diff")
         if diff is not None:
             _print_diff_lines(_diff_lines(diff), "  last reconcile: clean")
-    for feed in reply.get("feeds", []):
+    for feed in reply.feeds:
         c = feed["connection"]
         figures = (
             f"{c['received']} trades received, {c['malformed']} malformed, {c['coalesced']} "
@@ -90,16 +101,15 @@ def status(
         )
         if c.get("last_error"):
             print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
-    last = reply["last_reconcile"]
+    last = reply.last_reconcile
     if last is None:
         print("periodic reconcile: not run yet")
     else:
-        _print_diff_lines(last["lines"], "periodic reconcile: clean")
-    if "metrics" in reply:
-        _print_metrics(reply["metrics"], reply["tracing"])
+        _print_diff_lines(last.lines, "periodic reconcile: clean")
+    _print_metrics(reply.metrics, reply.tracing)
 
 
-def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:
+def _print_metrics(metrics: dict[str, Any], tracing: TracingView) -> None:
     """The figures the OTel SDK collects (and exports, when configured)."""
     print(f"metrics (OpenTelemetry SDK, over {metrics['uptime_s']} s):")
 
@@ -149,12 +159,12 @@ def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:
             f"  {row['actor']:<22} {row.get('depth', 0):>5} {row.get('processed', 0):>10} "
             f"{row['per_second']:>10} {row.get('restarts', 0):>9}"
         )
-    if tracing["enabled"]:
-        exported = tracing["exported"] if tracing["exported"] is not None else "-"
+    if tracing.enabled:
+        exported = tracing.exported if tracing.exported is not None else "-"
         print(
-            f"tracing: to {tracing['endpoint']}: {tracing['built']} spans built, {exported} "
-            f"exported, {tracing['failed'] or 0} failed; {tracing['waiting']} decisions waiting "
-            f"for the flush, {tracing['dropped']} dropped"
+            f"tracing: to {tracing.endpoint}: {tracing.built} spans built, {exported} "
+            f"exported, {tracing.failed or 0} failed; {tracing.waiting} decisions waiting "
+            f"for the flush, {tracing.dropped} dropped"
         )
     else:
         print("tracing: off")
@@ -178,8 +188,10 @@ def _print_diff_lines(lines: list[str], clean: str) -> None:
 @cli.command()
 def stop(config: ConfigOption = None, socket: SocketOption = None) -> None:
     """Stop the running service gracefully (GTC orders stay at the broker)."""
-    reply = ask(socket, config, "stop")
-    print(f"actortrade pid {reply['pid']} is stopping")
+    from app.control import Stop
+
+    reply = ask(socket, config, Stop())
+    print(f"actortrade pid {reply.pid} is stopping")
 
 
 @cli.command(name="lots")
@@ -187,7 +199,9 @@ def lots_command(
     config: ConfigOption = None, socket: SocketOption = None, json: JsonOption = False
 ) -> None:
     """List the open lots of the running service, with their sells."""
-    reply = ask(socket, config, "lots")
+    from app.control import Lots
+
+    reply = ask(socket, config, Lots())
     if json:
         _print_json(reply)
         return
@@ -195,7 +209,7 @@ def lots_command(
         f"{'symbol':<8} {'strategy':<10} {'lot':>5} {'level':>5} {'shares':>7} {'bought at':>10} "
         f"{'sell at':>9}"
     )
-    for view in reply["symbols"]:
+    for view in reply.symbols:
         for lot in view["lots"]:
             print(
                 f"{view['symbol']:<8} {view['strategy']:<10} {lot['id']:>5} {lot['label']:>5} "
@@ -226,14 +240,14 @@ def reconcile(
     """Reconcile the running service's ledger with the broker now, and print the diff."""
     if dry_run and acknowledge_conflicts:
         fail("--acknowledge-conflicts changes the ledger: it cannot go with --dry-run")
+    from app.control import Reconcile
+
     reply = ask(
         socket,
         config,
-        "reconcile",
-        dry_run=dry_run,
-        acknowledge_conflicts=acknowledge_conflicts,
+        Reconcile(dry_run=dry_run, acknowledge_conflicts=acknowledge_conflicts),
     )
     if json:
         _print_json(reply)
         return
-    _print_diff_lines(reply["lines"], "clean: the ledger and the broker agree")
+    _print_diff_lines(reply.lines, "clean: the ledger and the broker agree")
