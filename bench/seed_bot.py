@@ -40,7 +40,7 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
   placement drawn at random, seeded, from a control run without a kill); restarted on the same
   SQLite file and the same venue, run to the end; then its books against the venue's: duplicate
   orders (same level and side working twice), shares it lost track of, shares with no sell.
-  Ours: ``sim.chaos.process.run_campaign`` (SIGKILLs of ``actorctl start`` checked against the
+  Ours: ``app.chaos.process.run_campaign`` (SIGKILLs of ``actorctl start`` checked against the
   same books by its invariants), in a full run only; ``--quick`` cites tests/chaos/test_process.py.
 
     python bench/seed_bot.py [--rounds 3] [--quick] [--json bench/results/seed-bot.json]
@@ -769,12 +769,12 @@ def ours_kill_row(quick: bool, workdir: Path, log: Callable[[str], None]) -> Row
             group=GROUP,
             name=name,
             unit="count",
-            note="not run with --quick: tests/chaos/test_process.py checks it (sim.chaos.process)",
+            note="not run with --quick: tests/chaos/test_process.py checks it (app.chaos.process)",
         )
-    from sim.chaos import process
+    from app.chaos import process
 
     kills = 2
-    log(f"  kill: ours, sim.chaos.process.run_campaign with {kills} kills")
+    log(f"  kill: ours, app.chaos.process.run_campaign with {kills} kills")
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         try:
             outcome = process.run_campaign(
@@ -790,7 +790,7 @@ def ours_kill_row(quick: bool, workdir: Path, log: Callable[[str], None]) -> Row
         rounds=outcome.kills,
         samples=outcome.checks,
         note=(
-            f"sim.chaos.process invariants held ({outcome}): no order sent twice, no fill "
+            f"app.chaos.process invariants held ({outcome}): no order sent twice, no fill "
             "lost, ledger agrees with the venue's books at the end"
         ),
     )
