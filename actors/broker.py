@@ -17,11 +17,11 @@ import collections
 import logging
 from collections.abc import Mapping
 from time import perf_counter_ns
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 from runtime import telemetry as telemetry_
 from runtime.metrics import Durations
 from runtime.telemetry import (
@@ -50,6 +50,9 @@ from .tracing import order_attributes, ref_attributes
 
 log = logging.getLogger("actortrade.broker")
 
+if TYPE_CHECKING:
+    from .symbol import SymbolInbox
+
 
 @attrs.frozen(kw_only=True)
 class Poll:
@@ -57,7 +60,7 @@ class Poll:
 
 
 @attrs.frozen(kw_only=True)
-class Snapshot:
+class Snapshot(Request[BrokerSnapshot]):
     """Reply with the broker's ``BrokerSnapshot`` (of one symbol, or all), after forwarding
     every event that arrived before it: a symbol actor that asks has seen all of them queued."""
 
@@ -104,7 +107,7 @@ class BrokerActor(Actor[BrokerInbox]):
     def __init__(
         self,
         port: BrokerPort,
-        routes: Mapping[str, ActorRef[Any]],
+        routes: Mapping[str, ActorRef[SymbolInbox]],
         *,
         telemetry: Telemetry | None = None,
         traces: OrderTraces | None = None,

@@ -8,14 +8,17 @@ replay over a real feed in lockstep."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 
 from .domain import PriceTick
+
+if TYPE_CHECKING:
+    from .symbol import SymbolInbox
 
 
 class TickSource(Protocol):
@@ -65,7 +68,7 @@ class WaitSubscribed:
 
 
 @attrs.frozen(kw_only=True)
-class DescribeFeed:
+class DescribeFeed(Request["FeedView"]):
     """Reply with a ``FeedView``."""
 
 
@@ -82,7 +85,7 @@ LiveFeedInbox = Delivered | WaitSubscribed | DescribeFeed
 
 
 class LiveFeed(Actor[LiveFeedInbox]):
-    def __init__(self, source: TickSource, symbols: Mapping[str, ActorRef[Any]]) -> None:
+    def __init__(self, source: TickSource, symbols: Mapping[str, ActorRef[SymbolInbox]]) -> None:
         self.source = source
         self.symbols = symbols
         self.ticks = 0

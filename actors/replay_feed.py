@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
 
 from runtime import Actor, ActorRef
 
 from .broker import BrokerInbox, Poll
 from .domain import PriceTick, Trade, epoch_ns
-from .market_data import Delivered, WaitSubscribed
+from .market_data import Delivered, LiveFeedInbox, WaitSubscribed
 from .symbol import Describe, SymbolInbox
 
 Publish = Callable[[Trade], None]
@@ -42,7 +41,7 @@ class ReplayFeed(Actor[None]):
         market: Callable[[Trade], None],
         broker: ActorRef[BrokerInbox],
         symbols: Mapping[str, ActorRef[SymbolInbox]],
-        remote: Mapping[str, tuple[ActorRef[Any], Publish | None]] | None = None,
+        remote: Mapping[str, tuple[ActorRef[LiveFeedInbox], Publish | None]] | None = None,
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
         on_step: Callable[[], Awaitable[None] | None] | None = None,
@@ -69,7 +68,7 @@ class ReplayFeed(Actor[None]):
         the trade caused has been handled."""
         self.step_timeout = step_timeout
         self.trades = 0
-        self._subscribed: list[ActorRef[Any]] = []
+        self._subscribed: list[ActorRef[LiveFeedInbox]] = []
 
     def handle(self, message: None) -> None:
         return None
@@ -125,7 +124,7 @@ class ReplayFeed(Actor[None]):
         trade: Trade,
         ts_event_ns: int,
         target: ActorRef[SymbolInbox],
-        feed: ActorRef[Any],
+        feed: ActorRef[LiveFeedInbox],
         publish: Publish | None,
     ) -> None:
         if not self.lockstep:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 from runtime import telemetry as telemetry_
 from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
 
@@ -60,6 +60,7 @@ from .lot_keeper import (
     Heal,
     LedgerState,
     LoadLedger,
+    LotKeeperInbox,
     RecordFill,
     Refused,
 )
@@ -82,7 +83,7 @@ class TimerTick:
 
 
 @attrs.frozen(kw_only=True)
-class Resync:
+class Resync(Request[reconcile.Diff]):
     """Reconcile with the broker now; replies with the ``reconcile.Diff``. A dry run changes
     nothing and reports what would be done. ``acknowledge`` first marks the symbol's execution
     conflicts as seen by an operator, which lifts the halt they caused."""
@@ -92,7 +93,7 @@ class Resync:
 
 
 @attrs.frozen(kw_only=True)
-class Describe:
+class Describe(Request["SymbolView"]):
     """Reply with a ``SymbolView``."""
 
 
@@ -139,7 +140,7 @@ class SymbolActor(Actor[SymbolInbox]):
         self,
         kind: StrategyKind,
         *,
-        lot_keeper: ActorRef[Any],
+        lot_keeper: ActorRef[LotKeeperInbox],
         broker: ActorRef[BrokerInbox],
         alerts: list[Alert] | None = None,
         published: dict[str, Any] | None = None,

@@ -3,7 +3,6 @@ and the two streams the commands and the service print on."""
 
 from __future__ import annotations
 
-import enum
 import logging
 import sys
 from pathlib import Path
@@ -13,33 +12,9 @@ import typer
 
 if TYPE_CHECKING:
     from app.control import Command, Reply
-    from config.schema import Config
+    from config.schema import BrokerKind, Config
 
     R = TypeVar("R", bound=Reply)
-
-
-class Backend(enum.StrEnum):
-    asyncio = "asyncio"
-    trio = "trio"
-
-
-class BrokerChoice(enum.StrEnum):
-    embedded = "embedded"
-    inprocess = "inprocess"
-    ib = "ib"
-
-
-class FeedChoice(enum.StrEnum):
-    auto = "auto"
-    replay = "replay"
-    alpaca = "alpaca"
-    ib = "ib"
-
-
-class CheckBroker(enum.StrEnum):
-    embedded = "embedded"
-    inprocess = "inprocess"
-    ib = "ib"
 
 
 def default_socket() -> Path:
@@ -100,7 +75,7 @@ def socket_path(socket: Path | None, config: Path | None) -> Path:
 
 def broker_settings(
     settings: Config,
-    kind: enum.StrEnum | None,
+    kind: BrokerKind | None,
     *,
     host: str | None = None,
     port: int | None = None,
@@ -113,10 +88,10 @@ def broker_settings(
 
     from config.errors import ConfigError
     from config.options import override
-    from config.schema import BrokerKind, live_problem
+    from config.schema import live_problem
 
     options = {
-        "kind": ("--broker", None if kind is None else BrokerKind(kind.value)),
+        "kind": ("--broker", kind),
         "host": ("--host", host),
         "port": ("--port", port),
         "client_id": ("--client-id", client_id),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._admit import data_dir_of
-from ._common import Backend, fail, per_user_socket, say
+from ._common import fail, per_user_socket, say
 from ._report import Report
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.control import ControlSocket
     from config.lotmap import LotMap
     from config.schema import BrokerConfig, Config
+    from runtime import Backend
     from supervisors import Supervisor
     from supervisors.service import Companion, Outside
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from config.schema import BrokerKind, FeedKind
+
 from ._app import cli
-from ._common import CheckBroker, ConfigOption, FeedChoice, broker_settings, load_config
+from ._common import ConfigOption, broker_settings, load_config
 
 if TYPE_CHECKING:
     from config.schema import Config
@@ -20,7 +22,7 @@ def check(
     host: Annotated[str | None, typer.Option(help="TWS / IB Gateway host (for kind ib).")] = None,
     port: Annotated[int | None, typer.Option(help="TWS / IB Gateway port (for kind ib).")] = None,
     broker: Annotated[
-        CheckBroker | None, typer.Option(help="Which broker connection to test [the config's].")
+        BrokerKind | None, typer.Option(help="Which broker connection to test [the config's].")
     ] = None,
     what_if: Annotated[
         bool,
@@ -29,7 +31,7 @@ def check(
         ),
     ] = False,
     feed: Annotated[
-        FeedChoice | None,
+        FeedKind | None,
         typer.Option(help="Check this feed for every symbol [each symbol's feed in the config]."),
     ] = None,
     live: Annotated[
@@ -49,9 +51,7 @@ def check(
 
     settings = broker_settings(load_config(config), broker, host=host, port=port, live=live)
     if feed is not None:
-        from config.schema import FeedKind
-
-        symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in settings.symbols)
+        symbols = tuple(attrs.evolve(s, feed=feed) for s in settings.symbols)
         settings = attrs.evolve(settings, symbols=symbols)
     print(f"config {config or DEFAULT_CONFIG}: ok")
     problems = 0

@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
+from runtime import Backend
+
 from ._app import cli
-from ._common import Backend, configure_logging
+from ._common import configure_logging
 
 
 @cli.command()
 def demo(
     backend: Annotated[
         Backend, typer.Option(help="Event loop backend (asyncio uses uvloop when installed).")
-    ] = Backend.asyncio,
+    ] = Backend.ASYNCIO,
     report_every: Annotated[
         float, typer.Option(min=0.05, help="Seconds between report lines.")
     ] = 1.0,

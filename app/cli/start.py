@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from config.schema import BrokerKind, FeedKind
+from runtime import Backend
+
 from ._app import cli
 from ._common import (
-    Backend,
-    BrokerChoice,
     ConfigOption,
-    FeedChoice,
     SocketOption,
     broker_settings,
     configure_logging,
@@ -69,7 +69,7 @@ def start(
     ] = None,
     socket: SocketOption = None,
     broker: Annotated[
-        BrokerChoice | None,
+        BrokerKind | None,
         typer.Option(
             help="embedded: the sim venue through its TWS API server and ib_insync; inprocess: "
             "the sim venue without the socket; ib: a real TWS / IB Gateway at --host/--port "
@@ -85,7 +85,7 @@ def start(
         typer.Option(help="IB API clientId for orders; market data uses the next one [1]."),
     ] = None,
     feed: Annotated[
-        FeedChoice | None,
+        FeedKind | None,
         typer.Option(
             help="Where every symbol's prices come from: auto (the venue's own), replay, alpaca "
             "(Alpaca's stream through alpaca-py; on the embedded venue its Alpaca server on "
@@ -127,7 +127,7 @@ def start(
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
     from config.options import override
-    from config.schema import BrokerKind, FeedKind, feed_of, feed_problem
+    from config.schema import feed_of, feed_problem
     from sim.replay import MAX_GENERATED_DAYS
 
     from ._run import claim_control, start_embedded, start_live
@@ -146,7 +146,7 @@ def start(
                 override(symbols[0], {"symbol": ("--symbol", symbol), "lots": ("--lots", lots)}),
             )
         if feed is not None:
-            symbols = tuple(attrs.evolve(s, feed=FeedKind(feed.value)) for s in symbols)
+            symbols = tuple(attrs.evolve(s, feed=feed) for s in symbols)
         settings = attrs.evolve(
             settings,
             symbols=symbols,
@@ -170,8 +170,8 @@ def start(
     if problem is not None:
         fail(problem)
     feeds = {feed_of(settings, s) for s in symbols}
-    chosen_backend = backend or Backend(settings.runtime.backend.value)
-    if chosen_backend is Backend.trio and (
+    chosen_backend = backend or settings.runtime.backend
+    if chosen_backend is Backend.TRIO and (
         settings.broker.kind is not BrokerKind.INPROCESS or feeds - {FeedKind.REPLAY}
     ):
         fail(

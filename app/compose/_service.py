@@ -18,7 +18,7 @@ import attrs
 from actors.lot_keeper import ledger_store
 from actors.strategies.grid import GridParams
 from config.schema import Config, FeedKind, symbols_by_feed
-from runtime.store import Durability, Store, StoreError
+from runtime.store import Store, StoreError
 
 from ._trading import LiveSource, LiveTrading, SimTrading, live_trading, sim_trading
 from ._venue import venue_faces
@@ -42,7 +42,7 @@ def open_ledger(settings: Config, path: Path) -> Store:
     runs (the store's own lock stays, behind the data directory's)."""
     store = ledger_store(
         path,
-        durability=Durability(settings.ledger.durability.value),
+        durability=settings.ledger.durability,
         map_size=settings.ledger.map_size_mib << 20,
     )
     try:

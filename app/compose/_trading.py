@@ -20,17 +20,17 @@ from typing import Any
 import anyio
 import attrs
 
-from actors.broker import BrokerActor, OrderTraces
+from actors.broker import BrokerActor, BrokerInbox, OrderTraces
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimPort
 from actors.domain import Bar, PriceTick, Trade, route
-from actors.lot_keeper import LotKeeper, ledger_store
-from actors.market_data import LiveFeed, TickSource
+from actors.lot_keeper import LotKeeper, LotKeeperInbox, ledger_store
+from actors.market_data import LiveFeed, LiveFeedInbox, TickSource
 from actors.messages import Alert
-from actors.reconciler import Reconciler
+from actors.reconciler import Reconciler, ReconcilerInbox
 from actors.replay_feed import ReplayFeed
 from actors.strategies.grid import GridKind, GridParams
-from actors.symbol import SymbolActor
+from actors.symbol import SymbolActor, SymbolInbox
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
 from runtime import telemetry as telemetry_
@@ -193,10 +193,10 @@ mailbox, a newer one replaces it; orders, fills and requests are never dropped."
 class FeedRefs:
     """What a market-data actor is made with."""
 
-    broker: ActorRef[Any]
-    symbols: Mapping[str, ActorRef[Any]]
+    broker: ActorRef[BrokerInbox]
+    symbols: Mapping[str, ActorRef[SymbolInbox]]
     """The symbol actors of the feed's symbols."""
-    delivering: Mapping[str, ActorRef[Any]]
+    delivering: Mapping[str, ActorRef[LiveFeedInbox]]
     """Symbol -> the feed before this one that delivers it (for the replay's lockstep)."""
 
 
@@ -250,14 +250,14 @@ def trading_tree(
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
-    keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
-    symbols: dict[str, ActorCell[Any]] = {}
+    keeper: ActorCell[LotKeeperInbox] = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    symbols: dict[str, ActorCell[SymbolInbox]] = {}
     traces = OrderTraces()
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
         for symbol, lot_map in lots.items()
     }
-    broker: ActorCell[Any] = ActorCell(
+    broker: ActorCell[BrokerInbox] = ActorCell(
         "broker",
         lambda: BrokerActor(
             port,
@@ -281,12 +281,12 @@ def trading_tree(
             ),
             mailbox=SYMBOL_MAILBOX,
         )
-    reconciler: ActorCell[Any] = ActorCell(
+    reconciler: ActorCell[ReconcilerInbox] = ActorCell(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
     )
     feed_cells: dict[str, ActorCell[Any]] = {}
-    delivering: dict[str, ActorRef[Any]] = {}
+    delivering: dict[str, ActorRef[LiveFeedInbox]] = {}
     for feed in feeds:
         unknown = feed.symbols - symbols.keys()
         if unknown:
@@ -321,7 +321,8 @@ def trading_tree(
             ),
         ],
     )
-    cells = {
+    # Cells of every kind, by name: for watching and asking, each by its own inbox.
+    cells: dict[str, ActorCell[Any]] = {
         "lot-keeper": keeper,
         "broker": broker,
         "reconciler": reconciler,

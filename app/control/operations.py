@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import msgspec
 
@@ -23,6 +23,7 @@ from actors.reconciler import LastReport, ReconcileReport
 from actors.reconciler import Reconcile as ReconcileActor
 from actors.symbol import Describe, SymbolView
 from app.compose import LiveTrading, SimTrading
+from runtime import Request
 from runtime.telemetry import Tracer
 from supervisors import Supervisor
 
@@ -44,6 +45,8 @@ from ._protocol import (
     Stopping,
     TracingView,
 )
+
+R = TypeVar("R")
 
 
 class Operations:
@@ -126,7 +129,7 @@ class Operations:
             tracing=_tracing(self.trading.telemetry.tracer),
         )
 
-    async def _request(self, cell: str, message: object) -> Any:
+    async def _request(self, cell: str, message: Request[R]) -> R:
         return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)
 
 
