@@ -6,6 +6,7 @@ COPY requirements/run.lock requirements/run.lock
 RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r requirements/run.lock
 COPY pyproject.toml README.md ./
 COPY actors actors
+COPY app app
 COPY config config
 COPY runtime runtime
 COPY sim sim

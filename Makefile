@@ -1,6 +1,7 @@
 # Two commands for a fresh machine with Python >= 3.11 and pip (see README):
 #   make start   install the runtime into .venv and run `actorctl start`
-#   make test    install runtime + dev tools into .venv and run lint, types and the test suite
+#   make test    install runtime + dev tools into .venv and run lint (the layering contract
+#                included), types and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -30,9 +31,11 @@ install-dev: $(STAMP_DEV)
 start: $(STAMP_RUN)
 	$(BIN)/actorctl start $(ARGS)
 
+# lint-imports: the layering contract of pyproject.toml ([tool.importlinter], docs/architecture.md)
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
@@ -52,7 +55,7 @@ SEEDS ?= 200
 KILLS ?= 5
 JOBS  ?= 2
 chaos: $(STAMP_RUN)
-	$(BIN)/python -m sim.chaos --seeds $(SEEDS) --jobs $(JOBS) --kills $(KILLS) --bad-input
+	$(BIN)/python -m app.chaos --seeds $(SEEDS) --jobs $(JOBS) --kills $(KILLS) --bad-input
 
 # The bench suite (docs/performance.md): one table, and bench/results/suite.json stamped with the
 # git SHA, versions and machine. ARGS="--quick" for a short smoke, "--only throughput,recovery"

@@ -29,7 +29,7 @@ import anyio
 import attrs
 import httpx
 
-from runtime import Actor, ActorRef, ExitHandled, SupervisorHooks
+from runtime import Actor, ActorRef, ExitHandled, Request, SupervisorHooks
 
 from .alerts_http import (
     Channel,
@@ -188,7 +188,7 @@ def render(alert: Alert, repeated: int = 0) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class DescribeAlerts:
+class DescribeAlerts(Request["AlertsView"]):
     """Reply with an ``AlertsView`` of the last ``last`` alerts."""
 
     last: int = 20
@@ -392,7 +392,9 @@ class AlertHooks(SupervisorHooks):
 
     __slots__ = ("alerts", "time_ns")
 
-    def __init__(self, alerts: ActorRef[Alert], time_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, alerts: ActorRef[AlertsInbox], time_ns: Callable[[], int] = time.time_ns
+    ) -> None:
         self.alerts = alerts
         self.time_ns = time_ns
 

@@ -17,11 +17,11 @@ import collections
 import logging
 from collections.abc import Mapping
 from time import perf_counter_ns
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 from runtime import telemetry as telemetry_
 from runtime.metrics import Durations
 from runtime.telemetry import (
@@ -51,6 +51,10 @@ from .tracing import order_attributes, ref_attributes
 
 log = logging.getLogger("actortrade.broker")
 
+if TYPE_CHECKING:
+    from .alerts import AlertsInbox
+    from .symbol import SymbolInbox
+
 
 @attrs.frozen(kw_only=True)
 class Poll:
@@ -58,7 +62,7 @@ class Poll:
 
 
 @attrs.frozen(kw_only=True)
-class Snapshot:
+class Snapshot(Request[BrokerSnapshot]):
     """Reply with the broker's ``BrokerSnapshot`` (of one symbol, or all), after forwarding
     every event that arrived before it: a symbol actor that asks has seen all of them queued."""
 
@@ -105,11 +109,11 @@ class BrokerActor(Actor[BrokerInbox]):
     def __init__(
         self,
         port: BrokerPort,
-        routes: Mapping[str, ActorRef[Any]],
+        routes: Mapping[str, ActorRef[SymbolInbox]],
         *,
         telemetry: Telemetry | None = None,
         traces: OrderTraces | None = None,
-        alerts: ActorRef[Alert] | None = None,
+        alerts: ActorRef[AlertsInbox] | None = None,
     ) -> None:
         self.port = port
         self.routes = routes

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import attrs
 
-from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig
+from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig, Request
 from supervisors import ChildSpec, Intensity, Strategy, SupervisorSpec
 
 _CENT = Decimal("0.01")
@@ -31,7 +31,7 @@ class PriceTick:
 
 
 @attrs.frozen(kw_only=True)
-class GetStats:
+class GetStats(Request["SymbolStats"]):
     pass
 
 

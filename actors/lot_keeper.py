@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import attrs
 
-from runtime import Actor, Unrecoverable
+from runtime import Actor, Request, Unrecoverable
 from runtime.store import (
     Durability,
     Store,
@@ -62,7 +62,7 @@ class AcknowledgeConflicts:
 
 
 @attrs.frozen(kw_only=True)
-class LoadLedger:
+class LoadLedger(Request["LedgerState | Refused"]):
     symbol: str | None = None
 
 
@@ -78,7 +78,7 @@ class LoadSnapshot:
 
 
 @attrs.frozen(kw_only=True)
-class Backup:
+class Backup(Request["str | Refused"]):
     """Write a consistent, compacted copy of the ledger into the empty directory ``target``;
     replies with its path."""
 

@@ -18,16 +18,19 @@ replay over a real feed in lockstep."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 
 from .domain import PriceTick
 from .domain.bars import BarBuilder, ClosedBar, SessionKind
 from .strategies.protocol import BarClosed, Needs
+
+if TYPE_CHECKING:
+    pass
 
 
 class TickSource(Protocol):
@@ -160,7 +163,7 @@ class WaitSubscribed:
 
 
 @attrs.frozen(kw_only=True)
-class DescribeFeed:
+class DescribeFeed(Request["FeedView"]):
     """Reply with a ``FeedView``."""
 
 

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 
 from .reconcile import Diff
-from .symbol import Resync
+from .symbol import Resync, SymbolInbox
 
 log = logging.getLogger("actortrade.reconciler")
 
 
 @attrs.frozen(kw_only=True)
-class Reconcile:
+class Reconcile(Request["ReconcileReport"]):
     """Reconcile every symbol now; replies with a ``ReconcileReport``. ``acknowledge``: an
     operator has looked at the execution conflicts on record (see ``Resync``)."""
 
@@ -33,7 +32,7 @@ class Reconcile:
 
 
 @attrs.frozen(kw_only=True)
-class LastReport:
+class LastReport(Request["ReconcileReport | None"]):
     """Reply with the last (not dry-run) ``ReconcileReport``, or None."""
 
 
@@ -54,7 +53,7 @@ ReconcilerInbox = Reconcile | LastReport
 class Reconciler(Actor[ReconcilerInbox]):
     def __init__(
         self,
-        symbols: Mapping[str, ActorRef[Any]],
+        symbols: Mapping[str, ActorRef[SymbolInbox]],
         *,
         interval: float = 60.0,
         request_timeout: float = 60.0,

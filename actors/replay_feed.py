@@ -35,7 +35,7 @@ from runtime import Actor, ActorRef
 
 from .broker import BrokerInbox, Poll
 from .domain import PriceTick, Trade, epoch_ns
-from .market_data import Delivered, Fanout, Subscriber, Subscribers, WaitSubscribed
+from .market_data import Delivered, Fanout, LiveFeedInbox, Subscriber, Subscribers, WaitSubscribed
 from .strategies.protocol import BarClosed
 from .symbol import Describe
 
@@ -50,7 +50,7 @@ class ReplayFeed(Actor[None]):
         market: Callable[[Trade], None],
         broker: ActorRef[BrokerInbox],
         symbols: Subscribers,
-        remote: Mapping[str, tuple[ActorRef[Any], Publish | None]] | None = None,
+        remote: Mapping[str, tuple[ActorRef[LiveFeedInbox], Publish | None]] | None = None,
         speed: float | None = None,
         finished: Callable[[], None] | None = None,
         on_step: Callable[[], Awaitable[None] | None] | None = None,
@@ -78,7 +78,7 @@ class ReplayFeed(Actor[None]):
         the trade caused has been handled."""
         self.step_timeout = step_timeout
         self.trades = 0
-        self._subscribed: list[ActorRef[Any]] = []
+        self._subscribed: list[ActorRef[LiveFeedInbox]] = []
 
     def handle(self, message: None) -> None:
         return None
@@ -155,7 +155,7 @@ class ReplayFeed(Actor[None]):
         trade: Trade,
         ts_event_ns: int,
         targets: Sequence[Subscriber],
-        feed: ActorRef[Any],
+        feed: ActorRef[LiveFeedInbox],
         publish: Publish | None,
     ) -> None:
         if not self.lockstep:

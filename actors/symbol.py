@@ -38,12 +38,12 @@ import collections
 import logging
 from decimal import Decimal
 from time import perf_counter_ns
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef
+from runtime import Actor, ActorRef, Request
 from runtime import telemetry as telemetry_
 from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
 
@@ -71,6 +71,7 @@ from .lot_keeper import (
     Heal,
     LedgerState,
     LoadLedger,
+    LotKeeperInbox,
     RecordFill,
     Refused,
 )
@@ -86,6 +87,9 @@ from .strategies.protocol import (
 from .ticks import TickGuard
 from .tracing import Trail
 
+if TYPE_CHECKING:
+    from .alerts import AlertsInbox
+
 log = logging.getLogger("actortrade.symbol")
 T = TypeVar("T")
 
@@ -100,7 +104,7 @@ class TimerTick:
 
 
 @attrs.frozen(kw_only=True)
-class Resync:
+class Resync(Request[reconcile.Diff]):
     """Reconcile with the broker now; replies with the ``reconcile.Diff``. A dry run changes
     nothing and reports what would be done. ``acknowledge`` first marks the symbol's execution
     conflicts as seen by an operator, which lifts the halt they caused."""
@@ -110,7 +114,7 @@ class Resync:
 
 
 @attrs.frozen(kw_only=True)
-class Describe:
+class Describe(Request["SymbolView"]):
     """Reply with a ``SymbolView``."""
 
 
@@ -159,9 +163,9 @@ class SymbolActor(Actor[SymbolInbox]):
         self,
         kind: StrategyKind,
         *,
-        lot_keeper: ActorRef[Any],
+        lot_keeper: ActorRef[LotKeeperInbox],
         broker: ActorRef[BrokerInbox],
-        alerts: ActorRef[Alert] | None = None,
+        alerts: ActorRef[AlertsInbox] | None = None,
         published: dict[str, Any] | None = None,
         timer_interval: float = 1.0,
         request_timeout: float = 30.0,

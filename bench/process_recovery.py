@@ -7,7 +7,7 @@ journalled in the data directory) with a lot map of ``--lots`` + 100 levels of 1
 step of 0.1 % and a replay whose every trade is the next level's trigger, at ``--speed 0``
 (lockstep) to the end of the fall: every level's conditional buy fills in turn and gets its +1 %
 sell, which never fills, leaving exactly ``--lots`` open lots and 3 conditional buys. It is
-checked like the chaos campaign checks its end (``sim.chaos.invariants.agreement`` between the
+checked like the chaos campaign checks its end (``app.chaos.invariants.agreement`` between the
 ledger and the venue's books), then copied for every trial.
 
 **A trial** starts the service on a copy with a replay that goes on flat after the fall (at
@@ -64,9 +64,9 @@ from common import Row, Target, interleave, render, spread
 from actors.domain import round_to_tick
 from actors.lot_keeper import ledger_store
 from actors.reconcile import Diff
-from runtime.control import ControlError, request
-from sim.chaos import invariants
-from sim.chaos.process import _Books, _Service
+from app.chaos import invariants
+from app.chaos.process import _Books, _Service
+from app.control import ControlError, Lots, request
 from sim.journal import Journal, open_engine
 
 GROUP = "process recovery"
@@ -96,8 +96,8 @@ PHASES = (
     ("reconciled and trading", "connected", "reconciled"),
 )
 START_PATH_MODULES = (
-    "runtime.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
-    "actors.trading, actors.brokers.ib, sim.tws.server, actors.operations, runtime.control, "
+    "app.cli, config.load, config.lotmap, sim.replay, sim.journal, actors.lot_keeper, "
+    "app.compose, actors.brokers.ib, sim.tws.server, app.control, "
     "runtime.metrics, runtime.telemetry, supervisors.service"
 )
 VARIANTS = ("sigkill", "graceful", "cold")
@@ -313,11 +313,11 @@ class Bench:
         deadline = time.monotonic() + 60
         while True:
             try:
-                reply = request(self.socket, "lots", timeout=30)
+                reply = request(self.socket, Lots(), timeout=30)
             except ControlError:
                 reply = None
             if reply is not None:
-                view: dict[str, Any] = reply["symbols"][0]
+                view: dict[str, Any] = reply.symbols[0]
                 if view["ticks_accepted"] > 0:
                     return view
             if time.monotonic() > deadline or service.process.poll() is not None:

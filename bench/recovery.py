@@ -1,6 +1,6 @@
 """Recovery inside the process: how long a killed actor is out of service.
 
-The production tree (``actors.trading.trading_tree``: lot-keeper on LMDB, broker, symbols
+The production tree (``app.compose.trading_tree``: lot-keeper on LMDB, broker, symbols
 supervisor, reconciler) trades TQQQ on the sim venue's engine and holds ``--lots`` open lots,
 each with its +1% sell and the 3 queued conditional buys, built by trading down the ladder.
 Then, interleaved in rounds:
@@ -45,7 +45,7 @@ from actors.domain import Instrument, PriceTick, Trade
 from actors.domain.sessions import NEW_YORK
 from actors.lot_keeper import ledger_store
 from actors.symbol import Describe, SymbolView
-from actors.trading import trading_tree
+from app.compose import trading_tree
 from config.lotmap import load_lot_map
 from runtime import Actor, ActorCell
 from runtime._lifecycle import LifecycleState

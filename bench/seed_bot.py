@@ -28,7 +28,7 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
 * tick-to-order over the same path for both: from the venue publishing a trade
   (``Engine.on_trade``) through sim/tws market data, ib_insync, the bot, ``placeOrder``, to the
   frame decoded by sim/tws (``placed_listeners``). Ours is the production tree
-  (``actors.trading.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
+  (``app.compose.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
   durable LMDB intent (group commit) -> broker actor -> ``IBPort``). The seed bot commits nothing
   before it places an order (its SQLite write comes after), so ours carries the fsync it does not.
 * throughput on the same replay (a generated day, seed 14, 3,840 trades): the venue matches each
@@ -40,7 +40,7 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
   placement drawn at random, seeded, from a control run without a kill); restarted on the same
   SQLite file and the same venue, run to the end; then its books against the venue's: duplicate
   orders (same level and side working twice), shares it lost track of, shares with no sell.
-  Ours: ``sim.chaos.process.run_campaign`` (SIGKILLs of ``actorctl start`` checked against the
+  Ours: ``app.chaos.process.run_campaign`` (SIGKILLs of ``actorctl start`` checked against the
   same books by its invariants), in a full run only; ``--quick`` cites tests/chaos/test_process.py.
 
     python bench/seed_bot.py [--rounds 3] [--quick] [--json bench/results/seed-bot.json]
@@ -88,7 +88,7 @@ from actors.lot_keeper import LotKeeper, ledger_store  # noqa: E402
 from actors.market_data import WaitSubscribed  # noqa: E402
 from actors.strategies.grid import GridKind, GridParams  # noqa: E402
 from actors.symbol import SymbolActor, TimerTick  # noqa: E402
-from actors.trading import LiveSource, live_trading  # noqa: E402
+from app.compose import LiveSource, live_trading  # noqa: E402
 from config.lotmap import LotMap, load_lot_map  # noqa: E402
 from runtime import Actor, ActorCell, ActorRef  # noqa: E402
 from runtime.store import Durability  # noqa: E402
@@ -769,12 +769,12 @@ def ours_kill_row(quick: bool, workdir: Path, log: Callable[[str], None]) -> Row
             group=GROUP,
             name=name,
             unit="count",
-            note="not run with --quick: tests/chaos/test_process.py checks it (sim.chaos.process)",
+            note="not run with --quick: tests/chaos/test_process.py checks it (app.chaos.process)",
         )
-    from sim.chaos import process
+    from app.chaos import process
 
     kills = 2
-    log(f"  kill: ours, sim.chaos.process.run_campaign with {kills} kills")
+    log(f"  kill: ours, app.chaos.process.run_campaign with {kills} kills")
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         try:
             outcome = process.run_campaign(
@@ -790,7 +790,7 @@ def ours_kill_row(quick: bool, workdir: Path, log: Callable[[str], None]) -> Row
         rounds=outcome.kills,
         samples=outcome.checks,
         note=(
-            f"sim.chaos.process invariants held ({outcome}): no order sent twice, no fill "
+            f"app.chaos.process invariants held ({outcome}): no order sent twice, no fill "
             "lost, ledger agrees with the venue's books at the end"
         ),
     )

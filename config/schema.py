@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 
 import attrs
 
+# Defined by the layer that runs them (one definition each); here, the keys that choose them.
+from runtime import Backend as Backend
+from runtime.store import Durability as Durability
+
 from .errors import InvalidSetting
 from .strategies import MaCrossConfig, MomentumConfig, StrategyName, strategy_problem
 
@@ -120,21 +124,6 @@ class Mode(enum.StrEnum):
 
     PAPER = "paper"
     LIVE = "live"
-
-
-class Backend(enum.StrEnum):
-    """The event loop backend; asyncio uses uvloop when it is installed."""
-
-    ASYNCIO = "asyncio"
-    TRIO = "trio"
-
-
-class Durability(enum.StrEnum):
-    """When a ledger commit reaches the disk; the values of ``runtime.store.Durability``."""
-
-    GROUP = "group"
-    SYNC = "sync"
-    NOSYNC = "nosync"
 
 
 class VenueKind(enum.StrEnum):

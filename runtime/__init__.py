@@ -9,6 +9,8 @@ from ._actor import Actor as Actor
 from ._actor import ActorCell as ActorCell
 from ._actor import ActorContext as ActorContext
 from ._actor import ActorRef as ActorRef
+from ._actor import Request as Request
+from ._backend import Backend as Backend
 from ._clock import BackendClock as BackendClock
 from ._clock import Clock as Clock
 from ._clock import VirtualClock as VirtualClock
@@ -39,6 +41,8 @@ from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._mailbox import Policy as Policy
 
 __all__ = [
+    "Request",
+    "Backend",
     "Actor",
     "ActorCell",
     "ActorContext",

@@ -6,7 +6,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
@@ -26,11 +26,20 @@ from ._reply import ReplySlot
 
 M = TypeVar("M")
 N = TypeVar("N")
+R = TypeVar("R")
 
 log = logging.getLogger("actortrade.runtime")
 
 _CARRIED: Any = object()
 """``ActorContext.send``'s default: carry the current message's trace context forward."""
+
+
+class Request(Generic[R]):
+    """Base of a message its actor answers (``ActorRef.request``) with an ``R``: subclass it as
+    ``class Describe(Request[SymbolView])``, and ``await ref.request(Describe(), ...)`` is a
+    ``SymbolView`` to the type checker. Data only: it adds no field and no slot."""
+
+    __slots__ = ()
 
 
 class ActorRef(Generic[M]):
@@ -88,6 +97,17 @@ class ActorRef(Generic[M]):
             Envelope(message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace)
         )
 
+    @overload
+    async def request(
+        self,
+        message: Request[R],
+        *,
+        timeout: float,  # noqa: ASYNC109 - a request/reply timeout is part of the contract
+        sender: ActorRef[Any] | None = None,
+        trace: object | None = None,
+    ) -> R: ...
+
+    @overload
     async def request(
         self,
         message: M,
@@ -95,8 +115,18 @@ class ActorRef(Generic[M]):
         timeout: float,  # noqa: ASYNC109 - a request/reply timeout is part of the contract
         sender: ActorRef[Any] | None = None,
         trace: object | None = None,
+    ) -> Any: ...
+
+    async def request(
+        self,
+        message: Any,
+        *,
+        timeout: float,  # noqa: ASYNC109 - a request/reply timeout is part of the contract
+        sender: ActorRef[Any] | None = None,
+        trace: object | None = None,
     ) -> Any:
-        """Send ``message`` and return the handler's return value.
+        """Send ``message`` and return the handler's return value: an ``R`` when the message is
+        a ``Request[R]``.
 
         Raises ``RequestTimeout`` if no reply arrives within ``timeout`` seconds (time spent
         waiting for mailbox room counts), ``ActorCrashed`` if the handler raised, and

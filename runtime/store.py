@@ -120,9 +120,14 @@ _UNWRITABLE_ERRORS: tuple[type[lmdb.Error], ...] = (
 
 
 class Durability(enum.StrEnum):
+    """When a commit reaches the disk (``[ledger] durability`` in the config)."""
+
     GROUP = "group"
+    """Commits share fsyncs: a commit returns once an fsync covering it is done."""
     SYNC = "sync"
+    """Each commit fsyncs on its own before it returns."""
     NOSYNC = "nosync"
+    """No fsync: the operating system writes when it will (tests and benchmarks only)."""
 
 
 class Txn:

@@ -3,7 +3,7 @@ only, as that user may not reach our virtual environment.
 
     python impostor.py serve PATH
         not our service: a bare socket at PATH (mode 0777) answering every request line with
-        {"ok": true, ...} as ours would; "serving" is printed once it listens.
+        a reply as ours would; "serving" is printed once it listens.
     python impostor.py hijack DIRECTORY
         make DIRECTORY with mode 0777 before we do, to be let in.
 """
@@ -17,10 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# What our service would answer, or near enough for actorctl to print it as the truth.
+# What our service would answer (app.control's protocol, version 2), or near enough for actorctl
+# to print it as the truth.
 PLAUSIBLE: dict[str, Any] = {
-    "stop": {"stopping": True, "pid": os.getpid()},
+    "stop": {"type": "stopping", "version": 2, "pid": os.getpid()},
     "status": {
+        "type": "status",
+        "version": 2,
         "pid": os.getpid(),
         "mode": "paper",
         "venue": "embedded sim venue",
@@ -28,7 +31,19 @@ PLAUSIBLE: dict[str, Any] = {
         "restarts": 0,
         "tree": [],
         "symbols": [],
+        "feeds": [],
         "last_reconcile": None,
+        "alerts": [],
+        "metrics": {},
+        "tracing": {
+            "enabled": False,
+            "endpoint": None,
+            "built": 0,
+            "waiting": 0,
+            "dropped": 0,
+            "exported": None,
+            "failed": None,
+        },
     },
 }
 
@@ -45,8 +60,9 @@ def serve(path: Path) -> None:
                 line = conn.recv(65536)
                 if not line:
                     continue  # the client hung up without asking: it saw through us
-                command = json.loads(line)["command"]
-                reply = {"ok": True, "result": PLAUSIBLE.get(command, {})}
+                command = json.loads(line)["type"]
+                failed = {"type": "failed", "version": 2, "pid": os.getpid(), "error": "no"}
+                reply = PLAUSIBLE.get(command, failed)
                 conn.sendall(json.dumps(reply).encode() + b"\n")
 
 

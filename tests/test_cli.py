@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.otlp_receiver import Receiver, otlp_receiver
@@ -599,7 +600,9 @@ def test_300_connections_held_open_under_256_open_files_do_not_stop_the_service(
             for _ in range(299):
                 last = held.enter_context(_connect_when_serving(socket))
             reply = last.makefile("rb").readline()
-            assert reply.startswith(b'{"ok":false,"error":"too many control connections (64);')
+            turned_away = msgspec.json.decode(reply)
+            assert turned_away["type"] == "failed"
+            assert turned_away["error"].startswith("too many control connections (64);")
         summary = _line_with(process, "replay finished")
         status = run("status", socket=socket)
         assert status.returncode == 0, status.stderr

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import pytest
 
-from runtime.datadir import Asked, claim
+from app.datadir import Asked, claim
 from tests.test_cli import ACTORCTL, _env, _line_with, _reap, run
 
 END_OF_DAY = "2026-11-23T19:59:45-05:00"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("actors", "config", "runtime", "supervisors", "sim")
+PACKAGES = ("actors", "app", "config", "runtime", "supervisors", "sim")
 
 # Backend and SDK adapters: the only modules allowed to import asyncio directly. Everything
 # else reaches the event loop through anyio, so that it runs unchanged on trio.
@@ -32,7 +32,7 @@ def test_generic_package_names_import_from_this_repository(name: str) -> None:
 def test_actorctl_is_installed_as_a_console_script() -> None:
     """pyproject declares `actorctl` pointing at the CLI's main()."""
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "actorctl"]
-    assert script.value == "runtime.cli:main"
+    assert script.value == "app.cli:main"
     assert callable(script.load())
 
 
@@ -82,41 +82,88 @@ def test_only_adapter_modules_import_asyncio() -> None:
     assert offenders == []
 
 
-# sim/ is the outside world: of actors/ it may use only the trading vocabulary.
+# The layers (docs/architecture.md): app -> (actors : sim) -> supervisors -> runtime, config read
+# by the app. import-linter checks the same in `make lint` ([tool.importlinter] in pyproject.toml);
+# this walk of the source text also sees the imports inside function bodies, and names each one.
 VOCABULARY = "actors.domain"
+BANNED = {
+    "runtime": {"supervisors", "actors", "sim", "config", "app"},
+    "supervisors": {"actors", "sim", "config", "app"},
+    "config": {"supervisors", "actors", "sim", "app"},
+    "sim": {"actors", "config", "app"},
+    "actors": {"sim", "app"},
+}
+# The one module of actors/ that may import sim/: the in-process broker port.
+SIM_PORT = "actors/brokers/sim.py"
+
+
+def _is_vocabulary(name: str) -> bool:
+    return name == VOCABULARY or name.startswith(VOCABULARY + ".")
+
+
+def layering_offences(root: Path) -> list[str]:
+    """Each import under ``root`` that points the wrong way, as ``path:line imports name: why``."""
+    offences = []
+    for path in sorted(p for package in PACKAGES for p in (root / package).rglob("*.py")):
+        relative = path.relative_to(root)
+        package = relative.parts[0]
+        in_vocabulary = relative.parts[:2] == ("actors", "domain")
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.ImportFrom) and in_vocabulary and node.level > 1:
+                # `from .. import x` in actors/domain/: the rest of actors.
+                names = [".." + (node.module or "")]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                why = None
+                if in_vocabulary and (
+                    name.startswith("..") or (top in PACKAGES and not _is_vocabulary(name))
+                ):
+                    why = "the vocabulary imports nothing else of ours"
+                elif top in BANNED.get(package, ()) and top != package:
+                    if package == "sim" and _is_vocabulary(name):
+                        continue
+                    if package == "actors" and top == "sim" and str(relative) == SIM_PORT:
+                        continue
+                    why = f"{package}/ may not import {top}/"
+                if why is not None:
+                    offences.append(f"{relative}:{node.lineno} imports {name}: {why}")
+    return offences
 
 
 def test_imports_point_one_way() -> None:
-    """config <- runtime <- supervisors <- actors; sim uses only actors' domain value types.
+    """runtime <- supervisors <- (actors : sim) <- app, config read by the app: no import in
+    the tree points back up (the exact rules: BANNED, SIM_PORT, VOCABULARY)."""
+    offences = layering_offences(ROOT)
+    assert offences == [], "imports that point the wrong way:\n" + "\n".join(offences)
 
-    The CLI (runtime/cli.py) is the composition root and may import anything, lazily; so is
-    the chaos harness (sim/chaos/), which builds the trading tree to attack it.
-    """
-    forbidden = {
-        "config": {"runtime", "supervisors", "actors", "sim"},
-        "runtime": {"supervisors", "actors", "sim"},
-        "supervisors": {"actors", "sim"},
-        "sim": {"actors"},
+
+def test_the_layering_check_names_each_offending_import(tmp_path: Path) -> None:
+    """The walk finds an import pointing up, lazy or not, and says where and why; the allowed
+    exceptions (sim's vocabulary, the broker port) pass."""
+    files = {
+        "runtime/_x.py": "def f():\n    from actors.symbol import SymbolActor\n",
+        "sim/engine.py": "from actors.domain import Bar\nfrom actors.broker import BrokerActor\n",
+        "actors/brokers/sim.py": "from sim.engine import Engine\n",
+        "actors/replay_feed.py": "import sim.replay\n",
+        "actors/domain/_market.py": "from .sessions import Session\nfrom .. import ledger\n",
+        "config/schema.py": "from runtime.store import Durability\nimport app.cli\n",
     }
-    offenders = []
-    for package, banned in forbidden.items():
-        for path in (ROOT / package).rglob("*.py"):
-            if path == ROOT / "runtime" / "cli.py" or (ROOT / "sim" / "chaos") in path.parents:
-                continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                names: list[str] = []
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                for name in names:
-                    if package == "sim" and (
-                        name == VOCABULARY or name.startswith(VOCABULARY + ".")
-                    ):
-                        continue
-                    if name.split(".")[0] in banned:
-                        offenders.append(f"{path.relative_to(ROOT)} imports {name}")
-    assert offenders == []
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert layering_offences(tmp_path) == [
+        "actors/domain/_market.py:2 imports ..: the vocabulary imports nothing else of ours",
+        "actors/replay_feed.py:1 imports sim.replay: actors/ may not import sim/",
+        "config/schema.py:2 imports app.cli: config/ may not import app/",
+        "runtime/_x.py:2 imports actors.symbol: runtime/ may not import actors/",
+        "sim/engine.py:2 imports actors.broker: sim/ may not import actors/",
+    ]
 
 
 # What only runtime.telemetry and runtime.metrics may load: the OTel SDK, its OTLP exporter and

@@ -12,7 +12,7 @@ import pytest
 from actors.alerts import AlertSettings, ChannelSpec, DescribeAlerts
 from actors.alerts_http import ChannelSettings, DiscordWebhook, SlackWebhook
 from actors.lot_keeper import LedgerState, LoadLedger
-from actors.trading import sim_trading
+from app.compose import sim_trading
 from config.lotmap import load_lot_map
 from sim.replay import generated_session
 from supervisors import Supervisor

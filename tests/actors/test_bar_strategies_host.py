@@ -29,7 +29,7 @@ from actors.strategies._position import PositionStrategy, bar_epoch
 from actors.strategies.protocol import BarClosed, StrategyKind
 from actors.strategies.registry import strategy_kind
 from actors.symbol import Describe, SymbolView
-from actors.trading import trading_tree
+from app.compose import trading_tree
 from sim.engine import Engine
 from sim.replay import bar_trades, generated_session, load_bars
 from sim.tws.server import TwsServer

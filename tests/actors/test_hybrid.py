@@ -18,7 +18,7 @@ from actors.brokers.ib import IBPort
 from actors.domain import OrderFilled, PriceTick
 from actors.feeds.alpaca import AlpacaStream
 from actors.lot_keeper import LedgerState, LoadLedger
-from actors.trading import LiveSource, sim_trading
+from app.compose import LiveSource, sim_trading
 from config.lotmap import load_lot_map
 from sim.alpaca.server import AlpacaServer
 from sim.engine import Engine

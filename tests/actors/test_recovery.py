@@ -20,7 +20,7 @@ from actors.domain import PlaceOrder, Side, TimeInForce
 from actors.ledger import Origin
 from actors.lot_keeper import LedgerState, LoadLedger
 from actors.reconciler import Reconcile, ReconcileReport
-from actors.trading import SimTrading, sim_trading
+from app.compose import SimTrading, sim_trading
 from config.lotmap import load_lot_map
 from sim.engine import Engine, Input
 from sim.journal import open_engine

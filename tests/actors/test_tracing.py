@@ -17,7 +17,7 @@ import pytest
 
 from actors.brokers.ib import IBPort
 from actors.lot_keeper import LedgerState, LoadLedger
-from actors.trading import SimTrading, sim_trading
+from app.compose import SimTrading, sim_trading
 from config.lotmap import load_lot_map
 from runtime.metrics import Metrics
 from runtime.telemetry import Telemetry, Tracer

@@ -15,7 +15,7 @@ import pytest
 from actors.domain import Side
 from actors.lot_keeper import LedgerState, LoadLedger
 from actors.strategies.grid import GridRef
-from actors.trading import sim_trading
+from app.compose import sim_trading
 from config.lotmap import load_lot_map
 from sim.replay import generated_session, load_bars, trades
 from supervisors import Supervisor

@@ -18,9 +18,9 @@ from actors.brokers.ib import IBMarketData, IBPort
 from actors.domain import Instrument, Side
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
 from actors.strategies.grid import GridKind, GridParams
-from actors.trading import LiveSource, live_trading, sim_trading
+from app.chaos import invariants
+from app.compose import LiveSource, live_trading, sim_trading
 from config.lotmap import load_lot_map
-from sim.chaos import invariants
 from sim.engine import Engine
 from sim.journal import open_engine
 from sim.replay import generated_session, trades

@@ -8,7 +8,7 @@ from decimal import Decimal
 from actors.domain import Side, round_to_tick
 from actors.lot_keeper import LedgerState
 from actors.strategies.grid import GridRef
-from actors.trading import LiveTrading, SimTrading
+from app.compose import LiveTrading, SimTrading
 from sim.engine import Engine
 
 

@@ -1,4 +1,4 @@
-"""The deterministic simulation (``sim.chaos``): the CI set of seeded scenarios passes, a seed
+"""The deterministic simulation (``app.chaos``): the CI set of seeded scenarios passes, a seed
 replays exactly, and the harness catches what it is there to catch (a ledger that records an
 execution twice, a sell at the wrong price) with a one-line reproduction."""
 
@@ -16,9 +16,9 @@ import pytest
 from actors import ledger, reconcile
 from actors.exposure import SellBook
 from actors.strategies.grid import GridStrategy, Lot
-from sim.chaos import harness
-from sim.chaos.campaign import simulate
-from sim.chaos.plan import Kind, scenario
+from app.chaos import harness
+from app.chaos.campaign import simulate
+from app.chaos.plan import Kind, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = int(os.environ.get("ACTORTRADE_DST_SEEDS", "200"))
@@ -51,7 +51,7 @@ def test_a_seed_replays_exactly_in_this_process_and_in_another() -> None:
     assert first == second
     assert first.executions > 0
     assert sum(first.faults.values()) >= 8
-    code = f"from sim.chaos import harness; print(harness.run({seed}).digest)"
+    code = f"from app.chaos import harness; print(harness.run({seed}).digest)"
     for hash_seed in ("1", "2"):
         elsewhere = subprocess.run(
             [sys.executable, "-c", code],
@@ -96,7 +96,7 @@ def test_a_ledger_that_records_an_execution_twice_is_caught_with_its_reproductio
     assert caught, "ten scenarios and not one notice delivered twice"
     failure = caught[0]
     assert "executions recorded twice" in str(failure)
-    assert failure.repro == f"python -m sim.chaos --seed {failure.seed}"
+    assert failure.repro == f"python -m app.chaos --seed {failure.seed}"
     assert str(failure).endswith(f"reproduce: {failure.repro}")
     # The reproduction reproduces: the same failure, at the same step.
     with pytest.raises(harness.ChaosFailure) as again:
@@ -140,9 +140,9 @@ def test_an_execution_id_taken_for_a_duplicate_despite_other_facts_is_caught(
 
 
 def test_a_failing_seed_is_rerun_by_the_command_line(tmp_path: Path) -> None:
-    """``python -m sim.chaos --seed N`` describes the scenario and runs it (exit 0 here)."""
+    """``python -m app.chaos --seed N`` describes the scenario and runs it (exit 0 here)."""
     result = subprocess.run(
-        [sys.executable, "-m", "sim.chaos", "--seed", "3"],
+        [sys.executable, "-m", "app.chaos", "--seed", "3"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,9 +1,9 @@
-"""Process-level chaos (``sim.chaos.process``): ``actorctl start`` in its default over-the-wire
+"""Process-level chaos (``app.chaos.process``): ``actorctl start`` in its default over-the-wire
 configuration as a real subprocess, SIGKILLed and restarted on one data directory, and fed bad
 input; the invariants checked against the LMDB ledger and the venue's own books.
 
 ``ACTORTRADE_CRASH_KILLS=N ACTORTRADE_CRASH_SEED=S`` run a longer kill campaign here (default
-5 kills, seed 20261122); ``python -m sim.chaos --seeds 0 --kills N --kill-seed S`` does the same
+5 kills, seed 20261122); ``python -m app.chaos --seeds 0 --kills N --kill-seed S`` does the same
 from the command line.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from actors.lot_keeper import ledger_store
-from sim.chaos import process
+from app.chaos import process
 
 KILLS = int(os.environ.get("ACTORTRADE_CRASH_KILLS", "5"))
 SEED = int(os.environ.get("ACTORTRADE_CRASH_SEED", "20261122"))
@@ -35,7 +35,7 @@ def test_sigkill_at_random_moments_loses_no_fill_and_sends_no_order_twice(tmp_pa
     assert len(outcome.progress) == KILLS
     assert outcome.executions > 0
     assert outcome.checks > KILLS
-    assert outcome.repro == f"python -m sim.chaos --seeds 0 --kills {KILLS} --kill-seed {SEED}"
+    assert outcome.repro == f"python -m app.chaos --seeds 0 --kills {KILLS} --kill-seed {SEED}"
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_bad_input_is_refused_untouched_and_a_full_map_stops_the_service_losing_
     assert outcome.starts == 17
     assert outcome.executions > 0
     assert outcome.checks > 0
-    assert outcome.repro == "python -m sim.chaos --seeds 0 --bad-input"
+    assert outcome.repro == "python -m app.chaos --seeds 0 --bad-input"
 
 
 def test_a_failed_campaign_says_what_failed_and_ends_with_the_command_that_reproduces_it(
@@ -79,5 +79,5 @@ def test_a_failed_campaign_says_what_failed_and_ends_with_the_command_that_repro
     message = str(info.value)
     assert f"is in use by another actortrade process (pid {os.getpid()})" in message
     assert message.splitlines()[-1] == (
-        "  reproduce: python -m sim.chaos --seeds 0 --kills 2 --kill-seed 7"
+        "  reproduce: python -m app.chaos --seeds 0 --kills 2 --kill-seed 7"
     )

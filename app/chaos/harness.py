@@ -1,7 +1,7 @@
 """The deterministic simulation: the whole trading tree (lot-keeper on a real LMDB environment,
 broker, symbol actor, reconciler, replay) on the in-process venue, run by trio on a
 ``MockClock(autojump_threshold=0)`` with the scheduler seeded, under a seeded scenario
-(``sim.chaos.plan``): the same seed replays exactly the same run, fault for fault.
+(``app.chaos.plan``): the same seed replays exactly the same run, fault for fault.
 
 Time is the market's: the replay is paced on the virtual clock (a night between two sessions is
 a pause of ``MAX_PAUSE`` seconds while the venue's clock jumps to the next session), so the
@@ -10,7 +10,7 @@ they would. Waiting costs nothing: trio jumps the clock whenever every task is b
 
 After every replay step the safety invariants are checked; at settle points (every few dozen
 steps, and at the end) the harness runs a reconciliation and checks the agreement invariants
-(``sim.chaos.invariants``). The store commits inline, on the event loop's thread, since a writer
+(``app.chaos.invariants``). The store commits inline, on the event loop's thread, since a writer
 thread's real time would race the virtual clock.
 
 ``run(seed)`` returns an ``Outcome`` or raises ``ChaosFailure`` with a one-line command that
@@ -43,7 +43,7 @@ from actors.domain import BrokerEvent, PlaceOrder
 from actors.domain.sessions import NEW_YORK
 from actors.reconciler import Reconcile
 from actors.symbol import Describe
-from actors.trading import SimTrading, sim_trading
+from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
 from runtime import ActorCell, LifecycleState
 from runtime.store import Durability, Store, Txn
@@ -75,7 +75,7 @@ class ChaosFailure(AssertionError):
 
     def __init__(self, seed: int, message: str) -> None:
         self.seed = seed
-        self.repro = f"python -m sim.chaos --seed {seed}"
+        self.repro = f"python -m app.chaos --seed {seed}"
         super().__init__(f"chaos seed {seed}: {message}\n  reproduce: {self.repro}")
 
 

@@ -3,7 +3,7 @@ with clock jumps across nights, weekends and holidays, price gaps through severa
 thin stretches that fill orders in parts) and a fault plan (which fault, at which step).
 
 Everything here is a pure function of the seed: ``scenario(seed)`` always returns the same
-scenario, and the harness runs it the same way every time (``sim.chaos.harness``).
+scenario, and the harness runs it the same way every time (``app.chaos.harness``).
 """
 
 from __future__ import annotations

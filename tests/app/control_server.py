@@ -2,9 +2,9 @@
 descriptors than it will be asked for, or in a pid namespace of its own.
 
     python control_server.py serve PATH BACKEND [HEADROOM]
-        serve_control() with an echo handler; once serving, the soft limit on open files is
-        lowered to HEADROOM more than are open (if given), and "serving LIMIT" is printed.
-        SIGTERM stops it.
+        serve_control() with an echo handler (lots: one TQQQ view); once serving, the soft
+        limit on open files is lowered to HEADROOM more than are open (if given), and
+        "serving LIMIT" is printed. SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import resource
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from runtime.control import serve_control
+from app.control import Commands, Lots, LotsReply, Reply, Stopping, serve_control
 
 
-async def echo(command: str, args: dict[str, Any]) -> Any:
-    return {"command": command, "args": args}
+async def echo(command: Commands) -> Reply:
+    if isinstance(command, Lots):
+        return LotsReply(symbols=[{"symbol": "TQQQ"}])
+    return Stopping()
 
 
 async def serve(path: Path, headroom: int | None) -> None:

@@ -1,5 +1,6 @@
-"""The control socket: one JSON line each way, errors as replies, a private socket file that is
-claimed carefully and removed at exit, and a server that no client can stop."""
+"""The control socket: one tagged JSON line each way (app.control's protocol Structs), errors
+as replies, other protocol versions named, a private socket file that is claimed carefully and
+removed at exit, and a server that no client can stop."""
 
 from __future__ import annotations
 
@@ -25,13 +26,28 @@ import anyio.to_thread
 import msgspec
 import pytest
 
-from runtime.control import (
+from app.control import (
     MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
+    BackedUp,
+    Backup,
+    Command,
+    Commands,
     ControlError,
     ControlSocketInUse,
     ControlUnavailable,
     Handler,
+    Lots,
+    LotsReply,
     NotOurService,
+    Ping,
+    Pong,
+    Reconcile,
+    Reconciled,
+    Reply,
+    Status,
+    Stop,
+    Stopping,
     UnsafeControlDirectory,
     claim_control,
     private_directory,
@@ -58,18 +74,33 @@ def sock_path() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-async def echo(command: str, args: dict[str, Any]) -> Any:
-    if command == "refuse":
-        raise ControlError(f"cannot {args['what']} now")
-    if command == "crash":
-        raise ZeroDivisionError("division by zero")
-    if command == "opaque":
-        return object()
-    if command == "hang":
-        await anyio.sleep_forever()
-    if command == "deep":
-        return functools.reduce(lambda inner, _: [inner], range(5_000), [])
-    return {"command": command, "args": args}
+VIEWS = [{"symbol": "TQQQ", "lots": []}]
+
+
+async def echo(command: Commands) -> Reply:
+    # Each behaviour a handler can have, picked by the command: Backup's path names it.
+    match command:
+        case Backup(path="refuse"):
+            raise ControlError("cannot back up now")
+        case Backup(path="crash"):
+            raise ZeroDivisionError("division by zero")
+        case Backup(path="hang"):
+            await anyio.sleep_forever()
+        case Backup(path="wrong"):
+            return Stopping()
+        case Backup(path=path):
+            return BackedUp(path=path)
+        case Reconcile(dry_run=True):
+            return _reconciled([{"opaque": object()}])
+        case Reconcile(acknowledge_conflicts=True):
+            return _reconciled([{"deep": functools.reduce(lambda i, _: [i], range(5_000), [])}])
+        case Lots():
+            return LotsReply(symbols=VIEWS)
+    return Stopping()
+
+
+def _reconciled(diffs: list[dict[str, Any]]) -> Reconciled:
+    return Reconciled(at_ns=1, dry_run=False, clean=False, lines=[], diffs=diffs)
 
 
 @asynccontextmanager
@@ -80,8 +111,13 @@ async def serving(path: Path, handler: Handler = echo, **options: Any) -> AsyncI
         tg.cancel_scope.cancel()
 
 
-async def ask(path: Path, command: str, args: dict[str, Any] | None = None) -> Any:
-    return await anyio.to_thread.run_sync(functools.partial(request, path, command, args))
+async def ask(path: Path, command: Command[Any]) -> Any:
+    return await anyio.to_thread.run_sync(functools.partial(request, path, command))
+
+
+async def alive(path: Path) -> bool:
+    """The server at ``path`` (in this process) still answers a command from its handler."""
+    return await ask(path, Lots()) == LotsReply(symbols=VIEWS, pid=os.getpid())
 
 
 async def exchange(path: Path, data: bytes) -> dict[str, Any]:
@@ -96,32 +132,33 @@ async def exchange(path: Path, data: bytes) -> dict[str, Any]:
     return reply
 
 
-async def test_a_command_and_its_args_make_a_round_trip(sock_path: Path) -> None:
-    """The handler gets the command and its args; the client gets the handler's result."""
+async def test_a_command_and_its_fields_make_a_round_trip(sock_path: Path) -> None:
+    """The handler gets the command Struct; the client gets the reply Struct the command names,
+    stamped with the server's pid."""
     with anyio.fail_after(10):
         async with serving(sock_path):
-            result = await ask(sock_path, "lots", {"symbol": "TQQQ", "levels": [1, 2]})
-            assert result == {"command": "lots", "args": {"symbol": "TQQQ", "levels": [1, 2]}}
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            reply = await ask(sock_path, Backup(path="/srv/copy"))
+            assert reply == BackedUp(path="/srv/copy", pid=os.getpid())
+            assert await ask(sock_path, Lots()) == LotsReply(symbols=VIEWS, pid=os.getpid())
 
 
 async def test_ping_is_answered_by_the_server_with_its_pid(sock_path: Path) -> None:
     """ping never reaches the handler."""
 
-    async def refuse_all(command: str, args: dict[str, Any]) -> Any:
+    async def refuse_all(command: Commands) -> Reply:
         raise AssertionError(command)
 
     with anyio.fail_after(10):
         async with serving(sock_path, refuse_all):
-            assert await ask(sock_path, "ping") == {"pid": os.getpid()}
+            assert await ask(sock_path, Ping()) == Pong(pid=os.getpid())
 
 
 async def test_a_control_error_from_the_handler_is_replied_as_an_error(sock_path: Path) -> None:
     """The handler's message reaches the client as a ControlError."""
     with anyio.fail_after(10):
         async with serving(sock_path):
-            with pytest.raises(ControlError, match=r"^cannot reconcile now$") as caught:
-                await ask(sock_path, "refuse", {"what": "reconcile"})
+            with pytest.raises(ControlError, match=r"^cannot back up now$") as caught:
+                await ask(sock_path, Backup(path="refuse"))
             assert type(caught.value) is ControlError
 
 
@@ -132,10 +169,16 @@ async def test_a_crashing_handler_gets_an_internal_error_reply_and_serving_goes_
     with anyio.fail_after(10):
         async with serving(sock_path):
             with pytest.raises(ControlError, match=r"^internal error: ZeroDivisionError: division"):
-                await ask(sock_path, "crash")
-            with pytest.raises(ControlError, match=r"^internal error: .*'opaque' is not JSON"):
-                await ask(sock_path, "opaque")
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+                await ask(sock_path, Backup(path="crash"))
+            with pytest.raises(
+                ControlError, match=r"^internal error: the reply to Reconcile is not JSON"
+            ):
+                await ask(sock_path, Reconcile(dry_run=True))
+            with pytest.raises(
+                ControlError, match=r"^internal error: Backup was answered with a Stopping$"
+            ):
+                await ask(sock_path, Backup(path="wrong"))
+            assert await alive(sock_path)
 
 
 async def test_a_result_nested_too_deeply_to_encode_gets_an_internal_error_reply(
@@ -145,10 +188,10 @@ async def test_a_result_nested_too_deeply_to_encode_gets_an_internal_error_reply
     with anyio.fail_after(10):
         async with serving(sock_path):
             with pytest.raises(
-                ControlError, match=r"^internal error: the result of 'deep' is not JSON: maximum"
+                ControlError, match=r"^internal error: the reply to Reconcile is not JSON: maximum"
             ):
-                await ask(sock_path, "deep")
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+                await ask(sock_path, Reconcile(acknowledge_conflicts=True))
+            assert await alive(sock_path)
 
 
 @pytest.mark.parametrize(
@@ -156,32 +199,57 @@ async def test_a_result_nested_too_deeply_to_encode_gets_an_internal_error_reply
     [
         pytest.param(b"status\n", "malformed request: JSON is malformed", id="not-json"),
         pytest.param(
-            b'{"args": {}}\n', "malformed request: Object missing required field", id="no-command"
+            b'{"version": 2}\n',
+            "malformed request: Object missing required field `type`",
+            id="no-type",
         ),
         pytest.param(b'["status"]\n', "malformed request: Expected `object`", id="not-an-object"),
         pytest.param(
-            b'{"command": "status", "args": [1]}\n',
-            "malformed request: Expected `object`",
-            id="args-not-an-object",
+            b'{"type": "launch", "version": 2}\n',
+            "malformed request: Invalid value 'launch' - at `$.type`",
+            id="unknown-command",
         ),
         pytest.param(
-            b'{"command": 7}\n', "malformed request: Expected `str`", id="command-not-a-string"
+            b'{"type": "backup", "version": 2, "path": 7}\n',
+            "malformed request: Expected `str`, got `int` - at `$.path`",
+            id="path-not-a-string",
         ),
         pytest.param(
-            b'{"command": "status", "extra": 1}\n',
-            "malformed request: Object contains unknown field",
+            b'{"type": "backup", "version": 2, "path": ""}\n',
+            "malformed request: Expected `str` of length >= 1 - at `$.path`",
+            id="empty-path",
+        ),
+        pytest.param(
+            b'{"type": "reconcile", "version": 2, "dry_run": "yes"}\n',
+            "malformed request: Expected `bool`, got `str` - at `$.dry_run`",
+            id="flag-not-a-bool",
+        ),
+        pytest.param(
+            b'{"type": "status", "version": 2, "extra": 1}\n',
+            "malformed request: Object contains unknown field `extra`",
             id="unknown-field",
         ),
-        pytest.param(b'{"command": "status"}', "incomplete request", id="no-newline"),
+        pytest.param(b'{"type": "status", "version": 2}', "incomplete request", id="no-newline"),
         pytest.param(
-            b'{"command": "st\xffatus"}\n',
-            "malformed request: not UTF-8 at byte 15 (invalid start byte)",
+            b'{"type": "st\xffatus", "version": 2}\n',
+            "malformed request: not UTF-8 at byte 12 (invalid start byte)",
             id="invalid-utf8",
         ),
         pytest.param(
-            b'{"command": "status", "args": {"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}\n",
+            b'{"type": "status", "version": 2, "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n",
             "malformed request: nested too deeply",
             id="nested-30000-deep",
+        ),
+        pytest.param(
+            b'{"command": "status", "args": {}}\n',
+            "control protocol mismatch: this service speaks version 2, the request version 1; "
+            "use the actorctl installed with the running service",
+            id="version-1",
+        ),
+        pytest.param(
+            b'{"type": "status", "version": 3}\n',
+            "control protocol mismatch: this service speaks version 2, the request version 3",
+            id="version-3",
         ),
     ],
 )
@@ -192,9 +260,10 @@ async def test_a_malformed_request_gets_an_error_reply_naming_the_problem(
     with anyio.fail_after(10):
         async with serving(sock_path):
             reply = await exchange(sock_path, data)
-            assert reply["ok"] is False
+            assert reply["type"] == "failed"
+            assert reply["version"] == PROTOCOL_VERSION
             assert reply["error"].startswith(problem)
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 async def test_an_oversized_request_gets_an_error_reply(sock_path: Path) -> None:
@@ -202,21 +271,23 @@ async def test_an_oversized_request_gets_an_error_reply(sock_path: Path) -> None
     with anyio.fail_after(10):
         async with serving(sock_path):
             with pytest.raises(ControlError, match=r"^request too large: more than 65536 bytes"):
-                await ask(sock_path, "lots", {"blob": "x" * (2 * MAX_REQUEST_BYTES)})
+                await ask(sock_path, Backup(path="x" * (2 * MAX_REQUEST_BYTES)))
             reply = await exchange(sock_path, b"x" * MAX_REQUEST_BYTES)  # no newline at all
             assert reply == {
-                "ok": False,
+                "type": "failed",
+                "version": PROTOCOL_VERSION,
                 "error": "request too large: more than 65536 bytes in one line",
                 "pid": os.getpid(),
             }
-            just_fits = {"blob": "x" * (MAX_REQUEST_BYTES - 64)}
-            assert await ask(sock_path, "lots", just_fits) == {"command": "lots", "args": just_fits}
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            just_fits = "x" * (MAX_REQUEST_BYTES - 64)
+            reply = await ask(sock_path, Backup(path=just_fits))
+            assert reply == BackedUp(path=just_fits, pid=os.getpid())
+            assert await alive(sock_path)
 
 
 async def test_a_line_whose_newline_arrives_past_the_limit_is_too_large(sock_path: Path) -> None:
     """The limit holds when the newline comes in the chunk that crosses it: valid JSON or not."""
-    line = msgspec.json.encode({"command": "status", "args": {"blob": "x" * MAX_REQUEST_BYTES}})
+    line = msgspec.json.encode(Backup(path="x" * MAX_REQUEST_BYTES))
     head, tail = line[: MAX_REQUEST_BYTES - 1000], line[MAX_REQUEST_BYTES - 1000 :] + b"\n"
     with anyio.fail_after(10):
         async with serving(sock_path), await anyio.connect_unix(sock_path) as stream:
@@ -227,7 +298,8 @@ async def test_a_line_whose_newline_arrives_past_the_limit_is_too_large(sock_pat
             async for chunk in stream:
                 received += chunk
             assert msgspec.json.decode(received) == {
-                "ok": False,
+                "type": "failed",
+                "version": PROTOCOL_VERSION,
                 "error": f"request too large: more than {MAX_REQUEST_BYTES} bytes in one line",
                 "pid": os.getpid(),
             }
@@ -266,7 +338,7 @@ async def test_a_second_server_on_the_same_path_is_refused_naming_the_first(
             assert str(caught.value) == (
                 f"another actorctl is serving on {sock_path} (pid {os.getpid()})"
             )
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 async def test_a_stale_socket_file_is_replaced(sock_path: Path) -> None:
@@ -274,10 +346,10 @@ async def test_a_stale_socket_file_is_replaced(sock_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
         dead.bind(os.fspath(sock_path))
     with pytest.raises(ControlUnavailable, match="no actorctl is running on"):
-        request(sock_path, "status")
+        request(sock_path, Status())
     with anyio.fail_after(10):
         async with serving(sock_path):
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
             assert stat.S_IMODE((await anyio.Path(sock_path).lstat()).st_mode) == 0o600
 
 
@@ -299,7 +371,7 @@ async def test_a_path_too_long_for_a_socket_is_refused_naming_it(sock_path: Path
     with anyio.fail_after(10), pytest.raises(ControlError, match=r"is too long: 1\d\d bytes"):
         await serve_control(too_long, echo)
     with pytest.raises(ControlError, match=f"^control socket path {too_long} is too long"):
-        request(too_long, "status")
+        request(too_long, Status())
 
 
 async def test_a_short_name_in_a_long_directory_is_refused_if_it_cannot_be_bound_privately(
@@ -329,16 +401,16 @@ async def test_the_client_gives_up_on_a_server_that_does_not_answer(sock_path: P
     """The client's timeout bounds the whole exchange."""
     with anyio.fail_after(10):
         async with serving(sock_path):
-            hang = functools.partial(request, sock_path, "hang", timeout=0.2)
-            with pytest.raises(ControlError, match=r"did not answer 'hang' within 0.2 s$"):
+            hang = functools.partial(request, sock_path, Backup(path="hang"), timeout=0.2)
+            with pytest.raises(ControlError, match=r"did not answer 'backup' within 0.2 s$"):
                 await anyio.to_thread.run_sync(hang)
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 def test_the_client_reports_no_server_on_a_missing_path(sock_path: Path) -> None:
     """No socket file: ControlUnavailable naming the path."""
     with pytest.raises(ControlUnavailable) as caught:
-        request(sock_path, "status")
+        request(sock_path, Status())
     assert str(caught.value) == f"no actorctl is running on {sock_path}"
 
 
@@ -346,7 +418,7 @@ async def test_a_silent_client_does_not_block_the_others(sock_path: Path) -> Non
     """A client that connects and says nothing holds only its own connection."""
     with anyio.fail_after(10):
         async with serving(sock_path, read_timeout=60), await anyio.connect_unix(sock_path):
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 async def test_a_silent_client_is_dropped_after_the_read_timeout(sock_path: Path) -> None:
@@ -358,7 +430,8 @@ async def test_a_silent_client_is_dropped_after_the_read_timeout(sock_path: Path
                 async for chunk in silent:
                     received += chunk
             assert msgspec.json.decode(received) == {
-                "ok": False,
+                "type": "failed",
+                "version": PROTOCOL_VERSION,
                 "error": "no request within 0.2 s",
                 "pid": os.getpid(),
             }
@@ -400,7 +473,7 @@ def test_a_server_out_of_file_descriptors_waits_for_some_and_serves_on(
             while len(os.listdir(f"/proc/{server.pid}/fd")) < limit and server.poll() is None:
                 assert time.monotonic() < deadline, "the server never ran out of descriptors"
                 time.sleep(0.01)
-        assert request(sock_path, "status") == {"command": "status", "args": {}}
+        assert request(sock_path, Lots()).symbols == [{"symbol": "TQQQ"}]
         server.send_signal(signal.SIGTERM)
         assert server.wait(10) == 0
     finally:
@@ -417,14 +490,15 @@ async def test_a_connection_beyond_the_limit_gets_an_immediate_error_reply(
         async with serving(sock_path, read_timeout=60, max_connections=3):
             with held_connections(sock_path, 3) as held:
                 with pytest.raises(ControlError) as caught:
-                    await ask(sock_path, "status")
+                    await ask(sock_path, Lots())
                 assert str(caught.value) == "too many control connections (3); try again shortly"
                 # A reply read to its end frees its slot.
-                freed = functools.partial(_exchange_on, held[0], b'{"command": "lots"}\n')
-                assert (await anyio.to_thread.run_sync(freed))["ok"] is True
-                assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+                lots = b'{"type": "lots", "version": 2}\n'
+                freed = functools.partial(_exchange_on, held[0], lots)
+                assert (await anyio.to_thread.run_sync(freed))["type"] == "lots"
+                assert await alive(sock_path)
             # The server sees the others hang up before it is cancelled.
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 def _exchange_on(conn: socket.socket, data: bytes) -> dict[str, Any]:
@@ -521,14 +595,14 @@ async def test_a_socket_directory_others_may_write_to_is_refused_unless_sticky(
     sock_path.parent.chmod(0o1777)
     with anyio.fail_after(10):
         async with serving(sock_path):
-            assert await ask(sock_path, "status") == {"command": "status", "args": {}}
+            assert await alive(sock_path)
 
 
 async def test_every_reply_carries_the_pid_of_the_server(sock_path: Path) -> None:
     """Results and errors alike, so that the client can tell who answered."""
     with anyio.fail_after(10):
         async with serving(sock_path):
-            ok = await exchange(sock_path, b'{"command": "status"}\n')
+            ok = await exchange(sock_path, b'{"type": "lots", "version": 2}\n')
             error = await exchange(sock_path, b"status\n")
     assert ok["pid"] == error["pid"] == os.getpid()
 
@@ -551,11 +625,11 @@ async def answering(path: Path, reply: bytes) -> AsyncIterator[None]:
 async def test_a_reply_claiming_another_pid_than_its_server_s_is_refused(sock_path: Path) -> None:
     """The kernel says which process serves the socket; a reply that says otherwise lies."""
     claimed = os.getpid() + 1
-    line = msgspec.json.encode({"ok": True, "result": {"stopping": True}, "pid": claimed})
+    line = msgspec.json.encode(Stopping(pid=claimed))
     with anyio.fail_after(10):
         async with answering(sock_path, line + b"\n"):
             with pytest.raises(NotOurService) as caught:
-                await ask(sock_path, "stop")
+                await ask(sock_path, Stop())
     assert (caught.value.pid, caught.value.claimed) == (os.getpid(), claimed)
     assert str(caught.value) == (
         f"the process serving {sock_path} is pid {os.getpid()} of uid {os.geteuid()}"
@@ -566,13 +640,45 @@ async def test_a_reply_claiming_another_pid_than_its_server_s_is_refused(sock_pa
 
 async def test_a_reply_nested_too_deeply_is_a_malformed_reply(sock_path: Path) -> None:
     """The client's decoder meets the recursion limit: an error naming the socket, no crash."""
-    line = b'{"ok": true, "result": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"
+    line = b'{"type": "lots", "version": 2, "symbols": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"
     with anyio.fail_after(10):
         async with answering(sock_path, line):
             with pytest.raises(
                 ControlError, match=f"^malformed reply from actorctl on {sock_path}: nested too"
             ):
-                await ask(sock_path, "status")
+                await ask(sock_path, Lots())
+
+
+async def test_a_server_of_another_protocol_version_is_named_not_misread(
+    sock_path: Path,
+) -> None:
+    """A version 1 service (``{"ok": ..., "result": ...}``) or a later one: the client says which
+    version each side speaks, whatever the reply holds."""
+    for reply, spoken in (
+        ({"ok": True, "result": {"stopping": True}, "pid": os.getpid()}, "version 1"),
+        ({"type": "stopping", "version": 3, "pid": os.getpid()}, "version 3"),
+    ):
+        with anyio.fail_after(10):
+            async with answering(sock_path, msgspec.json.encode(reply) + b"\n"):
+                with pytest.raises(ControlError) as caught:
+                    await ask(sock_path, Stop())
+        assert type(caught.value) is ControlError
+        assert str(caught.value) == (
+            f"actorctl on {sock_path} speaks control protocol {spoken}, this actorctl version "
+            f"{PROTOCOL_VERSION}: use the actorctl installed with the running service"
+        )
+
+
+async def test_a_reply_of_another_kind_than_the_command_names_is_refused(sock_path: Path) -> None:
+    """A stop's reply to a lots command is not taken for the lots."""
+    line = msgspec.json.encode(Stopping(pid=os.getpid())) + b"\n"
+    with anyio.fail_after(10):
+        async with answering(sock_path, line):
+            with pytest.raises(
+                ControlError,
+                match=f"^actorctl on {sock_path} answered 'lots' with a 'stopping' reply$",
+            ):
+                await ask(sock_path, Lots())
 
 
 def _name(uid: int) -> str:
@@ -614,7 +720,7 @@ def test_a_server_of_another_user_is_refused_by_the_client(
     os.chown(sock_path.parent, other.pw_uid, other.pw_gid)
     sock_path.parent.chmod(0o755)
     with impostor(sock_path, other) as server, pytest.raises(NotOurService) as caught:
-        request(sock_path, "stop")
+        request(sock_path, Stop())
     assert (caught.value.uid, caught.value.pid) == (other.pw_uid, server.pid)
     assert str(caught.value) == (
         f"the process serving {sock_path} is pid {server.pid} of uid {other.pw_uid} "
@@ -651,8 +757,8 @@ def test_a_server_in_another_pid_namespace_is_known_by_its_pid_there(sock_path: 
     try:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("serving")
-        assert request(sock_path, "ping") == {"pid": 1}
-        assert request(sock_path, "status") == {"command": "status", "args": {}}
+        assert request(sock_path, Ping()) == Pong(pid=1)
+        assert request(sock_path, Lots()).symbols == [{"symbol": "TQQQ"}]
     finally:
         server.kill()
         server.communicate(timeout=10)

@@ -1,8 +1,8 @@
-"""``python -m sim.chaos``: run a chaos campaign and print what ran.
+"""``python -m app.chaos``: run a chaos campaign and print what ran.
 
-    python -m sim.chaos --seeds 200 --kills 5 --bad-input   # the CI set (``make chaos``)
-    python -m sim.chaos --seeds 10000 --jobs 2               # a long campaign
-    python -m sim.chaos --seed 1234                          # rerun one scenario, verbosely
+    python -m app.chaos --seeds 200 --kills 5 --bad-input   # the CI set (``make chaos``)
+    python -m app.chaos --seeds 10000 --jobs 2               # a long campaign
+    python -m app.chaos --seed 1234                          # rerun one scenario, verbosely
 
 A failure prints the one-line command that reproduces it; the exit status is 1 if anything
 failed, 0 otherwise.
@@ -23,7 +23,7 @@ from .plan import scenario
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.chaos", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m app.chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=200, help="simulated scenarios to run")
     parser.add_argument("--first", type=int, default=0, help="the first scenario's seed")
     parser.add_argument("--seed", type=int, help="run this one scenario and describe it")

@@ -5,7 +5,7 @@ directory, and hurt from outside:
 * ``run_campaign``: SIGKILLed at seeded random moments, again and again, each time started
   again on the same directory; then a last run to the end of the replay and a graceful stop.
   After every kill the safety invariants hold; at the end the agreement invariants too
-  (``sim.chaos.invariants``), against the ledger (the service's LMDB environment) and the
+  (``app.chaos.invariants``), against the ledger (the service's LMDB environment) and the
   venue's own books (its journal in the data directory, ``sim.journal``, which outlives the
   process as a real broker's books would).
 * ``run_bad_input``: a truncated or corrupt config, lot map and bar file (refused with an
@@ -114,7 +114,7 @@ def run_campaign(
     """SIGKILL ``actorctl start`` ``kills`` times at moments drawn from ``seed``, restarting it
     on the same data directory each time; then run it to the end of the replay, stop it with
     SIGTERM, and check the ledger against the venue's books (see the module doc)."""
-    repro = f"python -m sim.chaos --seeds 0 --kills {kills} --kill-seed {seed}"
+    repro = f"python -m app.chaos --seeds 0 --kills {kills} --kill-seed {seed}"
     campaign = _Campaign(workdir, repro, log)
     try:
         campaign.kill_and_restart(kills, seed)
@@ -128,7 +128,7 @@ def run_campaign(
 def run_bad_input(*, workdir: Path, log: Callable[[str], None] = print) -> ProcessOutcome:
     """Bad config and lot maps, a full LMDB map, a second start on a data directory in use
     (see the module doc), on one data directory that a first run has filled."""
-    repro = "python -m sim.chaos --seeds 0 --bad-input"
+    repro = "python -m app.chaos --seeds 0 --bad-input"
     campaign = _Campaign(workdir, repro, log)
     try:
         campaign.bad_input()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.datadir import (
+from app.datadir import (
     LOCK_NAME,
     MANIFEST_NAME,
     Asked,

@@ -23,6 +23,19 @@ from typing import Any
 import anyio
 import attrs
 
+from actors.alerts import AlertHooks, AlertLog, AlertsActor, AlertSettings, AlertsInbox
+from actors.broker import BrokerActor, BrokerInbox, OrderTraces
+from actors.brokers.port import BrokerPort
+from actors.brokers.sim import SimPort
+from actors.domain import Bar, PriceTick, Trade, route
+from actors.history import HistorySource, ReplayHistory
+from actors.lot_keeper import LotKeeper, LotKeeperInbox, ledger_store
+from actors.market_data import LiveFeed, LiveFeedInbox, Subscriber, TickSource
+from actors.reconciler import Reconciler, ReconcilerInbox
+from actors.replay_feed import ReplayFeed
+from actors.strategies.grid import GridKind, GridParams
+from actors.strategies.protocol import StrategyKind
+from actors.symbol import SymbolActor, SymbolInbox
 from config.lotmap import LotMap
 from runtime import Actor, ActorCell, ActorRef, Coalesce, MailboxConfig, SupervisorHooks
 from runtime import telemetry as telemetry_
@@ -31,20 +44,6 @@ from runtime.telemetry import Telemetry
 from sim.engine import Engine
 from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
-
-from .alerts import AlertHooks, AlertLog, AlertsActor, AlertSettings
-from .broker import BrokerActor, OrderTraces
-from .brokers.port import BrokerPort
-from .brokers.sim import SimPort
-from .domain import Bar, PriceTick, Trade, route
-from .history import HistorySource, ReplayHistory
-from .lot_keeper import LotKeeper, ledger_store
-from .market_data import LiveFeed, Subscriber, TickSource
-from .reconciler import Reconciler
-from .replay_feed import ReplayFeed
-from .strategies.grid import GridKind, GridParams
-from .strategies.protocol import StrategyKind
-from .symbol import SymbolActor
 
 
 @attrs.frozen(kw_only=True)
@@ -213,10 +212,10 @@ mailbox, a newer one replaces it; orders, fills and requests are never dropped."
 class FeedRefs:
     """What a market-data actor is made with."""
 
-    broker: ActorRef[Any]
+    broker: ActorRef[BrokerInbox]
     symbols: Mapping[str, tuple[Subscriber, ...]]
     """The symbol actors of the feed's symbols, with what their strategies need."""
-    delivering: Mapping[str, ActorRef[Any]]
+    delivering: Mapping[str, ActorRef[LiveFeedInbox]]
     """Symbol -> the feed before this one that delivers it (for the replay's lockstep)."""
 
 
@@ -279,19 +278,19 @@ def trading_tree(
     alerting = alerting if alerting is not None else AlertSettings()
     log = alerts if alerts is not None else AlertLog(alerting.history)
     settings = alerting
-    alerter: ActorCell[Any] = ActorCell(
+    alerter: ActorCell[AlertsInbox] = ActorCell(
         "alerts",
         lambda: AlertsActor(settings, log),
         mailbox=MailboxConfig(capacity=alerting.mailbox),
     )
-    keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
-    symbols: dict[str, ActorCell[Any]] = {}
+    keeper: ActorCell[LotKeeperInbox] = ActorCell("lot-keeper", lambda: LotKeeper(store))
+    symbols: dict[str, ActorCell[SymbolInbox]] = {}
     traces = OrderTraces()
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
         for symbol, lot_map in lots.items()
     } | dict(kinds or {})
-    broker: ActorCell[Any] = ActorCell(
+    broker: ActorCell[BrokerInbox] = ActorCell(
         "broker",
         lambda: BrokerActor(
             port,
@@ -317,12 +316,12 @@ def trading_tree(
             ),
             mailbox=SYMBOL_MAILBOX,
         )
-    reconciler: ActorCell[Any] = ActorCell(
+    reconciler: ActorCell[ReconcilerInbox] = ActorCell(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
     )
     feed_cells: dict[str, ActorCell[Any]] = {}
-    delivering: dict[str, ActorRef[Any]] = {}
+    delivering: dict[str, ActorRef[LiveFeedInbox]] = {}
     for feed in feeds:
         unknown = feed.symbols - symbols.keys()
         if unknown:
@@ -361,7 +360,8 @@ def trading_tree(
             ),
         ],
     )
-    cells = {
+    # Cells of every kind, by name: for watching and asking, each by its own inbox.
+    cells: dict[str, ActorCell[Any]] = {
         "alerts": alerter,
         "lot-keeper": keeper,
         "broker": broker,
@@ -401,6 +401,7 @@ class LiveTrading:
 
     spec: SupervisorSpec
     port: BrokerPort
+    feeds: list[LiveSource]
     strategies: dict[str, Any]
     cells: dict[str, ActorCell[Any]]
     alerts: AlertLog
@@ -449,6 +450,7 @@ def live_trading(
     return LiveTrading(
         spec=spec,
         port=port,
+        feeds=list(feeds),
         strategies=strategies,
         cells=cells,
         alerts=alerts,

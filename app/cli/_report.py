@@ -1,0 +1,125 @@
+"""The fill printer: each execution as the venue reports it, the line saying when trading begins,
+and the summaries of what each symbol did."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._common import STDOUT, say
+
+if TYPE_CHECKING:
+    from app.compose import LiveTrading, SimTrading
+
+
+class Report:
+    """Prints each execution as the venue reports it, and summaries from the strategies; on
+    standard output, whose failure stops the printing but never the trading (``Output``)."""
+
+    def __init__(self, symbols: list[str], trading: SimTrading | LiveTrading) -> None:
+        self.symbols = symbols
+        self.trading = trading
+        self.sim: SimTrading | None = None
+        """The tree on the embedded venue whose executions are printed (``attach``)."""
+        self.pending: list[str] | None = None
+        """Symbols not reconciled yet when the tree started (None: it has not started)."""
+        self.traded = False
+
+    def attach(self, trading: SimTrading) -> None:
+        from actors.domain import OrderFilled
+
+        self.sim = trading
+        engine = trading.engine
+
+        def on_event(event: object) -> None:
+            if isinstance(event, OrderFilled) and event.ref.startswith("grid:"):
+                execution = engine.executions[-1]
+                when = execution.time.strftime("%Y-%m-%d %H:%M:%S")
+                side = execution.side.value
+                level = event.ref.split(":")[2]
+                position = engine.positions[execution.symbol].quantity
+                STDOUT.line(
+                    f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
+                    f"({level}) position {position}"
+                )
+
+        engine.listeners.append(on_event)
+
+    def reconciled(self, _root: object = None) -> None:
+        # Called once the tree has started, which is not proof of trading: a symbol actor whose
+        # on_start (its reconciliation) failed is restarting. "trading" is printed only once
+        # every symbol actor is running, so reconciled; until then the watch companion waits.
+        self.pending = self._unreconciled()
+        if self.pending:
+            print(
+                f"started, not trading yet: {', '.join(self.pending)} not reconciled with the "
+                "venue (restarting); trading begins once they are",
+                flush=True,
+            )
+            return
+        self._trading_line()
+
+    async def watch(self, _root: object, _stop: object) -> None:
+        import anyio
+
+        while self.pending is None or self.pending:
+            await anyio.sleep(0.05)
+            if self.pending and not self._unreconciled():
+                self.pending = []
+                self._trading_line()
+
+    def never_traded(self) -> None:
+        if not self.traded:
+            say(f"it never traded: {', '.join(self.symbols)} never reconciled with the venue")
+
+    def _unreconciled(self) -> list[str]:
+        from runtime import LifecycleState
+
+        cells = self.trading.cells
+        return [
+            symbol
+            for symbol in self.symbols
+            if f"grid:{symbol}" not in self.trading.strategies
+            or cells[symbol].state is not LifecycleState.RUNNING
+        ]
+
+    def _trading_line(self) -> None:
+        self.traded = True
+        parts = []
+        for symbol in self.symbols:
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
+            if strategy is None:
+                parts.append(f"{symbol} not reconciled")
+                continue
+            live = strategy.live_orders()
+            sells = sum(1 for order in live if order.side.value == "SELL")
+            diffs = sum(
+                1 for a in self.trading.alerts if a.symbol == symbol and a.kind == "reconcile"
+            )
+            found = f"{diffs} differences repaired" if diffs else "in agreement"
+            halted = f", HALTED: {strategy.halted}" if strategy.halted else ""
+            parts.append(
+                f"{symbol} {len(strategy.open_lots())} open lots, {sells} sells and "
+                f"{len(live) - sells} buys working, {found}{halted}"
+            )
+        STDOUT.line(f"reconciled with the venue: {'; '.join(parts)}; trading")
+
+    def summary(self, when: str) -> None:
+        if self.sim is None:
+            raise RuntimeError("the fill printer summarizes a tree on the embedded venue only")
+        engine = self.sim.engine
+        for symbol in self.symbols:
+            strategy = self.trading.strategies.get(f"grid:{symbol}")
+            if strategy is None:
+                STDOUT.line(f"{when}: {symbol} has not started")
+                continue
+            executions = [e for e in engine.executions if e.symbol == symbol]
+            sells = sum(1 for e in executions if e.side.value == "SELL")
+            orders = sum(1 for o in engine.orders.values() if o.symbol == symbol)
+            open_lots = strategy.open_lots()
+            shares = sum(lot.open_shares for lot in open_lots)
+            halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
+            STDOUT.line(
+                f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
+                f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
+                f"realized P&L {strategy.realized:.2f}{halted}"
+            )

@@ -1,0 +1,219 @@
+"""The service's trees as the configuration asks for them: the ledger of ``[ledger]``, the grid
+of each ``[[symbols]]`` table, the tracer and metrics of ``[telemetry]``, the feeds of each
+symbol's ``feed``, and the broker of ``[broker]``, put together by ``sim_trading`` or
+``live_trading``. What ``actorctl start`` runs; it prints nothing and exits nothing: what cannot
+be built is a ``CompositionError`` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from actors.alerts import AlertSettings
+from actors.lot_keeper import ledger_store
+from actors.strategies.grid import GridParams
+from config.schema import Config, FeedKind, symbols_by_feed
+from runtime.store import Store, StoreError
+
+from ._trading import LiveSource, LiveTrading, SimTrading, live_trading, sim_trading
+from ._venue import venue_faces
+
+if TYPE_CHECKING:
+    from actors.domain import Bar
+    from config.lotmap import LotMap
+    from runtime.telemetry import Telemetry
+    from supervisors.service import Outside
+
+
+class CompositionError(RuntimeError):
+    """Raised by ``open_ledger``, ``embedded`` and ``live`` when the configuration asks for what
+    cannot be built: a ledger or a venue journal that cannot be opened, an Alpaca feed without
+    keys. The message names the file or the setting."""
+
+
+def open_ledger(settings: Config, path: Path) -> Store:
+    """The ledger at ``path``, with ``[ledger]``'s durability and map size, opened here rather
+    than by the lot-keeper, so that one that cannot be opened stops a start before anything
+    runs (the store's own lock stays, behind the data directory's)."""
+    store = ledger_store(
+        path,
+        durability=settings.ledger.durability,
+        map_size=settings.ledger.map_size_mib << 20,
+    )
+    try:
+        store.open()
+    except StoreError as exc:
+        raise CompositionError(str(exc)) from exc
+    return store
+
+
+def grid_params(settings: Config) -> dict[str, GridParams]:
+    """Each symbol's grid, from its ``[symbols.grid]`` table."""
+    return {
+        s.symbol: GridParams(
+            symbol=s.symbol,
+            tick=s.grid.tick,
+            level0_buffer=s.grid.level0_buffer,
+            step=s.grid.step,
+            profit=s.grid.profit,
+            queue_depth=s.grid.queue_depth,
+            fill_timeout=s.grid.fill_timeout,
+        )
+        for s in settings.symbols
+    }
+
+
+def telemetry(settings: Config) -> Telemetry:
+    """The service's tracer and metrics, as ``[telemetry]`` and the OTEL_* variables say."""
+    from importlib.metadata import version as package_version
+
+    from runtime.metrics import Metrics
+    from runtime.telemetry import DEFAULT_ENDPOINT, Telemetry, Tracer
+
+    t = settings.telemetry
+    endpoint = t.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
+    name = t.service_name or os.environ.get("OTEL_SERVICE_NAME") or "actortrade"
+    version = package_version("actortrade")
+    return Telemetry(
+        Tracer(service_name=name, endpoint=endpoint, enabled=t.tracing, version=version),
+        Metrics(
+            service_name=name,
+            endpoint=t.metrics_endpoint or None,
+            export_interval=t.metrics_interval,
+            version=version,
+        ),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Embedded:
+    """A tree trading on the embedded sim venue, and what to run beside it."""
+
+    trading: SimTrading
+    resumed: datetime | None
+    """The last trade the venue's journal had seen (None: a fresh venue)."""
+    outside: list[Outside]
+    """The venue's servers, to start before the tree (``supervisors.service.run_service``)."""
+
+
+def embedded(
+    settings: Config,
+    home: Path,
+    *,
+    lot_maps: Mapping[str, LotMap],
+    bars: Sequence[Bar],
+    speed: float | None,
+    say: Callable[[str], None],
+    alerting: AlertSettings | None = None,
+) -> Embedded:
+    """The tree trading ``lot_maps`` on the embedded sim venue whose books are in ``home``
+    (``venue.journal``; the ledger in ``home/ledger``), replaying ``bars`` at ``speed`` (None:
+    as fast as possible) through the faces ``[broker]`` and the feeds ask for; ``say`` is told
+    where each face listens once it does."""
+    from sim.journal import JournalError, open_engine
+
+    store = open_ledger(settings, home / "ledger")
+    try:
+        engine = open_engine(home / "venue.journal")
+    except (JournalError, OSError) as exc:
+        store.close()
+        raise CompositionError(str(exc)) from exc
+    resumed = engine.last_trade_at
+    port, outside, live = venue_faces(settings, engine, lot_maps, start=bars[0].start, say=say)
+    trading = sim_trading(
+        data_dir=home / "ledger",
+        store=store,
+        bars=bars,
+        lots=lot_maps,
+        params=grid_params(settings),
+        speed=speed,
+        engine=engine,
+        reconcile_interval=settings.reconcile.interval,
+        port=port,
+        live=live,
+        telemetry=telemetry(settings),
+        alerting=alerting,
+    )
+    return Embedded(trading=trading, resumed=resumed, outside=outside)
+
+
+def live(
+    settings: Config,
+    home: Path,
+    *,
+    lot_maps: Mapping[str, LotMap],
+    store: Store,
+    alerting: AlertSettings | None = None,
+) -> LiveTrading:
+    """The tree trading ``lot_maps`` through the TWS / IB Gateway of ``[broker]``, on the feeds
+    each symbol names (IB's market data, or Alpaca's stream with the keys from the
+    environment), its ledger ``store`` (``open_ledger``) in ``home/ledger``."""
+    from actors.brokers.ib import IBPort
+
+    b = settings.broker
+    data_type = b.market_data_type or None
+    return live_trading(
+        data_dir=home / "ledger",
+        store=store,
+        lots=lot_maps,
+        params=grid_params(settings),
+        reconcile_interval=settings.reconcile.interval,
+        port=IBPort(
+            host=b.host,
+            port=b.port,
+            client_id=b.client_id,
+            market_data_type=data_type,
+            timeout=b.timeout,
+        ),
+        feeds=live_sources(settings, data_type),
+        telemetry=telemetry(settings),
+        alerting=alerting,
+    )
+
+
+def live_sources(settings: Config, data_type: int | None) -> list[LiveSource]:
+    """The feeds of a service trading through IB: IB's market data, or Alpaca's stream with
+    the keys from the environment."""
+    from config.secrets import load_secrets
+
+    fed = symbols_by_feed(settings)
+    b = settings.broker
+    sources = []
+    if FeedKind.IB in fed:
+        from actors.brokers.ib import IBMarketData
+
+        ib_data = IBMarketData(
+            host=b.host,
+            port=b.port,
+            client_id=b.client_id + 1,
+            market_data_type=data_type,
+            timeout=b.timeout,
+        )
+        sources.append(LiveSource(source=ib_data, symbols=fed[FeedKind.IB]))
+    if FeedKind.ALPACA in fed:
+        from actors.feeds.alpaca import AlpacaStream
+
+        keys = load_secrets()
+        if keys.alpaca_key is None or keys.alpaca_secret is None:
+            raise CompositionError(
+                f'{", ".join(sorted(fed[FeedKind.ALPACA]))}: feed = "alpaca" needs ALPACA_KEY '
+                "and ALPACA_SECRET in the environment or in .env"
+            )
+        a = settings.alpaca
+        stream = AlpacaStream(
+            key=keys.alpaca_key,
+            secret=keys.alpaca_secret,
+            feed=a.feed.value,
+            url=a.stream_url or None,
+            data_timeout=a.data_timeout,
+            backlog=a.backlog,
+            auth_failures=a.auth_failures,
+        )
+        sources.append(LiveSource(source=stream, symbols=fed[FeedKind.ALPACA]))
+    return sources
