@@ -9,6 +9,13 @@
   conflict: on record, an alert, and the symbol halts (a reconciliation runs at once).
 * **Never short** (``actors.exposure``): a sell is committed only if the broker's position
   covers it beside every working sell; otherwise the strategy sees it rejected and backs off.
+* **Risk** (``actors.risk``): every new order asks the risk actor before its intent is
+  committed; a refused one is neither committed nor sent, and the strategy sees
+  ``OrderRefused``. The risk actor is told each new execution, and the strategy's working
+  orders and the last price after every order event and once a second (event time) of ticks.
+  When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled.
+* **Dry run** (``dry_run``): intents are committed marked dry; the broker actor's port
+  (``actors.brokers.dry.DryPort``) sends nothing to the venue.
 * A timer tick every ``timer_interval`` seconds drives the level-0 fill timeout and retries.
 * **Reconciliation** (``Resync``, SPEC section 6) is done here, between two events, so that it
   never races the strategy: the broker's snapshot is taken after every order this actor sent
@@ -64,7 +71,17 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .strategies.protocol import Facts, PositionLine, Strategy, StrategyKind, TimerFired
+from .risk import EXPOSURE_EVERY_NS, CheckOrder, Exposure, FillSeen, RiskTripped
+from .risk import Refused as RiskRefused
+from .risk_rules import Working
+from .strategies.protocol import (
+    Facts,
+    OrderRefused,
+    PositionLine,
+    Strategy,
+    StrategyKind,
+    TimerFired,
+)
 from .ticks import TickGuard
 from .tracing import Trail
 
@@ -126,6 +143,7 @@ SymbolInbox = (
     | TimerTick
     | Resync
     | Describe
+    | RiskTripped
 )
 
 
@@ -148,8 +166,12 @@ class SymbolActor(Actor[SymbolInbox]):
         telemetry: Telemetry | None = None,
         owner: bool = True,
         siblings: frozenset[str] = frozenset(),
+        risk: ActorRef[Any] | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.kind = kind
+        self.risk = risk
+        self.dry_run = dry_run
         self.owner = owner
         self.siblings = siblings
         self.lot_keeper = lot_keeper
@@ -161,6 +183,11 @@ class SymbolActor(Actor[SymbolInbox]):
         self.strategy: Strategy | None = None
         self.sides: dict[str, Side] = {}
         """Each known order's side (from the ledger's intents and the orders sent)."""
+        self.limits: dict[str, Decimal | None] = {}
+        """Each known order's limit price (what its working buys are valued at)."""
+        self.event_ns = 0
+        """The exchange time of the last tick (Unix ns): the risk checks' time."""
+        self._exposure_told_ns = 0
         self.book = SellBook()
         """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
@@ -209,9 +236,13 @@ class SymbolActor(Actor[SymbolInbox]):
                 if not self.ticks.admit(message):
                     self._rejected.value += 1
                     return None
+                if message.ts_event_ns:
+                    self.event_ns = message.ts_event_ns
                 commands = strategy.decide(message, now)
                 if not commands:
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
+                    if self.risk is not None:
+                        self._tell_exposure(self.risk, strategy, force=False)
                     return None
                 self._decided.value += 1
             case OrderAccepted():
@@ -236,6 +267,16 @@ class SymbolActor(Actor[SymbolInbox]):
                     side = self.sides.get(message.ref)
                     if side is not None:
                         self.book.filled(message.ref, side, message.quantity)
+                        if self.risk is not None:
+                            await self.context.send(
+                                self.risk,
+                                FillSeen(
+                                    symbol=self.symbol,
+                                    side=side,
+                                    fill=message,
+                                    at_ns=self.event_ns,
+                                ),
+                            )
                     commands = strategy.decide(message, now)
             case OrderCancelled():
                 self.book.gone(message.ref)
@@ -253,8 +294,16 @@ class SymbolActor(Actor[SymbolInbox]):
                 return await self._reconcile(dry_run=dry_run)
             case Describe():
                 return self._describe(strategy)
+            case RiskTripped(reason=reason):
+                commands = [
+                    CancelOrder(ref=order.ref, reason=f"the daily loss guard tripped: {reason}")
+                    for order in strategy.live_orders()
+                    if order.side is Side.BUY
+                ]
         trail = self._trail(message, started, commands)
         if trail is None:
+            if self.risk is not None:
+                self._tell_exposure(self.risk, strategy, force=True)
             return None
         if recorded_at is not None and trail.on:
             trail.span("fill.record", "client", *recorded_at, _LMDB_FILL, under_event=True)
@@ -264,7 +313,40 @@ class SymbolActor(Actor[SymbolInbox]):
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
         trail.finish()
+        if self.risk is not None:
+            self._tell_exposure(self.risk, strategy, force=not isinstance(message, PriceTick))
         return None
+
+    def _working(self, strategy: Strategy, leaving_out: str = "") -> Working:
+        orders = 0
+        buying = Decimal(0)
+        last = strategy.last_price
+        for order in strategy.live_orders():
+            if order.ref == leaving_out:
+                continue
+            orders += 1
+            if order.side is Side.BUY:
+                price = self.limits.get(order.ref) or last
+                if price is not None:
+                    buying += (order.quantity - order.filled) * price
+        return Working(symbol=self.symbol, orders=orders, buy_notional=buying)
+
+    def _tell_exposure(self, risk: ActorRef[Any], strategy: Strategy, *, force: bool) -> None:
+        # Ticks tell at most once a second of event time; the risk actor's mailbox keeps only
+        # the latest per route (it coalesces), so this never waits.
+        at_ns = self.event_ns or self.context.clock.time_ns()
+        if not force and at_ns - self._exposure_told_ns < EXPOSURE_EVERY_NS:
+            return
+        self._exposure_told_ns = at_ns
+        self.context.tell(
+            risk,
+            Exposure(
+                route=self.route,
+                working=self._working(strategy),
+                price=strategy.last_price,
+                at_ns=self.event_ns,
+            ),
+        )
 
     def _trail(self, message: SymbolInbox, started: int, commands: list[Command]) -> Trail | None:
         """The trail of a handled event: a tick or timer that decided something roots a trace;
@@ -395,6 +477,7 @@ class SymbolActor(Actor[SymbolInbox]):
             strategy = previous
         self.book = book
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
+        self.limits = {intent.ref: intent.order.limit for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
         diff = _with_orders(diff, commands)
         self.last_diff = diff
@@ -536,8 +619,20 @@ class SymbolActor(Actor[SymbolInbox]):
                             now = self.context.clock.monotonic()
                             pending.extend(strategy.decide(rejection, now))
                         continue
+                    strategy = self.strategy
+                    if self.risk is not None and strategy is not None:
+                        verdict = await self._ask_risk(self.risk, strategy, command, target)
+                        if verdict is not None:
+                            # Neither committed nor sent: the strategy sees it refused.
+                            refusal = OrderRefused(
+                                ref=command.ref, reason=verdict.reason, rule=verdict.rule
+                            )
+                            now = self.context.clock.monotonic()
+                            pending.extend(strategy.decide(refusal, now))
+                            continue
+                        committing = perf_counter_ns()
                     committed = await self.lot_keeper.request(
-                        CommitIntent(order=command), timeout=self.request_timeout
+                        CommitIntent(order=command, dry=self.dry_run), timeout=self.request_timeout
                     )
                     sending = perf_counter_ns()
                     if isinstance(committed, Refused):
@@ -549,6 +644,7 @@ class SymbolActor(Actor[SymbolInbox]):
                         continue
                     submit_id = new_span_id()
                     self.sides[command.ref] = command.side
+                    self.limits[command.ref] = command.limit
                     if command.side is Side.SELL:
                         self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
@@ -592,6 +688,37 @@ class SymbolActor(Actor[SymbolInbox]):
                     self.lot_events.append(command)
                     if trail.on:
                         trail.event(command)
+
+    async def _ask_risk(
+        self, risk: ActorRef[Any], strategy: Strategy, order: PlaceOrder, trail: Trail
+    ) -> RiskRefused | None:
+        """The risk actor's refusal of ``order``, or None when it may go."""
+        asking = perf_counter_ns()
+        verdict = await risk.request(
+            CheckOrder(
+                order=order,
+                route=self.route,
+                position=self.book.position,
+                working=self._working(strategy, leaving_out=order.ref),
+                price=strategy.last_price,
+                at_ns=self.event_ns,
+            ),
+            timeout=self.request_timeout,
+        )
+        refused = verdict if isinstance(verdict, RiskRefused) else None
+        if trail.on:
+            attributes: dict[str, AttributeValue] = {
+                "trading.order_ref": order.ref,
+                "trading.risk.outcome": "allowed" if refused is None else "refused",
+            }
+            if refused is not None:
+                attributes["trading.risk.rule"] = refused.rule
+                attributes["trading.risk.reason"] = refused.reason
+                trail.event(("risk.refused", dict(attributes)))
+            trail.span("risk.check", "client", asking, perf_counter_ns(), attributes)
+        if refused is not None:
+            log.info("%s refused by risk (%s): %s", order.ref, refused.rule, refused.reason)
+        return refused
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message)

@@ -1,12 +1,16 @@
 """The trading tree, under a rest_for_one root (SPEC section 7):
 
-    lot-keeper -> broker -> symbols (one_for_one: one actor per symbol) -> reconciler
+    lot-keeper -> risk -> broker -> symbols (one_for_one: one actor per symbol) -> reconciler
                -> market data: one actor per live feed (market-data.alpaca, market-data.ib)
                -> the replay (market-data; on the embedded sim venue only)
 
 A broker restart (a reconnect) restarts everything after it: the symbol actors reconcile as
 they start, so every reconnect is followed by a reconciliation. A live feed's restart restarts
 the replay after it, which resumes after the last trade the venue saw.
+
+Every symbol actor asks the risk actor (``actors.risk``) before committing an order. In a dry
+run (``dry_run``) the broker actor's port is wrapped in ``actors.brokers.dry.DryPort``: nothing
+reaches the venue, and the intents are marked dry.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sim.replay import trades
 from supervisors import Backoff, ChildSpec, Intensity, Strategy, SupervisorSpec
 
 from .broker import BrokerActor, OrderTraces
+from .brokers.dry import DryPort
 from .brokers.port import BrokerPort
 from .brokers.sim import SimPort
 from .domain import Bar, PriceTick, Trade, route
@@ -38,6 +43,8 @@ from .market_data import LiveFeed, TickSource
 from .messages import Alert
 from .reconciler import Reconciler
 from .replay_feed import ReplayFeed
+from .risk import Exposure, RiskActor
+from .risk_rules import RiskLimits
 from .strategies.grid import GridKind, GridParams
 from .symbol import SymbolActor
 
@@ -92,6 +99,8 @@ def sim_trading(
     live: Sequence[LiveSource] = (),
     telemetry: Telemetry | None = None,
     step_timeout: float = 30.0,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -104,7 +113,8 @@ def sim_trading(
     one that outlives the process): the replay resumes after the last trade it has seen.
     ``port`` is how the broker actor reaches it: in-process (``SimPort``, the default), or over
     the wire (``IBPort`` to a ``sim.tws.server.TwsServer`` on the same engine).
-    ``telemetry`` receives the tree's spans and metrics (tracing off by default).
+    ``telemetry`` receives the tree's spans and metrics (tracing off by default). ``risk``: the
+    risk actor's limits (none by default); ``dry_run``: send nothing to the venue.
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -114,6 +124,8 @@ def sim_trading(
     # A SimPort given as the port is also the one the replay moves the venue through.
     in_process = port if isinstance(port, SimPort) else SimPort(engine, bar_list[0].start)
     port = port if port is not None else in_process
+    if dry_run:
+        port = DryPort(port)
     alerts: list[Alert] = []
     finished = anyio.Event()
 
@@ -164,6 +176,8 @@ def sim_trading(
             FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
         ],
         telemetry=telemetry,
+        risk=risk,
+        dry_run=dry_run,
     )
     return SimTrading(
         spec=spec,
@@ -188,6 +202,12 @@ SYMBOL_MAILBOX = MailboxConfig(
 )
 """Market data coalesces under pressure (SPEC 3): while a price tick waits in a symbol actor's
 mailbox, a newer one replaces it; orders, fills and requests are never dropped."""
+
+RISK_MAILBOX = MailboxConfig(
+    capacity=1024, policies={Exposure: Coalesce(key=operator.attrgetter("route"))}
+)
+"""A strategy's exposure report replaces the one still waiting (it is told, never awaited);
+checks and fills are never dropped."""
 
 
 @attrs.frozen(kw_only=True)
@@ -247,12 +267,23 @@ def trading_tree(
     feeds: Sequence[FeedSpec],
     telemetry: Telemetry | None = None,
     timer_interval: float = 1.0,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[Any]] = {}
+    routes: dict[str, ActorRef[Any]] = {}
+    limits = risk if risk is not None else RiskLimits()
+    risk_cell: ActorCell[Any] = ActorCell(
+        "risk",
+        lambda: RiskActor(
+            limits, lot_keeper=keeper.ref, symbols=routes, alerts=alerts, telemetry=telemetry
+        ),
+        mailbox=RISK_MAILBOX,
+    )
     traces = OrderTraces()
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
@@ -279,9 +310,12 @@ def trading_tree(
                 published=strategies,
                 telemetry=telemetry,
                 timer_interval=timer_interval,
+                risk=risk_cell.ref,
+                dry_run=dry_run,
             ),
             mailbox=SYMBOL_MAILBOX,
         )
+        routes[route(kind.name, symbol)] = symbols[symbol].ref
     reconciler: ActorCell[Any] = ActorCell(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
@@ -309,6 +343,7 @@ def trading_tree(
         intensity=Intensity(max_restarts=10, period=60.0),
         children=[
             ChildSpec(id="lot-keeper", start=keeper),
+            ChildSpec(id="risk", start=risk_cell),
             # A broker restart is a reconnect: the first at once (a killed broker is back in
             # service in milliseconds), then back off (with jitter) so that a venue that is
             # down is not hammered.
@@ -324,6 +359,7 @@ def trading_tree(
     )
     cells = {
         "lot-keeper": keeper,
+        "risk": risk_cell,
         "broker": broker,
         "reconciler": reconciler,
         **feed_cells,
@@ -358,8 +394,11 @@ def live_trading(
     map_size: int = 1 << 30,
     store: Store | None = None,
     telemetry: Telemetry | None = None,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> LiveTrading:
-    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``."""
+    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``; ``risk``
+    and ``dry_run`` as for ``sim_trading``."""
     fed = {s for f in feeds for s in f.symbols}
     if fed != set(lots):
         raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
@@ -367,6 +406,8 @@ def live_trading(
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     alerts: list[Alert] = []
     strategies: dict[str, Any] = {}
+    if dry_run:
+        port = DryPort(port)
     spec, cells = trading_tree(
         store=store,
         lots=lots,
@@ -377,6 +418,8 @@ def live_trading(
         reconcile_interval=reconcile_interval,
         feeds=_live_feeds(feeds),
         telemetry=telemetry,
+        risk=risk,
+        dry_run=dry_run,
     )
     return LiveTrading(
         spec=spec,
