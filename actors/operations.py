@@ -1,5 +1,6 @@
 """What the running service answers on its control socket (``actorctl status``, ``stop``,
-``lots``, ``reconcile``, ``backup``): requests to the actors, replies as JSON-able values.
+``lots``, ``reconcile``, ``backup``, ``halt``, ``resume``): requests to the actors, replies as
+JSON-able values.
 
 Everything goes through the actors' mailboxes (``Describe``, ``Reconcile``, ``Backup``), so an
 operator's question is handled between two events like any other message.
@@ -18,9 +19,11 @@ from runtime.control import ControlError
 from runtime.telemetry import Tracer
 from supervisors import Supervisor
 
+from .brokers.dry import DryPort
 from .lot_keeper import Backup, Refused
 from .market_data import DescribeFeed, FeedView
 from .reconciler import LastReport, Reconcile, ReconcileReport
+from .risk import DescribeRisk, HaltTrading, ResumeTrading, RiskView
 from .symbol import Describe, SymbolView
 from .trading import LiveTrading, SimTrading
 
@@ -74,9 +77,27 @@ class Operations:
                 if isinstance(done, Refused):
                     raise ControlError(done.reason)
                 return {"path": done}
+            case "halt" | "resume":
+                symbol = args.get("symbol")
+                traded = sorted(
+                    name.removeprefix("symbol.")
+                    for name in self.trading.cells
+                    if name.startswith("symbol.")
+                )
+                if symbol is not None and symbol not in traded:
+                    raise ControlError(
+                        f"{command}: {symbol!r} is not traded here (traded: {', '.join(traded)})"
+                    )
+                message = (
+                    HaltTrading(symbol=symbol)
+                    if command == "halt"
+                    else ResumeTrading(symbol=symbol)
+                )
+                return _json(await self._request("risk", message))
             case _:
                 raise ControlError(
-                    f"unknown command {command!r} (status, lots, stop, reconcile, backup)"
+                    f"unknown command {command!r} (status, lots, stop, reconcile, backup, halt, "
+                    "resume)"
                 )
 
     async def views(self) -> list[SymbolView]:
@@ -112,9 +133,17 @@ class Operations:
             "feeds": [_json(view) for view in await self.feeds()],
             "last_reconcile": _report(report) if isinstance(report, ReconcileReport) else None,
             "alerts": [_json(alert) for alert in self.trading.alerts[-20:]],
+            "risk": _json(await self._risk()),
+            "dry_run": _dry(self.trading.port),
             "metrics": self.trading.telemetry.metrics.snapshot(),
             "tracing": _tracing(self.trading.telemetry.tracer),
         }
+
+    async def _risk(self) -> RiskView | None:
+        if "risk" not in self.trading.cells:
+            return None
+        view = await self._request("risk", DescribeRisk())
+        return view if isinstance(view, RiskView) else None
 
     async def _request(self, cell: str, message: object) -> Any:
         return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)
@@ -130,6 +159,18 @@ def _tracing(tracer: Tracer) -> dict[str, Any]:
         "dropped": tracer.dropped,
         "exported": watch.exported if watch is not None else None,
         "failed": watch.failed if watch is not None else None,
+    }
+
+
+def _dry(port: object) -> dict[str, Any] | None:
+    # A dry run's port: the orders that would have been sent.
+    if not isinstance(port, DryPort):
+        return None
+    return {
+        "sent": port.sent,
+        "cancelled": port.cancelled,
+        "working": _json(list(port.orders.values())),
+        "latest": _json(list(port.placed)[-20:]),
     }
 
 

@@ -187,6 +187,14 @@ def start(
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Decide, check risk, commit intents (marked dry), trace and alert, but send "
+            'nothing to the broker [config: mode = "dry-run"].',
+        ),
+    ] = False,
     tracing: Annotated[
         bool | None,
         typer.Option(
@@ -217,12 +225,15 @@ def start(
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
     from config.options import override
-    from config.schema import BrokerKind, FeedKind, feed_of, feed_problem
+    from config.schema import BrokerKind, FeedKind, Mode, feed_of, feed_problem
     from sim.replay import MAX_GENERATED_DAYS
 
     _configure_logging()
+    loaded = _load_config(config)
+    if dry_run:
+        loaded = attrs.evolve(loaded, mode=Mode.DRY_RUN)
     settings = _broker_settings(
-        _load_config(config), broker, host=host, port=port, client_id=client_id, live=live
+        loaded, broker, host=host, port=port, client_id=client_id, live=live
     )
     if not 1 <= days <= MAX_GENERATED_DAYS:
         _fail(f"--days: must be between 1 and {MAX_GENERATED_DAYS}, got {days}")
@@ -393,6 +404,7 @@ def _start_embedded(
             uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
             on_started=report.reconciled,
             watch=report.watch,
+            mode=settings.mode.value,
         )
         report.summary("at stop")
         report.never_traded()
@@ -478,6 +490,7 @@ def _start_live(
             ),
             feeds=feeds,
             telemetry=_telemetry(settings),
+            **_risk_and_dry_run(settings),
         )
         kept = "kept" if data_dir is not None else "discarded at exit"
         prices = "; ".join(
@@ -816,8 +829,28 @@ def _build(
         port=port,
         live=live,
         telemetry=_telemetry(settings),
+        **_risk_and_dry_run(settings),
     )
     return trading, resumed, outside
+
+
+def _risk_and_dry_run(settings: Any) -> dict[str, Any]:
+    """The tree's risk limits (``[risk]``, 0 meaning none) and whether it is a dry run."""
+    from actors.risk_rules import MarketHours, RiskLimits
+
+    r = settings.risk
+    return {
+        "risk": RiskLimits(
+            max_notional_per_symbol=r.max_notional_per_symbol or None,
+            max_gross_exposure=r.max_gross_exposure or None,
+            max_open_orders=r.max_open_orders or None,
+            market_hours=MarketHours(r.market_hours.value),
+            max_risk_pct_per_trade=r.max_risk_pct_per_trade or None,
+            max_daily_loss_pct=r.max_daily_loss_pct or None,
+            equity=r.equity or None,
+        ),
+        "dry_run": settings.mode.value == "dry-run",
+    }
 
 
 def _telemetry(settings: Any) -> Any:
@@ -1204,6 +1237,7 @@ def status(
         )
         if c.get("last_error"):
             print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
+    _print_risk(reply.get("risk"), reply.get("dry_run"))
     last = reply["last_reconcile"]
     if last is None:
         print("periodic reconcile: not run yet")
@@ -1211,6 +1245,30 @@ def status(
         _print_diff_lines(last["lines"], "periodic reconcile: clean")
     if "metrics" in reply:
         _print_metrics(reply["metrics"], reply["tracing"])
+
+
+def _print_risk(risk: dict[str, Any] | None, dry: dict[str, Any] | None) -> None:
+    if risk is not None:
+        refused = ", ".join(f"{n} {rule}" for rule, n in sorted(risk["refused"].items()))
+        state = f"TRIPPED: {risk['tripped']}" if risk["tripped"] else "daily loss guard armed"
+        halts = f"; HALTED by the operator: {', '.join(risk['halts'])}" if risk["halts"] else ""
+        print(
+            f"risk: {risk['allowed']} orders allowed, refused {refused or 'none'}; "
+            f"{risk['open_orders']} working, exposure {risk['exposure']}; session "
+            f"{risk['session'] or '-'} from equity {risk['start_equity'] or '-'}; {state}{halts}"
+        )
+        for refusal in risk["last_refusals"][-3:]:
+            print(f"  refused {refusal['ref']} ({refusal['rule']}): {refusal['reason']}")
+    if dry is not None:
+        print(
+            f"DRY RUN: {dry['sent']} orders would have been sent (none was); "
+            f"{len(dry['working'])} working:"
+        )
+        for order in dry["working"]:
+            print(
+                f"  {order['ref']} {order['side']} {order['quantity']} @ "
+                f"{order['limit'] or 'MKT'} {order['tif']}"
+            )
 
 
 def _print_metrics(metrics: dict[str, Any], tracing: dict[str, Any]) -> None:
@@ -1294,6 +1352,33 @@ def stop(config: ConfigOption = None, socket: SocketOption = None) -> None:
     """Stop the running service gracefully (GTC orders stay at the broker)."""
     reply = _ask(socket, config, "stop")
     print(f"actortrade pid {reply['pid']} is stopping")
+
+
+SymbolArgument = Annotated[
+    str | None, typer.Argument(help="The symbol (default: every symbol).", show_default=False)
+]
+
+
+@app.command()
+def halt(
+    symbol: SymbolArgument = None, config: ConfigOption = None, socket: SocketOption = None
+) -> None:
+    """Stop new orders of SYMBOL (or of every symbol) until `actorctl resume`; survives
+    restarts. Working orders stay; sells that reduce a position still go."""
+    reply = _ask(socket, config, "halt", symbol=symbol)
+    print(f"halted: {', '.join(reply['halts']) or '-'} (`actorctl resume` lifts it)")
+
+
+@app.command()
+def resume(
+    symbol: SymbolArgument = None, config: ConfigOption = None, socket: SocketOption = None
+) -> None:
+    """Lift the operator's halt of SYMBOL (or every halt). A tripped daily loss guard lifts
+    only at the next session."""
+    reply = _ask(socket, config, "resume", symbol=symbol)
+    print(f"halted: {', '.join(reply['halts']) or 'nothing'}")
+    if reply["tripped"]:
+        print(f"the daily loss guard stays tripped until the next session: {reply['tripped']}")
 
 
 @app.command(name="lots")
