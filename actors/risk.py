@@ -16,9 +16,13 @@ pure (``actors.risk_rules``); this actor keeps the portfolio they read:
 
 **Sessions run on the event's time** (the ticks' exchange time, so a replay on virtual time
 works as live), by New York trading day: the first event of a new day starts a session, whose
-start equity is what the daily loss is measured from, and lifts a tripped guard. A loss beyond
-``max_daily_loss_pct`` of it trips the guard: every new order is refused until the next session,
-the symbol actors cancel their working buys (``RiskTripped``), and the operator gets one alert.
+start equity is what the daily loss is measured from, and lifts a tripped guard. An order
+decided before any tick (a restarted symbol actor's re-sync) is checked at the latest event
+time known, the trip's when nothing newer is; it never starts a session: only a tick does. A
+loss beyond ``max_daily_loss_pct`` of it trips the guard: every new order is refused until the
+next session, the symbol actors cancel their working buys (``RiskTripped``), and the operator
+gets one alert. When a limit lifts (a new session after a trip, the operator's resume) the
+symbol actors are told (``RiskLifted``) and rebuild their strategies, which place again.
 
 **Durable** (``ledger.RiskRecord`` in the ledger's ``risk`` database, through the lot-keeper,
 the environment's only writer): the session's day and start equity, the trip and the operator's
@@ -60,6 +64,7 @@ __all__ = [
     "ResumeTrading",
     "RiskActor",
     "RiskInbox",
+    "RiskLifted",
     "RiskTripped",
     "RiskView",
 ]
@@ -143,6 +148,12 @@ class RiskTripped:
 
 
 @attrs.frozen(kw_only=True)
+class RiskLifted:
+    """To the symbol actors: a limit lifted (a new session, the operator's resume); rebuild
+    the strategy so that it places again without waiting out its back-off."""
+
+
+@attrs.frozen(kw_only=True)
 class RiskRefusal:
     """A refusal as ``status`` shows it."""
 
@@ -193,6 +204,8 @@ class RiskActor(Actor[RiskInbox]):
         self.base = limits.equity if limits.equity is not None else Decimal(0)
         self.book = Book()
         self.record = RiskRecord()
+        self.event_ns = 0
+        """The latest event time seen (Unix ns)."""
         self.allowed = 0
         self.refusals: collections.Counter[str] = collections.Counter()
         self.last_refusals: collections.deque[RiskRefusal] = collections.deque(maxlen=20)
@@ -205,6 +218,7 @@ class RiskActor(Actor[RiskInbox]):
         if not isinstance(record, RiskRecord):
             raise TypeError(f"expected a RiskRecord, got {record!r}")
         self.record = record
+        self.event_ns = record.tripped_ns
         state = await self.lot_keeper.request(LoadLedger(), timeout=self.request_timeout)
         if not isinstance(state, LedgerState):
             raise TypeError(f"expected a LedgerState, got {state!r}")
@@ -249,8 +263,11 @@ class RiskActor(Actor[RiskInbox]):
                 return self._view()
             case ResumeTrading(symbol=symbol):
                 kept = () if symbol is None else tuple(h for h in self.record.halts if h != symbol)
+                lifted = kept != self.record.halts
                 await self._save(attrs.evolve(self.record, halts=kept))
                 log.warning("the operator resumed %s", symbol or "every symbol")
+                if lifted:
+                    await self._tell_symbols(RiskLifted())
                 return self._view()
             case DescribeRisk():
                 return self._view()
@@ -296,8 +313,10 @@ class RiskActor(Actor[RiskInbox]):
     async def _watch(self, at_ns: int) -> None:
         """A new session on a new New York day; the daily loss guard after every change."""
         record = self.record
+        if at_ns > self.event_ns:
+            self.event_ns = at_ns
         day = self._moment(at_ns).astimezone(NEW_YORK).date().isoformat()
-        if record.session is None or day > record.session:
+        if record.session is None or (at_ns and day > record.session):
             record = attrs.evolve(
                 record,
                 session=day,
@@ -305,9 +324,11 @@ class RiskActor(Actor[RiskInbox]):
                 tripped=None,
                 tripped_ns=0,
             )
-            if self.record.tripped is not None:
-                log.warning("a new session (%s): the daily loss guard is lifted", day)
+            lifted = self.record.tripped is not None
             await self._save(record)
+            if lifted:
+                log.warning("a new session (%s): the daily loss guard is lifted", day)
+                await self._tell_symbols(RiskLifted())
         if record.tripped is not None:
             return
         equity = self.book.equity(self.base)
@@ -315,7 +336,7 @@ class RiskActor(Actor[RiskInbox]):
         if reason is None:
             return
         # Durable before anyone is told: a restart after the alert stays tripped (no second).
-        await self._save(attrs.evolve(record, tripped=reason, tripped_ns=at_ns))
+        await self._save(attrs.evolve(record, tripped=reason, tripped_ns=at_ns or self.event_ns))
         alert = Alert(
             symbol=ALL,
             kind="risk-tripped",
@@ -323,15 +344,19 @@ class RiskActor(Actor[RiskInbox]):
         )
         log.warning("%s %s: %s", alert.symbol, alert.kind, alert.message)
         self.alerts.append(alert)
+        await self._tell_symbols(RiskTripped(reason=reason))
+
+    async def _tell_symbols(self, message: RiskTripped | RiskLifted) -> None:
         for ref in self.symbols.values():
-            await self.context.send(ref, RiskTripped(reason=reason))
+            await self.context.send(ref, message)
 
     async def _save(self, record: RiskRecord) -> None:
         await self.lot_keeper.request(SaveRisk(record=record), timeout=self.request_timeout)
         self.record = record
 
     def _moment(self, at_ns: int) -> datetime:
-        ns = at_ns or self.context.clock.time_ns()
+        # An event of unknown time: the latest known, else (nothing seen yet) the clock.
+        ns = at_ns or self.event_ns or self.context.clock.time_ns()
         return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
     def _view(self) -> RiskView:

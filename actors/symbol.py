@@ -13,7 +13,10 @@
   committed; a refused one is neither committed nor sent, and the strategy sees
   ``OrderRefused``. The risk actor is told each new execution, and the strategy's working
   orders and the last price after every order event and once a second (event time) of ticks.
-  When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled.
+  When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled;
+  when a limit lifts (``RiskLifted``: a new session, the operator's resume) the strategy is
+  rebuilt from the facts, as after a restart, so that it places again at once instead of
+  waiting out the back-off its refusals built up.
 * **Dry run** (``dry_run``): intents are committed marked dry; the broker actor's port
   (``actors.brokers.dry.DryPort``) sends nothing to the venue.
 * A timer tick every ``timer_interval`` seconds drives the level-0 fill timeout and retries.
@@ -71,7 +74,7 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .risk import EXPOSURE_EVERY_NS, CheckOrder, Exposure, FillSeen, RiskTripped
+from .risk import EXPOSURE_EVERY_NS, CheckOrder, Exposure, FillSeen, RiskLifted, RiskTripped
 from .risk import Refused as RiskRefused
 from .risk_rules import Working
 from .strategies.protocol import (
@@ -144,6 +147,7 @@ SymbolInbox = (
     | Resync
     | Describe
     | RiskTripped
+    | RiskLifted
 )
 
 
@@ -294,6 +298,9 @@ class SymbolActor(Actor[SymbolInbox]):
                 return await self._reconcile(dry_run=dry_run)
             case Describe():
                 return self._describe(strategy)
+            case RiskLifted():
+                await self._reconcile(dry_run=False, rebuild=True)
+                return None
             case RiskTripped(reason=reason):
                 commands = [
                     CancelOrder(ref=order.ref, reason=f"the daily loss guard tripped: {reason}")
@@ -397,7 +404,7 @@ class SymbolActor(Actor[SymbolInbox]):
 
     # -- reconciliation ----------------------------------------------------------------------
 
-    async def _reconcile(self, *, dry_run: bool) -> reconcile.Diff:
+    async def _reconcile(self, *, dry_run: bool, rebuild: bool = False) -> reconcile.Diff:
         started = perf_counter_ns()
         self._reconciles.value += 1
         trail = Trail(
@@ -411,7 +418,7 @@ class SymbolActor(Actor[SymbolInbox]):
             decide_ns=started,
         )
         try:
-            diff = await self._reconcile_traced(dry_run=dry_run, trail=trail)
+            diff = await self._reconcile_traced(dry_run=dry_run, trail=trail, rebuild=rebuild)
         except BaseException as exc:
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
@@ -428,7 +435,9 @@ class SymbolActor(Actor[SymbolInbox]):
         trail.finish()
         return diff
 
-    async def _reconcile_traced(self, *, dry_run: bool, trail: Trail) -> reconcile.Diff:
+    async def _reconcile_traced(
+        self, *, dry_run: bool, trail: Trail, rebuild: bool = False
+    ) -> reconcile.Diff:
         clock = self.context.clock
         snapshot = _expect(
             await self.broker.request(Snapshot(symbol=self.symbol), timeout=self.request_timeout),
@@ -467,9 +476,20 @@ class SymbolActor(Actor[SymbolInbox]):
             state = await self._load()
             # A conflict the heal found on its own (an id another symbol's fill holds).
             diff = attrs.evolve(diff, conflicts=tuple(c.describe() for c in state.open_conflicts))
+            if self.risk is not None and repairs.fills:
+                # The executions the ledger missed (filled while we were away): the risk
+                # actor's positions and P&L count them too (each execId once).
+                sides = {intent.ref: intent.order.side for intent in state.intents}
+                for fill in repairs.fills:
+                    side = sides.get(fill.ref)
+                    if side is not None:
+                        await self.context.send(
+                            self.risk,
+                            FillSeen(symbol=self.symbol, side=side, fill=fill, at_ns=self.event_ns),
+                        )
         previous = self.strategy
         live = None if previous is None else {order.ref for order in previous.live_orders()}
-        if previous is None or repairs or live != {r for r in working if self._ours(r)}:
+        if previous is None or rebuild or repairs or live != {r for r in working if self._ours(r)}:
             strategy = self._restore(state, working, previous=previous)
             self.strategy = strategy
             self.published[self.route] = strategy
@@ -479,13 +499,13 @@ class SymbolActor(Actor[SymbolInbox]):
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
         self.limits = {intent.ref: intent.order.limit for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
-        diff = _with_orders(diff, commands)
+        refused = await self._carry_out(commands, trail)
+        diff = _with_orders(diff, [c for c in commands if getattr(c, "ref", None) not in refused])
         self.last_diff = diff
         lines = diff.lines()
         self._diffs.value += len(lines)
         for line in lines:
             self._record(self._alert("reconcile", line))
-        await self._carry_out(commands, trail)
         return diff
 
     async def _load(self) -> LedgerState:
@@ -596,7 +616,10 @@ class SymbolActor(Actor[SymbolInbox]):
 
     # -- commands ----------------------------------------------------------------------------
 
-    async def _carry_out(self, commands: list[Command], trail: Trail) -> None:
+    async def _carry_out(self, commands: list[Command], trail: Trail) -> set[str]:
+        """Carry out ``commands`` (and what the strategy decides on their refusals); returns
+        the refs of the orders refused (never short, risk, the ledger): never sent."""
+        refused_refs: set[str] = set()
         pending = collections.deque(commands)
         while pending:
             command = pending.popleft()
@@ -610,6 +633,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     if refused is not None:
                         # Never short: the strategy sees a rejection (and backs off); nothing
                         # is committed or sent.
+                        refused_refs.add(command.ref)
                         self._record(self._alert("sell-refused", f"{command.ref}: {refused}"))
                         if target.on:
                             target.placed(command, committing, committing, committing, 0, refused)
@@ -624,6 +648,7 @@ class SymbolActor(Actor[SymbolInbox]):
                         verdict = await self._ask_risk(self.risk, strategy, command, target)
                         if verdict is not None:
                             # Neither committed nor sent: the strategy sees it refused.
+                            refused_refs.add(command.ref)
                             refusal = OrderRefused(
                                 ref=command.ref, reason=verdict.reason, rule=verdict.rule
                             )
@@ -636,6 +661,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     )
                     sending = perf_counter_ns()
                     if isinstance(committed, Refused):
+                        refused_refs.add(command.ref)
                         self._record(self._alert("intent-refused", committed.reason))
                         if target.on:
                             target.placed(
@@ -688,6 +714,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     self.lot_events.append(command)
                     if trail.on:
                         trail.event(command)
+        return refused_refs
 
     async def _ask_risk(
         self, risk: ActorRef[Any], strategy: Strategy, order: PlaceOrder, trail: Trail

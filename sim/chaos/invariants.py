@@ -19,8 +19,8 @@ Two kinds (``docs/chaos.md``):
 **Risk** (``RiskWatch``): no order reaches the venue beyond a configured limit of the risk
 actor (``actors.risk``). Checked on the venue's side, at the moment each buy of ours is placed
 (the engine's recorder sees every input before it takes effect): the orders of ours working
-then, plus the new one, are at most ``max_open_orders``; the symbol's position valued at the new
-order's limit, plus the working buys at their limits, plus the new order, is at most
+then, plus the new one, are at most ``max_open_orders``; the symbol's position at the last
+trade's price, plus the working buys at their limits, plus the new order, is at most
 ``max_notional_per_symbol`` (and ``max_gross_exposure``); no buy is placed outside the
 configured sessions; no buy is placed after the daily loss guard tripped, that day (the
 ledger's ``RiskRecord``). Sells that reduce the position are protective and never limited.
@@ -371,12 +371,13 @@ class RiskWatch:
                 f"{order.ref} placed with {len(working)} orders working, at most "
                 f"{limits.max_open_orders}: {sorted(o.ref for o in working)}"
             )
-        price = order.limit if order.limit is not None else engine.last.get(self.symbol)
-        if price is not None:
-            exposure = position(engine, self.symbol) * price + order.quantity * price
+        last = engine.last.get(self.symbol)
+        price = order.limit if order.limit is not None else last
+        if price is not None and last is not None:
+            exposure = position(engine, self.symbol) * last + order.quantity * price
             for o in working:
                 if o.side is Side.BUY:
-                    exposure += o.remaining * (o.limit if o.limit is not None else price)
+                    exposure += o.remaining * (o.limit if o.limit is not None else last)
             for name in ("max_notional_per_symbol", "max_gross_exposure"):
                 cap = getattr(limits, name)
                 if cap is not None and exposure > cap:
