@@ -80,9 +80,9 @@ class Operations:
             case "halt" | "resume":
                 symbol = args.get("symbol")
                 traded = sorted(
-                    name.removeprefix("symbol.")
-                    for name in self.trading.cells
-                    if name.startswith("symbol.")
+                    cell.name.removeprefix("symbol.")
+                    for cell in self.trading.cells.values()
+                    if cell.name.startswith("symbol.")
                 )
                 if symbol is not None and symbol not in traded:
                     raise ControlError(
