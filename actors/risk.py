@@ -18,7 +18,9 @@ pure (``actors.risk_rules``); this actor keeps the portfolio they read:
 works as live), by New York trading day: the first event of a new day starts a session, whose
 start equity is what the daily loss is measured from, and lifts a tripped guard. An order
 decided before any tick (a restarted symbol actor's re-sync) is checked at the latest event
-time known, the trip's when nothing newer is; it never starts a session: only a tick does. A
+time known, the trip's when nothing newer is, and refused by the market-hours gate when no time
+is known (never the wall clock: a replay runs on virtual time); it never starts a session: only
+a tick does. A
 loss beyond ``max_daily_loss_pct`` of it trips the guard: every new order is refused until the
 next session, the symbol actors cancel their working buys (``RiskTripped``), and the operator
 gets one alert. When a limit lifts (a new session after a trip, the operator's resume) the
@@ -315,8 +317,8 @@ class RiskActor(Actor[RiskInbox]):
         record = self.record
         if at_ns > self.event_ns:
             self.event_ns = at_ns
-        day = self._moment(at_ns).astimezone(NEW_YORK).date().isoformat()
-        if record.session is None or (at_ns and day > record.session):
+        day = datetime.fromtimestamp(at_ns / 1e9, tz=UTC).astimezone(NEW_YORK).date().isoformat()
+        if at_ns and (record.session is None or day > record.session):
             record = attrs.evolve(
                 record,
                 session=day,
@@ -354,10 +356,10 @@ class RiskActor(Actor[RiskInbox]):
         await self.lot_keeper.request(SaveRisk(record=record), timeout=self.request_timeout)
         self.record = record
 
-    def _moment(self, at_ns: int) -> datetime:
-        # An event of unknown time: the latest known, else (nothing seen yet) the clock.
-        ns = at_ns or self.event_ns or self.context.clock.time_ns()
-        return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    def _moment(self, at_ns: int) -> datetime | None:
+        # An event of unknown time: the latest known, else none (no tick seen yet).
+        ns = at_ns or self.event_ns
+        return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
 
     def _view(self) -> RiskView:
         record = self.record

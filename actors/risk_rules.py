@@ -176,14 +176,15 @@ def check(
     book: Book,
     route: str,
     price: Decimal | None,
-    at: datetime,
+    at: datetime | None,
     start_equity: Decimal | None,
     tripped: str | None,
     halts: Collection[str],
 ) -> Refusal | None:
     """Whether ``order`` (a new order of ``route``, not protective) may go: None, or the first
     rule that refuses it. ``book.working`` must already hold ``route``'s working orders
-    (without ``order``); ``price`` is the symbol's last price, ``at`` the event's time."""
+    (without ``order``); ``price`` is the symbol's last price, ``at`` the event's time (None:
+    none known yet, which the market-hours gate refuses)."""
     symbol = order.symbol
     if ALL in halts or symbol in halts:
         who = "every symbol" if ALL in halts else symbol
@@ -194,6 +195,11 @@ def check(
             reason=f"the daily loss guard tripped: {tripped}; until the next session",
         )
     if limits.market_hours is not MarketHours.ANY:
+        if at is None:
+            return Refusal(
+                rule=Rule.MARKET_HOURS,
+                reason="no market time known yet (no tick seen): new orders wait for one",
+            )
         session = session_at(at)
         allowed = (
             session is Session.REGULAR
