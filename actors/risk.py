@@ -26,6 +26,11 @@ next session, the symbol actors cancel their working buys (``RiskTripped``), and
 gets one alert. When a limit lifts (a new session after a trip, the operator's resume) the
 symbol actors are told (``RiskLifted``) and rebuild their strategies, which place again.
 
+**The gate.** Without any limit configured and with no halt, nothing can refuse an order, and
+the symbol actors do not ask (a request per order costs its round trip on the tick-to-order
+path). Each asks whether to (``AskGate``) as it starts, and is told when that changes
+(``RiskGate``): the operator's first halt turns the checks on, the last resume off.
+
 **Durable** (``ledger.RiskRecord`` in the ledger's ``risk`` database, through the lot-keeper,
 the environment's only writer): the session's day and start equity, the trip and the operator's
 halts (``actorctl halt [SYMBOL]`` / ``resume``). A restart on a tripped day stays tripped, and
@@ -57,6 +62,7 @@ from .risk_rules import ALL, Book, RiskLimits, Working, check, loss_trips, prote
 
 __all__ = [
     "Allowed",
+    "AskGate",
     "CheckOrder",
     "DescribeRisk",
     "Exposure",
@@ -65,6 +71,7 @@ __all__ = [
     "Refused",
     "ResumeTrading",
     "RiskActor",
+    "RiskGate",
     "RiskInbox",
     "RiskLifted",
     "RiskTripped",
@@ -150,6 +157,18 @@ class RiskTripped:
 
 
 @attrs.frozen(kw_only=True)
+class AskGate:
+    """Must new orders be checked? Replies a bool (see the module doc's *gate*)."""
+
+
+@attrs.frozen(kw_only=True)
+class RiskGate:
+    """To the symbol actors: check new orders from now on (``on``), or no longer."""
+
+    on: bool
+
+
+@attrs.frozen(kw_only=True)
 class RiskLifted:
     """To the symbol actors: a limit lifted (a new session, the operator's resume); rebuild
     the strategy so that it places again without waiting out its back-off."""
@@ -181,7 +200,7 @@ class RiskView:
     last_refusals: tuple[RiskRefusal, ...]
 
 
-RiskInbox = CheckOrder | Exposure | FillSeen | HaltTrading | ResumeTrading | DescribeRisk
+RiskInbox = CheckOrder | Exposure | FillSeen | HaltTrading | ResumeTrading | DescribeRisk | AskGate
 
 
 class RiskActor(Actor[RiskInbox]):
@@ -259,9 +278,12 @@ class RiskActor(Actor[RiskInbox]):
                     await self._watch(at_ns)
                 return None
             case HaltTrading(symbol=symbol):
+                gated = self.gated
                 halted = tuple(sorted({*self.record.halts, symbol or ALL}))
                 await self._save(attrs.evolve(self.record, halts=halted))
                 log.warning("the operator halted %s", symbol or "every symbol")
+                if not gated:
+                    await self._tell_symbols(RiskGate(on=True))
                 return self._view()
             case ResumeTrading(symbol=symbol):
                 kept = () if symbol is None else tuple(h for h in self.record.halts if h != symbol)
@@ -269,10 +291,14 @@ class RiskActor(Actor[RiskInbox]):
                 await self._save(attrs.evolve(self.record, halts=kept))
                 log.warning("the operator resumed %s", symbol or "every symbol")
                 if lifted:
+                    if not self.gated:
+                        await self._tell_symbols(RiskGate(on=False))
                     await self._tell_symbols(RiskLifted())
                 return self._view()
             case DescribeRisk():
                 return self._view()
+            case AskGate():
+                return self.gated
 
     async def _check(self, message: CheckOrder) -> Allowed | Refused:
         order = message.order
@@ -348,7 +374,12 @@ class RiskActor(Actor[RiskInbox]):
         self.alerts.append(alert)
         await self._tell_symbols(RiskTripped(reason=reason))
 
-    async def _tell_symbols(self, message: RiskTripped | RiskLifted) -> None:
+    @property
+    def gated(self) -> bool:
+        """Whether anything can refuse an order: a limit, a halt (a trip needs a limit)."""
+        return self.limits.any or bool(self.record.halts)
+
+    async def _tell_symbols(self, message: RiskTripped | RiskLifted | RiskGate) -> None:
         for ref in self.symbols.values():
             await self.context.send(ref, message)
 

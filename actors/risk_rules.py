@@ -84,6 +84,18 @@ class RiskLimits:
     equity: Decimal | None = None
     """The account's equity the percentages are of (from the config)."""
 
+    @property
+    def any(self) -> bool:
+        """Whether any limit is set (else only the operator's halts can refuse an order)."""
+        return (
+            self.market_hours is not MarketHours.ANY
+            or self.max_notional_per_symbol is not None
+            or self.max_gross_exposure is not None
+            or self.max_open_orders is not None
+            or self.max_risk_pct_per_trade is not None
+            or self.max_daily_loss_pct is not None
+        )
+
     def __attrs_post_init__(self) -> None:
         for name in ("max_risk_pct_per_trade", "max_daily_loss_pct"):
             if getattr(self, name) is not None and (self.equity is None or self.equity <= 0):

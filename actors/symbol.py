@@ -10,7 +10,8 @@
 * **Never short** (``actors.exposure``): a sell is committed only if the broker's position
   covers it beside every working sell; otherwise the strategy sees it rejected and backs off.
 * **Risk** (``actors.risk``): every new order asks the risk actor before its intent is
-  committed; a refused one is neither committed nor sent, and the strategy sees
+  committed, unless nothing can refuse it (no limit, no halt: the risk actor says so,
+  ``RiskGate``); a refused one is neither committed nor sent, and the strategy sees
   ``OrderRefused``. The risk actor is told each new execution, and the strategy's working
   orders and the last price after every order event and once a second (event time) of ticks.
   When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled;
@@ -74,7 +75,16 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import Alert, Command, LotClosed, LotOpened
-from .risk import EXPOSURE_EVERY_NS, CheckOrder, Exposure, FillSeen, RiskLifted, RiskTripped
+from .risk import (
+    EXPOSURE_EVERY_NS,
+    AskGate,
+    CheckOrder,
+    Exposure,
+    FillSeen,
+    RiskGate,
+    RiskLifted,
+    RiskTripped,
+)
 from .risk import Refused as RiskRefused
 from .risk_rules import Working
 from .strategies.protocol import (
@@ -148,6 +158,7 @@ SymbolInbox = (
     | Describe
     | RiskTripped
     | RiskLifted
+    | RiskGate
 )
 
 
@@ -192,6 +203,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self.event_ns = 0
         """The exchange time of the last tick (Unix ns): the risk checks' time."""
         self._exposure_told_ns = 0
+        self.gated = True
+        """Whether new orders ask the risk actor (it says, as this actor starts and later)."""
         self.book = SellBook()
         """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
@@ -221,6 +234,8 @@ class SymbolActor(Actor[SymbolInbox]):
         return route(self.kind.name, self.kind.symbol)
 
     async def on_start(self) -> None:
+        if self.risk is not None:
+            self.gated = bool(await self.risk.request(AskGate(), timeout=self.request_timeout))
         await self._reconcile(dry_run=False)
 
     async def background(self) -> None:
@@ -300,6 +315,9 @@ class SymbolActor(Actor[SymbolInbox]):
                 return self._describe(strategy)
             case RiskLifted():
                 await self._reconcile(dry_run=False, rebuild=True)
+                return None
+            case RiskGate(on=on):
+                self.gated = on
                 return None
             case RiskTripped(reason=reason):
                 commands = [
@@ -644,7 +662,7 @@ class SymbolActor(Actor[SymbolInbox]):
                             pending.extend(strategy.decide(rejection, now))
                         continue
                     strategy = self.strategy
-                    if self.risk is not None and strategy is not None:
+                    if self.risk is not None and self.gated and strategy is not None:
                         verdict = await self._ask_risk(self.risk, strategy, command, target)
                         if verdict is not None:
                             # Neither committed nor sent: the strategy sees it refused.

@@ -82,6 +82,7 @@ class Run:
     async def __call__(
         self, bars: list[Bar], *, before: Any = None, speed: float | None = None
     ) -> tuple[SimTrading, LedgerState, RiskView]:
+        self.metrics = Metrics()  # the counts of this run
         trading = sim_trading(
             data_dir=self.data,
             bars=bars,
@@ -134,12 +135,22 @@ def assert_refused_and_never_sent(
 
 
 async def test_the_grid_trades_unchanged_without_limits(tmp_path: Path) -> None:
-    """With the default (no) limits every order the grid decides is allowed and sent."""
+    """Without limits or halts nothing can refuse an order: the symbol actor does not ask (no
+    round trip on the tick-to-order path) and the grid trades as it always did."""
     run = Run(tmp_path, Engine(), RiskLimits())
+    trading, state, view = await run(drifting(90, per_minute="-0.002"))
+    assert (view.allowed, view.refused) == (0, {})
+    assert len(run.engine.orders) > 5
+    assert not [a for a in trading.alerts if a.kind == "order-refused"]
+    check_agreement(trading, state, "TQQQ")
+
+
+async def test_a_limit_never_reached_asks_for_every_order_and_allows_it(tmp_path: Path) -> None:
+    run = Run(tmp_path, Engine(), RiskLimits(max_open_orders=1_000))
     trading, state, view = await run(drifting(90, per_minute="-0.002"))
     assert view.refused == {}
     assert view.allowed == len(run.engine.orders) > 5
-    assert not [a for a in trading.alerts if a.kind == "order-refused"]
+    assert view.open_orders == len(run.engine.open_orders())
     check_agreement(trading, state, "TQQQ")
 
 
@@ -189,7 +200,10 @@ async def test_the_market_hours_gate_goes_by_the_ticks_time(tmp_path: Path) -> N
 
 
 async def test_the_operators_halt_refuses_new_orders_until_resumed(tmp_path: Path) -> None:
-    """A halt of TQQQ, durable, lets nothing be bought; resumed, the grid buys again."""
+    """A halt of TQQQ refuses the grid's orders from then on and is durable: restarted, the
+    service still buys nothing; resumed, the grid buys again. (Without limits the symbol actor
+    asks only once a halt turned the checks on: an order decided in the very moment of the
+    halt may still go, as one allowed just before it would.)"""
     run = Run(tmp_path, Engine(), RiskLimits())
 
     async def halt(trading: SimTrading) -> None:
@@ -198,17 +212,22 @@ async def test_the_operators_halt_refuses_new_orders_until_resumed(tmp_path: Pat
 
     bars = drifting(60, per_minute="-0.002")
     trading, state, view = await run(bars[:20], before=halt)
-    assert_refused_and_never_sent(run, trading, state, view, "halt")
-    assert not run.engine.orders
+    assert view.refused.get("halt", 0) > 0
     assert run.risk_record().halts == ("TQQQ",)
+    placed = set(run.engine.orders)
+    assert len([r for r in placed if ":BUY:" in r]) <= 1
+
+    trading, state, view = await run(bars[:40])
+    assert_refused_and_never_sent(run, trading, state, view, "halt")
+    assert set(run.engine.orders) == placed
 
     async def resume(trading: SimTrading) -> None:
         view = await trading.cells["risk"].ref.request(ResumeTrading(), timeout=30)
         assert view.halts == ()
 
     trading, state, view = await run(bars, before=resume)
-    assert view.refused == {}
-    assert run.watch.buys
+    assert run.risk_record().halts == ()
+    assert len(run.engine.orders) > len(placed)
     check_agreement(trading, state, "TQQQ")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from actors import ledger, reconcile
+from actors import ledger, reconcile, risk
 from actors.exposure import SellBook
 from actors.strategies.grid import GridStrategy, Lot
 from sim.chaos import harness
@@ -202,3 +202,34 @@ def test_regression_seed_1660_a_lot_still_being_bought_at_a_settle_point_is_no_e
     outcome = harness.run(1660)
     assert outcome.faults["disconnect-mid-fill"] == 1
     assert outcome.settles >= 1
+
+
+def test_the_risk_invariant_catches_a_risk_actor_that_allows_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seed 1 trades with at most 4 orders working (``harness.risk_limits``); with the rules
+    switched off, the grid's queue and sells go beyond it and the venue-side watch says so."""
+    assert harness.risk_limits(1).max_open_orders == 4
+    monkeypatch.setattr(risk, "check", lambda *_, **__: None)
+    with pytest.raises(harness.ChaosFailure, match=r"orders beyond a risk limit: .* at most 4"):
+        harness.run(1)
+
+
+def test_regression_seed_7_executions_the_ledger_healed_reach_the_risk_actor() -> None:
+    """Found by the first campaign with the risk invariant (a real bug): a fill recorded by
+    reconciliation (not by its broker event) never reached the risk actor, whose position
+    stayed short of the venue's, so it let a buy through beyond the $15,000 symbol cap."""
+    assert harness.risk_limits(7).max_notional_per_symbol == Decimal(15_000)
+    outcome = harness.run(7)
+    assert outcome.fired["told:order-refused"] > 0
+
+
+@pytest.mark.parametrize("seed", [78, 134, 178])
+def test_regression_seeds_78_134_178_the_risk_actor_never_reads_the_wall_clock(seed: int) -> None:
+    """Found by the first campaign with the risk invariant (real bugs): an order decided before
+    any tick (a restarted symbol actor's re-sync) was checked at the wall clock's time, which on
+    the virtual clock fell in the regular session (seeds 78, 178: buys in the pre-market), and a
+    trip on such an order was dated 1970 (seed 134). Such an order is checked at the latest
+    event time known, refused by the market-hours gate when none is, and starts no session."""
+    outcome = harness.run(seed)
+    assert outcome.processes >= 1
