@@ -12,8 +12,9 @@
 * **Risk** (``actors.risk``): every new order asks the risk actor before its intent is
   committed, unless nothing can refuse it (no limit, no halt: the risk actor says so,
   ``RiskGate``); a refused one is neither committed nor sent, and the strategy sees
-  ``OrderRefused``. The risk actor is told each new execution, and the strategy's working
-  orders and the last price after every order event and once a second (event time) of ticks.
+  ``OrderRefused``. While it checks, the risk actor is told each new execution, and the
+  strategy's working orders and the last price after every order event and once a second
+  (event time) of ticks.
   When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled;
   when a limit lifts (``RiskLifted``: a new session, the operator's resume) the strategy is
   rebuilt from the facts, as after a restart, so that it places again at once instead of
@@ -260,7 +261,7 @@ class SymbolActor(Actor[SymbolInbox]):
                 commands = strategy.decide(message, now)
                 if not commands:
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
-                    if self.risk is not None:
+                    if self.risk is not None and self.gated:
                         self._tell_exposure(self.risk, strategy, force=False)
                     return None
                 self._decided.value += 1
@@ -286,7 +287,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     side = self.sides.get(message.ref)
                     if side is not None:
                         self.book.filled(message.ref, side, message.quantity)
-                        if self.risk is not None:
+                        if self.risk is not None and self.gated:
                             await self.context.send(
                                 self.risk,
                                 FillSeen(
@@ -327,7 +328,7 @@ class SymbolActor(Actor[SymbolInbox]):
                 ]
         trail = self._trail(message, started, commands)
         if trail is None:
-            if self.risk is not None:
+            if self.risk is not None and self.gated:
                 self._tell_exposure(self.risk, strategy, force=True)
             return None
         if recorded_at is not None and trail.on:
@@ -338,7 +339,7 @@ class SymbolActor(Actor[SymbolInbox]):
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
         trail.finish()
-        if self.risk is not None:
+        if self.risk is not None and self.gated:
             self._tell_exposure(self.risk, strategy, force=not isinstance(message, PriceTick))
         return None
 
@@ -494,7 +495,7 @@ class SymbolActor(Actor[SymbolInbox]):
             state = await self._load()
             # A conflict the heal found on its own (an id another symbol's fill holds).
             diff = attrs.evolve(diff, conflicts=tuple(c.describe() for c in state.open_conflicts))
-            if self.risk is not None and repairs.fills:
+            if self.risk is not None and self.gated and repairs.fills:
                 # The executions the ledger missed (filled while we were away): the risk
                 # actor's positions and P&L count them too (each execId once).
                 sides = {intent.ref: intent.order.side for intent in state.intents}
