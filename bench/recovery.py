@@ -110,7 +110,8 @@ class Bench:
                 timer_interval=3600.0,
             )
             echo: ActorCell[str] = ActorCell("echo", Echo)
-            symbols = spec.children[2].start
+            at = next(i for i, child in enumerate(spec.children) if child.id == "symbols")
+            symbols = spec.children[at].start
             assert isinstance(symbols, SupervisorSpec)
             # Kills in a row, on purpose: room for them in both supervisors' intensity.
             room = Intensity(max_restarts=1000, period=1.0)
@@ -120,7 +121,7 @@ class Bench:
                 children=[*symbols.children, ChildSpec(id="echo", start=echo)],
             )
             children = list(spec.children)
-            children[2] = ChildSpec(id="symbols", start=symbols)
+            children[at] = ChildSpec(id="symbols", start=symbols)
             root = Supervisor("bench", attrs.evolve(spec, intensity=room, children=children))
             await outer.start(root.run)
             self.root, self.cells, self.echo = root, cells, echo

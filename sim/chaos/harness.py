@@ -224,7 +224,7 @@ class ChaosPort(SimPort):
 class Harness:
     """Runs one scenario (see the module doc)."""
 
-    def __init__(self, plan: Scenario, workdir: Path) -> None:
+    def __init__(self, plan: Scenario, workdir: Path, limits: RiskLimits | None = None) -> None:
         self.plan = plan
         self.workdir = workdir
         self.outcome = Outcome(seed=plan.seed)
@@ -233,7 +233,7 @@ class Harness:
         self.placed: Counter[str] = Counter()
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
-        self.limits = risk_limits(plan.seed)
+        self.limits = limits if limits is not None else risk_limits(plan.seed)
         self.risk = invariants.RiskWatch(self.limits, SYMBOL)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
@@ -624,13 +624,20 @@ def deterministic_scheduling(seed: int) -> None:
     trio_run._r.seed(seed)
 
 
-def run(seed: int, *, workdir: Path | None = None, plan: Scenario | None = None) -> Outcome:
-    """Run the scenario of ``seed`` (or ``plan``); raise ``ChaosFailure`` if it fails."""
+def run(
+    seed: int,
+    *,
+    workdir: Path | None = None,
+    plan: Scenario | None = None,
+    limits: RiskLimits | None = None,
+) -> Outcome:
+    """Run the scenario of ``seed`` (or ``plan``) under ``limits`` (``risk_limits(seed)`` by
+    default); raise ``ChaosFailure`` if it fails."""
     plan = plan if plan is not None else scenario(seed)
     own = workdir is None
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-")) if own else workdir
     assert folder is not None
-    harness = Harness(plan, folder)
+    harness = Harness(plan, folder, limits)
     deterministic_scheduling(seed)
     # The tree logs every crash the plan causes; the outcome and a failure say what matters.
     logging.disable(logging.CRITICAL)
