@@ -44,7 +44,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, assert_never
 
 import attrs
 
@@ -299,6 +299,8 @@ class RiskActor(Actor[RiskInbox]):
                 return self._view()
             case AskGate():
                 return self.gated
+            case _:
+                assert_never(message)
 
     async def _check(self, message: CheckOrder) -> Allowed | Refused:
         order = message.order
