@@ -440,6 +440,8 @@ class RiskRecord:
 
     session: str | None = None
     """The New York trading day (ISO date) the session figures are of."""
+    session_ns: int = 0
+    """The time of the session's first event (Unix ns): no later event is older."""
     start_equity: Decimal | None = None
     """The equity at the session's first event: what the daily loss is measured from."""
     tripped: str | None = None

@@ -227,6 +227,8 @@ class RiskActor(Actor[RiskInbox]):
         self.record = RiskRecord()
         self.event_ns = 0
         """The latest event time seen (Unix ns)."""
+        self.untimed_loss: str | None = None
+        """A loss beyond the guard seen before any event time was known (see ``_watch``)."""
         self.allowed = 0
         self.refusals: collections.Counter[str] = collections.Counter()
         self.last_refusals: collections.deque[RiskRefusal] = collections.deque(maxlen=20)
@@ -239,7 +241,7 @@ class RiskActor(Actor[RiskInbox]):
         if not isinstance(record, RiskRecord):
             raise TypeError(f"expected a RiskRecord, got {record!r}")
         self.record = record
-        self.event_ns = record.tripped_ns
+        self.event_ns = max(record.tripped_ns, record.session_ns)
         state = await self.lot_keeper.request(LoadLedger(), timeout=self.request_timeout)
         if not isinstance(state, LedgerState):
             raise TypeError(f"expected a LedgerState, got {state!r}")
@@ -320,7 +322,7 @@ class RiskActor(Actor[RiskInbox]):
             price=message.price,
             at=self._moment(message.at_ns),
             start_equity=record.start_equity,
-            tripped=record.tripped,
+            tripped=record.tripped or self.untimed_loss,
             halts=record.halts,
         )
         if refusal is None:
@@ -343,6 +345,8 @@ class RiskActor(Actor[RiskInbox]):
     async def _watch(self, at_ns: int) -> None:
         """A new session on a new New York day; the daily loss guard after every change."""
         record = self.record
+        if at_ns < record.session_ns:
+            at_ns = 0  # older than the session (a symbol actor's last tick before a restart)
         if at_ns > self.event_ns:
             self.event_ns = at_ns
         day = datetime.fromtimestamp(at_ns / 1e9, tz=UTC).astimezone(NEW_YORK).date().isoformat()
@@ -350,6 +354,7 @@ class RiskActor(Actor[RiskInbox]):
             record = attrs.evolve(
                 record,
                 session=day,
+                session_ns=at_ns,
                 start_equity=self.book.equity(self.base),
                 tripped=None,
                 tripped_ns=0,
@@ -359,14 +364,20 @@ class RiskActor(Actor[RiskInbox]):
             if lifted:
                 log.warning("a new session (%s): the daily loss guard is lifted", day)
                 await self._tell_symbols(RiskLifted())
+        self.untimed_loss = None
         if record.tripped is not None:
             return
         equity = self.book.equity(self.base)
         reason = loss_trips(self.limits, record.start_equity, equity)
         if reason is None:
             return
+        if not self.event_ns:
+            # No event time known yet (restarted, no tick): refuse new orders, and trip, with
+            # the event's time on record, at the first event that has one.
+            self.untimed_loss = reason
+            return
         # Durable before anyone is told: a restart after the alert stays tripped (no second).
-        await self._save(attrs.evolve(record, tripped=reason, tripped_ns=at_ns or self.event_ns))
+        await self._save(attrs.evolve(record, tripped=reason, tripped_ns=self.event_ns))
         alert = Alert(
             symbol=ALL,
             kind="risk-tripped",

@@ -242,6 +242,16 @@ def check(
                 reason=f"no price known for {symbol} to value a market order",
             )
         return None
+    capped = limits.max_notional_per_symbol is not None or limits.max_gross_exposure is not None
+    if price is None and capped:
+        # The position is valued at the symbol's current price: a mark from before (a symbol
+        # actor restarted, no tick yet) may be far from it.
+        return Refusal(
+            rule=Rule.SYMBOL_NOTIONAL
+            if limits.max_notional_per_symbol is not None
+            else Rule.GROSS_EXPOSURE,
+            reason=f"no current price for {symbol} (no tick yet) to value its position",
+        )
     notional = order.quantity * priced
     if limits.max_risk_pct_per_trade is not None and start_equity is not None:
         most = start_equity * limits.max_risk_pct_per_trade / 100

@@ -536,7 +536,10 @@ class Harness:
             self.tally,
             forgotten=self.forgotten if self.amnesiac else None,
         )
-        self.risk.check(self.tally, store.read(ledger.load_risk))
+        # A venue back from an older state has its clock set back too: the risk actor's
+        # sessions run ahead of it, so the trip's timing is not compared then.
+        now = None if self.amnesiac else self.engine.last_trade_at
+        self.risk.check(self.tally, store.read(ledger.load_risk), now)
 
     async def _settle(self, trading: SimTrading, *, strict: bool) -> None:
         """Reconcile with the connection up, then check that everything agrees. Not strict:

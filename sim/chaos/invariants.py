@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import attrs
@@ -357,6 +357,8 @@ class RiskWatch:
         self.breaches: list[str] = []
         self.buys: list[tuple[datetime, str]] = []
         """Every buy of ours placed: when (venue time) and its orderRef."""
+        self.trips: dict[tuple[str, str], datetime] = {}
+        """Each trip on record (session, reason): the venue's time when it was first seen."""
 
     def __call__(self, engine: Engine, entry: Input) -> None:
         if not isinstance(entry, Place) or not entry.order.ref.startswith(OURS):
@@ -397,17 +399,21 @@ class RiskWatch:
                     f"only {limits.market_hours.value} allowed"
                 )
 
-    def check(self, tally: Tally, record: ledger_.RiskRecord) -> None:
+    def check(self, tally: Tally, record: ledger_.RiskRecord, now: datetime | None) -> None:
+        """``record`` is the ledger's risk state now, ``now`` the venue's time: a trip is
+        dated by when the venue first saw it on record (at most a step late), not by the risk
+        actor's own event time."""
         tally.check(not self.breaches, f"orders beyond a risk limit: {self.breaches[:3]}")
-        if record.tripped is None or record.session is None:
+        if record.tripped is None or record.session is None or now is None:
             return
-        tripped = datetime.fromtimestamp(record.tripped_ns / 1e9, tz=UTC)
+        seen = self.trips.setdefault((record.session, record.tripped), now)
         late = [
             ref
             for at, ref in self.buys
-            if at > tripped and at.astimezone(NEW_YORK).date().isoformat() == record.session
+            if at > seen and at.astimezone(NEW_YORK).date().isoformat() == record.session
         ]
         tally.check(
             not late,
-            f"buys placed after the daily loss guard tripped at {tripped.isoformat()}: {late[:3]}",
+            f"buys placed after the daily loss guard tripped (on record at {seen.isoformat()}): "
+            f"{late[:3]}",
         )

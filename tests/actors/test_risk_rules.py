@@ -161,6 +161,19 @@ def test_a_market_order_with_no_price_is_refused_by_the_rule_that_needs_one() ->
     assert refusal(buy(limit=None), RiskLimits(max_open_orders=5), price=None) is None
 
 
+def test_the_caps_wait_for_a_current_price_to_value_the_position() -> None:
+    """A symbol actor that has seen no tick yet (restarted) gives no price: the book's mark may
+    be stale, so the caps refuse until a tick comes; the other rules need none for a limit."""
+    book = held("TQQQ", 100, "48.00")
+    found = refusal(buy(), RiskLimits(max_notional_per_symbol=Decimal(10**9)), book, price=None)
+    assert found.rule is Rule.SYMBOL_NOTIONAL
+    assert "no current price for TQQQ" in found.reason
+    found = refusal(buy(), RiskLimits(max_gross_exposure=Decimal(10**9)), book, price=None)
+    assert found.rule is Rule.GROSS_EXPOSURE
+    limits = RiskLimits(max_open_orders=5, equity=Decimal(10**6), max_risk_pct_per_trade=Decimal(1))
+    assert refusal(buy(), limits, book, price=None) is None
+
+
 def test_the_book_applies_each_execution_once_and_counts_commissions() -> None:
     book = Book()
     fill = OrderFilled(

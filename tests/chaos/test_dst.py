@@ -237,3 +237,23 @@ def test_regression_seeds_78_134_178_the_risk_actor_never_reads_the_wall_clock(s
     event time known, refused by the market-hours gate when none is, and starts no session."""
     outcome = harness.run(seed)
     assert outcome.processes >= 1
+
+
+def test_regression_seed_517_a_restarted_symbol_actor_waits_for_a_price_under_a_cap() -> None:
+    """Found by the first 1,000-seed campaign with the risk invariant (a real bug): a symbol
+    actor restarted by a crash re-placed its queue before any tick, and the risk actor valued
+    the position at its own last mark, older than the market: the buy went beyond the $15,000
+    cap. With no current price the caps now refuse until a tick comes."""
+    assert harness.risk_limits(517).max_notional_per_symbol == Decimal(15_000)
+    outcome = harness.run(517)
+    assert outcome.faults["crash"] == 1
+
+
+def test_regression_seed_604_a_loss_seen_before_any_event_time_refuses_and_trips_on_time() -> None:
+    """Found by the first 1,000-seed campaign with the risk invariant (a real bug): restarted,
+    the risk actor learnt of a loss beyond its guard from a fill before any tick, and recorded
+    the trip at time 0 (1970). Such a loss now refuses new orders at once and trips, dated, at
+    the first event with a time."""
+    assert harness.risk_limits(604).max_daily_loss_pct == Decimal("0.2")
+    outcome = harness.run(604)
+    assert outcome.faults["venue-amnesia"] == 1
