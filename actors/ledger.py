@@ -3,6 +3,10 @@
 Facts only: order intents (written before their order is sent), executions (each execId once),
 and broker id bindings. Lots and realized P&L are derived from those facts, so they can never
 disagree with them: a fill recorded is a lot updated, in the same transaction.
+
+Beside the facts, the ``risk`` database holds the risk actor's durable state (``RiskRecord``:
+the session's start equity, a tripped daily loss guard, the operator's halts), so that a restart
+on a tripped day stays tripped.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from runtime.store import RecordDamaged, Txn
 from .domain import DomainError, OrderFilled, OrderRef, PlaceOrder, Side
 from .strategies._gridref import GridRef
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASES = (
     "intents",
     "fills",
@@ -29,6 +33,7 @@ DATABASES = (
     "snapshots",
     "retired",
     "conflicts",
+    "risk",
 )
 
 
@@ -39,7 +44,14 @@ def _v1_to_v2(txn: Txn) -> None:
     pass
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v2_to_v3(txn: Txn) -> None:
+    # Schema 3 adds the ``risk`` database (the risk actor's state, created empty) and the
+    # ``dry`` flag of an intent (absent in older records: False). Raised for the same reason:
+    # an older actortrade would not see a tripped daily loss guard and would trade on.
+    pass
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 R = TypeVar("R")
 
 
@@ -67,6 +79,9 @@ class IntentRecord:
     order: PlaceOrder
     created_ns: int
     origin: Origin = Origin.STRATEGY
+    dry: bool = False
+    """Committed in dry-run mode: the order was never sent to a broker (``actors.brokers.dry``).
+    Reconciliation never adopts, heals or cancels anything because of one."""
 
     @property
     def ref(self) -> str:
@@ -299,6 +314,8 @@ def check(txn: Txn) -> None:
         conflict = _decode(txn, "conflicts", key, raw, ConflictRecord)
         if conflict.key != key:
             raise RecordDamaged(txn.path, "conflicts", key, f"it holds {conflict.describe()!r}")
+    for key, raw in txn.items("risk"):
+        _decode(txn, "risk", key, raw, RiskRecord)
 
 
 def heal(
@@ -415,3 +432,32 @@ def save_snapshot(txn: Txn, actor: str, data: bytes) -> None:
 
 def load_snapshot(txn: Txn, actor: str) -> bytes | None:
     return txn.get("snapshots", actor.encode())
+
+
+@attrs.frozen(kw_only=True)
+class RiskRecord:
+    """The risk actor's durable state (``actors.risk``): what must survive a restart."""
+
+    session: str | None = None
+    """The New York trading day (ISO date) the session figures are of."""
+    session_ns: int = 0
+    """The time of the session's first event (Unix ns): no later event is older."""
+    start_equity: Decimal | None = None
+    """The equity at the session's first event: what the daily loss is measured from."""
+    tripped: str | None = None
+    """Why the daily loss guard tripped this session (no new orders until the next one)."""
+    tripped_ns: int = 0
+    halts: tuple[str, ...] = ()
+    """The operator's halts (``actorctl halt``): symbols, or ``*`` for every symbol."""
+
+
+_RISK_KEY = b"state"
+
+
+def save_risk(txn: Txn, record: RiskRecord) -> None:
+    txn.put("risk", _RISK_KEY, _encode(record))
+
+
+def load_risk(txn: Txn) -> RiskRecord:
+    raw = txn.get("risk", _RISK_KEY)
+    return RiskRecord() if raw is None else _decode(txn, "risk", _RISK_KEY, raw, RiskRecord)

@@ -31,6 +31,8 @@ from .domain import OrderFilled, PlaceOrder
 @attrs.frozen(kw_only=True)
 class CommitIntent:
     order: PlaceOrder
+    dry: bool = False
+    """A dry-run intent: its order is never sent (``ledger.IntentRecord.dry``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +77,18 @@ class SaveSnapshot:
 @attrs.frozen(kw_only=True)
 class LoadSnapshot:
     actor: str
+
+
+@attrs.frozen(kw_only=True)
+class SaveRisk(Request[bool]):
+    """Replace the risk actor's durable state (``ledger.RiskRecord``); replies True."""
+
+    record: ledger.RiskRecord
+
+
+@attrs.frozen(kw_only=True)
+class LoadRisk(Request["ledger.RiskRecord"]):
+    """Reply with the risk actor's durable state (an empty ``ledger.RiskRecord`` at first)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -169,6 +183,8 @@ LotKeeperInbox = (
     | LoadLedger
     | SaveSnapshot
     | LoadSnapshot
+    | SaveRisk
+    | LoadRisk
     | Backup
 )
 
@@ -217,8 +233,10 @@ class LotKeeper(Actor[LotKeeperInbox]):
     async def _handle(self, message: LotKeeperInbox) -> object:
         store = self.store
         match message:
-            case CommitIntent(order=order):
-                intent = ledger.IntentRecord(order=order, created_ns=self.context.clock.time_ns())
+            case CommitIntent(order=order, dry=dry):
+                intent = ledger.IntentRecord(
+                    order=order, created_ns=self.context.clock.time_ns(), dry=dry
+                )
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
             case RecordFill(fill=fill):
                 now_ns = self.context.clock.time_ns()
@@ -259,6 +277,11 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 return True
             case LoadSnapshot(actor=actor):
                 return store.read(functools.partial(ledger.load_snapshot, actor=actor))
+            case SaveRisk(record=record):
+                await store.write(functools.partial(ledger.save_risk, record=record))
+                return True
+            case LoadRisk():
+                return store.read(ledger.load_risk)
             case Backup(target=target):
                 # A read transaction: it runs beside the writer thread, off the event loop.
                 try:

@@ -9,6 +9,18 @@
   conflict: on record, an alert, and the symbol halts (a reconciliation runs at once).
 * **Never short** (``actors.exposure``): a sell is committed only if the broker's position
   covers it beside every working sell; otherwise the strategy sees it rejected and backs off.
+* **Risk** (``actors.risk``): every new order asks the risk actor before its intent is
+  committed, unless nothing can refuse it (no limit, no halt: the risk actor says so,
+  ``RiskGate``); a refused one is neither committed nor sent, and the strategy sees
+  ``OrderRefused``. While it checks, the risk actor is told each new execution, and the
+  strategy's working orders and the last price after every order event and once a second
+  (event time) of ticks.
+  When its daily loss guard trips (``RiskTripped``) the strategy's working buys are cancelled;
+  when a limit lifts (``RiskLifted``: a new session, the operator's resume) the strategy is
+  rebuilt from the facts, as after a restart, so that it places again at once instead of
+  waiting out the back-off its refusals built up.
+* **Dry run** (``dry_run``): intents are committed marked dry; the broker actor's port
+  (``actors.brokers.dry.DryPort``) sends nothing to the venue.
 * A timer tick every ``timer_interval`` seconds drives the level-0 fill timeout and retries.
 * **Reconciliation** (``Resync``, SPEC section 6) is done here, between two events, so that it
   never races the strategy: the broker's snapshot is taken after every order this actor sent
@@ -76,9 +88,22 @@ from .lot_keeper import (
     Refused,
 )
 from .messages import SEVERITY, Alert, Command, LotClosed, LotOpened, Severity
+from .risk import (
+    EXPOSURE_EVERY_NS,
+    AskGate,
+    CheckOrder,
+    Exposure,
+    FillSeen,
+    RiskGate,
+    RiskLifted,
+    RiskTripped,
+)
+from .risk import Refused as RiskRefused
+from .risk_rules import Working
 from .strategies.protocol import (
     BarClosed,
     Facts,
+    OrderRefused,
     PositionLine,
     Strategy,
     StrategyKind,
@@ -149,6 +174,9 @@ SymbolInbox = (
     | TimerTick
     | Resync
     | Describe
+    | RiskTripped
+    | RiskLifted
+    | RiskGate
 )
 
 
@@ -173,6 +201,8 @@ class SymbolActor(Actor[SymbolInbox]):
         owner: bool = True,
         siblings: frozenset[str] = frozenset(),
         history: HistorySource | None = None,
+        risk: ActorRef[Any] | None = None,
+        dry_run: bool = False,
     ) -> None:
         needs = kind.needs
         if needs.warmup and history is None:
@@ -185,6 +215,8 @@ class SymbolActor(Actor[SymbolInbox]):
         self.warm_bars: collections.deque[BarClosed] = collections.deque(maxlen=needs.warmup)
         """The last ``Needs.warmup`` bars of the warm-up size: what every strategy made here
         is warmed with."""
+        self.risk = risk
+        self.dry_run = dry_run
         self.owner = owner
         self.siblings = siblings
         self.lot_keeper = lot_keeper
@@ -197,6 +229,13 @@ class SymbolActor(Actor[SymbolInbox]):
         self.strategy: Strategy | None = None
         self.sides: dict[str, Side] = {}
         """Each known order's side (from the ledger's intents and the orders sent)."""
+        self.limits: dict[str, Decimal | None] = {}
+        """Each known order's limit price (what its working buys are valued at)."""
+        self.event_ns = 0
+        """The exchange time of the last tick (Unix ns): the risk checks' time."""
+        self._exposure_told_ns = 0
+        self.gated = True
+        """Whether new orders ask the risk actor (it says, as this actor starts and later)."""
         self.book = SellBook()
         """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
@@ -228,6 +267,8 @@ class SymbolActor(Actor[SymbolInbox]):
         return route(self.kind.name, self.kind.symbol)
 
     async def on_start(self) -> None:
+        if self.risk is not None:
+            self.gated = bool(await self.risk.request(AskGate(), timeout=self.request_timeout))
         await self._load_history()
         await self._reconcile(dry_run=False)
         strategy = self.strategy
@@ -280,9 +321,13 @@ class SymbolActor(Actor[SymbolInbox]):
                 if not self.ticks.admit(message):
                     self._rejected.value += 1
                     return None
+                if message.ts_event_ns:
+                    self.event_ns = message.ts_event_ns
                 commands = strategy.decide(message, now)
                 if not commands:
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
+                    if self.risk is not None and self.gated:
+                        self._tell_exposure(self.risk, strategy, force=False)
                     return None
                 self._decided.value += 1
             case BarClosed():
@@ -315,6 +360,16 @@ class SymbolActor(Actor[SymbolInbox]):
                     side = self.sides.get(message.ref)
                     if side is not None:
                         self.book.filled(message.ref, side, message.quantity)
+                        if self.risk is not None and self.gated:
+                            await self.context.send(
+                                self.risk,
+                                FillSeen(
+                                    symbol=self.symbol,
+                                    side=side,
+                                    fill=message,
+                                    at_ns=self.event_ns,
+                                ),
+                            )
                     commands = strategy.decide(message, now)
             case OrderCancelled():
                 self.book.gone(message.ref)
@@ -332,8 +387,22 @@ class SymbolActor(Actor[SymbolInbox]):
                 return await self._reconcile(dry_run=dry_run)
             case Describe():
                 return self._describe(strategy)
+            case RiskLifted():
+                await self._reconcile(dry_run=False, rebuild=True)
+                return None
+            case RiskGate(on=on):
+                self.gated = on
+                return None
+            case RiskTripped(reason=reason):
+                commands = [
+                    CancelOrder(ref=order.ref, reason=f"the daily loss guard tripped: {reason}")
+                    for order in strategy.live_orders()
+                    if order.side is Side.BUY
+                ]
         trail = self._trail(message, started, commands)
         if trail is None:
+            if self.risk is not None and self.gated:
+                self._tell_exposure(self.risk, strategy, force=True)
             return None
         if recorded_at is not None and trail.on:
             trail.span("fill.record", "client", *recorded_at, _LMDB_FILL, under_event=True)
@@ -343,7 +412,40 @@ class SymbolActor(Actor[SymbolInbox]):
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
         trail.finish()
+        if self.risk is not None and self.gated:
+            self._tell_exposure(self.risk, strategy, force=not isinstance(message, PriceTick))
         return None
+
+    def _working(self, strategy: Strategy, leaving_out: str = "") -> Working:
+        orders = 0
+        buying = Decimal(0)
+        last = strategy.last_price
+        for order in strategy.live_orders():
+            if order.ref == leaving_out:
+                continue
+            orders += 1
+            if order.side is Side.BUY:
+                price = self.limits.get(order.ref) or last
+                if price is not None:
+                    buying += (order.quantity - order.filled) * price
+        return Working(symbol=self.symbol, orders=orders, buy_notional=buying)
+
+    def _tell_exposure(self, risk: ActorRef[Any], strategy: Strategy, *, force: bool) -> None:
+        # Ticks tell at most once a second of event time; the risk actor's mailbox keeps only
+        # the latest per route (it coalesces), so this never waits.
+        at_ns = self.event_ns or self.context.clock.time_ns()
+        if not force and at_ns - self._exposure_told_ns < EXPOSURE_EVERY_NS:
+            return
+        self._exposure_told_ns = at_ns
+        self.context.tell(
+            risk,
+            Exposure(
+                route=self.route,
+                working=self._working(strategy),
+                price=strategy.last_price,
+                at_ns=self.event_ns,
+            ),
+        )
 
     def _trail(self, message: SymbolInbox, started: int, commands: list[Command]) -> Trail | None:
         """The trail of a handled event: a tick or timer that decided something roots a trace;
@@ -394,7 +496,7 @@ class SymbolActor(Actor[SymbolInbox]):
 
     # -- reconciliation ----------------------------------------------------------------------
 
-    async def _reconcile(self, *, dry_run: bool) -> reconcile.Diff:
+    async def _reconcile(self, *, dry_run: bool, rebuild: bool = False) -> reconcile.Diff:
         started = perf_counter_ns()
         self._reconciles.value += 1
         trail = Trail(
@@ -408,7 +510,7 @@ class SymbolActor(Actor[SymbolInbox]):
             decide_ns=started,
         )
         try:
-            diff = await self._reconcile_traced(dry_run=dry_run, trail=trail)
+            diff = await self._reconcile_traced(dry_run=dry_run, trail=trail, rebuild=rebuild)
         except BaseException as exc:
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
@@ -425,7 +527,9 @@ class SymbolActor(Actor[SymbolInbox]):
         trail.finish()
         return diff
 
-    async def _reconcile_traced(self, *, dry_run: bool, trail: Trail) -> reconcile.Diff:
+    async def _reconcile_traced(
+        self, *, dry_run: bool, trail: Trail, rebuild: bool = False
+    ) -> reconcile.Diff:
         clock = self.context.clock
         snapshot = _expect(
             await self.broker.request(Snapshot(symbol=self.symbol), timeout=self.request_timeout),
@@ -464,9 +568,20 @@ class SymbolActor(Actor[SymbolInbox]):
             state = await self._load()
             # A conflict the heal found on its own (an id another symbol's fill holds).
             diff = attrs.evolve(diff, conflicts=tuple(c.describe() for c in state.open_conflicts))
+            if self.risk is not None and self.gated and repairs.fills:
+                # The executions the ledger missed (filled while we were away): the risk
+                # actor's positions and P&L count them too (each execId once).
+                sides = {intent.ref: intent.order.side for intent in state.intents}
+                for fill in repairs.fills:
+                    side = sides.get(fill.ref)
+                    if side is not None:
+                        await self.context.send(
+                            self.risk,
+                            FillSeen(symbol=self.symbol, side=side, fill=fill, at_ns=self.event_ns),
+                        )
         previous = self.strategy
         live = None if previous is None else {order.ref for order in previous.live_orders()}
-        if previous is None or repairs or live != {r for r in working if self._ours(r)}:
+        if previous is None or rebuild or repairs or live != {r for r in working if self._ours(r)}:
             strategy = self._restore(state, working, previous=previous)
             self.strategy = strategy
             self.published[self.route] = strategy
@@ -474,14 +589,15 @@ class SymbolActor(Actor[SymbolInbox]):
             strategy = previous
         self.book = book
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
+        self.limits = {intent.ref: intent.order.limit for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
-        diff = _with_orders(diff, commands)
+        refused = await self._carry_out(commands, trail)
+        diff = _with_orders(diff, [c for c in commands if getattr(c, "ref", None) not in refused])
         self.last_diff = diff
         lines = diff.lines()
         self._diffs.value += len(lines)
         for line in lines:
             self._record(self._alert("reconcile", line))
-        await self._carry_out(commands, trail)
         return diff
 
     async def _load(self) -> LedgerState:
@@ -601,7 +717,10 @@ class SymbolActor(Actor[SymbolInbox]):
 
     # -- commands ----------------------------------------------------------------------------
 
-    async def _carry_out(self, commands: list[Command], trail: Trail) -> None:
+    async def _carry_out(self, commands: list[Command], trail: Trail) -> set[str]:
+        """Carry out ``commands`` (and what the strategy decides on their refusals); returns
+        the refs of the orders refused (never short, risk, the ledger): never sent."""
+        refused_refs: set[str] = set()
         pending = collections.deque(commands)
         while pending:
             command = pending.popleft()
@@ -615,6 +734,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     if refused is not None:
                         # Never short: the strategy sees a rejection (and backs off); nothing
                         # is committed or sent.
+                        refused_refs.add(command.ref)
                         self._record(self._alert("sell-refused", f"{command.ref}: {refused}"))
                         if target.on:
                             target.placed(command, committing, committing, committing, 0, refused)
@@ -624,11 +744,25 @@ class SymbolActor(Actor[SymbolInbox]):
                             now = self.context.clock.monotonic()
                             pending.extend(strategy.decide(rejection, now))
                         continue
+                    strategy = self.strategy
+                    if self.risk is not None and self.gated and strategy is not None:
+                        verdict = await self._ask_risk(self.risk, strategy, command, target)
+                        if verdict is not None:
+                            # Neither committed nor sent: the strategy sees it refused.
+                            refused_refs.add(command.ref)
+                            refusal = OrderRefused(
+                                ref=command.ref, reason=verdict.reason, rule=verdict.rule
+                            )
+                            now = self.context.clock.monotonic()
+                            pending.extend(strategy.decide(refusal, now))
+                            continue
+                        committing = perf_counter_ns()
                     committed = await self.lot_keeper.request(
-                        CommitIntent(order=command), timeout=self.request_timeout
+                        CommitIntent(order=command, dry=self.dry_run), timeout=self.request_timeout
                     )
                     sending = perf_counter_ns()
                     if isinstance(committed, Refused):
+                        refused_refs.add(command.ref)
                         self._record(self._alert("intent-refused", committed.reason))
                         if target.on:
                             target.placed(
@@ -637,6 +771,7 @@ class SymbolActor(Actor[SymbolInbox]):
                         continue
                     submit_id = new_span_id()
                     self.sides[command.ref] = command.side
+                    self.limits[command.ref] = command.limit
                     if command.side is Side.SELL:
                         self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
@@ -680,6 +815,38 @@ class SymbolActor(Actor[SymbolInbox]):
                     self.lot_events.append(command)
                     if trail.on:
                         trail.event(command)
+        return refused_refs
+
+    async def _ask_risk(
+        self, risk: ActorRef[Any], strategy: Strategy, order: PlaceOrder, trail: Trail
+    ) -> RiskRefused | None:
+        """The risk actor's refusal of ``order``, or None when it may go."""
+        asking = perf_counter_ns()
+        verdict = await risk.request(
+            CheckOrder(
+                order=order,
+                route=self.route,
+                position=self.book.position,
+                working=self._working(strategy, leaving_out=order.ref),
+                price=strategy.last_price,
+                at_ns=self.event_ns,
+            ),
+            timeout=self.request_timeout,
+        )
+        refused = verdict if isinstance(verdict, RiskRefused) else None
+        if trail.on:
+            attributes: dict[str, AttributeValue] = {
+                "trading.order_ref": order.ref,
+                "trading.risk.outcome": "allowed" if refused is None else "refused",
+            }
+            if refused is not None:
+                attributes["trading.risk.rule"] = refused.rule
+                attributes["trading.risk.reason"] = refused.reason
+                trail.event(("risk.refused", dict(attributes)))
+            trail.span("risk.check", "client", asking, perf_counter_ns(), attributes)
+        if refused is not None:
+            log.info("%s refused by risk (%s): %s", order.ref, refused.rule, refused.reason)
+        return refused
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message)

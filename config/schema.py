@@ -120,10 +120,13 @@ _http_url_or_empty = _url_or_empty(HTTP_URL, "http", "https")
 
 
 class Mode(enum.StrEnum):
-    """Paper or live trading; live also needs ``--live`` on the command line (SPEC 11)."""
+    """Paper or live trading; live also needs ``--live`` on the command line (SPEC 11). A dry
+    run decides, checks, commits (intents marked dry), traces and alerts, and sends nothing to
+    the broker (``actorctl start --dry-run`` says the same)."""
 
     PAPER = "paper"
     LIVE = "live"
+    DRY_RUN = "dry-run"
 
 
 class VenueKind(enum.StrEnum):
@@ -368,6 +371,47 @@ class AlertsConfig:
     heartbeat: HeartbeatConfig = HeartbeatConfig()
 
 
+class MarketHours(enum.StrEnum):
+    """When the risk actor lets new orders go, by the New York session at the event's time."""
+
+    ANY = "any"
+    EXTENDED = "extended"
+    REGULAR = "regular"
+
+
+_MONEY = Decimal(10) ** 15
+"""A bound on amounts of money: a thousand trillion is a typo."""
+
+
+def _amount(what: str) -> _Validator:
+    return _zero_or_in_range(Decimal("0.01"), _MONEY, what)
+
+
+def _percent(what: str) -> _Validator:
+    return _zero_or_in_range(Decimal("0.0001"), Decimal(100), what, " (percent)")
+
+
+@attrs.frozen(kw_only=True)
+class RiskConfig:
+    """``[risk]``: the risk actor's limits (SPEC 12); each 0 means no such limit, the default."""
+
+    # The account's equity, in dollars, that the percentages are of (needed by them).
+    equity: Decimal = attrs.field(default=Decimal(0), validator=_amount("unknown"))
+    max_notional_per_symbol: Decimal = attrs.field(default=Decimal(0), validator=_amount("none"))
+    max_gross_exposure: Decimal = attrs.field(default=Decimal(0), validator=_amount("none"))
+    max_open_orders: int = attrs.field(default=0, validator=_zero_or_in_range(1, 100_000, "none"))
+    market_hours: MarketHours = MarketHours.ANY
+    max_risk_pct_per_trade: Decimal = attrs.field(default=Decimal(0), validator=_percent("none"))
+    max_daily_loss_pct: Decimal = attrs.field(default=Decimal(0), validator=_percent("none"))
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_daily_loss_pct", "max_risk_pct_per_trade"):
+            if getattr(self, name) and not self.equity:
+                raise InvalidSetting(
+                    "equity", f"must be set (> 0) when {name} is, got {shown(self.equity)}"
+                )
+
+
 @attrs.frozen(kw_only=True)
 class GridConfig:
     """``[symbols.grid]``: the grid's parameters; the defaults are the seed bot's (SPEC 4)."""
@@ -469,6 +513,7 @@ class Config:
     alpaca: AlpacaConfig = AlpacaConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     alerts: AlertsConfig = AlertsConfig()
+    risk: RiskConfig = RiskConfig()
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )

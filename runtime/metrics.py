@@ -43,6 +43,7 @@ COUNTS: Final = {
     "actortrade.reconcile.diffs": ("{diff}", "differences reconciliation found and repaired"),
     "actortrade.broker.reconnects": ("{connection}", "broker connections after the first"),
     "actortrade.spans.dropped": ("{span}", "span records dropped while the export queue was full"),
+    "actortrade.risk.refused": ("{order}", "new orders the risk actor refused, by rule"),
 }
 """Monotonic counts the hot path bumps: name -> (unit, description)."""
 

@@ -167,6 +167,21 @@ class Txn:
         return int(self._txn.stat(self._dbs[db])["entries"])
 
 
+class _PartialTxn(Txn):
+    # A read of an older schema's copy: the databases added since read as empty.
+    __slots__ = ()
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        return super().get(db, key) if db in self._dbs else None
+
+    def items(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        if db in self._dbs:
+            yield from super().items(db, prefix)
+
+    def count(self, db: str) -> int:
+        return super().count(db) if db in self._dbs else 0
+
+
 class _Request(Generic[T]):
     __slots__ = ("fn", "done", "token", "result", "error")
 
@@ -373,11 +388,14 @@ class Store:
             raise StoreDamaged(data, f"LMDB refuses it: {type(exc).__name__}: {exc}") from None
         try:
             dbs: dict[str, Any] = {}
+            missing: list[str] = []
             for name in (_META, *self.databases):
                 try:
                     dbs[name] = env.open_db(name.encode(), create=False)
                 except lmdb.NotFoundError:
-                    raise StoreDamaged(directory, f"its database {name!r} is missing") from None
+                    if name == _META:
+                        raise StoreDamaged(directory, f"its database {name!r} is missing") from None
+                    missing.append(name)
             with env.begin(buffers=False) as txn:
                 view = Txn(txn, dbs, directory)
                 stored = view.get(_META, _SCHEMA_KEY)
@@ -387,8 +405,12 @@ class Store:
                         f"{directory} was written by a newer actortrade (schema {version}, "
                         f"this version reads up to {self.schema_version})"
                     )
+                if missing and version == self.schema_version:
+                    raise StoreDamaged(directory, f"its database {missing[0]!r} is missing")
+                # An older schema's copy lacks the databases added since (its migrations
+                # create them empty at open): read as empty.
                 if self.check is not None:
-                    self.check(view)
+                    self.check(_PartialTxn(txn, dbs, directory) if missing else view)
         except lmdb.Error as exc:
             raise StoreDamaged(data, f"LMDB refuses it: {type(exc).__name__}: {exc}") from None
         finally:

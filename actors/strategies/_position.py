@@ -66,7 +66,15 @@ from ..domain import (
     round_to_tick,
 )
 from ..messages import Alert, Command
-from .protocol import BarClosed, Facts, Needs, PositionLine, StrategyEvent, TimerFired
+from .protocol import (
+    BarClosed,
+    Facts,
+    Needs,
+    OrderRefused,
+    PositionLine,
+    StrategyEvent,
+    TimerFired,
+)
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)
@@ -269,6 +277,14 @@ class PositionStrategy:
                 if order is not None and not order.done:
                     commands.append(self._alert("order-rejected", f"{ref} rejected: {reason}"))
                 return commands + self._ended(ref, now)
+            case OrderRefused(ref=ref, reason=reason, rule=rule):
+                # The risk actor refused it before its intent was committed: it never reached
+                # the broker. It ends like a rejection (a retry counts as an attempt).
+                refused: list[Command] = []
+                order = self.orders.get(ref)
+                if order is not None and not order.done:
+                    refused.append(self._alert("risk-refused", f"{ref} refused ({rule}): {reason}"))
+                return refused + self._ended(ref, now)
             case TimerFired():
                 return self.on_timer(now)
 

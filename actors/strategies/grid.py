@@ -20,7 +20,9 @@ carries out the commands it returns (``PlaceOrder`` after committing the intent,
 * **Rejects** back off per level (buys) or per lot (sells), doubling from ``retry_initial`` up
   to ``retry_maximum`` seconds, and alert the operator. After ``retry_limit`` rejections in a
   row the grid stops retrying that level or lot (one more alert) until it is rebuilt: a
-  restart, or a reconciliation that finds the ledger or the broker changed.
+  restart, or a reconciliation that finds the ledger or the broker changed. A **risk refusal**
+  (``OrderRefused``: nothing was committed or sent) backs off the same way but is never given
+  up on, since a limit lifts by itself; the operator is told at the first of a run.
 
 Lots are created by their first fill. A lot whose buy fills after its order was cancelled (a
 late or reordered execution) keeps the shares: its sell is resized by cancel and replace.
@@ -60,7 +62,15 @@ from ..domain import (
 from ..ledger import Origin
 from ..messages import Alert, Command, LotClosed, LotOpened
 from ._gridref import GridRef as GridRef
-from .protocol import BarClosed, Facts, Needs, PositionLine, StrategyEvent, TimerFired
+from .protocol import (
+    BarClosed,
+    Facts,
+    Needs,
+    OrderRefused,
+    PositionLine,
+    StrategyEvent,
+    TimerFired,
+)
 
 NAME = "grid"
 ZERO = Decimal(0)
@@ -296,6 +306,8 @@ class GridStrategy:
                 return self.on_cancelled(event, now)
             case OrderRejected():
                 return self.on_rejected(event, now)
+            case OrderRefused():
+                return self.on_refused(event, now)
             case TimerFired():
                 return self.on_timer(now)
             case BarClosed():
@@ -429,7 +441,7 @@ class GridStrategy:
         commands.extend(self._maintain(now))
         return commands
 
-    def on_rejected(self, event: OrderRejected, now: float) -> list[Command]:
+    def on_rejected(self, event: OrderRejected | OrderRefused, now: float) -> list[Command]:
         order = self.orders.get(event.ref)
         if order is None or order.done:
             return []
@@ -439,6 +451,23 @@ class GridStrategy:
         lot = self.lots.get(order.lot)
         if order.side is Side.BUY and lot is not None:
             lot.buy_done = True
+        if isinstance(event, OrderRefused):
+            # A risk limit lifts by itself: retried for as long as it lasts, backing off; the
+            # operator is told once per run of refusals (the risk actor counts every one).
+            retry.not_before = now + min(
+                self.params.retry_maximum,
+                self.params.retry_initial * 2 ** min(retry.attempts - 1, 30),
+            )
+            commands: list[Command] = []
+            if retry.attempts == 1:
+                commands.append(
+                    self._alert(
+                        "order-refused",
+                        f"{order.ref} refused by risk ({event.rule}): {event.reason}",
+                    )
+                )
+            commands.extend(self._maintain(now))
+            return commands
         if retry.attempts >= self.params.retry_limit:
             retry.not_before = math.inf
             alert = self._alert(
@@ -455,9 +484,13 @@ class GridStrategy:
             alert = self._alert(
                 "order-rejected", f"{order.ref} rejected ({event.reason}); retrying in {delay:g} s"
             )
-        commands: list[Command] = [alert]
-        commands.extend(self._maintain(now))
-        return commands
+        told: list[Command] = [alert]
+        told.extend(self._maintain(now))
+        return told
+
+    def on_refused(self, event: OrderRefused, now: float) -> list[Command]:
+        """A risk refusal: like a rejection, but never given up on (see ``OrderRefused``)."""
+        return self.on_rejected(event, now)
 
     def on_timer(self, now: float) -> list[Command]:
         commands: list[Command] = []

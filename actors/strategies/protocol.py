@@ -58,6 +58,7 @@ __all__ = [
     "Facts",
     "LiveOrder",
     "Needs",
+    "OrderRefused",
     "PositionLine",
     "Strategy",
     "StrategyEvent",
@@ -79,6 +80,18 @@ class BarClosed:
     seconds: int
 
 
+@attrs.frozen(kw_only=True)
+class OrderRefused:
+    """The risk actor (``actors.risk``) refused a new order before its intent was committed:
+    nothing was committed or sent. ``rule`` names the limit (``actors.risk_rules.Rule``). A
+    strategy treats it like a rejection, but a limit lifts by itself (the next session, the
+    operator's resume, a fill that frees exposure), so it keeps retrying, backing off."""
+
+    ref: str
+    reason: str
+    rule: str
+
+
 StrategyEvent = (
     PriceTick
     | BarClosed
@@ -86,6 +99,7 @@ StrategyEvent = (
     | OrderFilled
     | OrderCancelled
     | OrderRejected
+    | OrderRefused
     | TimerFired
 )
 """What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""

@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,13 @@ import msgspec
 import trio
 import trio.testing
 
+from actors import ledger
 from actors.broker import Poll
 from actors.brokers.sim import SimPort
 from actors.domain import BrokerEvent, PlaceOrder
 from actors.domain.sessions import NEW_YORK
 from actors.reconciler import Reconcile
+from actors.risk_rules import MarketHours, RiskLimits
 from actors.symbol import Describe
 from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
@@ -64,6 +67,25 @@ backoff (``GridParams.retry_maximum``, 60 s)."""
 TIMER_INTERVAL = 5.0
 """The symbol actor's timer (1 s in production): it drives the 120 s level-0 fill timeout and
 the retries, which a 5 s tick still exercises at a fifth of the simulation's cost."""
+
+
+def risk_limits(seed: int) -> RiskLimits:
+    """The risk limits a scenario trades under (``invariants.RiskWatch`` checks them at the
+    venue): none, or limits the grid runs into (a lot is about 100 shares of a $50 ETF)."""
+    match seed % 5:
+        case 1:
+            return RiskLimits(max_open_orders=4)
+        case 2:
+            return RiskLimits(max_notional_per_symbol=Decimal(15_000))
+        case 3:
+            return RiskLimits(
+                max_open_orders=6,
+                max_gross_exposure=Decimal(25_000),
+                market_hours=MarketHours.REGULAR,
+            )
+        case 4:
+            return RiskLimits(equity=Decimal(100_000), max_daily_loss_pct=Decimal("0.2"))
+    return RiskLimits()
 
 
 class ChaosKill(Exception):
@@ -159,8 +181,6 @@ class ChaosStore(Store):
     """The ledger's store, committing inline, where the lot-keeper dies mid-transaction."""
 
     def __init__(self, path: Path, arms: Arms) -> None:
-        from actors import ledger
-
         super().__init__(
             path,
             databases=ledger.DATABASES,
@@ -204,7 +224,7 @@ class ChaosPort(SimPort):
 class Harness:
     """Runs one scenario (see the module doc)."""
 
-    def __init__(self, plan: Scenario, workdir: Path) -> None:
+    def __init__(self, plan: Scenario, workdir: Path, limits: RiskLimits | None = None) -> None:
         self.plan = plan
         self.workdir = workdir
         self.outcome = Outcome(seed=plan.seed)
@@ -213,6 +233,8 @@ class Harness:
         self.placed: Counter[str] = Counter()
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
+        self.limits = limits if limits is not None else risk_limits(plan.seed)
+        self.risk = invariants.RiskWatch(self.limits, SYMBOL)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
         self.forgotten: set[invariants.ExecutionKey] = set()
@@ -239,6 +261,7 @@ class Harness:
     def _record(self, entry: Input) -> None:
         if isinstance(entry, Place):
             self.placed[entry.order.ref] += 1
+            self.risk(self.engine, entry)
         self.inputs.append(entry)
         self.digest.update(msgspec.json.encode(entry))
 
@@ -292,6 +315,7 @@ class Harness:
             on_step=self._on_step,
             reconcile_interval=plan.reconcile_interval,
             timer_interval=TIMER_INTERVAL,
+            risk=self.limits,
         )
         for cell in trading.cells.values():
             self._wrap(cell)
@@ -512,6 +536,10 @@ class Harness:
             self.tally,
             forgotten=self.forgotten if self.amnesiac else None,
         )
+        # A venue back from an older state has its clock set back too: the risk actor's
+        # sessions run ahead of it, so the trip's timing is not compared then.
+        now = None if self.amnesiac else self.engine.last_trade_at
+        self.risk.check(self.tally, store.read(ledger.load_risk), now)
 
     async def _settle(self, trading: SimTrading, *, strict: bool) -> None:
         """Reconcile with the connection up, then check that everything agrees. Not strict:
@@ -555,8 +583,19 @@ class Harness:
             )
 
 
-_TOLD = frozenset({"stale-order", "oversold", "sell-refused", "execution-conflict", "halted"})
-"""Alerts of the safeguards a lost venue state calls on, counted in the outcome."""
+_TOLD = frozenset(
+    {
+        "stale-order",
+        "oversold",
+        "sell-refused",
+        "execution-conflict",
+        "halted",
+        "order-refused",
+        "risk-tripped",
+    }
+)
+"""Alerts of the safeguards a lost venue state (or a risk limit) calls on, counted in the
+outcome."""
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
@@ -588,13 +627,20 @@ def deterministic_scheduling(seed: int) -> None:
     trio_run._r.seed(seed)
 
 
-def run(seed: int, *, workdir: Path | None = None, plan: Scenario | None = None) -> Outcome:
-    """Run the scenario of ``seed`` (or ``plan``); raise ``ChaosFailure`` if it fails."""
+def run(
+    seed: int,
+    *,
+    workdir: Path | None = None,
+    plan: Scenario | None = None,
+    limits: RiskLimits | None = None,
+) -> Outcome:
+    """Run the scenario of ``seed`` (or ``plan``) under ``limits`` (``risk_limits(seed)`` by
+    default); raise ``ChaosFailure`` if it fails."""
     plan = plan if plan is not None else scenario(seed)
     own = workdir is None
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-")) if own else workdir
     assert folder is not None
-    harness = Harness(plan, folder)
+    harness = Harness(plan, folder, limits)
     deterministic_scheduling(seed)
     # The tree logs every crash the plan causes; the outcome and a failure say what matters.
     logging.disable(logging.CRITICAL)

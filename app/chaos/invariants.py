@@ -16,6 +16,15 @@ Two kinds (``docs/chaos.md``):
   shares, at its average cost + profit; realized P&L equals what the venue's executions give;
   and the strategy's books are the ledger's.
 
+**Risk** (``RiskWatch``): no order reaches the venue beyond a configured limit of the risk
+actor (``actors.risk``). Checked on the venue's side, at the moment each buy of ours is placed
+(the engine's recorder sees every input before it takes effect): the orders of ours working
+then, plus the new one, are at most ``max_open_orders``; the symbol's position at the last
+trade's price, plus the working buys at their limits, plus the new order, is at most
+``max_notional_per_symbol`` (and ``max_gross_exposure``); no buy is placed outside the
+configured sessions; no buy is placed after the daily loss guard tripped, that day (the
+ledger's ``RiskRecord``). Sells that reduce the position are protective and never limited.
+
 After a venue that lost recent state (``forgotten``: the executions of its earlier lives) the
 history is every execution any life of the venue made: a lot never sells beyond what it bought
 in all of them, the ledger's fills are among them, and an execution id the venue reissued with
@@ -30,16 +39,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 
 import attrs
 
 from actors import ledger as ledger_
 from actors.domain import Side, round_to_tick
+from actors.domain.sessions import NEW_YORK, Session, session_at
 from actors.lot_keeper import LedgerState
+from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridRef, GridStrategy
 from runtime.store import Store
-from sim.engine import Engine, Execution, SimOrder
+from sim.engine import Engine, Execution, Input, Place, SimOrder
 
 OURS = "grid:"
 """The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
@@ -333,3 +345,75 @@ def _agreement_after_amnesia(
         f"shares: {strategy.halted}",
     )
     return False
+
+
+class RiskWatch:
+    """The risk invariant (see the module doc), fed every input of the venue's engine before
+    it takes effect; ``breaches`` lists what went beyond a limit."""
+
+    def __init__(self, limits: RiskLimits, symbol: str) -> None:
+        self.limits = limits
+        self.symbol = symbol
+        self.breaches: list[str] = []
+        self.buys: list[tuple[datetime, str]] = []
+        """Every buy of ours placed: when (venue time) and its orderRef."""
+        self.trips: dict[tuple[str, str], datetime] = {}
+        """Each trip on record (session, reason): the venue's time when it was first seen."""
+
+    def __call__(self, engine: Engine, entry: Input) -> None:
+        if not isinstance(entry, Place) or not entry.order.ref.startswith(OURS):
+            return
+        order, limits = entry.order, self.limits
+        if order.side is not Side.BUY:
+            return
+        self.buys.append((entry.at, order.ref))
+        working = _ours(engine.open_orders(), self.symbol)
+        if limits.max_open_orders is not None and len(working) + 1 > limits.max_open_orders:
+            self.breaches.append(
+                f"{order.ref} placed with {len(working)} orders working, at most "
+                f"{limits.max_open_orders}: {sorted(o.ref for o in working)}"
+            )
+        last = engine.last.get(self.symbol)
+        price = order.limit if order.limit is not None else last
+        if price is not None and last is not None:
+            exposure = position(engine, self.symbol) * last + order.quantity * price
+            for o in working:
+                if o.side is Side.BUY:
+                    exposure += o.remaining * (o.limit if o.limit is not None else last)
+            for name in ("max_notional_per_symbol", "max_gross_exposure"):
+                cap = getattr(limits, name)
+                if cap is not None and exposure > cap:
+                    self.breaches.append(
+                        f"{order.ref} placed with exposure {exposure} > {name} {cap}"
+                    )
+        if limits.market_hours is not MarketHours.ANY:
+            session = session_at(entry.at)
+            allowed = (
+                session is Session.REGULAR
+                if limits.market_hours is MarketHours.REGULAR
+                else session.trading
+            )
+            if not allowed:
+                self.breaches.append(
+                    f"{order.ref} placed at {entry.at.isoformat()} ({session.value} session), "
+                    f"only {limits.market_hours.value} allowed"
+                )
+
+    def check(self, tally: Tally, record: ledger_.RiskRecord, now: datetime | None) -> None:
+        """``record`` is the ledger's risk state now, ``now`` the venue's time: a trip is
+        dated by when the venue first saw it on record (at most a step late), not by the risk
+        actor's own event time."""
+        tally.check(not self.breaches, f"orders beyond a risk limit: {self.breaches[:3]}")
+        if record.tripped is None or record.session is None or now is None:
+            return
+        seen = self.trips.setdefault((record.session, record.tripped), now)
+        late = [
+            ref
+            for at, ref in self.buys
+            if at > seen and at.astimezone(NEW_YORK).date().isoformat() == record.session
+        ]
+        tally.check(
+            not late,
+            f"buys placed after the daily loss guard tripped (on record at {seen.isoformat()}): "
+            f"{late[:3]}",
+        )

@@ -103,6 +103,7 @@ def start_embedded(
             uvloop=settings.broker.kind is BrokerKind.INPROCESS and FeedKind.IB not in feeds,
             on_started=report.reconciled,
             watch=report.watch,
+            mode=settings.mode.value,
         )
         report.summary("at stop")
         report.never_traded()

@@ -102,12 +102,37 @@ def status(
         if c.get("last_error"):
             print(f"  last error: {c['last_error']} (all: {c.get('refusals')})")
     _print_alerts(reply.alerts, reply.alerting)
+    _print_risk(reply.risk, reply.dry_run)
     last = reply.last_reconcile
     if last is None:
         print("periodic reconcile: not run yet")
     else:
         _print_diff_lines(last.lines, "periodic reconcile: clean")
     _print_metrics(reply.metrics, reply.tracing)
+
+
+def _print_risk(risk: dict[str, Any] | None, dry: dict[str, Any] | None) -> None:
+    if risk is not None:
+        refused = ", ".join(f"{n} {rule}" for rule, n in sorted(risk["refused"].items()))
+        state = f"TRIPPED: {risk['tripped']}" if risk["tripped"] else "daily loss guard armed"
+        halts = f"; HALTED by the operator: {', '.join(risk['halts'])}" if risk["halts"] else ""
+        print(
+            f"risk: {risk['allowed']} orders allowed, refused {refused or 'none'}; "
+            f"{risk['open_orders']} working, exposure {risk['exposure']}; session "
+            f"{risk['session'] or '-'} from equity {risk['start_equity'] or '-'}; {state}{halts}"
+        )
+        for refusal in risk["last_refusals"][-3:]:
+            print(f"  refused {refusal['ref']} ({refusal['rule']}): {refusal['reason']}")
+    if dry is not None:
+        print(
+            f"DRY RUN: {dry['sent']} orders would have been sent (none was); "
+            f"{len(dry['working'])} working:"
+        )
+        for order in dry["working"]:
+            print(
+                f"  {order['ref']} {order['side']} {order['quantity']} @ "
+                f"{order['limit'] or 'MKT'} {order['tif']}"
+            )
 
 
 def _print_alerts(alerts: list[dict[str, Any]], alerting: dict[str, Any] | None) -> None:

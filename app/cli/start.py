@@ -96,6 +96,14 @@ def start(
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Decide, check risk, commit intents (marked dry), trace and alert, but send "
+            'nothing to the broker [config: mode = "dry-run"].',
+        ),
+    ] = False,
     tracing: Annotated[
         bool | None,
         typer.Option(
@@ -128,15 +136,16 @@ def start(
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
     from config.options import override
-    from config.schema import feed_of, feed_problem
+    from config.schema import Mode, feed_of, feed_problem
     from sim.replay import MAX_GENERATED_DAYS
 
     from ._run import claim_control, start_embedded, start_live
 
     configure_logging()
-    settings = broker_settings(
-        load_config(config), broker, host=host, port=port, client_id=client_id, live=live
-    )
+    loaded = load_config(config)
+    if dry_run:
+        loaded = attrs.evolve(loaded, mode=Mode.DRY_RUN)
+    settings = broker_settings(loaded, broker, host=host, port=port, client_id=client_id, live=live)
     if not 1 <= days <= MAX_GENERATED_DAYS:
         fail(f"--days: must be between 1 and {MAX_GENERATED_DAYS}, got {days}")
     try:

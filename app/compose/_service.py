@@ -11,14 +11,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from actors.alerts import AlertSettings
 from actors.lot_keeper import ledger_store
+from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridParams
-from config.schema import Config, FeedKind, symbols_by_feed
+from config.schema import Config, FeedKind, Mode, symbols_by_feed
 from runtime.store import Store, StoreError
 
 from ._trading import LiveSource, LiveTrading, SimTrading, live_trading, sim_trading
@@ -102,6 +103,23 @@ class Embedded:
     """The venue's servers, to start before the tree (``supervisors.service.run_service``)."""
 
 
+def risk_and_dry_run(settings: Config) -> dict[str, Any]:
+    """The tree's risk limits (``[risk]``, 0 meaning none) and whether it is a dry run."""
+    r = settings.risk
+    return {
+        "risk": RiskLimits(
+            max_notional_per_symbol=r.max_notional_per_symbol or None,
+            max_gross_exposure=r.max_gross_exposure or None,
+            max_open_orders=r.max_open_orders or None,
+            market_hours=MarketHours(r.market_hours.value),
+            max_risk_pct_per_trade=r.max_risk_pct_per_trade or None,
+            max_daily_loss_pct=r.max_daily_loss_pct or None,
+            equity=r.equity or None,
+        ),
+        "dry_run": settings.mode is Mode.DRY_RUN,
+    }
+
+
 def embedded(
     settings: Config,
     home: Path,
@@ -139,6 +157,7 @@ def embedded(
         live=live,
         telemetry=telemetry(settings),
         alerting=alerting,
+        **risk_and_dry_run(settings),
     )
     return Embedded(trading=trading, resumed=resumed, outside=outside)
 
@@ -174,6 +193,7 @@ def live(
         feeds=live_sources(settings, data_type),
         telemetry=telemetry(settings),
         alerting=alerting,
+        **risk_and_dry_run(settings),
     )
 
 

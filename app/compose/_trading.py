@@ -1,6 +1,6 @@
 """The trading tree, under a rest_for_one root (SPEC section 7):
 
-    alerting (one_for_one: the alerts actor) -> lot-keeper -> broker
+    alerting (one_for_one: the alerts actor) -> lot-keeper -> risk -> broker
                -> symbols (one_for_one: one actor per symbol) -> reconciler
                -> market data: one actor per live feed (market-data.alpaca, market-data.ib)
                -> the replay (market-data; on the embedded sim venue only)
@@ -10,6 +10,10 @@ they start, so every reconnect is followed by a reconciliation. A live feed's re
 the replay after it, which resumes after the last trade the venue saw. The alerts actor comes
 first, so that every other actor can tell it from its first moment; under a supervisor of its
 own, so that its restarts (however many) never restart the trading after it.
+
+Every symbol actor asks the risk actor (``actors.risk``) before committing an order. In a dry
+run (``dry_run``) the broker actor's port is wrapped in ``actors.brokers.dry.DryPort``: nothing
+reaches the venue, and the intents are marked dry.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import attrs
 
 from actors.alerts import AlertHooks, AlertLog, AlertsActor, AlertSettings, AlertsInbox
 from actors.broker import BrokerActor, BrokerInbox, OrderTraces
+from actors.brokers.dry import DryPort
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimPort
 from actors.domain import Bar, PriceTick, Trade, route
@@ -33,6 +38,8 @@ from actors.lot_keeper import LotKeeper, LotKeeperInbox, ledger_store
 from actors.market_data import LiveFeed, LiveFeedInbox, Subscriber, TickSource
 from actors.reconciler import Reconciler, ReconcilerInbox
 from actors.replay_feed import ReplayFeed
+from actors.risk import Exposure, RiskActor, RiskInbox
+from actors.risk_rules import RiskLimits
 from actors.strategies.grid import GridKind, GridParams
 from actors.strategies.protocol import StrategyKind
 from actors.symbol import SymbolActor, SymbolInbox
@@ -101,6 +108,8 @@ def sim_trading(
     step_timeout: float = 30.0,
     history: HistorySource | None = None,
     alerting: AlertSettings | None = None,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> SimTrading:
     """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
 
@@ -117,6 +126,8 @@ def sim_trading(
     ``history`` answers the strategies' warm-up (by default the replay's bars the venue has
     already seen: ``ReplayHistory``).
     ``alerting`` says where the alerts actor delivers (nowhere by default: it keeps them).
+    ``telemetry`` receives the tree's spans and metrics (tracing off by default). ``risk``: the
+    risk actor's limits (none by default); ``dry_run``: send nothing to the venue.
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -128,6 +139,8 @@ def sim_trading(
     port = port if port is not None else in_process
     alerting = alerting if alerting is not None else AlertSettings()
     alerts = AlertLog(alerting.history)
+    if dry_run:
+        port = DryPort(port)
     finished = anyio.Event()
 
     finishers = [on_finished] if on_finished is not None else []
@@ -181,6 +194,8 @@ def sim_trading(
         ],
         telemetry=telemetry,
         history=history,
+        risk=risk,
+        dry_run=dry_run,
     )
     return SimTrading(
         spec=spec,
@@ -206,6 +221,12 @@ SYMBOL_MAILBOX = MailboxConfig(
 )
 """Market data coalesces under pressure (SPEC 3): while a price tick waits in a symbol actor's
 mailbox, a newer one replaces it; orders, fills and requests are never dropped."""
+
+RISK_MAILBOX = MailboxConfig(
+    capacity=1024, policies={Exposure: Coalesce(key=operator.attrgetter("route"))}
+)
+"""A strategy's exposure report replaces the one still waiting (it is told, never awaited);
+checks and fills are never dropped."""
 
 
 @attrs.frozen(kw_only=True)
@@ -268,6 +289,8 @@ def trading_tree(
     kinds: Mapping[str, StrategyKind] | None = None,
     alerts: AlertLog | None = None,
     alerting: AlertSettings | None = None,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
@@ -285,6 +308,19 @@ def trading_tree(
     )
     keeper: ActorCell[LotKeeperInbox] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[SymbolInbox]] = {}
+    routes: dict[str, ActorRef[SymbolInbox]] = {}
+    limits = risk if risk is not None else RiskLimits()
+    risk_cell: ActorCell[RiskInbox] = ActorCell(
+        "risk",
+        lambda: RiskActor(
+            limits,
+            lot_keeper=keeper.ref,
+            symbols=routes,
+            alerts=alerter.ref,
+            telemetry=telemetry,
+        ),
+        mailbox=RISK_MAILBOX,
+    )
     traces = OrderTraces()
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
@@ -313,9 +349,12 @@ def trading_tree(
                 telemetry=telemetry,
                 timer_interval=timer_interval,
                 history=history,
+                risk=risk_cell.ref,
+                dry_run=dry_run,
             ),
             mailbox=SYMBOL_MAILBOX,
         )
+        routes[route(kind.name, symbol)] = symbols[symbol].ref
     reconciler: ActorCell[ReconcilerInbox] = ActorCell(
         "reconciler",
         lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
@@ -347,6 +386,7 @@ def trading_tree(
         children=[
             ChildSpec(id="alerting", start=_alerting(alerter)),
             ChildSpec(id="lot-keeper", start=keeper),
+            ChildSpec(id="risk", start=risk_cell),
             # A broker restart is a reconnect: the first at once (a killed broker is back in
             # service in milliseconds), then back off (with jitter) so that a venue that is
             # down is not hammered.
@@ -364,6 +404,7 @@ def trading_tree(
     cells: dict[str, ActorCell[Any]] = {
         "alerts": alerter,
         "lot-keeper": keeper,
+        "risk": risk_cell,
         "broker": broker,
         "reconciler": reconciler,
         **feed_cells,
@@ -423,9 +464,12 @@ def live_trading(
     telemetry: Telemetry | None = None,
     history: HistorySource | None = None,
     alerting: AlertSettings | None = None,
+    risk: RiskLimits | None = None,
+    dry_run: bool = False,
 ) -> LiveTrading:
     """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``, and the
-    strategies' warm-up from ``history``."""
+    strategies' warm-up from ``history``; ``alerting``, ``risk`` and ``dry_run`` as for
+    ``sim_trading``."""
     fed = {s for f in feeds for s in f.symbols}
     if fed != set(lots):
         raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
@@ -434,6 +478,8 @@ def live_trading(
     alerting = alerting if alerting is not None else AlertSettings()
     alerts = AlertLog(alerting.history)
     strategies: dict[str, Any] = {}
+    if dry_run:
+        port = DryPort(port)
     spec, cells = trading_tree(
         store=store,
         lots=lots,
@@ -446,6 +492,8 @@ def live_trading(
         feeds=_live_feeds(feeds),
         telemetry=telemetry,
         history=history,
+        risk=risk,
+        dry_run=dry_run,
     )
     return LiveTrading(
         spec=spec,

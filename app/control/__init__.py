@@ -32,6 +32,8 @@ from ._protocol import Backup as Backup
 from ._protocol import Command as Command
 from ._protocol import Commands as Commands
 from ._protocol import Failed as Failed
+from ._protocol import Halt as Halt
+from ._protocol import Halts as Halts
 from ._protocol import Lots as Lots
 from ._protocol import LotsReply as LotsReply
 from ._protocol import Ping as Ping
@@ -40,6 +42,7 @@ from ._protocol import Reconcile as Reconcile
 from ._protocol import Reconciled as Reconciled
 from ._protocol import Replies as Replies
 from ._protocol import Reply as Reply
+from ._protocol import Resume as Resume
 from ._protocol import Status as Status
 from ._protocol import StatusReply as StatusReply
 from ._protocol import Stop as Stop
@@ -68,6 +71,9 @@ __all__ = [
     "Ping",
     "Status",
     "Lots",
+    "Halt",
+    "Resume",
+    "Halts",
     "Stop",
     "Reconcile",
     "Backup",

@@ -89,8 +89,19 @@ class StatusReply(Reply, frozen=True, kw_only=True, tag="status"):
     """The last alerts (``actors.alerts.AlertLine``), with what each channel did with them."""
     alerting: dict[str, Any] | None = None
     """The alerts actor's figures and channels (None: it did not answer, restarting)."""
+    risk: dict[str, Any] | None = None
+    """The risk actor's view (``actors.risk.RiskView``; None: no risk actor)."""
+    dry_run: dict[str, Any] | None = None
+    """In a dry run, the orders that would have been sent (None: not a dry run)."""
     metrics: dict[str, Any]
     tracing: TracingView
+
+
+class Halts(Reply, frozen=True, kw_only=True, tag="halts"):
+    """What the operator's halts and the daily loss guard are after ``halt`` or ``resume``."""
+
+    halts: list[str]
+    tripped: str | None
 
 
 class LotsReply(Reply, frozen=True, kw_only=True, tag="lots"):
@@ -109,7 +120,7 @@ class BackedUp(Reply, frozen=True, kw_only=True, tag="backed_up"):
     path: str
 
 
-Replies = Failed | Pong | StatusReply | LotsReply | Stopping | Reconciled | BackedUp
+Replies = Failed | Pong | StatusReply | LotsReply | Stopping | Reconciled | BackedUp | Halts
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -168,7 +179,22 @@ class Backup(Command[BackedUp], frozen=True, kw_only=True, tag="backup"):
     path: Annotated[str, msgspec.Meta(min_length=1)]
 
 
-Commands = Ping | Status | Lots | Stop | Reconcile | Backup
+class Halt(Command[Halts], frozen=True, kw_only=True, tag="halt"):
+    """``actorctl halt [SYMBOL]``: no new orders of ``symbol`` (None: of every symbol) until
+    ``resume``; durable."""
+
+    reply = Halts
+    symbol: str | None = None
+
+
+class Resume(Command[Halts], frozen=True, kw_only=True, tag="resume"):
+    """``actorctl resume [SYMBOL]``: lift the operator's halt of ``symbol`` (None: every halt)."""
+
+    reply = Halts
+    symbol: str | None = None
+
+
+Commands = Ping | Status | Lots | Stop | Reconcile | Backup | Halt | Resume
 
 
 class Head(msgspec.Struct, frozen=True):

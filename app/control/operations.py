@@ -1,6 +1,6 @@
 """What the running service answers on its control socket (``actorctl status``, ``stop``,
-``lots``, ``reconcile``, ``backup``): each command (``app.control``'s protocol) becomes requests
-to the actors, and their answers one reply Struct.
+``lots``, ``reconcile``, ``backup``, ``halt``, ``resume``): each command (``app.control``'s
+protocol) becomes requests to the actors, and their answers one reply Struct.
 
 Not imported by ``app.control`` itself: the client side (``actorctl status``) loads no actor.
 
@@ -17,11 +17,13 @@ from typing import Any, TypeVar, assert_never
 import msgspec
 
 from actors.alerts import AlertsView, DescribeAlerts
+from actors.brokers.dry import DryPort
 from actors.lot_keeper import Backup as BackupLedger
 from actors.lot_keeper import Refused
 from actors.market_data import DescribeFeed, FeedView
 from actors.reconciler import LastReport, ReconcileReport
 from actors.reconciler import Reconcile as ReconcileActor
+from actors.risk import DescribeRisk, HaltTrading, ResumeTrading, RiskView
 from actors.symbol import Describe, SymbolView
 from app.compose import LiveTrading, SimTrading
 from runtime import ActorRuntimeError, Request
@@ -33,6 +35,8 @@ from ._protocol import (
     BackedUp,
     Backup,
     Commands,
+    Halt,
+    Halts,
     Lots,
     LotsReply,
     Ping,
@@ -40,6 +44,7 @@ from ._protocol import (
     Reconcile,
     Reconciled,
     Reply,
+    Resume,
     Status,
     StatusReply,
     Stop,
@@ -89,6 +94,24 @@ class Operations:
                 if isinstance(done, Refused):
                     raise ControlError(done.reason)
                 return BackedUp(path=done)
+            case Halt(symbol=symbol) | Resume(symbol=symbol):
+                traded = sorted(
+                    cell.name.removeprefix("symbol.")
+                    for cell in self.trading.cells.values()
+                    if cell.name.startswith("symbol.")
+                )
+                if symbol is not None and symbol not in traded:
+                    raise ControlError(
+                        f"{command.__struct_config__.tag}: {symbol!r} is not traded here "
+                        f"(traded: {', '.join(traded)})"
+                    )
+                message = (
+                    HaltTrading(symbol=symbol)
+                    if isinstance(command, Halt)
+                    else ResumeTrading(symbol=symbol)
+                )
+                view = await self._request("risk", message)
+                return Halts(halts=list(view.halts), tripped=view.tripped)
             case Ping():
                 return Pong()  # the server answers it first; here for completeness of the match
             case _:
@@ -126,9 +149,16 @@ class Operations:
             feeds=[_json(view) for view in await self.feeds()],
             last_reconcile=_report(report) if isinstance(report, ReconcileReport) else None,
             **await self._alerts(),
+            risk=_json(await self._risk()),
+            dry_run=_dry(self.trading.port),
             metrics=self.trading.telemetry.metrics.snapshot(),
             tracing=_tracing(self.trading.telemetry.tracer),
         )
+
+    async def _risk(self) -> RiskView | None:
+        if "risk" not in self.trading.cells:
+            return None
+        return await self._request("risk", DescribeRisk())
 
     async def _alerts(self) -> dict[str, Any]:
         # The alerts actor's view; if it does not answer (restarting), what it last kept.
@@ -143,6 +173,18 @@ class Operations:
 
     async def _request(self, cell: str, message: Request[R]) -> R:
         return await self.trading.cells[cell].ref.request(message, timeout=self.timeout)
+
+
+def _dry(port: object) -> dict[str, Any] | None:
+    # A dry run's port: the orders that would have been sent.
+    if not isinstance(port, DryPort):
+        return None
+    return {
+        "sent": port.sent,
+        "cancelled": port.cancelled,
+        "working": _json(list(port.orders.values())),
+        "latest": _json(list(port.placed)[-20:]),
+    }
 
 
 def _tracing(tracer: Tracer) -> TracingView:

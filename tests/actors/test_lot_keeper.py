@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import attrs
+import msgspec
 import pytest
 
 from actors import ledger
@@ -205,7 +206,7 @@ def test_a_schema_1_ledger_is_migrated_and_an_older_actortrade_is_refused(tmp_pa
     conflict) refuses it."""
     from runtime.store import Store, StoreError
 
-    old = ledger.DATABASES[:-1]
+    old = tuple(name for name in ledger.DATABASES if name not in ("conflicts", "risk"))
     with Store(tmp_path, databases=old, schema_version=1) as v1:
         anyio.run(
             v1.write,
@@ -219,6 +220,48 @@ def test_a_schema_1_ledger_is_migrated_and_an_older_actortrade_is_refused(tmp_pa
         Store(tmp_path, databases=old, schema_version=1),
     ):
         pass
+
+
+def test_a_schema_2_ledger_and_its_backups_open_with_the_risk_state_and_dry_flag(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 adds the risk actor's database and an intent's dry flag: a schema 2 ledger
+    (its intents without the flag) opens with every intent not dry and an empty risk state, a
+    backup of it verifies and restores, and once migrated code that knows only schema 2 (and
+    would trade on a tripped daily loss guard) refuses it."""
+    from runtime.store import Store, StoreError
+
+    old = tuple(name for name in ledger.DATABASES if name != "risk")
+    v2_intent = b'{"order":' + msgspec.json.encode(BUY) + b',"created_ns":1,"origin":"strategy"}'
+    with Store(tmp_path / "v2", databases=old, schema_version=2) as v2:
+        anyio.run(v2.write, lambda txn: txn.put("intents", BUY.ref.encode(), v2_intent))
+        v2.backup(tmp_path / "backup")
+    ledger_store(tmp_path / "v2").verify(tmp_path / "backup")
+    ledger_store(tmp_path / "restored").restore(tmp_path / "backup")
+    for where in ("v2", "restored"):
+        with ledger_store(tmp_path / where) as v3:
+            (intent,) = v3.read(ledger.intents)
+            assert (intent.ref, intent.dry) == (BUY.ref, False)
+            assert v3.read(ledger.load_risk) == ledger.RiskRecord()
+            tripped = ledger.RiskRecord(session="2026-11-23", tripped="lost", halts=("*",))
+            anyio.run(v3.write, lambda txn, r=tripped: ledger.save_risk(txn, r))
+            assert v3.read(ledger.load_risk) == tripped
+    with (
+        pytest.raises(StoreError, match="newer actortrade"),
+        Store(tmp_path / "v2", databases=old, schema_version=2),
+    ):
+        pass
+
+
+def test_a_copy_of_the_current_schema_missing_a_database_is_damaged(tmp_path: Path) -> None:
+    """Only an older schema's copy may lack the databases added since."""
+    from runtime.store import Store, StoreDamaged
+
+    old = tuple(name for name in ledger.DATABASES if name != "risk")
+    with Store(tmp_path / "odd", databases=old, schema_version=ledger.SCHEMA_VERSION) as odd:
+        odd.backup(tmp_path / "backup")
+    with pytest.raises(StoreDamaged, match="its database 'risk' is missing"):
+        ledger_store(tmp_path / "x").verify(tmp_path / "backup")
 
 
 async def test_an_execution_without_an_intent_is_refused(tmp_path: Path) -> None:

@@ -13,14 +13,18 @@ from typing import Any
 
 import pytest
 
-from actors import ledger, reconcile
+from actors import ledger, reconcile, risk
 from actors.exposure import SellBook
+from actors.risk_rules import RiskLimits
 from actors.strategies.grid import GridStrategy, Lot
 from app.chaos import harness
 from app.chaos.campaign import simulate
 from app.chaos.plan import Kind, scenario
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_LIMITS = RiskLimits()
+"""The regression seeds found before the risk actor replay their scenario without limits (each
+seed's own, ``harness.risk_limits``, change what the grid places and so when faults fire)."""
 SEEDS = int(os.environ.get("ACTORTRADE_DST_SEEDS", "200"))
 """Scenarios in the CI set; ``make chaos SEEDS=N`` runs longer campaigns."""
 
@@ -163,7 +167,7 @@ def test_regression_seed_181_a_rejected_repair_sell_is_retried_before_agreement_
     before the strategy's 1 s retry. A settle point now waits out retry backoffs."""
     plan = scenario(181)
     assert next(str(f) for f in plan.faults if f.kind is Kind.REJECT) == "step 113: reject"
-    outcome = harness.run(181)
+    outcome = harness.run(181, limits=NO_LIMITS)
     assert outcome.settles >= 3
     assert outcome.faults["reject"] == 2
 
@@ -175,7 +179,7 @@ def test_regression_seed_198_cancels_answered_after_reconcile_reach_the_strategy
     live orders with the venue's. A settle point now waits for the symbol actor's queue."""
     plan = scenario(198)
     assert any(f.kind is Kind.OPERATOR_CANCEL for f in plan.faults)
-    outcome = harness.run(198)
+    outcome = harness.run(198, limits=NO_LIMITS)
     assert outcome.settles >= 3
     assert outcome.fired["submit-crash"] == 1
 
@@ -190,7 +194,7 @@ def test_regression_seeds_1204_and_1548_a_broker_failing_as_it_is_killed_is_rest
     died. The supervisor now takes it as the broker's exit and restarts it."""
     kinds = {f.kind for f in scenario(seed).faults}
     assert {Kind.SUBMIT_CRASH, Kind.KILL_AT_MESSAGE} <= kinds
-    outcome = harness.run(seed)
+    outcome = harness.run(seed, limits=NO_LIMITS)
     assert outcome.fired["submit-crash"] >= 1
     assert outcome.fired["kill-at-message:broker:during"] >= 1
 
@@ -199,6 +203,57 @@ def test_regression_seed_1660_a_lot_still_being_bought_at_a_settle_point_is_no_e
     """Found by the 10,000-seed campaign (a bug of the harness): the message of the check for
     a lot still being bought indexed its (empty) list of sells, so the check crashed instead of
     passing."""
-    outcome = harness.run(1660)
+    outcome = harness.run(1660, limits=NO_LIMITS)
     assert outcome.faults["disconnect-mid-fill"] == 1
     assert outcome.settles >= 1
+
+
+def test_the_risk_invariant_catches_a_risk_actor_that_allows_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seed 1 trades with at most 4 orders working (``harness.risk_limits``); with the rules
+    switched off, the grid's queue and sells go beyond it and the venue-side watch says so."""
+    assert harness.risk_limits(1).max_open_orders == 4
+    monkeypatch.setattr(risk, "check", lambda *_, **__: None)
+    with pytest.raises(harness.ChaosFailure, match=r"orders beyond a risk limit: .* at most 4"):
+        harness.run(1)
+
+
+def test_regression_seed_7_executions_the_ledger_healed_reach_the_risk_actor() -> None:
+    """Found by the first campaign with the risk invariant (a real bug): a fill recorded by
+    reconciliation (not by its broker event) never reached the risk actor, whose position
+    stayed short of the venue's, so it let a buy through beyond the $15,000 symbol cap."""
+    assert harness.risk_limits(7).max_notional_per_symbol == Decimal(15_000)
+    outcome = harness.run(7)
+    assert outcome.fired["told:order-refused"] > 0
+
+
+@pytest.mark.parametrize("seed", [78, 134, 178])
+def test_regression_seeds_78_134_178_the_risk_actor_never_reads_the_wall_clock(seed: int) -> None:
+    """Found by the first campaign with the risk invariant (real bugs): an order decided before
+    any tick (a restarted symbol actor's re-sync) was checked at the wall clock's time, which on
+    the virtual clock fell in the regular session (seeds 78, 178: buys in the pre-market), and a
+    trip on such an order was dated 1970 (seed 134). Such an order is checked at the latest
+    event time known, refused by the market-hours gate when none is, and starts no session."""
+    outcome = harness.run(seed)
+    assert outcome.processes >= 1
+
+
+def test_regression_seed_517_a_restarted_symbol_actor_waits_for_a_price_under_a_cap() -> None:
+    """Found by the first 1,000-seed campaign with the risk invariant (a real bug): a symbol
+    actor restarted by a crash re-placed its queue before any tick, and the risk actor valued
+    the position at its own last mark, older than the market: the buy went beyond the $15,000
+    cap. With no current price the caps now refuse until a tick comes."""
+    assert harness.risk_limits(517).max_notional_per_symbol == Decimal(15_000)
+    outcome = harness.run(517)
+    assert outcome.faults["crash"] == 1
+
+
+def test_regression_seed_604_a_loss_seen_before_any_event_time_refuses_and_trips_on_time() -> None:
+    """Found by the first 1,000-seed campaign with the risk invariant (a real bug): restarted,
+    the risk actor learnt of a loss beyond its guard from a fill before any tick, and recorded
+    the trip at time 0 (1970). Such a loss now refuses new orders at once and trips, dated, at
+    the first event with a time."""
+    assert harness.risk_limits(604).max_daily_loss_pct == Decimal("0.2")
+    outcome = harness.run(604)
+    assert outcome.faults["venue-amnesia"] == 1

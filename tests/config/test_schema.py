@@ -25,8 +25,10 @@ from config.schema import (
     Durability,
     GridConfig,
     LedgerConfig,
+    MarketHours,
     Mode,
     ReconcileConfig,
+    RiskConfig,
     RuntimeConfig,
     SymbolConfig,
     VenueConfig,
@@ -271,7 +273,7 @@ def test_a_bool_is_not_a_number(key: str, value: str) -> None:
 @pytest.mark.parametrize(
     ("key", "choices"),
     [
-        ("mode", "'paper', 'live'"),
+        ("mode", "'paper', 'live', 'dry-run'"),
         ("[runtime]\nbackend", "'asyncio', 'trio'"),
         ("[ledger]\ndurability", "'group', 'sync', 'nosync'"),
         ("[venue]\nkind", "'sim'"),
@@ -423,6 +425,12 @@ RANGES = [
         )
     ),
     ("alerts.heartbeat", "interval", ["1", "86400"], ["0.5", "86401", "nan", "inf"]),
+    ("risk", "equity", ["0", '"0.01"', "1e15"], ['"0.001"', "1.1e15", "-1", "nan"]),
+    ("risk", "max_notional_per_symbol", ["0", '"0.01"', "1e15"], ['"0.009"', "-1", "inf"]),
+    ("risk", "max_gross_exposure", ["0", '"0.01"', "1e15"], ['"0.009"', "1.1e15", '"NaN"']),
+    ("risk", "max_open_orders", ["0", "1", "100000"], ["-1", "100001"]),
+    ("risk", "max_risk_pct_per_trade", ["0", '"0.0001"', "100"], ['"0.00009"', "101", "nan"]),
+    ("risk", "max_daily_loss_pct", ["0", '"0.0001"', "100"], ['"0.00009"', "100.5", "-1"]),
 ]
 
 
@@ -446,6 +454,9 @@ def test_every_numeric_key_has_a_range() -> None:
 def _setting(table: str, key: str, value: str) -> str:
     if table == "symbols.grid":
         return f"{SYMBOL}[symbols.grid]\n{key} = {value}\n"
+    if table == "risk" and "_pct" in key:
+        # A percentage needs an equity to be of.
+        return f"[{table}]\nequity = 100000\n{key} = {value}\n"
     return f"[{table}]\n{key} = {value}\n"
 
 
@@ -826,3 +837,15 @@ def test_the_alerts_table_checks_its_kinds_and_urls() -> None:
         " @ alerts.telegram.api_url"
     )
     assert problems("[alerts.slack]\nlevel = 3\n")[0].endswith(" @ alerts.slack")
+
+
+def test_a_risk_percentage_without_an_equity_names_the_equity() -> None:
+    """The daily loss guard and trade sizing are percentages of an equity that must be set."""
+    for key in ("max_daily_loss_pct", "max_risk_pct_per_trade"):
+        (line,) = problems(f"[risk]\n{key} = 2\n")
+        assert line.endswith(f"must be set (> 0) when {key} is, got 0 @ risk.equity"), line
+    assert parse(
+        '[risk]\nequity = 50000\nmax_daily_loss_pct = 2\nmarket_hours = "regular"\n'
+    ).risk == RiskConfig(
+        equity=Decimal(50000), max_daily_loss_pct=Decimal(2), market_hours=MarketHours.REGULAR
+    )
