@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
+import msgspec
 import typer
 
 from ._app import cli
 from ._common import ConfigOption, JsonOption, SocketOption, ask, fail
 
 if TYPE_CHECKING:
-    from app.control import Reply, TracingView
+    from app.control import TracingView
 
 
-def _print_json(reply: Reply) -> None:
+def _print_json(reply: msgspec.Struct) -> None:
     # The reply's own fields, without the protocol's (its type tag and version).
     import json
-
-    import msgspec
 
     value = msgspec.to_builtins(reply)
     for key in ("type", "version"):
@@ -300,6 +299,6 @@ def reconcile(
         Reconcile(dry_run=dry_run, acknowledge_conflicts=acknowledge_conflicts),
     )
     if json:
-        _print_json(reply)
+        _print_json(reply.report)
         return
-    _print_diff_lines(reply.lines, "clean: the ledger and the broker agree")
+    _print_diff_lines(reply.report.lines, "clean: the ledger and the broker agree")

@@ -40,6 +40,7 @@ from ._protocol import Ping as Ping
 from ._protocol import Pong as Pong
 from ._protocol import Reconcile as Reconcile
 from ._protocol import Reconciled as Reconciled
+from ._protocol import ReconcileView as ReconcileView
 from ._protocol import Replies as Replies
 from ._protocol import Reply as Reply
 from ._protocol import Resume as Resume
@@ -86,6 +87,7 @@ __all__ = [
     "LotsReply",
     "Stopping",
     "Reconciled",
+    "ReconcileView",
     "BackedUp",
     "ControlError",
     "ControlUnavailable",

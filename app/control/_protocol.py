@@ -59,8 +59,8 @@ class TracingView(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     failed: int | None
 
 
-class Reconciled(Reply, frozen=True, kw_only=True, tag="reconciled"):
-    """One reconciliation's report (``reconcile``, and ``status``'s last one)."""
+class ReconcileView(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One reconciliation's report (``reconcile``'s, and ``status``'s last one)."""
 
     at_ns: int
     dry_run: bool
@@ -69,6 +69,12 @@ class Reconciled(Reply, frozen=True, kw_only=True, tag="reconciled"):
     """The report's diffs, one readable line each."""
     diffs: list[dict[str, Any]]
     """``actors.reconcile``'s diffs as JSON values, per symbol."""
+
+
+class Reconciled(Reply, frozen=True, kw_only=True, tag="reconciled"):
+    """The reconciliation ``Reconcile`` asked for."""
+
+    report: ReconcileView
 
 
 class StatusReply(Reply, frozen=True, kw_only=True, tag="status"):
@@ -84,7 +90,7 @@ class StatusReply(Reply, frozen=True, kw_only=True, tag="status"):
     restarts: int
     symbols: list[dict[str, Any]]
     feeds: list[dict[str, Any]]
-    last_reconcile: Reconciled | None
+    last_reconcile: ReconcileView | None
     alerts: list[dict[str, Any]]
     """The last alerts (``actors.alerts.AlertLine``), with what each channel did with them."""
     alerting: dict[str, Any] | None = None

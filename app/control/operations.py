@@ -43,6 +43,7 @@ from ._protocol import (
     Pong,
     Reconcile,
     Reconciled,
+    ReconcileView,
     Reply,
     Resume,
     Status,
@@ -88,7 +89,7 @@ class Operations:
                 report = await self._request(
                     "reconciler", ReconcileActor(dry_run=dry_run, acknowledge=acknowledge)
                 )
-                return _report(report)
+                return Reconciled(report=_report(report))
             case Backup(path=target):
                 done = await self._request("lot-keeper", BackupLedger(target=str(Path(target))))
                 if isinstance(done, Refused):
@@ -200,8 +201,8 @@ def _tracing(tracer: Tracer) -> TracingView:
     )
 
 
-def _report(report: ReconcileReport) -> Reconciled:
-    return Reconciled(
+def _report(report: ReconcileReport) -> ReconcileView:
+    return ReconcileView(
         at_ns=report.at_ns,
         dry_run=report.dry_run,
         clean=report.clean,

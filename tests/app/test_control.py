@@ -44,10 +44,14 @@ from app.control import (
     Pong,
     Reconcile,
     Reconciled,
+    ReconcileView,
+    Replies,
     Reply,
     Status,
+    StatusReply,
     Stop,
     Stopping,
+    TracingView,
     UnsafeControlDirectory,
     claim_control,
     private_directory,
@@ -100,7 +104,9 @@ async def echo(command: Commands) -> Reply:
 
 
 def _reconciled(diffs: list[dict[str, Any]]) -> Reconciled:
-    return Reconciled(at_ns=1, dry_run=False, clean=False, lines=[], diffs=diffs)
+    return Reconciled(
+        report=ReconcileView(at_ns=1, dry_run=False, clean=False, lines=[], diffs=diffs)
+    )
 
 
 @asynccontextmanager
@@ -762,3 +768,40 @@ def test_a_server_in_another_pid_namespace_is_known_by_its_pid_there(sock_path: 
     finally:
         server.kill()
         server.communicate(timeout=10)
+
+
+def test_the_last_reconciliation_in_a_status_is_its_fields_alone() -> None:
+    """``status --json`` shows the report as ``reconcile --json`` does: no tag, version or pid
+    of a reply inside a reply."""
+    view = ReconcileView(at_ns=5, dry_run=False, clean=True, lines=[], diffs=[])
+    status = StatusReply(
+        mode="paper",
+        venue="embedded sim venue",
+        venue_time=None,
+        tree=[],
+        restarts=0,
+        symbols=[],
+        feeds=[],
+        last_reconcile=view,
+        alerts=[],
+        metrics={},
+        tracing=TracingView(
+            enabled=False,
+            endpoint=None,
+            built=0,
+            waiting=0,
+            dropped=0,
+            exported=None,
+            failed=None,
+        ),
+        pid=7,
+    )
+    decoded = msgspec.json.decode(msgspec.json.encode(status))
+    assert decoded["last_reconcile"] == {
+        "at_ns": 5,
+        "dry_run": False,
+        "clean": True,
+        "lines": [],
+        "diffs": [],
+    }
+    assert msgspec.json.decode(msgspec.json.encode(status), type=Replies) == status
