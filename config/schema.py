@@ -481,6 +481,15 @@ class SymbolConfig:
             return (self.momentum or MomentumConfig()).parameters()
         return attrs.asdict(self.grid, recurse=False)
 
+    @property
+    def tick(self) -> Decimal:
+        """Its instrument's price increment, from its strategy's table."""
+        if self.strategy is StrategyName.MA_CROSS:
+            return (self.ma_cross or MaCrossConfig()).tick
+        if self.strategy is StrategyName.MOMENTUM:
+            return (self.momentum or MomentumConfig()).tick
+        return self.grid.tick
+
 
 def _symbol_list(
     _instance: Any, attribute: attrs.Attribute[Any], value: tuple[SymbolConfig, ...]

@@ -68,12 +68,13 @@ def _bar(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         seconds = bar_seconds(value)
     except ValueError:
         seconds = 0
-    # Bars divide the trading day: up to 8 hours of minutes, or one day.
-    if not (60 <= seconds <= 8 * 3600 or seconds == 86_400):
+    # Bars divide the day (actors.domain.bars cuts them from midnight, New York): up to 8 hours
+    # of minutes, or one day.
+    if not ((60 <= seconds <= 8 * 3600 and 86_400 % seconds == 0) or seconds == 86_400):
         raise InvalidSetting(
             attribute.name,
-            'must be a bar size like "1min", "5min", "1h" (1 minute to 8 hours) or "1d", got '
-            f"{_shown(value)}",
+            'must be a bar size like "1min", "5min", "1h" (1 minute to 8 hours, dividing the day) '
+            f'or "1d", got {_shown(value)}',
         )
 
 

@@ -54,7 +54,7 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0, result.stderr
     assert "start" in result.stdout
     assert "demo" in result.stdout
-    assert "Trade the grid on the embedded sim venue" in result.stdout
+    assert "Trade each symbol's strategy on the embedded sim venue" in result.stdout
 
 
 def test_version_prints_the_distribution_version() -> None:

@@ -4,7 +4,7 @@ for a directory made before manifests, what its ledger and journal tell."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,24 +12,22 @@ from ._common import fail, say
 
 if TYPE_CHECKING:
     from app.datadir import DataDir, Manifest
-    from config.lotmap import LotMap
     from config.schema import Config
 
 
 @contextlib.contextmanager
-def data_dir_of(
-    data_dir: Path | None, settings: Config, lot_maps: Mapping[str, LotMap]
-) -> Iterator[tuple[DataDir, Manifest]]:
+def data_dir_of(data_dir: Path | None, settings: Config) -> Iterator[tuple[DataDir, Manifest]]:
     """The data directory (a temporary one, discarded at exit, when ``data_dir`` is None),
     locked for this service before its ledger or journal is opened, and checked to be made for
-    this start (exit 2 naming what it holds and what was asked, nothing changed in it); with the
-    manifest to record once they are open."""
+    this start of every symbol of ``settings.symbols``, whatever its strategy (exit 2 naming
+    what it holds and what was asked, nothing changed in it); with the manifest to record once
+    they are open."""
     import tempfile
 
     if data_dir is None:
         with (
             tempfile.TemporaryDirectory(prefix="actortrade-") as scratch,
-            data_dir_of(Path(scratch), settings, lot_maps) as claimed,
+            data_dir_of(Path(scratch), settings) as claimed,
         ):
             yield claimed
         return
@@ -59,7 +57,7 @@ def data_dir_of(
         asked = Asked(
             venue="ib" if ib else "sim",
             mode=settings.mode.value,
-            symbols=tuple(lot_maps),
+            symbols=tuple(s.symbol for s in settings.symbols),
             account=account,
         )
         try:

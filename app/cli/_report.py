@@ -3,11 +3,13 @@ and the summaries of what each symbol did."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ._common import STDOUT, say
 
 if TYPE_CHECKING:
+    from actors.strategies.protocol import Strategy
     from app.compose import LiveTrading, SimTrading
 
 
@@ -15,8 +17,10 @@ class Report:
     """Prints each execution as the venue reports it, and summaries from the strategies; on
     standard output, whose failure stops the printing but never the trading (``Output``)."""
 
-    def __init__(self, symbols: list[str], trading: SimTrading | LiveTrading) -> None:
-        self.symbols = symbols
+    def __init__(self, routes: Mapping[str, str], trading: SimTrading | LiveTrading) -> None:
+        self.routes = dict(routes)
+        """Each traded symbol's route (``strategy:symbol``): its strategy is published so."""
+        self.symbols = list(routes)
         self.trading = trading
         self.sim: SimTrading | None = None
         """The tree on the embedded venue whose executions are printed (``attach``)."""
@@ -25,22 +29,31 @@ class Report:
         self.traded = False
 
     def attach(self, trading: SimTrading) -> None:
-        from actors.domain import OrderFilled
+        from actors.domain import DomainError, OrderFilled, OrderRef
 
         self.sim = trading
         engine = trading.engine
+        ours = set(self.routes.values())
 
         def on_event(event: object) -> None:
-            if isinstance(event, OrderFilled) and event.ref.startswith("grid:"):
-                execution = engine.executions[-1]
-                when = execution.time.strftime("%Y-%m-%d %H:%M:%S")
-                side = execution.side.value
-                level = event.ref.split(":")[2]
-                position = engine.positions[execution.symbol].quantity
-                STDOUT.line(
-                    f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
-                    f"({level}) position {position}"
-                )
+            if not isinstance(event, OrderFilled):
+                return
+            try:
+                ref = OrderRef.parse(event.ref)
+            except DomainError:
+                return  # not an order of ours
+            if ref.route not in ours:
+                return
+            execution = engine.executions[-1]
+            when = execution.time.strftime("%Y-%m-%d %H:%M:%S")
+            side = execution.side.value
+            # The grid's tag is L<level>:<side>:<lot>: its level says it all.
+            label = ref.tag.split(":")[0] if ref.strategy == "grid" else ref.tag
+            position = engine.positions[execution.symbol].quantity
+            STDOUT.line(
+                f"{when} {side:4} {event.quantity:>4} {execution.symbol} @ {event.price} "
+                f"({label}) position {position}"
+            )
 
         engine.listeners.append(on_event)
 
@@ -78,7 +91,7 @@ class Report:
         return [
             symbol
             for symbol in self.symbols
-            if f"grid:{symbol}" not in self.trading.strategies
+            if self.routes[symbol] not in self.trading.strategies
             or cells[symbol].state is not LifecycleState.RUNNING
         ]
 
@@ -86,7 +99,7 @@ class Report:
         self.traded = True
         parts = []
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(f"grid:{symbol}")
+            strategy = self.trading.strategies.get(self.routes[symbol])
             if strategy is None:
                 parts.append(f"{symbol} not reconciled")
                 continue
@@ -98,7 +111,7 @@ class Report:
             found = f"{diffs} differences repaired" if diffs else "in agreement"
             halted = f", HALTED: {strategy.halted}" if strategy.halted else ""
             parts.append(
-                f"{symbol} {len(strategy.open_lots())} open lots, {sells} sells and "
+                f"{symbol} {self._held(symbol, strategy, shares=False)}, {sells} sells and "
                 f"{len(live) - sells} buys working, {found}{halted}"
             )
         STDOUT.line(f"reconciled with the venue: {'; '.join(parts)}; trading")
@@ -108,18 +121,25 @@ class Report:
             raise RuntimeError("the fill printer summarizes a tree on the embedded venue only")
         engine = self.sim.engine
         for symbol in self.symbols:
-            strategy = self.trading.strategies.get(f"grid:{symbol}")
+            strategy = self.trading.strategies.get(self.routes[symbol])
             if strategy is None:
                 STDOUT.line(f"{when}: {symbol} has not started")
                 continue
             executions = [e for e in engine.executions if e.symbol == symbol]
             sells = sum(1 for e in executions if e.side.value == "SELL")
             orders = sum(1 for o in engine.orders.values() if o.symbol == symbol)
-            open_lots = strategy.open_lots()
-            shares = sum(lot.open_shares for lot in open_lots)
             halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
             STDOUT.line(
                 f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
-                f"{sells} sell executions, {len(open_lots)} open lots ({shares} shares), "
+                f"{sells} sell executions, {self._held(symbol, strategy, shares=True)}, "
                 f"realized P&L {strategy.realized:.2f}{halted}"
             )
+
+    def _held(self, symbol: str, strategy: Strategy, *, shares: bool) -> str:
+        # What a strategy holds (``Strategy.positions``): the grid's open lots, or the one
+        # position of a strategy that holds one.
+        lines = strategy.positions()
+        held = sum(line.shares for line in lines)
+        if not self.routes[symbol].startswith("grid:"):
+            return f"position {held} shares"
+        return f"{len(lines)} open lots" + (f" ({held} shares)" if shares else "")

@@ -15,6 +15,7 @@ from ._report import Report
 
 if TYPE_CHECKING:
     from actors.alerts import AlertSettings
+    from actors.strategies.protocol import StrategyKind
     from app.compose import LiveSource, LiveTrading, SimTrading
     from app.control import ControlSocket
     from config.lotmap import LotMap
@@ -34,6 +35,7 @@ def start_embedded(
     settings: Config,
     lot_maps: Mapping[str, LotMap],
     *,
+    kinds: Mapping[str, StrategyKind],
     control: ControlSocket,
     data_dir: Path | None,
     bars: list[Any],
@@ -45,19 +47,21 @@ def start_embedded(
     stop_timeout: float,
     alerting: AlertSettings | None = None,
 ) -> int:
-    """Trade on the embedded sim venue, replaying ``bars``."""
+    """Trade on the embedded sim venue, replaying ``bars``: the grids of ``lot_maps`` and the
+    strategies of ``kinds`` (``app.compose.strategy_kinds``)."""
     from app import compose
     from config.schema import BrokerKind, FeedKind, feed_of
 
     symbols = settings.symbols
     feeds = {feed_of(settings, s) for s in symbols}
-    with data_dir_of(data_dir, settings, lot_maps) as (held, manifest):
+    with data_dir_of(data_dir, settings) as (held, manifest):
         home = held.path
         try:
             built = compose.embedded(
                 settings,
                 home,
                 lot_maps=lot_maps,
+                kinds=kinds,
                 bars=bars,
                 speed=speed or None,
                 say=say,
@@ -67,7 +71,7 @@ def start_embedded(
             fail(str(exc))
         trading = built.trading
         held.record(manifest)
-        report = Report(list(lot_maps), trading)
+        report = Report(_routes(settings), trading)
         trading.on_finished.append(lambda: report.summary("replay finished"))
         report.attach(trading)
         generated = f"{days} generated days" if days > 1 else "a generated session"
@@ -84,10 +88,10 @@ def start_embedded(
         )
         # Not "trading" yet: that is said once every symbol actor has reconciled (Report).
         say(
-            f"starting {', '.join(lot_maps)} in {settings.mode.value.upper()} mode on the "
-            f"embedded sim venue ({path}; prices: {prices}; no account) replaying {source} "
-            f"{pace}; data in {home} ({kept}); control socket {control.path}; Ctrl-C, SIGTERM "
-            "or `actorctl stop` stops it"
+            f"starting {', '.join(s.symbol for s in symbols)} in {settings.mode.value.upper()} "
+            f"mode on the embedded sim venue ({path}; prices: {prices}; no account) replaying "
+            f"{source} {pace}; data in {home} ({kept}); control socket {control.path}; Ctrl-C, "
+            "SIGTERM or `actorctl stop` stops it"
         )
         if built.resumed is not None:
             say(f"resuming: the venue has seen trades up to {built.resumed.isoformat()}")
@@ -114,22 +118,24 @@ def start_live(
     settings: Config,
     lot_maps: Mapping[str, LotMap],
     *,
+    kinds: Mapping[str, StrategyKind],
     data_dir: Path | None,
     control: ControlSocket,
     stop_timeout: float,
     alerting: AlertSettings | None = None,
 ) -> int:
-    """Trade through a real TWS / IB Gateway, on IB's own market data or Alpaca's."""
+    """Trade through a real TWS / IB Gateway, on IB's own market data or Alpaca's: the grids of
+    ``lot_maps`` and the strategies of ``kinds``."""
     from app import compose
 
     b = settings.broker
-    with data_dir_of(data_dir, settings, lot_maps) as (held, manifest):
+    with data_dir_of(data_dir, settings) as (held, manifest):
         home = held.path
         try:
             store = compose.open_ledger(settings, home / "ledger")
             held.record(manifest)
             trading = compose.live(
-                settings, home, lot_maps=lot_maps, store=store, alerting=alerting
+                settings, home, lot_maps=lot_maps, kinds=kinds, store=store, alerting=alerting
             )
         except compose.CompositionError as exc:
             fail(str(exc))
@@ -138,7 +144,8 @@ def start_live(
             f"{', '.join(sorted(f.symbols))} from {_describe_source(f, b)}" for f in trading.feeds
         )
         say(
-            f"starting {', '.join(lot_maps)} in {settings.mode.value.upper()} mode through IB "
+            f"starting {', '.join(s.symbol for s in settings.symbols)} in "
+            f"{settings.mode.value.upper()} mode through IB "
             f"at {b.host}:{b.port} (clientId {b.client_id} for orders; prices: {prices}); the "
             "account is the one TWS reports "
             f"(logged masked at connect); data in {home} ({kept}); control socket "
@@ -146,7 +153,7 @@ def start_live(
         )
         if alerting is not None:
             say(compose.describe_alerting(alerting))
-        report = Report(list(lot_maps), trading)
+        report = Report(_routes(settings), trading)
         code = serve(
             trading,
             control,
@@ -161,6 +168,13 @@ def start_live(
         )
         report.never_traded()
         return code
+
+
+def _routes(settings: Config) -> dict[str, str]:
+    # Each traded symbol's symbol actor, by the route its strategy publishes itself under.
+    from actors.domain import route
+
+    return {s.symbol: route(s.strategy.value, s.symbol) for s in settings.symbols}
 
 
 def _describe_source(feed: LiveSource, broker: BrokerConfig) -> str:

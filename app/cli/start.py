@@ -25,7 +25,7 @@ from ._common import (
 if TYPE_CHECKING:
     from actors.alerts import AlertSettings
     from actors.domain import Bar
-    from config.lotmap import LotMap
+    from actors.strategies.protocol import StrategyKind
     from config.schema import Config
 
 
@@ -119,7 +119,8 @@ def start(
         ),
     ] = None,
 ) -> None:
-    """Trade the grid on the embedded sim venue until SIGINT, SIGTERM or `actorctl stop`.
+    """Trade each symbol's strategy on the embedded sim venue until SIGINT, SIGTERM or
+    `actorctl stop`.
 
     Replays a session into the embedded venue, which the broker actor reaches through the
     venue's TWS API server with ib_insync (the production broker path, on loopback), printing
@@ -179,14 +180,6 @@ def start(
     problem = feed_problem(settings)
     if problem is not None:
         fail(problem)
-    for index, entry in enumerate(symbols):
-        # TODO(issue 18): the composition makes every strategy's kind
-        # (actors.strategies.registry.strategy_kind) once the replay delivers bars.
-        if entry.strategy.value != "grid":
-            fail(
-                f"symbols[{index}].strategy = {entry.strategy.value!r} ({entry.symbol}): "
-                "actorctl start trades only the grid so far"
-            )
     feeds = {feed_of(settings, s) for s in symbols}
     chosen_backend = backend or settings.runtime.backend
     if chosen_backend is Backend.TRIO and (
@@ -204,9 +197,10 @@ def start(
         lot_maps = {s.symbol: load_lot_map(s.lots) for s in symbols if s.lots is not None}
     except ConfigError as exc:
         fail(str(exc))
+    kinds = _kinds(settings, config)
     data_dir = data_dir if data_dir is not None else settings.data_dir
     live_broker = settings.broker.kind is BrokerKind.IB
-    bars = [] if live_broker else _bars(settings, lot_maps, replay=replay, seed=seed, days=days)
+    bars = [] if live_broker else _bars(settings, replay=replay, seed=seed, days=days)
     # Before the ledger, the venue or the broker is touched: a service nobody can control (or
     # someone else could) is not started.
     with claim_control(socket or settings.control.socket or default_socket()) as control:
@@ -214,6 +208,7 @@ def start(
             code = start_live(
                 settings,
                 lot_maps,
+                kinds=kinds,
                 data_dir=data_dir,
                 control=control,
                 stop_timeout=settings.runtime.stop_timeout,
@@ -223,6 +218,7 @@ def start(
             code = start_embedded(
                 settings,
                 lot_maps,
+                kinds=kinds,
                 control=control,
                 data_dir=data_dir,
                 bars=bars,
@@ -246,26 +242,40 @@ def _alerting(settings: Config) -> AlertSettings:
         fail(str(exc))
 
 
-def _bars(
-    settings: Config, lot_maps: dict[str, LotMap], *, replay: Path | None, seed: int, days: int
-) -> list[Bar]:
+def _kinds(settings: Config, config: Path | None) -> dict[str, StrategyKind]:
+    """The strategy of each symbol that is not a grid; parameters it refuses exit 2 naming the
+    file and ``symbols[i]``."""
+    from app import compose
+    from config.load import DEFAULT_CONFIG
+
+    try:
+        return compose.strategy_kinds(settings)
+    except compose.CompositionError as exc:
+        fail(f"{config or DEFAULT_CONFIG}: {exc}")
+
+
+def _bars(settings: Config, *, replay: Path | None, seed: int, days: int) -> list[Bar]:
     """The bars to replay into the embedded venue: from ``replay`` (each traded symbol's bars
-    checked against its tick), or generated."""
+    checked against its tick), or generated for every traded symbol."""
     from config.errors import ConfigError
     from sim.replay import ReplayError, generated_days, load_bars
 
     try:
         if replay is not None:
-            bars = load_bars(replay, ticks={s.symbol: s.grid.tick for s in settings.symbols})
+            bars = load_bars(replay, ticks={s.symbol: s.tick for s in settings.symbols})
         else:
             bars = sorted(
-                (b for s in lot_maps for b in generated_days(seed=seed, days=days, symbol=s)),
+                (
+                    b
+                    for s in settings.symbols
+                    for b in generated_days(seed=seed, days=days, symbol=s.symbol)
+                ),
                 key=lambda b: (b.start, b.symbol),
             )
     except (ConfigError, ReplayError) as exc:
         fail(str(exc))
     if not bars:
-        fail(f"{replay}: no bars for {', '.join(lot_maps)}")
+        fail(f"{replay}: no bars for {', '.join(s.symbol for s in settings.symbols)}")
     return bars
 
 

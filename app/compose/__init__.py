@@ -5,7 +5,7 @@ tests.
 * ``trading_tree`` is the supervision tree itself (SPEC 7); ``sim_trading`` builds it on the
   embedded sim venue with a replay, ``live_trading`` on a broker's own market data.
 * ``embedded`` and ``live`` build those from the configuration (``config.schema.Config``):
-  the ledger, the grids, the telemetry, the feeds and the broker's face.
+  the ledger, the strategies, the telemetry, the feeds and the broker's face.
 """
 
 from ._alerting import alerting as alerting
@@ -17,6 +17,7 @@ from ._service import grid_params as grid_params
 from ._service import live as live
 from ._service import live_sources as live_sources
 from ._service import open_ledger as open_ledger
+from ._service import strategy_kinds as strategy_kinds
 from ._service import telemetry as telemetry
 from ._trading import RECONNECT as RECONNECT
 from ._trading import SYMBOL_MAILBOX as SYMBOL_MAILBOX
@@ -50,6 +51,7 @@ __all__ = [
     "live_sources",
     "open_ledger",
     "grid_params",
+    "strategy_kinds",
     "telemetry",
     "venue_faces",
     "made_up_alpaca_keys",

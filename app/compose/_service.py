@@ -1,8 +1,9 @@
-"""The service's trees as the configuration asks for them: the ledger of ``[ledger]``, the grid
-of each ``[[symbols]]`` table, the tracer and metrics of ``[telemetry]``, the feeds of each
-symbol's ``feed``, and the broker of ``[broker]``, put together by ``sim_trading`` or
-``live_trading``. What ``actorctl start`` runs; it prints nothing and exits nothing: what cannot
-be built is a ``CompositionError`` naming it.
+"""The service's trees as the configuration asks for them: the ledger of ``[ledger]``, the
+strategy of each ``[[symbols]]`` table (a grid, or a kind from the registry), the tracer and
+metrics of ``[telemetry]``, the feeds of each symbol's ``feed``, and the broker of
+``[broker]``, put together by ``sim_trading`` or ``live_trading``. What ``actorctl start``
+runs; it prints nothing and exits nothing: what cannot be built is a ``CompositionError``
+naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from actors.alerts import AlertSettings
 from actors.lot_keeper import ledger_store
 from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridParams
+from actors.strategies.protocol import StrategyKind
+from actors.strategies.registry import StrategyError, strategy_kind
 from config.schema import Config, FeedKind, Mode, symbols_by_feed
+from config.strategies import StrategyName
 from runtime.store import Store, StoreError
 
 from ._trading import LiveSource, LiveTrading, SimTrading, live_trading, sim_trading
@@ -33,9 +37,10 @@ if TYPE_CHECKING:
 
 
 class CompositionError(RuntimeError):
-    """Raised by ``open_ledger``, ``embedded`` and ``live`` when the configuration asks for what
-    cannot be built: a ledger or a venue journal that cannot be opened, an Alpaca feed without
-    keys. The message names the file or the setting."""
+    """Raised by ``open_ledger``, ``strategy_kinds``, ``embedded`` and ``live`` when the
+    configuration asks for what cannot be built: a ledger or a venue journal that cannot be
+    opened, a strategy's parameters it does not take, an Alpaca feed without keys. The message
+    names the file or the setting."""
 
 
 def open_ledger(settings: Config, path: Path) -> Store:
@@ -55,7 +60,7 @@ def open_ledger(settings: Config, path: Path) -> Store:
 
 
 def grid_params(settings: Config) -> dict[str, GridParams]:
-    """Each symbol's grid, from its ``[symbols.grid]`` table."""
+    """Each grid symbol's grid, from its ``[symbols.grid]`` table."""
     return {
         s.symbol: GridParams(
             symbol=s.symbol,
@@ -67,7 +72,26 @@ def grid_params(settings: Config) -> dict[str, GridParams]:
             fill_timeout=s.grid.fill_timeout,
         )
         for s in settings.symbols
+        if s.strategy is StrategyName.GRID
     }
+
+
+def strategy_kinds(settings: Config) -> dict[str, StrategyKind]:
+    """The strategy of each symbol that is not a grid (the grids are made from their lot maps
+    and ``grid_params``), from its parameter table, by
+    ``actors.strategies.registry.strategy_kind``; parameters it refuses are a
+    ``CompositionError`` naming ``symbols[i]``."""
+    kinds: dict[str, StrategyKind] = {}
+    for index, entry in enumerate(settings.symbols):
+        if entry.strategy is StrategyName.GRID:
+            continue
+        try:
+            kinds[entry.symbol] = strategy_kind(
+                entry.strategy.value, entry.symbol, entry.strategy_parameters()
+            )
+        except StrategyError as exc:
+            raise CompositionError(f"symbols[{index}].{entry.strategy.value}: {exc}") from exc
+    return kinds
 
 
 def telemetry(settings: Config) -> Telemetry:
@@ -128,9 +152,11 @@ def embedded(
     bars: Sequence[Bar],
     speed: float | None,
     say: Callable[[str], None],
+    kinds: Mapping[str, StrategyKind] | None = None,
     alerting: AlertSettings | None = None,
 ) -> Embedded:
-    """The tree trading ``lot_maps`` on the embedded sim venue whose books are in ``home``
+    """The tree trading the grids of ``lot_maps`` and the strategies of ``kinds``
+    (``strategy_kinds``) on the embedded sim venue whose books are in ``home``
     (``venue.journal``; the ledger in ``home/ledger``), replaying ``bars`` at ``speed`` (None:
     as fast as possible) through the faces ``[broker]`` and the feeds ask for; ``say`` is told
     where each face listens once it does."""
@@ -143,13 +169,14 @@ def embedded(
         store.close()
         raise CompositionError(str(exc)) from exc
     resumed = engine.last_trade_at
-    port, outside, live = venue_faces(settings, engine, lot_maps, start=bars[0].start, say=say)
+    port, outside, live = venue_faces(settings, engine, start=bars[0].start, say=say)
     trading = sim_trading(
         data_dir=home / "ledger",
         store=store,
         bars=bars,
         lots=lot_maps,
         params=grid_params(settings),
+        kinds=kinds,
         speed=speed,
         engine=engine,
         reconcile_interval=settings.reconcile.interval,
@@ -168,11 +195,13 @@ def live(
     *,
     lot_maps: Mapping[str, LotMap],
     store: Store,
+    kinds: Mapping[str, StrategyKind] | None = None,
     alerting: AlertSettings | None = None,
 ) -> LiveTrading:
-    """The tree trading ``lot_maps`` through the TWS / IB Gateway of ``[broker]``, on the feeds
-    each symbol names (IB's market data, or Alpaca's stream with the keys from the
-    environment), its ledger ``store`` (``open_ledger``) in ``home/ledger``."""
+    """The tree trading the grids of ``lot_maps`` and the strategies of ``kinds`` through the
+    TWS / IB Gateway of ``[broker]``, on the feeds each symbol names (IB's market data, or
+    Alpaca's stream with the keys from the environment), its ledger ``store``
+    (``open_ledger``) in ``home/ledger``."""
     from actors.brokers.ib import IBPort
 
     b = settings.broker
@@ -182,6 +211,7 @@ def live(
         store=store,
         lots=lot_maps,
         params=grid_params(settings),
+        kinds=kinds,
         reconcile_interval=settings.reconcile.interval,
         port=IBPort(
             host=b.host,

@@ -91,6 +91,7 @@ def sim_trading(
     bars: Iterable[Bar],
     lots: Mapping[str, LotMap],
     params: Mapping[str, GridParams] | None = None,
+    kinds: Mapping[str, StrategyKind] | None = None,
     durability: Durability = Durability.GROUP,
     speed: float | None = None,
     lockstep: bool | None = None,
@@ -111,7 +112,8 @@ def sim_trading(
     risk: RiskLimits | None = None,
     dry_run: bool = False,
 ) -> SimTrading:
-    """Build the tree trading ``lots`` (symbol -> lot map) on a replay of ``bars``.
+    """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
+    ``kinds`` (symbol -> its strategy, as ``trading_tree`` takes them) on a replay of ``bars``.
 
     The replay moves the venue; each symbol gets its prices straight from it, or through one of
     the ``live`` feeds (the venue's Alpaca server and alpaca-py, say), which the replay keeps in
@@ -190,10 +192,13 @@ def sim_trading(
         timer_interval=timer_interval,
         feeds=[
             *_live_feeds(live),
-            FeedSpec(name="replay", symbols=frozenset(lots), make=make_feed),
+            FeedSpec(
+                name="replay", symbols=frozenset(lots) | frozenset(kinds or {}), make=make_feed
+            ),
         ],
         telemetry=telemetry,
         history=history,
+        kinds=kinds,
         risk=risk,
         dry_run=dry_run,
     )
@@ -322,6 +327,10 @@ def trading_tree(
         mailbox=RISK_MAILBOX,
     )
     traces = OrderTraces()
+    # One strategy per symbol actor: a symbol given both a grid and a kind would be traded by
+    # whichever came last, silently.
+    if both := sorted(lots.keys() & (kinds or {}).keys()):
+        raise ValueError(f"symbols with both a lot map and a strategy kind: {both}")
     kinds = {
         symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
         for symbol, lot_map in lots.items()
@@ -457,6 +466,7 @@ def live_trading(
     port: BrokerPort,
     feeds: Sequence[LiveSource],
     params: Mapping[str, GridParams] | None = None,
+    kinds: Mapping[str, StrategyKind] | None = None,
     durability: Durability = Durability.GROUP,
     reconcile_interval: float = 60.0,
     map_size: int = 1 << 30,
@@ -467,12 +477,13 @@ def live_trading(
     risk: RiskLimits | None = None,
     dry_run: bool = False,
 ) -> LiveTrading:
-    """Build the tree trading ``lots`` through ``port``, with ticks from ``feeds``, and the
-    strategies' warm-up from ``history``; ``alerting``, ``risk`` and ``dry_run`` as for
-    ``sim_trading``."""
+    """Build the tree trading the grids of ``lots`` and the strategies of ``kinds`` through
+    ``port``, with ticks from ``feeds``, and the strategies' warm-up from ``history``;
+    ``alerting``, ``risk`` and ``dry_run`` as for ``sim_trading``."""
     fed = {s for f in feeds for s in f.symbols}
-    if fed != set(lots):
-        raise ValueError(f"every symbol needs one feed: traded {sorted(lots)}, fed {sorted(fed)}")
+    traded = set(lots) | set(kinds or {})
+    if fed != traded:
+        raise ValueError(f"every symbol needs one feed: traded {sorted(traded)}, fed {sorted(fed)}")
     if store is None:
         store = ledger_store(data_dir, durability=durability, map_size=map_size)
     alerting = alerting if alerting is not None else AlertSettings()
@@ -492,6 +503,7 @@ def live_trading(
         feeds=_live_feeds(feeds),
         telemetry=telemetry,
         history=history,
+        kinds=kinds,
         risk=risk,
         dry_run=dry_run,
     )

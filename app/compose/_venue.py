@@ -5,7 +5,7 @@ a free loopback port, started before the tree as tasks of the world outside it."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,6 @@ from ._trading import LiveSource
 
 if TYPE_CHECKING:
     from actors.brokers.port import BrokerPort
-    from config.lotmap import LotMap
     from sim.engine import Engine
     from supervisors.service import Outside
 
@@ -32,7 +31,6 @@ def made_up_alpaca_keys() -> tuple[str, str]:
 def venue_faces(
     settings: Config,
     engine: Engine,
-    lot_maps: Mapping[str, LotMap],
     *,
     start: datetime,
     say: Callable[[str], None],
@@ -40,7 +38,7 @@ def venue_faces(
     """The broker port (None: in-process, no socket), the tasks of the outside world to run
     before the tree (the embedded venue's TWS API server and Alpaca server, each on a free
     loopback port, ``say``-ing where once it listens), and the live feeds the symbols get their
-    prices from."""
+    prices from. The TWS API server lists every traded symbol (``settings.symbols``) first."""
     from actors.brokers.ib import IBMarketData, IBPort
 
     fed = symbols_by_feed(settings)
@@ -90,7 +88,8 @@ def venue_faces(
     known = (
         {o.symbol for o in engine.orders.values()} | engine.positions.keys() | engine.last.keys()
     )
-    listed = [*lot_maps, *sorted(known - lot_maps.keys())]
+    traded = [s.symbol for s in settings.symbols]
+    listed = [*traded, *sorted(known - set(traded))]
     server = TwsServer(
         engine,
         instruments=[

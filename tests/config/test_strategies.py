@@ -100,8 +100,8 @@ def test_defaults_fill_a_strategy_without_its_table() -> None:
         (symbol("momentum", "lookback = 0\n"), "must be between 1 and 10000, got 0 @ symbols[0]"),
         (
             symbol("momentum", 'bar = "7 minutes"\n'),
-            'must be a bar size like "1min", "5min", "1h" (1 minute to 8 hours) or "1d", got '
-            "'7 minutes' @ symbols[0].momentum.bar",
+            'must be a bar size like "1min", "5min", "1h" (1 minute to 8 hours, dividing the day) '
+            "or \"1d\", got '7 minutes' @ symbols[0].momentum.bar",
         ),
         (
             symbol("ma_cross", 'order_type = "stop"\n'),
@@ -222,7 +222,9 @@ def test_bar_sizes_read_as_seconds(text: str, seconds: int) -> None:
     assert MomentumConfig(bar=text).parameters()["bar_seconds"] == seconds
 
 
-@pytest.mark.parametrize("text", ["0min", "2d", "9h", "1m", "min", "01min", " 1min"])
+@pytest.mark.parametrize(
+    "text", ["0min", "2d", "9h", "7min", "25min", "7h", "1m", "min", "01min", " 1min"]
+)
 def test_bar_sizes_that_do_not_divide_a_trading_day_are_refused(text: str) -> None:
     """Minutes up to 8 hours, or one day."""
     with pytest.raises(InvalidSetting, match="bar size"):
