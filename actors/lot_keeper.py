@@ -22,6 +22,7 @@ from runtime.store import (
     StoreError,
     StoreFull,
     StoreUnwritable,
+    Txn,
 )
 
 from . import ledger
@@ -263,15 +264,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 await store.write(functools.partial(ledger.bind, binding=binding))
                 return True
             case LoadLedger(symbol=symbol):
-                return store.read(
-                    lambda txn: LedgerState(
-                        intents=tuple(ledger.intents(txn, symbol)),
-                        fills=tuple(ledger.fills(txn, symbol)),
-                        lots=tuple(ledger.lots(txn, symbol)),
-                        retired=ledger.retired(txn),
-                        conflicts=tuple(ledger.conflicts(txn, symbol)),
-                    )
-                )
+                return store.read(functools.partial(ledger_state, symbol=symbol))
             case SaveSnapshot(actor=actor, data=data):
                 await store.write(functools.partial(ledger.save_snapshot, actor=actor, data=data))
                 return True
@@ -302,4 +295,15 @@ def ledger_store(
         durability=durability,
         map_size=map_size,
         check=ledger.check,
+    )
+
+
+def ledger_state(txn: Txn, symbol: str | None) -> LedgerState:
+    """What the ledger holds of ``symbol`` (None: of every symbol), ``LoadLedger``'s reply."""
+    return LedgerState(
+        intents=tuple(ledger.intents(txn, symbol)),
+        fills=tuple(ledger.fills(txn, symbol)),
+        lots=tuple(ledger.lots(txn, symbol)),
+        retired=ledger.retired(txn),
+        conflicts=tuple(ledger.conflicts(txn, symbol)),
     )
