@@ -51,6 +51,9 @@ ReconcilerInbox = Reconcile | LastReport
 
 
 class Reconciler(Actor[ReconcilerInbox]):
+    """Reconciles each of ``symbols``: the symbol actors by route (``strategy:symbol``), one per
+    strategy of a symbol, each its own orders (``reconcile.plan``)."""
+
     def __init__(
         self,
         symbols: Mapping[str, ActorRef[SymbolInbox]],

@@ -9,6 +9,9 @@
   conflict: on record, an alert, and the symbol halts (a reconciliation runs at once).
 * **Never short** (``actors.exposure``): a sell is committed only if the broker's position
   covers it beside every working sell; otherwise the strategy sees it rejected and backs off.
+  The position is the symbol's, one at the broker for every strategy that trades it: a host
+  with siblings (other strategies of its symbol) checks each sell against a fresh snapshot of
+  the broker, so that their working sells and fills count too.
 * **Risk** (``actors.risk``): every new order asks the risk actor before its intent is
   committed, unless nothing can refuse it (no limit, no halt: the risk actor says so,
   ``RiskGate``); a refused one is neither committed nor sent, and the strategy sees
@@ -694,6 +697,13 @@ class SymbolActor(Actor[SymbolInbox]):
             )
         return commands
 
+    async def _refresh_book(self) -> None:
+        snapshot = _expect(
+            await self.broker.request(Snapshot(symbol=self.symbol), timeout=self.request_timeout),
+            BrokerSnapshot,
+        )
+        self.book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
+
     def _ours(self, ref: str) -> bool:
         return ref.startswith(f"{self.route}:")
 
@@ -727,6 +737,11 @@ class SymbolActor(Actor[SymbolInbox]):
             match command:
                 case PlaceOrder():
                     target = trail.for_order(command)
+                    if command.side is Side.SELL and self.siblings:
+                        # The siblings' sells and fills move the one position too: check
+                        # against the broker's book as it is now, every strategy's working
+                        # sells counted, not as this actor's last reconciliation saw it.
+                        await self._refresh_book()
                     committing = perf_counter_ns()
                     refused = (
                         self.book.refuses(command.quantity) if command.side is Side.SELL else None

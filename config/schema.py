@@ -496,13 +496,25 @@ def _symbol_list(
 ) -> None:
     if not value:
         raise InvalidSetting(attribute.name, "needs at least one [[symbols]] table")
-    first: dict[str, int] = {}
+    first: dict[tuple[str, str], int] = {}
+    feeds: dict[str, tuple[FeedKind, int]] = {}
     for index, entry in enumerate(value):
-        # Two symbol actors for one symbol would each run a grid on the same position.
-        if (earlier := first.setdefault(entry.symbol, index)) != index:
+        # Several strategies may trade one symbol (each its own orders and ledger facts, routed
+        # by strategy:symbol); one strategy twice on a symbol would run two copies of it on
+        # the same orders.
+        key = (entry.symbol, entry.strategy.value)
+        if (earlier := first.setdefault(key, index)) != index:
             raise InvalidSetting(
                 f"{attribute.name}[{index}].symbol",
-                f"duplicate symbol {entry.symbol!r} (first at {attribute.name}[{earlier}])",
+                f"duplicate symbol {entry.symbol!r} with strategy {entry.strategy.value!r} "
+                f"(first at {attribute.name}[{earlier}])",
+            )
+        # One market-data actor delivers a symbol to all its strategies.
+        if (feed := feeds.setdefault(entry.symbol, (entry.feed, index)))[0] is not entry.feed:
+            raise InvalidSetting(
+                f"{attribute.name}[{index}].feed",
+                f"{entry.symbol!r} is fed by {entry.feed.value!r} here but by "
+                f"{feed[0].value!r} at {attribute.name}[{feed[1]}]: one feed per symbol",
             )
 
 

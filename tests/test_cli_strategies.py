@@ -230,3 +230,80 @@ def test_start_refuses_bad_strategy_parameters_naming_the_key(
     assert "Traceback" not in result.stderr
     assert "starting" not in result.stderr
     assert not (tmp_path / "ctl.sock").exists()
+
+
+TWO = f"""\
+[venue]
+seed = 14
+
+[[symbols]]
+symbol = "TQQQ"
+strategy = "grid"
+lots = "{ROOT / "config" / "lots" / "tqqq.csv"}"
+
+[[symbols]]
+symbol = "TQQQ"
+strategy = "ma_cross"
+
+[symbols.ma_cross]
+sessions = "extended"
+fast = 10
+slow = 30
+"""
+
+
+def test_start_trades_the_grid_and_ma_cross_on_one_symbol(tmp_path: Path) -> None:
+    """A config with TQQQ twice, a grid and an MA-crossover: `actorctl start` trades both on
+    the embedded venue, each under its own orderRefs; the summaries split the venue's orders
+    and executions between them; status and lots show both; it stops cleanly."""
+    socket = tmp_path / "ctl.sock"
+    config = tmp_path / "two.toml"
+    config.write_text(TWO)
+    process = _start(config, tmp_path, "--days", "1")
+    try:
+        lines = _until_finished(process, 2)
+        status = run("status", socket=socket)
+        lots = run("lots", socket=socket)
+        stop = run("stop", socket=socket)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert stop.returncode == 0, stop.stderr
+    assert "Traceback" not in stderr
+    assert "at stop: TQQQ (grid) " in stdout
+    assert "at stop: TQQQ (ma_cross) " in stdout
+    assert lines[0].startswith("reconciled with the venue: TQQQ (grid) 0 open lots, ")
+    assert "; TQQQ (ma_cross) position 0 shares, " in lines[0]
+    assert lines[0].endswith("in agreement; trading")
+
+    engine = _venue_books(tmp_path / "data")
+    summaries = {}
+    for line in lines:
+        found = re.match(r"^replay finished: TQQQ \((\w+)\) (\d+) orders, (\d+) buy and", line)
+        if found is not None:
+            summaries[found[1]] = (int(found[2]), int(found[3]))
+    for strategy in ("grid", "ma_cross"):
+        orders = [o for o in engine.orders.values() if o.ref.startswith(f"{strategy}:TQQQ:")]
+        buys = [
+            e
+            for e in engine.executions
+            if e.ref.startswith(f"{strategy}:TQQQ:") and e.side.value == "BUY"
+        ]
+        assert orders, strategy
+        assert buys, strategy
+        assert summaries[strategy] == (len(orders), len(buys))
+    assert sum(n for n, _ in summaries.values()) == len(engine.orders)
+
+    assert status.returncode == 0, status.stderr
+    assert "Traceback" not in status.stderr
+    shown = [s for s in status.stdout.splitlines() if s.startswith("TQQQ: ")]
+    assert len(shown) == 2
+    assert "; grid " in shown[0]
+    assert "; ma_cross " in shown[1]
+    assert "symbol.TQQQ.ma_cross" in status.stdout
+    assert lots.returncode == 0, lots.stderr
+    rows = [row.split() for row in lots.stdout.splitlines() if row.startswith("TQQQ ")]
+    assert {row[1] for row in rows} == {"grid", "ma_cross"}

@@ -57,7 +57,8 @@ def data_dir_of(data_dir: Path | None, settings: Config) -> Iterator[tuple[DataD
         asked = Asked(
             venue="ib" if ib else "sim",
             mode=settings.mode.value,
-            symbols=tuple(s.symbol for s in settings.symbols),
+            # A symbol several strategies trade is one symbol of the data directory.
+            symbols=tuple(dict.fromkeys(s.symbol for s in settings.symbols)),
             account=account,
         )
         try:

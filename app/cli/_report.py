@@ -3,7 +3,7 @@ and the summaries of what each symbol did."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._common import STDOUT, say
@@ -17,15 +17,16 @@ class Report:
     """Prints each execution as the venue reports it, and summaries from the strategies; on
     standard output, whose failure stops the printing but never the trading (``Output``)."""
 
-    def __init__(self, routes: Mapping[str, str], trading: SimTrading | LiveTrading) -> None:
-        self.routes = dict(routes)
-        """Each traded symbol's route (``strategy:symbol``): its strategy is published so."""
-        self.symbols = list(routes)
+    def __init__(self, routes: Sequence[str], trading: SimTrading | LiveTrading) -> None:
+        self.routes = list(routes)
+        """Each traded route (``strategy:symbol``), in the config's order: its strategy is
+        published so. A symbol may have several."""
+        self.symbols = list(dict.fromkeys(r.split(":", 1)[1] for r in self.routes))
         self.trading = trading
         self.sim: SimTrading | None = None
         """The tree on the embedded venue whose executions are printed (``attach``)."""
         self.pending: list[str] | None = None
-        """Symbols not reconciled yet when the tree started (None: it has not started)."""
+        """Routes not reconciled yet when the tree started (None: it has not started)."""
         self.traded = False
 
     def attach(self, trading: SimTrading) -> None:
@@ -33,7 +34,7 @@ class Report:
 
         self.sim = trading
         engine = trading.engine
-        ours = set(self.routes.values())
+        ours = set(self.routes)
 
         def on_event(event: object) -> None:
             if not isinstance(event, OrderFilled):
@@ -89,29 +90,39 @@ class Report:
 
         cells = self.trading.cells
         return [
-            symbol
-            for symbol in self.symbols
-            if self.routes[symbol] not in self.trading.strategies
-            or cells[symbol].state is not LifecycleState.RUNNING
+            self._label(route)
+            for route in self.routes
+            if route not in self.trading.strategies
+            # A symbol's first strategy's cell is under the symbol, any other's under its route.
+            or cells.get(route, cells[_symbol(route)]).state is not LifecycleState.RUNNING
         ]
+
+    def _label(self, route: str) -> str:
+        # The symbol, and its strategy when the symbol has several.
+        symbol = _symbol(route)
+        shared = sum(1 for r in self.routes if _symbol(r) == symbol) > 1
+        return f"{symbol} ({route.split(':', 1)[0]})" if shared else symbol
 
     def _trading_line(self) -> None:
         self.traded = True
         parts = []
-        for symbol in self.symbols:
-            strategy = self.trading.strategies.get(self.routes[symbol])
+        for route in self.routes:
+            label = self._label(route)
+            strategy = self.trading.strategies.get(route)
             if strategy is None:
-                parts.append(f"{symbol} not reconciled")
+                parts.append(f"{label} not reconciled")
                 continue
             live = strategy.live_orders()
             sells = sum(1 for order in live if order.side.value == "SELL")
             diffs = sum(
-                1 for a in self.trading.alerts if a.symbol == symbol and a.kind == "reconcile"
+                1
+                for a in self.trading.alerts
+                if a.symbol == _symbol(route) and a.kind == "reconcile"
             )
             found = f"{diffs} differences repaired" if diffs else "in agreement"
             halted = f", HALTED: {strategy.halted}" if strategy.halted else ""
             parts.append(
-                f"{symbol} {self._held(symbol, strategy, shares=False)}, {sells} sells and "
+                f"{label} {self._held(route, strategy, shares=False)}, {sells} sells and "
                 f"{len(live) - sells} buys working, {found}{halted}"
             )
         STDOUT.line(f"reconciled with the venue: {'; '.join(parts)}; trading")
@@ -120,26 +131,43 @@ class Report:
         if self.sim is None:
             raise RuntimeError("the fill printer summarizes a tree on the embedded venue only")
         engine = self.sim.engine
-        for symbol in self.symbols:
-            strategy = self.trading.strategies.get(self.routes[symbol])
+        for route in self.routes:
+            label = self._label(route)
+            strategy = self.trading.strategies.get(route)
             if strategy is None:
-                STDOUT.line(f"{when}: {symbol} has not started")
+                STDOUT.line(f"{when}: {label} has not started")
                 continue
-            executions = [e for e in engine.executions if e.symbol == symbol]
+            # The symbol's executions and orders; of a symbol several strategies trade, those
+            # of this strategy's orderRefs (strategy:symbol:...).
+            symbol, prefix = _symbol(route), f"{route}:"
+            shared = label != symbol
+            executions = [
+                e
+                for e in engine.executions
+                if (e.ref.startswith(prefix) if shared else e.symbol == symbol)
+            ]
             sells = sum(1 for e in executions if e.side.value == "SELL")
-            orders = sum(1 for o in engine.orders.values() if o.symbol == symbol)
+            orders = sum(
+                1
+                for o in engine.orders.values()
+                if (o.ref.startswith(prefix) if shared else o.symbol == symbol)
+            )
             halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
             STDOUT.line(
-                f"{when}: {symbol} {orders} orders, {len(executions) - sells} buy and "
-                f"{sells} sell executions, {self._held(symbol, strategy, shares=True)}, "
+                f"{when}: {label} {orders} orders, {len(executions) - sells} buy and "
+                f"{sells} sell executions, {self._held(route, strategy, shares=True)}, "
                 f"realized P&L {strategy.realized:.2f}{halted}"
             )
 
-    def _held(self, symbol: str, strategy: Strategy, *, shares: bool) -> str:
+    def _held(self, route: str, strategy: Strategy, *, shares: bool) -> str:
         # What a strategy holds (``Strategy.positions``): the grid's open lots, or the one
         # position of a strategy that holds one.
         lines = strategy.positions()
         held = sum(line.shares for line in lines)
-        if not self.routes[symbol].startswith("grid:"):
+        if not route.startswith("grid:"):
             return f"position {held} shares"
         return f"{len(lines)} open lots" + (f" ({held} shares)" if shares else "")
+
+
+def _symbol(route: str) -> str:
+    return route.split(":", 1)[1]

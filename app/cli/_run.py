@@ -170,11 +170,11 @@ def start_live(
         return code
 
 
-def _routes(settings: Config) -> dict[str, str]:
-    # Each traded symbol's symbol actor, by the route its strategy publishes itself under.
+def _routes(settings: Config) -> list[str]:
+    # Each traded strategy of a symbol, by the route it publishes itself under.
     from actors.domain import route
 
-    return {s.symbol: route(s.strategy.value, s.symbol) for s in settings.symbols}
+    return [route(s.strategy.value, s.symbol) for s in settings.symbols]
 
 
 def _describe_source(feed: LiveSource, broker: BrokerConfig) -> str:

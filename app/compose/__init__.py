@@ -28,6 +28,7 @@ from ._trading import LiveTrading as LiveTrading
 from ._trading import SimTrading as SimTrading
 from ._trading import live_trading as live_trading
 from ._trading import sim_trading as sim_trading
+from ._trading import symbol_cell_name as symbol_cell_name
 from ._trading import trading_tree as trading_tree
 from ._venue import made_up_alpaca_keys as made_up_alpaca_keys
 from ._venue import venue_faces as venue_faces
@@ -36,6 +37,7 @@ __all__ = [
     "alerting",
     "describe_alerting",
     "trading_tree",
+    "symbol_cell_name",
     "FeedSpec",
     "FeedRefs",
     "RECONNECT",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from actors.alerts import AlertSettings
+from actors.domain import route
 from actors.lot_keeper import ledger_store
 from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridParams
@@ -77,16 +78,16 @@ def grid_params(settings: Config) -> dict[str, GridParams]:
 
 
 def strategy_kinds(settings: Config) -> dict[str, StrategyKind]:
-    """The strategy of each symbol that is not a grid (the grids are made from their lot maps
-    and ``grid_params``), from its parameter table, by
-    ``actors.strategies.registry.strategy_kind``; parameters it refuses are a
-    ``CompositionError`` naming ``symbols[i]``."""
+    """Each strategy of a symbol that is not a grid (the grids are made from their lot maps
+    and ``grid_params``), by route (``strategy:symbol``: a symbol may have several), in the
+    config's order, from its parameter table, by ``actors.strategies.registry.strategy_kind``;
+    parameters it refuses are a ``CompositionError`` naming ``symbols[i]``."""
     kinds: dict[str, StrategyKind] = {}
     for index, entry in enumerate(settings.symbols):
         if entry.strategy is StrategyName.GRID:
             continue
         try:
-            kinds[entry.symbol] = strategy_kind(
+            kinds[route(entry.strategy.value, entry.symbol)] = strategy_kind(
                 entry.strategy.value, entry.symbol, entry.strategy_parameters()
             )
         except StrategyError as exc:

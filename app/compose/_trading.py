@@ -1,7 +1,7 @@
 """The trading tree, under a rest_for_one root (SPEC section 7):
 
     alerting (one_for_one: the alerts actor) -> lot-keeper -> risk -> broker
-               -> symbols (one_for_one: one actor per symbol) -> reconciler
+               -> symbols (one_for_one: one actor per strategy of a symbol) -> reconciler
                -> market data: one actor per live feed (market-data.alpaca, market-data.ib)
                -> the replay (market-data; on the embedded sim venue only)
 
@@ -72,7 +72,8 @@ class SimTrading:
     engine: Engine
     port: BrokerPort
     strategies: dict[str, Any]
-    """Each symbol actor's current grid, as it publishes it (for watching, not for changing)."""
+    """Each symbol actor's current strategy by route (``strategy:symbol``), as it publishes it
+    (for watching, not for changing)."""
     cells: dict[str, ActorCell[Any]]
     alerts: AlertLog
     """The run's alerts (iterating yields them), their delivery and the channels' figures."""
@@ -113,7 +114,7 @@ def sim_trading(
     dry_run: bool = False,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
-    ``kinds`` (symbol -> its strategy, as ``trading_tree`` takes them) on a replay of ``bars``.
+    ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
 
     The replay moves the venue; each symbol gets its prices straight from it, or through one of
     the ``live`` feeds (the venue's Alpaca server and alpaca-py, say), which the replay keeps in
@@ -193,7 +194,9 @@ def sim_trading(
         feeds=[
             *_live_feeds(live),
             FeedSpec(
-                name="replay", symbols=frozenset(lots) | frozenset(kinds or {}), make=make_feed
+                name="replay",
+                symbols=frozenset(lots) | {k.symbol for k in (kinds or {}).values()},
+                make=make_feed,
             ),
         ],
         telemetry=telemetry,
@@ -299,9 +302,15 @@ def trading_tree(
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
-    strategies' warm-up. ``kinds`` (symbol -> its strategy,
-    ``actors.strategies.registry.strategy_kind``) trade beside the grids of ``lots``. The
-    alerts actor delivers as ``alerting`` says, and keeps what it was told in ``alerts``."""
+    strategies' warm-up. ``kinds`` (``actors.strategies.registry.strategy_kind``, keyed by
+    symbol or by route: each kind says its symbol and name) trade beside the grids of ``lots``.
+    The alerts actor delivers as ``alerting`` says, and keeps what it was told in ``alerts``.
+
+    Several strategies may trade one symbol, each in a symbol actor of its own, routed by
+    ``strategy:symbol``: the symbol's grid (of ``lots``) first, then ``kinds`` in their order.
+    The first is the symbol's owner, which adopts the broker's orphan shares of it; its cell is
+    ``symbol.<SYM>``, any other's ``symbol.<SYM>.<strategy>`` (``symbol_cell_name``). In the
+    cells returned, the first is under the symbol, any other under its route."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     alerting = alerting if alerting is not None else AlertSettings()
     log = alerts if alerts is not None else AlertLog(alerting.history)
@@ -313,6 +322,7 @@ def trading_tree(
     )
     keeper: ActorCell[LotKeeperInbox] = ActorCell("lot-keeper", lambda: LotKeeper(store))
     symbols: dict[str, ActorCell[SymbolInbox]] = {}
+    """The symbol actors by route (``strategy:symbol``)."""
     routes: dict[str, ActorRef[SymbolInbox]] = {}
     limits = risk if risk is not None else RiskLimits()
     risk_cell: ActorCell[RiskInbox] = ActorCell(
@@ -327,27 +337,25 @@ def trading_tree(
         mailbox=RISK_MAILBOX,
     )
     traces = OrderTraces()
-    # One strategy per symbol actor: a symbol given both a grid and a kind would be traded by
-    # whichever came last, silently.
-    if both := sorted(lots.keys() & (kinds or {}).keys()):
-        raise ValueError(f"symbols with both a lot map and a strategy kind: {both}")
-    kinds = {
-        symbol: GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
-        for symbol, lot_map in lots.items()
-    } | dict(kinds or {})
+    by_route = _by_route(lots, params, kinds)
+    by_symbol: dict[str, list[str]] = {}
+    for kind in by_route.values():
+        by_symbol.setdefault(kind.symbol, []).append(kind.name)
     broker: ActorCell[BrokerInbox] = ActorCell(
         "broker",
         lambda: BrokerActor(
             port,
-            {route(kinds[s].name, s): c.ref for s, c in symbols.items()},
+            {r: c.ref for r, c in symbols.items()},
             telemetry=telemetry,
             traces=traces,
             alerts=alerter.ref,
         ),
     )
-    for symbol, kind in kinds.items():
-        symbols[symbol] = ActorCell(
-            f"symbol.{symbol}",
+    for key, kind in by_route.items():
+        family = by_symbol[kind.symbol]
+        first = family[0] == kind.name
+        symbols[key] = ActorCell(
+            symbol_cell_name(kind.symbol, None if first else kind.name),
             functools.partial(
                 SymbolActor,
                 kind,
@@ -360,24 +368,33 @@ def trading_tree(
                 history=history,
                 risk=risk_cell.ref,
                 dry_run=dry_run,
+                # The symbol's first strategy adopts its orphan shares; the others only report
+                # them, and take their siblings' orders for ours, not the operator's.
+                owner=first,
+                siblings=frozenset(name for name in family if name != kind.name),
             ),
             mailbox=SYMBOL_MAILBOX,
         )
-        routes[route(kind.name, symbol)] = symbols[symbol].ref
+        routes[key] = symbols[key].ref
     reconciler: ActorCell[ReconcilerInbox] = ActorCell(
         "reconciler",
-        lambda: Reconciler({s: c.ref for s, c in symbols.items()}, interval=reconcile_interval),
+        lambda: Reconciler({r: c.ref for r, c in symbols.items()}, interval=reconcile_interval),
     )
     feed_cells: dict[str, ActorCell[Any]] = {}
     delivering: dict[str, ActorRef[LiveFeedInbox]] = {}
     for feed in feeds:
-        unknown = feed.symbols - symbols.keys()
+        unknown = feed.symbols - by_symbol.keys()
         if unknown:
             raise ValueError(f"feed {feed.name!r} delivers symbols not traded: {sorted(unknown)}")
         refs = FeedRefs(
             broker=broker.ref,
             symbols={
-                s: (Subscriber(ref=symbols[s].ref, needs=kinds[s].needs),)
+                s: tuple(
+                    Subscriber(
+                        ref=symbols[route(name, s)].ref, needs=by_route[route(name, s)].needs
+                    )
+                    for name in by_symbol[s]
+                )
                 for s in sorted(feed.symbols)
             },
             delivering=dict(delivering),
@@ -417,11 +434,43 @@ def trading_tree(
         "broker": broker,
         "reconciler": reconciler,
         **feed_cells,
-        **symbols,
+        # A symbol's first strategy under the symbol, any other under its route.
+        **{
+            (k.symbol if by_symbol[k.symbol][0] == k.name else r): symbols[r]
+            for r, k in by_route.items()
+        },
     }
     telemetry.metrics.watch(cells.values())
     telemetry.metrics.durations("actortrade.store.commit.duration", pending=store.commit_ns)
     return spec, cells
+
+
+def symbol_cell_name(symbol: str, strategy: str | None = None) -> str:
+    """A symbol actor's cell name: ``symbol.<SYM>`` for the symbol's first strategy (None),
+    ``symbol.<SYM>.<strategy>`` for any other."""
+    return f"symbol.{symbol}" if strategy is None else f"symbol.{symbol}.{strategy}"
+
+
+def _by_route(
+    lots: Mapping[str, LotMap],
+    params: Mapping[str, GridParams] | None,
+    kinds: Mapping[str, StrategyKind] | None,
+) -> dict[str, StrategyKind]:
+    # Every strategy of the tree by its route, the grids of ``lots`` first, then ``kinds`` in
+    # their order (the kind says its symbol and name; the keys of ``kinds`` are only labels).
+    # A symbol's first strategy is its owner. One route twice would be two copies of one
+    # strategy on the same orders, the second silently replacing the first.
+    grids = [
+        GridKind((params or {}).get(symbol, GridParams(symbol=symbol)), lot_map)
+        for symbol, lot_map in lots.items()
+    ]
+    by_route: dict[str, StrategyKind] = {}
+    for kind in (*grids, *(kinds or {}).values()):
+        key = route(kind.name, kind.symbol)
+        if key in by_route:
+            raise ValueError(f"two strategies of one route: {key} (a lot map and a kind, say)")
+        by_route[key] = kind
+    return by_route
 
 
 ALERTS_RESTART = Backoff(initial=0.1, maximum=30.0)
@@ -481,7 +530,7 @@ def live_trading(
     ``port``, with ticks from ``feeds``, and the strategies' warm-up from ``history``;
     ``alerting``, ``risk`` and ``dry_run`` as for ``sim_trading``."""
     fed = {s for f in feeds for s in f.symbols}
-    traded = set(lots) | set(kinds or {})
+    traded = set(lots) | {k.symbol for k in (kinds or {}).values()}
     if fed != traded:
         raise ValueError(f"every symbol needs one feed: traded {sorted(traded)}, fed {sorted(fed)}")
     if store is None:

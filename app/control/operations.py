@@ -96,10 +96,14 @@ class Operations:
                     raise ControlError(done.reason)
                 return BackedUp(path=done)
             case Halt(symbol=symbol) | Resume(symbol=symbol):
+                # Cells symbol.<SYM>, and symbol.<SYM>.<strategy> for a symbol's other
+                # strategies: a halt is of the symbol, every strategy of it.
                 traded = sorted(
-                    cell.name.removeprefix("symbol.")
-                    for cell in self.trading.cells.values()
-                    if cell.name.startswith("symbol.")
+                    {
+                        cell.name.removeprefix("symbol.").split(".", 1)[0]
+                        for cell in self.trading.cells.values()
+                        if cell.name.startswith("symbol.")
+                    }
                 )
                 if symbol is not None and symbol not in traded:
                     raise ControlError(

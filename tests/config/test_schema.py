@@ -486,11 +486,35 @@ def test_command_line_floats_are_checked_for_nan_and_inf_like_the_files() -> Non
             build()
 
 
-def test_a_duplicate_symbol_names_the_second_entry_and_the_first() -> None:
-    """Two grids on one position would fight; the second entry is the one at fault."""
+def test_a_duplicate_symbol_and_strategy_names_the_second_entry_and_the_first() -> None:
+    """Two grids on one symbol would run twice on the same orders; the second is at fault."""
     assert problems(SYMBOL + SYMBOL) == [
-        f"{SOURCE}: duplicate symbol 'TQQQ' (first at symbols[0]) @ symbols[1].symbol"
+        f"{SOURCE}: duplicate symbol 'TQQQ' with strategy 'grid' (first at symbols[0]) "
+        "@ symbols[1].symbol"
     ]
+
+
+def test_two_strategies_may_trade_one_symbol() -> None:
+    """A symbol may be listed once per strategy: each trades its own orders of it."""
+    second = '[[symbols]]\nsymbol = "TQQQ"\nstrategy = "ma_cross"\n'
+    config = parse(SYMBOL + second)
+    assert [(s.symbol, s.strategy.value) for s in config.symbols] == [
+        ("TQQQ", "grid"),
+        ("TQQQ", "ma_cross"),
+    ]
+    twice = second + '[[symbols]]\nsymbol = "TQQQ"\nstrategy = "ma_cross"\n'
+    assert problems(SYMBOL + twice) == [
+        f"{SOURCE}: duplicate symbol 'TQQQ' with strategy 'ma_cross' (first at symbols[1]) "
+        "@ symbols[2].symbol"
+    ]
+
+
+def test_the_strategies_of_one_symbol_share_its_feed() -> None:
+    """One market-data actor delivers a symbol: two tables of it naming two feeds are refused."""
+    second = '[[symbols]]\nsymbol = "TQQQ"\nstrategy = "ma_cross"\nfeed = "alpaca"\n'
+    (line,) = problems(SYMBOL + second)
+    assert line.endswith(" @ symbols[1].feed"), line
+    assert "symbols[0]" in line
 
 
 def test_an_empty_symbol_list_is_refused() -> None:
