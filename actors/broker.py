@@ -9,13 +9,24 @@ actor's submit span, and every later event of that order (acknowledgement, fills
 to the symbol actor with that span as its parent, so a fill that arrives hours later still
 joins its decision's trace. Each connection is a ``broker.connect`` span (a reconnect when it is
 not the first).
+
+**The market-hours gate holds at delivery.** An order allowed inside the session may wait in
+this actor's mailbox while the venue is down or the connection restarts, and go out hours (or
+days) later. Before it calls the port for a buy, the actor checks the ``[risk] market_hours``
+gate again at the venue's time (``venue_time``: the event time; the actor's clock only when no
+venue time is given, as live, where the two are the same). Outside the allowed sessions it sends
+nothing and answers ``OrderRejected`` to the symbol actor, which ends the order for its
+strategy; reconciliation later retires the intent, whose order never reached the broker. A
+sell that reaches this actor is a protective exit (the symbol actor refuses every other sell),
+and protective exits always go (``docs/risk.md``).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,8 +56,10 @@ from .domain import (
     OrderRef,
     OrderRejected,
     PlaceOrder,
+    Side,
 )
 from .messages import Alert
+from .risk_rules import MarketHours, outside_hours
 from .tracing import order_attributes, ref_attributes
 
 log = logging.getLogger("actortrade.broker")
@@ -114,10 +127,17 @@ class BrokerActor(Actor[BrokerInbox]):
         telemetry: Telemetry | None = None,
         traces: OrderTraces | None = None,
         alerts: ActorRef[AlertsInbox] | None = None,
+        market_hours: MarketHours = MarketHours.ANY,
+        venue_time: Callable[[], datetime] | None = None,
     ) -> None:
+        """``market_hours``: the ``[risk]`` gate, checked again as each buy goes out, at
+        ``venue_time()`` (the venue's event time: a sim venue's virtual clock), or at this
+        actor's clock when None."""
         self.port = port
         self.routes = routes
         self.alerts = alerts
+        self.market_hours = market_hours
+        self.venue_time = venue_time
         telemetry = telemetry if telemetry is not None else telemetry_.off()
         self.tracer = telemetry.tracer
         self.metrics = telemetry.metrics
@@ -194,6 +214,10 @@ class BrokerActor(Actor[BrokerInbox]):
         return None
 
     async def _place(self, order: PlaceOrder) -> None:
+        late = self._too_late(order)
+        if late is not None:
+            await self._forward(late)
+            return
         started = perf_counter_ns()
         envelope = self.context.envelope
         cause = envelope.trace if envelope is not None else None
@@ -227,6 +251,23 @@ class BrokerActor(Actor[BrokerInbox]):
                     self._note("broker.place", started, attributes, span_id=span_id, error=error)
         for event in events:
             await self._forward(event)
+
+    def _too_late(self, order: PlaceOrder) -> OrderRejected | None:
+        """The rejection of a buy that would reach the venue outside the allowed sessions."""
+        if self.market_hours is MarketHours.ANY or order.side is not Side.BUY:
+            return None
+        at = (
+            self.venue_time()
+            if self.venue_time is not None
+            else datetime.fromtimestamp(self.context.clock.time_ns() / 1e9, tz=UTC)
+        )
+        refusal = outside_hours(self.market_hours, at)
+        if refusal is None:
+            return None
+        log.warning("%s not sent, the market-hours gate is closed: %s", order.ref, refusal.reason)
+        return OrderRejected(
+            ref=order.ref, reason=f"not sent ({refusal.rule.value}): {refusal.reason}"
+        )
 
     def _note(
         self,

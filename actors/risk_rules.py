@@ -37,6 +37,7 @@ __all__ = [
     "Working",
     "check",
     "loss_trips",
+    "outside_hours",
     "protective",
 ]
 
@@ -212,18 +213,9 @@ def check(
                 rule=Rule.MARKET_HOURS,
                 reason="no market time known yet (no tick seen): new orders wait for one",
             )
-        session = session_at(at)
-        allowed = (
-            session is Session.REGULAR
-            if limits.market_hours is MarketHours.REGULAR
-            else session.trading
-        )
-        if not allowed:
-            return Refusal(
-                rule=Rule.MARKET_HOURS,
-                reason=f"{at.isoformat()} is in the {session.value} session; new orders only in "
-                f"the {limits.market_hours.value} sessions",
-            )
+        refusal = outside_hours(limits.market_hours, at)
+        if refusal is not None:
+            return refusal
     if limits.max_open_orders is not None and book.open_orders + 1 > limits.max_open_orders:
         return Refusal(
             rule=Rule.OPEN_ORDERS,
@@ -278,6 +270,22 @@ def check(
                 f"{_money(limits.max_gross_exposure)}",
             )
     return None
+
+
+def outside_hours(hours: MarketHours, at: datetime) -> Refusal | None:
+    """The ``market_hours`` refusal of a new order at ``at`` (an event's time), or None. The
+    risk actor asks it at the decision, the broker actor again as the order goes out."""
+    if hours is MarketHours.ANY:
+        return None
+    session = session_at(at)
+    allowed = session is Session.REGULAR if hours is MarketHours.REGULAR else session.trading
+    if allowed:
+        return None
+    return Refusal(
+        rule=Rule.MARKET_HOURS,
+        reason=f"{at.isoformat()} is in the {session.value} session; new orders only in "
+        f"the {hours.value} sessions",
+    )
 
 
 def loss_trips(limits: RiskLimits, start_equity: Decimal | None, equity: Decimal) -> str | None:

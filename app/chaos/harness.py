@@ -261,7 +261,7 @@ class Harness:
     def _record(self, entry: Input) -> None:
         if isinstance(entry, Place):
             self.placed[entry.order.ref] += 1
-            self.risk(self.engine, entry)
+        self.risk(self.engine, entry)
         self.inputs.append(entry)
         self.digest.update(msgspec.json.encode(entry))
 

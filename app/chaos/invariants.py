@@ -19,11 +19,15 @@ Two kinds (``docs/chaos.md``):
 **Risk** (``RiskWatch``): no order reaches the venue beyond a configured limit of the risk
 actor (``actors.risk``). Checked on the venue's side, at the moment each buy of ours is placed
 (the engine's recorder sees every input before it takes effect): the orders of ours working
-then, plus the new one, are at most ``max_open_orders``; the symbol's position at the last
-trade's price, plus the working buys at their limits, plus the new order, is at most
-``max_notional_per_symbol`` (and ``max_gross_exposure``); no buy is placed outside the
-configured sessions; no buy is placed after the daily loss guard tripped, that day (the
-ledger's ``RiskRecord``). Sells that reduce the position are protective and never limited.
+then, plus the new one, are at most ``max_open_orders``; the symbol's position at the price
+the decision saw, plus the working buys at their limits, plus the new order at its own limit, is
+at most ``max_notional_per_symbol`` (and ``max_gross_exposure``). The caps are the decision's
+contract (``docs/risk.md``): a price that moves while the order travels to the venue does not
+breach them. The decision saw a trade of the last ``DECISION_LAG`` before the placement, so the
+position is valued at the lowest of them (the venue knows no more of the decision); no buy
+is placed outside the configured sessions; no buy is placed after the daily loss guard tripped,
+that day (the ledger's ``RiskRecord``). Sells that reduce the position are protective and
+never limited.
 
 After a venue that lost recent state (``forgotten``: the executions of its earlier lives) the
 history is every execution any life of the venue made: a lot never sells beyond what it bought
@@ -37,9 +41,9 @@ Each check counts itself in a ``Tally``; a failed one raises ``Violation`` namin
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -51,7 +55,7 @@ from actors.lot_keeper import LedgerState
 from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridRef, GridStrategy
 from runtime.store import Store
-from sim.engine import Engine, Execution, Input, Place, SimOrder
+from sim.engine import Engine, Execution, Input, OnTrade, Place, SimOrder
 
 OURS = "grid:"
 """The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
@@ -347,6 +351,11 @@ def _agreement_after_amnesia(
     return False
 
 
+DECISION_LAG = timedelta(minutes=1)
+"""How long before it reaches the venue a buy may have been decided, its broker up: the trades
+of that span are the prices its decision may have seen (``RiskWatch``)."""
+
+
 class RiskWatch:
     """The risk invariant (see the module doc), fed every input of the venue's engine before
     it takes effect; ``breaches`` lists what went beyond a limit."""
@@ -359,8 +368,15 @@ class RiskWatch:
         """Every buy of ours placed: when (venue time) and its orderRef."""
         self.trips: dict[tuple[str, str], datetime] = {}
         """Each trip on record (session, reason): the venue's time when it was first seen."""
+        self.trades: deque[tuple[datetime, Decimal]] = deque()
+        """The symbol's trades of the last ``DECISION_LAG`` (venue time, price)."""
 
     def __call__(self, engine: Engine, entry: Input) -> None:
+        if isinstance(entry, OnTrade) and entry.symbol == self.symbol:
+            self.trades.append((entry.at, entry.price))
+            while self.trades and self.trades[0][0] < entry.at - DECISION_LAG:
+                self.trades.popleft()
+            return
         if not isinstance(entry, Place) or not entry.order.ref.startswith(OURS):
             return
         order, limits = entry.order, self.limits
@@ -376,7 +392,9 @@ class RiskWatch:
         last = engine.last.get(self.symbol)
         price = order.limit if order.limit is not None else last
         if price is not None and last is not None:
-            exposure = position(engine, self.symbol) * last + order.quantity * price
+            seen = [p for at, p in self.trades if at >= entry.at - DECISION_LAG]
+            decided = min([last, *seen])
+            exposure = position(engine, self.symbol) * decided + order.quantity * price
             for o in working:
                 if o.side is Side.BUY:
                     exposure += o.remaining * (o.limit if o.limit is not None else last)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,8 @@ def sim_trading(
         kinds=kinds,
         risk=risk,
         dry_run=dry_run,
+        # The broker actor's market-hours gate reads the replay's time, never the wall clock.
+        venue_time=lambda: in_process.now,
     )
     return SimTrading(
         spec=spec,
@@ -299,6 +302,7 @@ def trading_tree(
     alerting: AlertSettings | None = None,
     risk: RiskLimits | None = None,
     dry_run: bool = False,
+    venue_time: Callable[[], datetime] | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
@@ -310,7 +314,9 @@ def trading_tree(
     ``strategy:symbol``: the symbol's grid (of ``lots``) first, then ``kinds`` in their order.
     The first is the symbol's owner, which adopts the broker's orphan shares of it; its cell is
     ``symbol.<SYM>``, any other's ``symbol.<SYM>.<strategy>`` (``symbol_cell_name``). In the
-    cells returned, the first is under the symbol, any other under its route."""
+    cells returned, the first is under the symbol, any other under its route.
+    ``venue_time``: the venue's event time, at which the broker actor checks the market-hours
+    gate again as each buy goes out (None: its clock, as live)."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     alerting = alerting if alerting is not None else AlertSettings()
     log = alerts if alerts is not None else AlertLog(alerting.history)
@@ -349,6 +355,8 @@ def trading_tree(
             telemetry=telemetry,
             traces=traces,
             alerts=alerter.ref,
+            market_hours=limits.market_hours,
+            venue_time=venue_time,
         ),
     )
     for key, kind in by_route.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,15 @@ from typing import Any
 import pytest
 
 from actors import ledger, reconcile, risk
+from actors.domain import PlaceOrder, Side, TimeInForce
+from actors.domain.sessions import NEW_YORK
 from actors.exposure import SellBook
-from actors.risk_rules import RiskLimits
+from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridStrategy, Lot
-from app.chaos import harness
+from app.chaos import harness, invariants
 from app.chaos.campaign import simulate
 from app.chaos.plan import Kind, scenario
+from sim.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_LIMITS = RiskLimits()
@@ -257,3 +261,62 @@ def test_regression_seed_604_a_loss_seen_before_any_event_time_refuses_and_trips
     assert harness.risk_limits(604).max_daily_loss_pct == Decimal("0.2")
     outcome = harness.run(604)
     assert outcome.faults["venue-amnesia"] == 1
+
+
+@pytest.mark.parametrize("seed", [338, 383, 573])
+def test_regression_seeds_338_383_573_a_buy_delivered_after_the_session_is_not_sent(
+    seed: int,
+) -> None:
+    """Found by the 1,000-seed campaign with the risk invariant (a real bug): a buy allowed in
+    the regular session waited in the broker actor's mailbox while the broker was down or
+    restarting, and reached the venue after 16:00. The broker actor now checks the market-hours
+    gate again at the venue's time as each buy goes out, and rejects it unsent outside."""
+    assert harness.risk_limits(seed).market_hours is MarketHours.REGULAR
+    outcome = harness.run(seed)
+    assert outcome.processes >= 1
+
+
+@pytest.mark.parametrize("seed", [218, 328, 667])
+def test_regression_seeds_218_328_667_a_cap_holds_at_the_decisions_price(seed: int) -> None:
+    """Found by the 1,000-seed campaign with the risk invariant (the invariant's error): the
+    price rose between the decision and the venue, and the watch valued the position at the
+    venue's later price, $3-14 over a cap the check kept at the decision's price. The caps are
+    the decision's contract (``docs/risk.md``); the watch values the position at a price the
+    decision may have seen."""
+    limits = harness.risk_limits(seed)
+    assert limits.max_notional_per_symbol is not None or limits.max_gross_exposure is not None
+    outcome = harness.run(seed)
+    assert outcome.fired["told:order-refused"] > 0
+
+
+def test_the_risk_watch_values_the_position_at_the_decisions_price_not_a_later_one() -> None:
+    """A buy decided at 52.61 under a $9,980 cap (94 shares held, 96 more at 52.32: $9,968.06)
+    reaches the venue after a trade at 52.81; valued there it would be $9,986.86. The cap is the
+    decision's, so the watch holds it at the price the decision saw, and still catches a buy
+    beyond the cap at that price (97 shares: $10,020.38)."""
+    limits = RiskLimits(max_notional_per_symbol=Decimal(9_980))
+    watch = invariants.RiskWatch(limits, "TQQQ")
+    engine = Engine(recorder=lambda entry: watch(engine, entry))
+    start = datetime(2026, 11, 24, 11, 0, tzinfo=NEW_YORK)
+
+    def buy(ref: str, quantity: int, limit: str, at: datetime) -> None:
+        order = PlaceOrder(
+            ref=ref,
+            symbol="TQQQ",
+            side=Side.BUY,
+            quantity=quantity,
+            limit=Decimal(limit),
+            tif=TimeInForce.DAY,
+        )
+        engine.place(order, at)
+
+    buy("grid:TQQQ:L0:BUY:1:1", 94, "53.00", start)
+    engine.on_trade("TQQQ", Decimal("52.61"), 10_000, start + timedelta(seconds=15))
+    assert engine.positions["TQQQ"].quantity == 94
+    engine.on_trade("TQQQ", Decimal("52.81"), 10, start + timedelta(seconds=30))
+    buy("grid:TQQQ:L1:BUY:2:1", 96, "52.32", start + timedelta(seconds=30))
+    assert watch.breaches == []
+    engine.cancel("grid:TQQQ:L1:BUY:2:1", "test")
+    buy("grid:TQQQ:L1:BUY:3:1", 97, "52.32", start + timedelta(seconds=45))
+    assert len(watch.breaches) == 1
+    assert "grid:TQQQ:L1:BUY:3:1" in watch.breaches[0]
