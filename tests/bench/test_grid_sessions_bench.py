@@ -84,6 +84,26 @@ def test_a_changed_fill_or_order_is_named_and_fails_the_comparison(
     assert "first difference: session 2025-04-30 order #8: " in result.stdout
 
 
+def test_runs_on_other_inputs_or_a_file_of_another_kind_are_refused(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Other bars: exit 2 before any table; a file that is not an output: exit 2 naming it."""
+    data = json.loads(runs["trio"].read_text())
+    data["inputs"]["lots_sha256"] = "0" * 64
+    changed = tmp_path / "lots.json"
+    changed.write_text(json.dumps(data))
+    result = script("--compare", str(runs["asyncio"]), str(changed))
+    assert result.returncode == 2
+    assert "the two runs had different inputs" in result.stdout
+    assert "equal" not in result.stdout
+
+    other = tmp_path / "other.json"
+    other.write_text('{"results": {}}')
+    result = script("--compare", str(other), str(runs["asyncio"]))
+    assert result.returncode == 2
+    assert f"{other}: not an output of grid_sessions.py" in result.stderr
+
+
 def test_the_canonical_orders_and_fills_are_the_plain_grids(
     runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
