@@ -67,8 +67,8 @@ def test_the_history_table_reads_its_source_and_client_id() -> None:
     [
         (
             '[history]\nsource = "ib"\n',
-            "invalid value for type, expected one of 'auto', 'replay', 'broker', 'feed', 'none', got 'ib' "
-            "@ history.source",
+            "invalid value for type, expected one of 'auto', 'replay', 'broker', 'feed', "
+            "'none', got 'ib' @ history.source",
         ),
         ("[history]\nclient = 4\n", "extra field 'client' @ history"),
         (
