@@ -10,16 +10,18 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 import anyio.from_thread
+import attrs
 import pytest
 
 from actors.domain import Bar, Instrument, Side
-from actors.domain.sessions import NEW_YORK
+from actors.domain.sessions import NEW_YORK, is_trading_day
+from sim.alpaca.server import BARS_PATH, AlpacaServer
 from sim.engine import Engine
 from sim.journal import Journal, open_engine
 from sim.replay import generated_days, trades
@@ -107,15 +109,23 @@ def _line_starting(process: subprocess.Popen[str], prefix: str) -> tuple[str, li
     raise AssertionError(f"no line starting {prefix!r}: {seen[-5:]}; stderr: {stderr[-3000:]}")
 
 
-@pytest.mark.parametrize("history", ["broker", "auto"])
+@pytest.mark.parametrize(
+    ("options", "at_the_clock"),
+    [
+        (["--history", "broker"], True),
+        (["--history", "auto"], False),
+        (["--history", "feed", "--feed", "alpaca"], True),
+    ],
+)
 def test_a_resumed_embedded_run_warms_up_from_the_bars_the_venue_printed(
-    tmp_path: Path, history: str
+    tmp_path: Path, options: list[str], at_the_clock: bool
 ) -> None:
     """On a venue whose journal holds day 1, `actorctl start --days 2 --history broker` warms
     the crossover with day 1's bars through IBHistory, ib_insync and the venue's TWS API
-    server's reqHistoricalData (less the bar in progress at the venue's clock, its last trade),
-    and `auto` from the replay (that bar included): the first order is the plain crossover's
-    over each warm-up then day 2, on a bar before the crossover could have decided cold."""
+    server's reqHistoricalData, `--history feed --feed alpaca` through AlpacaHistory, alpaca-py
+    and the venue's Alpaca server (both less the bar in progress at the venue's clock, its last
+    trade), and `auto` from the replay (that bar included): the first order is the plain
+    crossover's over each warm-up then day 2, on a bar before it could have decided cold."""
     day1, day2 = _days()
     data = tmp_path / "data"
     _venue_that_printed(day1, data)
@@ -135,8 +145,7 @@ def test_a_resumed_embedded_run_warms_up_from_the_bars_the_venue_printed(
             "--speed",
             "0",
             "--no-tracing",
-            "--history",
-            history,
+            *options,
             "--data-dir",
             str(data),
         ],
@@ -151,10 +160,10 @@ def test_a_resumed_embedded_run_warms_up_from_the_bars_the_venue_printed(
         stop = run("stop", socket=socket)
         assert stop.returncode == 0, stop.stderr
     assert process.returncode == 0
-    # IB's answer ends before the bar of the venue's last trade (in progress at its clock);
-    # the replay's includes it whole.
+    # IB's and Alpaca's answers end before the bar of the venue's last trade (in progress at
+    # its clock); the replay's includes it whole.
     from_ib, from_replay = _expected(day1[:-1][-SLOW:], day2), _expected(day1[-SLOW:], day2)
-    at, expected = from_ib if history == "broker" else from_replay
+    at, expected = from_ib if at_the_clock else from_replay
     assert from_ib != from_replay  # the order tells which history warmed it
     assert at < SLOW  # cold, the crossover needs SLOW live bars before its first signal
     assert _first_order(data) == expected
@@ -242,6 +251,72 @@ def test_a_live_ib_config_warms_up_through_req_historical_data_over_the_socket(
     closes = [b.close for b in bars]
     fast, slow = _sma(closes, FAST), _sma(closes, SLOW)
     assert fast < slow
+    assert f"fast {Decimal(fast.numerator) / Decimal(fast.denominator):.4f}" in shown, shown
+
+
+def _last_trading_day_before(day: date) -> date:
+    day -= timedelta(days=1)
+    while not is_trading_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def test_a_live_config_with_an_alpaca_fed_symbol_warms_up_from_alpacas_bars(
+    tmp_path: Path,
+) -> None:
+    """Through IB with the symbol fed by Alpaca, `actorctl start` warms the crossover from
+    Alpaca's REST bars through alpaca-py, with the keys from the environment (as the feed),
+    not from IB: warm as it starts, its averages those of the bars Alpaca served."""
+    # Alpaca's bars are asked for up to now (the wall clock, as live): the last trading day's.
+    day = _last_trading_day_before(datetime.now(NEW_YORK).date())
+    start = datetime.combine(day, datetime.min.time(), tzinfo=NEW_YORK).replace(hour=10)
+    bars = [
+        attrs.evolve(b, start=start + (b.start - _history_bars()[0].start)) for b in _history_bars()
+    ]
+    key, secret = "PKHISTORYTEST", "history-test-secret"
+    alpaca = AlpacaServer(credentials={key: secret}, history=bars)
+    tws = TwsServer(
+        Engine(),
+        instruments=[Instrument(symbol="TQQQ", con_id=900001)],
+        clock=lambda: bars[-1].start + timedelta(minutes=30),
+    )
+    with anyio.from_thread.start_blocking_portal() as portal:
+        tws_serving, _ = portal.start_task(tws.serve)
+        alpaca_serving, _ = portal.start_task(alpaca.serve)
+        config = tmp_path / "hybrid.toml"
+        config.write_text(
+            f'[broker]\nkind = "ib"\nport = {tws.port}\n'
+            f'[alpaca]\nstream_url = "{alpaca.url("iex")}"\ndata_url = "{alpaca.rest_url}"\n'
+            + CROSSOVER.replace(
+                'strategy = "ma_cross"\n', 'strategy = "ma_cross"\nfeed = "alpaca"\n'
+            )
+        )
+        socket = tmp_path / "ctl.sock"
+        process = subprocess.Popen(
+            [ACTORCTL, "start", "--config", str(config), "--no-tracing"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_env(socket), "ALPACA_KEY": key, "ALPACA_SECRET": secret},
+        )
+        try:
+            with _killed_after(process, 60):
+                line, _ = _line_starting(process, "reconciled with the venue: TQQQ")
+                assert line.endswith("trading"), line
+                status = run("status", socket=socket)
+                stop = run("stop", socket=socket)
+                assert stop.returncode == 0, stop.stderr
+        finally:
+            tws_serving.cancel()
+            alpaca_serving.cancel()
+    assert process.returncode == 0
+    assert tws.requests[REQ_HISTORICAL_DATA] == 0
+    asked = [e for e in alpaca.events_of("rest") if e["path"] == BARS_PATH]
+    assert asked
+    assert all(e["status"] == 200 for e in asked)
+    shown = next(s for s in status.stdout.splitlines() if s.startswith("TQQQ: "))
+    assert "warm True" in shown, shown
+    fast = _sma([b.close for b in bars], FAST)
     assert f"fast {Decimal(fast.numerator) / Decimal(fast.denominator):.4f}" in shown, shown
 
 
