@@ -13,12 +13,14 @@ definitions of ``actors.domain.bars``:
   Alpaca's bars always include the extended hours.
 
 A source answers with complete bars only: the bar in progress is not history.
+``HistoryBySymbol`` gives each symbol its own source (the application's choice,
+``[history] source``: see ``docs/bars.md``).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -104,3 +106,31 @@ class ReplayHistory:
         return last_complete(
             minutes, seconds=seconds, count=count, sessions=sessions, until_ns=until_ns
         )
+
+
+class HistoryBySymbol:
+    """Each symbol's warm-up from a source of its own (an Alpaca-fed symbol from Alpaca's bars,
+    an IB-fed one from IB's, say). A symbol it has no source for is refused with a
+    ``HistoryError`` naming it (the composition gives every symbol that needs warm-up one)."""
+
+    def __init__(self, sources: Mapping[str, HistorySource]) -> None:
+        self.sources = dict(sources)
+
+    def __repr__(self) -> str:
+        return f"HistoryBySymbol({self.name})"
+
+    @property
+    def name(self) -> str:
+        """Each source's name with its symbols, as ``ib (QQQ), alpaca (TQQQ)``."""
+        by_name: dict[str, list[str]] = {}
+        for symbol, source in self.sources.items():
+            by_name.setdefault(source.name, []).append(symbol)
+        return ", ".join(f"{name} ({', '.join(sorted(s))})" for name, s in by_name.items())
+
+    async def recent(
+        self, symbol: str, *, seconds: int, count: int, sessions: SessionKind
+    ) -> list[Bar]:
+        source = self.sources.get(symbol)
+        if source is None:
+            raise HistoryError(f"no history source serves {symbol}")
+        return await source.recent(symbol, seconds=seconds, count=count, sessions=sessions)

@@ -239,6 +239,47 @@ class AlpacaFeed(enum.StrEnum):
     SIP = "sip"
 
 
+class HistorySource(enum.StrEnum):
+    """Where a strategy's warm-up bars come from (``[history] source``; ``docs/bars.md``)."""
+
+    AUTO = "auto"
+    """The replay on the embedded venue; through IB, Alpaca's REST bars for a symbol Alpaca
+    feeds, else IB's ``reqHistoricalData``."""
+    REPLAY = "replay"
+    """The replay's bars the embedded venue has printed (the embedded venue only)."""
+    BROKER = "broker"
+    """IB's ``reqHistoricalData`` through ib_insync, on a clientId of its own: a real TWS / IB
+    Gateway, or the embedded venue's TWS API server (not the in-process venue)."""
+    FEED = "feed"
+    """The symbol's feed's: Alpaca's REST bars for an Alpaca-fed symbol, IB's
+    ``reqHistoricalData`` for an IB-fed one, the replay for a replay-fed one."""
+    NONE = "none"
+    """No warm-up: a strategy that needs one is refused at start."""
+
+
+class HistoryFrom(enum.StrEnum):
+    """Where one symbol's warm-up comes from once ``HistorySource`` is resolved
+    (``history_of``)."""
+
+    REPLAY = "replay"
+    IB = "ib"
+    ALPACA = "alpaca"
+    NONE = "none"
+
+
+@attrs.frozen(kw_only=True)
+class HistoryConfig:
+    """``[history]``: the warm-up history of bar strategies (``docs/bars.md``)."""
+
+    source: HistorySource = HistorySource.AUTO
+    # The clientId IB's reqHistoricalData connects with; 0 is the broker's client_id + 2 (the
+    # broker has client_id, IB market data client_id + 1).
+    client_id: int = attrs.field(
+        default=0,
+        validator=_zero_or_in_range(1, MAX_CLIENT_ID + 1, "the broker's client_id + 2"),
+    )
+
+
 @attrs.frozen(kw_only=True)
 class AlpacaConfig:
     """``[alpaca]``: Alpaca's market data (keys from ALPACA_KEY / ALPACA_SECRET, never here)."""
@@ -518,6 +559,19 @@ def _symbol_list(
             )
 
 
+def _history_table(instance: Any, attribute: attrs.Attribute[Any], value: HistoryConfig) -> None:
+    # The history's own connection must not take the broker's or IB market data's clientId: TWS
+    # refuses a second connection with a clientId in use (error 326).
+    taken = {instance.broker.client_id: "broker.client_id"}
+    taken.setdefault(instance.broker.client_id + 1, "broker.client_id + 1 (IB market data)")
+    if value.client_id and value.client_id in taken:
+        raise InvalidSetting(
+            f"{attribute.name}.client_id",
+            f"must differ from the clientIds of the broker and of IB market data, got "
+            f"{value.client_id}, which is {taken[value.client_id]}",
+        )
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     """The whole ``actortrade.toml``."""
@@ -535,6 +589,7 @@ class Config:
     telemetry: TelemetryConfig = TelemetryConfig()
     alerts: AlertsConfig = AlertsConfig()
     risk: RiskConfig = RiskConfig()
+    history: HistoryConfig = attrs.field(default=HistoryConfig(), validator=_history_table)
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )
@@ -600,3 +655,50 @@ def feed_problem(config: Config) -> str | None:
 def masked(account: str) -> str:
     """An account id as it may be printed: its last three characters."""
     return "*" * max(len(account) - 3, 0) + account[-3:] if account else "(none)"
+
+
+def history_client_id(config: Config) -> int:
+    """The clientId IB's ``reqHistoricalData`` connects with: ``[history] client_id``, else the
+    broker's + 2 (the broker's - 1 when that would not fit IB's 32 bits)."""
+    if config.history.client_id:
+        return config.history.client_id
+    broker = config.broker.client_id
+    return broker + 2 if broker + 2 <= MAX_CLIENT_ID + 1 else broker - 1
+
+
+def history_of(config: Config, symbol: SymbolConfig) -> HistoryFrom:
+    """Where ``symbol``'s warm-up comes from, with ``[history] source`` resolved for the
+    configured broker and the symbol's feed (``history_problem`` says when it cannot be)."""
+    source = config.history.source
+    feed = feed_of(config, symbol)
+    on_ib = config.broker.kind is BrokerKind.IB
+    if source is HistorySource.AUTO:
+        if not on_ib:
+            return HistoryFrom.REPLAY
+        return HistoryFrom.ALPACA if feed is FeedKind.ALPACA else HistoryFrom.IB
+    if source is HistorySource.FEED:
+        return {
+            FeedKind.REPLAY: HistoryFrom.REPLAY,
+            FeedKind.IB: HistoryFrom.IB,
+            FeedKind.ALPACA: HistoryFrom.ALPACA,
+        }[feed]
+    return {
+        HistorySource.REPLAY: HistoryFrom.REPLAY,
+        HistorySource.BROKER: HistoryFrom.IB,
+        HistorySource.NONE: HistoryFrom.NONE,
+    }[source]
+
+
+def history_problem(config: Config) -> str | None:
+    """Why ``[history] source`` cannot work with the configured broker, or None."""
+    source = config.history.source
+    kind = config.broker.kind
+    where = f"history.source = {source.value!r}"
+    if source is HistorySource.REPLAY and kind is BrokerKind.IB:
+        return f"{where}: a replay is the embedded venue's only, not IB's"
+    if source is HistorySource.BROKER and kind is BrokerKind.INPROCESS:
+        return (
+            f"{where}: IB's reqHistoricalData needs [broker] kind = \"embedded\" (the venue's "
+            'TWS API server) or "ib"'
+        )
+    return None

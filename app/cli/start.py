@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from config.schema import BrokerKind, FeedKind
+from config.schema import BrokerKind, FeedKind, HistorySource
 from runtime import Backend
 
 from ._app import cli
@@ -93,6 +93,16 @@ def start(
             "loopback) or ib (IB's streaming market data) [each symbol's feed in the config].",
         ),
     ] = None,
+    history: Annotated[
+        HistorySource | None,
+        typer.Option(
+            help="Where bar strategies' warm-up comes from: auto (the replay on the embedded "
+            "venue; through IB, Alpaca's bars for an Alpaca-fed symbol, else IB's), replay, "
+            "broker (IB's reqHistoricalData, on the embedded venue its TWS API server), feed "
+            "(the symbol's feed's) or none (a strategy that needs warm-up is refused) "
+            "[config: history.source].",
+        ),
+    ] = None,
     live: Annotated[
         bool, typer.Option("--live", help='Trade with real money (needs mode = "live").')
     ] = False,
@@ -137,7 +147,7 @@ def start(
     from config.errors import ConfigError
     from config.lotmap import load_lot_map
     from config.options import override
-    from config.schema import Mode, feed_of, feed_problem
+    from config.schema import Mode, feed_of, feed_problem, history_problem
     from sim.replay import MAX_GENERATED_DAYS
 
     from ._run import claim_control, start_embedded, start_live
@@ -174,10 +184,11 @@ def start(
                 settings.telemetry,
                 {"tracing": ("--tracing", tracing), "endpoint": ("--otlp-endpoint", otlp_endpoint)},
             ),
+            history=override(settings.history, {"source": ("--history", history)}),
         )
     except ConfigError as exc:
         fail(str(exc))
-    problem = feed_problem(settings)
+    problem = feed_problem(settings) or history_problem(settings)
     if problem is not None:
         fail(problem)
     feeds = {feed_of(settings, s) for s in symbols}
@@ -198,6 +209,7 @@ def start(
     except ConfigError as exc:
         fail(str(exc))
     kinds = _kinds(settings, config)
+    _refuse_cold(settings, kinds, config)
     data_dir = data_dir if data_dir is not None else settings.data_dir
     live_broker = settings.broker.kind is BrokerKind.IB
     bars = [] if live_broker else _bars(settings, replay=replay, seed=seed, days=days)
@@ -252,6 +264,17 @@ def _kinds(settings: Config, config: Path | None) -> dict[str, StrategyKind]:
         return compose.strategy_kinds(settings)
     except compose.CompositionError as exc:
         fail(f"{config or DEFAULT_CONFIG}: {exc}")
+
+
+def _refuse_cold(settings: Config, kinds: dict[str, StrategyKind], config: Path | None) -> None:
+    """Refuse (exit 2) a strategy that needs warm-up and would get no history, before anything
+    runs: it is never traded cold."""
+    from app import compose
+    from config.load import DEFAULT_CONFIG
+
+    problem = compose.warmup_problem(settings, kinds)
+    if problem is not None:
+        fail(f"{config or DEFAULT_CONFIG}: {problem}")
 
 
 def _bars(settings: Config, *, replay: Path | None, seed: int, days: int) -> list[Bar]:

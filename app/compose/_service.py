@@ -18,12 +18,21 @@ import attrs
 
 from actors.alerts import AlertSettings
 from actors.domain import route
+from actors.history import HistoryBySymbol, HistorySource
 from actors.lot_keeper import ledger_store
 from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridParams
 from actors.strategies.protocol import StrategyKind
 from actors.strategies.registry import StrategyError, strategy_kind
-from config.schema import Config, FeedKind, Mode, symbols_by_feed
+from config.schema import (
+    Config,
+    FeedKind,
+    HistoryFrom,
+    Mode,
+    history_client_id,
+    history_of,
+    symbols_by_feed,
+)
 from config.strategies import StrategyName
 from runtime.store import Store, StoreError
 
@@ -170,7 +179,7 @@ def embedded(
         store.close()
         raise CompositionError(str(exc)) from exc
     resumed = engine.last_trade_at
-    port, outside, live = venue_faces(settings, engine, start=bars[0].start, say=say)
+    faces = venue_faces(settings, engine, bars=bars, say=say)
     trading = sim_trading(
         data_dir=home / "ledger",
         store=store,
@@ -181,13 +190,14 @@ def embedded(
         speed=speed,
         engine=engine,
         reconcile_interval=settings.reconcile.interval,
-        port=port,
-        live=live,
+        port=faces.port,
+        live=faces.live,
+        history=faces.history,
         telemetry=telemetry(settings),
         alerting=alerting,
         **risk_and_dry_run(settings),
     )
-    return Embedded(trading=trading, resumed=resumed, outside=outside)
+    return Embedded(trading=trading, resumed=resumed, outside=faces.outside)
 
 
 def live(
@@ -201,8 +211,8 @@ def live(
 ) -> LiveTrading:
     """The tree trading the grids of ``lot_maps`` and the strategies of ``kinds`` through the
     TWS / IB Gateway of ``[broker]``, on the feeds each symbol names (IB's market data, or
-    Alpaca's stream with the keys from the environment), its ledger ``store``
-    (``open_ledger``) in ``home/ledger``."""
+    Alpaca's stream with the keys from the environment), warmed up as ``[history]`` says
+    (``live_history``), its ledger ``store`` (``open_ledger``) in ``home/ledger``."""
     from actors.brokers.ib import IBPort
 
     b = settings.broker
@@ -222,6 +232,7 @@ def live(
             timeout=b.timeout,
         ),
         feeds=live_sources(settings, data_type),
+        history=live_history(settings),
         telemetry=telemetry(settings),
         alerting=alerting,
         **risk_and_dry_run(settings),
@@ -268,3 +279,61 @@ def live_sources(settings: Config, data_type: int | None) -> list[LiveSource]:
         )
         sources.append(LiveSource(source=stream, symbols=fed[FeedKind.ALPACA]))
     return sources
+
+
+def live_history(settings: Config) -> HistoryBySymbol:
+    """Each symbol's warm-up through IB, as ``[history] source`` says
+    (``config.schema.history_of``): IB's ``reqHistoricalData`` on a clientId of its own
+    (``history_client_id``), or Alpaca's REST bars with the keys from the environment (and
+    ``[alpaca] data_url``); a symbol of ``none`` has no source (``warmup_problem`` refuses a
+    strategy that needs one)."""
+    from config.secrets import load_secrets
+
+    wanted = {s.symbol: history_of(settings, s) for s in settings.symbols}
+    sources: dict[str, HistorySource] = {}
+    if HistoryFrom.IB in wanted.values():
+        from actors.brokers.ib import IBHistory
+
+        b = settings.broker
+        ib = IBHistory(
+            host=b.host, port=b.port, client_id=history_client_id(settings), timeout=b.timeout
+        )
+        sources.update((s, ib) for s, w in wanted.items() if w is HistoryFrom.IB)
+    if HistoryFrom.ALPACA in wanted.values():
+        from actors.feeds.alpaca import AlpacaHistory
+
+        keys = load_secrets()
+        alpaca = sorted(s for s, w in wanted.items() if w is HistoryFrom.ALPACA)
+        if keys.alpaca_key is None or keys.alpaca_secret is None:
+            raise CompositionError(
+                f"{', '.join(alpaca)}: warm-up from Alpaca's bars needs ALPACA_KEY and "
+                "ALPACA_SECRET in the environment or in .env"
+            )
+        a = settings.alpaca
+        history = AlpacaHistory(
+            key=keys.alpaca_key,
+            secret=keys.alpaca_secret,
+            feed=a.feed.value,
+            url=a.data_url or None,
+        )
+        sources.update((s, history) for s in alpaca)
+    return HistoryBySymbol(sources)
+
+
+def warmup_problem(settings: Config, kinds: Mapping[str, StrategyKind]) -> str | None:
+    """Why a strategy of ``kinds`` that needs warm-up would find no history to warm it (its
+    symbol's ``[history] source`` resolves to none), or None: such a start is refused, never
+    traded cold. Names the symbol's table, the strategy and why."""
+    index = {(s.symbol, s.strategy.value): i for i, s in enumerate(settings.symbols)}
+    for kind in kinds.values():
+        warmup = kind.needs.warmup
+        i = index.get((kind.symbol, kind.name))
+        if not warmup or i is None:
+            continue
+        if history_of(settings, settings.symbols[i]) is HistoryFrom.NONE:
+            return (
+                f"symbols[{i}] ({kind.symbol}): {kind.name} needs {warmup} bars of warm-up, "
+                'but history.source = "none" gives it no history: refusing to trade it cold '
+                '(set [history] source to "auto", "broker" or "feed", or --history)'
+            )
+    return None

@@ -1,25 +1,54 @@
-"""The embedded sim venue's faces: its TWS API server (which the broker actor and IB market data
-reach with ib_insync) and its Alpaca server (which the Alpaca feed reads with alpaca-py), each on
-a free loopback port, started before the tree as tasks of the world outside it."""
+"""The embedded sim venue's faces: its TWS API server (which the broker actor, IB market data and
+IB's history reach with ib_insync) and its Alpaca server (which the Alpaca feed and Alpaca's
+history read with alpaca-py), each on a free loopback port, started before the tree as tasks of
+the world outside it; and the warm-up history ``[history] source`` chooses for each symbol."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+import attrs
 
-from config.schema import BrokerKind, Config, FeedKind, symbols_by_feed
+from actors.history import HistoryBySymbol, HistorySource, ReplayHistory
+from config.schema import (
+    BrokerKind,
+    Config,
+    FeedKind,
+    HistoryFrom,
+    history_client_id,
+    history_of,
+    symbols_by_feed,
+)
 
 from ._trading import LiveSource
 
 if TYPE_CHECKING:
     from actors.brokers.port import BrokerPort
+    from actors.domain import Bar
+    from actors.domain.bars import SessionKind
+    from actors.feeds.alpaca import AlpacaHistory
+    from sim.alpaca.server import AlpacaServer
     from sim.engine import Engine
     from supervisors.service import Outside
+
+
+@attrs.frozen(kw_only=True)
+class Faces:
+    """What ``venue_faces`` makes of the embedded venue for the tree."""
+
+    port: BrokerPort | None
+    """The broker port (None: in-process, no socket)."""
+    outside: list[Outside]
+    """The tasks of the world outside the tree, to start before it: the venue's servers."""
+    live: list[LiveSource]
+    """The live feeds the symbols get their prices from."""
+    history: HistorySource
+    """Each symbol's warm-up, as ``[history] source`` says (``config.schema.history_of``)."""
 
 
 def made_up_alpaca_keys() -> tuple[str, str]:
@@ -32,26 +61,47 @@ def venue_faces(
     settings: Config,
     engine: Engine,
     *,
-    start: datetime,
+    bars: Sequence[Bar],
     say: Callable[[str], None],
-) -> tuple[BrokerPort | None, list[Outside], list[LiveSource]]:
-    """The broker port (None: in-process, no socket), the tasks of the outside world to run
-    before the tree (the embedded venue's TWS API server and Alpaca server, each on a free
-    loopback port, ``say``-ing where once it listens), and the live feeds the symbols get their
-    prices from. The TWS API server lists every traded symbol (``settings.symbols``) first."""
-    from actors.brokers.ib import IBMarketData, IBPort
+) -> Faces:
+    """The embedded venue replaying ``bars`` as the tree sees it (``Faces``): its servers each
+    on a free loopback port, ``say``-ing where once it listens. The TWS API server lists every
+    traded symbol (``settings.symbols``) first. Both servers serve the replay's bars the venue
+    has already printed (its journal's, on a resumed venue) as history, besides what they see
+    printed from then on, so that IB's and Alpaca's history over the wire answer what
+    ``ReplayHistory`` does (less the bar in progress at the venue's clock: its last trade's)."""
+    from actors.brokers.ib import IBHistory, IBMarketData, IBPort
 
+    start = bars[0].start
     fed = symbols_by_feed(settings)
     outside: list[Outside] = []
     live: list[LiveSource] = []
+    seen = engine.last_trade_at
+    printed = [b for b in bars if seen is not None and b.start <= seen]
+
+    def venue_clock() -> datetime:
+        return engine.last_trade_at or start
+
+    sources: dict[str, HistorySource] = {}
+    wanted = {s.symbol: history_of(settings, s) for s in settings.symbols}
+    if HistoryFrom.REPLAY in wanted.values():
+        replay = ReplayHistory(bars, until=lambda: engine.last_trade_at)
+        sources.update((s, replay) for s, w in wanted.items() if w is HistoryFrom.REPLAY)
+    alpaca_history: _VenueAlpacaHistory | None = None
     if FeedKind.ALPACA in fed:
         from actors.feeds.alpaca import AlpacaStream
         from sim.alpaca.server import AlpacaServer
 
         key, secret = made_up_alpaca_keys()
         # Every feed: the embedded venue stands for a plan that includes the one configured.
-        alpaca = AlpacaServer(credentials={key: secret}, entitled=("iex", "sip"))
+        alpaca = AlpacaServer(credentials={key: secret}, entitled=("iex", "sip"), history=printed)
         a = settings.alpaca
+        if HistoryFrom.ALPACA in wanted.values():
+            alpaca_history = _VenueAlpacaHistory(
+                alpaca, key=key, secret=secret, feed=a.feed.value, clock=venue_clock
+            )
+            alpaca_fed = (s for s, w in wanted.items() if w is HistoryFrom.ALPACA)
+            sources.update((s, alpaca_history) for s in alpaca_fed)
         stream = AlpacaStream(
             key=key,
             secret=secret,
@@ -79,7 +129,7 @@ def venue_faces(
             )
         )
     if settings.broker.kind is BrokerKind.INPROCESS:
-        return None, outside, live
+        return Faces(port=None, outside=outside, live=live, history=HistoryBySymbol(sources))
     from actors.domain import Instrument
     from sim.tws.server import TwsServer
 
@@ -95,7 +145,9 @@ def venue_faces(
         instruments=[
             Instrument(symbol=symbol, con_id=900_001 + i) for i, symbol in enumerate(listed)
         ],
-        clock=lambda: engine.last_trade_at or start,
+        clock=venue_clock,
+        history=printed,
+        history_until=seen,
     )
     # The embedded server has no pacing limit, so ib_insync's throttle is off.
     port = IBPort(
@@ -116,6 +168,16 @@ def venue_faces(
             max_requests=0,
         )
         live.append(LiveSource(source=ib_data, symbols=fed[FeedKind.IB]))
+    ib_history = None
+    if HistoryFrom.IB in wanted.values():
+        ib_history = IBHistory(
+            host="127.0.0.1",
+            port=0,
+            client_id=history_client_id(settings),
+            timeout=settings.broker.timeout,
+            max_requests=0,
+        )
+        sources.update((s, ib_history) for s, w in wanted.items() if w is HistoryFrom.IB)
 
     async def embedded_venue(
         *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -124,7 +186,54 @@ def venue_faces(
             port.port = await tg.start(server.serve)
             if ib_data is not None:
                 ib_data.port = port.port
+            if ib_history is not None:
+                ib_history.port = port.port
             say(f"the embedded venue's TWS API server listens on 127.0.0.1:{port.port}")
             task_status.started()
 
-    return port, [embedded_venue, *outside], live
+    return Faces(
+        port=port,
+        outside=[embedded_venue, *outside],
+        live=live,
+        history=HistoryBySymbol(sources),
+    )
+
+
+class _VenueAlpacaHistory:
+    # AlpacaHistory on the embedded Alpaca server, made at the first question: its URL is
+    # known only once the server listens.
+    name = "alpaca"
+
+    def __init__(
+        self,
+        server: AlpacaServer,
+        *,
+        key: str,
+        secret: str,
+        feed: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.server = server
+        self.key = key
+        self.secret = secret
+        self.feed = feed
+        self.clock = clock
+        self._history: AlpacaHistory | None = None
+
+    def __repr__(self) -> str:
+        return f"_VenueAlpacaHistory(feed={self.feed!r})"
+
+    async def recent(
+        self, symbol: str, *, seconds: int, count: int, sessions: SessionKind
+    ) -> list[Bar]:
+        if self._history is None:
+            from actors.feeds.alpaca import AlpacaHistory
+
+            self._history = AlpacaHistory(
+                key=self.key,
+                secret=self.secret,
+                feed=self.feed,
+                url=self.server.rest_url,
+                clock=self.clock,
+            )
+        return await self._history.recent(symbol, seconds=seconds, count=count, sessions=sessions)

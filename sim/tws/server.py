@@ -123,9 +123,13 @@ class TwsServer:
         max_version: int = 176,
         name: str = "tws",
         history: Iterable[Bar] = (),
+        history_until: datetime | None = None,
     ) -> None:
         """``history``: bars the venue printed before it started (the replay file's before the
-        replay's start), which ``reqHistoricalData`` serves besides its own trades."""
+        replay's start), which ``reqHistoricalData`` serves besides its own trades;
+        ``history_until``: the time the venue printed them up to (a bar of ``history`` may have
+        been cut there: a replay stopped inside a minute prints the rest of it when it
+        resumes), the prints of ``history`` after it dropped (None: all of them)."""
         self.engine = engine
         self.instruments = {i.symbol: i for i in instruments}
         self.by_con_id = {i.con_id: i for i in self.instruments.values()}
@@ -149,6 +153,12 @@ class TwsServer:
         self._restored_for: set[int] | None = None
         """After a nightly restart, the clients already told 1102."""
         self.prints: dict[str, list[Print]] = history_prints(history)
+        if history_until is not None:
+            cut_ns = epoch_ns(history_until)
+            self.prints = {
+                symbol: [p for p in prints if p.ts_ns <= cut_ns]
+                for symbol, prints in self.prints.items()
+            }
         """Every symbol's prints, oldest first: what historical bars are made of."""
         for sim in engine.orders.values():
             self._adopt(sim)

@@ -250,3 +250,43 @@ async def test_ib_history_names_the_venue_it_cannot_reach() -> None:
     source = IBHistory(host="127.0.0.1", port=9, client_id=7, timeout=2)
     with pytest.raises(HistoryError, match=r"127\.0\.0\.1:9"):
         await source.recent("TQQQ", seconds=60, count=3, sessions="extended")
+
+
+async def test_history_cut_inside_a_minute_is_not_printed_twice_when_the_venue_resumes() -> None:
+    """A venue resumed inside a minute (``history_until`` its last print) serves that minute
+    once: the given history's prints after the cut are dropped, and the rest of the minute,
+    printed when the replay resumes, completes the bar as a plain aggregation of every print."""
+    day = generated_days(seed=5, days=1, first=FIRST)[:30]
+    prints = [t for b in day for t in bar_trades(b)]
+    cut = prints[41]  # the second print of the eleventh minute
+    engine = Engine()
+    server = TwsServer(
+        engine,
+        instruments=[TQQQ],
+        clock=lambda: engine.last_trade_at or cut.at,
+        history=day,
+        history_until=cut.at,
+    )
+    for t in prints[42:]:
+        engine.on_trade(t.symbol, t.price, t.size, t.at)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        ib = await connect(server)
+        try:
+            rows = await ib.reqHistoricalDataAsync(
+                Stock("TQQQ", "SMART", "USD"),
+                endDateTime="",
+                durationStr="1 D",
+                barSizeSetting="1 min",
+                whatToShow="TRADES",
+                useRTH=False,
+                formatDate=2,
+            )
+        finally:
+            ib.disconnect()
+            tg.cancel_scope.cancel()
+    got = [(r.date, Decimal(str(r.open)), Decimal(str(r.close)), int(r.volume)) for r in rows]
+    assert got[:-1] == [(b.start, b.open, b.close, b.volume) for b in day[:-1]]
+    # The last bar is in progress at the venue's clock, its last print (the window's end,
+    # exclusive): sent as far as it goes.
+    assert got[-1][3] == sum(t.size for t in bar_trades(day[-1])[:-1])
