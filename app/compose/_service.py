@@ -36,7 +36,8 @@ from config.schema import (
 from config.strategies import StrategyName
 from runtime.store import Store, StoreError
 
-from ._trading import LiveSource, LiveTrading, SimTrading, live_trading, sim_trading
+from ._trading import LiveTrading, SimTrading, live_trading, sim_trading
+from ._tree import LiveSource
 from ._venue import venue_faces
 
 if TYPE_CHECKING:

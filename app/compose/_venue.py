@@ -25,7 +25,7 @@ from config.schema import (
     symbols_by_feed,
 )
 
-from ._trading import LiveSource
+from ._tree import LiveSource
 
 if TYPE_CHECKING:
     from actors.brokers.port import BrokerPort
