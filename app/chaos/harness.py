@@ -20,205 +20,43 @@ reproduces the failure.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import random
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import attrs
 import msgspec
 import trio
 import trio.testing
 
-from actors import ledger
-from actors.broker import Poll
 from actors.brokers.sim import SimPort
-from actors.domain import BrokerEvent, PlaceOrder
 from actors.domain.sessions import NEW_YORK
-from actors.reconciler import Reconcile
-from actors.risk_rules import MarketHours, RiskLimits
-from actors.symbol import Describe
+from actors.risk_rules import RiskLimits
 from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
-from runtime import ActorCell, LifecycleState
-from runtime.store import Durability, Store, Txn
+from runtime import ActorCell
 from sim.engine import Engine, Input, Place
 from supervisors import RestartIntensityExceeded, Supervisor
 
-from . import invariants
+from . import checks, faults, invariants
+from .faults import Arms, ChaosPort, ChaosStore
+from .outcome import ChaosFailure as ChaosFailure
+from .outcome import Outcome as Outcome
+from .outcome import risk_limits as risk_limits
 from .plan import Fault, Kind, Scenario, scenario
 
 SYMBOL = "TQQQ"
 LOT_MAP = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
 MAX_PAUSE = 300.0
 """The longest virtual wait between two trades (nights and holidays are clock jumps)."""
-SETTLE_ATTEMPTS = 8
-SETTLE_WAIT = 65.0
-"""Virtual seconds a settle point waits after reconciling: longer than the longest retry
-backoff (``GridParams.retry_maximum``, 60 s)."""
 TIMER_INTERVAL = 5.0
 """The symbol actor's timer (1 s in production): it drives the 120 s level-0 fill timeout and
 the retries, which a 5 s tick still exercises at a fifth of the simulation's cost."""
-
-
-def risk_limits(seed: int) -> RiskLimits:
-    """The risk limits a scenario trades under (``invariants.RiskWatch`` checks them at the
-    venue): none, or limits the grid runs into (a lot is about 100 shares of a $50 ETF)."""
-    match seed % 5:
-        case 1:
-            return RiskLimits(max_open_orders=4)
-        case 2:
-            return RiskLimits(max_notional_per_symbol=Decimal(15_000))
-        case 3:
-            return RiskLimits(
-                max_open_orders=6,
-                max_gross_exposure=Decimal(25_000),
-                market_hours=MarketHours.REGULAR,
-            )
-        case 4:
-            return RiskLimits(equity=Decimal(100_000), max_daily_loss_pct=Decimal("0.2"))
-    return RiskLimits()
-
-
-class ChaosKill(Exception):
-    """How the plan kills an actor from inside (the supervisor sees a crash)."""
-
-
-class ChaosFailure(AssertionError):
-    """A scenario broke an invariant or did not finish; ``repro`` is the command to rerun it."""
-
-    def __init__(self, seed: int, message: str) -> None:
-        self.seed = seed
-        self.repro = f"python -m app.chaos --seed {seed}"
-        super().__init__(f"chaos seed {seed}: {message}\n  reproduce: {self.repro}")
-
-
-@attrs.define
-class Outcome:
-    """What one scenario did."""
-
-    seed: int
-    steps: int = 0
-    faults: Counter[str] = attrs.Factory(Counter)
-    """Faults injected, by kind (armed ones count here when armed)."""
-    fired: Counter[str] = attrs.Factory(Counter)
-    """Armed faults that went off (an actor killed at its message, a transaction aborted...)."""
-    checks: int = 0
-    settles: int = 0
-    processes: int = 0
-    """Service starts: 1 + crashes + storms."""
-    stops: list[str] = attrs.Factory(list)
-    """The errors the service stopped with (restart intensity exceeded)."""
-    executions: int = 0
-    orders: int = 0
-    digest: str = ""
-    """A hash of everything the venue was sent and did, and of the ledger's fills."""
-
-
-@attrs.define
-class Arms:
-    """Faults armed to fire later: at an actor's n-th next message, the lot-keeper's n-th
-    next write, the broker's n-th next order. They outlive restarts, like the plan."""
-
-    messages: dict[str, tuple[int, str, str]] = attrs.Factory(dict)
-    """Cell name -> (messages left, flavour, message type or "")."""
-    writes: tuple[int, Kind] | None = None
-    places: int | None = None
-    release_at: int | None = None
-    fired: Counter[str] = attrs.Factory(Counter)
-    """The armed faults that went off, by kind."""
-
-    def clear(self) -> None:
-        self.messages.clear()
-        self.writes = None
-        self.places = None
-
-    def message(self, cell: str, message: object) -> str | None:
-        """Count a message to ``cell``; the flavour if this is the armed one."""
-        armed = self.messages.get(cell)
-        if armed is None:
-            return None
-        left, flavour, kind = armed
-        if kind and type(message).__name__ != kind:
-            return None
-        if left > 1:
-            self.messages[cell] = (left - 1, flavour, kind)
-            return None
-        del self.messages[cell]
-        self.fired[f"kill-at-message:{cell}:{flavour}"] += 1
-        return flavour
-
-    def write(self) -> Kind | None:
-        if self.writes is None:
-            return None
-        left, kind = self.writes
-        self.writes = (left - 1, kind) if left > 1 else None
-        if left > 1:
-            return None
-        self.fired[str(kind)] += 1
-        return kind
-
-    def place(self) -> bool:
-        if self.places is None:
-            return False
-        self.places -= 1
-        if self.places > 0:
-            return False
-        self.places = None
-        self.fired[str(Kind.SUBMIT_CRASH)] += 1
-        return True
-
-
-class ChaosStore(Store):
-    """The ledger's store, committing inline, where the lot-keeper dies mid-transaction."""
-
-    def __init__(self, path: Path, arms: Arms) -> None:
-        super().__init__(
-            path,
-            databases=ledger.DATABASES,
-            schema_version=ledger.SCHEMA_VERSION,
-            migrations=ledger.MIGRATIONS,
-            durability=Durability.NOSYNC,
-            map_size=64 << 20,
-            inline=True,
-        )
-        self.arms = arms
-
-    async def write(self, fn: Callable[[Txn], Any]) -> Any:
-        fault = self.arms.write()
-        if fault is Kind.STORE_ABORT:
-
-            def doomed(txn: Txn) -> Any:
-                fn(txn)
-                raise ChaosKill("lot-keeper killed in the middle of a transaction")
-
-            return await super().write(doomed)
-        result = await super().write(fn)
-        if fault is Kind.STORE_AFTER_COMMIT:
-            raise ChaosKill("lot-keeper killed after its commit, before replying")
-        return result
-
-
-class ChaosPort(SimPort):
-    """The in-process venue port, where the broker actor dies between submit and ack."""
-
-    def __init__(self, engine: Engine, scenario: Scenario, arms: Arms) -> None:
-        super().__init__(engine, scenario.bars[0].start)
-        self.arms = arms
-
-    async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
-        events = await super().place(order)
-        if self.arms.place():
-            raise ChaosKill(f"broker killed after {order.ref} reached the venue, before its ack")
-        return events
 
 
 class Harness:
@@ -318,7 +156,7 @@ class Harness:
             risk=self.limits,
         )
         for cell in trading.cells.values():
-            self._wrap(cell)
+            faults.wrap(cell, self.arms, self._die)
         root = Supervisor(
             "root", trading.spec, rng=random.Random(plan.seed * 1009 + self.outcome.processes)
         )
@@ -329,7 +167,7 @@ class Harness:
                 self.scope, self.task_group = tg.cancel_scope, tg
                 await tg.start(root.run)
                 await trading.finished.wait()
-                await self._final(trading, root)
+                await checks.final(self, trading)
                 finished = True
                 root.stop()
         except* RestartIntensityExceeded as group:
@@ -349,28 +187,14 @@ class Harness:
 
     def _stopped(self, group: BaseExceptionGroup[RestartIntensityExceeded], trading: Any) -> None:
         message = "; ".join(str(error) for error in _leaves(group))
-        self._safety()  # a broken invariant explains a crash loop better than the loop does
+        checks.safety(self)  # a broken invariant explains a crash loop better than the loop does
         if not self.storming:
             raise invariants.Violation(f"restart intensity exceeded without a storm: {message}")
         if "gave up: more than" not in message:
             raise invariants.Violation(f"the service stopped with an unclear error: {message}")
-        running = [c.name for c in trading.cells.values() if _running(c)]
+        running = [c.name for c in trading.cells.values() if checks.running(c)]
         self.tally.check(not running, f"the root gave up but actors still run: {running}")
         self.outcome.stops.append(message)
-
-    async def _final(self, trading: SimTrading, root: Supervisor) -> None:
-        """The replay has ended: every fault disarmed, the connection healed, one last
-        settle, and every actor must be running."""
-        self.arms.clear()
-        self.arms.release_at = None
-        port = trading.port
-        assert isinstance(port, SimPort)
-        port.link.release()
-        await self._settle(trading, strict=True)
-        assert self.store is not None
-        self.recorded = sorted(f.exec_id for f in invariants.read_ledger(self.store, SYMBOL).fills)
-        down = [f"{c.name} ({c.state.value})" for c in trading.cells.values() if not _running(c)]
-        self.tally.check(not down, f"actors down at the end: {down}")
 
     # -- steps and faults ---------------------------------------------------------------------
 
@@ -390,7 +214,7 @@ class Harness:
         assert trading is not None
         self.outcome.steps += 1
         step = self.outcome.steps
-        self._safety()
+        checks.safety(self)
         port = trading.port
         assert isinstance(port, SimPort)
         if self.arms.release_at is not None and step >= self.arms.release_at:
@@ -405,7 +229,7 @@ class Harness:
         while self.pending and self.pending[0].step <= step:
             await self._inject(self.pending.pop(0))
         if step % self.plan.settle_every == 0:
-            await self._settle(trading, strict=False)
+            await checks.settle(self, trading, strict=False)
 
     async def _inject(self, fault: Fault) -> None:
         trading, root = self.trading, self.root
@@ -419,7 +243,7 @@ class Harness:
             case Kind.KILL:
                 self._kill(root, fault.target)
             case Kind.KILL_AT_MESSAGE:
-                self.arms.messages[_cell_name(fault.target)] = (
+                self.arms.messages[faults.cell_name(fault.target)] = (
                     fault.n,
                     fault.flavour,
                     fault.message,
@@ -463,6 +287,10 @@ class Harness:
                 self.storming = True
                 self.task_group.start_soon(self._storm, root)
 
+    def _die(self, target: str) -> None:
+        assert self.root is not None
+        self._kill(self.root, target)
+
     def _kill(self, root: Supervisor, target: str) -> None:
         supervisor, _, name = target.rpartition("/")
         try:
@@ -477,110 +305,11 @@ class Harness:
         broker = root.child("broker")
         assert isinstance(broker, ActorCell)
         for _ in range(100):
-            while not _running(broker):  # noqa: ASYNC110 - polls a state no event signals
+            while not checks.running(broker):  # noqa: ASYNC110 - polls a state no event signals
                 await anyio.sleep(0.01)
             root.kill("broker")
             await anyio.sleep(0.01)
         raise invariants.Violation("100 broker kills and the root never gave up")
-
-    def _wrap(self, cell: ActorCell[Any]) -> None:
-        """Make ``cell``'s actors die where the plan says (KILL_AT_MESSAGE)."""
-        make = cell.factory
-        arms, name = self.arms, cell.name
-
-        def factory() -> Any:
-            actor = make()
-            handle = actor.handle
-            if not inspect.iscoroutinefunction(handle):
-
-                def plain(message: Any) -> Any:
-                    flavour = arms.message(name, message)
-                    if flavour == "before":
-                        raise ChaosKill(f"{name} killed before handling {message!r}")
-                    result = handle(message)
-                    if flavour is not None:  # during or after: a plain handler has no await
-                        raise ChaosKill(f"{name} killed after handling {message!r}")
-                    return result
-
-                actor.handle = plain  # type: ignore[method-assign]
-                return actor
-
-            async def chaotic(message: Any) -> Any:
-                flavour = arms.message(name, message)
-                if flavour == "before":
-                    raise ChaosKill(f"{name} killed before handling {message!r}")
-                if flavour == "during":
-                    assert self.root is not None
-                    self._kill(self.root, _target_of(name))  # lands at the first await
-                result = await handle(message)
-                if flavour == "after":
-                    raise ChaosKill(f"{name} killed after handling {message!r}")
-                return result
-
-            actor.handle = chaotic  # type: ignore[method-assign]
-            return actor
-
-        cell.factory = factory
-
-    # -- checks -------------------------------------------------------------------------------
-
-    def _safety(self) -> None:
-        store = self.store
-        if store is None or not store.is_open:
-            return
-        invariants.safety(
-            self.engine,
-            invariants.read_ledger(store, SYMBOL),
-            self.placed,
-            SYMBOL,
-            self.tally,
-            forgotten=self.forgotten if self.amnesiac else None,
-        )
-        # A venue back from an older state has its clock set back too: the risk actor's
-        # sessions run ahead of it, so the trip's timing is not compared then.
-        now = None if self.amnesiac else self.engine.last_trade_at
-        self.risk.check(self.tally, store.read(ledger.load_risk), now)
-
-    async def _settle(self, trading: SimTrading, *, strict: bool) -> None:
-        """Reconcile with the connection up, then check that everything agrees. Not strict:
-        a fault that fires meanwhile abandons the attempt (the next settle point checks)."""
-        broker = trading.cells["broker"].ref
-        reconciler = trading.cells["reconciler"].ref
-        symbol = trading.cells[SYMBOL].ref
-        for _ in range(SETTLE_ATTEMPTS if strict else 1):
-            try:
-                await broker.request(Poll(), timeout=30)
-                # After an amnesia the operator has looked at the execution conflicts it
-                # caused: acknowledging them lets the symbol trade again (unless shares are
-                # missing), so what comes after is checked too.
-                await reconciler.request(Reconcile(acknowledge=self.amnesiac), timeout=120)
-                # Retries of rejected orders run (their backoff is at most a minute); then the
-                # repairs reach the venue, and its answers the symbol actor.
-                await anyio.sleep(SETTLE_WAIT)
-                await broker.request(Poll(), timeout=30)
-                await symbol.request(Describe(), timeout=30)
-            except Exception:
-                if not strict:
-                    return
-                await anyio.sleep(5.0)  # let the tree restart what failed
-                continue
-            store = self.store
-            assert store is not None
-            strategy = trading.strategies.get(f"grid:{SYMBOL}")
-            ledger = invariants.read_ledger(store, SYMBOL)
-            forgotten = self.forgotten if self.amnesiac else None
-            invariants.safety(
-                self.engine, ledger, self.placed, SYMBOL, self.tally, forgotten=forgotten
-            )
-            invariants.agreement(
-                self.engine, ledger, SYMBOL, self.tally, strategy=strategy, forgotten=forgotten
-            )
-            self.outcome.settles += 1
-            return
-        if strict:
-            raise invariants.Violation(
-                f"the tree did not settle in {SETTLE_ATTEMPTS} attempts at the end"
-            )
 
 
 _TOLD = frozenset(
@@ -603,18 +332,6 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     for error in group.exceptions:
         leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
     return leaves
-
-
-def _running(cell: ActorCell[Any]) -> bool:
-    return cell.state is LifecycleState.RUNNING
-
-
-def _cell_name(target: str) -> str:
-    return target.rpartition("/")[2]
-
-
-def _target_of(cell: str) -> str:
-    return f"symbols/{cell}" if cell.startswith("symbol.") else cell
 
 
 def deterministic_scheduling(seed: int) -> None:
