@@ -36,11 +36,12 @@ def safety(harness: Harness) -> None:
         return
     invariants.safety(
         harness.engine,
-        invariants.read_ledger(store, SYMBOL),
+        invariants.read_ledger(store, SYMBOL, harness.strategies),
         harness.placed,
         SYMBOL,
         harness.tally,
         forgotten=harness.forgotten if harness.amnesiac else None,
+        strategies=harness.strategies,
     )
     # A venue back from an older state has its clock set back too: the risk actor's
     # sessions run ahead of it, so the trip's timing is not compared then.
@@ -53,7 +54,9 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
     a fault that fires meanwhile abandons the attempt (the next settle point checks)."""
     broker = trading.cells["broker"].ref
     reconciler = trading.cells["reconciler"].ref
-    symbol = trading.cells[SYMBOL].ref
+    # The symbol's owner under the symbol, any other strategy of it under its route.
+    symbols = [trading.cells[SYMBOL].ref]
+    symbols += [trading.cells[route].ref for route in harness.kinds if route in trading.cells]
     for _ in range(SETTLE_ATTEMPTS if strict else 1):
         try:
             await broker.request(Poll(), timeout=30)
@@ -65,7 +68,8 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
             # repairs reach the venue, and its answers the symbol actor.
             await anyio.sleep(SETTLE_WAIT)
             await broker.request(Poll(), timeout=30)
-            await symbol.request(Describe(), timeout=30)
+            for symbol in symbols:
+                await symbol.request(Describe(), timeout=30)
         except Exception:
             if not strict:
                 return
@@ -74,13 +78,31 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
         store = harness.store
         assert store is not None
         strategy = trading.strategies.get(f"grid:{SYMBOL}")
-        state = invariants.read_ledger(store, SYMBOL)
+        bars = {
+            name: trading.strategies.get(f"{name}:{SYMBOL}")
+            for name in harness.strategies
+            if name != "grid"
+        }
+        state = invariants.read_ledger(store, SYMBOL, harness.strategies)
         forgotten = harness.forgotten if harness.amnesiac else None
         invariants.safety(
-            harness.engine, state, harness.placed, SYMBOL, harness.tally, forgotten=forgotten
+            harness.engine,
+            state,
+            harness.placed,
+            SYMBOL,
+            harness.tally,
+            forgotten=forgotten,
+            strategies=harness.strategies,
         )
         invariants.agreement(
-            harness.engine, state, SYMBOL, harness.tally, strategy=strategy, forgotten=forgotten
+            harness.engine,
+            state,
+            SYMBOL,
+            harness.tally,
+            strategy=strategy,
+            forgotten=forgotten,
+            strategies=harness.strategies,
+            bars=bars,
         )
         harness.outcome.settles += 1
         return
@@ -101,7 +123,7 @@ async def final(harness: Harness, trading: SimTrading) -> None:
     await settle(harness, trading, strict=True)
     assert harness.store is not None
     harness.recorded = sorted(
-        f.exec_id for f in invariants.read_ledger(harness.store, SYMBOL).fills
+        f.exec_id for f in invariants.read_ledger(harness.store, SYMBOL, harness.strategies).fills
     )
     down = [f"{c.name} ({c.state.value})" for c in trading.cells.values() if not running(c)]
     harness.tally.check(not down, f"actors down at the end: {down}")

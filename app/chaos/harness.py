@@ -35,8 +35,11 @@ import trio
 import trio.testing
 
 from actors.brokers.sim import SimPort
+from actors.domain import route
 from actors.domain.sessions import NEW_YORK
 from actors.risk_rules import RiskLimits
+from actors.strategies.protocol import StrategyKind
+from actors.strategies.registry import strategy_kind
 from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
 from runtime import ActorCell
@@ -72,7 +75,18 @@ class Harness:
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
         self.limits = limits if limits is not None else risk_limits(plan.seed)
-        self.risk = invariants.RiskWatch(self.limits, SYMBOL)
+        bar = plan.bar
+        self.strategies: tuple[str, ...] = (
+            *(("grid",) if plan.strategies.grid else ()),
+            *((bar.name,) if bar is not None else ()),
+        )
+        """What trades the symbol, its owner (the first) first."""
+        self.kinds: dict[str, StrategyKind] = (
+            {}
+            if bar is None
+            else {route(bar.name, SYMBOL): strategy_kind(bar.name, SYMBOL, bar.parameters())}
+        )
+        self.risk = invariants.RiskWatch(self.limits, SYMBOL, self.strategies)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
         self.forgotten: set[invariants.ExecutionKey] = set()
@@ -81,7 +95,9 @@ class Harness:
         self.amnesia: int | None = None
         """Inputs the venue loses when the process it crashed with comes back."""
         self.amnesiac = False
-        self.lots: dict[str, LotMap] = {SYMBOL: load_lot_map(LOT_MAP)}
+        self.lots: dict[str, LotMap] = (
+            {SYMBOL: load_lot_map(LOT_MAP)} if plan.strategies.grid else {}
+        )
         self.pending = list(plan.faults)
         self.recorded: list[str] = []
         """The execIds in the ledger at the end (for the digest)."""
@@ -132,6 +148,11 @@ class Harness:
         self.outcome.fired = self.arms.fired
         self.outcome.executions = len(self.engine.executions)
         self.outcome.orders = len(self.placed)
+        self.outcome.strategies = str(self.plan.strategies)
+        for ref in self.placed:
+            self.outcome.by_strategy[f"orders:{invariants.strategy_of(ref)}"] += 1
+        for execution in self.engine.executions:
+            self.outcome.by_strategy[f"executions:{invariants.strategy_of(execution.ref)}"] += 1
         return self.outcome
 
     async def _serve(self) -> bool:
@@ -144,6 +165,7 @@ class Harness:
             data_dir=self.workdir / "ledger",
             bars=plan.bars,
             lots=self.lots,
+            kinds=self.kinds,
             engine=self.engine,
             store=self.store,
             port=port,
@@ -271,7 +293,9 @@ class Harness:
                 self.engine.reject_next()
             case Kind.OPERATOR_CANCEL:
                 working = sorted(
-                    o.ref for o in self.engine.open_orders() if o.ref.startswith("grid:")
+                    o.ref
+                    for o in self.engine.open_orders()
+                    if invariants.ours(o.ref, SYMBOL, self.strategies)
                 )
                 if working:
                     self.engine.cancel(working[fault.n % len(working)], "cancelled in TWS")
@@ -365,6 +389,14 @@ def run(
         return trio.run(harness.main, clock=trio.testing.MockClock(autojump_threshold=0))
     except invariants.Violation as exc:
         raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {exc}") from exc
+    except ExceptionGroup as group:
+        # A broken invariant found by the final settle comes out of the tree's task group.
+        found = [e for e in _leaves(group) if isinstance(e, invariants.Violation)]
+        if not found:
+            raise ChaosFailure(
+                seed, f"after step {harness.outcome.steps}: {type(group).__name__}: {group}"
+            ) from group
+        raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {found[0]}") from group
     except Exception as exc:
         raise ChaosFailure(
             seed, f"after step {harness.outcome.steps}: {type(exc).__name__}: {exc}"

@@ -42,7 +42,7 @@ Each check counts itself in a ``Tally``; a failed one raises ``Violation`` namin
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -53,12 +53,15 @@ from actors.domain import Side, round_to_tick
 from actors.domain.sessions import NEW_YORK, Session, session_at
 from actors.lot_keeper import LedgerState
 from actors.risk_rules import MarketHours, RiskLimits
+from actors.strategies._position import PositionStrategy
 from actors.strategies.grid import GridRef, GridStrategy
 from runtime.store import Store
 from sim.engine import Engine, Execution, Input, OnTrade, Place, SimOrder
 
 OURS = "grid:"
 """The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
+GRID = ("grid",)
+"""The strategies of a symbol when only the grid trades it (every check's default)."""
 
 ExecutionKey = tuple[str, str, Side, int, Decimal]
 """An execution's id and facts: (execId, orderRef, side, quantity, price)."""
@@ -84,12 +87,23 @@ class Tally:
             raise Violation(message)
 
 
-def read_ledger(store: Store, symbol: str) -> LedgerState:
-    """The ledger of ``symbol`` as one consistent read."""
+def strategy_of(ref: str) -> str:
+    """The strategy an orderRef belongs to (``strategy:symbol:tag:attempt``)."""
+    return ref.partition(":")[0]
+
+
+def ours(ref: str, symbol: str, strategies: Sequence[str]) -> bool:
+    """Is ``ref`` an order of one of ``strategies`` trading ``symbol``?"""
+    name, _, rest = ref.partition(":")
+    return name in strategies and rest.startswith(f"{symbol}:")
+
+
+def read_ledger(store: Store, symbol: str, strategies: Sequence[str] = GRID) -> LedgerState:
+    """The ledger of ``symbol`` (the facts of ``strategies``) as one consistent read."""
     return store.read(
         lambda txn: LedgerState(
             intents=tuple(ledger_.intents(txn, symbol)),
-            fills=tuple(f for f in ledger_.fills(txn) if f.ref.startswith(f"{OURS}{symbol}:")),
+            fills=tuple(f for f in ledger_.fills(txn) if ours(f.ref, symbol, strategies)),
             lots=tuple(ledger_.lots(txn, symbol)),
             retired=ledger_.retired(txn),
             conflicts=tuple(ledger_.conflicts(txn, symbol)),
@@ -97,12 +111,14 @@ def read_ledger(store: Store, symbol: str) -> LedgerState:
     )
 
 
-def _ours(orders: Iterable[SimOrder], symbol: str) -> list[SimOrder]:
-    return [o for o in orders if o.ref.startswith(f"{OURS}{symbol}:")]
+def _ours(
+    orders: Iterable[SimOrder], symbol: str, strategies: Sequence[str] = GRID
+) -> list[SimOrder]:
+    return [o for o in orders if ours(o.ref, symbol, strategies)]
 
 
-def _executions(engine: Engine, symbol: str) -> list[Execution]:
-    return [e for e in engine.executions if e.ref.startswith(f"{OURS}{symbol}:")]
+def _executions(engine: Engine, symbol: str, strategies: Sequence[str] = GRID) -> list[Execution]:
+    return [e for e in engine.executions if ours(e.ref, symbol, strategies)]
 
 
 def position(engine: Engine, symbol: str) -> int:
@@ -119,59 +135,25 @@ def safety(
     *,
     queue_depth: int = 3,
     forgotten: set[ExecutionKey] | None = None,
+    strategies: Sequence[str] = GRID,
 ) -> None:
     """The invariants that hold between any two steps, whatever failed (see the module doc).
     ``placed`` counts the orders the venue was sent, by orderRef; ``forgotten`` the executions
-    of the venue's earlier lives, if it lost some state."""
-    twice = sorted(ref for ref, n in placed.items() if n > 1 and ref.startswith(OURS))
+    of the venue's earlier lives, if it lost some state; ``strategies`` trade ``symbol`` (the
+    grid's checks apply to the grid's orders, ``bar_safety``'s to each other strategy's)."""
+    twice = sorted(ref for ref, n in placed.items() if n > 1 and strategy_of(ref) in strategies)
     tally.check(not twice, f"orderRefs sent to the venue more than once: {twice}")
     intents = {i.ref for i in ledger.intents}
-    orders = _ours(engine.orders.values(), symbol)
+    orders = _ours(engine.orders.values(), symbol, strategies)
     unbacked = sorted(o.ref for o in orders if o.ref not in intents)
     tally.check(not unbacked, f"orders at the venue without a committed intent: {unbacked}")
-
-    working = [o for o in orders if not o.done]
-    buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
-    doubled = {level: n for level, n in buys.items() if n > 1}
-    tally.check(not doubled, f"levels with more than one working buy: {doubled}")
-    queued = sum(n for level, n in buys.items() if level > 0)
-    tally.check(
-        queued <= queue_depth,
-        f"{queued} conditional buys working, more than the queue depth {queue_depth}: "
-        f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
-    )
-
-    # Never offer more than a lot holds, in all of the venue's lives; never short.
-    history = keys(_executions(engine, symbol)) | (forgotten or set())
-    bought: Counter[int] = Counter()
-    sold: Counter[int] = Counter()
-    for _, ref, side, quantity, _ in history:
-        if not ref.startswith(f"{OURS}{symbol}:"):
-            continue
-        (bought if side is Side.BUY else sold)[GridRef.parse(ref).lot] += quantity
-    for fill in ledger.fills:
-        if fill.exec_id.startswith("orphan:"):
-            # A lot the reconciler made of shares no lot held: bought under other lots (or
-            # in a life of the venue it forgot), sold under its own.
-            bought[GridRef.parse(fill.ref).lot] += fill.quantity
-    sells: dict[int, list[SimOrder]] = {}
-    for order in working:
-        if order.side is Side.SELL:
-            sells.setdefault(GridRef.parse(order.ref).lot, []).append(order)
-    for lot, offered in sells.items():
-        refs = [o.ref for o in offered]
-        tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
-        if forgotten is not None:
-            # A venue back from an older state works again sells that had filled: what
-            # matters then is that they never fill twice (below) and never go short.
-            continue
-        tally.check(
-            sold[lot] + offered[0].remaining <= bought[lot],
-            f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
-            f"holds {bought[lot] - sold[lot]}",
-        )
-    short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
-    tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
+    # Every execution of every strategy, in all of the venue's lives.
+    history = keys(_executions(engine, symbol, strategies)) | (forgotten or set())
+    for name in strategies:
+        if name != "grid":
+            bar_safety(engine, ledger, symbol, name, history, tally, forgotten=forgotten)
+    if "grid" in strategies:
+        _grid_safety(engine, ledger, symbol, history, tally, queue_depth, forgotten)
     held = position(engine, symbol)
     tally.check(held >= 0, f"the venue's {symbol} position is below zero: {held}")
     offering = sum(
@@ -199,6 +181,200 @@ def safety(
         )
     for view in ledger.lots:
         tally.check(view.sold <= view.bought, f"ledger lot {view.lot} sold more than it bought")
+
+
+def _grid_safety(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    history: set[ExecutionKey],
+    tally: Tally,
+    queue_depth: int,
+    forgotten: set[ExecutionKey] | None,
+) -> None:
+    """The grid's safety: per level and per lot (see the module doc)."""
+    orders = _ours(engine.orders.values(), symbol)
+    working = [o for o in orders if not o.done]
+    buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
+    doubled = {level: n for level, n in buys.items() if n > 1}
+    tally.check(not doubled, f"levels with more than one working buy: {doubled}")
+    queued = sum(n for level, n in buys.items() if level > 0)
+    tally.check(
+        queued <= queue_depth,
+        f"{queued} conditional buys working, more than the queue depth {queue_depth}: "
+        f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
+    )
+
+    # Never offer more than a lot holds, in all of the venue's lives; never short.
+    bought: Counter[int] = Counter()
+    sold: Counter[int] = Counter()
+    for _, ref, side, quantity, _ in history:
+        if not ref.startswith(f"{OURS}{symbol}:"):
+            continue
+        (bought if side is Side.BUY else sold)[GridRef.parse(ref).lot] += quantity
+    for fill in ledger.fills:
+        if fill.exec_id.startswith("orphan:") and fill.ref.startswith(OURS):
+            # A lot the reconciler made of shares no lot held: bought under other lots (or
+            # in a life of the venue it forgot), sold under its own.
+            bought[GridRef.parse(fill.ref).lot] += fill.quantity
+    sells: dict[int, list[SimOrder]] = {}
+    for order in working:
+        if order.side is Side.SELL:
+            sells.setdefault(GridRef.parse(order.ref).lot, []).append(order)
+    for lot, offered in sells.items():
+        refs = [o.ref for o in offered]
+        tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
+        if forgotten is not None:
+            # A venue back from an older state works again sells that had filled: what
+            # matters then is that they never fill twice (below) and never go short.
+            continue
+        tally.check(
+            sold[lot] + offered[0].remaining <= bought[lot],
+            f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
+            f"holds {bought[lot] - sold[lot]}",
+        )
+    short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
+    tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
+
+
+def _side(ledger: LedgerState, ref: str) -> Side:
+    # A fill's side is its order's (the intent committed before it went out); a bar strategy's
+    # tag says it too: X.<bar> sells, E.<bar> and adopted shares (A.<n>) buy.
+    for intent in ledger.intents:
+        if intent.ref == ref:
+            return intent.order.side
+    return Side.SELL if ref.split(":")[2].startswith("X.") else Side.BUY
+
+
+def ledger_position(ledger: LedgerState, symbol: str, name: str) -> int:
+    """The shares strategy ``name`` holds of ``symbol`` by the ledger's fills of its orders."""
+    sides = {i.ref: i.order.side for i in ledger.intents}
+    held = 0
+    for fill in ledger.fills:
+        if ours(fill.ref, symbol, (name,)):
+            side = sides.get(fill.ref) or _side(ledger, fill.ref)
+            held += fill.quantity if side is Side.BUY else -fill.quantity
+    return held
+
+
+def entry_size(ledger: LedgerState, symbol: str, name: str) -> int:
+    """The shares of a bar strategy's latest entry (its ``E.<bar>`` decision of the latest bar,
+    as its first attempt asked), plus every share it adopted (``A.<n>``): one entry's worth."""
+    latest: tuple[int, int] = (-1, 0)
+    adopted = 0
+    for intent in ledger.intents:
+        if not ours(intent.ref, symbol, (name,)):
+            continue
+        tag, attempt = intent.ref.split(":")[2:4] if intent.ref.count(":") >= 3 else ("", "")
+        if tag.startswith("E.") and attempt == "1":
+            latest = max(latest, (int(tag[2:]), intent.order.quantity))
+        elif tag.startswith("A."):
+            adopted += intent.order.quantity
+    return latest[1] + adopted
+
+
+def bar_safety(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    name: str,
+    history: set[ExecutionKey],
+    tally: Tally,
+    *,
+    forgotten: set[ExecutionKey] | None = None,
+) -> None:
+    """A bar strategy's safety (``ma_cross``, ``momentum``: one long position of its own):
+    never two working entries at the venue; never short by its own fills (the ledger's, and
+    the venue's executions of its orders); its working sells never offer more than it holds;
+    never more than one entry's worth held (``entry_size``)."""
+    route = f"{name}:{symbol}"
+    working = [o for o in engine.open_orders() if ours(o.ref, symbol, (name,))]
+    entries = sorted(o.ref for o in working if o.side is Side.BUY)
+    tally.check(len(entries) <= 1, f"{route} has {len(entries)} working entry orders: {entries}")
+    held = ledger_position(ledger, symbol, name)
+    tally.check(held >= 0, f"{route} is short by the ledger's fills of its orders: {held}")
+    size = entry_size(ledger, symbol, name)
+    tally.check(
+        held <= size,
+        f"{route} holds {held} shares by the ledger, more than one entry's worth ({size})",
+    )
+    if forgotten is not None:
+        return  # the venue's executions of its earlier lives may be taken twice: the ledger's
+    executed = sum(
+        quantity if side is Side.BUY else -quantity
+        for _, ref, side, quantity, _ in history
+        if ours(ref, symbol, (name,))
+    )
+    adopted = sum(
+        f.quantity
+        for f in ledger.fills
+        if f.exec_id.startswith("orphan:") and ours(f.ref, symbol, (name,))
+    )
+    tally.check(
+        executed + adopted >= 0,
+        f"{route} sold more than it bought at the venue: {executed} (+{adopted} adopted)",
+    )
+    offered = sum(o.remaining for o in working if o.side is Side.SELL)
+    tally.check(
+        offered <= executed + adopted,
+        f"{route}'s working sells offer {offered} shares, it holds {executed + adopted}",
+    )
+
+
+def bar_agreement(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    name: str,
+    tally: Tally,
+    *,
+    strategy: PositionStrategy | None = None,
+    forgotten: set[ExecutionKey] | None = None,
+) -> None:
+    """A bar strategy's agreement once settled: its ledger position is its venue executions'
+    (adopted shares aside); it holds nothing or at most one entry's worth; the strategy's
+    position and live orders are the ledger's and the venue's."""
+    route = f"{name}:{symbol}"
+    held = ledger_position(ledger, symbol, name)
+    if forgotten is None:
+        executed = sum(
+            e.quantity if e.side is Side.BUY else -e.quantity
+            for e in _executions(engine, symbol, (name,))
+        )
+        adopted = sum(
+            f.quantity
+            for f in ledger.fills
+            if f.exec_id.startswith("orphan:") and ours(f.ref, symbol, (name,))
+        )
+        tally.check(
+            held == executed + adopted,
+            f"{route}: the ledger holds {held} shares, its executions at the venue "
+            f"{executed} (+{adopted} adopted)",
+        )
+    size = entry_size(ledger, symbol, name)
+    tally.check(
+        0 <= held <= size,
+        f"{route} holds {held} shares after settling: neither flat nor one entry's worth ({size})",
+    )
+    if strategy is None:
+        return
+    if forgotten is not None and strategy.halted is not None:
+        return
+    tally.check(
+        strategy.halted is None, f"{route} halted with nothing sold by hand: {strategy.halted}"
+    )
+    tally.check(
+        strategy.shares == held,
+        f"{route}: the strategy holds {strategy.shares} shares, the ledger {held}",
+    )
+    believed = sorted(o.ref for o in strategy.live_orders())
+    at_venue = sorted(o.ref for o in engine.open_orders() if ours(o.ref, symbol, (name,)))
+    tally.check(
+        believed == at_venue,
+        f"{route}'s live orders are not the venue's working ones: it believes in "
+        f"{sorted(set(believed) - set(at_venue))}, does not know "
+        f"{sorted(set(at_venue) - set(believed))}",
+    )
 
 
 def broker_realized(engine: Engine, symbol: str) -> Decimal:
@@ -233,13 +409,21 @@ def agreement(
     tick: Decimal = Decimal("0.01"),
     strategy: GridStrategy | None = None,
     forgotten: set[ExecutionKey] | None = None,
+    strategies: Sequence[str] = GRID,
+    bars: Mapping[str, PositionStrategy | None] | None = None,
 ) -> None:
-    """The invariants that hold once the tree has settled (see the module doc)."""
+    """The invariants that hold once the tree has settled (see the module doc). ``strategy``
+    is the grid's live strategy, ``bars`` each bar strategy's by name (for comparing their
+    books with the ledger's), ``strategies`` what trades ``symbol``."""
     if forgotten is not None:
-        if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy):
+        if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy, strategies):
             return
+        for name, bar in (bars or {}).items():
+            if bar is not None and bar.halted is not None:
+                _halted_after_amnesia(f"{name}:{symbol}", bar.halted, tally)
+                return
     else:
-        venue = sorted(e.exec_id for e in _executions(engine, symbol))
+        venue = sorted(e.exec_id for e in _executions(engine, symbol, strategies))
         recorded = sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:"))
         missing = sorted(set(venue) - set(recorded))
         extra = sorted(set(recorded) - set(venue))
@@ -250,10 +434,32 @@ def agreement(
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     shares = sum(lot.open_shares for lot in open_lots)
     held = position(engine, symbol)
-    tally.check(
-        shares == held,
-        f"the ledger's open lots hold {shares} {symbol} shares, the venue's position is {held}",
-    )
+    others = [name for name in strategies if name != "grid"]
+    if not others:
+        tally.check(
+            shares == held,
+            f"the ledger's open lots hold {shares} {symbol} shares, the venue's position is {held}",
+        )
+    else:
+        positions = {name: ledger_position(ledger, symbol, name) for name in others}
+        total = shares + sum(positions.values())
+        tally.check(
+            total == held,
+            f"the ledger holds {total} {symbol} shares (grid lots {shares}, {positions}), the "
+            f"venue's position is {held}",
+        )
+        for name in others:
+            bar_agreement(
+                engine,
+                ledger,
+                symbol,
+                name,
+                tally,
+                strategy=(bars or {}).get(name),
+                forgotten=forgotten,
+            )
+    if "grid" not in strategies:
+        return
     live = _ours(engine.open_orders(), symbol)
     working = [o for o in live if o.side is Side.SELL]
     buying = {GridRef.parse(o.ref).lot for o in live if o.side is Side.BUY}
@@ -317,6 +523,7 @@ def _agreement_after_amnesia(
     symbol: str,
     tally: Tally,
     strategy: GridStrategy | None,
+    strategies: Sequence[str] = GRID,
 ) -> bool:
     """The executions' part of the agreement once the venue has lost some state: every
     execution the venue holds now is the ledger's, or is on record as a conflict with it (a
@@ -326,7 +533,7 @@ def _agreement_after_amnesia(
     reported = {
         (c.exec_id, c.reported.ref, c.reported.quantity, c.reported.price) for c in ledger.conflicts
     }
-    for execution in _executions(engine, symbol):
+    for execution in _executions(engine, symbol, strategies):
         fill = recorded.get(execution.exec_id)
         facts = (execution.ref, execution.quantity, execution.price)
         if fill is None:
@@ -342,13 +549,16 @@ def _agreement_after_amnesia(
         )
     if strategy is None or strategy.halted is None:
         return True
-    tally.check(
-        strategy.halted.startswith("execution conflict")
-        or strategy.halted.startswith("the ledger holds"),
-        f"{symbol} halted after the venue lost state, but not for a conflict or missing "
-        f"shares: {strategy.halted}",
-    )
+    _halted_after_amnesia(symbol, strategy.halted, tally)
     return False
+
+
+def _halted_after_amnesia(who: str, halted: str, tally: Tally) -> None:
+    tally.check(
+        halted.startswith(("execution conflict", "the ledger holds")),
+        f"{who} halted after the venue lost state, but not for a conflict or missing "
+        f"shares: {halted}",
+    )
 
 
 DECISION_LAG = timedelta(minutes=1)
@@ -360,9 +570,11 @@ class RiskWatch:
     """The risk invariant (see the module doc), fed every input of the venue's engine before
     it takes effect; ``breaches`` lists what went beyond a limit."""
 
-    def __init__(self, limits: RiskLimits, symbol: str) -> None:
+    def __init__(self, limits: RiskLimits, symbol: str, strategies: Sequence[str] = GRID) -> None:
         self.limits = limits
         self.symbol = symbol
+        self.strategies = tuple(strategies)
+        """What trades ``symbol``: the limits hold across all of their orders."""
         self.breaches: list[str] = []
         self.buys: list[tuple[datetime, str]] = []
         """Every buy of ours placed: when (venue time) and its orderRef."""
@@ -377,13 +589,13 @@ class RiskWatch:
             while self.trades and self.trades[0][0] < entry.at - DECISION_LAG:
                 self.trades.popleft()
             return
-        if not isinstance(entry, Place) or not entry.order.ref.startswith(OURS):
+        if not isinstance(entry, Place) or not ours(entry.order.ref, self.symbol, self.strategies):
             return
         order, limits = entry.order, self.limits
         if order.side is not Side.BUY:
             return
         self.buys.append((entry.at, order.ref))
-        working = _ours(engine.open_orders(), self.symbol)
+        working = _ours(engine.open_orders(), self.symbol, self.strategies)
         if limits.max_open_orders is not None and len(working) + 1 > limits.max_open_orders:
             self.breaches.append(
                 f"{order.ref} placed with {len(working)} orders working, at most "

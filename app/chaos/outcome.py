@@ -57,5 +57,9 @@ class Outcome:
     """The errors the service stopped with (restart intensity exceeded)."""
     executions: int = 0
     orders: int = 0
+    strategies: str = "grid"
+    """The scenario's strategy set (``plan.StrategySet``)."""
+    by_strategy: Counter[str] = attrs.Factory(Counter)
+    """Orders the venue was sent and its executions, by strategy (``orders:grid``...)."""
     digest: str = ""
     """A hash of everything the venue was sent and did, and of the ledger's fills."""

@@ -56,7 +56,7 @@ class Kind(enum.StrEnum):
     REJECT = "reject"
     """The venue rejects the next order."""
     OPERATOR_CANCEL = "operator-cancel"
-    """Someone cancels one of the grid's working orders at the broker (in TWS, say)."""
+    """Someone cancels one of the strategies' working orders at the broker (in TWS, say)."""
     CRASH = "crash"
     """The whole process dies (every actor at once, no cleanup); a new one starts on the same
     data directory and venue."""
@@ -110,10 +110,89 @@ _WEIGHTS = {
     Kind.CRASH: 3,
     Kind.STORM: 1,
 }
+BAR_TARGETS = ("market-data",)
+"""What the bar-strategy faults' KILL aims at beside the bar strategy's own symbol actor: the
+market-data actor, whose fan-out completes and delivers the bars."""
+BAR_MESSAGES = (
+    "BarClosed",
+    "TimerTick",
+    "OrderAccepted",
+    "OrderFilled",
+    "OrderCancelled",
+    "OrderRejected",
+    "Resync",
+    "",
+)
+"""The message types a KILL_AT_MESSAGE fault on a bar strategy's symbol actor may wait for:
+its bars (the market-data actor's fan-out), its timer (time-outs, retries), its orders' events."""
 AMNESIA_SHARE = 0.25
 """The share of scenarios with a ``VENUE_AMNESIA`` fault, drawn from a stream of its own so
 that every other scenario is what it was before that fault existed (seeds stay comparable
 across campaigns)."""
+
+
+class StrategySet(enum.StrEnum):
+    """What trades TQQQ in a scenario: the grid, a bar strategy, or the grid beside one (two
+    strategies on one symbol: the grid is the symbol's owner, cell ``symbol.TQQQ``; the bar
+    strategy's cell is ``symbol.TQQQ.<strategy>``)."""
+
+    GRID = "grid"
+    MA_CROSS = "ma_cross"
+    MOMENTUM = "momentum"
+    GRID_MA_CROSS = "grid+ma_cross"
+    GRID_MOMENTUM = "grid+momentum"
+
+    @property
+    def grid(self) -> bool:
+        return self.value.startswith("grid")
+
+    @property
+    def bar_strategy(self) -> str | None:
+        """The bar strategy's name (``ma_cross``, ``momentum``), None for the grid alone."""
+        name = self.value.rpartition("+")[2]
+        return None if name == "grid" else name
+
+
+STRATEGY_WEIGHTS = {
+    StrategySet.GRID: 60,
+    StrategySet.MA_CROSS: 10,
+    StrategySet.MOMENTUM: 10,
+    StrategySet.GRID_MA_CROSS: 10,
+    StrategySet.GRID_MOMENTUM: 10,
+}
+"""How often each strategy set is drawn (per 100 scenarios), from a stream of its own, like the
+amnesia: a scenario that draws the grid alone is the one it was before the bar strategies."""
+
+
+@attrs.frozen(kw_only=True)
+class BarStrategy:
+    """A bar strategy's parameters in a scenario (``actors.strategies.registry.strategy_kind``
+    takes ``parameters()``): 1-minute bars, short windows and a low threshold, so that it trades
+    within a scenario's few hours; a target notional that the scenario's risk limits
+    (``harness.risk_limits``) sometimes refuse."""
+
+    name: str
+    target_notional: Decimal
+    order_type: str
+    fast: int = 0
+    slow: int = 0
+    lookback: int = 0
+    threshold: Decimal = Decimal(0)
+
+    def parameters(self) -> dict[str, object]:
+        common: dict[str, object] = {
+            "bar_seconds": 60,
+            "target_notional": self.target_notional,
+            "order_type": self.order_type,
+            "sessions": "extended",
+        }
+        if self.name == "ma_cross":
+            return {**common, "fast": self.fast, "slow": self.slow}
+        return {**common, "lookback": self.lookback, "threshold": self.threshold}
+
+    def __str__(self) -> str:
+        shown = {k: v for k, v in self.parameters().items() if k not in ("bar_seconds", "sessions")}
+        return f"{self.name} " + ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 @attrs.frozen(kw_only=True)
@@ -145,6 +224,9 @@ class Scenario:
     settle_every: int
     """Steps between settle points (a reconciliation, then the agreement invariants)."""
     reconcile_interval: float
+    strategies: StrategySet = StrategySet.GRID
+    bar: BarStrategy | None = None
+    """The bar strategy's parameters (None for the grid alone)."""
 
     @property
     def steps(self) -> int:
@@ -179,8 +261,9 @@ _FIRST_DAYS = (
 )
 
 
-def scenario(seed: int) -> Scenario:
-    """The scenario of ``seed``."""
+def scenario(seed: int, strategies: StrategySet | None = None) -> Scenario:
+    """The scenario of ``seed`` (with ``strategies`` rather than the set it draws: the market,
+    the faults of the grid alone and the bar strategy's parameters stay the seed's)."""
     rng = random.Random(seed)
     days = _days(rng.choice(_FIRST_DAYS), rng.randint(2, 3))
     bars: list[Bar] = []
@@ -217,6 +300,7 @@ def scenario(seed: int) -> Scenario:
                 n=amnesia.randint(1, 160),
             )
         )
+    strategies, bar = _strategy_set(seed, steps, drawn, strategies)
     faults = sorted(drawn, key=lambda f: f.step)
     return Scenario(
         seed=seed,
@@ -227,7 +311,59 @@ def scenario(seed: int) -> Scenario:
         thin=thin,
         settle_every=rng.choice((40, 80, 160)),
         reconcile_interval=rng.choice((60.0, 300.0)),
+        strategies=strategies,
+        bar=bar,
     )
+
+
+def _strategy_set(
+    seed: int, steps: int, faults: list[Fault], force: StrategySet | None = None
+) -> tuple[StrategySet, BarStrategy | None]:
+    """The scenario's strategy set and bar strategy, from a stream of their own (see
+    ``STRATEGY_WEIGHTS``); a bar strategy adds faults aimed at it to ``faults``: kills of its
+    symbol actor and of the market-data actor, and deaths at its bars, timer and order events."""
+    rng = random.Random(f"strategies:{seed}")
+    drawn = rng.choices(list(STRATEGY_WEIGHTS), weights=list(STRATEGY_WEIGHTS.values()))[0]
+    chosen = force if force is not None else drawn
+    name = chosen.bar_strategy
+    if name is None:
+        return chosen, None
+    notional = Decimal(rng.choice((3_000, 6_000, 10_000, 16_000)))
+    order_type = rng.choice(("limit", "limit", "market"))
+    if name == "ma_cross":
+        fast = rng.randint(3, 5)
+        bar = BarStrategy(
+            name=name,
+            target_notional=notional,
+            order_type=order_type,
+            fast=fast,
+            slow=rng.randint(max(8, fast + 1), 15),
+        )
+    else:
+        bar = BarStrategy(
+            name=name,
+            target_notional=notional,
+            order_type=order_type,
+            lookback=rng.randint(5, 15),
+            threshold=Decimal(rng.choice(("0", "0.001", "0.002", "0.004"))),
+        )
+    cell = "symbols/symbol.TQQQ" if not chosen.grid else f"symbols/symbol.TQQQ.{name}"
+    for _ in range(rng.randint(1, 4)):
+        step = rng.randrange(1, steps)
+        if rng.random() < 0.35:
+            faults.append(Fault(step=step, kind=Kind.KILL, target=rng.choice((cell, *BAR_TARGETS))))
+            continue
+        faults.append(
+            Fault(
+                step=step,
+                kind=Kind.KILL_AT_MESSAGE,
+                target=cell,
+                n=rng.randint(1, 3),
+                flavour=rng.choice(FLAVOURS),
+                message=rng.choice(BAR_MESSAGES),
+            )
+        )
+    return chosen, bar
 
 
 def _days(first: date, count: int) -> list[date]:
