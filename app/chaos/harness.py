@@ -48,6 +48,7 @@ from supervisors import RestartIntensityExceeded, Supervisor
 
 from . import checks, faults, invariants
 from .faults import Arms, ChaosPort, ChaosStore
+from .outcome import TOLD, leaves
 from .outcome import ChaosFailure as ChaosFailure
 from .outcome import Outcome as Outcome
 from .outcome import risk_limits as risk_limits
@@ -65,7 +66,13 @@ the retries, which a 5 s tick still exercises at a fifth of the simulation's cos
 class Harness:
     """Runs one scenario (see the module doc)."""
 
-    def __init__(self, plan: Scenario, workdir: Path, limits: RiskLimits | None = None) -> None:
+    def __init__(
+        self,
+        plan: Scenario,
+        workdir: Path,
+        limits: RiskLimits | None = None,
+        bar_kind: StrategyKind | None = None,
+    ) -> None:
         self.plan = plan
         self.workdir = workdir
         self.outcome = Outcome(seed=plan.seed)
@@ -81,11 +88,12 @@ class Harness:
             *((bar.name,) if bar is not None else ()),
         )
         """What trades the symbol, its owner (the first) first."""
+        if bar is not None and bar_kind is None:
+            bar_kind = strategy_kind(bar.name, SYMBOL, bar.parameters())
         self.kinds: dict[str, StrategyKind] = (
-            {}
-            if bar is None
-            else {route(bar.name, SYMBOL): strategy_kind(bar.name, SYMBOL, bar.parameters())}
+            {} if bar is None or bar_kind is None else {route(bar.name, SYMBOL): bar_kind}
         )
+        """The bar strategy's kind by route (``bar_kind`` if given: a test's)."""
         self.risk = invariants.RiskWatch(self.limits, SYMBOL, self.strategies)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
@@ -196,7 +204,7 @@ class Harness:
             self._stopped(group, trading)
         finally:
             for alert in trading.alerts:
-                if alert.kind in _TOLD:
+                if alert.kind in TOLD:
                     self.arms.fired[f"told:{alert.kind}"] += 1
             port.link.close()
             if self.store.is_open:
@@ -208,7 +216,7 @@ class Harness:
         return finished
 
     def _stopped(self, group: BaseExceptionGroup[RestartIntensityExceeded], trading: Any) -> None:
-        message = "; ".join(str(error) for error in _leaves(group))
+        message = "; ".join(str(error) for error in leaves(group))
         checks.safety(self)  # a broken invariant explains a crash loop better than the loop does
         if not self.storming:
             raise invariants.Violation(f"restart intensity exceeded without a storm: {message}")
@@ -336,28 +344,6 @@ class Harness:
         raise invariants.Violation("100 broker kills and the root never gave up")
 
 
-_TOLD = frozenset(
-    {
-        "stale-order",
-        "oversold",
-        "sell-refused",
-        "execution-conflict",
-        "halted",
-        "order-refused",
-        "risk-tripped",
-    }
-)
-"""Alerts of the safeguards a lost venue state (or a risk limit) calls on, counted in the
-outcome."""
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return leaves
-
-
 def deterministic_scheduling(seed: int) -> None:
     """Make trio's scheduler a function of ``seed``: trio shuffles each batch of runnable tasks
     with its module's ``random.Random``; with deterministic scheduling on (what its Hypothesis
@@ -374,14 +360,16 @@ def run(
     workdir: Path | None = None,
     plan: Scenario | None = None,
     limits: RiskLimits | None = None,
+    bar_kind: StrategyKind | None = None,
 ) -> Outcome:
     """Run the scenario of ``seed`` (or ``plan``) under ``limits`` (``risk_limits(seed)`` by
-    default); raise ``ChaosFailure`` if it fails."""
+    default); raise ``ChaosFailure`` if it fails. ``bar_kind`` replaces the kind the plan's bar
+    strategy is made of (it must have the same name and symbol: a test's planted bug)."""
     plan = plan if plan is not None else scenario(seed)
     own = workdir is None
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-")) if own else workdir
     assert folder is not None
-    harness = Harness(plan, folder, limits)
+    harness = Harness(plan, folder, limits, bar_kind)
     deterministic_scheduling(seed)
     # The tree logs every crash the plan causes; the outcome and a failure say what matters.
     logging.disable(logging.CRITICAL)
@@ -391,7 +379,7 @@ def run(
         raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {exc}") from exc
     except ExceptionGroup as group:
         # A broken invariant found by the final settle comes out of the tree's task group.
-        found = [e for e in _leaves(group) if isinstance(e, invariants.Violation)]
+        found = [e for e in leaves(group) if isinstance(e, invariants.Violation)]
         if not found:
             raise ChaosFailure(
                 seed, f"after step {harness.outcome.steps}: {type(group).__name__}: {group}"

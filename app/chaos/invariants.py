@@ -41,89 +41,31 @@ Each check counts itself in a ``Tally``; a failed one raises ``Violation`` namin
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-import attrs
-
-from actors import ledger as ledger_
 from actors.domain import Side, round_to_tick
-from actors.domain.sessions import NEW_YORK, Session, session_at
 from actors.lot_keeper import LedgerState
-from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies._position import PositionStrategy
 from actors.strategies.grid import GridRef, GridStrategy
-from runtime.store import Store
-from sim.engine import Engine, Execution, Input, OnTrade, Place, SimOrder
+from sim.engine import Engine, SimOrder
 
-OURS = "grid:"
-"""The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
-GRID = ("grid",)
-"""The strategies of a symbol when only the grid trades it (every check's default)."""
-
-ExecutionKey = tuple[str, str, Side, int, Decimal]
-"""An execution's id and facts: (execId, orderRef, side, quantity, price)."""
-
-
-def keys(executions: Iterable[Execution]) -> set[ExecutionKey]:
-    return {(e.exec_id, e.ref, e.side, e.quantity, e.price) for e in executions}
-
-
-class Violation(AssertionError):
-    """An invariant did not hold; the message says which and what differs."""
-
-
-@attrs.define
-class Tally:
-    """How many invariant checks ran."""
-
-    checks: int = 0
-
-    def check(self, holds: bool, message: str) -> None:
-        self.checks += 1
-        if not holds:
-            raise Violation(message)
-
-
-def strategy_of(ref: str) -> str:
-    """The strategy an orderRef belongs to (``strategy:symbol:tag:attempt``)."""
-    return ref.partition(":")[0]
-
-
-def ours(ref: str, symbol: str, strategies: Sequence[str]) -> bool:
-    """Is ``ref`` an order of one of ``strategies`` trading ``symbol``?"""
-    name, _, rest = ref.partition(":")
-    return name in strategies and rest.startswith(f"{symbol}:")
-
-
-def read_ledger(store: Store, symbol: str, strategies: Sequence[str] = GRID) -> LedgerState:
-    """The ledger of ``symbol`` (the facts of ``strategies``) as one consistent read."""
-    return store.read(
-        lambda txn: LedgerState(
-            intents=tuple(ledger_.intents(txn, symbol)),
-            fills=tuple(f for f in ledger_.fills(txn) if ours(f.ref, symbol, strategies)),
-            lots=tuple(ledger_.lots(txn, symbol)),
-            retired=ledger_.retired(txn),
-            conflicts=tuple(ledger_.conflicts(txn, symbol)),
-        )
-    )
-
-
-def _ours(
-    orders: Iterable[SimOrder], symbol: str, strategies: Sequence[str] = GRID
-) -> list[SimOrder]:
-    return [o for o in orders if ours(o.ref, symbol, strategies)]
-
-
-def _executions(engine: Engine, symbol: str, strategies: Sequence[str] = GRID) -> list[Execution]:
-    return [e for e in engine.executions if ours(e.ref, symbol, strategies)]
-
-
-def position(engine: Engine, symbol: str) -> int:
-    held = engine.positions.get(symbol)
-    return held.quantity if held is not None else 0
+from ._facts import GRID as GRID
+from ._facts import OURS as OURS
+from ._facts import ExecutionKey as ExecutionKey
+from ._facts import Tally as Tally
+from ._facts import Violation as Violation
+from ._facts import executions_of as _executions
+from ._facts import keys as keys
+from ._facts import ours as ours
+from ._facts import ours_of as _ours
+from ._facts import position as position
+from ._facts import read_ledger as read_ledger
+from ._facts import strategy_of as strategy_of
+from .bar_invariants import bar_agreement, bar_safety, ledger_position
+from .risk_watch import DECISION_LAG as DECISION_LAG
+from .risk_watch import RiskWatch as RiskWatch
 
 
 def safety(
@@ -235,146 +177,6 @@ def _grid_safety(
         )
     short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
     tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
-
-
-def _side(ledger: LedgerState, ref: str) -> Side:
-    # A fill's side is its order's (the intent committed before it went out); a bar strategy's
-    # tag says it too: X.<bar> sells, E.<bar> and adopted shares (A.<n>) buy.
-    for intent in ledger.intents:
-        if intent.ref == ref:
-            return intent.order.side
-    return Side.SELL if ref.split(":")[2].startswith("X.") else Side.BUY
-
-
-def ledger_position(ledger: LedgerState, symbol: str, name: str) -> int:
-    """The shares strategy ``name`` holds of ``symbol`` by the ledger's fills of its orders."""
-    sides = {i.ref: i.order.side for i in ledger.intents}
-    held = 0
-    for fill in ledger.fills:
-        if ours(fill.ref, symbol, (name,)):
-            side = sides.get(fill.ref) or _side(ledger, fill.ref)
-            held += fill.quantity if side is Side.BUY else -fill.quantity
-    return held
-
-
-def entry_size(ledger: LedgerState, symbol: str, name: str) -> int:
-    """The shares of a bar strategy's latest entry (its ``E.<bar>`` decision of the latest bar,
-    as its first attempt asked), plus every share it adopted (``A.<n>``): one entry's worth."""
-    latest: tuple[int, int] = (-1, 0)
-    adopted = 0
-    for intent in ledger.intents:
-        if not ours(intent.ref, symbol, (name,)):
-            continue
-        tag, attempt = intent.ref.split(":")[2:4] if intent.ref.count(":") >= 3 else ("", "")
-        if tag.startswith("E.") and attempt == "1":
-            latest = max(latest, (int(tag[2:]), intent.order.quantity))
-        elif tag.startswith("A."):
-            adopted += intent.order.quantity
-    return latest[1] + adopted
-
-
-def bar_safety(
-    engine: Engine,
-    ledger: LedgerState,
-    symbol: str,
-    name: str,
-    history: set[ExecutionKey],
-    tally: Tally,
-    *,
-    forgotten: set[ExecutionKey] | None = None,
-) -> None:
-    """A bar strategy's safety (``ma_cross``, ``momentum``: one long position of its own):
-    never two working entries at the venue; never short by its own fills (the ledger's, and
-    the venue's executions of its orders); its working sells never offer more than it holds;
-    never more than one entry's worth held (``entry_size``)."""
-    route = f"{name}:{symbol}"
-    working = [o for o in engine.open_orders() if ours(o.ref, symbol, (name,))]
-    entries = sorted(o.ref for o in working if o.side is Side.BUY)
-    tally.check(len(entries) <= 1, f"{route} has {len(entries)} working entry orders: {entries}")
-    held = ledger_position(ledger, symbol, name)
-    tally.check(held >= 0, f"{route} is short by the ledger's fills of its orders: {held}")
-    size = entry_size(ledger, symbol, name)
-    tally.check(
-        held <= size,
-        f"{route} holds {held} shares by the ledger, more than one entry's worth ({size})",
-    )
-    if forgotten is not None:
-        return  # the venue's executions of its earlier lives may be taken twice: the ledger's
-    executed = sum(
-        quantity if side is Side.BUY else -quantity
-        for _, ref, side, quantity, _ in history
-        if ours(ref, symbol, (name,))
-    )
-    adopted = sum(
-        f.quantity
-        for f in ledger.fills
-        if f.exec_id.startswith("orphan:") and ours(f.ref, symbol, (name,))
-    )
-    tally.check(
-        executed + adopted >= 0,
-        f"{route} sold more than it bought at the venue: {executed} (+{adopted} adopted)",
-    )
-    offered = sum(o.remaining for o in working if o.side is Side.SELL)
-    tally.check(
-        offered <= executed + adopted,
-        f"{route}'s working sells offer {offered} shares, it holds {executed + adopted}",
-    )
-
-
-def bar_agreement(
-    engine: Engine,
-    ledger: LedgerState,
-    symbol: str,
-    name: str,
-    tally: Tally,
-    *,
-    strategy: PositionStrategy | None = None,
-    forgotten: set[ExecutionKey] | None = None,
-) -> None:
-    """A bar strategy's agreement once settled: its ledger position is its venue executions'
-    (adopted shares aside); it holds nothing or at most one entry's worth; the strategy's
-    position and live orders are the ledger's and the venue's."""
-    route = f"{name}:{symbol}"
-    held = ledger_position(ledger, symbol, name)
-    if forgotten is None:
-        executed = sum(
-            e.quantity if e.side is Side.BUY else -e.quantity
-            for e in _executions(engine, symbol, (name,))
-        )
-        adopted = sum(
-            f.quantity
-            for f in ledger.fills
-            if f.exec_id.startswith("orphan:") and ours(f.ref, symbol, (name,))
-        )
-        tally.check(
-            held == executed + adopted,
-            f"{route}: the ledger holds {held} shares, its executions at the venue "
-            f"{executed} (+{adopted} adopted)",
-        )
-    size = entry_size(ledger, symbol, name)
-    tally.check(
-        0 <= held <= size,
-        f"{route} holds {held} shares after settling: neither flat nor one entry's worth ({size})",
-    )
-    if strategy is None:
-        return
-    if forgotten is not None and strategy.halted is not None:
-        return
-    tally.check(
-        strategy.halted is None, f"{route} halted with nothing sold by hand: {strategy.halted}"
-    )
-    tally.check(
-        strategy.shares == held,
-        f"{route}: the strategy holds {strategy.shares} shares, the ledger {held}",
-    )
-    believed = sorted(o.ref for o in strategy.live_orders())
-    at_venue = sorted(o.ref for o in engine.open_orders() if ours(o.ref, symbol, (name,)))
-    tally.check(
-        believed == at_venue,
-        f"{route}'s live orders are not the venue's working ones: it believes in "
-        f"{sorted(set(believed) - set(at_venue))}, does not know "
-        f"{sorted(set(at_venue) - set(believed))}",
-    )
 
 
 def broker_realized(engine: Engine, symbol: str) -> Decimal:
@@ -559,91 +361,3 @@ def _halted_after_amnesia(who: str, halted: str, tally: Tally) -> None:
         f"{who} halted after the venue lost state, but not for a conflict or missing "
         f"shares: {halted}",
     )
-
-
-DECISION_LAG = timedelta(minutes=1)
-"""How long before it reaches the venue a buy may have been decided, its broker up: the trades
-of that span are the prices its decision may have seen (``RiskWatch``)."""
-
-
-class RiskWatch:
-    """The risk invariant (see the module doc), fed every input of the venue's engine before
-    it takes effect; ``breaches`` lists what went beyond a limit."""
-
-    def __init__(self, limits: RiskLimits, symbol: str, strategies: Sequence[str] = GRID) -> None:
-        self.limits = limits
-        self.symbol = symbol
-        self.strategies = tuple(strategies)
-        """What trades ``symbol``: the limits hold across all of their orders."""
-        self.breaches: list[str] = []
-        self.buys: list[tuple[datetime, str]] = []
-        """Every buy of ours placed: when (venue time) and its orderRef."""
-        self.trips: dict[tuple[str, str], datetime] = {}
-        """Each trip on record (session, reason): the venue's time when it was first seen."""
-        self.trades: deque[tuple[datetime, Decimal]] = deque()
-        """The symbol's trades of the last ``DECISION_LAG`` (venue time, price)."""
-
-    def __call__(self, engine: Engine, entry: Input) -> None:
-        if isinstance(entry, OnTrade) and entry.symbol == self.symbol:
-            self.trades.append((entry.at, entry.price))
-            while self.trades and self.trades[0][0] < entry.at - DECISION_LAG:
-                self.trades.popleft()
-            return
-        if not isinstance(entry, Place) or not ours(entry.order.ref, self.symbol, self.strategies):
-            return
-        order, limits = entry.order, self.limits
-        if order.side is not Side.BUY:
-            return
-        self.buys.append((entry.at, order.ref))
-        working = _ours(engine.open_orders(), self.symbol, self.strategies)
-        if limits.max_open_orders is not None and len(working) + 1 > limits.max_open_orders:
-            self.breaches.append(
-                f"{order.ref} placed with {len(working)} orders working, at most "
-                f"{limits.max_open_orders}: {sorted(o.ref for o in working)}"
-            )
-        last = engine.last.get(self.symbol)
-        price = order.limit if order.limit is not None else last
-        if price is not None and last is not None:
-            seen = [p for at, p in self.trades if at >= entry.at - DECISION_LAG]
-            decided = min([last, *seen])
-            exposure = position(engine, self.symbol) * decided + order.quantity * price
-            for o in working:
-                if o.side is Side.BUY:
-                    exposure += o.remaining * (o.limit if o.limit is not None else last)
-            for name in ("max_notional_per_symbol", "max_gross_exposure"):
-                cap = getattr(limits, name)
-                if cap is not None and exposure > cap:
-                    self.breaches.append(
-                        f"{order.ref} placed with exposure {exposure} > {name} {cap}"
-                    )
-        if limits.market_hours is not MarketHours.ANY:
-            session = session_at(entry.at)
-            allowed = (
-                session is Session.REGULAR
-                if limits.market_hours is MarketHours.REGULAR
-                else session.trading
-            )
-            if not allowed:
-                self.breaches.append(
-                    f"{order.ref} placed at {entry.at.isoformat()} ({session.value} session), "
-                    f"only {limits.market_hours.value} allowed"
-                )
-
-    def check(self, tally: Tally, record: ledger_.RiskRecord, now: datetime | None) -> None:
-        """``record`` is the ledger's risk state now, ``now`` the venue's time: a trip is
-        dated by when the venue first saw it on record (at most a step late), not by the risk
-        actor's own event time."""
-        tally.check(not self.breaches, f"orders beyond a risk limit: {self.breaches[:3]}")
-        if record.tripped is None or record.session is None or now is None:
-            return
-        seen = self.trips.setdefault((record.session, record.tripped), now)
-        late = [
-            ref
-            for at, ref in self.buys
-            if at > seen and at.astimezone(NEW_YORK).date().isoformat() == record.session
-        ]
-        tally.check(
-            not late,
-            f"buys placed after the daily loss guard tripped (on record at {seen.isoformat()}): "
-            f"{late[:3]}",
-        )

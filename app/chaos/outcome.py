@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -63,3 +64,26 @@ class Outcome:
     """Orders the venue was sent and its executions, by strategy (``orders:grid``...)."""
     digest: str = ""
     """A hash of everything the venue was sent and did, and of the ledger's fills."""
+
+
+TOLD = frozenset(
+    {
+        "stale-order",
+        "oversold",
+        "sell-refused",
+        "execution-conflict",
+        "halted",
+        "order-refused",
+        "risk-tripped",
+    }
+)
+"""Alerts of the safeguards a lost venue state (or a risk limit) calls on, counted in the
+outcome."""
+
+
+def leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The errors of ``group`` and of the groups in it."""
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
