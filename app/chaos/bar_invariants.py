@@ -34,15 +34,17 @@ def ledger_position(ledger: LedgerState, symbol: str, name: str) -> int:
 
 
 def entry_size(ledger: LedgerState, symbol: str, name: str) -> int:
-    """The shares of a bar strategy's latest entry (its ``E.<bar>`` decision of the latest bar,
-    as its first attempt asked), plus every share it adopted (``A.<n>``): one entry's worth."""
+    """One entry's worth of a bar strategy: the shares of its latest entry (the ``E.<bar>``
+    decision of the latest bar, the most any of its attempts on record asked for: an attempt
+    the risk actor refused has no intent, a retry asks for the rest), plus every share it
+    adopted (``A.<n>``)."""
     latest: tuple[int, int] = (-1, 0)
     adopted = 0
     for intent in ledger.intents:
         if not ours(intent.ref, symbol, (name,)):
             continue
-        tag, attempt = intent.ref.split(":")[2:4] if intent.ref.count(":") >= 3 else ("", "")
-        if tag.startswith("E.") and attempt == "1":
+        tag = intent.ref.split(":")[2]
+        if tag.startswith("E."):
             latest = max(latest, (int(tag[2:]), intent.order.quantity))
         elif tag.startswith("A."):
             adopted += intent.order.quantity
@@ -143,7 +145,11 @@ def bar_agreement(
         strategy.shares == held,
         f"{route}: the strategy holds {strategy.shares} shares, the ledger {held}",
     )
-    believed = sorted(o.ref for o in strategy.live_orders())
+    # An order decided by a timer tick after the settle point's last request is in flight: its
+    # intent not yet committed (the host asks the risk actor and the lot-keeper first). Those
+    # with an intent on record must be the venue's working ones.
+    committed = {i.ref for i in ledger.intents}
+    believed = sorted(o.ref for o in strategy.live_orders() if o.ref in committed)
     at_venue = sorted(o.ref for o in engine.open_orders() if ours(o.ref, symbol, (name,)))
     tally.check(
         believed == at_venue,
