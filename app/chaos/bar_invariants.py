@@ -51,6 +51,11 @@ def entry_size(ledger: LedgerState, symbol: str, name: str) -> int:
     return latest[1] + adopted
 
 
+IN_FLIGHT = 10.0
+"""Seconds an order a bar strategy decided may go without its intent committed at a settle
+point (two of the simulation's timer ticks: its decision, and the risk and ledger round trips)."""
+
+
 def bar_safety(
     engine: Engine,
     ledger: LedgerState,
@@ -108,6 +113,7 @@ def bar_agreement(
     *,
     strategy: PositionStrategy | None = None,
     forgotten: set[ExecutionKey] | None = None,
+    now: float | None = None,
 ) -> None:
     """A bar strategy's agreement once settled: its ledger position is its venue executions'
     (adopted shares aside); it holds nothing or at most one entry's worth; the strategy's
@@ -147,9 +153,20 @@ def bar_agreement(
     )
     # An order decided by a timer tick after the settle point's last request is in flight: its
     # intent not yet committed (the host asks the risk actor and the lot-keeper first). Those
-    # with an intent on record must be the venue's working ones.
+    # with an intent on record must be the venue's working ones; one without an intent may be
+    # at most ``IN_FLIGHT`` seconds old (``now``: the strategy's clock).
     committed = {i.ref for i in ledger.intents}
-    believed = sorted(o.ref for o in strategy.live_orders() if o.ref in committed)
+    live = strategy.live_orders()
+    stuck = sorted(
+        o.ref
+        for o in live
+        if o.ref not in committed and (now is None or now - o.placed_at > IN_FLIGHT)
+    )
+    tally.check(
+        not stuck,
+        f"{route} believes in orders never committed, decided over {IN_FLIGHT:.0f} s ago: {stuck}",
+    )
+    believed = sorted(o.ref for o in live if o.ref in committed)
     at_venue = sorted(o.ref for o in engine.open_orders() if ours(o.ref, symbol, (name,)))
     tally.check(
         believed == at_venue,

@@ -103,6 +103,7 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
             forgotten=forgotten,
             strategies=harness.strategies,
             bars=bars,
+            now=anyio.current_time(),
         )
         harness.outcome.settles += 1
         return

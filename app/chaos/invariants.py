@@ -213,10 +213,11 @@ def agreement(
     forgotten: set[ExecutionKey] | None = None,
     strategies: Sequence[str] = GRID,
     bars: Mapping[str, PositionStrategy | None] | None = None,
+    now: float | None = None,
 ) -> None:
     """The invariants that hold once the tree has settled (see the module doc). ``strategy``
     is the grid's live strategy, ``bars`` each bar strategy's by name (for comparing their
-    books with the ledger's), ``strategies`` what trades ``symbol``."""
+    books with the ledger's; ``now`` is their clock), ``strategies`` what trades ``symbol``."""
     if forgotten is not None:
         if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy, strategies):
             return
@@ -259,6 +260,7 @@ def agreement(
                 tally,
                 strategy=(bars or {}).get(name),
                 forgotten=forgotten,
+                now=now,
             )
     if "grid" not in strategies:
         return
