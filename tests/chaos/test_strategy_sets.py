@@ -12,14 +12,18 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from actors.domain import Bar, OrderRef, PlaceOrder, Side
+from actors.domain import Bar, OrderRef, PlaceOrder, Side, TimeInForce
+from actors.lot_keeper import LedgerState
 from actors.messages import Command
 from actors.risk_rules import RiskLimits
 from actors.strategies.ma_cross import MaCrossParams, MaCrossStrategy
 from actors.strategies.protocol import Facts, Needs, StrategyEvent
 from actors.strategies.registry import strategy_kind
 from app.chaos import harness
+from app.chaos.bar_invariants import IN_FLIGHT, bar_agreement
+from app.chaos.invariants import Tally, Violation
 from app.chaos.plan import Kind, StrategySet, scenario
+from sim.engine import Engine
 
 NO_LIMITS = RiskLimits()
 
@@ -178,3 +182,28 @@ def _facts(bar: Bar) -> tuple[object, ...]:
 def _parameters(params: MaCrossParams) -> dict[str, object]:
     fields = attrs.asdict(params, recurse=False)
     return {k: v for k, v in fields.items() if k not in ("symbol", "strategy")}
+
+
+def _crossover_deciding_an_entry(placed_at: float) -> MaCrossStrategy:
+    # A crossover whose last decision was an entry of 100 shares at ``placed_at`` (its clock).
+    strategy = MaCrossStrategy(MaCrossParams(symbol="TQQQ", fast=3, slow=8))
+    ref = OrderRef(strategy="ma_cross", symbol="TQQQ", tag="E.1800000000", attempt=1)
+    order = PlaceOrder(
+        ref=str(ref), symbol="TQQQ", side=Side.BUY, quantity=100, limit=None, tif=TimeInForce.DAY
+    )
+    strategy._track(order, ref, placed_at)
+    return strategy
+
+
+def test_an_order_a_bar_strategy_believes_in_without_an_intent_is_in_flight_only_briefly() -> None:
+    """At a settle point a timer tick may have decided an order whose intent is still being
+    committed; one older than ``IN_FLIGHT`` seconds that never was committed is a failure (the
+    host lost it and the strategy was never told)."""
+    nothing = LedgerState(intents=(), fills=(), lots=())
+    young = _crossover_deciding_an_entry(placed_at=1000.0)
+    bar_agreement(Engine(), nothing, "TQQQ", "ma_cross", Tally(), strategy=young, now=1005.0)
+    old = _crossover_deciding_an_entry(placed_at=1000.0)
+    with pytest.raises(Violation, match=r"believes in orders never committed.*E\.1800000000:1"):
+        bar_agreement(
+            Engine(), nothing, "TQQQ", "ma_cross", Tally(), strategy=old, now=1000.0 + IN_FLIGHT + 1
+        )
