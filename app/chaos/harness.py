@@ -20,211 +20,59 @@ reproduces the failure.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import random
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import attrs
 import msgspec
 import trio
 import trio.testing
 
-from actors import ledger
-from actors.broker import Poll
 from actors.brokers.sim import SimPort
-from actors.domain import BrokerEvent, PlaceOrder
+from actors.domain import route
 from actors.domain.sessions import NEW_YORK
-from actors.reconciler import Reconcile
-from actors.risk_rules import MarketHours, RiskLimits
-from actors.symbol import Describe
+from actors.risk_rules import RiskLimits
+from actors.strategies.protocol import StrategyKind
+from actors.strategies.registry import strategy_kind
 from app.compose import SimTrading, sim_trading
 from config.lotmap import LotMap, load_lot_map
-from runtime import ActorCell, LifecycleState
-from runtime.store import Durability, Store, Txn
+from runtime import ActorCell
 from sim.engine import Engine, Input, Place
 from supervisors import RestartIntensityExceeded, Supervisor
 
-from . import invariants
+from . import checks, faults, invariants
+from .faults import Arms, ChaosPort, ChaosStore
+from .outcome import TOLD, leaves
+from .outcome import ChaosFailure as ChaosFailure
+from .outcome import Outcome as Outcome
+from .outcome import risk_limits as risk_limits
 from .plan import Fault, Kind, Scenario, scenario
 
 SYMBOL = "TQQQ"
 LOT_MAP = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
 MAX_PAUSE = 300.0
 """The longest virtual wait between two trades (nights and holidays are clock jumps)."""
-SETTLE_ATTEMPTS = 8
-SETTLE_WAIT = 65.0
-"""Virtual seconds a settle point waits after reconciling: longer than the longest retry
-backoff (``GridParams.retry_maximum``, 60 s)."""
 TIMER_INTERVAL = 5.0
 """The symbol actor's timer (1 s in production): it drives the 120 s level-0 fill timeout and
 the retries, which a 5 s tick still exercises at a fifth of the simulation's cost."""
 
 
-def risk_limits(seed: int) -> RiskLimits:
-    """The risk limits a scenario trades under (``invariants.RiskWatch`` checks them at the
-    venue): none, or limits the grid runs into (a lot is about 100 shares of a $50 ETF)."""
-    match seed % 5:
-        case 1:
-            return RiskLimits(max_open_orders=4)
-        case 2:
-            return RiskLimits(max_notional_per_symbol=Decimal(15_000))
-        case 3:
-            return RiskLimits(
-                max_open_orders=6,
-                max_gross_exposure=Decimal(25_000),
-                market_hours=MarketHours.REGULAR,
-            )
-        case 4:
-            return RiskLimits(equity=Decimal(100_000), max_daily_loss_pct=Decimal("0.2"))
-    return RiskLimits()
-
-
-class ChaosKill(Exception):
-    """How the plan kills an actor from inside (the supervisor sees a crash)."""
-
-
-class ChaosFailure(AssertionError):
-    """A scenario broke an invariant or did not finish; ``repro`` is the command to rerun it."""
-
-    def __init__(self, seed: int, message: str) -> None:
-        self.seed = seed
-        self.repro = f"python -m app.chaos --seed {seed}"
-        super().__init__(f"chaos seed {seed}: {message}\n  reproduce: {self.repro}")
-
-
-@attrs.define
-class Outcome:
-    """What one scenario did."""
-
-    seed: int
-    steps: int = 0
-    faults: Counter[str] = attrs.Factory(Counter)
-    """Faults injected, by kind (armed ones count here when armed)."""
-    fired: Counter[str] = attrs.Factory(Counter)
-    """Armed faults that went off (an actor killed at its message, a transaction aborted...)."""
-    checks: int = 0
-    settles: int = 0
-    processes: int = 0
-    """Service starts: 1 + crashes + storms."""
-    stops: list[str] = attrs.Factory(list)
-    """The errors the service stopped with (restart intensity exceeded)."""
-    executions: int = 0
-    orders: int = 0
-    digest: str = ""
-    """A hash of everything the venue was sent and did, and of the ledger's fills."""
-
-
-@attrs.define
-class Arms:
-    """Faults armed to fire later: at an actor's n-th next message, the lot-keeper's n-th
-    next write, the broker's n-th next order. They outlive restarts, like the plan."""
-
-    messages: dict[str, tuple[int, str, str]] = attrs.Factory(dict)
-    """Cell name -> (messages left, flavour, message type or "")."""
-    writes: tuple[int, Kind] | None = None
-    places: int | None = None
-    release_at: int | None = None
-    fired: Counter[str] = attrs.Factory(Counter)
-    """The armed faults that went off, by kind."""
-
-    def clear(self) -> None:
-        self.messages.clear()
-        self.writes = None
-        self.places = None
-
-    def message(self, cell: str, message: object) -> str | None:
-        """Count a message to ``cell``; the flavour if this is the armed one."""
-        armed = self.messages.get(cell)
-        if armed is None:
-            return None
-        left, flavour, kind = armed
-        if kind and type(message).__name__ != kind:
-            return None
-        if left > 1:
-            self.messages[cell] = (left - 1, flavour, kind)
-            return None
-        del self.messages[cell]
-        self.fired[f"kill-at-message:{cell}:{flavour}"] += 1
-        return flavour
-
-    def write(self) -> Kind | None:
-        if self.writes is None:
-            return None
-        left, kind = self.writes
-        self.writes = (left - 1, kind) if left > 1 else None
-        if left > 1:
-            return None
-        self.fired[str(kind)] += 1
-        return kind
-
-    def place(self) -> bool:
-        if self.places is None:
-            return False
-        self.places -= 1
-        if self.places > 0:
-            return False
-        self.places = None
-        self.fired[str(Kind.SUBMIT_CRASH)] += 1
-        return True
-
-
-class ChaosStore(Store):
-    """The ledger's store, committing inline, where the lot-keeper dies mid-transaction."""
-
-    def __init__(self, path: Path, arms: Arms) -> None:
-        super().__init__(
-            path,
-            databases=ledger.DATABASES,
-            schema_version=ledger.SCHEMA_VERSION,
-            migrations=ledger.MIGRATIONS,
-            durability=Durability.NOSYNC,
-            map_size=64 << 20,
-            inline=True,
-        )
-        self.arms = arms
-
-    async def write(self, fn: Callable[[Txn], Any]) -> Any:
-        fault = self.arms.write()
-        if fault is Kind.STORE_ABORT:
-
-            def doomed(txn: Txn) -> Any:
-                fn(txn)
-                raise ChaosKill("lot-keeper killed in the middle of a transaction")
-
-            return await super().write(doomed)
-        result = await super().write(fn)
-        if fault is Kind.STORE_AFTER_COMMIT:
-            raise ChaosKill("lot-keeper killed after its commit, before replying")
-        return result
-
-
-class ChaosPort(SimPort):
-    """The in-process venue port, where the broker actor dies between submit and ack."""
-
-    def __init__(self, engine: Engine, scenario: Scenario, arms: Arms) -> None:
-        super().__init__(engine, scenario.bars[0].start)
-        self.arms = arms
-
-    async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
-        events = await super().place(order)
-        if self.arms.place():
-            raise ChaosKill(f"broker killed after {order.ref} reached the venue, before its ack")
-        return events
-
-
 class Harness:
     """Runs one scenario (see the module doc)."""
 
-    def __init__(self, plan: Scenario, workdir: Path, limits: RiskLimits | None = None) -> None:
+    def __init__(
+        self,
+        plan: Scenario,
+        workdir: Path,
+        limits: RiskLimits | None = None,
+        bar_kind: StrategyKind | None = None,
+    ) -> None:
         self.plan = plan
         self.workdir = workdir
         self.outcome = Outcome(seed=plan.seed)
@@ -234,7 +82,19 @@ class Harness:
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
         self.limits = limits if limits is not None else risk_limits(plan.seed)
-        self.risk = invariants.RiskWatch(self.limits, SYMBOL)
+        bar = plan.bar
+        self.strategies: tuple[str, ...] = (
+            *(("grid",) if plan.strategies.grid else ()),
+            *((bar.name,) if bar is not None else ()),
+        )
+        """What trades the symbol, its owner (the first) first."""
+        if bar is not None and bar_kind is None:
+            bar_kind = strategy_kind(bar.name, SYMBOL, bar.parameters())
+        self.kinds: dict[str, StrategyKind] = (
+            {} if bar is None or bar_kind is None else {route(bar.name, SYMBOL): bar_kind}
+        )
+        """The bar strategy's kind by route (``bar_kind`` if given: a test's)."""
+        self.risk = invariants.RiskWatch(self.limits, SYMBOL, self.strategies)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
         self.forgotten: set[invariants.ExecutionKey] = set()
@@ -243,7 +103,9 @@ class Harness:
         self.amnesia: int | None = None
         """Inputs the venue loses when the process it crashed with comes back."""
         self.amnesiac = False
-        self.lots: dict[str, LotMap] = {SYMBOL: load_lot_map(LOT_MAP)}
+        self.lots: dict[str, LotMap] = (
+            {SYMBOL: load_lot_map(LOT_MAP)} if plan.strategies.grid else {}
+        )
         self.pending = list(plan.faults)
         self.recorded: list[str] = []
         """The execIds in the ledger at the end (for the digest)."""
@@ -294,6 +156,11 @@ class Harness:
         self.outcome.fired = self.arms.fired
         self.outcome.executions = len(self.engine.executions)
         self.outcome.orders = len(self.placed)
+        self.outcome.strategies = str(self.plan.strategies)
+        for ref in self.placed:
+            self.outcome.by_strategy[f"orders:{invariants.strategy_of(ref)}"] += 1
+        for execution in self.engine.executions:
+            self.outcome.by_strategy[f"executions:{invariants.strategy_of(execution.ref)}"] += 1
         return self.outcome
 
     async def _serve(self) -> bool:
@@ -306,6 +173,7 @@ class Harness:
             data_dir=self.workdir / "ledger",
             bars=plan.bars,
             lots=self.lots,
+            kinds=self.kinds,
             engine=self.engine,
             store=self.store,
             port=port,
@@ -318,7 +186,7 @@ class Harness:
             risk=self.limits,
         )
         for cell in trading.cells.values():
-            self._wrap(cell)
+            faults.wrap(cell, self.arms, self._die)
         root = Supervisor(
             "root", trading.spec, rng=random.Random(plan.seed * 1009 + self.outcome.processes)
         )
@@ -329,14 +197,14 @@ class Harness:
                 self.scope, self.task_group = tg.cancel_scope, tg
                 await tg.start(root.run)
                 await trading.finished.wait()
-                await self._final(trading, root)
+                await checks.final(self, trading)
                 finished = True
                 root.stop()
         except* RestartIntensityExceeded as group:
             self._stopped(group, trading)
         finally:
             for alert in trading.alerts:
-                if alert.kind in _TOLD:
+                if alert.kind in TOLD:
                     self.arms.fired[f"told:{alert.kind}"] += 1
             port.link.close()
             if self.store.is_open:
@@ -348,29 +216,15 @@ class Harness:
         return finished
 
     def _stopped(self, group: BaseExceptionGroup[RestartIntensityExceeded], trading: Any) -> None:
-        message = "; ".join(str(error) for error in _leaves(group))
-        self._safety()  # a broken invariant explains a crash loop better than the loop does
+        message = "; ".join(str(error) for error in leaves(group))
+        checks.safety(self)  # a broken invariant explains a crash loop better than the loop does
         if not self.storming:
             raise invariants.Violation(f"restart intensity exceeded without a storm: {message}")
         if "gave up: more than" not in message:
             raise invariants.Violation(f"the service stopped with an unclear error: {message}")
-        running = [c.name for c in trading.cells.values() if _running(c)]
+        running = [c.name for c in trading.cells.values() if checks.running(c)]
         self.tally.check(not running, f"the root gave up but actors still run: {running}")
         self.outcome.stops.append(message)
-
-    async def _final(self, trading: SimTrading, root: Supervisor) -> None:
-        """The replay has ended: every fault disarmed, the connection healed, one last
-        settle, and every actor must be running."""
-        self.arms.clear()
-        self.arms.release_at = None
-        port = trading.port
-        assert isinstance(port, SimPort)
-        port.link.release()
-        await self._settle(trading, strict=True)
-        assert self.store is not None
-        self.recorded = sorted(f.exec_id for f in invariants.read_ledger(self.store, SYMBOL).fills)
-        down = [f"{c.name} ({c.state.value})" for c in trading.cells.values() if not _running(c)]
-        self.tally.check(not down, f"actors down at the end: {down}")
 
     # -- steps and faults ---------------------------------------------------------------------
 
@@ -390,7 +244,7 @@ class Harness:
         assert trading is not None
         self.outcome.steps += 1
         step = self.outcome.steps
-        self._safety()
+        checks.safety(self)
         port = trading.port
         assert isinstance(port, SimPort)
         if self.arms.release_at is not None and step >= self.arms.release_at:
@@ -405,7 +259,7 @@ class Harness:
         while self.pending and self.pending[0].step <= step:
             await self._inject(self.pending.pop(0))
         if step % self.plan.settle_every == 0:
-            await self._settle(trading, strict=False)
+            await checks.settle(self, trading, strict=False)
 
     async def _inject(self, fault: Fault) -> None:
         trading, root = self.trading, self.root
@@ -419,7 +273,7 @@ class Harness:
             case Kind.KILL:
                 self._kill(root, fault.target)
             case Kind.KILL_AT_MESSAGE:
-                self.arms.messages[_cell_name(fault.target)] = (
+                self.arms.messages[faults.cell_name(fault.target)] = (
                     fault.n,
                     fault.flavour,
                     fault.message,
@@ -447,7 +301,9 @@ class Harness:
                 self.engine.reject_next()
             case Kind.OPERATOR_CANCEL:
                 working = sorted(
-                    o.ref for o in self.engine.open_orders() if o.ref.startswith("grid:")
+                    o.ref
+                    for o in self.engine.open_orders()
+                    if invariants.ours(o.ref, SYMBOL, self.strategies)
                 )
                 if working:
                     self.engine.cancel(working[fault.n % len(working)], "cancelled in TWS")
@@ -463,6 +319,10 @@ class Harness:
                 self.storming = True
                 self.task_group.start_soon(self._storm, root)
 
+    def _die(self, target: str) -> None:
+        assert self.root is not None
+        self._kill(self.root, target)
+
     def _kill(self, root: Supervisor, target: str) -> None:
         supervisor, _, name = target.rpartition("/")
         try:
@@ -477,144 +337,11 @@ class Harness:
         broker = root.child("broker")
         assert isinstance(broker, ActorCell)
         for _ in range(100):
-            while not _running(broker):  # noqa: ASYNC110 - polls a state no event signals
+            while not checks.running(broker):  # noqa: ASYNC110 - polls a state no event signals
                 await anyio.sleep(0.01)
             root.kill("broker")
             await anyio.sleep(0.01)
         raise invariants.Violation("100 broker kills and the root never gave up")
-
-    def _wrap(self, cell: ActorCell[Any]) -> None:
-        """Make ``cell``'s actors die where the plan says (KILL_AT_MESSAGE)."""
-        make = cell.factory
-        arms, name = self.arms, cell.name
-
-        def factory() -> Any:
-            actor = make()
-            handle = actor.handle
-            if not inspect.iscoroutinefunction(handle):
-
-                def plain(message: Any) -> Any:
-                    flavour = arms.message(name, message)
-                    if flavour == "before":
-                        raise ChaosKill(f"{name} killed before handling {message!r}")
-                    result = handle(message)
-                    if flavour is not None:  # during or after: a plain handler has no await
-                        raise ChaosKill(f"{name} killed after handling {message!r}")
-                    return result
-
-                actor.handle = plain  # type: ignore[method-assign]
-                return actor
-
-            async def chaotic(message: Any) -> Any:
-                flavour = arms.message(name, message)
-                if flavour == "before":
-                    raise ChaosKill(f"{name} killed before handling {message!r}")
-                if flavour == "during":
-                    assert self.root is not None
-                    self._kill(self.root, _target_of(name))  # lands at the first await
-                result = await handle(message)
-                if flavour == "after":
-                    raise ChaosKill(f"{name} killed after handling {message!r}")
-                return result
-
-            actor.handle = chaotic  # type: ignore[method-assign]
-            return actor
-
-        cell.factory = factory
-
-    # -- checks -------------------------------------------------------------------------------
-
-    def _safety(self) -> None:
-        store = self.store
-        if store is None or not store.is_open:
-            return
-        invariants.safety(
-            self.engine,
-            invariants.read_ledger(store, SYMBOL),
-            self.placed,
-            SYMBOL,
-            self.tally,
-            forgotten=self.forgotten if self.amnesiac else None,
-        )
-        # A venue back from an older state has its clock set back too: the risk actor's
-        # sessions run ahead of it, so the trip's timing is not compared then.
-        now = None if self.amnesiac else self.engine.last_trade_at
-        self.risk.check(self.tally, store.read(ledger.load_risk), now)
-
-    async def _settle(self, trading: SimTrading, *, strict: bool) -> None:
-        """Reconcile with the connection up, then check that everything agrees. Not strict:
-        a fault that fires meanwhile abandons the attempt (the next settle point checks)."""
-        broker = trading.cells["broker"].ref
-        reconciler = trading.cells["reconciler"].ref
-        symbol = trading.cells[SYMBOL].ref
-        for _ in range(SETTLE_ATTEMPTS if strict else 1):
-            try:
-                await broker.request(Poll(), timeout=30)
-                # After an amnesia the operator has looked at the execution conflicts it
-                # caused: acknowledging them lets the symbol trade again (unless shares are
-                # missing), so what comes after is checked too.
-                await reconciler.request(Reconcile(acknowledge=self.amnesiac), timeout=120)
-                # Retries of rejected orders run (their backoff is at most a minute); then the
-                # repairs reach the venue, and its answers the symbol actor.
-                await anyio.sleep(SETTLE_WAIT)
-                await broker.request(Poll(), timeout=30)
-                await symbol.request(Describe(), timeout=30)
-            except Exception:
-                if not strict:
-                    return
-                await anyio.sleep(5.0)  # let the tree restart what failed
-                continue
-            store = self.store
-            assert store is not None
-            strategy = trading.strategies.get(f"grid:{SYMBOL}")
-            ledger = invariants.read_ledger(store, SYMBOL)
-            forgotten = self.forgotten if self.amnesiac else None
-            invariants.safety(
-                self.engine, ledger, self.placed, SYMBOL, self.tally, forgotten=forgotten
-            )
-            invariants.agreement(
-                self.engine, ledger, SYMBOL, self.tally, strategy=strategy, forgotten=forgotten
-            )
-            self.outcome.settles += 1
-            return
-        if strict:
-            raise invariants.Violation(
-                f"the tree did not settle in {SETTLE_ATTEMPTS} attempts at the end"
-            )
-
-
-_TOLD = frozenset(
-    {
-        "stale-order",
-        "oversold",
-        "sell-refused",
-        "execution-conflict",
-        "halted",
-        "order-refused",
-        "risk-tripped",
-    }
-)
-"""Alerts of the safeguards a lost venue state (or a risk limit) calls on, counted in the
-outcome."""
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return leaves
-
-
-def _running(cell: ActorCell[Any]) -> bool:
-    return cell.state is LifecycleState.RUNNING
-
-
-def _cell_name(target: str) -> str:
-    return target.rpartition("/")[2]
-
-
-def _target_of(cell: str) -> str:
-    return f"symbols/{cell}" if cell.startswith("symbol.") else cell
 
 
 def deterministic_scheduling(seed: int) -> None:
@@ -633,14 +360,16 @@ def run(
     workdir: Path | None = None,
     plan: Scenario | None = None,
     limits: RiskLimits | None = None,
+    bar_kind: StrategyKind | None = None,
 ) -> Outcome:
     """Run the scenario of ``seed`` (or ``plan``) under ``limits`` (``risk_limits(seed)`` by
-    default); raise ``ChaosFailure`` if it fails."""
+    default); raise ``ChaosFailure`` if it fails. ``bar_kind`` replaces the kind the plan's bar
+    strategy is made of (it must have the same name and symbol: a test's planted bug)."""
     plan = plan if plan is not None else scenario(seed)
     own = workdir is None
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-")) if own else workdir
     assert folder is not None
-    harness = Harness(plan, folder, limits)
+    harness = Harness(plan, folder, limits, bar_kind)
     deterministic_scheduling(seed)
     # The tree logs every crash the plan causes; the outcome and a failure say what matters.
     logging.disable(logging.CRITICAL)
@@ -648,6 +377,14 @@ def run(
         return trio.run(harness.main, clock=trio.testing.MockClock(autojump_threshold=0))
     except invariants.Violation as exc:
         raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {exc}") from exc
+    except ExceptionGroup as group:
+        # A broken invariant found by the final settle comes out of the tree's task group.
+        found = [e for e in leaves(group) if isinstance(e, invariants.Violation)]
+        if not found:
+            raise ChaosFailure(
+                seed, f"after step {harness.outcome.steps}: {type(group).__name__}: {group}"
+            ) from group
+        raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {found[0]}") from group
     except Exception as exc:
         raise ChaosFailure(
             seed, f"after step {harness.outcome.steps}: {type(exc).__name__}: {exc}"

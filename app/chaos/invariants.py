@@ -41,73 +41,31 @@ Each check counts itself in a ``Tally``; a failed one raises ``Violation`` namin
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-import attrs
-
-from actors import ledger as ledger_
 from actors.domain import Side, round_to_tick
-from actors.domain.sessions import NEW_YORK, Session, session_at
 from actors.lot_keeper import LedgerState
-from actors.risk_rules import MarketHours, RiskLimits
+from actors.strategies._position import PositionStrategy
 from actors.strategies.grid import GridRef, GridStrategy
-from runtime.store import Store
-from sim.engine import Engine, Execution, Input, OnTrade, Place, SimOrder
+from sim.engine import Engine, SimOrder
 
-OURS = "grid:"
-"""The prefix of the refs the grid sends (``actors.domain.OrderRef``)."""
-
-ExecutionKey = tuple[str, str, Side, int, Decimal]
-"""An execution's id and facts: (execId, orderRef, side, quantity, price)."""
-
-
-def keys(executions: Iterable[Execution]) -> set[ExecutionKey]:
-    return {(e.exec_id, e.ref, e.side, e.quantity, e.price) for e in executions}
-
-
-class Violation(AssertionError):
-    """An invariant did not hold; the message says which and what differs."""
-
-
-@attrs.define
-class Tally:
-    """How many invariant checks ran."""
-
-    checks: int = 0
-
-    def check(self, holds: bool, message: str) -> None:
-        self.checks += 1
-        if not holds:
-            raise Violation(message)
-
-
-def read_ledger(store: Store, symbol: str) -> LedgerState:
-    """The ledger of ``symbol`` as one consistent read."""
-    return store.read(
-        lambda txn: LedgerState(
-            intents=tuple(ledger_.intents(txn, symbol)),
-            fills=tuple(f for f in ledger_.fills(txn) if f.ref.startswith(f"{OURS}{symbol}:")),
-            lots=tuple(ledger_.lots(txn, symbol)),
-            retired=ledger_.retired(txn),
-            conflicts=tuple(ledger_.conflicts(txn, symbol)),
-        )
-    )
-
-
-def _ours(orders: Iterable[SimOrder], symbol: str) -> list[SimOrder]:
-    return [o for o in orders if o.ref.startswith(f"{OURS}{symbol}:")]
-
-
-def _executions(engine: Engine, symbol: str) -> list[Execution]:
-    return [e for e in engine.executions if e.ref.startswith(f"{OURS}{symbol}:")]
-
-
-def position(engine: Engine, symbol: str) -> int:
-    held = engine.positions.get(symbol)
-    return held.quantity if held is not None else 0
+from ._facts import GRID as GRID
+from ._facts import OURS as OURS
+from ._facts import ExecutionKey as ExecutionKey
+from ._facts import Tally as Tally
+from ._facts import Violation as Violation
+from ._facts import executions_of as _executions
+from ._facts import keys as keys
+from ._facts import ours as ours
+from ._facts import ours_of as _ours
+from ._facts import position as position
+from ._facts import read_ledger as read_ledger
+from ._facts import strategy_of as strategy_of
+from .bar_invariants import bar_agreement, bar_safety, ledger_position
+from .risk_watch import DECISION_LAG as DECISION_LAG
+from .risk_watch import RiskWatch as RiskWatch
 
 
 def safety(
@@ -119,59 +77,25 @@ def safety(
     *,
     queue_depth: int = 3,
     forgotten: set[ExecutionKey] | None = None,
+    strategies: Sequence[str] = GRID,
 ) -> None:
     """The invariants that hold between any two steps, whatever failed (see the module doc).
     ``placed`` counts the orders the venue was sent, by orderRef; ``forgotten`` the executions
-    of the venue's earlier lives, if it lost some state."""
-    twice = sorted(ref for ref, n in placed.items() if n > 1 and ref.startswith(OURS))
+    of the venue's earlier lives, if it lost some state; ``strategies`` trade ``symbol`` (the
+    grid's checks apply to the grid's orders, ``bar_safety``'s to each other strategy's)."""
+    twice = sorted(ref for ref, n in placed.items() if n > 1 and strategy_of(ref) in strategies)
     tally.check(not twice, f"orderRefs sent to the venue more than once: {twice}")
     intents = {i.ref for i in ledger.intents}
-    orders = _ours(engine.orders.values(), symbol)
+    orders = _ours(engine.orders.values(), symbol, strategies)
     unbacked = sorted(o.ref for o in orders if o.ref not in intents)
     tally.check(not unbacked, f"orders at the venue without a committed intent: {unbacked}")
-
-    working = [o for o in orders if not o.done]
-    buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
-    doubled = {level: n for level, n in buys.items() if n > 1}
-    tally.check(not doubled, f"levels with more than one working buy: {doubled}")
-    queued = sum(n for level, n in buys.items() if level > 0)
-    tally.check(
-        queued <= queue_depth,
-        f"{queued} conditional buys working, more than the queue depth {queue_depth}: "
-        f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
-    )
-
-    # Never offer more than a lot holds, in all of the venue's lives; never short.
-    history = keys(_executions(engine, symbol)) | (forgotten or set())
-    bought: Counter[int] = Counter()
-    sold: Counter[int] = Counter()
-    for _, ref, side, quantity, _ in history:
-        if not ref.startswith(f"{OURS}{symbol}:"):
-            continue
-        (bought if side is Side.BUY else sold)[GridRef.parse(ref).lot] += quantity
-    for fill in ledger.fills:
-        if fill.exec_id.startswith("orphan:"):
-            # A lot the reconciler made of shares no lot held: bought under other lots (or
-            # in a life of the venue it forgot), sold under its own.
-            bought[GridRef.parse(fill.ref).lot] += fill.quantity
-    sells: dict[int, list[SimOrder]] = {}
-    for order in working:
-        if order.side is Side.SELL:
-            sells.setdefault(GridRef.parse(order.ref).lot, []).append(order)
-    for lot, offered in sells.items():
-        refs = [o.ref for o in offered]
-        tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
-        if forgotten is not None:
-            # A venue back from an older state works again sells that had filled: what
-            # matters then is that they never fill twice (below) and never go short.
-            continue
-        tally.check(
-            sold[lot] + offered[0].remaining <= bought[lot],
-            f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
-            f"holds {bought[lot] - sold[lot]}",
-        )
-    short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
-    tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
+    # Every execution of every strategy, in all of the venue's lives.
+    history = keys(_executions(engine, symbol, strategies)) | (forgotten or set())
+    for name in strategies:
+        if name != "grid":
+            bar_safety(engine, ledger, symbol, name, history, tally, forgotten=forgotten)
+    if "grid" in strategies:
+        _grid_safety(engine, ledger, symbol, history, tally, queue_depth, forgotten)
     held = position(engine, symbol)
     tally.check(held >= 0, f"the venue's {symbol} position is below zero: {held}")
     offering = sum(
@@ -199,6 +123,60 @@ def safety(
         )
     for view in ledger.lots:
         tally.check(view.sold <= view.bought, f"ledger lot {view.lot} sold more than it bought")
+
+
+def _grid_safety(
+    engine: Engine,
+    ledger: LedgerState,
+    symbol: str,
+    history: set[ExecutionKey],
+    tally: Tally,
+    queue_depth: int,
+    forgotten: set[ExecutionKey] | None,
+) -> None:
+    """The grid's safety: per level and per lot (see the module doc)."""
+    orders = _ours(engine.orders.values(), symbol)
+    working = [o for o in orders if not o.done]
+    buys = Counter(GridRef.parse(o.ref).level for o in working if o.side is Side.BUY)
+    doubled = {level: n for level, n in buys.items() if n > 1}
+    tally.check(not doubled, f"levels with more than one working buy: {doubled}")
+    queued = sum(n for level, n in buys.items() if level > 0)
+    tally.check(
+        queued <= queue_depth,
+        f"{queued} conditional buys working, more than the queue depth {queue_depth}: "
+        f"{sorted(o.ref for o in working if o.side is Side.BUY)}",
+    )
+
+    # Never offer more than a lot holds, in all of the venue's lives; never short.
+    bought: Counter[int] = Counter()
+    sold: Counter[int] = Counter()
+    for _, ref, side, quantity, _ in history:
+        if not ref.startswith(f"{OURS}{symbol}:"):
+            continue
+        (bought if side is Side.BUY else sold)[GridRef.parse(ref).lot] += quantity
+    for fill in ledger.fills:
+        if fill.exec_id.startswith("orphan:") and fill.ref.startswith(OURS):
+            # A lot the reconciler made of shares no lot held: bought under other lots (or
+            # in a life of the venue it forgot), sold under its own.
+            bought[GridRef.parse(fill.ref).lot] += fill.quantity
+    sells: dict[int, list[SimOrder]] = {}
+    for order in working:
+        if order.side is Side.SELL:
+            sells.setdefault(GridRef.parse(order.ref).lot, []).append(order)
+    for lot, offered in sells.items():
+        refs = [o.ref for o in offered]
+        tally.check(len(offered) == 1, f"lot {lot} has {len(offered)} working sells: {refs}")
+        if forgotten is not None:
+            # A venue back from an older state works again sells that had filled: what
+            # matters then is that they never fill twice (below) and never go short.
+            continue
+        tally.check(
+            sold[lot] + offered[0].remaining <= bought[lot],
+            f"lot {lot}: {offered[0].ref} offers {offered[0].remaining} shares but the lot "
+            f"holds {bought[lot] - sold[lot]}",
+        )
+    short = {lot: (bought[lot], n) for lot, n in sold.items() if n > bought[lot]}
+    tally.check(not short, f"lots sold beyond what they bought (bought, sold): {short}")
 
 
 def broker_realized(engine: Engine, symbol: str) -> Decimal:
@@ -233,13 +211,22 @@ def agreement(
     tick: Decimal = Decimal("0.01"),
     strategy: GridStrategy | None = None,
     forgotten: set[ExecutionKey] | None = None,
+    strategies: Sequence[str] = GRID,
+    bars: Mapping[str, PositionStrategy | None] | None = None,
+    now: float | None = None,
 ) -> None:
-    """The invariants that hold once the tree has settled (see the module doc)."""
+    """The invariants that hold once the tree has settled (see the module doc). ``strategy``
+    is the grid's live strategy, ``bars`` each bar strategy's by name (for comparing their
+    books with the ledger's; ``now`` is their clock), ``strategies`` what trades ``symbol``."""
     if forgotten is not None:
-        if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy):
+        if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy, strategies):
             return
+        for name, bar in (bars or {}).items():
+            if bar is not None and bar.halted is not None:
+                _halted_after_amnesia(f"{name}:{symbol}", bar.halted, tally)
+                return
     else:
-        venue = sorted(e.exec_id for e in _executions(engine, symbol))
+        venue = sorted(e.exec_id for e in _executions(engine, symbol, strategies))
         recorded = sorted(f.exec_id for f in ledger.fills if not f.exec_id.startswith("orphan:"))
         missing = sorted(set(venue) - set(recorded))
         extra = sorted(set(recorded) - set(venue))
@@ -250,10 +237,33 @@ def agreement(
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     shares = sum(lot.open_shares for lot in open_lots)
     held = position(engine, symbol)
-    tally.check(
-        shares == held,
-        f"the ledger's open lots hold {shares} {symbol} shares, the venue's position is {held}",
-    )
+    others = [name for name in strategies if name != "grid"]
+    if not others:
+        tally.check(
+            shares == held,
+            f"the ledger's open lots hold {shares} {symbol} shares, the venue's position is {held}",
+        )
+    else:
+        positions = {name: ledger_position(ledger, symbol, name) for name in others}
+        total = shares + sum(positions.values())
+        tally.check(
+            total == held,
+            f"the ledger holds {total} {symbol} shares (grid lots {shares}, {positions}), the "
+            f"venue's position is {held}",
+        )
+        for name in others:
+            bar_agreement(
+                engine,
+                ledger,
+                symbol,
+                name,
+                tally,
+                strategy=(bars or {}).get(name),
+                forgotten=forgotten,
+                now=now,
+            )
+    if "grid" not in strategies:
+        return
     live = _ours(engine.open_orders(), symbol)
     working = [o for o in live if o.side is Side.SELL]
     buying = {GridRef.parse(o.ref).lot for o in live if o.side is Side.BUY}
@@ -317,6 +327,7 @@ def _agreement_after_amnesia(
     symbol: str,
     tally: Tally,
     strategy: GridStrategy | None,
+    strategies: Sequence[str] = GRID,
 ) -> bool:
     """The executions' part of the agreement once the venue has lost some state: every
     execution the venue holds now is the ledger's, or is on record as a conflict with it (a
@@ -326,7 +337,7 @@ def _agreement_after_amnesia(
     reported = {
         (c.exec_id, c.reported.ref, c.reported.quantity, c.reported.price) for c in ledger.conflicts
     }
-    for execution in _executions(engine, symbol):
+    for execution in _executions(engine, symbol, strategies):
         fill = recorded.get(execution.exec_id)
         facts = (execution.ref, execution.quantity, execution.price)
         if fill is None:
@@ -342,96 +353,13 @@ def _agreement_after_amnesia(
         )
     if strategy is None or strategy.halted is None:
         return True
-    tally.check(
-        strategy.halted.startswith("execution conflict")
-        or strategy.halted.startswith("the ledger holds"),
-        f"{symbol} halted after the venue lost state, but not for a conflict or missing "
-        f"shares: {strategy.halted}",
-    )
+    _halted_after_amnesia(symbol, strategy.halted, tally)
     return False
 
 
-DECISION_LAG = timedelta(minutes=1)
-"""How long before it reaches the venue a buy may have been decided, its broker up: the trades
-of that span are the prices its decision may have seen (``RiskWatch``)."""
-
-
-class RiskWatch:
-    """The risk invariant (see the module doc), fed every input of the venue's engine before
-    it takes effect; ``breaches`` lists what went beyond a limit."""
-
-    def __init__(self, limits: RiskLimits, symbol: str) -> None:
-        self.limits = limits
-        self.symbol = symbol
-        self.breaches: list[str] = []
-        self.buys: list[tuple[datetime, str]] = []
-        """Every buy of ours placed: when (venue time) and its orderRef."""
-        self.trips: dict[tuple[str, str], datetime] = {}
-        """Each trip on record (session, reason): the venue's time when it was first seen."""
-        self.trades: deque[tuple[datetime, Decimal]] = deque()
-        """The symbol's trades of the last ``DECISION_LAG`` (venue time, price)."""
-
-    def __call__(self, engine: Engine, entry: Input) -> None:
-        if isinstance(entry, OnTrade) and entry.symbol == self.symbol:
-            self.trades.append((entry.at, entry.price))
-            while self.trades and self.trades[0][0] < entry.at - DECISION_LAG:
-                self.trades.popleft()
-            return
-        if not isinstance(entry, Place) or not entry.order.ref.startswith(OURS):
-            return
-        order, limits = entry.order, self.limits
-        if order.side is not Side.BUY:
-            return
-        self.buys.append((entry.at, order.ref))
-        working = _ours(engine.open_orders(), self.symbol)
-        if limits.max_open_orders is not None and len(working) + 1 > limits.max_open_orders:
-            self.breaches.append(
-                f"{order.ref} placed with {len(working)} orders working, at most "
-                f"{limits.max_open_orders}: {sorted(o.ref for o in working)}"
-            )
-        last = engine.last.get(self.symbol)
-        price = order.limit if order.limit is not None else last
-        if price is not None and last is not None:
-            seen = [p for at, p in self.trades if at >= entry.at - DECISION_LAG]
-            decided = min([last, *seen])
-            exposure = position(engine, self.symbol) * decided + order.quantity * price
-            for o in working:
-                if o.side is Side.BUY:
-                    exposure += o.remaining * (o.limit if o.limit is not None else last)
-            for name in ("max_notional_per_symbol", "max_gross_exposure"):
-                cap = getattr(limits, name)
-                if cap is not None and exposure > cap:
-                    self.breaches.append(
-                        f"{order.ref} placed with exposure {exposure} > {name} {cap}"
-                    )
-        if limits.market_hours is not MarketHours.ANY:
-            session = session_at(entry.at)
-            allowed = (
-                session is Session.REGULAR
-                if limits.market_hours is MarketHours.REGULAR
-                else session.trading
-            )
-            if not allowed:
-                self.breaches.append(
-                    f"{order.ref} placed at {entry.at.isoformat()} ({session.value} session), "
-                    f"only {limits.market_hours.value} allowed"
-                )
-
-    def check(self, tally: Tally, record: ledger_.RiskRecord, now: datetime | None) -> None:
-        """``record`` is the ledger's risk state now, ``now`` the venue's time: a trip is
-        dated by when the venue first saw it on record (at most a step late), not by the risk
-        actor's own event time."""
-        tally.check(not self.breaches, f"orders beyond a risk limit: {self.breaches[:3]}")
-        if record.tripped is None or record.session is None or now is None:
-            return
-        seen = self.trips.setdefault((record.session, record.tripped), now)
-        late = [
-            ref
-            for at, ref in self.buys
-            if at > seen and at.astimezone(NEW_YORK).date().isoformat() == record.session
-        ]
-        tally.check(
-            not late,
-            f"buys placed after the daily loss guard tripped (on record at {seen.isoformat()}): "
-            f"{late[:3]}",
-        )
+def _halted_after_amnesia(who: str, halted: str, tally: Tally) -> None:
+    tally.check(
+        halted.startswith(("execution conflict", "the ledger holds")),
+        f"{who} halted after the venue lost state, but not for a conflict or missing "
+        f"shares: {halted}",
+    )

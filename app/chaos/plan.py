@@ -20,6 +20,12 @@ from actors.domain import Bar
 from actors.domain.sessions import is_trading_day, nyse_holidays
 from sim.replay import generated_session
 
+from .strategy_sets import BAR_MESSAGES as BAR_MESSAGES
+from .strategy_sets import BAR_TARGETS as BAR_TARGETS
+from .strategy_sets import STRATEGY_WEIGHTS as STRATEGY_WEIGHTS
+from .strategy_sets import BarStrategy as BarStrategy
+from .strategy_sets import StrategySet as StrategySet
+
 CENT = Decimal("0.01")
 
 
@@ -56,7 +62,7 @@ class Kind(enum.StrEnum):
     REJECT = "reject"
     """The venue rejects the next order."""
     OPERATOR_CANCEL = "operator-cancel"
-    """Someone cancels one of the grid's working orders at the broker (in TWS, say)."""
+    """Someone cancels one of the strategies' working orders at the broker (in TWS, say)."""
     CRASH = "crash"
     """The whole process dies (every actor at once, no cleanup); a new one starts on the same
     data directory and venue."""
@@ -145,6 +151,9 @@ class Scenario:
     settle_every: int
     """Steps between settle points (a reconciliation, then the agreement invariants)."""
     reconcile_interval: float
+    strategies: StrategySet = StrategySet.GRID
+    bar: BarStrategy | None = None
+    """The bar strategy's parameters (None for the grid alone)."""
 
     @property
     def steps(self) -> int:
@@ -179,8 +188,9 @@ _FIRST_DAYS = (
 )
 
 
-def scenario(seed: int) -> Scenario:
-    """The scenario of ``seed``."""
+def scenario(seed: int, strategies: StrategySet | None = None) -> Scenario:
+    """The scenario of ``seed`` (with ``strategies`` rather than the set it draws: the market,
+    the faults of the grid alone and the bar strategy's parameters stay the seed's)."""
     rng = random.Random(seed)
     days = _days(rng.choice(_FIRST_DAYS), rng.randint(2, 3))
     bars: list[Bar] = []
@@ -217,6 +227,7 @@ def scenario(seed: int) -> Scenario:
                 n=amnesia.randint(1, 160),
             )
         )
+    strategies, bar = _strategy_set(seed, steps, drawn, strategies)
     faults = sorted(drawn, key=lambda f: f.step)
     return Scenario(
         seed=seed,
@@ -227,7 +238,59 @@ def scenario(seed: int) -> Scenario:
         thin=thin,
         settle_every=rng.choice((40, 80, 160)),
         reconcile_interval=rng.choice((60.0, 300.0)),
+        strategies=strategies,
+        bar=bar,
     )
+
+
+def _strategy_set(
+    seed: int, steps: int, faults: list[Fault], force: StrategySet | None = None
+) -> tuple[StrategySet, BarStrategy | None]:
+    """The scenario's strategy set and bar strategy, from a stream of their own (see
+    ``STRATEGY_WEIGHTS``); a bar strategy adds faults aimed at it to ``faults``: kills of its
+    symbol actor and of the market-data actor, and deaths at its bars, timer and order events."""
+    rng = random.Random(f"strategies:{seed}")
+    drawn = rng.choices(list(STRATEGY_WEIGHTS), weights=list(STRATEGY_WEIGHTS.values()))[0]
+    chosen = force if force is not None else drawn
+    name = chosen.bar_strategy
+    if name is None:
+        return chosen, None
+    notional = Decimal(rng.choice((3_000, 6_000, 10_000, 16_000)))
+    order_type = rng.choice(("limit", "limit", "market"))
+    if name == "ma_cross":
+        fast = rng.randint(3, 5)
+        bar = BarStrategy(
+            name=name,
+            target_notional=notional,
+            order_type=order_type,
+            fast=fast,
+            slow=rng.randint(max(8, fast + 1), 15),
+        )
+    else:
+        bar = BarStrategy(
+            name=name,
+            target_notional=notional,
+            order_type=order_type,
+            lookback=rng.randint(5, 15),
+            threshold=Decimal(rng.choice(("0", "0.001", "0.002", "0.004"))),
+        )
+    cell = "symbols/symbol.TQQQ" if not chosen.grid else f"symbols/symbol.TQQQ.{name}"
+    for _ in range(rng.randint(1, 4)):
+        step = rng.randrange(1, steps)
+        if rng.random() < 0.35:
+            faults.append(Fault(step=step, kind=Kind.KILL, target=rng.choice((cell, *BAR_TARGETS))))
+            continue
+        faults.append(
+            Fault(
+                step=step,
+                kind=Kind.KILL_AT_MESSAGE,
+                target=cell,
+                n=rng.randint(1, 3),
+                flavour=rng.choice(FLAVOURS),
+                message=rng.choice(BAR_MESSAGES),
+            )
+        )
+    return chosen, bar
 
 
 def _days(first: date, count: int) -> list[date]:

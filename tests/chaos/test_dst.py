@@ -22,7 +22,7 @@ from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridStrategy, Lot
 from app.chaos import harness, invariants
 from app.chaos.campaign import simulate
-from app.chaos.plan import Kind, scenario
+from app.chaos.plan import Kind, StrategySet, scenario
 from sim.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +31,12 @@ NO_LIMITS = RiskLimits()
 seed's own, ``harness.risk_limits``, change what the grid places and so when faults fire)."""
 SEEDS = int(os.environ.get("ACTORTRADE_DST_SEEDS", "200"))
 """Scenarios in the CI set; ``make chaos SEEDS=N`` runs longer campaigns."""
+
+
+def grid_run(seed: int, limits: RiskLimits | None = None) -> harness.Outcome:
+    """Seed ``seed``'s scenario with the grid alone: the planted bugs and regressions below were
+    found in (or are about) the grid's scenarios, which the strategy sets leave as they were."""
+    return harness.run(seed, plan=scenario(seed, StrategySet.GRID), limits=limits)
 
 
 def test_the_ci_set_of_seeded_scenarios_keeps_every_invariant(
@@ -120,7 +126,7 @@ def test_a_sell_at_the_wrong_price_is_caught_at_the_first_settle_point(
 
     monkeypatch.setattr(GridStrategy, "sell_price", greedy)
     with pytest.raises(harness.ChaosFailure, match=r"its sell grid:TQQQ:L0:SELL:1:1 is 94 @ 53.22"):
-        harness.run(1)
+        grid_run(1)
 
 
 def test_a_grid_that_trusts_its_ledger_over_a_venue_that_lost_state_is_caught(
@@ -133,7 +139,7 @@ def test_a_grid_that_trusts_its_ledger_over_a_venue_that_lost_state_is_caught(
     monkeypatch.setattr(SellBook, "refuses", lambda *_: None)
     monkeypatch.setattr(SellBook, "excess", lambda *_: [])
     with pytest.raises(harness.ChaosFailure, match=r"the working TQQQ sells offer \d+ shares"):
-        harness.run(49)
+        grid_run(49)
 
 
 def test_an_execution_id_taken_for_a_duplicate_despite_other_facts_is_caught(
@@ -144,7 +150,7 @@ def test_an_execution_id_taken_for_a_duplicate_despite_other_facts_is_caught(
     monkeypatch.setattr(ledger, "same_execution", lambda *_: True)
     monkeypatch.setattr(reconcile, "same_execution", lambda *_: True)
     with pytest.raises(harness.ChaosFailure, match="and no conflict is on record"):
-        harness.run(36)
+        grid_run(36)
 
 
 def test_a_failing_seed_is_rerun_by_the_command_line(tmp_path: Path) -> None:
@@ -171,7 +177,7 @@ def test_regression_seed_181_a_rejected_repair_sell_is_retried_before_agreement_
     before the strategy's 1 s retry. A settle point now waits out retry backoffs."""
     plan = scenario(181)
     assert next(str(f) for f in plan.faults if f.kind is Kind.REJECT) == "step 113: reject"
-    outcome = harness.run(181, limits=NO_LIMITS)
+    outcome = grid_run(181, limits=NO_LIMITS)
     assert outcome.settles >= 3
     assert outcome.faults["reject"] == 2
 
@@ -183,7 +189,7 @@ def test_regression_seed_198_cancels_answered_after_reconcile_reach_the_strategy
     live orders with the venue's. A settle point now waits for the symbol actor's queue."""
     plan = scenario(198)
     assert any(f.kind is Kind.OPERATOR_CANCEL for f in plan.faults)
-    outcome = harness.run(198, limits=NO_LIMITS)
+    outcome = grid_run(198, limits=NO_LIMITS)
     assert outcome.settles >= 3
     assert outcome.fired["submit-crash"] == 1
 
@@ -198,7 +204,7 @@ def test_regression_seeds_1204_and_1548_a_broker_failing_as_it_is_killed_is_rest
     died. The supervisor now takes it as the broker's exit and restarts it."""
     kinds = {f.kind for f in scenario(seed).faults}
     assert {Kind.SUBMIT_CRASH, Kind.KILL_AT_MESSAGE} <= kinds
-    outcome = harness.run(seed, limits=NO_LIMITS)
+    outcome = grid_run(seed, limits=NO_LIMITS)
     assert outcome.fired["submit-crash"] >= 1
     assert outcome.fired["kill-at-message:broker:during"] >= 1
 
@@ -207,7 +213,7 @@ def test_regression_seed_1660_a_lot_still_being_bought_at_a_settle_point_is_no_e
     """Found by the 10,000-seed campaign (a bug of the harness): the message of the check for
     a lot still being bought indexed its (empty) list of sells, so the check crashed instead of
     passing."""
-    outcome = harness.run(1660, limits=NO_LIMITS)
+    outcome = grid_run(1660, limits=NO_LIMITS)
     assert outcome.faults["disconnect-mid-fill"] == 1
     assert outcome.settles >= 1
 
@@ -220,7 +226,7 @@ def test_the_risk_invariant_catches_a_risk_actor_that_allows_everything(
     assert harness.risk_limits(1).max_open_orders == 4
     monkeypatch.setattr(risk, "check", lambda *_, **__: None)
     with pytest.raises(harness.ChaosFailure, match=r"orders beyond a risk limit: .* at most 4"):
-        harness.run(1)
+        grid_run(1)
 
 
 def test_regression_seed_7_executions_the_ledger_healed_reach_the_risk_actor() -> None:
@@ -228,7 +234,7 @@ def test_regression_seed_7_executions_the_ledger_healed_reach_the_risk_actor() -
     reconciliation (not by its broker event) never reached the risk actor, whose position
     stayed short of the venue's, so it let a buy through beyond the $15,000 symbol cap."""
     assert harness.risk_limits(7).max_notional_per_symbol == Decimal(15_000)
-    outcome = harness.run(7)
+    outcome = grid_run(7)
     assert outcome.fired["told:order-refused"] > 0
 
 
@@ -239,7 +245,7 @@ def test_regression_seeds_78_134_178_the_risk_actor_never_reads_the_wall_clock(s
     the virtual clock fell in the regular session (seeds 78, 178: buys in the pre-market), and a
     trip on such an order was dated 1970 (seed 134). Such an order is checked at the latest
     event time known, refused by the market-hours gate when none is, and starts no session."""
-    outcome = harness.run(seed)
+    outcome = grid_run(seed)
     assert outcome.processes >= 1
 
 
@@ -249,7 +255,7 @@ def test_regression_seed_517_a_restarted_symbol_actor_waits_for_a_price_under_a_
     the position at its own last mark, older than the market: the buy went beyond the $15,000
     cap. With no current price the caps now refuse until a tick comes."""
     assert harness.risk_limits(517).max_notional_per_symbol == Decimal(15_000)
-    outcome = harness.run(517)
+    outcome = grid_run(517)
     assert outcome.faults["crash"] == 1
 
 
@@ -259,7 +265,7 @@ def test_regression_seed_604_a_loss_seen_before_any_event_time_refuses_and_trips
     the trip at time 0 (1970). Such a loss now refuses new orders at once and trips, dated, at
     the first event with a time."""
     assert harness.risk_limits(604).max_daily_loss_pct == Decimal("0.2")
-    outcome = harness.run(604)
+    outcome = grid_run(604)
     assert outcome.faults["venue-amnesia"] == 1
 
 
@@ -272,7 +278,7 @@ def test_regression_seeds_338_383_573_a_buy_delivered_after_the_session_is_not_s
     restarting, and reached the venue after 16:00. The broker actor now checks the market-hours
     gate again at the venue's time as each buy goes out, and rejects it unsent outside."""
     assert harness.risk_limits(seed).market_hours is MarketHours.REGULAR
-    outcome = harness.run(seed)
+    outcome = grid_run(seed)
     assert outcome.processes >= 1
 
 
@@ -285,7 +291,7 @@ def test_regression_seeds_218_328_667_a_cap_holds_at_the_decisions_price(seed: i
     decision may have seen."""
     limits = harness.risk_limits(seed)
     assert limits.max_notional_per_symbol is not None or limits.max_gross_exposure is not None
-    outcome = harness.run(seed)
+    outcome = grid_run(seed)
     assert outcome.fired["told:order-refused"] > 0
 
 
