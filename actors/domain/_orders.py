@@ -82,7 +82,9 @@ class PlaceBracket:
         entry, take_profit, stop_loss = self.entry, self.take_profit, self.stop_loss
         problems: list[str] = []
         if entry.parent is not None or entry.oca is not None or entry.stop is not None:
-            problems.append("the entry must be a plain limit or market order (no parent, oca, stop)")
+            problems.append(
+                "the entry must be a plain limit or market order (no parent, oca, stop)"
+            )
         for name, leg in (("take_profit", take_profit), ("stop_loss", stop_loss)):
             if leg.symbol != entry.symbol:
                 problems.append(f"{name} is for {leg.symbol}, the entry for {entry.symbol}")
