@@ -111,6 +111,9 @@ class SellBook:
             plain -= exits.refs
         return offered + sum(self.working[ref] for ref in plain)
 
+    def _exit(self, ref: str) -> bool:
+        return any(ref in exits.refs for exits in self.groups.values())
+
     def bracket(self, entry: str, exits: Collection[str], group: str, quantity: int) -> None:
         """A bracket's exits (sells in OCA ``group``, children of the buy ``entry``) are on
         their way to the broker."""
@@ -170,11 +173,12 @@ class SellBook:
     def excess(self, keep: Collection[str], cancelling: Collection[str]) -> list[str]:
         """Our working sells to cancel so that what the sells offer fits in the position:
         none if it fits. Sells already being cancelled count as gone; the others are given up
-        newest first, those in ``keep`` (the strategy's own live sells) last."""
+        newest first, those in ``keep`` (the strategy's own live sells) later, a bracket's
+        protective exits last."""
         excess: list[str] = []
         candidates = sorted(
             (ref for ref in self.working if ref not in cancelling),
-            key=lambda ref: (ref in keep, -self.placed.get(ref, 0), ref),
+            key=lambda ref: (self._exit(ref), ref in keep, -self.placed.get(ref, 0), ref),
         )
         for ref in candidates:
             if self._offers({*cancelling, *excess}) <= max(self.position, 0):

@@ -240,6 +240,8 @@ class SymbolActor(Actor[SymbolInbox]):
         """Each known order's side (from the ledger's intents and the orders sent)."""
         self.limits: dict[str, Decimal | None] = {}
         """Each known order's limit price (what its working buys are valued at)."""
+        self.quantities: dict[str, int] = {}
+        """Each known order's quantity as last sent (a change's "before")."""
         self.event_ns = 0
         """The exchange time of the last tick (Unix ns): the risk checks' time."""
         self._exposure_told_ns = 0
@@ -599,6 +601,7 @@ class SymbolActor(Actor[SymbolInbox]):
         self.book = book
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
         self.limits = {intent.ref: intent.order.limit for intent in state.intents}
+        self.quantities = {intent.ref: intent.order.quantity for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
         refused = await self._carry_out(commands, trail)
         diff = _with_orders(diff, [c for c in commands if getattr(c, "ref", None) not in refused])
@@ -793,6 +796,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     submit_id = new_span_id()
                     self.sides[command.ref] = command.side
                     self.limits[command.ref] = command.limit
+                    self.quantities[command.ref] = command.quantity
                     if command.side is Side.SELL:
                         self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
@@ -906,6 +910,7 @@ class SymbolActor(Actor[SymbolInbox]):
         for leg in bracket.legs:
             self.sides[leg.ref] = leg.side
             self.limits[leg.ref] = leg.limit
+            self.quantities[leg.ref] = leg.quantity
         if entry.side is Side.SELL:
             self.book.sent(entry.ref, entry.quantity)
         else:
@@ -928,7 +933,8 @@ class SymbolActor(Actor[SymbolInbox]):
         if order is None:
             return ModifyRefused(ref=change.ref, reason=f"{change.ref} is not working")
         side = order.side
-        more = change.quantity - order.quantity
+        # What the order is now: the host's record (the strategy may already believe its change).
+        more = change.quantity - self.quantities.get(change.ref, order.quantity)
         if side is Side.SELL and more > 0:
             if self.siblings:
                 await self._refresh_book()
@@ -952,6 +958,7 @@ class SymbolActor(Actor[SymbolInbox]):
             self._record(self._alert("intent-refused", amended.reason))
             return ModifyRefused(ref=change.ref, reason=amended.reason)
         self.limits[change.ref] = change.limit
+        self.quantities[change.ref] = change.quantity
         if side is Side.SELL and change.ref in self.book.working:
             self.book.working[change.ref] = change.quantity - order.filled
         span_id = new_span_id()
