@@ -677,6 +677,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     f"record of them?): cancelled {', '.join(stale)}",
                 )
             )
+        commands += _undelivered_changes(snapshot, state, live, stale)
         if diff.conflicts:
             more = f" (and {len(diff.conflicts) - 1} more)" if len(diff.conflicts) > 1 else ""
             commands += strategy.halt(f"execution conflict: {diff.conflicts[0]}{more}")
@@ -1072,6 +1073,36 @@ def _merged(state: LedgerState, repairs: reconcile.Repairs) -> LedgerState:
         fills=state.fills + fills,
         retired=state.retired | frozenset(repairs.retired),
     )
+
+
+def _undelivered_changes(
+    snapshot: BrokerSnapshot, state: LedgerState, live: set[str], stale: list[str]
+) -> list[Command]:
+    """A change is amended in the ledger before it is sent: a working order of the strategy's
+    whose quantity or prices at the broker are not its intent's (the change was lost on its
+    way, the process died between the two) gets the change again."""
+    intents = {intent.ref: intent.order for intent in state.intents}
+    changes: list[Command] = []
+    for held in snapshot.orders:
+        at_broker, ref = held.order, held.order.ref
+        intended = intents.get(ref)
+        if not held.working or intended is None or ref not in live or ref in stale:
+            continue
+        if (at_broker.quantity, at_broker.limit, at_broker.stop) != (
+            intended.quantity,
+            intended.limit,
+            intended.stop,
+        ):
+            changes.append(
+                ModifyOrder(
+                    ref=ref,
+                    quantity=intended.quantity,
+                    limit=intended.limit,
+                    stop=intended.stop,
+                    reason="amended in the ledger, not yet at the broker",
+                )
+            )
+    return changes
 
 
 def _with_orders(diff: reconcile.Diff, commands: list[Command]) -> reconcile.Diff:

@@ -11,6 +11,7 @@ import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -18,10 +19,11 @@ import pytest
 
 from actors.brokers.ib import IBMarketData, IBPort
 from actors.domain import ModifyOrder, OrderRejected, Side
-from actors.lot_keeper import LedgerState, LoadLedger
+from actors.lot_keeper import AmendIntent, LedgerState, LoadLedger
 from actors.messages import Command
 from actors.risk_rules import RiskLimits
 from actors.strategies.protocol import ModifyRefused
+from actors.symbol import Resync
 from app.compose import LiveSource, live_trading
 from sim.engine import Engine
 from sim.replay import generated_session, trades
@@ -41,7 +43,12 @@ def anyio_backend() -> str:
 
 
 async def _run(
-    tmp_path: Path, kind: ProbeKind, *, risk: RiskLimits | None = None, ticks: int = 200
+    tmp_path: Path,
+    kind: ProbeKind,
+    *,
+    risk: RiskLimits | None = None,
+    ticks: int = 200,
+    during: Callable[[Any, Engine], Awaitable[None]] | None = None,
 ) -> tuple[Engine, TwsServer, LedgerState, Any]:
     bars = generated_session(seed=11, day=date(2026, 11, 23))[:ticks]
     engine = Engine()
@@ -68,9 +75,11 @@ async def _run(
             async with anyio.create_task_group() as tg:
                 await tg.start(root.run)
                 await until(lambda: 2 in server.sessions and server.sessions[2].subscriptions)
-                for trade in trades(bars):
+                for n, trade in enumerate(trades(bars)):
                     engine.on_trade(trade.symbol, trade.price, trade.size, trade.at)
                     await anyio.sleep(0.002)
+                    if during is not None and n == ticks // 2:
+                        await during(trading, engine)
                 await anyio.sleep(0.5)
                 keeper = trading.cells["lot-keeper"].ref
                 state: LedgerState = await keeper.request(LoadLedger(symbol="TQQQ"), timeout=30)
@@ -169,4 +178,35 @@ async def test_a_bracket_the_ib_port_cannot_send_is_refused_leg_by_leg_and_nothi
     assert all("stop" in e.reason for e in rejected)
     assert not kind.live.live_orders()
     assert {i.ref.split(":")[2] for i in ledger.intents} == {"b1.entry", "b1.sl", "b1.tp"}
+    assert server.protocol_errors == []
+
+
+async def test_a_change_amended_but_never_sent_is_sent_by_the_next_reconciliation(
+    tmp_path: Path,
+) -> None:
+    """What a crash between the amendment and the send leaves: the ledger's intent says 5
+    shares at a new limit, the venue still works the old order. The next reconciliation
+    sends the change: the venue's order becomes the intent's."""
+    state: dict[str, Any] = {}
+
+    def script(probe: Probe, price: Decimal, n: int) -> list[Command]:
+        if n == 1:
+            order = probe.order("buy", Side.BUY, 10, price - 5)
+            state["ref"], state["limit"] = order.ref, order.limit - CENT
+            return [order]
+        return []
+
+    async def amend_then_reconcile(trading: Any, engine: Engine) -> None:
+        change = ModifyOrder(ref=state["ref"], quantity=5, limit=state["limit"])
+        keeper = trading.cells["lot-keeper"].ref
+        assert await keeper.request(AmendIntent(change=change), timeout=10) is True
+        state["before"] = engine.orders[state["ref"]].quantity
+        diff = await trading.cells["TQQQ"].ref.request(Resync(), timeout=30)
+        state["diff"] = diff
+
+    kind = ProbeKind(symbol="TQQQ", script=script)
+    engine, server, ledger, _ = await _run(tmp_path, kind, ticks=60, during=amend_then_reconcile)
+    order = engine.orders[state["ref"]]
+    assert state["before"] == 10
+    assert (order.quantity, order.limit) == (5, state["limit"])
     assert server.protocol_errors == []
