@@ -8,10 +8,10 @@ venue."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
