@@ -209,4 +209,6 @@ async def test_a_change_amended_but_never_sent_is_sent_by_the_next_reconciliatio
     order = engine.orders[state["ref"]]
     assert state["before"] == 10
     assert (order.quantity, order.limit) == (5, state["limit"])
+    (intent,) = [i for i in ledger.intents if i.ref == state["ref"]]
+    assert (intent.order.quantity, intent.order.limit) == (5, state["limit"])
     assert server.protocol_errors == []
