@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import attrs
 
-from ._values import Side, TimeInForce
+from ._values import DomainError, OrderRef, Side, TimeInForce
 
 
 @attrs.frozen(kw_only=True)
@@ -71,8 +71,10 @@ class PlaceBracket:
     for its whole quantity on the other side, in one OCA group, so that the exit that fills
     first cancels the other. The children work only once the entry has filled: a filled entry
     is never left without both exits working. Every leg is a write-ahead intent of its own,
-    committed together before any leg is sent (``actors.symbol``). Raises ``BracketError``
-    for legs that do not make a bracket."""
+    committed together before any leg is sent (``actors.symbol``), under refs of one
+    strategy and symbol that name their role (``<decision>.entry``, ``.tp``, ``.sl`` by
+    convention), so that reconciliation tells the legs apart. Raises ``BracketError`` for legs
+    that do not make a bracket."""
 
     entry: PlaceOrder
     take_profit: PlaceOrder
@@ -108,6 +110,16 @@ class PlaceBracket:
         refs = {entry.ref, take_profit.ref, stop_loss.ref}
         if len(refs) != 3:
             problems.append(f"the legs need three refs, got {sorted(refs)}")
+        routes = set()
+        for leg in self.legs:
+            try:
+                routes.add(OrderRef.parse(leg.ref).route)
+            except DomainError as exc:
+                problems.append(str(exc))
+        if len(routes) > 1:
+            problems.append(
+                f"the legs belong to {sorted(routes)}: one strategy's orders, one route"
+            )
         if problems:
             raise BracketError(f"bracket {entry.ref}: " + "; ".join(problems))
 
