@@ -106,8 +106,6 @@ class SimOrder:
     """A child waiting for its parent's first execution."""
     done: bool = False
     tag: str = ""
-    parent_order: SimOrder | None = attrs.field(default=None, repr=False, eq=False)
-    children: list[SimOrder] = attrs.field(factory=list, repr=False, eq=False)
 
     @property
     def remaining(self) -> int:
@@ -175,7 +173,7 @@ class Place(_Input, frozen=True, tag="place"):
     chain: tuple[tuple[str, PriceCondition], ...] = ()
 
 
-class Modify(_Input, frozen=True, tag="modify", omit_defaults=True):
+class Modify(_Input, frozen=True, tag="modify"):
     ref: str
     quantity: int
     limit: Decimal | None
@@ -248,6 +246,10 @@ class Engine:
         key does): the order in which a trade serves the orders it reaches."""
         self._groups: dict[str, list[SimOrder]] = {}
         """Each OCA group's working orders, in placing order."""
+        self._parents: dict[int, SimOrder] = {}
+        self._children: dict[int, list[SimOrder]] = {}
+        """A child's parent and a parent's children (every one, finished or not), by order id:
+        unique to one placing, where a ref may be placed again once finished."""
 
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
@@ -315,11 +317,11 @@ class Engine:
             armed=order.condition is not None or bool(chain),
             held=parent is not None and parent.filled == 0,
             tag=tag,
-            parent_order=parent,
         )
         sim.active = not (sim.armed or sim.stopped or sim.held)
         if parent is not None:
-            parent.children.append(sim)
+            self._parents[sim.order_id] = parent
+            self._children.setdefault(parent.order_id, []).append(sim)
         if sim.oca is not None:
             self._groups.setdefault(sim.oca, []).append(sim)
         self.next_order_id += 1
@@ -343,7 +345,7 @@ class Engine:
         if order is None:
             raise EngineError(f"no order {ref!r} to modify")
         self._record(Modify(ref=ref, quantity=quantity, limit=limit, stop=stop))
-        parent = order.parent_order
+        parent = self._parents.get(order.order_id)
         problem = None
         if order.done:
             problem = f"{ref} is no longer working"
@@ -507,7 +509,7 @@ class Engine:
             self._emit(event)
         if order.oca is not None:
             self._reduce_group(order.oca, order, quantity)
-        for child in order.children:
+        for child in self._children.get(order.order_id, ()):
             if child.held and not child.done:
                 child.held = False
                 child.active = not (child.armed or child.stopped)
@@ -517,12 +519,12 @@ class Engine:
         # What a child may still fill: its parent's fills less what it and its OCA siblings
         # under the same parent have filled (so a bracket's exits together never sell more
         # than the entry bought, whatever the OCA reductions left them).
-        parent = order.parent_order
+        parent = self._parents.get(order.order_id)
         if parent is None:
             return order.remaining
         used = sum(
             child.filled
-            for child in parent.children
+            for child in self._children[parent.order_id]
             if child is order or (order.oca is not None and child.oca == order.oca)
         )
         return parent.filled - used
@@ -547,7 +549,7 @@ class Engine:
         self._index(order)
         self._emit(OrderCancelled(ref=order.ref, reason=reason))
         if order.filled == 0:
-            for child in order.children:
+            for child in self._children.get(order.order_id, ()):
                 if not child.done:
                     self._finish(child, f"its parent {order.ref} ended unfilled: {reason}")
 
