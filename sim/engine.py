@@ -390,8 +390,9 @@ class Engine:
 
     def reached(self, symbol: str, price: Decimal) -> list[SimOrder]:
         """The working orders a trade of ``symbol`` at ``price`` may fill or trigger, in
-        ``orders`` order: every armed one (its condition is checked at each trade) and those
-        marketable at that price. A lookup in the symbol's book, not a scan of every order."""
+        ``orders`` order: every armed one and every stop not yet triggered (their conditions
+        and stops are checked at each trade) and those marketable at that price; never a child
+        still held for its parent. A lookup in the symbol's book, not a scan of every order."""
         book = self._books.get(symbol)
         return book.reached(price, self._seq) if book is not None else []
 

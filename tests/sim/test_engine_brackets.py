@@ -510,9 +510,11 @@ def test_no_oca_group_fills_more_than_one_order_and_no_child_more_than_its_paren
 ) -> None:
     """Random trade paths, cancels and stop moves over two brackets (a buy and a sell entry)
     and a plain OCA pair: per group the filled total stays within its largest order, every
-    child within what its parent filled, and the long bracket's exits never sell short."""
+    child within what its parent filled, and the long bracket's exits never sell short; the
+    recorded inputs replayed rebuild the same books."""
     entry, take, stop = prices
-    engine = Engine()
+    inputs: list[Input] = []
+    engine = Engine(recorder=inputs.append)
     legs = [
         order("e", Side.BUY, qty, limit=str(entry)),
         PlaceOrder(
@@ -557,3 +559,8 @@ def test_no_oca_group_fills_more_than_one_order_and_no_child_more_than_its_paren
         assert sold <= orders["e"].filled
         bought = orders["tp2"].filled + orders["sl2"].filled
         assert bought <= orders["e2"].filled
+    replayed = Engine()
+    for recorded in inputs:
+        replayed.apply(recorded)
+    assert state(replayed) == state(engine)
+    assert replayed.executions == engine.executions
