@@ -56,8 +56,8 @@ class SimPort:
         """Place the legs in order; on a rejected leg, cancel the legs placed before it and
         answer for the legs not sent (``OrderRejected`` naming the rejected leg), so every
         leg's intent gets an answer. ``VenueDisconnected`` if the link drops before the last
-        leg: the placed legs are cancelled at the venue first."""
-        self.link.require()
+        leg: the placed legs are cancelled at the venue first. (Once the last leg is placed the
+        bracket is whole: a link that drops on its acknowledgement loses events, not legs.)"""
         placed: list[str] = []
         legs = bracket.legs
         for number, leg in enumerate(legs):

@@ -156,6 +156,17 @@ async def test_a_link_lost_between_legs_leaves_no_half_bracket_working(
     assert await port.poll() == []
 
 
+async def test_a_link_lost_on_the_last_legs_acknowledgement_leaves_the_bracket_whole() -> None:
+    """Every leg is at the venue: the events before the drop are read, the bracket works."""
+    port = SimPort(Engine(), TEN)
+    port.link.disconnect_after(3)
+    events = await port.place_bracket(bracket())
+    assert kinds(events) == [("OrderAccepted", "e"), ("OrderAccepted", "tp")]
+    assert working(port) == ["e", "tp", "sl"]
+    with pytest.raises(VenueDisconnected):
+        await port.poll()
+
+
 async def test_a_bracket_is_not_sent_over_a_dropped_link() -> None:
     """Refused before any leg reaches the venue."""
     port = SimPort(Engine(), TEN)
