@@ -146,18 +146,20 @@ async def test_a_symbol_actor_killed_while_the_exits_work_keeps_them_whole(
     tmp_path: Path,
 ) -> None:
     """After the restart the rebuilt strategy and the position guard count the two exits as
-    one sell of what the entry bought: nothing is cancelled as an excess, the take-profit
-    still fills and the stop is cancelled by the group."""
+    one sell of what the entry bought: nothing is cancelled as an excess; the stop, which the
+    price reaches an hour and a half later, still triggers and fills, and the group cancels
+    the take-profit."""
     made: list[PlaceBracket] = []
 
     def script(probe: Probe, price: Decimal, n: int) -> list[Command]:
         if n == 1:
-            made.append(probe.bracket("b1", 20, price + 1, price + Decimal("2.00"), price - 50))
+            made.append(probe.bracket("b1", 20, price + 1, price + 1, price - Decimal("0.30")))
             return [made[0]]
         return []
 
+    exits_at_kill: list[int] = []
+
     async def kill_once_bought(trading: SimTrading, root: Supervisor) -> None:
-        entry = made[0].entry.ref if made else None
         while not made or trading.engine.orders.get(made[0].entry.ref) is None:  # noqa: ASYNC110
             await anyio.sleep(0.001)
         entry = made[0].entry.ref
@@ -166,17 +168,22 @@ async def test_a_symbol_actor_killed_while_the_exits_work_keeps_them_whole(
         symbols = root.child("symbols")
         assert isinstance(symbols, Supervisor)
         symbols.kill("symbol.TQQQ")
+        exits_at_kill.extend(trading.engine.orders[leg.ref].filled for leg in made[0].legs[1:])
 
     kind = ProbeKind(symbol="TQQQ", script=script)
     trading, ledger, root, _ = await _run(tmp_path, kind, minutes=390, during=kill_once_bought)
     entry, take, stop = _legs(made[0])
-    assert root.restarts >= 1
+    symbols = root.child("symbols")
+    assert isinstance(symbols, Supervisor)
+    assert symbols.restarts >= 1
     assert len(kind.built) >= 2
     assert not [a for a in trading.alerts if a.kind == "oversold"]
     assert _filled(trading, entry) == 20
-    assert _filled(trading, take) + _filled(trading, stop) <= 20
-    stop_order = trading.engine.orders[stop]
-    assert stop_order.done or not stop_order.active
+    assert (_filled(trading, take), _filled(trading, stop)) == (0, 20)
+    assert trading.engine.orders[take].done
+    # The kill came before either exit filled: the rebuilt actor saw the stop fill.
+    assert exits_at_kill == [0, 0]
+    assert any(isinstance(e, OrderFilled) and e.ref == stop for e in kind.live.seen)
     _books_agree(trading, ledger, kind)
 
 
