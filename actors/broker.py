@@ -50,11 +50,13 @@ from .domain import (
     BrokerSnapshot,
     CancelOrder,
     DomainError,
+    ModifyOrder,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRef,
     OrderRejected,
+    PlaceBracket,
     PlaceOrder,
     Side,
 )
@@ -82,7 +84,7 @@ class Snapshot(Request[BrokerSnapshot]):
     symbol: str | None = None
 
 
-BrokerInbox = PlaceOrder | CancelOrder | Poll | Snapshot
+BrokerInbox = PlaceOrder | PlaceBracket | ModifyOrder | CancelOrder | Poll | Snapshot
 
 
 class OrderTraces:
@@ -198,6 +200,13 @@ class BrokerActor(Actor[BrokerInbox]):
             case PlaceOrder():
                 await self._place(message)
                 return None
+            case PlaceBracket():
+                await self._place_bracket(message)
+                return None
+            case ModifyOrder(ref=ref):
+                started = perf_counter_ns()
+                events = await self.port.modify(message)
+                self._note("broker.modify", started, ref_attributes(ref))
             case CancelOrder(ref=ref):
                 started = perf_counter_ns()
                 events = await self.port.cancel(ref)
@@ -249,6 +258,37 @@ class BrokerActor(Actor[BrokerInbox]):
                             ):
                                 attributes["trading.orderId"] = event.order_id
                     self._note("broker.place", started, attributes, span_id=span_id, error=error)
+        for event in events:
+            await self._forward(event)
+
+    async def _place_bracket(self, bracket: PlaceBracket) -> None:
+        # The gate holds for the entry; the exits are protective and never blocked. A late
+        # entry rejects the whole bracket: no leg is sent.
+        late = self._too_late(bracket.entry)
+        if late is not None:
+            for leg in bracket.legs:
+                await self._forward(attrs.evolve(late, ref=leg.ref))
+            return
+        started = perf_counter_ns()
+        envelope = self.context.envelope
+        cause = envelope.trace if envelope is not None else None
+        error: str | None = None
+        try:
+            events = await self.port.place_bracket(bracket)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if isinstance(cause, TraceContext):
+                span_id = new_span_id()
+                for leg in bracket.legs:
+                    self.traces.open(leg.ref, TraceContext(cause.trace_id, span_id), leg.quantity)
+                attributes = order_attributes(bracket.entry)
+                attributes["trading.bracket.take_profit"] = bracket.take_profit.ref
+                attributes["trading.bracket.stop_loss"] = bracket.stop_loss.ref
+                self._note(
+                    "broker.place_bracket", started, attributes, span_id=span_id, error=error
+                )
         for event in events:
             await self._forward(event)
 

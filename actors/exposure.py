@@ -12,6 +12,10 @@ the broker's side of the matter (``SellBook``):
   stays counted until the broker confirms it is gone (cancelled, rejected or filled), so a
   cancel in flight frees nothing.
 
+The exits of a bracket (``PlaceBracket``: sells that are children of a buy, in one OCA group)
+count as one sell for the group, and only for what their entry has bought: the venue lets
+them sell no more than the entry filled, and the group no more than one exit's quantity.
+
 Before a sell is committed, ``headroom`` must cover it, else the sell is refused (the strategy
 sees a rejection and backs off). At each reconciliation, ``excess`` names the working sells of
 ours to cancel when the sells at the broker already offer more than the position.
@@ -29,6 +33,23 @@ from .domain import BrokerSnapshot, Side
 
 
 @attrs.define
+class Exits:
+    """A bracket's exits (``refs``: one OCA group of sells, children of the buy ``entry``):
+    the group may still sell what its entry bought less what the group sold, at most its
+    ``quantity``."""
+
+    entry: str
+    quantity: int
+    refs: set[str] = attrs.Factory(set)
+    bought: int = 0
+    sold: int = 0
+
+    @property
+    def offers(self) -> int:
+        return max(min(self.quantity, self.bought) - self.sold, 0)
+
+
+@attrs.define
 class SellBook:
     """See the module doc. ``working`` maps our working sells' orderRefs to their open
     quantity; ``foreign`` is what the operator's own working sells still offer."""
@@ -39,6 +60,8 @@ class SellBook:
     placed: dict[str, int] = attrs.Factory(dict)
     """When each of our working sells was placed, as an increasing number (the broker's order id
     for those in the snapshot, then a count above it): which is newest."""
+    groups: dict[str, Exits] = attrs.Factory(dict)
+    """The brackets' exits, by OCA group."""
 
     @classmethod
     def from_snapshot(
@@ -47,11 +70,26 @@ class SellBook:
         """The book as the broker's snapshot of ``symbol`` has it; ``ours`` tells this
         symbol actor's orderRefs from everyone else's."""
         book = cls(position=snapshot.position(symbol).quantity)
+        filled = {order.order.ref: order.filled for order in snapshot.orders}
         for order in snapshot.orders:
             placed = order.order
             if placed.symbol != symbol or placed.side is not Side.SELL or not order.working:
                 continue
             left = max(placed.quantity - order.filled, 0)
+            if ours(placed.ref) and placed.oca is not None and placed.parent is not None:
+                exits = book.groups.get(placed.oca)
+                if exits is None:
+                    exits = book.groups[placed.oca] = Exits(
+                        entry=placed.parent,
+                        quantity=placed.quantity,
+                        bought=filled.get(placed.parent, 0),
+                        sold=sum(
+                            o.filled
+                            for o in snapshot.orders
+                            if o.order.oca == placed.oca and o.order.side is Side.SELL
+                        ),
+                    )
+                exits.refs.add(placed.ref)
             if ours(placed.ref):
                 book.working[placed.ref] = left
                 book.placed[placed.ref] = order.order_id or 0
@@ -62,7 +100,26 @@ class SellBook:
     @property
     def offered(self) -> int:
         """Shares the working sells at the broker still offer."""
-        return sum(self.working.values()) + self.foreign
+        return self._offers(())
+
+    def _offers(self, leaving_out: Collection[str]) -> int:
+        plain = {ref for ref in self.working if ref not in leaving_out}
+        offered = self.foreign
+        for exits in self.groups.values():
+            if exits.refs & plain:
+                offered += exits.offers
+            plain -= exits.refs
+        return offered + sum(self.working[ref] for ref in plain)
+
+    def _exit(self, ref: str) -> bool:
+        return any(ref in exits.refs for exits in self.groups.values())
+
+    def bracket(self, entry: str, exits: Collection[str], group: str, quantity: int) -> None:
+        """A bracket's exits (sells in OCA ``group``, children of the buy ``entry``) are on
+        their way to the broker."""
+        self.groups[group] = Exits(entry=entry, quantity=quantity, refs=set(exits))
+        for ref in exits:
+            self.sent(ref, quantity)
 
     @property
     def headroom(self) -> int:
@@ -87,34 +144,44 @@ class SellBook:
         """An execution the ledger recorded as new (never one the snapshot already counted)."""
         if side is Side.BUY:
             self.position += quantity
+            for exits in self.groups.values():
+                if exits.entry == ref:
+                    exits.bought += quantity
             return
         self.position -= quantity
+        for exits in self.groups.values():
+            if ref in exits.refs:
+                exits.sold += quantity
         left = self.working.get(ref)
         if left is not None:
             if left > quantity:
                 self.working[ref] = left - quantity
             else:
                 del self.working[ref]
+                self._forget_groups()
 
     def gone(self, ref: str) -> None:
         """The broker confirmed a sell of ours is no longer working (cancelled, rejected)."""
         self.working.pop(ref, None)
+        self._forget_groups()
+
+    def _forget_groups(self) -> None:
+        for group, exits in list(self.groups.items()):
+            if not exits.refs & self.working.keys():
+                del self.groups[group]
 
     def excess(self, keep: Collection[str], cancelling: Collection[str]) -> list[str]:
         """Our working sells to cancel so that what the sells offer fits in the position:
         none if it fits. Sells already being cancelled count as gone; the others are given up
-        newest first, those in ``keep`` (the strategy's own live sells) last."""
-        offered = self.foreign + sum(
-            left for ref, left in self.working.items() if ref not in cancelling
-        )
+        newest first, those in ``keep`` (the strategy's own live sells) later, a bracket's
+        protective exits last."""
         excess: list[str] = []
         candidates = sorted(
             (ref for ref in self.working if ref not in cancelling),
-            key=lambda ref: (ref in keep, -self.placed.get(ref, 0), ref),
+            key=lambda ref: (self._exit(ref), ref in keep, -self.placed.get(ref, 0), ref),
         )
         for ref in candidates:
-            if offered <= max(self.position, 0):
+            if self._offers({*cancelling, *excess}) <= max(self.position, 0):
                 break
             excess.append(ref)
-            offered -= self.working[ref]
         return excess

@@ -21,7 +21,7 @@ import msgspec
 
 from runtime.store import RecordDamaged, Txn
 
-from .domain import DomainError, OrderFilled, OrderRef, PlaceOrder, Side
+from .domain import DomainError, ModifyOrder, OrderFilled, OrderRef, PlaceOrder, Side
 from .strategies._gridref import GridRef
 
 SCHEMA_VERSION = 3
@@ -225,6 +225,49 @@ def commit_intent(txn: Txn, intent: IntentRecord) -> bool:
             raise LedgerError(f"orderRef {intent.ref!r} already names a different intent")
         return False
     txn.put("intents", intent.ref.encode(), _encode(intent))
+    return True
+
+
+def commit_intents(txn: Txn, intents: tuple[IntentRecord, ...]) -> bool:
+    """Write every one of ``intents`` in one transaction (a bracket's legs): True if they were
+    new, False if the ledger holds them all already. Some held and some not, or any held with
+    another order, is refused (``LedgerError``) and nothing is written."""
+    new = [commit_intent(txn, intent) for intent in intents]
+    if any(new) and not all(new):
+        held = [i.ref for i, fresh in zip(intents, new, strict=True) if not fresh]
+        raise LedgerError(f"intents {held} are already committed without the rest of their group")
+    return all(new)
+
+
+def amend_intent(txn: Txn, change: ModifyOrder) -> bool:
+    """Change the order of a committed intent as ``change`` says (its quantity and prices):
+    True if it changed, False if it already says so. Refused (``LedgerError``) for an order
+    without an intent, a quantity below what the ledger has filled, or a change of its type
+    (a limit taken away, a stop added)."""
+    key = change.ref.encode()
+    raw = txn.get("intents", key)
+    if raw is None:
+        raise LedgerError(f"no intent {change.ref!r} to amend")
+    intent = _decode(txn, "intents", key, raw, IntentRecord)
+    order = intent.order
+    amended = attrs.evolve(order, quantity=change.quantity, limit=change.limit, stop=change.stop)
+    if amended.order_type != order.order_type:
+        raise LedgerError(
+            f"{change.ref} is a {order.order_type} order: a change cannot make it "
+            f"{amended.order_type}"
+        )
+    filled = sum(
+        record.quantity
+        for record in (_decode(txn, "fills", k, v, FillRecord) for k, v in txn.items("fills"))
+        if record.ref == change.ref
+    )
+    if change.quantity <= 0 or change.quantity < filled:
+        raise LedgerError(
+            f"{change.ref} cannot be changed to {change.quantity} shares: {filled} already filled"
+        )
+    if amended == order:
+        return False
+    txn.put("intents", key, _encode(attrs.evolve(intent, order=amended)))
     return True
 
 

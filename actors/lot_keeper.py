@@ -26,7 +26,7 @@ from runtime.store import (
 )
 
 from . import ledger
-from .domain import OrderFilled, PlaceOrder
+from .domain import ModifyOrder, OrderFilled, PlaceBracket, PlaceOrder
 
 
 @attrs.frozen(kw_only=True)
@@ -34,6 +34,21 @@ class CommitIntent:
     order: PlaceOrder
     dry: bool = False
     """A dry-run intent: its order is never sent (``ledger.IntentRecord.dry``)."""
+
+
+@attrs.frozen(kw_only=True)
+class CommitBracket:
+    """Every leg of ``bracket`` as an intent of its own, in one transaction: all or none."""
+
+    bracket: PlaceBracket
+    dry: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class AmendIntent:
+    """A working order's intent changed as ``change`` says, before the change is sent."""
+
+    change: ModifyOrder
 
 
 @attrs.frozen(kw_only=True)
@@ -177,6 +192,8 @@ class LedgerState:
 
 LotKeeperInbox = (
     CommitIntent
+    | CommitBracket
+    | AmendIntent
     | RecordFill
     | BindOrder
     | Heal
@@ -239,6 +256,15 @@ class LotKeeper(Actor[LotKeeperInbox]):
                     order=order, created_ns=self.context.clock.time_ns(), dry=dry
                 )
                 return await store.write(functools.partial(ledger.commit_intent, intent=intent))
+            case CommitBracket(bracket=bracket, dry=dry):
+                created_ns = self.context.clock.time_ns()
+                legs = tuple(
+                    ledger.IntentRecord(order=leg, created_ns=created_ns, dry=dry)
+                    for leg in bracket.legs
+                )
+                return await store.write(functools.partial(ledger.commit_intents, intents=legs))
+            case AmendIntent(change=change):
+                return await store.write(functools.partial(ledger.amend_intent, change=change))
             case RecordFill(fill=fill):
                 now_ns = self.context.clock.time_ns()
                 return await store.write(

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import attrs
 
-from .domain import CancelOrder, PlaceOrder
+from .domain import CancelOrder, ModifyOrder, PlaceBracket, PlaceOrder
 
 
 class Severity(enum.StrEnum):
@@ -87,4 +87,4 @@ SEVERITY: dict[str, Severity] = {
 pass them on rate them (a strategy's alerts carry the default)."""
 
 LotEvent = LotOpened | LotClosed
-Command = PlaceOrder | CancelOrder | Alert | LotOpened | LotClosed
+Command = PlaceOrder | PlaceBracket | ModifyOrder | CancelOrder | Alert | LotOpened | LotClosed

@@ -67,13 +67,16 @@ from .broker import BrokerInbox, Snapshot
 from .domain import (
     BrokerSnapshot,
     CancelOrder,
+    ModifyOrder,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    PlaceBracket,
     PlaceOrder,
     PriceTick,
     Side,
+    TimeInForce,
     route,
 )
 from .exposure import SellBook
@@ -81,6 +84,8 @@ from .history import HistorySource
 from .ledger import FillRecord
 from .lot_keeper import (
     AcknowledgeConflicts,
+    AmendIntent,
+    CommitBracket,
     CommitIntent,
     Conflicted,
     Heal,
@@ -106,6 +111,7 @@ from .risk_rules import Working
 from .strategies.protocol import (
     BarClosed,
     Facts,
+    ModifyRefused,
     OrderRefused,
     PositionLine,
     Strategy,
@@ -234,6 +240,8 @@ class SymbolActor(Actor[SymbolInbox]):
         """Each known order's side (from the ledger's intents and the orders sent)."""
         self.limits: dict[str, Decimal | None] = {}
         """Each known order's limit price (what its working buys are valued at)."""
+        self.quantities: dict[str, int] = {}
+        """Each known order's quantity as last sent (a change's "before")."""
         self.event_ns = 0
         """The exchange time of the last tick (Unix ns): the risk checks' time."""
         self._exposure_told_ns = 0
@@ -593,6 +601,7 @@ class SymbolActor(Actor[SymbolInbox]):
         self.book = book
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
         self.limits = {intent.ref: intent.order.limit for intent in state.intents}
+        self.quantities = {intent.ref: intent.order.quantity for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
         refused = await self._carry_out(commands, trail)
         diff = _with_orders(diff, [c for c in commands if getattr(c, "ref", None) not in refused])
@@ -668,6 +677,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     f"record of them?): cancelled {', '.join(stale)}",
                 )
             )
+        commands += _undelivered_changes(snapshot, state, live, stale)
         if diff.conflicts:
             more = f" (and {len(diff.conflicts) - 1} more)" if len(diff.conflicts) > 1 else ""
             commands += strategy.halt(f"execution conflict: {diff.conflicts[0]}{more}")
@@ -787,12 +797,31 @@ class SymbolActor(Actor[SymbolInbox]):
                     submit_id = new_span_id()
                     self.sides[command.ref] = command.side
                     self.limits[command.ref] = command.limit
+                    self.quantities[command.ref] = command.quantity
                     if command.side is Side.SELL:
                         self.book.sent(command.ref, command.quantity)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
                     self._submitted[command.side.value].value += 1
                     if target.on:
                         target.placed(command, committing, sending, perf_counter_ns(), submit_id)
+                case PlaceBracket():
+                    refusals = await self._place_bracket(command, trail)
+                    if refusals:
+                        refused_refs.update(event.ref for event in refusals)
+                        strategy = self.strategy
+                        if strategy is not None:
+                            now = self.context.clock.monotonic()
+                            for event in refusals:
+                                pending.extend(strategy.decide(event, now))
+                case ModifyOrder():
+                    unchanged = await self._modify(command, trail)
+                    if unchanged is not None:
+                        # Nothing amended, nothing sent: the order works as it was.
+                        strategy = self.strategy
+                        if strategy is not None:
+                            pending.extend(
+                                strategy.decide(unchanged, self.context.clock.monotonic())
+                            )
                 case CancelOrder():
                     cancel_id = new_span_id()
                     sending = perf_counter_ns()
@@ -831,6 +860,138 @@ class SymbolActor(Actor[SymbolInbox]):
                     if trail.on:
                         trail.event(command)
         return refused_refs
+
+    async def _place_bracket(
+        self, bracket: PlaceBracket, trail: Trail
+    ) -> list[OrderRefused | OrderRejected]:
+        """Commit every leg of ``bracket`` as an intent, in one transaction, then send it as
+        one; or the refusals of its legs when any check fails (nothing committed or sent).
+        The entry is checked as a new order is (never short for a sell, the risk actor); the
+        exits are protective and never blocked: the venue works them only for what the entry
+        filled, so they count against the position only from then on (``SellBook``)."""
+        entry = bracket.entry
+        exits = (bracket.take_profit, bracket.stop_loss)
+        target = trail.for_order(entry)
+
+        def refused(reason: str) -> list[OrderRefused | OrderRejected]:
+            return [
+                OrderRejected(ref=leg.ref, reason=f"its entry {entry.ref} was refused: {reason}")
+                for leg in exits
+            ]
+
+        if entry.side is Side.SELL:
+            if self.siblings:
+                await self._refresh_book()
+            problem = self.book.refuses(entry.quantity)
+            if problem is not None:
+                self._record(self._alert("sell-refused", f"{entry.ref}: {problem}"))
+                return [OrderRejected(ref=entry.ref, reason=problem), *refused(problem)]
+        strategy = self.strategy
+        if self.risk is not None and self.gated and strategy is not None:
+            verdict = await self._ask_risk(self.risk, strategy, entry, target)
+            if verdict is not None:
+                return [
+                    OrderRefused(ref=entry.ref, reason=verdict.reason, rule=verdict.rule),
+                    *refused(verdict.reason),
+                ]
+        committing = perf_counter_ns()
+        committed = await self.lot_keeper.request(
+            CommitBracket(bracket=bracket, dry=self.dry_run), timeout=self.request_timeout
+        )
+        sending = perf_counter_ns()
+        if isinstance(committed, Refused):
+            self._record(self._alert("intent-refused", committed.reason))
+            if target.on:
+                target.placed(entry, committing, sending, sending, 0, committed.reason)
+            return [
+                OrderRejected(ref=entry.ref, reason=committed.reason),
+                *refused(committed.reason),
+            ]
+        submit_id = new_span_id()
+        for leg in bracket.legs:
+            self.sides[leg.ref] = leg.side
+            self.limits[leg.ref] = leg.limit
+            self.quantities[leg.ref] = leg.quantity
+        if entry.side is Side.SELL:
+            self.book.sent(entry.ref, entry.quantity)
+        else:
+            group = bracket.stop_loss.oca
+            assert group is not None  # PlaceBracket checks it
+            self.book.bracket(entry.ref, [leg.ref for leg in exits], group, entry.quantity)
+        await self.context.send(self.broker, bracket, trace=target.submitted(submit_id))
+        self._submitted[entry.side.value].value += 1
+        if target.on:
+            target.placed(entry, committing, sending, perf_counter_ns(), submit_id)
+        return []
+
+    async def _modify(self, change: ModifyOrder, trail: Trail) -> ModifyRefused | None:
+        """Amend the order's intent, then send the change; or why not (nothing amended or
+        sent). A change that asks for more (more shares, a higher buy limit) is checked as a
+        new order would be; one that asks for less is never blocked."""
+        strategy = self.strategy
+        live = {order.ref: order for order in strategy.live_orders()} if strategy else {}
+        order = live.get(change.ref)
+        if order is None:
+            return ModifyRefused(ref=change.ref, reason=f"{change.ref} is not working")
+        side = order.side
+        # What the order is now: the host's record (the strategy may already believe its change).
+        more = change.quantity - self.quantities.get(change.ref, order.quantity)
+        if side is Side.SELL and more > 0:
+            if self.siblings:
+                await self._refresh_book()
+            problem = self.book.refuses(more)
+            if problem is not None:
+                self._record(self._alert("sell-refused", f"{change.ref}: {problem}"))
+                return ModifyRefused(ref=change.ref, reason=problem)
+        before = self.limits.get(change.ref)
+        dearer = (
+            change.limit is not None and before is not None and change.limit > before
+        ) or more > 0
+        if side is Side.BUY and dearer and self.risk is not None and self.gated and strategy:
+            target = trail.for_order(self._as_order(change))
+            verdict = await self._ask_risk(self.risk, strategy, self._as_order(change), target)
+            if verdict is not None:
+                return ModifyRefused(ref=change.ref, reason=verdict.reason, rule=verdict.rule)
+        amended = await self.lot_keeper.request(
+            AmendIntent(change=change), timeout=self.request_timeout
+        )
+        if isinstance(amended, Refused):
+            self._record(self._alert("intent-refused", amended.reason))
+            return ModifyRefused(ref=change.ref, reason=amended.reason)
+        self.limits[change.ref] = change.limit
+        self.quantities[change.ref] = change.quantity
+        if side is Side.SELL and change.ref in self.book.working:
+            self.book.working[change.ref] = change.quantity - order.filled
+        span_id = new_span_id()
+        sending = perf_counter_ns()
+        await self.context.send(self.broker, change, trace=TraceContext(trail.trace_id, span_id))
+        if trail.on:
+            trail.span(
+                "order.modify",
+                "producer",
+                sending,
+                perf_counter_ns(),
+                {
+                    "trading.order_ref": change.ref,
+                    "trading.quantity": change.quantity,
+                    "trading.limit": str(change.limit),
+                    "trading.reason": change.reason,
+                },
+            )
+        return None
+
+    def _as_order(self, change: ModifyOrder) -> PlaceOrder:
+        """The order as ``change`` would make it (for the risk check), from its side and the
+        host's view of it."""
+        return PlaceOrder(
+            ref=change.ref,
+            symbol=self.symbol,
+            side=self.sides.get(change.ref, Side.BUY),
+            quantity=change.quantity,
+            limit=change.limit,
+            tif=TimeInForce.DAY,
+            stop=change.stop,
+        )
 
     async def _ask_risk(
         self, risk: ActorRef[Any], strategy: Strategy, order: PlaceOrder, trail: Trail
@@ -912,6 +1073,36 @@ def _merged(state: LedgerState, repairs: reconcile.Repairs) -> LedgerState:
         fills=state.fills + fills,
         retired=state.retired | frozenset(repairs.retired),
     )
+
+
+def _undelivered_changes(
+    snapshot: BrokerSnapshot, state: LedgerState, live: set[str], stale: list[str]
+) -> list[Command]:
+    """A change is amended in the ledger before it is sent: a working order of the strategy's
+    whose quantity or prices at the broker are not its intent's (the change was lost on its
+    way, the process died between the two) gets the change again."""
+    intents = {intent.ref: intent.order for intent in state.intents}
+    changes: list[Command] = []
+    for held in snapshot.orders:
+        at_broker, ref = held.order, held.order.ref
+        intended = intents.get(ref)
+        if not held.working or intended is None or ref not in live or ref in stale:
+            continue
+        if (at_broker.quantity, at_broker.limit, at_broker.stop) != (
+            intended.quantity,
+            intended.limit,
+            intended.stop,
+        ):
+            changes.append(
+                ModifyOrder(
+                    ref=ref,
+                    quantity=intended.quantity,
+                    limit=intended.limit,
+                    stop=intended.stop,
+                    reason="amended in the ledger, not yet at the broker",
+                )
+            )
+    return changes
 
 
 def _with_orders(diff: reconcile.Diff, commands: list[Command]) -> reconcile.Diff:

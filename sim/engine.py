@@ -6,6 +6,20 @@ the trade price, limited by the trade's size, shared first come first served. Ru
 * LMT buys fill at trades <= limit, sells at trades >= limit; MKT at any trade.
 * A PriceCondition (last <= trigger, or >= with ``is_more``) holds the order inactive until a
   trade meets it; the order then works as an ordinary order from that trade on.
+* STP and STP LMT (``PlaceOrder.stop``): inactive until a trade reaches the stop (a sell's at or
+  below it, a buy's at or above: IB's default trigger on the last price for stocks), in a
+  session the order may trade in; from that trade on it works as a market order (STP) or a
+  limit order at its ``limit`` (STP LMT), so the triggering trade itself may fill it.
+* Children (``PlaceOrder.parent``, IB's parentId): the parent must be working. A child is
+  accepted but inactive until its parent's first execution (it works from the next trade on),
+  and then for at most what its parent has filled, less what it and its OCA siblings of the
+  same parent have filled already: a partly filled entry is protected for its filled part and
+  the exits never sell more than it bought. A parent cancelled or expired with nothing filled
+  cancels its children; after a partial fill they stay.
+* OCA groups (``PlaceOrder.oca``, IB's ocaType 2, reduce with block): an execution of an order
+  of the group reduces every other working order of the group by its quantity, in the same
+  step (re-acknowledged with ``OrderAccepted``, or ``OrderCancelled`` when nothing remains), so
+  the group never fills more than its largest order, even when one trade reaches two of them.
 * Sessions (``actors.domain.sessions``): nothing fills while closed; outside the regular
   session only ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
 * IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
@@ -18,9 +32,9 @@ Events go to listeners as the domain's broker events (``OrderAccepted``, ``Order
 ``on_restart``). Delivery faults (lost, delayed, reordered notifications) belong to the
 connection, ``sim.link.Link``.
 
-**Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``cancel``,
-``on_trade``, ``restart``, ``reject_next`` and ``duplicate_next_fill``. Each is also a record
-(``Input``), handed to ``recorder`` before it takes effect and replayed with ``apply``;
+**Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``modify``,
+``cancel``, ``on_trade``, ``restart``, ``reject_next`` and ``duplicate_next_fill``. Each is also
+a record (``Input``), handed to ``recorder`` before it takes effect and replayed with ``apply``;
 ``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
 ``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
 """
@@ -76,18 +90,48 @@ class SimOrder:
     chain: tuple[tuple[str, PriceCondition], ...] = ()
     """Several price conditions, each with the conjunction ('a' and, 'o' or) that links it to
     the next; used instead of ``condition`` when given (the TWS face's orders)."""
+    stop: Decimal | None = None
+    parent: str | None = None
+    oca: str | None = None
     filled: int = 0
     value: Decimal = Decimal(0)
     commission: Decimal = Decimal(0)
     active: bool = True
-    """False once the condition is waited for (see ``armed``) and for finished orders."""
+    """False while the order waits (for its condition, its stop, its parent) and once finished."""
     armed: bool = False
+    """Waiting for its price condition (``condition`` or ``chain``)."""
+    triggered: bool = False
+    """A stop order whose stop a trade has reached: it works as a market or limit order."""
+    held: bool = False
+    """A child waiting for its parent's first execution."""
     done: bool = False
     tag: str = ""
 
     @property
     def remaining(self) -> int:
         return self.quantity - self.filled
+
+    @property
+    def stopped(self) -> bool:
+        """A stop order still waiting for a trade to reach its stop."""
+        return self.stop is not None and not self.triggered
+
+    def as_placed(self) -> PlaceOrder:
+        """The order as it stands (quantity, limit and stop as last modified or reduced), in
+        the vocabulary's terms: what a face reports as an open order."""
+        return PlaceOrder(
+            ref=self.ref,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            limit=self.limit,
+            tif=self.tif,
+            outside_rth=self.outside_rth,
+            condition=self.condition,
+            stop=self.stop,
+            parent=self.parent,
+            oca=self.oca,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +177,8 @@ class Modify(_Input, frozen=True, tag="modify"):
     ref: str
     quantity: int
     limit: Decimal | None
+    stop: Decimal | None = None
+    """Trailing, with a default: a journal written before stops decodes (a shorter array)."""
 
 
 class Cancel(_Input, frozen=True, tag="cancel"):
@@ -198,14 +244,20 @@ class Engine:
         self._seq: dict[str, int] = {}
         """Each ref's place in ``orders`` (a re-placed ref keeps its first place, as a dict
         key does): the order in which a trade serves the orders it reaches."""
+        self._groups: dict[str, list[SimOrder]] = {}
+        """Each OCA group's working orders, in placing order."""
+        self._parents: dict[int, SimOrder] = {}
+        self._children: dict[int, list[SimOrder]] = {}
+        """A child's parent and a parent's children (every one, finished or not), by order id:
+        unique to one placing, where a ref may be placed again once finished."""
 
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
         match entry:
             case Place(order=order, at=at, tag=tag, chain=chain):
                 self.place(order, at, tag=tag, chain=chain)
-            case Modify(ref=ref, quantity=quantity, limit=limit):
-                self.modify(ref, quantity=quantity, limit=limit)
+            case Modify(ref=ref, quantity=quantity, limit=limit, stop=stop):
+                self.modify(ref, quantity=quantity, limit=limit, stop=stop)
             case Cancel(ref=ref, reason=reason):
                 self.cancel(ref, reason)
             case OnTrade(symbol=symbol, price=price, size=size, at=at):
@@ -231,12 +283,17 @@ class Engine:
     ) -> SimOrder | None:
         """Accept (or reject) an order; it works from the next trade on. ``tag`` is the
         face's own note about the order (the TWS face keeps its client and order ids there),
-        kept with it and in the journal."""
+        kept with it and in the journal. A child (``order.parent``) is rejected unless its
+        parent is working."""
         local = _local(at)
         self._record(Place(order=order, at=local, tag=tag, chain=chain))
         problem = self._reject_next or _invalid(order)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
+        parent = self.orders.get(order.parent) if order.parent is not None else None
+        if problem is None and order.parent is not None and (parent is None or parent.done):
+            state = "unknown" if parent is None else "no longer working"
+            problem = f"parent order {order.parent} of {order.ref} is {state}"
         if problem is not None:
             self._reject_next = None
             self._emit(OrderRejected(ref=order.ref, reason=problem, code=201))
@@ -254,10 +311,19 @@ class Engine:
             condition=order.condition,
             trading_day=local.date(),
             chain=chain,
+            stop=order.stop,
+            parent=order.parent,
+            oca=order.oca,
             armed=order.condition is not None or bool(chain),
-            active=order.condition is None and not chain,
+            held=parent is not None and parent.filled == 0,
             tag=tag,
         )
+        sim.active = not (sim.armed or sim.stopped or sim.held)
+        if parent is not None:
+            self._parents[sim.order_id] = parent
+            self._children.setdefault(parent.order_id, []).append(sim)
+        if sim.oca is not None:
+            self._groups.setdefault(sim.oca, []).append(sim)
         self.next_order_id += 1
         self.next_perm_id += 1
         self.orders[order.ref] = sim
@@ -266,14 +332,20 @@ class Engine:
         self._emit(OrderAccepted(ref=sim.ref, order_id=sim.order_id, perm_id=sim.perm_id))
         return sim
 
-    def modify(self, ref: str, *, quantity: int, limit: Decimal | None) -> None:
-        """Change a working order's quantity and limit (IB's modify: a placeOrder with the same
-        id). Refused (``OrderRejected``, the order unchanged) for a finished order, a quantity
-        below what already filled, or a market order given a limit; re-acknowledged otherwise."""
+    def modify(
+        self, ref: str, *, quantity: int, limit: Decimal | None, stop: Decimal | None = None
+    ) -> None:
+        """Change a working order's quantity, limit and stop (IB's modify: a placeOrder with
+        the same id). Refused (``OrderRejected``, the order unchanged) for a finished order, a
+        quantity below what already filled, a market order given a limit, a stop given to an
+        order without one or taken from one that has it, or a child's quantity above its
+        parent's; re-acknowledged otherwise. A triggered stop keeps working whatever its new
+        stop."""
         order = self.orders.get(ref)
         if order is None:
             raise EngineError(f"no order {ref!r} to modify")
-        self._record(Modify(ref=ref, quantity=quantity, limit=limit))
+        self._record(Modify(ref=ref, quantity=quantity, limit=limit, stop=stop))
+        parent = self._parents.get(order.order_id)
         problem = None
         if order.done:
             problem = f"{ref} is no longer working"
@@ -281,11 +353,19 @@ class Engine:
             problem = f"quantity {quantity} is below the {order.filled} already filled"
         elif (limit is None) != (order.limit is None) or (limit is not None and limit <= 0):
             problem = f"cannot change the limit of {ref} to {limit}"
+        elif (stop is None) != (order.stop is None) or (stop is not None and stop <= 0):
+            problem = f"cannot change the stop of {ref} to {stop}"
+        elif parent is not None and quantity > parent.quantity:
+            problem = (
+                f"quantity {quantity} of {ref} is above the {parent.quantity} of its parent "
+                f"{parent.ref}"
+            )
         if problem is not None:
             self._emit(OrderRejected(ref=ref, reason=problem, code=104))
             return
         order.quantity = quantity
         order.limit = limit
+        order.stop = stop
         if order.filled >= order.quantity:
             order.done = True
             order.active = False
@@ -310,8 +390,9 @@ class Engine:
 
     def reached(self, symbol: str, price: Decimal) -> list[SimOrder]:
         """The working orders a trade of ``symbol`` at ``price`` may fill or trigger, in
-        ``orders`` order: every armed one (its condition is checked at each trade) and those
-        marketable at that price. A lookup in the symbol's book, not a scan of every order."""
+        ``orders`` order: every armed one and every stop not yet triggered (their conditions
+        and stops are checked at each trade) and those marketable at that price; never a child
+        still held for its parent. A lookup in the symbol's book, not a scan of every order."""
         book = self._books.get(symbol)
         return book.reached(price, self._seq) if book is not None else []
 
@@ -329,6 +410,9 @@ class Engine:
             return
         available = size
         for order in self.reached(symbol, price):
+            if order.done:
+                # Finished during this trade: an OCA sibling's fill reduced it away.
+                continue
             if order.armed:
                 met = (
                     _chain_met(order.chain, price)
@@ -338,15 +422,20 @@ class Engine:
                 if not met:
                     continue
                 order.armed = False
+                order.active = not order.stopped
+                self._index(order)
+            may_trade = session is Session.REGULAR or order.outside_rth
+            if order.stopped:
+                if not may_trade or not _stop_reached(order, price):
+                    continue
+                order.triggered = True
                 order.active = True
                 self._index(order)
-            if available <= 0:
+            if available <= 0 or not may_trade or not _marketable(order, price):
                 continue
-            if session is not Session.REGULAR and not order.outside_rth:
+            quantity = min(order.remaining, available, self._cover(order))
+            if quantity <= 0:
                 continue
-            if not _marketable(order, price):
-                continue
-            quantity = min(order.remaining, available)
             available -= quantity
             self._fill(order, quantity, price, local)
         for listener in list(self.trade_listeners):
@@ -360,7 +449,8 @@ class Engine:
         callback is called, so the connections drop. Armed faults stay armed."""
         self._record(Restart(reason=reason))
         for order in self.open_orders():
-            if order.tif is not TimeInForce.GTC:
+            # done: a child its DAY parent's cancel took along already.
+            if order.tif is not TimeInForce.GTC and not order.done:
                 self._finish(order, reason)
         for callback in list(self.on_restart):
             callback()
@@ -418,6 +508,40 @@ class Engine:
         if self._duplicate_next:
             self._duplicate_next = False
             self._emit(event)
+        if order.oca is not None:
+            self._reduce_group(order.oca, order, quantity)
+        for child in self._children.get(order.order_id, ()):
+            if child.held and not child.done:
+                child.held = False
+                child.active = not (child.armed or child.stopped)
+                self._index(child)
+
+    def _cover(self, order: SimOrder) -> int:
+        # What a child may still fill: its parent's fills less what it and its OCA siblings
+        # under the same parent have filled (so a bracket's exits together never sell more
+        # than the entry bought, whatever the OCA reductions left them).
+        parent = self._parents.get(order.order_id)
+        if parent is None:
+            return order.remaining
+        used = sum(
+            child.filled
+            for child in self._children[parent.order_id]
+            if child is order or (order.oca is not None and child.oca == order.oca)
+        )
+        return parent.filled - used
+
+    def _reduce_group(self, group: str, filled: SimOrder, quantity: int) -> None:
+        # ocaType 2: every other working order of the group loses what this execution filled.
+        for other in list(self._groups.get(group, ())):
+            if other is filled or other.done:
+                continue
+            other.quantity = max(other.quantity - quantity, other.filled)
+            if other.remaining == 0:
+                self._finish(other, f"OCA group {group}: {filled.ref} filled")
+            else:
+                self._emit(
+                    OrderAccepted(ref=other.ref, order_id=other.order_id, perm_id=other.perm_id)
+                )
 
     def _finish(self, order: SimOrder, reason: str) -> None:
         order.done = True
@@ -425,6 +549,10 @@ class Engine:
         order.armed = False
         self._index(order)
         self._emit(OrderCancelled(ref=order.ref, reason=reason))
+        if order.filled == 0:
+            for child in self._children.get(order.order_id, ()):
+                if not child.done:
+                    self._finish(child, f"its parent {order.ref} ended unfilled: {reason}")
 
     def _expire_day_orders(self, local: datetime) -> None:
         if not self._day:
@@ -432,7 +560,8 @@ class Engine:
         today = local.date()
         expired = [order for order in self._day.values() if today > order.trading_day]
         for order in sorted(expired, key=lambda o: self._seq[o.ref]):
-            self._finish(order, "expired (DAY)")
+            if not order.done:  # a child its expired parent took along already
+                self._finish(order, "expired (DAY)")
 
     def _index(self, order: SimOrder) -> None:
         # Keep the symbol's book and the DAY orders in step with the order's state: called
@@ -445,6 +574,12 @@ class Engine:
             self._day[order.ref] = order
         else:
             self._day.pop(order.ref, None)
+        if order.done and order.oca is not None and order.oca in self._groups:
+            members = [other for other in self._groups[order.oca] if other is not order]
+            if members:
+                self._groups[order.oca] = members
+            else:
+                del self._groups[order.oca]
 
     def _record(self, entry: Input) -> None:
         if self.recorder is not None:
@@ -459,9 +594,10 @@ class Engine:
 
 class _Book:
     """One symbol's working orders, filed so that a trade finds what it may fill without
-    looking at the rest: the armed ones (their conditions are checked at every trade), market
-    orders, and limit buys and sells sorted by price (a buy is reached by trades at or below its
-    limit, a sell at or above). ``reached`` returns them in ``Engine.orders`` order, so the
+    looking at the rest: the armed ones (their conditions or stops are checked at every trade;
+    children held for their parent are not filed at all), market orders, and limit buys and
+    sells sorted by price (a buy is reached by trades at or below its limit, a sell at or
+    above). ``reached`` returns them in ``Engine.orders`` order, so the
     engine serves them exactly as a scan of every order would."""
 
     def __init__(self) -> None:
@@ -476,9 +612,9 @@ class _Book:
 
     def file(self, order: SimOrder, seq: int) -> None:
         self._unfile(order.ref)
-        if order.done:
+        if order.done or order.held:
             return
-        if order.armed:
+        if order.armed or order.stopped:
             self.armed[order.ref] = order
             self.filed[order.ref] = ("armed", None)
         elif order.limit is None:
@@ -523,7 +659,17 @@ def _invalid(order: PlaceOrder) -> str | None:
         return f"quantity must be positive, got {order.quantity}"
     if order.limit is not None and order.limit <= 0:
         return f"limit price must be positive, got {order.limit}"
+    if order.stop is not None and order.stop <= 0:
+        return f"stop price must be positive, got {order.stop}"
+    # A stop limit whose limit is on the wrong side of its stop (a sell limited above its
+    # stop, a buy below) is accepted, as IB accepts it: once triggered it rests as that limit.
     return None
+
+
+def _stop_reached(order: SimOrder, price: Decimal) -> bool:
+    if order.stop is None:
+        return True
+    return price <= order.stop if order.side is Side.SELL else price >= order.stop
 
 
 def _marketable(order: SimOrder, price: Decimal) -> bool:

@@ -25,8 +25,11 @@ from ..domain import (
     BrokerEvent,
     BrokerOrder,
     BrokerSnapshot,
+    ModifyOrder,
     OrderAccepted,
     OrderCancelled,
+    OrderRejected,
+    PlaceBracket,
     PlaceOrder,
 )
 from .port import BrokerPort
@@ -57,6 +60,28 @@ class DryPort:
         self.placed.append(order)
         self.sent += 1
         return [OrderAccepted(ref=order.ref)]
+
+    async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
+        events: list[BrokerEvent] = []
+        for leg in bracket.legs:
+            events.extend(await self.place(leg))
+        return events
+
+    async def modify(self, change: ModifyOrder) -> list[BrokerEvent]:
+        order = self.orders.get(change.ref)
+        if order is None:
+            # A dry run never sends a change, to its own orders or to the venue's.
+            return [
+                OrderRejected(
+                    ref=change.ref, reason=f"dry run: {change.ref} is not a dry order working"
+                )
+            ]
+        changed = attrs.evolve(
+            order, quantity=change.quantity, limit=change.limit, stop=change.stop
+        )
+        self.orders[change.ref] = changed
+        self.placed.append(changed)
+        return [OrderAccepted(ref=change.ref)]
 
     async def cancel(self, ref: str) -> list[BrokerEvent]:
         self.cancelled += 1

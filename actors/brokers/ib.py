@@ -24,6 +24,7 @@ replay relies on that.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -45,10 +46,12 @@ from ..domain import (
     BrokerOrder,
     BrokerPosition,
     BrokerSnapshot,
+    ModifyOrder,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    PlaceBracket,
     PlaceOrder,
     PriceCondition,
     PriceTick,
@@ -215,10 +218,49 @@ class IBPort:
 
     async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
         ib = self._require()
+        unsupported = _unsupported(order)
+        if unsupported is not None:
+            return [*self._take(), OrderRejected(ref=order.ref, reason=unsupported)]
         contract = await self._contract(order.symbol)
         self._changes += 1
         trade = ib.placeOrder(contract, to_ib_order(order, contract.conId))
         self._trades[order.ref] = trade
+        return self._take()
+
+    async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
+        """Refused, every leg (nothing is sent): this port sends no stop orders nor children
+        yet, and a bracket sent in part would leave an entry without its exits."""
+        self._require()
+        reason = _unsupported(bracket.stop_loss) or "brackets are not sent through IB yet"
+        return [*self._take(), *(OrderRejected(ref=leg.ref, reason=reason) for leg in bracket.legs)]
+
+    async def modify(self, change: ModifyOrder) -> list[BrokerEvent]:
+        """IB's modify: the working order placed again under its own id, with the new
+        quantity and limit. A change of an order that is done, or that this connection does
+        not know, is refused here (nothing sent); TWS refuses one it cannot make (error 104
+        or 105) and the order works as it was."""
+        ib = self._require()
+        trade = self._trades.get(change.ref)
+        if trade is None or trade.isDone() or change.ref in self._ended:
+            return [
+                *self._take(),
+                OrderRejected(ref=change.ref, reason=f"{change.ref} is not working: not modified"),
+            ]
+        if change.stop is not None or (change.limit is None) != (trade.order.orderType == "MKT"):
+            return [
+                *self._take(),
+                OrderRejected(
+                    ref=change.ref,
+                    reason=f"{change.ref} is a {trade.order.orderType} order: only its quantity "
+                    f"and limit can change",
+                ),
+            ]
+        order = copy.copy(trade.order)
+        order.totalQuantity = change.quantity
+        if change.limit is not None:
+            order.lmtPrice = float(change.limit)
+        self._changes += 1
+        self._trades[change.ref] = ib.placeOrder(trade.contract, order)
         return self._take()
 
     async def cancel(self, ref: str) -> list[BrokerEvent]:
@@ -468,6 +510,15 @@ def to_ib_order(order: PlaceOrder, con_id: int) -> Order:
             )
         ]
     return ib_order
+
+
+def _unsupported(order: PlaceOrder) -> str | None:
+    """Why this port cannot send ``order`` as it is, or None: ``to_ib_order`` sends limits and
+    market orders only, and never drops a field it cannot send."""
+    for field in ("stop", "parent", "oca"):
+        if getattr(order, field) is not None:
+            return f"{order.ref}: the IB port does not send {field!r} orders yet; nothing sent"
+    return None
 
 
 def from_ib_trade(trade: Trade) -> PlaceOrder:

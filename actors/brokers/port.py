@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..domain import BrokerEvent, BrokerSnapshot, PlaceOrder
+from ..domain import BrokerEvent, BrokerSnapshot, ModifyOrder, PlaceBracket, PlaceOrder
 
 
 class BrokerPort(Protocol):
@@ -16,6 +16,17 @@ class BrokerPort(Protocol):
     async def connect(self) -> None: ...
 
     async def place(self, order: PlaceOrder) -> list[BrokerEvent]: ...
+
+    async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
+        """Send the bracket's legs in order (``PlaceBracket.legs``) so that the venue holds
+        them as one: nothing of it works until the last leg has arrived. A venue that cannot
+        hold brackets rejects every leg (``OrderRejected``) and places none."""
+        ...
+
+    async def modify(self, change: ModifyOrder) -> list[BrokerEvent]:
+        """Change a working order in place (``ModifyOrder``); the venue re-acknowledges it
+        (``OrderAccepted``) or refuses the change, the order unchanged."""
+        ...
 
     async def cancel(self, ref: str) -> list[BrokerEvent]: ...
 

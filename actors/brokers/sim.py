@@ -2,6 +2,11 @@
 ``sim.link.Link``, where delivery faults (lost, late, doubled, reordered events) happen.
 
 The engine matches on the replay's trades; the market data side feeds them with ``trade``.
+
+A bracket (``place_bracket``) is sent leg by leg, as IB's client sends one (the last leg
+transmits), and the venue holds it as one: if a leg is rejected, or the connection drops before
+the last leg is sent, the legs already placed are cancelled at the venue, as a venue discards a
+bracket whose last leg never arrived. Nothing of a bracket keeps working half-placed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from datetime import datetime
 import anyio
 
 from sim.engine import Engine
-from sim.link import Link
+from sim.link import Link, VenueDisconnected
 
 from ..domain import (
     BrokerEvent,
@@ -19,6 +24,9 @@ from ..domain import (
     BrokerOrder,
     BrokerPosition,
     BrokerSnapshot,
+    ModifyOrder,
+    OrderRejected,
+    PlaceBracket,
     PlaceOrder,
     Trade,
 )
@@ -44,6 +52,54 @@ class SimPort:
         self.engine.place(order, self.now)
         return self.link.take()
 
+    async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
+        """Place the legs in order; on a rejected leg, cancel the legs placed before it and
+        answer for the legs not sent (``OrderRejected`` naming the rejected leg), so every
+        leg's intent gets an answer. ``VenueDisconnected`` if the link drops before the last
+        leg: the placed legs are cancelled at the venue first. (Once the last leg is placed the
+        bracket is whole: a link that drops on its acknowledgement loses events, not legs.)"""
+        placed: list[str] = []
+        legs = bracket.legs
+        for number, leg in enumerate(legs):
+            try:
+                self.link.require()
+            except VenueDisconnected:
+                self._discard(placed, f"bracket {bracket.entry.ref}: the connection dropped")
+                raise
+            if self.engine.place(leg, self.now) is None:
+                self._discard(placed, f"bracket {bracket.entry.ref}: leg {leg.ref} rejected")
+                events = self.link.take()
+                events += [
+                    OrderRejected(
+                        ref=unsent.ref,
+                        reason=f"bracket {bracket.entry.ref}: not sent, leg {leg.ref} was rejected",
+                    )
+                    for unsent in legs[number + 1 :]
+                ]
+                return events
+            placed.append(leg.ref)
+        return self.link.take()
+
+    def _discard(self, refs: list[str], reason: str) -> None:
+        # The entry first: its cancel takes its (unfilled) children along.
+        for ref in refs:
+            if not self.engine.orders[ref].done:
+                self.engine.cancel(ref, reason)
+
+    async def modify(self, change: ModifyOrder) -> list[BrokerEvent]:
+        """Modify at the venue; a ref the venue does not know is refused (``OrderRejected``,
+        code 104) without reaching it."""
+        self.link.require()
+        if change.ref not in self.engine.orders:
+            return [
+                *self.link.take(),
+                OrderRejected(ref=change.ref, reason=f"no order {change.ref} to modify", code=104),
+            ]
+        self.engine.modify(
+            change.ref, quantity=change.quantity, limit=change.limit, stop=change.stop
+        )
+        return self.link.take()
+
     async def cancel(self, ref: str) -> list[BrokerEvent]:
         self.link.require()
         order = self.engine.orders.get(ref)
@@ -65,16 +121,7 @@ class SimPort:
         return BrokerSnapshot(
             orders=tuple(
                 BrokerOrder(
-                    order=PlaceOrder(
-                        ref=o.ref,
-                        symbol=o.symbol,
-                        side=o.side,
-                        quantity=o.quantity,
-                        limit=o.limit,
-                        tif=o.tif,
-                        outside_rth=o.outside_rth,
-                        condition=o.condition,
-                    ),
+                    order=o.as_placed(),
                     filled=o.filled,
                     working=not o.done,
                     order_id=o.order_id,

@@ -11,16 +11,19 @@ from ._market import Instrument as Instrument
 from ._market import PriceTick as PriceTick
 from ._market import Quote as Quote
 from ._market import Trade as Trade
+from ._orders import BracketError as BracketError
 from ._orders import BrokerEvent as BrokerEvent
 from ._orders import BrokerExecution as BrokerExecution
 from ._orders import BrokerOrder as BrokerOrder
 from ._orders import BrokerPosition as BrokerPosition
 from ._orders import BrokerSnapshot as BrokerSnapshot
 from ._orders import CancelOrder as CancelOrder
+from ._orders import ModifyOrder as ModifyOrder
 from ._orders import OrderAccepted as OrderAccepted
 from ._orders import OrderCancelled as OrderCancelled
 from ._orders import OrderFilled as OrderFilled
 from ._orders import OrderRejected as OrderRejected
+from ._orders import PlaceBracket as PlaceBracket
 from ._orders import PlaceOrder as PlaceOrder
 from ._orders import PriceCondition as PriceCondition
 from ._values import DomainError as DomainError
@@ -34,6 +37,7 @@ from ._values import valid_tag as valid_tag
 
 __all__ = [
     "Bar",
+    "BracketError",
     "BrokerEvent",
     "BrokerExecution",
     "BrokerOrder",
@@ -42,11 +46,13 @@ __all__ = [
     "CancelOrder",
     "DomainError",
     "Instrument",
+    "ModifyOrder",
     "OrderAccepted",
     "OrderCancelled",
     "OrderFilled",
     "OrderRef",
     "OrderRejected",
+    "PlaceBracket",
     "PlaceOrder",
     "PriceCondition",
     "PriceTick",

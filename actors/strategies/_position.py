@@ -69,6 +69,7 @@ from ..messages import Alert, Command
 from .protocol import (
     BarClosed,
     Facts,
+    ModifyRefused,
     Needs,
     OrderRefused,
     PositionLine,
@@ -287,6 +288,8 @@ class PositionStrategy:
                 return refused + self._ended(ref, now)
             case TimerFired():
                 return self.on_timer(now)
+            case ModifyRefused():
+                return []  # it never modifies an order
 
     def halt(self, reason: str) -> list[Command]:
         told = self.halted == reason

@@ -65,6 +65,7 @@ from ._gridref import GridRef as GridRef
 from .protocol import (
     BarClosed,
     Facts,
+    ModifyRefused,
     Needs,
     OrderRefused,
     PositionLine,
@@ -312,6 +313,8 @@ class GridStrategy:
                 return self.on_timer(now)
             case BarClosed():
                 return []  # the grid decides on ticks; it subscribes to no bars
+            case ModifyRefused():
+                return []  # it never modifies an order
 
     def warm(self, bars: Sequence[BarClosed]) -> None:
         """Nothing to warm: the grid decides on ticks and needs no history."""

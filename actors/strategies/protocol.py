@@ -57,6 +57,7 @@ __all__ = [
     "Command",
     "Facts",
     "LiveOrder",
+    "ModifyRefused",
     "Needs",
     "OrderRefused",
     "PositionLine",
@@ -92,6 +93,17 @@ class OrderRefused:
     rule: str
 
 
+@attrs.frozen(kw_only=True)
+class ModifyRefused:
+    """A ``ModifyOrder`` was refused before it was amended or sent (the order is not working,
+    the change would sell shares the broker does not hold, or a risk limit: ``rule``): the
+    order works as it was."""
+
+    ref: str
+    reason: str
+    rule: str = ""
+
+
 StrategyEvent = (
     PriceTick
     | BarClosed
@@ -100,6 +112,7 @@ StrategyEvent = (
     | OrderCancelled
     | OrderRejected
     | OrderRefused
+    | ModifyRefused
     | TimerFired
 )
 """What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""

@@ -217,8 +217,9 @@ def test_entries_are_compact_and_on_disk_before_the_input_takes_effect(tmp_path:
     close(engine)
     assert lines_at_event == [2, 3, 4]
     assert path.read_text().splitlines()[1:] == [
-        '["place",{"condition":null,"limit":"99.50","outside_rth":true,"quantity":100,'
-        '"ref":"a","side":"BUY","symbol":"TQQQ","tif":"DAY"},"2026-11-23T10:00:00-05:00","",[]]',
+        '["place",{"condition":null,"limit":"99.50","oca":null,"outside_rth":true,'
+        '"parent":null,"quantity":100,"ref":"a","side":"BUY","stop":null,"symbol":"TQQQ",'
+        '"tif":"DAY"},"2026-11-23T10:00:00-05:00","",[]]',
         '["trade","TQQQ","99.40",30,"2026-11-23T10:01:00-05:00"]',
         '["restart","venue restarted"]',
     ]
