@@ -201,7 +201,7 @@ class BrokerActor(Actor[BrokerInbox]):
                 await self._place(message)
                 return None
             case PlaceBracket():
-                await self._place_bracket(message)
+                await self._place(message)
                 return None
             case ModifyOrder(ref=ref):
                 started = perf_counter_ns()
@@ -222,10 +222,16 @@ class BrokerActor(Actor[BrokerInbox]):
             await self._forward(event)
         return None
 
-    async def _place(self, order: PlaceOrder) -> None:
+    async def _place(self, message: PlaceOrder | PlaceBracket) -> None:
+        # A bracket goes as one (its legs in order); the market-hours gate holds for its
+        # entry, and a late entry rejects every leg: no leg is sent. Its exits are protective.
+        bracket = message if isinstance(message, PlaceBracket) else None
+        legs = message.legs if isinstance(message, PlaceBracket) else (message,)
+        order = legs[0]
         late = self._too_late(order)
         if late is not None:
-            await self._forward(late)
+            for leg in legs:
+                await self._forward(attrs.evolve(late, ref=leg.ref))
             return
         started = perf_counter_ns()
         envelope = self.context.envelope
@@ -239,16 +245,23 @@ class BrokerActor(Actor[BrokerInbox]):
             durations.record(started - cause.origin_ns)
         error: str | None = None
         try:
-            events = await self.port.place(order)
+            if bracket is None:
+                events = await self.port.place(order)
+            else:
+                events = await self.port.place_bracket(bracket)
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             if isinstance(cause, TraceContext):
                 span_id = new_span_id()
-                self.traces.open(order.ref, TraceContext(cause.trace_id, span_id), order.quantity)
+                for leg in legs:
+                    self.traces.open(leg.ref, TraceContext(cause.trace_id, span_id), leg.quantity)
                 if self.tracer.enabled:
                     attributes = order_attributes(order)
+                    if bracket is not None:
+                        attributes["trading.bracket.take_profit"] = bracket.take_profit.ref
+                        attributes["trading.bracket.stop_loss"] = bracket.stop_loss.ref
                     if error is None:
                         for event in events:
                             if (
@@ -257,38 +270,8 @@ class BrokerActor(Actor[BrokerInbox]):
                                 and event.order_id is not None
                             ):
                                 attributes["trading.orderId"] = event.order_id
-                    self._note("broker.place", started, attributes, span_id=span_id, error=error)
-        for event in events:
-            await self._forward(event)
-
-    async def _place_bracket(self, bracket: PlaceBracket) -> None:
-        # The gate holds for the entry; the exits are protective and never blocked. A late
-        # entry rejects the whole bracket: no leg is sent.
-        late = self._too_late(bracket.entry)
-        if late is not None:
-            for leg in bracket.legs:
-                await self._forward(attrs.evolve(late, ref=leg.ref))
-            return
-        started = perf_counter_ns()
-        envelope = self.context.envelope
-        cause = envelope.trace if envelope is not None else None
-        error: str | None = None
-        try:
-            events = await self.port.place_bracket(bracket)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            if isinstance(cause, TraceContext):
-                span_id = new_span_id()
-                for leg in bracket.legs:
-                    self.traces.open(leg.ref, TraceContext(cause.trace_id, span_id), leg.quantity)
-                attributes = order_attributes(bracket.entry)
-                attributes["trading.bracket.take_profit"] = bracket.take_profit.ref
-                attributes["trading.bracket.stop_loss"] = bracket.stop_loss.ref
-                self._note(
-                    "broker.place_bracket", started, attributes, span_id=span_id, error=error
-                )
+                    name = "broker.place" if bracket is None else "broker.place_bracket"
+                    self._note(name, started, attributes, span_id=span_id, error=error)
         for event in events:
             await self._forward(event)
 
