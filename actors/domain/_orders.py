@@ -114,8 +114,8 @@ class PlaceBracket:
         for leg in self.legs:
             try:
                 routes.add(OrderRef.parse(leg.ref).route)
-            except DomainError as exc:
-                problems.append(str(exc))
+            except DomainError:
+                pass  # a venue's own refs (PlaceOrder checks none): the host's are all ours
         if len(routes) > 1:
             problems.append(
                 f"the legs belong to {sorted(routes)}: one strategy's orders, one route"

@@ -97,7 +97,6 @@ def test_order_types_follow_from_the_prices() -> None:
         ({"entry": {"oca": "b"}}, "the entry must be a plain limit or market order"),
         ({"take_profit": {"symbol": "QQQ"}}, "take_profit is for QQQ"),
         ({"stop_loss": {"ref": "grid:TQQQ:x:1"}}, "one strategy's orders, one route"),
-        ({"stop_loss": {"ref": "not ours"}}, "not an actortrade orderRef"),
     ],
 )
 def test_a_bracket_whose_legs_do_not_make_one_is_refused_naming_the_leg(
