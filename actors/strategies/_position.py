@@ -42,11 +42,12 @@ side then applies to them (flat: they are sold).
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import attrs
 
@@ -115,6 +116,9 @@ class PositionParams:
     ``momentum``; see the module doc)."""
 
     symbol: str
+    strategy: str
+    """The strategy's name: its orders' refs start with it (each strategy's parameters give it
+    a default)."""
     bar_seconds: int = attrs.field(default=60, validator=_positive)
     """The bar size it decides on (60: 1-minute bars, 86400: daily)."""
     target_notional: Decimal = attrs.field(
@@ -558,6 +562,38 @@ class PositionStrategy:
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.params.symbol, kind=kind, message=message)
+
+
+P = TypeVar("P", bound=PositionParams)
+
+
+@attrs.frozen
+class PositionKind(abc.ABC, Generic[P]):
+    """What every position strategy's ``StrategyKind`` shares: its name and symbol from its
+    parameters, its needs (``warmup`` bars of its bar size) and the adoption of orphan shares
+    as a filled buy of its position. A strategy's kind adds ``warmup`` and ``restore``."""
+
+    params: P
+
+    @property
+    def name(self) -> str:
+        return self.params.strategy
+
+    @property
+    def symbol(self) -> str:
+        return self.params.symbol
+
+    @property
+    @abc.abstractmethod
+    def warmup(self) -> int:
+        """Bars of history it needs before its first decision."""
+
+    @property
+    def needs(self) -> Needs:
+        return needs(self.params, warmup=self.warmup)
+
+    def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:
+        return adoption(self.name, self.params, shares, average_cost, taken)
 
 
 def adoption(

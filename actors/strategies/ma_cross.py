@@ -17,15 +17,14 @@ rebuilt after a restart is ``actors.strategies._position``'s.
 from __future__ import annotations
 
 import collections
-from collections.abc import Collection
 from decimal import Decimal
 from typing import Literal
 
 import attrs
 
-from ..domain import PlaceOrder, Side
-from ._position import PositionParams, PositionStrategy, adoption, needs
-from .protocol import Facts, Needs
+from ..domain import Side
+from ._position import PositionKind, PositionParams, PositionStrategy
+from .protocol import Facts
 
 NAME = "ma_cross"
 
@@ -116,29 +115,12 @@ class MaCrossView:
 
 
 @attrs.frozen
-class MaCrossKind:
+class MaCrossKind(PositionKind[MaCrossParams]):
     """The crossover of one symbol with its parameters (a ``StrategyKind``)."""
 
-    params: MaCrossParams
-
     @property
-    def name(self) -> str:
-        return self.params.strategy
-
-    @property
-    def symbol(self) -> str:
-        return self.params.symbol
-
-    @property
-    def needs(self) -> Needs:
-        return needs(self.params, warmup=self.params.slow)
+    def warmup(self) -> int:
+        return self.params.slow
 
     def restore(self, facts: Facts) -> MaCrossStrategy:
-        return _restore(self.params, facts)
-
-    def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:
-        return adoption(self.name, self.params, shares, average_cost, taken)
-
-
-def _restore(params: MaCrossParams, facts: Facts) -> MaCrossStrategy:
-    return MaCrossStrategy.restore(params, params.strategy, facts)
+        return MaCrossStrategy.restore(self.params, self.params.strategy, facts)

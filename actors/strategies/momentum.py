@@ -16,15 +16,14 @@ How decisions become orders, time out, are retried and are rebuilt after a resta
 from __future__ import annotations
 
 import collections
-from collections.abc import Collection
 from decimal import Decimal
 from typing import Literal
 
 import attrs
 
-from ..domain import PlaceOrder, Side
-from ._position import PositionParams, PositionStrategy, _decimal, adoption, needs
-from .protocol import Facts, Needs
+from ..domain import Side
+from ._position import PositionKind, PositionParams, PositionStrategy, _decimal
+from .protocol import Facts
 
 NAME = "momentum"
 
@@ -112,25 +111,12 @@ class MomentumView:
 
 
 @attrs.frozen
-class MomentumKind:
+class MomentumKind(PositionKind[MomentumParams]):
     """The momentum rule of one symbol with its parameters (a ``StrategyKind``)."""
 
-    params: MomentumParams
-
     @property
-    def name(self) -> str:
-        return self.params.strategy
-
-    @property
-    def symbol(self) -> str:
-        return self.params.symbol
-
-    @property
-    def needs(self) -> Needs:
-        return needs(self.params, warmup=self.params.lookback + 1)
+    def warmup(self) -> int:
+        return self.params.lookback + 1
 
     def restore(self, facts: Facts) -> MomentumStrategy:
         return MomentumStrategy.restore(self.params, self.params.strategy, facts)
-
-    def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:
-        return adoption(self.name, self.params, shares, average_cost, taken)
