@@ -9,7 +9,8 @@ pure (``actors.risk_rules``); this actor keeps the portfolio they read:
 * positions and cash from every execution of the ledger (loaded at start) and every new one a
   symbol actor records (``FillSeen``, each execId once);
 * the last prices (``Exposure``, which symbol actors send at most once a second of event time,
-  and with every check) and each strategy's working orders;
+  and with every check) and each strategy's working orders, an order it allows counted among
+  them at once (until the strategy's next report: another strategy's check must see it);
 * **equity**: ``risk.equity`` from the config plus the P&L of those executions at the last
   prices (realized and unrealized, commissions paid). The broker's account value is not used:
   neither the sim venue nor the IB port reports one yet.
@@ -315,6 +316,7 @@ class RiskActor(Actor[RiskInbox]):
         await self._watch(message.at_ns)
         if protective(order, message.position):
             self.allowed += 1
+            self._reserve(message, priced=None)
             return Allowed()
         record = self.record
         refusal = check(
@@ -330,6 +332,7 @@ class RiskActor(Actor[RiskInbox]):
         )
         if refusal is None:
             self.allowed += 1
+            self._reserve(message, priced=order.limit if order.limit is not None else message.price)
             return Allowed()
         rule = refusal.rule.value
         self.refusals[rule] += 1
@@ -344,6 +347,19 @@ class RiskActor(Actor[RiskInbox]):
         count.value += 1
         log.info("refused %s (%s): %s", order.ref, rule, refusal.reason)
         return Refused(reason=refusal.reason, rule=rule)
+
+    def _reserve(self, message: CheckOrder, priced: Decimal | None) -> None:
+        """Count an allowed order among its route's working ones at once: until the route's
+        next report (``Exposure``, after the order is committed and sent, or refused there),
+        another strategy's check must see it, or two strategies could each fill the room of
+        one limit."""
+        order, working = message.order, message.working
+        buying = working.buy_notional
+        if order.side is Side.BUY and priced is not None:
+            buying += order.quantity * priced
+        self.book.working[message.route] = attrs.evolve(
+            working, orders=working.orders + 1, buy_notional=buying
+        )
 
     async def _watch(self, at_ns: int) -> None:
         """A new session on a new New York day; the daily loss guard after every change."""

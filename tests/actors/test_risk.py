@@ -17,11 +17,20 @@ import anyio
 import pytest
 
 from actors import ledger
-from actors.domain import Bar, Side
+from actors.domain import Bar, PlaceOrder, Side, TimeInForce
 from actors.domain.sessions import NEW_YORK
 from actors.lot_keeper import LedgerState, ledger_state, ledger_store
-from actors.risk import DescribeRisk, HaltTrading, ResumeTrading, RiskView
-from actors.risk_rules import MarketHours, RiskLimits
+from actors.risk import (
+    Allowed,
+    CheckOrder,
+    DescribeRisk,
+    Exposure,
+    HaltTrading,
+    ResumeTrading,
+    RiskView,
+)
+from actors.risk import Refused as RiskRefused
+from actors.risk_rules import MarketHours, RiskLimits, Working
 from app.chaos import invariants
 from app.compose import SimTrading, sim_trading
 from config.lotmap import load_lot_map
@@ -30,6 +39,7 @@ from runtime.telemetry import Telemetry, Tracer
 from sim.engine import Engine, Input
 from supervisors import Supervisor
 
+from .probe_strategy import ProbeKind
 from .trading_checks import check_agreement
 
 pytestmark = pytest.mark.anyio
@@ -271,3 +281,71 @@ async def test_the_daily_loss_guard_trips_once_and_stays_tripped_after_a_restart
     assert view.session == "2026-11-24"
     assert len(run.watch.buys) > bought
     check_agreement(trading, state, "TQQQ")
+
+
+async def test_an_allowed_order_counts_against_the_limits_before_its_strategy_reports_it(
+    tmp_path: Path,
+) -> None:
+    """Two strategies of one symbol under a $10,000 cap ask for $6,000 each, the second before
+    the first has reported its working orders (its order is still being committed and sent):
+    the second is refused, because the first counts from the moment it is allowed. Found by
+    the 1,000-seed campaign with the bar strategies (seeds 523 and 592: the grid's buy and
+    momentum's together beyond a cap). The first's report then replaces what was counted."""
+
+    def order(route: str) -> PlaceOrder:
+        return PlaceOrder(
+            ref=f"{route}:E.1:1",
+            symbol="TQQQ",
+            side=Side.BUY,
+            quantity=100,
+            limit=Decimal("60.00"),
+            tif=TimeInForce.DAY,
+        )
+
+    bars = drifting(30, per_minute="0")
+    trading = sim_trading(
+        data_dir=tmp_path / "ledger",
+        bars=bars,
+        lots={},
+        kinds={"probe:TQQQ": ProbeKind(symbol="TQQQ", script=lambda *_: [])},
+        risk=RiskLimits(max_notional_per_symbol=Decimal(10_000)),
+    )
+    root = Supervisor("root", trading.spec)
+    at_ns = int(bars[0].start.timestamp() * 1e9)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            risk = trading.cells["risk"].ref
+
+            async def ask(route: str) -> object:
+                return await risk.request(
+                    CheckOrder(
+                        order=order(route),
+                        route=route,
+                        position=0,
+                        working=Working(symbol="TQQQ"),
+                        price=Decimal("60.00"),
+                        at_ns=at_ns,
+                    ),
+                    timeout=10,
+                )
+
+            first = await ask("ma_cross:TQQQ")
+            second = await ask("momentum:TQQQ")
+            # The first reports its order gone (refused at commit, say): room again.
+            risk.tell(
+                Exposure(
+                    route="ma_cross:TQQQ",
+                    working=Working(symbol="TQQQ"),
+                    price=Decimal("60.00"),
+                    at_ns=at_ns,
+                )
+            )
+            third = await ask("momentum:TQQQ")
+            await trading.finished.wait()
+            root.stop()
+    assert isinstance(first, Allowed)
+    assert isinstance(second, RiskRefused)
+    assert second.rule == "symbol_notional"
+    assert "12,000" in second.reason or "12000" in second.reason
+    assert isinstance(third, Allowed)

@@ -326,3 +326,27 @@ def test_the_risk_watch_values_the_position_at_the_decisions_price_not_a_later_o
     buy("grid:TQQQ:L1:BUY:3:1", 97, "52.32", start + timedelta(seconds=45))
     assert len(watch.breaches) == 1
     assert "grid:TQQQ:L1:BUY:3:1" in watch.breaches[0]
+
+
+@pytest.mark.parametrize("seed", [523, 592])
+def test_regression_seeds_523_592_an_allowed_order_counts_before_its_strategy_reports_it(
+    seed: int,
+) -> None:
+    """Found by the 1,000-seed campaign with the bar strategies (a real bug): the grid's buy and
+    momentum's, each allowed under a cap alone, went beyond it together, because the risk actor
+    counted an allowed order only from its strategy's next report, after its commit and send.
+    It now counts it from the moment it allows it."""
+    assert scenario(seed).strategies is StrategySet.GRID_MOMENTUM
+    outcome = harness.run(seed)
+    assert outcome.by_strategy["orders:momentum"] > 0
+
+
+def test_regression_seed_936_an_order_committed_but_not_yet_at_the_venue_is_in_flight() -> None:
+    """Found by the 1,000-seed campaign with the bar strategies (the invariant's error): a
+    timer's retry of momentum's exit was committed after the settle point's last request and
+    was still on its way to the venue when the settle point compared the strategy's live orders
+    with the venue's. Such an order is in flight for ``IN_FLIGHT`` seconds, as an uncommitted
+    one is; the final settle still requires exact agreement."""
+    assert scenario(936).strategies is StrategySet.MOMENTUM
+    outcome = harness.run(936)
+    assert outcome.settles >= 2
