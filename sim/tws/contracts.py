@@ -69,7 +69,7 @@ def mismatch(contract: WireContract, instrument: Instrument) -> str | None:
         ("tradingClass", contract.trading_class, ("", instrument.trading_class)),
         ("secIdType", contract.sec_id_type, ("",)),
         ("secId", contract.sec_id, ("",)),
-        ("comboLegs", len(contract.combo_legs), (0,)),
+        ("comboLegs", contract.combo_legs, ((),)),
         ("deltaNeutralContract", contract.delta_neutral, (None,)),
     )
     for field, given, agree in checks:
