@@ -19,8 +19,12 @@ bars of the venue's prints and the ``history`` it was given: ``sim.tws.history``
 protocol error, counted in ``protocol_errors``, answered with error 320, and the connection goes
 on.
 
+Every request that names a contract resolves it by all the fields it gives
+(``sim.tws.contracts``), else 200 and nothing more; a placeOrder (or modify) that sets any field
+the venue does not implement is refused with 201 naming it (``sim.tws.refusals``).
+
 Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
-the tick), 200 (unknown contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
+the tick), 200 (no such contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
 (outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
 a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``,
 and around ``nightly_restart``). Price conditions chain with and/or, left to right.
