@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ib_insync import IB, Contract, Future, LimitOrder, Option, Stock
 
 from actors.brokers.ib import IBPort
@@ -207,3 +209,39 @@ def test_a_con_id_names_the_instrument_whatever_the_symbol_would() -> None:
     """An unknown conId finds nothing even with a known symbol."""
     unknown = attrs.evolve(STOCK, con_id=TQQQ.con_id + 1)
     assert resolve(unknown, {"TQQQ": TQQQ}, {TQQQ.con_id: TQQQ}) is None
+
+
+@given(
+    con_id=st.sampled_from([0, TQQQ.con_id]),
+    symbol=st.sampled_from(["", "TQQQ"]),
+    sec_type=st.sampled_from(["", "STK"]),
+    exchange=st.sampled_from(["", "SMART", TQQQ.primary_exchange]),
+    primary_exchange=st.sampled_from(["", TQQQ.primary_exchange]),
+    currency=st.sampled_from(["", "USD"]),
+    local_symbol=st.sampled_from(["", "TQQQ"]),
+    trading_class=st.sampled_from(["", TQQQ.trading_class]),
+)
+def test_any_mix_of_fields_that_agree_resolves(
+    con_id: int,
+    symbol: str,
+    sec_type: str,
+    exchange: str,
+    primary_exchange: str,
+    currency: str,
+    local_symbol: str,
+    trading_class: str,
+) -> None:
+    """Leaving out any field a contract need not give, or giving it as the instrument has it,
+    still finds the instrument (by conId, else by symbol)."""
+    contract = WireContract(
+        con_id=con_id,
+        symbol=symbol,
+        sec_type=sec_type,
+        exchange=exchange,
+        primary_exchange=primary_exchange,
+        currency=currency,
+        local_symbol=local_symbol,
+        trading_class=trading_class,
+    )
+    found = resolve(contract, {"TQQQ": TQQQ}, {TQQQ.con_id: TQQQ})
+    assert found is (TQQQ if con_id or symbol else None)

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ib_insync import (
     IB,
     LimitOrder,
@@ -25,7 +27,7 @@ from ib_insync import (
 
 from sim.engine import Engine
 from sim.tws.orders import WireContract, WireOrder
-from sim.tws.refusals import REFUSED, refusal
+from sim.tws.refusals import REFUSED, Refused, refusal
 from sim.tws.server import TwsServer
 from tests.tws_venue import TQQQ, client_protocol_errors, trade, until, venue
 
@@ -248,10 +250,9 @@ async def test_a_value_the_venue_does_not_implement_is_refused_with_201_naming_i
     assert client_errors() == []
 
 
-@pytest.mark.parametrize("field", sorted(OFF_THE_SOCKET))
-def test_a_field_the_client_sends_only_for_refused_orders_is_refused_too(field: str) -> None:
-    """The PEG BEST / PEG MID / IBKRATS fields, on a parsed order, are refused by name."""
-    plain = WireOrder(
+def _plain() -> WireOrder:
+    # A limit order as ib_insync sends a default LimitOrder: nothing refused.
+    return WireOrder(
         order_id=1,
         contract=WireContract(con_id=TQQQ.con_id, symbol="TQQQ", sec_type="STK"),
         action="BUY",
@@ -260,7 +261,14 @@ def test_a_field_the_client_sends_only_for_refused_orders_is_refused_too(field: 
         lmt_price=Decimal("50.00"),
         aux_price=None,
         tif="DAY",
+        open_close="O",
     )
+
+
+@pytest.mark.parametrize("field", sorted(OFF_THE_SOCKET))
+def test_a_field_the_client_sends_only_for_refused_orders_is_refused_too(field: str) -> None:
+    """The PEG BEST / PEG MID / IBKRATS fields, on a parsed order, are refused by name."""
+    plain = _plain()
     assert refusal(plain, con_id=TQQQ.con_id) is None
     changed = attrs.evolve(plain, **OFF_THE_SOCKET[field])
     reason = refusal(changed, con_id=TQQQ.con_id)
@@ -333,3 +341,26 @@ async def test_a_modify_asking_for_an_unsupported_field_is_refused_and_the_order
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+def _set(row: Refused) -> object:
+    # A value of the row's attribute's type that is not one of its unset values.
+    default = row.unset[0]
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, str):
+        return "C"
+    if isinstance(default, int):
+        return 7
+    return Decimal("1.5")  # the doubles: unset is None (and 0 for some)
+
+
+@given(st.sets(st.sampled_from(range(len(REFUSED))), min_size=1))
+def test_the_first_refused_field_set_is_the_one_named(indexes: set[int]) -> None:
+    """Any fields of the table set at once: the reason names the first of them, in wire
+    order, so the reason is the same whatever else the order sets."""
+    plain = _plain()
+    changed = attrs.evolve(plain, **{REFUSED[i].attribute: _set(REFUSED[i]) for i in indexes})
+    reason = refusal(changed, con_id=TQQQ.con_id)
+    assert reason is not None
+    assert reason.startswith(f"{REFUSED[min(indexes)].field} is not supported by this venue")
