@@ -399,9 +399,12 @@ def _count(f: Fields, what: str) -> int:
     return count
 
 
-def _parse_contract(f: Fields) -> WireContract:
+def parse_contract12(f: Fields) -> WireContract:
+    """The 12 contract fields every request that names a contract carries (client.py 257-264):
+    conId, symbol, secType, lastTradeDateOrContractMonth, strike, right, multiplier, exchange,
+    primaryExchange, currency, localSymbol, tradingClass. An empty conId or strike is 0."""
     return WireContract(
-        con_id=f.integer("conId"),
+        con_id=f.integer("conId", empty=0),
         symbol=f.text("symbol"),
         sec_type=f.text("secType"),
         last_trade_date=f.text("lastTradeDateOrContractMonth"),
@@ -413,9 +416,12 @@ def _parse_contract(f: Fields) -> WireContract:
         currency=f.text("currency"),
         local_symbol=f.text("localSymbol"),
         trading_class=f.text("tradingClass"),
-        sec_id_type=f.text("secIdType"),
-        sec_id=f.text("secId"),
     )
+
+
+def _parse_contract(f: Fields) -> WireContract:
+    contract = parse_contract12(f)
+    return attrs.evolve(contract, sec_id_type=f.text("secIdType"), sec_id=f.text("secId"))
 
 
 def _parse_combo_leg(f: Fields, what: str) -> WireComboLeg:

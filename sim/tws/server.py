@@ -19,8 +19,12 @@ bars of the venue's prints and the ``history`` it was given: ``sim.tws.history``
 protocol error, counted in ``protocol_errors``, answered with error 320, and the connection goes
 on.
 
+Every request that names a contract resolves it by all the fields it gives
+(``sim.tws.contracts``), else 200 and nothing more; a placeOrder (or modify) that sets any field
+the venue does not implement is refused with 201 naming it (``sim.tws.refusals``).
+
 Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
-the tick), 200 (unknown contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
+the tick), 200 (no such contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
 (outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
 a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``,
 and around ``nightly_restart``). Price conditions chain with and/or, left to right.
@@ -63,6 +67,7 @@ from sim.engine import Engine, Execution, SimOrder
 from sim.link import Link, VenueDisconnected
 
 from . import messages as m
+from .contracts import NO_SECURITY_DEFINITION, NO_SECURITY_DEFINITION_TEXT, mismatch, resolve
 from .history import (
     HistoryRefused,
     Print,
@@ -72,13 +77,16 @@ from .history import (
     history_prints,
 )
 from .orders import (
+    WireContract,
     WireOrder,
     WireOrderState,
     completed_order_fields,
     open_order_fields,
     parse_cancel_order,
+    parse_contract12,
     parse_place_order,
 )
+from .refusals import not_supported, refusal
 from .wire import HELLO, Fields, FrameReader, ProtocolError, frame
 
 log = logging.getLogger("actortrade.sim.tws")
@@ -200,10 +208,21 @@ class TwsServer:
         self._indexed = len(executions)
         return self._executions[exec_id]
 
-    def instrument_for(self, con_id: int, symbol: str) -> Instrument | None:
-        if con_id:
-            return self.by_con_id.get(con_id)
-        return self.instruments.get(symbol)
+    def resolve(self, contract: WireContract) -> Instrument | None:
+        """The instrument ``contract`` names by every field it gives (``sim.tws.contracts``),
+        or None: the request is answered with error 200 and nothing else happens."""
+        instrument = resolve(contract, self.instruments, self.by_con_id)
+        if instrument is None:
+            known = self.by_con_id.get(contract.con_id) or self.instruments.get(contract.symbol)
+            why = mismatch(contract, known) if known is not None else "no such instrument"
+            log.info(
+                "%s: no security definition for %s %s (%s)",
+                self.name,
+                contract.sec_type,
+                contract.symbol or contract.con_id,
+                why,
+            )
+        return instrument
 
     def cash(self) -> Decimal:
         cash = STARTING_CASH
@@ -697,23 +716,15 @@ class Session:
         f = Fields("reqContractDetails", fields, 1)
         f.integer("version")
         req_id = f.integer("reqId")
-        con_id, symbol, sec_type = _contract(f)
+        contract = parse_contract12(f)
         f.flag("includeExpired")
-        f.text("secIdType")
-        f.text("secId")
+        contract = attrs.evolve(contract, sec_id_type=f.text("secIdType"), sec_id=f.text("secId"))
         if self.version >= 176:
             f.text("issuerId")
         f.done()
-        instrument = self.server.instrument_for(con_id, symbol)
-        if instrument is None or sec_type not in ("", "STK"):
-            self.put(
-                m.error(
-                    req_id,
-                    200,
-                    "No security definition has been found for the request",
-                    server_version=self.version,
-                )
-            )
+        instrument = self.server.resolve(contract)
+        if instrument is None:
+            self._no_security_definition(req_id)
             return
         self.put(m.contract_details(req_id, instrument, server_version=self.version))
         self.put(m.contract_details_end(req_id))
@@ -731,8 +742,8 @@ class Session:
         f = Fields("reqMktData", fields, 1)
         f.integer("version")
         req_id = f.integer("reqId")
-        con_id, symbol, sec_type = _contract(f)
-        if sec_type == "BAG":
+        contract = parse_contract12(f)
+        if contract.sec_type == "BAG":
             raise ProtocolError("reqMktData: combo (BAG) market data is not simulated")
         if f.flag("deltaNeutral"):
             f.skip(3, "deltaNeutralContract")
@@ -741,16 +752,9 @@ class Session:
         f.flag("regulatorySnapshot")
         f.text("mktDataOptions")
         f.done()
-        instrument = self.server.instrument_for(con_id, symbol)
+        instrument = self.server.resolve(contract)
         if instrument is None:
-            self.put(
-                m.error(
-                    req_id,
-                    200,
-                    "No security definition has been found for the request",
-                    server_version=self.version,
-                )
-            )
+            self._no_security_definition(req_id)
             return
         delayed = self.data_type in (3, 4)
         self.put(m.market_data_type(req_id, 3 if delayed else 1))
@@ -785,7 +789,7 @@ class Session:
     def req_historical_data(self, fields: list[str]) -> None:
         f = Fields("reqHistoricalData", fields, 1)
         req_id = f.integer("reqId")
-        con_id, symbol, sec_type = _contract(f)
+        contract = parse_contract12(f)
         f.flag("includeExpired")
         end_text = f.text("endDateTime")
         bar_size = f.text("barSizeSetting")
@@ -793,15 +797,15 @@ class Session:
         use_rth = f.flag("useRTH")
         what_to_show = f.text("whatToShow")
         format_date = f.integer("formatDate", empty=0)
-        if sec_type == "BAG":
+        if contract.sec_type == "BAG":
             legs = f.integer("comboLegs")
             f.skip(4 * legs, "comboLeg")
         keep_up_to_date = f.flag("keepUpToDate")
         f.text("chartOptions")
         f.done()
-        instrument = self.server.instrument_for(con_id, symbol)
-        if instrument is None or sec_type not in ("", "STK"):
-            self._error(req_id, 200, "No security definition has been found for the request")
+        instrument = self.server.resolve(contract)
+        if instrument is None:
+            self._no_security_definition(req_id)
             return
         try:
             request = check_request(
@@ -892,12 +896,12 @@ class Session:
         if order_id <= server.used_ids.get(client_id, 0):
             self._error(order_id, 103, "Duplicate order id")
             return
-        instrument = server.instrument_for(wire.contract.con_id, wire.contract.symbol)
+        instrument = server.resolve(wire.contract)
         if instrument is None:
-            self._error(order_id, 200, "No security definition has been found for the request")
+            self._no_security_definition(order_id)
             return
         server.used_ids[client_id] = order_id
-        problem = self._unsupported(wire, instrument)
+        problem = self._refusal(wire, instrument)
         if problem is not None:
             self._error(order_id, 201, f"Order rejected - reason:{problem}")
             return
@@ -947,23 +951,14 @@ class Session:
             )
         server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag, chain=chain)
 
-    def _unsupported(self, wire: WireOrder, instrument: Instrument) -> str | None:
-        if wire.order_type not in ("LMT", "MKT"):
-            return f"the sim venue trades LMT and MKT orders, not {wire.order_type}"
-        if wire.tif not in ("", "DAY", "GTC"):
-            return f"the sim venue supports DAY and GTC orders, not {wire.tif}"
-        if wire.total_quantity <= 0 or wire.total_quantity != wire.total_quantity.to_integral():
-            return f"the quantity must be a positive whole number, got {wire.total_quantity}"
-        if not wire.transmit or wire.parent_id:
-            return "the sim venue does not hold untransmitted or child orders"
-        if wire.order_type == "LMT" and (wire.lmt_price is None or wire.lmt_price <= 0):
-            return "a limit order needs a positive limit price"
-        for condition in wire.conditions:
-            if condition.kind != 1:
-                return "the sim venue evaluates price conditions only"
-            if condition.con_id not in (None, 0, instrument.con_id):
-                return "a price condition on another contract is not simulated"
-        return None
+    def _refusal(self, wire: WireOrder, instrument: Instrument) -> str | None:
+        # Every field the venue does not implement (sim.tws.refusals), and the account.
+        if wire.account != self.server.account:
+            return not_supported(f"account {wire.account}", f"one account, {self.server.account}")
+        return refusal(wire, con_id=instrument.con_id)
+
+    def _no_security_definition(self, req_id: int) -> None:
+        self._error(req_id, NO_SECURITY_DEFINITION, NO_SECURITY_DEFINITION_TEXT)
 
     def _modify(self, ref: str, wire: WireOrder, fields: list[str]) -> None:
         server = self.server
@@ -971,6 +966,15 @@ class Session:
         order = server.orders[ref]
         if sim is None or sim.done:
             self._error(wire.order_id, 104, "Can't modify a filled order")
+            return
+        # A modify is checked as a new order would be; refused, the order works on as it was.
+        instrument = server.resolve(wire.contract)
+        if instrument is None or instrument.symbol != sim.symbol:
+            self._no_security_definition(wire.order_id)
+            return
+        problem = self._refusal(wire, instrument)
+        if problem is not None:
+            self._error(wire.order_id, 201, f"Order rejected - reason:{problem}")
             return
         quantity = int(wire.total_quantity)
         server.orders[ref] = attrs.evolve(order, wire=wire, fields=list(fields))
@@ -1115,16 +1119,6 @@ def _expect(fields: list[str], name: str, count: int) -> None:
     f = Fields(name, fields, 1)
     f.skip(count - 1)
     f.done()
-
-
-def _contract(f: Fields) -> tuple[int, str, str]:
-    # The 12 contract fields of a request: conId, symbol, secType, lastTradeDate, strike,
-    # right, multiplier, exchange, primaryExchange, currency, localSymbol, tradingClass.
-    con_id = f.integer("conId", empty=0)
-    symbol = f.text("symbol")
-    sec_type = f.text("secType")
-    f.skip(9, "contract")
-    return con_id, symbol, sec_type
 
 
 def _domain_order(ref: str, wire: WireOrder, instrument: Instrument) -> PlaceOrder:
