@@ -118,9 +118,7 @@ def strike_at(index: int) -> Decimal:
     return Decimal(195 + 5 * (index - 224))
 
 
-def strike_near(
-    price: Decimal, offset: int = 0, *, right: Right | str | None = None
-) -> Decimal:
+def strike_near(price: Decimal, offset: int = 0, *, right: Right | str | None = None) -> Decimal:
     """The listed strike nearest ``price`` (a tie goes to the lower strike), then ``offset``
     strikes along the ladder: out of the money for ``right`` (up for a call, down for a put;
     a negative offset goes into the money), or up the ladder when no right is given."""
