@@ -385,9 +385,15 @@ def quote_option(
     underlying_price: Decimal,
     now: datetime,
     params: PricingParams | None = None,
+    *,
+    reference: Decimal | None = None,
 ) -> OptionQuote:
     """The venue's quote of ``contract`` at ``now`` with the underlying last at
-    ``underlying_price``; an OptionError for a bad price or an expired contract."""
+    ``underlying_price``; an OptionError for a bad price or an expired contract.
+
+    Volume, open interest and sizes are the trading day's: drawn around ``reference`` (the
+    underlying's previous close, say; ``underlying_price`` when not given) and the whole
+    calendar days from that day to expiry, so they hold still through the day."""
     if not isinstance(contract, OptionContract):
         raise OptionError(f"contract: an OptionContract, got {contract!r}")
     if (
@@ -398,6 +404,12 @@ def quote_option(
         raise OptionError(
             f"underlying_price: a positive Decimal for {contract.underlying}, "
             f"got {underlying_price!r}"
+        )
+    if reference is not None and (
+        not isinstance(reference, Decimal) or not reference.is_finite() or reference <= 0
+    ):
+        raise OptionError(
+            f"reference: a positive Decimal for {contract.underlying}, got {reference!r}"
         )
     p = params if params is not None else PricingParams()
     years = years_to_expiry(now, contract.expiry)
@@ -423,7 +435,11 @@ def quote_option(
     bid = max(Decimal(0), tick_floor(model - Decimal(width / 2)))
     ask = max(tick_ceiling(model + Decimal(width / 2)), bid + option_tick(bid))
     day = activity_day(now)
-    liquid = liquidity_factor(p.liquidity, log_moneyness=log_moneyness, days=days)
+    liquid = liquidity_factor(
+        p.liquidity,
+        log_moneyness=math.log(strike / float(reference or underlying_price)),
+        days=float((contract.expiry - day).days),
+    )
     size = p.liquidity.size * liquid
     return OptionQuote(
         contract=contract,
