@@ -310,7 +310,8 @@ class OptionContract:
                 f"expiry: {self.expiry} ({self.expiry:%A}) is not an expiry: options expire on "
                 "Fridays, or the trading day before a Friday holiday"
             )
-        strike_index(self.strike)  # raises for a strike off the ladder, naming it
+        # raises for a strike off the ladder, naming it; 50.0 and 50 become one strike
+        object.__setattr__(self, "strike", strike_at(strike_index(self.strike)))
         if self.multiplier != MULTIPLIER:
             raise OptionError(f"multiplier: the sim lists {MULTIPLIER}, got {self.multiplier!r}")
         if self.trading_class == "":
@@ -325,7 +326,9 @@ class OptionContract:
         if self.currency != "USD":
             raise OptionError(f"currency: the sim lists USD options, got {self.currency!r}")
 
-    sec_type = "OPT"
+    @property
+    def sec_type(self) -> str:
+        return "OPT"
 
     @property
     def last_trade_date(self) -> str:

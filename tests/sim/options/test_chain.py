@@ -22,6 +22,7 @@ from sim.options.chain import (
     is_expiry,
     is_listed_strike,
     is_monthly,
+    is_option_con_id,
     monthly_expiries,
     monthly_expiry,
     nearest_expiry,
@@ -216,6 +217,12 @@ def test_occ_local_symbol() -> None:
     )
     assert spy.local_symbol == "SPY   270325P00600000"
     assert spy.last_trade_date == "20270325"
+    assert (
+        OptionContract(underlying="SPY", expiry=date(2027, 3, 25), strike="600.000", right="P")
+        == spy
+    )
+    assert str(tqqq(date(2026, 12, 4), "50.0").strike) == "50"
+    assert spy.sec_type == "OPT"
     assert (spy.multiplier, spy.trading_class, spy.exchange, spy.currency) == (
         100,
         "SPY",
@@ -244,6 +251,8 @@ def test_con_ids_unique_across_chains_and_disjoint_from_stocks() -> None:
     assert len(seen) == listed > 30_000
     assert all(OPTION_CON_ID_BASE <= con_id <= MAX_CON_ID for con_id in seen)
     assert not STOCK_CON_IDS & seen.keys()
+    assert all(is_option_con_id(con_id) for con_id in seen)
+    assert not any(is_option_con_id(con_id) for con_id in STOCK_CON_IDS)
 
 
 @given(days, listed_strikes, st.sampled_from(Right))
