@@ -210,18 +210,18 @@ def is_monthly(expiry: date) -> bool:
 
 
 def expiries(as_of: date, *, weeks: int) -> tuple[date, ...]:
-    """The weekly expiries of the ``weeks`` weeks from ``as_of``'s on, ascending; an expiry on
-    ``as_of`` itself is listed (it trades until that day's close), an earlier one of the same
-    week is not, so the list may hold ``weeks - 1`` dates."""
+    """The next ``weeks`` weekly expiries on or after ``as_of``, ascending, one a week (an
+    expiry on ``as_of`` itself is listed: it trades until that day's close)."""
     _date(as_of, "as_of")
     if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 1:
         raise OptionError(f"weeks: a number of weeks >= 1, got {weeks!r}")
-    monday = as_of - timedelta(days=as_of.weekday())
-    found = []
-    for week in range(weeks):
-        expiry = weekly_expiry(monday + timedelta(weeks=week))
+    found: list[date] = []
+    day = as_of
+    while len(found) < weeks:
+        expiry = weekly_expiry(day)
         if expiry is not None and expiry >= as_of:
             found.append(expiry)
+        day += timedelta(days=7 - day.weekday())  # the next Monday
     return tuple(found)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -55,6 +56,7 @@ def test_good_friday_weekly_moves_to_thursday() -> None:
     assert date(2027, 3, 26) in nyse_holidays(2027)
     assert weekly_expiry(date(2027, 3, 22)) == date(2027, 3, 25)
     assert expiries(date(2027, 3, 22), weeks=2) == (date(2027, 3, 25), date(2027, 4, 2))
+    assert expiries(date(2027, 3, 26), weeks=1) == (date(2027, 4, 2),)  # on Good Friday
     assert not is_expiry(date(2027, 3, 26))
     assert is_expiry(date(2027, 3, 25))
 
@@ -94,18 +96,20 @@ def test_weekly_expiry_is_the_last_trading_day_up_to_friday(day: date) -> None:
 
 
 @given(days, st.integers(min_value=1, max_value=12))
-def test_expiries_are_one_a_week_from_as_of(as_of: date, weeks: int) -> None:
-    """``expiries`` lists one expiry per week from as_of's week on, none before as_of."""
+def test_expiries_are_the_next_ones_one_a_week(as_of: date, weeks: int) -> None:
+    """``expiries`` lists the next ``weeks`` expiries from as_of on, one a week, none skipped."""
     listed = expiries(as_of, weeks=weeks)
+    assert len(listed) == weeks
     assert list(listed) == sorted(set(listed))
-    assert all(e >= as_of and is_expiry(e) for e in listed)
-    assert len(listed) in (weeks, weeks - 1)
-    weeks_seen = [e.isocalendar()[:2] for e in listed]
-    assert len(set(weeks_seen)) == len(listed)
-    if len(listed) == weeks - 1:
-        this_week = weekly_expiry(as_of)
-        assert this_week is not None
-        assert this_week < as_of
+    assert all(is_expiry(e) for e in listed)
+    assert listed[0] >= as_of
+    assert not any(is_expiry(as_of + timedelta(days=d)) for d in range((listed[0] - as_of).days))
+    for earlier, later in itertools.pairwise(listed):
+        assert earlier.isocalendar()[:2] != later.isocalendar()[:2]
+        assert (later - earlier).days <= 8  # Thursday to next Friday at most
+        assert not any(
+            is_expiry(earlier + timedelta(days=d)) for d in range(1, (later - earlier).days)
+        )
 
 
 def test_third_friday_monthlies() -> None:
