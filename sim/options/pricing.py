@@ -437,7 +437,9 @@ def quote_option(
     day = activity_day(now)
     liquid = liquidity_factor(
         p.liquidity,
-        log_moneyness=math.log(strike / float(reference or underlying_price)),
+        log_moneyness=math.log(
+            strike / float(reference if reference is not None else underlying_price)
+        ),
         days=float((contract.expiry - day).days),
     )
     size = p.liquidity.size * liquid
