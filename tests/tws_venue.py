@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from ib_insync import IB
 
 from actors.domain import Instrument
 from actors.domain.sessions import NEW_YORK
@@ -69,3 +70,11 @@ def client_protocol_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], lis
         ]
 
     return errors
+
+
+async def connect(server: TwsServer, client_id: int = 1) -> IB:
+    """ib_insync connected to ``server`` (listening) as ``client_id``."""
+    ib = IB()
+    assert server.port is not None
+    await ib.connectAsync("127.0.0.1", server.port, clientId=client_id, timeout=5)
+    return ib

@@ -12,15 +12,14 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ib_insync import IB, Contract, Future, LimitOrder, Option, Stock
+from ib_insync import Contract, Future, LimitOrder, Option, Stock
 
 from actors.brokers.ib import IBPort
 from actors.domain import OrderRejected
 from sim.engine import Engine
 from sim.tws.contracts import mismatch, resolve
 from sim.tws.orders import WireComboLeg, WireContract
-from sim.tws.server import TwsServer
-from tests.tws_venue import TQQQ, client_protocol_errors, trade, until, venue
+from tests.tws_venue import TQQQ, connect, trade, until, venue
 
 pytestmark = pytest.mark.anyio
 
@@ -61,24 +60,6 @@ KNOWN: dict[str, Callable[[], Contract]] = {
         tradingClass="NMS",
     ),
 }
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """ib_insync is asyncio-native; real clocks (real sockets)."""
-    return "asyncio"
-
-
-@pytest.fixture
-def client_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    return client_protocol_errors(caplog)
-
-
-async def connect(server: TwsServer, client_id: int = 1) -> IB:
-    ib = IB()
-    assert server.port is not None
-    await ib.connectAsync("127.0.0.1", server.port, clientId=client_id, timeout=5)
-    return ib
 
 
 @pytest.mark.parametrize("version", [157, 176])

@@ -25,7 +25,7 @@ from sim.replay import bar_trades, generated_days
 from sim.tws.history import HistoryRefused, check_request
 from sim.tws.server import TwsServer
 from tests.actors.test_bars import plain_bars
-from tests.tws_venue import TQQQ, client_protocol_errors
+from tests.tws_venue import TQQQ
 
 pytestmark = pytest.mark.anyio
 
@@ -35,11 +35,6 @@ FIRST = date(2026, 11, 23)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # ib_insync is asyncio-native
-
-
-@pytest.fixture
-def client_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    return client_protocol_errors(caplog)
 
 
 @asynccontextmanager

@@ -28,8 +28,7 @@ from ib_insync import (
 from sim.engine import Engine
 from sim.tws.orders import WireContract, WireOrder
 from sim.tws.refusals import REFUSED, Refused, refusal
-from sim.tws.server import TwsServer
-from tests.tws_venue import TQQQ, client_protocol_errors, trade, until, venue
+from tests.tws_venue import TQQQ, connect, trade, until, venue
 
 pytestmark = pytest.mark.anyio
 
@@ -164,24 +163,6 @@ OTHER_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "conditions[0].triggerMethod",
     ),
 }
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """ib_insync is asyncio-native; real clocks (real sockets)."""
-    return "asyncio"
-
-
-@pytest.fixture
-def client_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    return client_protocol_errors(caplog)
-
-
-async def connect(server: TwsServer, client_id: int = 1) -> IB:
-    ib = IB()
-    assert server.port is not None
-    await ib.connectAsync("127.0.0.1", server.port, clientId=client_id, timeout=5)
-    return ib
 
 
 def test_every_refused_field_is_tested() -> None:

@@ -16,28 +16,10 @@ from ib_insync import IB, LimitOrder, MarketOrder, Order, PriceCondition, Stock
 from sim.engine import Engine
 from sim.journal import open_engine
 from sim.tws.server import TwsServer
-from tests.tws_venue import MONDAY, TQQQ, client_protocol_errors, trade, until, venue
+from tests.tws_venue import MONDAY, TQQQ, connect, trade, until, venue
 
 pytestmark = pytest.mark.anyio
 VERSIONS = [157, 176]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """ib_insync is asyncio-native; real clocks (real sockets)."""
-    return "asyncio"
-
-
-@pytest.fixture
-def client_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    return client_protocol_errors(caplog)
-
-
-async def connect(server: TwsServer, client_id: int = 1) -> IB:
-    ib = IB()
-    assert server.port is not None
-    await ib.connectAsync("127.0.0.1", server.port, clientId=client_id, timeout=5)
-    return ib
 
 
 @pytest.mark.parametrize("version", VERSIONS)
