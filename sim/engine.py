@@ -64,6 +64,8 @@ from actors.domain import (
 )
 from actors.domain.sessions import NEW_YORK, Session, session_at
 
+from .options import OptionContract, OptionError, OptionQuote, PricingParams, quote_option
+
 PER_SHARE = Decimal("0.005")
 MINIMUM = Decimal("1.00")
 MAXIMUM_RATE = Decimal("0.01")
@@ -93,6 +95,13 @@ class SimOrder:
     stop: Decimal | None = None
     parent: str | None = None
     oca: str | None = None
+    oca_type: int = 2
+    """IB's ocaType: 1 cancel the others (with block), 2 reduce them (with block), 3 reduce
+    them without block."""
+    trigger_method: int = 0
+    """IB's triggerMethod for a stop: 0 default (last for stocks, double bid/ask for
+    options), 1 double bid/ask, 2 last, 3 double last, 4 bid/ask, 7 last or bid/ask, 8
+    mid-point."""
     filled: int = 0
     value: Decimal = Decimal(0)
     commission: Decimal = Decimal(0)
@@ -162,7 +171,9 @@ class Position:
 Aware = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-class _Input(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+class _Input(
+    msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True, omit_defaults=True
+):
     pass
 
 
@@ -171,6 +182,9 @@ class Place(_Input, frozen=True, tag="place"):
     at: Aware
     tag: str = ""
     chain: tuple[tuple[str, PriceCondition], ...] = ()
+    oca_type: int = 2
+    trigger_method: int = 0
+    """Trailing, with defaults: a journal written before them decodes (a shorter array)."""
 
 
 class Modify(_Input, frozen=True, tag="modify"):
@@ -213,7 +227,18 @@ Recorder = Callable[[Input], None]
 
 
 class Engine:
-    def __init__(self, *, first_order_id: int = 1, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        first_order_id: int = 1,
+        recorder: Recorder | None = None,
+        options: PricingParams | None = None,
+    ) -> None:
+        self.options = options if options is not None else PricingParams()
+        """How the venue prices the options it lists (``sim.options.pricing``)."""
+        self.opens: dict[str, tuple[date, Decimal]] = {}
+        """Each symbol's first trade of its latest (New York) trading day: the reference
+        option quotes draw their volume and open interest around."""
         self.first_order_id = first_order_id
         self.next_order_id = first_order_id
         self.next_perm_id = 1_000_001
@@ -254,8 +279,22 @@ class Engine:
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
         match entry:
-            case Place(order=order, at=at, tag=tag, chain=chain):
-                self.place(order, at, tag=tag, chain=chain)
+            case Place(
+                order=order,
+                at=at,
+                tag=tag,
+                chain=chain,
+                oca_type=oca_type,
+                trigger_method=trigger_method,
+            ):
+                self.place(
+                    order,
+                    at,
+                    tag=tag,
+                    chain=chain,
+                    oca_type=oca_type,
+                    trigger_method=trigger_method,
+                )
             case Modify(ref=ref, quantity=quantity, limit=limit, stop=stop):
                 self.modify(ref, quantity=quantity, limit=limit, stop=stop)
             case Cancel(ref=ref, reason=reason):
@@ -280,13 +319,24 @@ class Engine:
         *,
         tag: str = "",
         chain: tuple[tuple[str, PriceCondition], ...] = (),
+        oca_type: int = 2,
+        trigger_method: int = 0,
     ) -> SimOrder | None:
         """Accept (or reject) an order; it works from the next trade on. ``tag`` is the
         face's own note about the order (the TWS face keeps its client and order ids there),
         kept with it and in the journal. A child (``order.parent``) is rejected unless its
         parent is working."""
         local = _local(at)
-        self._record(Place(order=order, at=local, tag=tag, chain=chain))
+        self._record(
+            Place(
+                order=order,
+                at=local,
+                tag=tag,
+                chain=chain,
+                oca_type=oca_type,
+                trigger_method=trigger_method,
+            )
+        )
         problem = self._reject_next or _invalid(order)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
@@ -314,6 +364,8 @@ class Engine:
             stop=order.stop,
             parent=order.parent,
             oca=order.oca,
+            oca_type=oca_type,
+            trigger_method=trigger_method,
             armed=order.condition is not None or bool(chain),
             held=parent is not None and parent.filled == 0,
             tag=tag,
@@ -396,6 +448,26 @@ class Engine:
         book = self._books.get(symbol)
         return book.reached(price, self._seq) if book is not None else []
 
+    def option_quote(self, contract: OptionContract, at: datetime) -> OptionQuote | None:
+        """The venue's quote of ``contract`` at ``at``: priced from its underlying's last
+        trade (``sim.options.quote_option`` with ``options``), its volume and open interest
+        drawn around the underlying's first trade of the day. None before the underlying has
+        traded or once the option has expired."""
+        last = self.last.get(contract.underlying)
+        if last is None:
+            return None
+        opened = self.opens.get(contract.underlying)
+        try:
+            return quote_option(
+                contract,
+                last,
+                _local(at),
+                self.options,
+                reference=opened[1] if opened is not None else None,
+            )
+        except OptionError:
+            return None
+
     # -- market -------------------------------------------------------------------------------
 
     def on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
@@ -404,6 +476,8 @@ class Engine:
         self._record(OnTrade(symbol=symbol, price=price, size=size, at=local))
         self.last[symbol] = price
         self.last_trade_at = local
+        if self.opens.get(symbol, (None,))[0] != local.date():
+            self.opens[symbol] = (local.date(), price)
         self._expire_day_orders(local)
         session = session_at(local)
         if not session.trading:

@@ -41,7 +41,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from .engine import Engine, EngineError, Input
+from .engine import Engine, EngineError, Input, Place
 
 
 class JournalError(ValueError):
@@ -61,6 +61,14 @@ _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Entry] = msgspec.json.Decoder(Entry)
 
 
+def _encode(entry: Input | Begin) -> bytes:
+    if isinstance(entry, Place) and (entry.oca_type, entry.trigger_method) == (2, 0):
+        # As written before placings had an OCA type and a trigger method: shorter, and read
+        # back with these defaults.
+        return _encoder.encode(msgspec.to_builtins(entry)[:-2])
+    return _encoder.encode(entry)
+
+
 class Journal:
     """An open journal file: the ``recorder`` of the engine ``open_engine`` returned, and its
     ``durable`` hook (``sync``).
@@ -77,7 +85,7 @@ class Journal:
         self.syncs = 0
 
     def __call__(self, entry: Input | Begin) -> None:
-        self._file.write(_encoder.encode(entry) + b"\n")
+        self._file.write(_encode(entry) + b"\n")
         self._file.flush()
         self._unsynced = True
 

@@ -42,6 +42,7 @@ LAST_EXPIRY_WEEK = _EPOCH_MONDAY + timedelta(weeks=_WEEKS - 1)
 
 _SPAN = MAX_CON_ID - OPTION_CON_ID_BASE + 1
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,5}$")
+_OCC = re.compile(r"^([A-Z][A-Z0-9. ]{5})(\d{6})([CP])(\d{8})$")
 _HALF = Decimal("0.5")
 _ONE = Decimal(1)
 _FIVE = Decimal(5)
@@ -341,6 +342,28 @@ class OptionContract:
         return (
             f"{self.underlying:<6}{self.expiry:%y%m%d}{self.right.value}"
             f"{int(self.strike * 1000):08d}"
+        )
+
+    @classmethod
+    def from_local_symbol(cls, text: str) -> OptionContract:
+        """The contract an OCC symbol names (``local_symbol`` read back); an OptionError
+        naming what is wrong with it otherwise."""
+        match = _OCC.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise OptionError(
+                f"local symbol: an OCC symbol (root padded to 6, YYMMDD, C or P, strike x 1000 "
+                f"in 8 digits), got {text!r}"
+            )
+        root, day, right, strike = match.groups()
+        try:
+            expiry = date(2000 + int(day[:2]), int(day[2:4]), int(day[4:]))
+        except ValueError:
+            raise OptionError(f"local symbol: {text!r} has no date {day}") from None
+        return cls(
+            underlying=root.rstrip(),
+            expiry=expiry,
+            strike=Decimal(int(strike)) / 1000,
+            right=right,
         )
 
     @property
