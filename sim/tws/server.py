@@ -170,6 +170,8 @@ class TwsServer:
         self.used_ids: dict[int, int] = {}
         self.held = HeldOrders()
         """Untransmitted orders (``transmit=False``): the face's, not the engine's."""
+        self._children: dict[tuple[int, int], list[str]] = {}
+        """The refs of each (client, order id)'s children."""
         self._executions: dict[str, Execution] = {}
         self._indexed = 0
         self.port: int | None = None
@@ -212,8 +214,15 @@ class TwsServer:
 
     def _remember(self, order: TwsOrder) -> None:
         self.orders[order.ref] = order
+        if order.wire.parent_id:
+            self._children.setdefault((order.client_id, order.wire.parent_id), []).append(order.ref)
         self.by_client_order[(order.client_id, order.order_id)] = order.ref
         self.used_ids[order.client_id] = max(self.used_ids.get(order.client_id, 0), order.order_id)
+
+    def children_of(self, parent: TwsOrder) -> list[TwsOrder]:
+        """The orders placed through this face as children (``parentId``) of ``parent``."""
+        refs = self._children.get((parent.client_id, parent.order_id), ())
+        return [self.orders[ref] for ref in refs if ref in self.orders]
 
     def next_valid_id(self) -> int:
         return max(self.used_ids.values(), default=0) + 1
@@ -576,7 +585,7 @@ class Session:
             sim = self.server.engine.orders.get(order.ref)
             if sim is None or not sim.done:
                 continue
-            status = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            status = "Filled" if _filled(sim) else "Cancelled"
             state = WireOrderState(
                 status=status,
                 completed_time=m.ib_time(self.server.clock()),
@@ -896,7 +905,7 @@ class Session:
             )
             return
         if sim.done:
-            state = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            state = "Filled" if _filled(sim) else "Cancelled"
             self.put(
                 m.error(
                     order_id,
@@ -1035,7 +1044,7 @@ class Session:
         if sim is None:
             return f"parentId {wire.parent_id} is not an order of client {client_id}"
         if sim.done:
-            state = "filled" if sim.filled >= sim.quantity else "cancelled"
+            state = "filled" if _filled(sim) else "cancelled"
             return f"parentId {wire.parent_id}: the parent order is {state}"
         return None
 
@@ -1286,13 +1295,21 @@ class Session:
                     self._open_order(order, sim)
                     self.put(m.commission_report(execution.exec_id, execution.commission))
                 self._position_changed(execution.symbol)
+                self._children_status(order)
             case OrderCancelled(reason=reason):
                 self._status(order, sim)
                 if reason.startswith(CANCELS_TOLD):
                     self._error(order.order_id, 202, "Order Canceled - reason:")
 
+    def _children_status(self, parent: TwsOrder) -> None:
+        # A parent's fill activates its children: each one's status, as it now stands.
+        for order in self.server.children_of(parent):
+            sim = self.server.engine.orders.get(order.ref)
+            if sim is not None and not sim.done:
+                self._status(order, sim)
+
     def _status_text(self, sim: SimOrder) -> str:
-        if sim.filled >= sim.quantity:
+        if _filled(sim):
             return "Filled"
         if sim.done:
             return "Cancelled"
@@ -1396,6 +1413,11 @@ def _domain_order(
         parent=parent,
         oca=oca,
     )
+
+
+def _filled(sim: SimOrder) -> bool:
+    # Filled whole: an OCA sibling's fill reducing an order to nothing cancels it instead.
+    return 0 < sim.quantity <= sim.filled
 
 
 def _oca(wire: WireOrder, parent: str | None) -> tuple[str | None, int]:
