@@ -1323,9 +1323,14 @@ class Session:
 
     def _open_order(self, order: TwsOrder, sim: SimOrder) -> None:
         state = WireOrderState(status=self._status_text(sim))
+        wire = order.wire
+        if wire.total_quantity != sim.quantity:
+            # The venue changed it (an OCA sibling's fill reduced it): TWS shows the order as
+            # it now stands.
+            wire = attrs.evolve(wire, total_quantity=Decimal(sim.quantity))
         self.put(
             open_order_fields(
-                order.wire,
+                wire,
                 state,
                 client_id=order.client_id,
                 perm_id=sim.perm_id,
