@@ -367,3 +367,34 @@ async def test_a_held_order_can_be_modified_before_its_group_is_transmitted(
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+async def test_held_orders_stay_over_a_reconnect_and_are_lost_with_a_server_restart(
+    tmp_path: Path, client_errors: Callable[[], list[str]]
+) -> None:
+    """An untransmitted parent is the face's, not the engine's: the client reconnecting finds
+    it Inactive; a server restarted on the journal has nothing of it, and the journal nothing."""
+    journal = tmp_path / "venue.journal"
+    engine = open_engine(journal)
+    async with venue(engine) as server:
+        ib = await connect(server)
+        contract = await _tqqq(ib)
+        parent_order = ib.bracketOrder("BUY", 10, 50.00, 55.00, 45.00)[0]
+        parent = ib.placeOrder(contract, parent_order)
+        await until(lambda: parent.orderStatus.status == "Inactive")
+        ib.disconnect()
+        await until(lambda: 1 not in server.sessions)
+        ib = await connect(server)
+        assert [(t.order.orderId, t.orderStatus.status) for t in ib.trades()] == [
+            (parent.order.orderId, "Inactive")
+        ]
+        ib.disconnect()
+    assert b"place" not in journal.read_bytes()
+    reopened = open_engine(journal)
+    async with venue(reopened) as server:
+        ib = await connect(server)
+        assert ib.trades() == []
+        assert reopened.orders == {}
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
