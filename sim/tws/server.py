@@ -21,13 +21,17 @@ on.
 
 Every request that names a contract resolves it by all the fields it gives
 (``sim.tws.contracts``), else 200 and nothing more; a placeOrder (or modify) that sets any field
-the venue does not implement is refused with 201 naming it (``sim.tws.refusals``).
+the venue does not implement is refused with 201 naming it (``sim.tws.refusals``). Stops,
+brackets and OCA groups go to the engine; untransmitted orders (``transmit=False``) wait at the
+face until their group transmits (``sim.tws.brackets``); what-if orders are answered, never
+placed (``sim.tws.what_if``).
 
-Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
-the tick), 200 (no such contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
-(outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
-a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``,
-and around ``nightly_restart``). Price conditions chain with and/or, left to right.
+Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 105 (a modify
+of what cannot change), 110 (price off the tick), 200 (no such contract), 201 (rejected), 202
+(cancelled), 326 (clientId in use), 399 (outside regular hours without outsideRth), 10147
+(cancel of an unknown order), 10148 (cancel of a finished order), 1100/1101/1102
+(connectivity, ``connectivity_lost``/``connectivity_restored``, and around
+``nightly_restart``). Price conditions chain with and/or, left to right.
 Wire-level faults on top of the link's: ``commission_first_next`` (a commissionReport before its
 execDetails, as real TWS sometimes does).
 """
