@@ -194,6 +194,11 @@ class TwsServer:
         for sim in engine.orders.values():
             self._adopt(sim)
         engine.trade_listeners.append(self._on_trade)
+        self._stops: set[str] = {
+            ref for ref, sim in engine.orders.items() if sim.stopped and ref in self.orders
+        }
+        """This face's stop orders not yet triggered: told Submitted when a trade triggers them."""
+        engine.trade_listeners.append(self._stops_reached)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -222,6 +227,22 @@ class TwsServer:
             self._children.setdefault((order.client_id, order.wire.parent_id), []).append(order.ref)
         self.by_client_order[(order.client_id, order.order_id)] = order.ref
         self.used_ids[order.client_id] = max(self.used_ids.get(order.client_id, 0), order.order_id)
+
+    def _stops_reached(self, symbol: str, _price: Decimal, _size: int, _at: datetime) -> None:
+        # A stop a trade triggered without filling it whole now works at the exchange: IB
+        # reports it Submitted (filled, its fill says so).
+        for ref in list(self._stops):
+            sim = self.engine.orders.get(ref)
+            if sim is None or sim.done:
+                self._stops.discard(ref)
+                continue
+            if sim.symbol != symbol or sim.stopped:
+                continue
+            self._stops.discard(ref)
+            order = self.orders[ref]
+            session = self.sessions.get(order.client_id)
+            if session is not None:
+                session.stop_triggered(order, sim)
 
     def children_of(self, parent: TwsOrder) -> list[TwsOrder]:
         """The orders placed through this face as children (``parentId``) of ``parent``."""
@@ -1025,7 +1046,7 @@ class Session:
             )
         parent = server.by_client_order.get((client_id, wire.parent_id)) if wire.parent_id else None
         oca, oca_type = _oca(wire, parent)
-        server.engine.place(
+        sim = server.engine.place(
             _domain_order(ref, wire, held.instrument, parent=parent, oca=oca),
             now,
             tag=tag,
@@ -1033,6 +1054,8 @@ class Session:
             oca_type=oca_type,
             trigger_method=wire.trigger_method,
         )
+        if sim is not None and sim.stopped:
+            server._stops.add(ref)
 
     def _parent_refusal(self, wire: WireOrder) -> str | None:
         # A child's parent is a working (or held) order of the same client, on any contract.
@@ -1304,6 +1327,11 @@ class Session:
                 self._status(order, sim)
                 if reason.startswith(CANCELS_TOLD):
                     self._error(order.order_id, 202, "Order Canceled - reason:")
+
+    def stop_triggered(self, order: TwsOrder, sim: SimOrder) -> None:
+        """``order``'s stop was reached: its status after what happened before."""
+        self._drain()
+        self._status(order, sim)
 
     def _children_status(self, parent: TwsOrder) -> None:
         # A parent's fill activates its children: each one's status, as it now stands.

@@ -66,8 +66,8 @@ async def test_a_stop_waits_presubmitted_then_fills_at_the_trade_that_reaches_it
 async def test_a_stop_limit_triggers_on_its_stop_and_fills_at_its_limit(
     client_errors: Callable[[], list[str]],
 ) -> None:
-    """A buy stop limit (stop 52, limit 52.10): a trade at 52.20 triggers it but is above its
-    limit; it then fills at the next trade within the limit."""
+    """A buy stop limit (stop 52, limit 52.10): a trade at 52.20 triggers it (Submitted) but is
+    above its limit; it then fills at the next trade within the limit."""
     engine = Engine()
     trade(engine, "50.00", 100, 0)
     async with venue(engine) as server:
@@ -81,6 +81,7 @@ async def test_a_stop_limit_triggers_on_its_stop_and_fills_at_its_limit(
         trade(engine, "52.20", 100, 2)
         assert engine.executions == []
         assert sim.triggered
+        await until(lambda: placed.orderStatus.status == "Submitted")
         trade(engine, "52.05", 100, 3)
         await until(lambda: placed.orderStatus.status == "Filled")
         assert [f.execution.price for f in placed.fills] == [52.05]
