@@ -398,3 +398,29 @@ async def test_held_orders_stay_over_a_reconnect_and_are_lost_with_a_server_rest
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+async def test_a_global_cancel_takes_held_and_working_orders(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """reqGlobalCancel: a held parent and a working order both Cancelled with 202; nothing
+    held, nothing working."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await connect(server)
+        heard = Heard(ib)
+        contract = await _tqqq(ib)
+        held = ib.placeOrder(contract, ib.bracketOrder("BUY", 10, 50.00, 55.00, 45.00)[0])
+        working = ib.placeOrder(contract, LimitOrder("BUY", 10, 40.00))
+        await until(lambda: working.orderStatus.status == "Submitted")
+        assert held.orderStatus.status == "Inactive"
+        ib.reqGlobalCancel()
+        await until(lambda: working.orderStatus.status == "Cancelled")
+        await until(lambda: heard.codes(held.order.orderId) == [202])
+        assert held.orderStatus.status == "Cancelled"
+        assert heard.codes(working.order.orderId) == [202]
+        assert server.held.of() == []
+        assert engine.open_orders() == []
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
