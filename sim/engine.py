@@ -16,28 +16,36 @@ the trade price, limited by the trade's size, shared first come first served. Ru
   same parent have filled already: a partly filled entry is protected for its filled part and
   the exits never sell more than it bought. A parent cancelled or expired with nothing filled
   cancels its children; after a partial fill they stay.
-* OCA groups (``PlaceOrder.oca``, IB's ocaType 2, reduce with block): an execution of an order
-  of the group reduces every other working order of the group by its quantity, in the same
-  step (re-acknowledged with ``OrderAccepted``, or ``OrderCancelled`` when nothing remains), so
-  the group never fills more than its largest order, even when one trade reaches two of them.
-* Sessions (``actors.domain.sessions``): nothing fills while closed; outside the regular
-  session only ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
-* IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
-  (charged as the order fills).
-* Every execution has a unique execId; positions keep an average cost.
-
-Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
-``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``;
-``restart`` is the venue's nightly restart (DAY orders cancelled, connections dropped through
-``on_restart``). Delivery faults (lost, delayed, reordered notifications) belong to the
-connection, ``sim.link.Link``.
+* OCA groups (``PlaceOrder.oca``) by IB's ocaType (``place(oca_type=)``, the filled order's
+  type ruling): 2 (reduce with block, the default) reduces every other working order of the
+  group by an execution's quantity in the same step (re-acknowledged with ``OrderAccepted``,
+  or ``OrderCancelled`` when nothing remains), so the group never fills more than its largest
+  order, even when one trade reaches two of them; 1 (cancel with block) cancels the others at
+  an execution, in the same step; 3 (reduce without block) reduces them once the step (the
+  input) is over, so a sibling the same trade or quote reaches fills too (an overfill, as at
+  IB). The execution's ``OrderFilled`` always comes before its siblings' events. A cancel is
+  an input like a trade: it takes effect where it comes among them.
+* Stop trigger methods (``place(trigger_method=)``, IB's): on a stock every method uses the
+  last trade, the double ones (1, 3) two consecutive trades reaching the stop (the engine has
+  no stock bid/ask); on an option 0 and 1 are double bid/ask (a sell stop on two consecutive
+  bids at or below it, a buy stop on asks at or above it), 2 the quote's last, 3 double last,
+  4 one bid/ask, 7 last or bid/ask, 8 the midpoint.
+* Options (an OCC symbol, ``is_option_symbol``; docs/options-venue.md): matched against their
+  own quote (``option_quote``), re-quoted at every trade of the underlying after its own
+  orders, in the regular session only (whatever ``outside_rth`` says): a buy at the ask up to
+  the ask size, a sell at the bid up to the bid size (never at a zero bid), the sizes shared
+  first come first served; 100 shares a contract (``Execution.multiplier``), $0.65 a contract
+  and at least $1.00 an order in commissions. At the close of the expiration day (16:00 New
+  York, at the first input at or after it: a trade, a placing, ``advance``) working orders on
+  the option are cancelled ("expired") and positions settle against the underlying's last
+  trade: exercised or assigned into shares at the strike when in the money by $0.01 or more,
+  worthless otherwise (``sim.options.settlement``; ``settlement_listeners``).
 
 **Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``modify``,
-``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next`` and ``duplicate_next_fill``. Each is also
-a record (``Input``), handed to ``recorder`` before it takes effect and replayed with ``apply``;
-``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
-``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
-"""
+``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next`` and ``duplicate_next_fill``.
+Each is also a record (``Input``), handed to ``recorder`` before it takes effect and replayed with
+``apply``; ``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
+``EngineError`` (an unknown order, a naive time) is refused before it is recorded."""
 
 from __future__ import annotations
 
