@@ -76,6 +76,7 @@ from .options import (
     OptionContract,
     OptionError,
     OptionQuote,
+    Outcome,
     PricingParams,
     expiry_close,
     quote_option,
@@ -90,6 +91,7 @@ PER_CONTRACT = Decimal("0.65")
 CENT = Decimal("0.01")
 OCA_TYPES = (1, 2, 3)
 TRIGGER_METHODS = (0, 1, 2, 3, 4, 7, 8)
+_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
 _DOUBLE = frozenset({0, 1, 3})
 """Trigger methods that need two consecutive prices beyond the stop (0 only for options)."""
 
@@ -181,6 +183,17 @@ class Execution:
     time: datetime
     multiplier: int = 1
     """Shares per unit: 1 for a stock, 100 for an option (its price is per share)."""
+
+    @property
+    def settles(self) -> bool:
+        """Whether it is a leg of an option's settlement at expiry (no order made it: order
+        id 0, ref ``exercise:``, ``assignment:`` or ``expiry:`` and the OCC symbol)."""
+        return self.order_id == 0 and self.ref.partition(":")[0] in _OUTCOMES
+
+    @property
+    def value(self) -> Decimal:
+        """What changed hands: price x quantity x multiplier."""
+        return self.price * self.quantity * self.multiplier
 
 
 @attrs.define
@@ -501,6 +514,18 @@ class Engine:
         still held for its parent. A lookup in the symbol's book, not a scan of every order."""
         book = self._books.get(symbol)
         return book.reached(self._seq, buy_at=price, sell_at=price) if book is not None else []
+
+    def option_of(self, symbol: str) -> OptionContract | None:
+        """The option an OCC symbol names, if it is one the venue lists (None for a stock)."""
+        if not is_option_symbol(symbol):
+            return None
+        known = self._contracts.get(symbol)
+        if known is not None:
+            return known
+        try:
+            return OptionContract.from_local_symbol(symbol)
+        except OptionError:
+            return None
 
     def option_quote(self, contract: OptionContract, at: datetime) -> OptionQuote | None:
         """The venue's quote of ``contract`` at ``at``: priced from its underlying's last
