@@ -4,9 +4,12 @@ option brackets whose exits are one group."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.domain import BrokerEvent, OrderAccepted, OrderCancelled, OrderFilled, Side
 from sim.engine import Engine
@@ -217,3 +220,49 @@ def test_a_working_option_bracket_survives_a_reopened_journal(tmp_path: Path) ->
         again.on_trade("TQQQ", D(price), 100, at(f"10:{minute:02d}"))
     assert [r for r, _, _ in fills(events)] == ["sl"]
     assert [r for r, _ in cancels(events)] == ["tp"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.integers(min_value=1, max_value=200),
+            st.decimals(min_value=D(98), max_value=D(102), places=2),
+        ),
+        min_size=2,
+        max_size=5,
+    ),
+    st.lists(
+        st.tuples(
+            st.decimals(min_value=D(97), max_value=D(103), places=2),
+            st.integers(min_value=1, max_value=300),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([1, 2, 3]),
+)
+def test_what_a_group_fills_by_its_type(
+    legs: list[tuple[Side, int, Decimal]], trades: list[tuple[Decimal, int]], oca_type: int
+) -> None:
+    """Any orders of one group, any trades: with type 1 only one order ever executes; with
+    type 2 the group fills at most its largest order; with type 3 each trade may overfill
+    but after it every working order is reduced by everything the group filled."""
+    e, _ = recording()
+    for number, (side, qty, limit) in enumerate(legs):
+        e.place(
+            order(f"o{number}", "TQQQ", side, qty, limit=limit, oca="g"),
+            at("10:00"),
+            oca_type=oca_type,
+        )
+    for minute, (price, size) in enumerate(trades, start=1):
+        e.on_trade("TQQQ", price, size, at(f"10:{minute:02d}"))
+        total = sum(o.filled for o in e.orders.values())
+        for o in e.open_orders():
+            assert o.quantity - o.filled <= max(0, max(q for _, q, _ in legs) - total)
+    executed = [o for o in e.orders.values() if o.filled]
+    if oca_type == 1:
+        assert len(executed) <= 1
+    if oca_type == 2:
+        assert sum(o.filled for o in executed) <= max(q for _, q, _ in legs)

@@ -4,9 +4,12 @@ every trade of its underlying), the multiplier, option commissions, regular hour
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.domain import OrderAccepted, OrderFilled, PriceCondition, Side
 from sim.engine import Engine, is_option_symbol
@@ -246,3 +249,50 @@ def test_the_acknowledgement_of_an_option_order_is_immediate() -> None:
     e.place(order("b", CALL.local_symbol), at("10:00"))
     assert [type(x) for x in events] == [OrderAccepted]
     assert not any(isinstance(x, OrderFilled) for x in events)
+
+
+_orders = st.lists(
+    st.tuples(
+        st.sampled_from([CALL, PUT, option(52, "C"), option(47, "P")]),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(min_value=1, max_value=80),
+        st.one_of(st.none(), st.decimals(min_value=D("0.05"), max_value=D(4), places=2)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+_prices = st.lists(st.decimals(min_value=D(46), max_value=D(54), places=2), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_orders, _prices)
+def test_every_option_fill_is_at_the_quote_within_its_size_and_limit(
+    placed: list[tuple[OptionContract, Side, int, Decimal | None]], prices: list[Decimal]
+) -> None:
+    """Any option orders and any trades of the underlying: at each trade, each option's buys
+    fill at its ask and sells at its (non-zero) bid, within the displayed sizes together and
+    within each order's limit; nothing fills more than its quantity."""
+    e, events = recording()
+    e.on_trade("TQQQ", D("50.00"), 100, at("10:00"))
+    for number, (contract, side, qty, limit) in enumerate(placed):
+        e.place(order(f"o{number}", contract.local_symbol, side, qty, limit), at("10:00:01"))
+    for minute, price in enumerate(prices, start=1):
+        when = at(f"10:{minute:02d}")
+        quotes = {c.local_symbol: quote_at(c, str(price), when, opened="50.00") for c, *_ in placed}
+        before = len(e.executions)
+        e.on_trade("TQQQ", price, 100, when)
+        for symbol, quote in quotes.items():
+            step = [x for x in e.executions[before:] if x.symbol == symbol]
+            buys = [x for x in step if x.side is Side.BUY]
+            sells = [x for x in step if x.side is Side.SELL]
+            assert all(x.price == quote.ask for x in buys)
+            assert all(x.price == quote.bid > 0 for x in sells)
+            assert sum(x.quantity for x in buys) <= quote.ask_size
+            assert sum(x.quantity for x in sells) <= quote.bid_size
+    for sim in e.orders.values():
+        assert sim.filled <= sim.quantity
+        for x in e.executions_of(sim.ref):
+            assert sim.limit is None or (
+                x.price <= sim.limit if sim.side is Side.BUY else x.price >= sim.limit
+            )
+    assert len(fills(events)) == len(e.executions)
