@@ -482,6 +482,8 @@ class Engine:
         if problem is not None:
             self._emit(OrderRejected(ref=ref, reason=problem, code=104))
             return
+        if stop != order.stop:
+            order.hits = 0  # a double trigger counts the prices reaching the new stop
         order.quantity = quantity
         order.limit = limit
         order.stop = stop

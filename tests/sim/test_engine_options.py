@@ -296,3 +296,17 @@ def test_every_option_fill_is_at_the_quote_within_its_size_and_limit(
                 x.price <= sim.limit if sim.side is Side.BUY else x.price >= sim.limit
             )
     assert len(fills(events)) == len(e.executions)
+
+
+def test_a_position_through_zero_takes_the_new_sides_price() -> None:
+    """Long 100 at 99, sold 150 at 101: short 50 with the sale's price as its average cost
+    (IB's), and back to flat with no cost left."""
+    e, _ = recording()
+    e.place(order("b", "TQQQ", Side.BUY, 100, limit="99.00"), at("10:00"))
+    e.on_trade("TQQQ", D("99.00"), 100, at("10:01"))
+    e.place(order("s", "TQQQ", Side.SELL, 150, limit="101.00"), at("10:02"))
+    e.on_trade("TQQQ", D("101.00"), 150, at("10:03"))
+    assert (e.positions["TQQQ"].quantity, e.positions["TQQQ"].average_cost) == (-50, D(101))
+    e.place(order("c", "TQQQ", Side.BUY, 50, limit="100.00"), at("10:04"))
+    e.on_trade("TQQQ", D("100.00"), 50, at("10:05"))
+    assert (e.positions["TQQQ"].quantity, e.positions["TQQQ"].cost) == (0, 0)

@@ -160,3 +160,16 @@ def test_a_trigger_method_ib_does_not_offer_is_rejected(method: int) -> None:
         is None
     )
     assert f"triggerMethod {method}" in rejects(events)[0][1]
+
+
+def test_a_new_stop_starts_the_double_count_again() -> None:
+    """Double last on a stock: one trade reaching the stop, then the stop is moved: the next
+    trade reaching the new stop is the first of two again."""
+    e, events = recording()
+    e.place(order("stp", "TQQQ", Side.SELL, qty=10, stop="49.00"), at("10:00"), trigger_method=3)
+    e.on_trade("TQQQ", D("48.90"), 100, at("10:01"))
+    e.modify("stp", quantity=10, limit=None, stop=D("48.00"))
+    e.on_trade("TQQQ", D("47.90"), 100, at("10:02"))
+    assert fills(events) == []
+    e.on_trade("TQQQ", D("47.80"), 100, at("10:03"))
+    assert fills(events) == [("stp", 10, D("47.80"))]
