@@ -556,6 +556,11 @@ class Engine:
         what it reaches; then re-quote the options of ``symbol`` that have working orders and
         match them against their quotes (``option_quote``)."""
         local = _local(at)
+        if is_option_symbol(symbol):
+            raise EngineError(
+                f"a trade of the option {symbol!r}: options trade against their quotes, made "
+                "from their underlying's trades, not against prints of their own"
+            )
         self._record(OnTrade(symbol=symbol, price=price, size=size, at=local))
         self._settle(local)
         self.last[symbol] = price

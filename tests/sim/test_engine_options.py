@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.domain import OrderAccepted, OrderFilled, PriceCondition, Side
-from sim.engine import Engine, is_option_symbol
+from sim.engine import Engine, EngineError, is_option_symbol
 from sim.journal import open_engine
 from sim.options import OptionContract, OptionQuote
 from tests.sim.option_desk import (
@@ -310,3 +310,13 @@ def test_a_position_through_zero_takes_the_new_sides_price() -> None:
     e.place(order("c", "TQQQ", Side.BUY, 50, limit="100.00"), at("10:04"))
     e.on_trade("TQQQ", D("100.00"), 50, at("10:05"))
     assert (e.positions["TQQQ"].quantity, e.positions["TQQQ"].cost) == (0, 0)
+
+
+def test_a_print_of_an_option_is_refused() -> None:
+    """Options fill against the quotes their underlying's trades make: a trade of an OCC
+    symbol is an EngineError, not recorded."""
+    recorded: list[object] = []
+    e = Engine(recorder=recorded.append)
+    with pytest.raises(EngineError, match="options trade against their quotes"):
+        e.on_trade(CALL.local_symbol, D("1.00"), 1, at("10:00"))
+    assert recorded == []
