@@ -16,6 +16,7 @@ engine was made; the rest are its inputs, in order::
     ["begin",1]
     ["place",{"condition":null,"limit":"51.50",...,"tif":"GTC"},"2026-11-23T09:31:00-05:00"]
     ["trade","TQQQ","51.48",84211,"2026-11-23T09:31:15-05:00"]
+    ["advance","2026-11-23T20:00:00-05:00"]
 
 **Durability**, as a real broker's: what the venue has told anyone is on disk. Each entry is
 written and flushed to the operating system before its input takes effect (that survives a

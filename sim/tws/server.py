@@ -718,13 +718,19 @@ class Session:
                 continue
             if client_filter and order is not None and order.client_id != client_filter:
                 continue
-            if symbol_filter and execution.symbol != symbol_filter:
+            if symbol_filter and symbol_filter not in self._symbols_of(execution.symbol):
                 continue
             if side_filter and execution.side.value != side_filter.upper():
                 continue
             self._execution(req_id, order, execution)
             self.put(m.commission_report(execution.exec_id, execution.commission))
         self.put(m.exec_details_end(req_id))
+
+    def _symbols_of(self, symbol: str) -> tuple[str, ...]:
+        # What an execution filter's symbol may name: the engine's symbol, and for an option
+        # its underlying (IB's contract symbol of an option).
+        contract = self.server.engine.option_of(symbol)
+        return (symbol,) if contract is None else (symbol, contract.underlying)
 
     def _execution(self, req_id: int, order: TwsOrder | None, execution: Execution) -> None:
         # ``order`` None: a leg of an option's settlement (order and perm ids 0, its ref as

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from ib_insync import ExecutionFilter
 
 from actors.domain import Side
 from sim.engine import Engine
@@ -63,6 +64,10 @@ async def test_an_exercised_call_reaches_the_client_as_executions_and_positions(
         settled = [x.exec_id for x in engine.executions if x.settles]
         assert [f.execution.execId for f in listed] == settled
         assert len(settled) == 2
+        # an execution filter's symbol names an option by its underlying, as at IB
+        by_underlying = await ib.reqExecutionsAsync(ExecutionFilter(symbol="TQQQ"))
+        assert [f.execution.execId for f in by_underlying] == settled
+        assert await ib.reqExecutionsAsync(ExecutionFilter(symbol="QQQ")) == []
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
