@@ -40,12 +40,26 @@ the trade price, limited by the trade's size, shared first come first served. Ru
   the option are cancelled ("expired") and positions settle against the underlying's last
   trade: exercised or assigned into shares at the strike when in the money by $0.01 or more,
   worthless otherwise (``sim.options.settlement``; ``settlement_listeners``).
+* Sessions (``actors.domain.sessions``): nothing fills while closed; outside the regular
+  session only ``outside_rth`` orders fill (never options). DAY orders expire at the end of
+  their trading day.
+* IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
+  (charged as the order fills).
+* Every execution has a unique execId; positions keep an average cost (IB's: per share, per
+  contract for an option, the entry price of a short).
+
+Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
+``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``;
+``restart`` is the venue's nightly restart (DAY orders cancelled, connections dropped through
+``on_restart``). Delivery faults (lost, delayed, reordered notifications) belong to the
+connection, ``sim.link.Link``.
 
 **Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``modify``,
 ``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next`` and ``duplicate_next_fill``.
 Each is also a record (``Input``), handed to ``recorder`` before it takes effect and replayed with
 ``apply``; ``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
-``EngineError`` (an unknown order, a naive time) is refused before it is recorded."""
+``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
+"""
 
 from __future__ import annotations
 
