@@ -103,6 +103,7 @@ MAXIMUM_RATE = Decimal("0.01")
 PER_CONTRACT = Decimal("0.65")
 """IBKR fixed for US options: $0.65 a contract, at least ``MINIMUM`` an order."""
 CENT = Decimal("0.01")
+OCC_LENGTH = 21
 OCA_TYPES = (1, 2, 3)
 TRIGGER_METHODS = (0, 1, 2, 3, 4, 7, 8)
 _OUTCOMES = frozenset(outcome.value for outcome in Outcome)
@@ -412,7 +413,8 @@ class Engine:
                 trigger_method=trigger_method,
             )
         )
-        self._settle(local)
+        if self._contracts:
+            self._settle(local)
         problem = self._reject_next or _invalid(order, oca_type, trigger_method)
         contract = None
         if problem is None and is_option_symbol(order.symbol):
@@ -570,13 +572,14 @@ class Engine:
         what it reaches; then re-quote the options of ``symbol`` that have working orders and
         match them against their quotes (``option_quote``)."""
         local = _local(at)
-        if is_option_symbol(symbol):
+        if len(symbol) == OCC_LENGTH and is_option_symbol(symbol):
             raise EngineError(
                 f"a trade of the option {symbol!r}: options trade against their quotes, made "
                 "from their underlying's trades, not against prints of their own"
             )
         self._record(OnTrade(symbol=symbol, price=price, size=size, at=local))
-        self._settle(local)
+        if self._contracts:
+            self._settle(local)
         self.last[symbol] = price
         self.last_trade_at = local
         if self.opens.get(symbol, (None,))[0] != local.date():
@@ -615,12 +618,14 @@ class Engine:
                 continue
             available -= quantity
             self._fill(order, quantity, price, local)
-        if session is Session.REGULAR:
-            for option in sorted(self._quoted.get(symbol, ())):
+        quoted = self._quoted.get(symbol)
+        if quoted and session is Session.REGULAR:
+            for option in sorted(quoted):
                 quote = self.option_quote(self._contracts[option], local)
                 if quote is not None:
                     self._match_quote(quote, local)
-        self._reduce_pending()
+        if self._pending:
+            self._reduce_pending()
         for listener in list(self.trade_listeners):
             listener(symbol, price, size, local)
 
@@ -630,7 +635,8 @@ class Engine:
         at or after ``at`` would."""
         local = _local(at)
         self._record(Advance(at=local))
-        self._settle(local)
+        if self._contracts:
+            self._settle(local)
         self._expire_day_orders(local)
 
     # -- faults -------------------------------------------------------------------------------
@@ -690,10 +696,9 @@ class Engine:
         multiplier = contract.multiplier if contract is not None else 1
         order.filled += quantity
         order.value += price * quantity
-        if contract is not None:
-            owed = max(PER_CONTRACT * order.filled, MINIMUM)
-        else:
-            owed = min(max(PER_SHARE * order.filled, MINIMUM), MAXIMUM_RATE * order.value)
+        owed = commission_owed(
+            option=contract is not None, quantity=order.filled, value=order.value
+        )
         commission = (owed - order.commission).quantize(CENT)
         order.commission += commission
         execution = Execution(
@@ -796,8 +801,6 @@ class Engine:
     def _settle(self, local: datetime) -> None:
         # Every option ordered or held whose expiration close is at or before ``local``: its
         # working orders cancelled, its position exercised, assigned or expired.
-        if not self._contracts:
-            return
         due = sorted(
             (contract.expiry, symbol)
             for symbol, contract in self._contracts.items()
@@ -955,11 +958,21 @@ class _Book:
         return [order for _, order in found]
 
 
+def commission_owed(*, option: bool, quantity: int, value: Decimal) -> Decimal:
+    """IBKR fixed commission of an order that filled ``quantity`` (shares, or contracts of an
+    ``option``) for ``value`` (price x quantity, the price per share): a stock's $0.005 a
+    share, at least $1.00 and at most 1% of the value; an option's $0.65 a contract, at least
+    $1.00. Unrounded; an order is charged it as it fills (what a what-if reports)."""
+    if option:
+        return max(PER_CONTRACT * quantity, MINIMUM)
+    return min(max(PER_SHARE * quantity, MINIMUM), MAXIMUM_RATE * value)
+
+
 def is_option_symbol(symbol: str) -> bool:
     """Whether ``symbol`` has the shape of an OCC symbol (21 characters: a root padded to 6,
     YYMMDD, a right, the strike x 1000 in 8 digits): an option order. Stock symbols have 1 to
     6 characters, so none is taken for an option."""
-    return len(symbol) == 21 and symbol[6:12].isdigit() and symbol[13:].isdigit()
+    return len(symbol) == OCC_LENGTH and symbol[6:12].isdigit() and symbol[13:].isdigit()
 
 
 def _option_problem(

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.domain import OrderAccepted, OrderFilled, PriceCondition, Side
-from sim.engine import Engine, EngineError, is_option_symbol
+from sim.engine import Engine, EngineError, commission_owed, is_option_symbol
 from sim.journal import open_engine
 from sim.options import OptionContract, OptionQuote
 from tests.sim.option_desk import (
@@ -320,3 +320,21 @@ def test_a_print_of_an_option_is_refused() -> None:
     with pytest.raises(EngineError, match="options trade against their quotes"):
         e.on_trade(CALL.local_symbol, D("1.00"), 1, at("10:00"))
     assert recorded == []
+
+
+@pytest.mark.parametrize(
+    ("option", "quantity", "value", "owed"),
+    [
+        (True, 1, D("0.50"), D("1.00")),
+        (True, 2, D("2.00"), D("1.30")),
+        (True, 10, D("0.10"), D("6.50")),
+        (False, 100, D("5000"), D("1.00")),
+        (False, 1000, D("50000"), D("5.000")),
+        (False, 300, D("30"), D("0.30")),
+    ],
+)
+def test_commissions_are_ibkr_fixed(
+    option: bool, quantity: int, value: Decimal, owed: Decimal
+) -> None:
+    """Options $0.65 a contract, $1.00 minimum; stocks $0.005 a share, $1.00 minimum, 1% cap."""
+    assert commission_owed(option=option, quantity=quantity, value=value) == owed
