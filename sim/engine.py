@@ -16,15 +16,37 @@ the trade price, limited by the trade's size, shared first come first served. Ru
   same parent have filled already: a partly filled entry is protected for its filled part and
   the exits never sell more than it bought. A parent cancelled or expired with nothing filled
   cancels its children; after a partial fill they stay.
-* OCA groups (``PlaceOrder.oca``, IB's ocaType 2, reduce with block): an execution of an order
-  of the group reduces every other working order of the group by its quantity, in the same
-  step (re-acknowledged with ``OrderAccepted``, or ``OrderCancelled`` when nothing remains), so
-  the group never fills more than its largest order, even when one trade reaches two of them.
+* OCA groups (``PlaceOrder.oca``) by IB's ocaType (``place(oca_type=)``, the filled order's
+  type ruling): 2 (reduce with block, the default) reduces every other working order of the
+  group by an execution's quantity in the same step (re-acknowledged with ``OrderAccepted``,
+  or ``OrderCancelled`` when nothing remains), so the group never fills more than its largest
+  order, even when one trade reaches two of them; 1 (cancel with block) cancels the others at
+  an execution, in the same step; 3 (reduce without block) reduces them once the step (the
+  input) is over, so a sibling the same trade or quote reaches fills too (an overfill, as at
+  IB). The execution's ``OrderFilled`` always comes before its siblings' events. A cancel is
+  an input like a trade: it takes effect where it comes among them.
+* Stop trigger methods (``place(trigger_method=)``, IB's): on a stock every method uses the
+  last trade, the double ones (1, 3) two consecutive trades reaching the stop (the engine has
+  no stock bid/ask); on an option 0 and 1 are double bid/ask (a sell stop on two consecutive
+  bids at or below it, a buy stop on asks at or above it), 2 the quote's last, 3 double last,
+  4 one bid/ask, 7 last or bid/ask, 8 the midpoint.
+* Options (an OCC symbol, ``is_option_symbol``; docs/options-venue.md): matched against their
+  own quote (``option_quote``), re-quoted at every trade of the underlying after its own
+  orders, in the regular session only (whatever ``outside_rth`` says): a buy at the ask up to
+  the ask size, a sell at the bid up to the bid size (never at a zero bid), the sizes shared
+  first come first served; 100 shares a contract (``Execution.multiplier``), $0.65 a contract
+  and at least $1.00 an order in commissions. At the close of the expiration day (16:00 New
+  York, at the first input at or after it: a trade, a placing, ``advance``) working orders on
+  the option are cancelled ("expired") and positions settle against the underlying's last
+  trade: exercised or assigned into shares at the strike when in the money by $0.01 or more,
+  worthless otherwise (``sim.options.settlement``; ``settlement_listeners``).
 * Sessions (``actors.domain.sessions``): nothing fills while closed; outside the regular
-  session only ``outside_rth`` orders fill. DAY orders expire at the end of their trading day.
+  session only ``outside_rth`` orders fill (never options). DAY orders expire at the end of
+  their trading day.
 * IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
   (charged as the order fills).
-* Every execution has a unique execId; positions keep an average cost.
+* Every execution has a unique execId; positions keep an average cost (IB's: per share, per
+  contract for an option, the entry price of a short).
 
 Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
 ``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``;
@@ -33,9 +55,9 @@ Events go to listeners as the domain's broker events (``OrderAccepted``, ``Order
 connection, ``sim.link.Link``.
 
 **Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``modify``,
-``cancel``, ``on_trade``, ``restart``, ``reject_next`` and ``duplicate_next_fill``. Each is also
-a record (``Input``), handed to ``recorder`` before it takes effect and replayed with ``apply``;
-``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
+``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next`` and ``duplicate_next_fill``.
+Each is also a record (``Input``), handed to ``recorder`` before it takes effect and replayed with
+``apply``; ``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
 ``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
 """
 
@@ -64,12 +86,29 @@ from actors.domain import (
 )
 from actors.domain.sessions import NEW_YORK, Session, session_at
 
-from .options import OptionContract, OptionError, OptionQuote, PricingParams, quote_option
+from .options import (
+    OptionContract,
+    OptionError,
+    OptionQuote,
+    Outcome,
+    PricingParams,
+    expiry_close,
+    quote_option,
+    settle,
+)
 
 PER_SHARE = Decimal("0.005")
 MINIMUM = Decimal("1.00")
 MAXIMUM_RATE = Decimal("0.01")
+PER_CONTRACT = Decimal("0.65")
+"""IBKR fixed for US options: $0.65 a contract, at least ``MINIMUM`` an order."""
 CENT = Decimal("0.01")
+OCC_LENGTH = 21
+OCA_TYPES = (1, 2, 3)
+TRIGGER_METHODS = (0, 1, 2, 3, 4, 7, 8)
+_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
+_DOUBLE = frozenset({0, 1, 3})
+"""Trigger methods that need two consecutive prices beyond the stop (0 only for options)."""
 
 
 class EngineError(ValueError):
@@ -102,6 +141,9 @@ class SimOrder:
     """IB's triggerMethod for a stop: 0 default (last for stocks, double bid/ask for
     options), 1 double bid/ask, 2 last, 3 double last, 4 bid/ask, 7 last or bid/ask, 8
     mid-point."""
+    hits: int = 0
+    """Consecutive prices (trades, or an option's quotes) that reached the stop: a double
+    trigger method fires on the second."""
     filled: int = 0
     value: Decimal = Decimal(0)
     commission: Decimal = Decimal(0)
@@ -154,10 +196,27 @@ class Execution:
     price: Decimal
     commission: Decimal
     time: datetime
+    multiplier: int = 1
+    """Shares per unit: 1 for a stock, 100 for an option (its price is per share)."""
+
+    @property
+    def settles(self) -> bool:
+        """Whether it is a leg of an option's settlement at expiry (no order made it: order
+        id 0, ref ``exercise:``, ``assignment:`` or ``expiry:`` and the OCC symbol)."""
+        return self.order_id == 0 and self.ref.partition(":")[0] in _OUTCOMES
+
+    @property
+    def value(self) -> Decimal:
+        """What changed hands: price x quantity x multiplier."""
+        return self.price * self.quantity * self.multiplier
 
 
 @attrs.define
 class Position:
+    """``quantity`` units (shares, or option contracts), negative when short; ``cost`` is the
+    signed cost of them (price x multiplier each), so ``average_cost`` is IB's: per share for
+    a stock, per contract (price x 100) for an option, positive for a long or a short."""
+
     quantity: int = 0
     cost: Decimal = Decimal(0)
 
@@ -219,7 +278,11 @@ class DuplicateNextFill(_Input, frozen=True, tag="duplicate_next_fill"):
     pass
 
 
-Input = Place | Modify | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill
+class Advance(_Input, frozen=True, tag="advance"):
+    at: Aware
+
+
+Input = Place | Modify | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill | Advance
 """One call into the engine, as data."""
 
 Listener = Callable[[BrokerEvent], None]
@@ -275,6 +338,17 @@ class Engine:
         self._children: dict[int, list[SimOrder]] = {}
         """A child's parent and a parent's children (every one, finished or not), by order id:
         unique to one placing, where a ref may be placed again once finished."""
+        self.settlement_listeners: list[Callable[[Execution], None]] = []
+        """Told of every execution of an option's expiry (after ``listeners`` heard of the
+        cancels of its working orders): the option leg and, exercised or assigned, the stock
+        leg, refs ``expiry:``, ``exercise:`` or ``assignment:`` and the OCC symbol. No
+        ``OrderFilled`` is emitted for them: no order of anyone's made them."""
+        self._contracts: dict[str, OptionContract] = {}
+        """The options ordered or held and not yet settled, by OCC symbol."""
+        self._quoted: dict[str, set[str]] = {}
+        """Each underlying's options with working orders: what its trades re-quote."""
+        self._pending: list[tuple[str, SimOrder, int]] = []
+        """Executions of ocaType 3 orders whose siblings are reduced at the end of the step."""
 
     def apply(self, entry: Input) -> None:
         """Make the call ``entry`` records (recording it again, if there is a recorder)."""
@@ -307,6 +381,8 @@ class Engine:
                 self.reject_next(reason)
             case DuplicateNextFill():
                 self.duplicate_next_fill()
+            case Advance(at=at):
+                self.advance(at)
             case _:
                 assert_never(entry)
 
@@ -337,7 +413,12 @@ class Engine:
                 trigger_method=trigger_method,
             )
         )
-        problem = self._reject_next or _invalid(order)
+        if self._contracts:
+            self._settle(local)
+        problem = self._reject_next or _invalid(order, oca_type, trigger_method)
+        contract = None
+        if problem is None and is_option_symbol(order.symbol):
+            contract, problem = _option_problem(order, local, chain)
         if problem is None and order.ref in self.orders and not self.orders[order.ref].done:
             problem = f"duplicate orderRef {order.ref} is still working"
         parent = self.orders.get(order.parent) if order.parent is not None else None
@@ -371,6 +452,8 @@ class Engine:
             tag=tag,
         )
         sim.active = not (sim.armed or sim.stopped or sim.held)
+        if contract is not None:
+            self._contracts.setdefault(sim.symbol, contract)
         if parent is not None:
             self._parents[sim.order_id] = parent
             self._children.setdefault(parent.order_id, []).append(sim)
@@ -415,6 +498,8 @@ class Engine:
         if problem is not None:
             self._emit(OrderRejected(ref=ref, reason=problem, code=104))
             return
+        if stop != order.stop:
+            order.hits = 0  # a double trigger counts the prices reaching the new stop
         order.quantity = quantity
         order.limit = limit
         order.stop = stop
@@ -446,7 +531,19 @@ class Engine:
         and stops are checked at each trade) and those marketable at that price; never a child
         still held for its parent. A lookup in the symbol's book, not a scan of every order."""
         book = self._books.get(symbol)
-        return book.reached(price, self._seq) if book is not None else []
+        return book.reached(self._seq, buy_at=price, sell_at=price) if book is not None else []
+
+    def option_of(self, symbol: str) -> OptionContract | None:
+        """The option an OCC symbol names, if it is one the venue lists (None for a stock)."""
+        if not is_option_symbol(symbol):
+            return None
+        known = self._contracts.get(symbol)
+        if known is not None:
+            return known
+        try:
+            return OptionContract.from_local_symbol(symbol)
+        except OptionError:
+            return None
 
     def option_quote(self, contract: OptionContract, at: datetime) -> OptionQuote | None:
         """The venue's quote of ``contract`` at ``at``: priced from its underlying's last
@@ -471,9 +568,18 @@ class Engine:
     # -- market -------------------------------------------------------------------------------
 
     def on_trade(self, symbol: str, price: Decimal, size: int, at: datetime) -> None:
-        """A trade printed: expire, trigger and fill what it reaches."""
+        """A trade printed: settle the options expired before it, expire, trigger and fill
+        what it reaches; then re-quote the options of ``symbol`` that have working orders and
+        match them against their quotes (``option_quote``)."""
         local = _local(at)
+        if len(symbol) == OCC_LENGTH and is_option_symbol(symbol):
+            raise EngineError(
+                f"a trade of the option {symbol!r}: options trade against their quotes, made "
+                "from their underlying's trades, not against prints of their own"
+            )
         self._record(OnTrade(symbol=symbol, price=price, size=size, at=local))
+        if self._contracts:
+            self._settle(local)
         self.last[symbol] = price
         self.last_trade_at = local
         if self.opens.get(symbol, (None,))[0] != local.date():
@@ -500,7 +606,7 @@ class Engine:
                 self._index(order)
             may_trade = session is Session.REGULAR or order.outside_rth
             if order.stopped:
-                if not may_trade or not _stop_reached(order, price):
+                if not may_trade or not _hit(order, _stop_reached(order, price), stock=True):
                     continue
                 order.triggered = True
                 order.active = True
@@ -512,8 +618,26 @@ class Engine:
                 continue
             available -= quantity
             self._fill(order, quantity, price, local)
+        quoted = self._quoted.get(symbol)
+        if quoted and session is Session.REGULAR:
+            for option in sorted(quoted):
+                quote = self.option_quote(self._contracts[option], local)
+                if quote is not None:
+                    self._match_quote(quote, local)
+        if self._pending:
+            self._reduce_pending()
         for listener in list(self.trade_listeners):
             listener(symbol, price, size, local)
+
+    def advance(self, at: datetime) -> None:
+        """Time passed to ``at`` without a trade (overnight, say): settle the options that
+        expired by then and expire the DAY orders of earlier trading days, as the first trade
+        at or after ``at`` would."""
+        local = _local(at)
+        self._record(Advance(at=local))
+        if self._contracts:
+            self._settle(local)
+        self._expire_day_orders(local)
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -539,10 +663,42 @@ class Engine:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _match_quote(self, quote: OptionQuote, at: datetime) -> None:
+        # An option's working orders against its quote, in ``orders`` order: buys at the ask
+        # up to the ask size, sells at the bid up to the bid size (never at a zero bid), the
+        # sizes shared first come first served.
+        symbol = quote.contract.local_symbol
+        book = self._books.get(symbol)
+        if book is None:
+            return
+        sizes = {Side.BUY: quote.ask_size, Side.SELL: quote.bid_size if quote.bid > 0 else 0}
+        prices = {Side.BUY: quote.ask, Side.SELL: quote.bid}
+        for order in book.reached(self._seq, buy_at=quote.ask, sell_at=quote.bid):
+            if order.done:
+                continue
+            if order.stopped:
+                if not _hit(order, _option_stop_reached(order, quote), stock=False):
+                    continue
+                order.triggered = True
+                order.active = True
+                self._index(order)
+            price = prices[order.side]
+            if sizes[order.side] <= 0 or not _marketable(order, price) or price <= 0:
+                continue
+            quantity = min(order.remaining, sizes[order.side], self._cover(order))
+            if quantity <= 0:
+                continue
+            sizes[order.side] -= quantity
+            self._fill(order, quantity, price, at)
+
     def _fill(self, order: SimOrder, quantity: int, price: Decimal, at: datetime) -> None:
+        contract = self._contracts.get(order.symbol)
+        multiplier = contract.multiplier if contract is not None else 1
         order.filled += quantity
         order.value += price * quantity
-        owed = min(max(PER_SHARE * order.filled, MINIMUM), MAXIMUM_RATE * order.value)
+        owed = commission_owed(
+            option=contract is not None, quantity=order.filled, value=order.value
+        )
         commission = (owed - order.commission).quantize(CENT)
         order.commission += commission
         execution = Execution(
@@ -555,18 +711,9 @@ class Engine:
             price=price,
             commission=commission,
             time=at,
+            multiplier=multiplier,
         )
-        self.next_exec_seq += 1
-        self.executions.append(execution)
-        self._executions_of.setdefault(order.ref, []).append(execution)
-        position = self.positions.setdefault(order.symbol, Position())
-        if order.side is Side.BUY:
-            position.quantity += quantity
-            position.cost += price * quantity
-        else:
-            average = position.average_cost
-            position.quantity -= quantity
-            position.cost -= average * quantity
+        self._book_execution(execution)
         if order.filled >= order.quantity:
             order.done = True
             order.active = False
@@ -583,12 +730,35 @@ class Engine:
             self._duplicate_next = False
             self._emit(event)
         if order.oca is not None:
-            self._reduce_group(order.oca, order, quantity)
+            if order.oca_type == 3:
+                self._pending.append((order.oca, order, quantity))
+            else:
+                self._reduce_group(order.oca, order, quantity)
         for child in self._children.get(order.order_id, ()):
             if child.held and not child.done:
                 child.held = False
                 child.active = not (child.armed or child.stopped)
                 self._index(child)
+
+    def _book_execution(self, execution: Execution) -> None:
+        self.next_exec_seq += 1
+        self.executions.append(execution)
+        self._executions_of.setdefault(execution.ref, []).append(execution)
+        position = self.positions.setdefault(execution.symbol, Position())
+        signed = execution.quantity if execution.side is Side.BUY else -execution.quantity
+        unit = execution.price * execution.multiplier
+        if position.quantity and (position.quantity > 0) != (signed > 0):
+            # Closing (part of) the position at its average cost; any rest opens the other way.
+            closing = min(abs(signed), abs(position.quantity))
+            direction = 1 if signed > 0 else -1
+            average = position.average_cost
+            position.quantity += direction * closing
+            position.cost = position.cost + direction * average * closing
+            signed -= direction * closing
+            if position.quantity == 0:
+                position.cost = Decimal(0)
+        position.quantity += signed
+        position.cost += unit * signed
 
     def _cover(self, order: SimOrder) -> int:
         # What a child may still fill: its parent's fills less what it and its OCA siblings
@@ -605,9 +775,14 @@ class Engine:
         return parent.filled - used
 
     def _reduce_group(self, group: str, filled: SimOrder, quantity: int) -> None:
-        # ocaType 2: every other working order of the group loses what this execution filled.
+        # The OCA group's other working orders after an execution of ``filled``: ocaType 1
+        # cancels them, 2 and 3 reduce them by the executed quantity (cancelling what has
+        # nothing left). The filled order's type rules, as at IB the group's orders share it.
         for other in list(self._groups.get(group, ())):
             if other is filled or other.done:
+                continue
+            if filled.oca_type == 1:
+                self._finish(other, f"OCA group {group}: {filled.ref} filled")
                 continue
             other.quantity = max(other.quantity - quantity, other.filled)
             if other.remaining == 0:
@@ -616,6 +791,52 @@ class Engine:
                 self._emit(
                     OrderAccepted(ref=other.ref, order_id=other.order_id, perm_id=other.perm_id)
                 )
+
+    def _reduce_pending(self) -> None:
+        # ocaType 3 (reduce without block): the step is over, its fills reduce their siblings.
+        pending, self._pending = self._pending, []
+        for group, order, quantity in pending:
+            self._reduce_group(group, order, quantity)
+
+    def _settle(self, local: datetime) -> None:
+        # Every option ordered or held whose expiration close is at or before ``local``: its
+        # working orders cancelled, its position exercised, assigned or expired.
+        due = sorted(
+            (contract.expiry, symbol)
+            for symbol, contract in self._contracts.items()
+            if expiry_close(contract) <= local
+        )
+        for _, symbol in due:
+            contract = self._contracts.pop(symbol)
+            self._quoted.get(contract.underlying, set()).discard(symbol)
+            for order in self.open_orders():
+                if order.symbol == symbol and not order.done:
+                    self._finish(order, "expired")
+            position = self.positions.get(symbol)
+            if position is None or position.quantity == 0:
+                continue
+            settlement = settle(contract, position.quantity, self.last.get(contract.underlying))
+            executions = []
+            for leg in settlement.legs:
+                execution = Execution(
+                    exec_id=f"sim.{self.next_exec_seq:08d}",
+                    order_id=0,
+                    ref=settlement.ref,
+                    symbol=leg.symbol,
+                    side=leg.side,
+                    quantity=leg.quantity,
+                    price=leg.price,
+                    commission=Decimal(0),
+                    time=expiry_close(contract),
+                    multiplier=leg.multiplier,
+                )
+                self._book_execution(execution)
+                executions.append(execution)
+            if self.durable is not None:
+                self.durable()
+            for execution in executions:
+                for listener in list(self.settlement_listeners):
+                    listener(execution)
 
     def _finish(self, order: SimOrder, reason: str) -> None:
         order.done = True
@@ -648,6 +869,13 @@ class Engine:
             self._day[order.ref] = order
         else:
             self._day.pop(order.ref, None)
+        contract = self._contracts.get(order.symbol)
+        if contract is not None:
+            quoted = self._quoted.setdefault(contract.underlying, set())
+            if book.filed:
+                quoted.add(order.symbol)
+            else:
+                quoted.discard(order.symbol)
         if order.done and order.oca is not None and order.oca in self._groups:
             members = [other for other in self._groups[order.oca] if other is not order]
             if members:
@@ -713,22 +941,65 @@ class _Book:
         del keys[bisect.bisect_left(keys, key)]
         del self.limits[key[1]]
 
-    def reached(self, price: Decimal, seqs: dict[str, int]) -> list[SimOrder]:
+    def reached(self, seqs: dict[str, int], *, buy_at: Decimal, sell_at: Decimal) -> list[SimOrder]:
+        """The armed and market orders, the buys limited at or above ``buy_at`` and the sells
+        at or below ``sell_at`` (a trade's price for both, or an option's ask and bid)."""
         found = [(seqs[ref], order) for ref, order in self.armed.items()]
         found += [(seqs[ref], order) for ref, order in self.market.items()]
         for negated, seq in self.buys:
-            if -negated < price:
+            if -negated < buy_at:
                 break
             found.append((seq, self.limits[seq]))
         for limit, seq in self.sells:
-            if limit > price:
+            if limit > sell_at:
                 break
             found.append((seq, self.limits[seq]))
         found.sort(key=lambda pair: pair[0])
         return [order for _, order in found]
 
 
-def _invalid(order: PlaceOrder) -> str | None:
+def commission_owed(*, option: bool, quantity: int, value: Decimal) -> Decimal:
+    """IBKR fixed commission of an order that filled ``quantity`` (shares, or contracts of an
+    ``option``) for ``value`` (price x quantity, the price per share): a stock's $0.005 a
+    share, at least $1.00 and at most 1% of the value; an option's $0.65 a contract, at least
+    $1.00. Unrounded; an order is charged it as it fills (what a what-if reports)."""
+    if option:
+        return max(PER_CONTRACT * quantity, MINIMUM)
+    return min(max(PER_SHARE * quantity, MINIMUM), MAXIMUM_RATE * value)
+
+
+def is_option_symbol(symbol: str) -> bool:
+    """Whether ``symbol`` has the shape of an OCC symbol (21 characters: a root padded to 6,
+    YYMMDD, a right, the strike x 1000 in 8 digits): an option order. Stock symbols have 1 to
+    6 characters, so none is taken for an option."""
+    return len(symbol) == OCC_LENGTH and symbol[6:12].isdigit() and symbol[13:].isdigit()
+
+
+def _option_problem(
+    order: PlaceOrder, local: datetime, chain: tuple[tuple[str, PriceCondition], ...]
+) -> tuple[OptionContract | None, str | None]:
+    try:
+        contract = OptionContract.from_local_symbol(order.symbol)
+    except OptionError as exc:
+        return None, f"{order.symbol!r} is not an option the venue lists: {exc}"
+    if local >= expiry_close(contract):
+        return None, (
+            f"option {order.symbol} expired at {expiry_close(contract).isoformat()}, "
+            f"the order came at {local.isoformat()}"
+        )
+    if order.condition is not None or chain:
+        return None, f"price conditions are not supported on option orders ({order.symbol})"
+    return contract, None
+
+
+def _invalid(order: PlaceOrder, oca_type: int, trigger_method: int) -> str | None:
+    if order.oca is not None and oca_type not in OCA_TYPES:
+        return f"ocaType {oca_type} of {order.ref} is not one of IB's 1, 2, 3"
+    if trigger_method not in TRIGGER_METHODS:
+        return (
+            f"triggerMethod {trigger_method} of {order.ref} is not one of IB's "
+            f"{', '.join(map(str, TRIGGER_METHODS))}"
+        )
     if order.quantity <= 0:
         return f"quantity must be positive, got {order.quantity}"
     if order.limit is not None and order.limit <= 0:
@@ -738,6 +1009,34 @@ def _invalid(order: PlaceOrder) -> str | None:
     # A stop limit whose limit is on the wrong side of its stop (a sell limited above its
     # stop, a buy below) is accepted, as IB accepts it: once triggered it rests as that limit.
     return None
+
+
+def _hit(order: SimOrder, reached: bool, *, stock: bool) -> bool:
+    # Count the consecutive prices that reached the stop; whether they are enough for its
+    # trigger method (two for the double ones; 0 is single on a stock's last).
+    order.hits = order.hits + 1 if reached else 0
+    double = order.trigger_method in _DOUBLE and not (stock and order.trigger_method == 0)
+    return order.hits >= (2 if double else 1)
+
+
+def _option_stop_reached(order: SimOrder, quote: OptionQuote) -> bool:
+    # A sell stop looks at the bid, a buy stop at the ask (0, 1, 4), the last (2, 3), either
+    # (7) or the midpoint (8).
+    stop = order.stop
+    if stop is None:
+        return True
+    sell = order.side is Side.SELL
+    quoted = quote.bid if sell else quote.ask
+    method = order.trigger_method
+    if method in (2, 3):
+        prices = [quote.last]
+    elif method == 7:
+        prices = [quote.last, quoted]
+    elif method == 8:
+        prices = [(quote.bid + quote.ask) / 2]
+    else:
+        prices = [quoted]
+    return any(price <= stop if sell else price >= stop for price in prices)
 
 
 def _stop_reached(order: SimOrder, price: Decimal) -> bool:

@@ -3,11 +3,11 @@ the death of the process hosting it with the same orders, executions, positions 
 counters, as a real broker would.
 
 The engine is deterministic given its inputs (``sim.engine.Input``: every call to ``place``,
-``cancel``, ``on_trade``, ``restart``, ``reject_next``, ``duplicate_next_fill``), so the journal
-keeps the inputs, not the books: ``open_engine`` replays them into a fresh engine and then has
-the engine append every further input before it takes effect. An input written but not applied
-(the process died in between) is applied at the replay: the venue then holds an order, say, whose
-acknowledgement its client never saw, which is what a client must expect of a real venue.
+``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next``, ``duplicate_next_fill``), so
+the journal keeps the inputs, not the books: ``open_engine`` replays them into a fresh engine and
+then has the engine append every further input before it takes effect. An input written but not
+applied (the process died in between) is applied at the replay: the venue then holds an order, say,
+whose acknowledgement its client never saw, which is what a client must expect of a real venue.
 
 **Format.** One JSON line per entry (msgspec): an array led by the entry's tag, Decimals as
 strings, times as ISO 8601 with their UTC offset. The first line (``begin``) records how the
@@ -16,6 +16,7 @@ engine was made; the rest are its inputs, in order::
     ["begin",1]
     ["place",{"condition":null,"limit":"51.50",...,"tif":"GTC"},"2026-11-23T09:31:00-05:00"]
     ["trade","TQQQ","51.48",84211,"2026-11-23T09:31:15-05:00"]
+    ["advance","2026-11-23T20:00:00-05:00"]
 
 **Durability**, as a real broker's: what the venue has told anyone is on disk. Each entry is
 written and flushed to the operating system before its input takes effect (that survives a

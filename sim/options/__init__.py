@@ -1,5 +1,6 @@
 """Options for the sim venue: listed contracts and chains (``sim.options.chain``) and their
-quotes and greeks from Black-Scholes-Merton with a smile (``sim.options.pricing``).
+quotes and greeks from Black-Scholes-Merton with a smile (``sim.options.pricing``), and their
+settlement at expiry (``sim.options.settlement``).
 
 Pure modules (no clock reads, no I/O) over ``actors.domain``; docs/options-venue.md.
 """
@@ -19,21 +20,29 @@ from .pricing import OptionQuote as OptionQuote
 from .pricing import PricingParams as PricingParams
 from .pricing import implied_vol as implied_vol
 from .pricing import quote_option as quote_option
+from .settlement import Outcome as Outcome
+from .settlement import Settlement as Settlement
+from .settlement import expiry_close as expiry_close
+from .settlement import settle as settle
 
 __all__ = [
     "OptionChain",
     "OptionContract",
     "OptionError",
     "OptionQuote",
+    "Outcome",
     "PricingParams",
     "Right",
+    "Settlement",
     "expiries",
+    "expiry_close",
     "implied_vol",
     "is_option_con_id",
     "monthly_expiries",
     "nearest_expiry",
     "option_chain",
     "quote_option",
+    "settle",
     "strike_grid",
     "strike_near",
 ]

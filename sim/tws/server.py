@@ -199,6 +199,7 @@ class TwsServer:
         }
         """This face's stop orders not yet triggered: told Submitted when a trade triggers them."""
         engine.trade_listeners.append(self._stops_reached)
+        engine.settlement_listeners.append(self._on_settlement)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -278,10 +279,50 @@ class TwsServer:
     def cash(self) -> Decimal:
         cash = STARTING_CASH
         for execution in self.engine.executions:
-            value = execution.price * execution.quantity
+            value = execution.value  # x 100 for an option
             cash += -value if execution.side is Side.BUY else value
             cash -= execution.commission
         return cash
+
+    def instrument_of(self, symbol: str) -> Instrument | None:
+        """The instrument of an engine symbol: a listed stock, or an option of one by its OCC
+        symbol (the instrument ``resolve`` gives for it: conId, trading class the underlying)."""
+        instrument = self.instruments.get(symbol)
+        if instrument is not None:
+            return instrument
+        contract = self.engine.option_of(symbol)
+        if contract is None or contract.underlying not in self.instruments:
+            return None
+        return Instrument(
+            symbol=contract.local_symbol,
+            con_id=contract.con_id,
+            primary_exchange="SMART",
+            long_name=self.instruments[contract.underlying].long_name,
+            min_tick=Decimal("0.01"),
+            trading_class=contract.underlying,
+        )
+
+    def mark(self, symbol: str, average_cost: Decimal) -> Decimal:
+        """The value of one unit of ``symbol`` now: a stock's last trade, an option's quoted
+        last x its multiplier (``average_cost``, IB's per unit, when there is neither)."""
+        contract = self.engine.option_of(symbol)
+        if contract is None:
+            return self.engine.last.get(symbol, average_cost)
+        quote = self.engine.option_quote(contract, self.clock())
+        return quote.last * contract.multiplier if quote is not None else average_cost
+
+    def _on_settlement(self, execution: Execution) -> None:
+        # An option's expiry leg: every connected client hears of it (no client placed it)
+        # after what the engine told before it (the expired orders' cancels), then of the
+        # position it changed.
+        sessions = [s for s in self.sessions.values() if s.link.connected]
+        for session in sessions:
+            session.drain_now()
+            session._execution(-1, None, execution)
+            session.put(m.commission_report(execution.exec_id, execution.commission))
+            session.wake()
+        if sessions:
+            sessions[0]._position_changed(execution.symbol)  # tells every session
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -563,7 +604,7 @@ class Session:
         _expect(fields, "reqPositions", 2)
         self.positions_subscribed = True
         for symbol, position in self.server.engine.positions.items():
-            instrument = self.server.instruments.get(symbol)
+            instrument = self.server.instrument_of(symbol)
             if instrument is not None and position.quantity:
                 self.put(
                     m.position(
@@ -643,7 +684,7 @@ class Session:
         engine = self.server.engine
         gross = sum(
             (
-                Decimal(p.quantity) * engine.last.get(s, p.average_cost)
+                Decimal(p.quantity) * self.server.mark(s, p.average_cost)
                 for s, p in engine.positions.items()
             ),
             Decimal(0),
@@ -726,11 +767,11 @@ class Session:
         f.done()
         for execution in self.server.engine.executions:
             order = self.server.orders.get(execution.ref)
-            if order is None:
+            if order is None and not execution.settles:
                 continue
-            if client_filter and order.client_id != client_filter:
+            if client_filter and order is not None and order.client_id != client_filter:
                 continue
-            if symbol_filter and execution.symbol != symbol_filter:
+            if symbol_filter and symbol_filter not in self._symbols_of(execution.symbol):
                 continue
             if side_filter and execution.side.value != side_filter.upper():
                 continue
@@ -738,30 +779,44 @@ class Session:
             self.put(m.commission_report(execution.exec_id, execution.commission))
         self.put(m.exec_details_end(req_id))
 
-    def _execution(self, req_id: int, order: TwsOrder, execution: Execution) -> None:
-        sim = self.server.engine.orders[order.ref]
+    def _symbols_of(self, symbol: str) -> tuple[str, ...]:
+        # What an execution filter's symbol may name: the engine's symbol, and for an option
+        # its underlying (IB's contract symbol of an option).
+        contract = self.server.engine.option_of(symbol)
+        return (symbol,) if contract is None else (symbol, contract.underlying)
+
+    def _execution(self, req_id: int, order: TwsOrder | None, execution: Execution) -> None:
+        # ``order`` None: a leg of an option's settlement (order and perm ids 0, its ref as
+        # the orderRef: exercise:, assignment: or expiry: and the OCC symbol).
+        instrument = self.server.instrument_of(execution.symbol)
+        if instrument is None:
+            self.server.protocol_error(f"an execution of {execution.symbol}, not an instrument")
+            return
+        ref = order.ref if order is not None else execution.ref
         cumulative, value = 0, Decimal(0)
-        for other in self.server.engine.executions_of(order.ref):
+        for other in self.server.engine.executions_of(ref):
             cumulative += other.quantity
             value += other.price * other.quantity
             if other.exec_id == execution.exec_id:
                 break
+        if execution.settles:
+            cumulative, value = execution.quantity, execution.price * execution.quantity
         self.put(
             m.exec_details(
                 req_id=req_id,
-                order_id=order.order_id,
-                instrument=self.server.instruments[execution.symbol],
+                order_id=order.order_id if order is not None else 0,
+                instrument=instrument,
                 exec_id=execution.exec_id,
                 at=execution.time,
                 account=self.server.account,
                 side=execution.side.value,
                 shares=Decimal(execution.quantity),
                 price=execution.price,
-                perm_id=sim.perm_id,
-                client_id=order.client_id,
+                perm_id=self.server.engine.orders[order.ref].perm_id if order is not None else 0,
+                client_id=order.client_id if order is not None else 0,
                 cumulative=Decimal(cumulative),
                 average_price=value / cumulative if cumulative else Decimal(0),
-                order_ref=order.wire.order_ref,
+                order_ref=order.wire.order_ref if order is not None else execution.ref,
             )
         )
 
@@ -1390,7 +1445,7 @@ class Session:
 
     def _position_changed(self, symbol: str) -> None:
         for session in list(self.server.sessions.values()):
-            instrument = self.server.instruments.get(symbol)
+            instrument = self.server.instrument_of(symbol)
             position = self.server.engine.positions.get(symbol)
             if instrument is None or position is None:
                 continue
