@@ -417,3 +417,110 @@ async def test_a_client_offering_more_than_the_server_gets_the_servers_highest(
         ib.disconnect()
     assert server.protocol_errors == []
     assert client_errors() == []
+
+
+async def test_executions_by_filter_positions_and_account_updates_on_request(
+    client: Client, client_errors: Errors
+) -> None:
+    """reqExecutions with a filter (side, symbol), reqPositions, reqAccountUpdatesMulti and
+    a global cancel, each answered to the end."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await client.connect(server)
+        contract = await qualified(ib, client)
+        buy = ib.placeOrder(contract, client.api.LimitOrder("BUY", 30, 50.10, orderRef="b"))
+        await until(lambda: buy.orderStatus.status == "Submitted")
+        trade(engine, "50.05", 100, 1)
+        await until(lambda: buy.orderStatus.status == "Filled")
+        sell = ib.placeOrder(contract, client.api.LimitOrder("SELL", 10, 50.00, orderRef="s"))
+        await until(lambda: sell.orderStatus.status == "Submitted")
+        trade(engine, "50.00", 100, 2)
+        await until(lambda: sell.orderStatus.status == "Filled")
+        buys = await ib.reqExecutionsAsync(client.api.ExecutionFilter(side="BUY"))
+        sells = await ib.reqExecutionsAsync(client.api.ExecutionFilter(side="SELL"))
+        other = await ib.reqExecutionsAsync(client.api.ExecutionFilter(symbol="SQQQ"))
+        assert [(f.execution.orderRef, f.execution.shares) for f in buys] == [("b", 30.0)]
+        assert [(f.execution.orderRef, f.execution.shares) for f in sells] == [("s", 10.0)]
+        assert other == []
+        [position] = await ib.reqPositionsAsync()
+        assert (position.contract.conId, position.position) == (TQQQ.con_id, 20.0)
+        # the answer goes to accountValues(); the request returns on accountUpdateMultiEnd
+        with anyio.fail_after(5):
+            await ib.reqAccountUpdatesMultiAsync("DU1234567")
+        cash = Decimal("1000000") - Decimal("1501.50") + Decimal("500.00") - 2  # $1 an order
+        values = ib.accountValues()
+        assert [Decimal(v.value) for v in values if v.tag == "TotalCashValue"] == [cash]
+        resting = [
+            ib.placeOrder(contract, client.api.LimitOrder("BUY", 1, price, tif="GTC"))
+            for price in (40.0, 41.0)
+        ]
+        await until(lambda: all(t.orderStatus.status == "Submitted" for t in resting))
+        ib.reqGlobalCancel()
+        await until(lambda: all(t.orderStatus.status == "Cancelled" for t in resting))
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_connectivity_notices_and_a_nightly_restart_keep_gtc_orders(
+    client: Client, client_errors: Errors
+) -> None:
+    """1100 then 1102 reach the client; the nightly restart cancels DAY orders, keeps GTC
+    ones and drops the connection; reconnecting, the client hears 1102 and finds the GTC."""
+    engine = Engine()
+    async with venue(engine) as server:
+        ib = await client.connect(server)
+        codes = codes_of(ib)
+        contract = await qualified(ib, client)
+        day = ib.placeOrder(contract, client.api.LimitOrder("BUY", 5, 40.0, outsideRth=True))
+        gtc = ib.placeOrder(
+            contract, client.api.LimitOrder("BUY", 5, 41.0, tif="GTC", outsideRth=True)
+        )
+        await until(lambda: gtc.orderStatus.status == "Submitted")
+        server.connectivity_lost()
+        server.connectivity_restored()
+        await until(lambda: (-1, 1102) in codes)
+        assert [code for _, code in codes][-2:] == [1100, 1102]
+        server.nightly_restart()
+        await until(lambda: not ib.isConnected())
+        assert day.orderStatus.status == "Cancelled"
+        await until(lambda: 1 not in server.sessions)
+        ib = client.ib()
+        again = codes_of(ib)
+        assert server.port is not None
+        await ib.connectAsync("127.0.0.1", server.port, clientId=1, timeout=5)
+        assert (-1, 1102) in again
+        assert [(t.order.lmtPrice, t.order.tif) for t in ib.openTrades()] == [(41.0, "GTC")]
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_a_contract_by_conid_alone_and_one_that_contradicts_the_venue(
+    client: Client, client_errors: Errors
+) -> None:
+    """A contract given by conId alone resolves everywhere (details, market data, an order);
+    one whose fields contradict the listing (an option on TQQQ the venue does not list) is
+    200 for details, market data and orders alike."""
+    engine = Engine()
+    trade(engine, "50.00", 100, 0)
+    async with venue(engine) as server:
+        ib = await client.connect(server)
+        codes = codes_of(ib)
+        by_id = client.api.Contract(conId=TQQQ.con_id, exchange="SMART")
+        [details] = await ib.reqContractDetailsAsync(by_id)
+        assert details.contract.symbol == "TQQQ"
+        ticker = ib.reqMktData(by_id)
+        await until(lambda: ticker.last == 50.0)
+        placed = ib.placeOrder(by_id, client.api.LimitOrder("BUY", 1, 49.0))
+        await until(lambda: placed.orderStatus.status == "Submitted")
+        unknown = client.api.Option("TQQQ", "20261127", 20.5, "C", "SMART")
+        assert await ib.reqContractDetailsAsync(unknown) == []
+        ib.reqMktData(unknown)
+        refused = ib.placeOrder(unknown, client.api.LimitOrder("BUY", 1, 1.0))
+        await until(lambda: (refused.order.orderId, 200) in codes)
+        assert [code for _, code in codes].count(200) == 3
+        assert refused.orderStatus.status == "Cancelled"
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
