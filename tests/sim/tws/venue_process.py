@@ -1,16 +1,16 @@
 """The journaled TWS venue in a process of its own, for tests that kill it (SIGKILL) and start it
 again on the same journal.
 
-Run as a script, ``python tests/sim/tws/venue_process.py JOURNAL``. It opens
-the engine on ``JOURNAL`` (``sim.journal.open_engine``: a new journal, or the replay of one),
-serves ``TwsServer`` (TQQQ listed, server versions 157..178) on a free loopback port and
-prints ``port N``. Then it reads one command a line on stdin and answers each with one line,
+Run as a script, ``python tests/sim/tws/venue_process.py JOURNAL``. It opens the engine on
+``JOURNAL`` (``sim.journal.open_engine``: a new journal, or the replay of one), serves
+``TwsServer`` (TQQQ listed, server versions 157..178) on a free loopback port and prints
+``port N``. Then it reads one command a line on stdin and answers each with one line,
 so a test drives the market deterministically and knows when a command took effect:
 
 - ``trade PRICE SIZE MINUTE``: a TQQQ trade at Monday 10:MINUTE New York (the clock of
-  ``tests.tws_venue``, whose TQQQ and Monday it repeats: the child cannot import ``tests``, a
-  name a dependency installs a package under); answers ``ok`` once the engine has matched it
-  (its clients hear of it right after).
+  ``tests.tws_venue``, whose TQQQ and Monday it repeats: the child cannot import ``tests``,
+  as eventkit 1.0.3 installs a top-level package of that name); answers ``ok`` once the
+  engine has matched it (its clients hear of it right after).
 - ``errors``: answers the server's protocol errors as one JSON list.
 - ``quit`` (or the end of stdin): exits.
 
