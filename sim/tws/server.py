@@ -703,6 +703,7 @@ class Session:
                 exec_id=execution.exec_id,
                 at=execution.time,
                 account=self.server.account,
+                server_version=self.version,
                 side=execution.side.value,
                 shares=Decimal(execution.quantity),
                 price=execution.price,
@@ -711,7 +712,6 @@ class Session:
                 cumulative=Decimal(cumulative),
                 average_price=value / cumulative if cumulative else Decimal(0),
                 order_ref=order.wire.order_ref,
-                server_version=self.version,
             )
         )
 
