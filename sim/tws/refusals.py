@@ -8,9 +8,12 @@ child as a plain order, would be worse than one that says no.
 ib_insync 0.9.86 sends its ``Order`` defaults (``UNSET_DOUBLE`` and ``UNSET_INTEGER`` go on the
 wire as the empty field, parsed as None; empty strings; False; the zeros and -1 it defaults
 to), and why the venue cannot honour it. ``refusal`` also checks the fields the venue does use
-but only for some values: the action, the quantity, the order type (LMT and MKT), the time in
-force (DAY and GTC), and the conditions (price conditions on the order's own contract,
-triggered by the last price).
+but only for some values: the action, the quantity, the order type (LMT, MKT, STP, STP LMT) and
+the prices it carries (``lmtPrice`` for LMT and STP LMT, ``auxPrice``, the stop, for STP and
+STP LMT, and no other), the trigger method (IB's values, on stop orders only), the OCA type
+(1, 2, 3, with a group), the time in force (DAY and GTC), and the conditions (price conditions
+on the order's own contract, triggered by the last price). ``parentId`` and ``transmit`` are
+the face's (``sim.tws.brackets``): they need the client's other orders to check.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ import attrs
 from .orders import ConditionKind, WireOrder
 
 ACTIONS = ("BUY", "SELL")
-ORDER_TYPES = ("LMT", "MKT")
+ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
+LIMITED = ("LMT", "STP LMT")
+"""The order types that carry a limit price (``lmtPrice``)."""
+STOPPED = ("STP", "STP LMT")
+"""The order types that carry a stop price (``auxPrice``)."""
 TIMES_IN_FORCE = ("", "DAY", "GTC")
+TRIGGER_METHODS = (0, 1, 2, 3, 4, 7, 8)
+"""IB's triggerMethod values: 0 the default (last for stocks, double bid/ask for options), 1
+double bid/ask, 2 last, 3 double last, 4 bid/ask, 7 last or bid/ask, 8 mid-point."""
+OCA_TYPES = (0, 1, 2, 3)
+"""IB's ocaType with an ocaGroup: 1 cancel the others with block, 2 reduce them with block, 3
+reduce them without block; 0 (ib_insync's default, unset) is taken as 1."""
 
 
 @attrs.frozen(kw_only=True)
@@ -42,8 +55,6 @@ def _row(field: str, attribute: str, unset: tuple[object, ...], why: str) -> Ref
 
 
 _ZERO = (None, Decimal(0))
-_OCA = "OCA groups are not enforced"
-_BRACKET = "brackets are not held"
 _FA = "one account, no allocation"
 _INSTITUTIONAL = "institutional order attributes are not simulated"
 _BOX = "BOX auction and pegged-to-stock orders are not simulated"
@@ -55,16 +66,11 @@ _ROUTING = "routing preferences are not simulated"
 _PEG = "pegged orders are not simulated"
 
 REFUSED: tuple[Refused, ...] = (
-    _row("auxPrice", "aux_price", _ZERO, "no STP or other order type that uses it is accepted"),
-    _row("ocaGroup", "oca_group", ("",), _OCA),
     _row("openClose", "open_close", ("", "O"), _INSTITUTIONAL),
     _row("origin", "origin", (0,), "customer orders only"),
-    _row("transmit", "transmit", (True,), f"{_BRACKET}: an untransmitted order is not held"),
-    _row("parentId", "parent_id", (0,), f"{_BRACKET}: a child does not wait for its parent"),
     _row("blockOrder", "block_order", (False,), _INSTITUTIONAL),
     _row("sweepToFill", "sweep_to_fill", (False,), _ROUTING),
     _row("displaySize", "display_size", (0,), "iceberg (reserve) orders are not simulated"),
-    _row("triggerMethod", "trigger_method", (0,), "no stop orders; conditions use the last"),
     _row("hidden", "hidden", (False,), "hidden orders are not simulated"),
     _row("discretionaryAmt", "discretionary_amt", _ZERO, "discretionary orders are not simulated"),
     _row("goodAfterTime", "good_after_time", ("",), "orders work from when they are placed"),
@@ -77,7 +83,6 @@ REFUSED: tuple[Refused, ...] = (
     _row("shortSaleSlot", "short_sale_slot", (0,), _INSTITUTIONAL),
     _row("designatedLocation", "designated_location", ("",), _INSTITUTIONAL),
     _row("exemptCode", "exempt_code", (-1,), _INSTITUTIONAL),
-    _row("ocaType", "oca_type", (0,), _OCA),
     _row("rule80A", "rule_80a", ("",), _INSTITUTIONAL),
     _row("settlingFirm", "settling_firm", ("",), _INSTITUTIONAL),
     _row("allOrNone", "all_or_none", (False,), "fills are partial, by the prints' sizes"),
@@ -161,7 +166,7 @@ REFUSED: tuple[Refused, ...] = (
     _row("usePriceMgmtAlgo", "use_price_mgmt_algo", (False,), "IB algos are not simulated"),
     _row("duration", "duration", (None,), "DAY and GTC only"),
     _row("postToAts", "post_to_ats", (None,), _ROUTING),
-    _row("autoCancelParent", "auto_cancel_parent", (False,), _BRACKET),
+    _row("autoCancelParent", "auto_cancel_parent", (False,), "a child's cancel leaves its parent"),
     _row("advancedErrorOverride", "advanced_error_override", ("",), "no warnings to override"),
     _row("manualOrderTime", "manual_order_time", ("",), _INSTITUTIONAL),
     _row("minTradeQty", "min_trade_qty", (None,), _ROUTING),
@@ -187,13 +192,22 @@ def refusal(wire: WireOrder, *, con_id: int) -> str | None:
             f"totalQuantity {wire.total_quantity}", "a positive whole number of shares only"
         )
     if wire.order_type not in ORDER_TYPES:
-        return not_supported(f"orderType {wire.order_type}", "LMT and MKT only")
-    if wire.order_type == "LMT" and (wire.lmt_price is None or wire.lmt_price <= 0):
-        return not_supported("lmtPrice", "a limit order needs a positive limit price")
-    if wire.order_type == "MKT" and wire.lmt_price not in _ZERO:
-        return not_supported("lmtPrice", "a market order has no limit price")
+        return not_supported(f"orderType {wire.order_type}", "LMT, MKT, STP and STP LMT only")
+    problem = _prices(wire)
+    if problem is not None:
+        return problem
     if wire.tif not in TIMES_IN_FORCE:
         return not_supported(f"tif {wire.tif}", "DAY and GTC only")
+    if wire.trigger_method not in TRIGGER_METHODS:
+        return not_supported(
+            f"triggerMethod {wire.trigger_method}", "IB's 0, 1, 2, 3, 4, 7 and 8 only"
+        )
+    if wire.trigger_method and wire.order_type not in STOPPED:
+        return not_supported("triggerMethod", "only a STP or STP LMT order triggers")
+    if wire.oca_group and wire.oca_type not in OCA_TYPES:
+        return not_supported(f"ocaType {wire.oca_type}", "1, 2 and 3 only")
+    if not wire.oca_group and wire.oca_type:
+        return not_supported("ocaType", "an OCA type without an ocaGroup")
     for row in REFUSED:
         if getattr(wire, row.attribute) not in row.unset:
             return not_supported(row.field, row.why)
@@ -209,4 +223,20 @@ def refusal(wire: WireOrder, *, con_id: int) -> str | None:
             return not_supported(
                 f"conditions[{i}].triggerMethod", "price conditions trigger on the last price"
             )
+    return None
+
+
+def _prices(wire: WireOrder) -> str | None:
+    # The limit and stop prices each order type carries, and only those.
+    kind = {"LMT": "a limit", "MKT": "a market", "STP": "a stop", "STP LMT": "a stop limit"}[
+        wire.order_type
+    ]
+    if wire.order_type in LIMITED and (wire.lmt_price is None or wire.lmt_price <= 0):
+        return not_supported("lmtPrice", f"{kind} order needs a positive limit price")
+    if wire.order_type not in LIMITED and wire.lmt_price not in _ZERO:
+        return not_supported("lmtPrice", f"{kind} order has no limit price")
+    if wire.order_type in STOPPED and (wire.aux_price is None or wire.aux_price <= 0):
+        return not_supported("auxPrice", f"{kind} order needs a positive stop price")
+    if wire.order_type not in STOPPED and wire.aux_price not in _ZERO:
+        return not_supported("auxPrice", f"{kind} order has no stop price (STP and STP LMT only)")
     return None

@@ -21,13 +21,17 @@ on.
 
 Every request that names a contract resolves it by all the fields it gives
 (``sim.tws.contracts``), else 200 and nothing more; a placeOrder (or modify) that sets any field
-the venue does not implement is refused with 201 naming it (``sim.tws.refusals``).
+the venue does not implement is refused with 201 naming it (``sim.tws.refusals``). Stops,
+brackets and OCA groups go to the engine; untransmitted orders (``transmit=False``) wait at the
+face until their group transmits (``sim.tws.brackets``); what-if orders are answered, never
+placed (``sim.tws.what_if``).
 
-Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 110 (price off
-the tick), 200 (no such contract), 201 (rejected), 202 (cancelled), 326 (clientId in use), 399
-(outside regular hours without outsideRth), 10147 (cancel of an unknown order), 10148 (cancel of
-a finished order), 1100/1101/1102 (connectivity, ``connectivity_lost``/``connectivity_restored``,
-and around ``nightly_restart``). Price conditions chain with and/or, left to right.
+Errors it produces: 103 (duplicate order id), 104 (modify of a finished order), 105 (a modify
+of what cannot change), 110 (price off the tick), 200 (no such contract), 201 (rejected), 202
+(cancelled), 326 (clientId in use), 399 (outside regular hours without outsideRth), 10147
+(cancel of an unknown order), 10148 (cancel of a finished order), 1100/1101/1102
+(connectivity, ``connectivity_lost``/``connectivity_restored``, and around
+``nightly_restart``). Price conditions chain with and/or, left to right.
 Wire-level faults on top of the link's: ``commission_first_next`` (a commissionReport before its
 execDetails, as real TWS sometimes does).
 """
@@ -65,8 +69,10 @@ from actors.domain.sessions import Session as MarketSession
 from actors.domain.sessions import session_at
 from sim.engine import Engine, Execution, SimOrder
 from sim.link import Link, VenueDisconnected
+from sim.options import OptionContract, OptionError
 
 from . import messages as m
+from .brackets import HeldOrder, HeldOrders
 from .contracts import NO_SECURITY_DEFINITION, NO_SECURITY_DEFINITION_TEXT, mismatch, resolve
 from .history import (
     HistoryRefused,
@@ -87,7 +93,8 @@ from .orders import (
     parse_contract12,
     parse_place_order,
 )
-from .refusals import not_supported, refusal
+from .refusals import LIMITED, STOPPED, not_supported, refusal
+from .what_if import Holding, what_if
 from .wire import HELLO, Fields, FrameReader, ProtocolError, frame
 
 log = logging.getLogger("actortrade.sim.tws")
@@ -99,6 +106,18 @@ FARM_NOTICES = (
 )
 STARTING_CASH = Decimal("1000000")
 TAG_PREFIX = "tws:"
+BRACKET_OCA_PREFIX = "bracket:"
+"""The engine's OCA group of a bracket's children placed without one: this and the parent's
+ref."""
+CANCELS_TOLD = (
+    "cancelled by the client",
+    "global cancel",
+    "OCA group ",
+    "its parent ",
+)
+"""The engine's cancel reasons the client hears 202 for (its own cancel, a global cancel, an
+OCA sibling's fill, a parent ended unfilled); a DAY order's expiry and a restart come as the
+Cancelled status alone."""
 
 
 @attrs.define(kw_only=True)
@@ -155,6 +174,10 @@ class TwsServer:
         self.orders: dict[str, TwsOrder] = {}
         self.by_client_order: dict[tuple[int, int], str] = {}
         self.used_ids: dict[int, int] = {}
+        self.held = HeldOrders()
+        """Untransmitted orders (``transmit=False``): the face's, not the engine's."""
+        self._children: dict[tuple[int, int], list[str]] = {}
+        """The refs of each (client, order id)'s children."""
         self._executions: dict[str, Execution] = {}
         self._indexed = 0
         self.port: int | None = None
@@ -173,6 +196,11 @@ class TwsServer:
         for sim in engine.orders.values():
             self._adopt(sim)
         engine.trade_listeners.append(self._on_trade)
+        self._stops: set[str] = {
+            ref for ref, sim in engine.orders.items() if sim.stopped and ref in self.orders
+        }
+        """This face's stop orders not yet triggered: told Submitted when a trade triggers them."""
+        engine.trade_listeners.append(self._stops_reached)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -197,8 +225,31 @@ class TwsServer:
 
     def _remember(self, order: TwsOrder) -> None:
         self.orders[order.ref] = order
+        if order.wire.parent_id:
+            self._children.setdefault((order.client_id, order.wire.parent_id), []).append(order.ref)
         self.by_client_order[(order.client_id, order.order_id)] = order.ref
         self.used_ids[order.client_id] = max(self.used_ids.get(order.client_id, 0), order.order_id)
+
+    def _stops_reached(self, symbol: str, _price: Decimal, _size: int, _at: datetime) -> None:
+        # A stop a trade triggered without filling it whole now works at the exchange: IB
+        # reports it Submitted (filled, its fill says so).
+        for ref in list(self._stops):
+            sim = self.engine.orders.get(ref)
+            if sim is None or sim.done:
+                self._stops.discard(ref)
+                continue
+            if sim.symbol != symbol or sim.stopped:
+                continue
+            self._stops.discard(ref)
+            order = self.orders[ref]
+            session = self.sessions.get(order.client_id)
+            if session is not None:
+                session.stop_triggered(order, sim)
+
+    def children_of(self, parent: TwsOrder) -> list[TwsOrder]:
+        """The orders placed through this face as children (``parentId``) of ``parent``."""
+        refs = self._children.get((parent.client_id, parent.order_id), ())
+        return [self.orders[ref] for ref in refs if ref in self.orders]
 
     def next_valid_id(self) -> int:
         return max(self.used_ids.values(), default=0) + 1
@@ -549,6 +600,8 @@ class Session:
             if mine_only and order.client_id != self.client_id:
                 continue
             self._order_state(order, sim)
+        for held in self.server.held.of(self.client_id if mine_only else None):
+            self._held_state(held)
         self.put(m.open_order_end())
 
     def req_completed_orders(self, fields: list[str]) -> None:
@@ -559,7 +612,7 @@ class Session:
             sim = self.server.engine.orders.get(order.ref)
             if sim is None or not sim.done:
                 continue
-            status = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            status = "Filled" if _filled(sim) else "Cancelled"
             state = WireOrderState(
                 status=status,
                 completed_time=m.ib_time(self.server.clock()),
@@ -849,6 +902,11 @@ class Session:
 
     def req_global_cancel(self, fields: list[str]) -> None:
         _expect(fields, "reqGlobalCancel", 2)
+        for held in self.server.held.of():
+            session = self.server.sessions.get(held.client_id)
+            for dropped in self.server.held.cancel(held.client_id, held.order_id):
+                if session is not None:
+                    session._held_cancelled(dropped)
         for order in list(self.server.orders.values()):
             sim = self.server.engine.orders.get(order.ref)
             if sim is not None and not sim.done:
@@ -856,7 +914,13 @@ class Session:
 
     def cancel_order(self, fields: list[str]) -> None:
         order_id, _ = parse_cancel_order(fields, self.version)
-        ref = self.server.by_client_order.get((self._client(), order_id))
+        client_id = self._client()
+        if self.server.held.get(client_id, order_id) is not None:
+            # Untransmitted: it never reached the engine, and neither did its held children.
+            for dropped in self.server.held.cancel(client_id, order_id):
+                self._held_cancelled(dropped)
+            return
+        ref = self.server.by_client_order.get((client_id, order_id))
         sim = self.server.engine.orders.get(ref) if ref is not None else None
         if ref is None or sim is None:
             self.put(
@@ -869,7 +933,7 @@ class Session:
             )
             return
         if sim.done:
-            state = "Filled" if sim.filled >= sim.quantity else "Cancelled"
+            state = "Filled" if _filled(sim) else "Cancelled"
             self.put(
                 m.error(
                     order_id,
@@ -892,10 +956,15 @@ class Session:
         client_id = self._client()
         server = self.server
         order_id = wire.order_id
-        known = server.by_client_order.get((client_id, order_id))
-        if known is not None:
-            self._modify(known, wire, fields)
-            return
+        if not wire.what_if:
+            known = server.by_client_order.get((client_id, order_id))
+            if known is not None:
+                self._modify(known, wire, fields)
+                return
+            held = server.held.get(client_id, order_id)
+            if held is not None:
+                self._modify_held(held, wire, fields)
+                return
         if order_id <= server.used_ids.get(client_id, 0):
             self._error(order_id, 103, "Duplicate order id")
             return
@@ -903,22 +972,20 @@ class Session:
         if instrument is None:
             self._no_security_definition(order_id)
             return
-        server.used_ids[client_id] = order_id
-        problem = self._refusal(wire, instrument)
+        if not wire.what_if:
+            # A what-if is never placed: its id stays free (ib_insync takes it from its
+            # order ids, and the next order's is above it anyway).
+            server.used_ids[client_id] = order_id
+        problem = self._refusal(wire, instrument) or self._parent_refusal(wire)
         if problem is not None:
             self._error(order_id, 201, f"Order rejected - reason:{problem}")
             return
-        if wire.lmt_price is not None and wire.lmt_price % instrument.min_tick:
-            self._error(
-                order_id,
-                110,
-                "The price does not conform to the minimum price variation for this contract.",
-            )
+        if self._off_tick(wire, instrument):
             return
-        now = server.clock()
         if wire.what_if:
             self._what_if(wire, instrument)
             return
+        now = server.clock()
         if not wire.outside_rth and session_at(now) is not MarketSession.REGULAR:
             self._error(
                 order_id,
@@ -926,24 +993,52 @@ class Session:
                 "Order Message:\nBUY/SELL order: Warning: your order will not be placed at the "
                 "exchange until the regular trading session opens",
             )
+        group = server.held.group_of(client_id, wire.parent_id) if wire.parent_id else None
+        held = HeldOrder(
+            client_id=client_id,
+            wire=wire,
+            fields=tuple(fields),
+            server_version=self.version,
+            instrument=instrument,
+            group=group if group is not None else order_id,
+        )
+        if not wire.transmit:
+            server.held.hold(held)
+            self._held_state(held)
+            return
+        self._transmit(held)
+
+    def _transmit(self, order: HeldOrder) -> None:
+        # A transmitted order takes its group's held orders along, in the order they were
+        # placed and before it: a bracket's parent reaches the engine before its children.
+        now = self.server.clock()
+        for held in self.server.held.release(order.client_id, order.group):
+            if held.order_id != order.order_id:
+                self._submit(held, now)
+        self._submit(order, now)
+
+    def _submit(self, held: HeldOrder, now: datetime) -> None:
+        server = self.server
+        wire, client_id, order_id = held.wire, held.client_id, held.order_id
         # The engine's books name an order by its orderRef when it has one no other order took
         # (ours are self-describing and unique), else by the placing client and order id.
         ref = wire.order_ref
         if not ref or ref in server.engine.orders or ref.startswith(TAG_PREFIX):
             ref = f"{TAG_PREFIX}{client_id}:{order_id}"
+        fields = list(held.fields)
         order = TwsOrder(
             ref=ref,
             client_id=client_id,
             order_id=order_id,
             wire=wire,
-            fields=list(fields),
-            server_version=self.version,
+            fields=fields,
+            server_version=held.server_version,
         )
         server._remember(order)
         tag = (
             TAG_PREFIX
             + msgspec.json.encode(
-                _Tag(client=client_id, version=self.version, fields=list(fields))
+                _Tag(client=client_id, version=held.server_version, fields=fields)
             ).decode()
         )
         chain: tuple[tuple[str, PriceCondition], ...] = ()
@@ -952,7 +1047,48 @@ class Session:
                 (c.conjunction, PriceCondition(trigger=c.price(), is_more=bool(c.is_more)))
                 for c in wire.conditions
             )
-        server.engine.place(_domain_order(ref, wire, instrument), now, tag=tag, chain=chain)
+        parent = server.by_client_order.get((client_id, wire.parent_id)) if wire.parent_id else None
+        oca, oca_type = _oca(wire, parent)
+        sim = server.engine.place(
+            _domain_order(ref, wire, held.instrument, parent=parent, oca=oca),
+            now,
+            tag=tag,
+            chain=chain,
+            oca_type=oca_type,
+            trigger_method=wire.trigger_method,
+        )
+        if sim is not None and sim.stopped:
+            server._stops.add(ref)
+
+    def _parent_refusal(self, wire: WireOrder) -> str | None:
+        # A child's parent is a working (or held) order of the same client, on any contract.
+        if not wire.parent_id:
+            return None
+        client_id = self._client()
+        if wire.parent_id == wire.order_id:
+            return f"parentId {wire.parent_id} is the order itself"
+        if self.server.held.get(client_id, wire.parent_id) is not None:
+            return None
+        ref = self.server.by_client_order.get((client_id, wire.parent_id))
+        sim = self.server.engine.orders.get(ref) if ref is not None else None
+        if sim is None:
+            return f"parentId {wire.parent_id} is not an order of client {client_id}"
+        if sim.done:
+            state = "filled" if _filled(sim) else "cancelled"
+            return f"parentId {wire.parent_id}: the parent order is {state}"
+        return None
+
+    def _off_tick(self, wire: WireOrder, instrument: Instrument) -> bool:
+        # The limit and the stop must be on the contract's tick (110 otherwise).
+        for price in (wire.lmt_price, wire.aux_price):
+            if price is not None and price % instrument.min_tick:
+                self._error(
+                    wire.order_id,
+                    110,
+                    "The price does not conform to the minimum price variation for this contract.",
+                )
+                return True
+        return False
 
     def _refusal(self, wire: WireOrder, instrument: Instrument) -> str | None:
         # Every field the venue does not implement (sim.tws.refusals), and the account.
@@ -962,6 +1098,20 @@ class Session:
 
     def _no_security_definition(self, req_id: int) -> None:
         self._error(req_id, NO_SECURITY_DEFINITION, NO_SECURITY_DEFINITION_TEXT)
+
+    def _unchangeable(self, was: WireOrder, wire: WireOrder) -> str | None:
+        # What a modify may not change (IB's 105): the bracket and OCA links, the trigger.
+        for field, attribute in (
+            ("parentId", "parent_id"),
+            ("ocaGroup", "oca_group"),
+            ("ocaType", "oca_type"),
+            ("triggerMethod", "trigger_method"),
+            ("orderType", "order_type"),
+        ):
+            before, after = getattr(was, attribute), getattr(wire, attribute)
+            if before != after:
+                return f"{field} cannot change ({before!r} to {after!r})"
+        return None
 
     def _modify(self, ref: str, wire: WireOrder, fields: list[str]) -> None:
         server = self.server
@@ -979,29 +1129,162 @@ class Session:
         if problem is not None:
             self._error(wire.order_id, 201, f"Order rejected - reason:{problem}")
             return
+        changed = self._unchangeable(order.wire, wire)
+        if changed is not None:
+            self._error(
+                wire.order_id,
+                105,
+                f"Order being modified does not match original order: {changed}",
+            )
+            return
+        if self._off_tick(wire, instrument):
+            return
         quantity = int(wire.total_quantity)
         server.orders[ref] = attrs.evolve(order, wire=wire, fields=list(fields))
         server.engine.modify(
-            ref, quantity=quantity, limit=wire.lmt_price if wire.order_type == "LMT" else None
+            ref,
+            quantity=quantity,
+            limit=wire.lmt_price if wire.order_type in LIMITED else None,
+            stop=wire.aux_price if wire.order_type in STOPPED else None,
         )
 
+    def _modify_held(self, held: HeldOrder, wire: WireOrder, fields: list[str]) -> None:
+        # An untransmitted order changed before it goes (or transmitted by the change).
+        instrument = self.server.resolve(wire.contract)
+        if instrument is None or instrument.symbol != held.instrument.symbol:
+            self._no_security_definition(wire.order_id)
+            return
+        problem = self._refusal(wire, instrument)
+        if problem is not None:
+            self._error(wire.order_id, 201, f"Order rejected - reason:{problem}")
+            return
+        changed = self._unchangeable(held.wire, wire)
+        if changed is not None:
+            self._error(
+                wire.order_id,
+                105,
+                f"Order being modified does not match original order: {changed}",
+            )
+            return
+        if self._off_tick(wire, instrument):
+            return
+        changed_order = attrs.evolve(
+            held, wire=wire, fields=tuple(fields), server_version=self.version
+        )
+        self.server.held.hold(changed_order)
+        if wire.transmit:
+            self._transmit(changed_order)
+        else:
+            self._held_state(changed_order)
+
     def _what_if(self, wire: WireOrder, instrument: Instrument) -> None:
-        price = wire.lmt_price or self.server.engine.last.get(instrument.symbol, Decimal(0))
-        value = price * wire.total_quantity
-        commission = max(Decimal("0.005") * wire.total_quantity, Decimal(1))
-        state = WireOrderState(
-            status="PreSubmitted",
-            init_margin_change=f"{value / 4:.2f}",
-            maint_margin_change=f"{value / 4:.2f}",
-            equity_with_loan_change="0",
-            commission=float(commission),
-            commission_currency="USD",
+        # Margin and commission of the order as if it filled now, at its limit (or stop, or
+        # the market); nothing is placed, journaled or kept.
+        engine = self.server.engine
+        now = self.server.clock()
+        symbol = instrument.symbol
+        option = _option_of(symbol)
+        buy = wire.action == "BUY"
+        price = wire.lmt_price if wire.order_type in LIMITED else None
+        if price is None and wire.order_type in STOPPED:
+            price = wire.aux_price
+        if price is None:
+            price = self._market_price(symbol, option, now, buy=buy)
+        if price is None:
+            self._error(
+                wire.order_id,
+                201,
+                f"Order rejected - reason:whatIf: no price to value the order at ({symbol} "
+                "has not traded)",
+            )
+            return
+        others = [
+            self._holding(other, position.quantity, now, at=None)
+            for other, position in engine.positions.items()
+            if other != symbol and position.quantity
+        ]
+        position = engine.positions.get(symbol)
+        before = self._holding(symbol, position.quantity if position else 0, now, at=price)
+        quantity = int(wire.total_quantity)
+        state = what_if(
+            cash=self.server.cash(),
+            others=others,
+            before=before,
+            bought=quantity if buy else -quantity,
         )
         self.put(
             open_order_fields(
                 wire, state, client_id=self._client(), perm_id=0, server_version=self.version
             )
         )
+
+    def _market_price(
+        self, symbol: str, option: OptionContract | None, now: datetime, *, buy: bool
+    ) -> Decimal | None:
+        # What a market order would pay: an option's ask (buy) or bid (sell), a stock's last.
+        if option is None:
+            return self.server.engine.last.get(symbol)
+        quote = self.server.engine.option_quote(option, now)
+        if quote is None:
+            return None
+        return quote.ask if buy else quote.bid
+
+    def _holding(self, symbol: str, quantity: int, now: datetime, *, at: Decimal | None) -> Holding:
+        # A position valued at ``at``, else at the venue's price (an option's mid quote).
+        option = _option_of(symbol)
+        engine = self.server.engine
+        price = at
+        underlying = None
+        if option is not None:
+            underlying = engine.last.get(option.underlying)
+            if price is None:
+                quote = engine.option_quote(option, now)
+                price = (quote.bid + quote.ask) / 2 if quote is not None else None
+        if price is None:
+            position = engine.positions.get(symbol)
+            price = engine.last.get(symbol, position.average_cost if position else Decimal(0))
+        return Holding(quantity=quantity, price=price, option=option, underlying_price=underlying)
+
+    def _held_state(self, held: HeldOrder) -> None:
+        # TWS reports an untransmitted order as Inactive: created, not sent to IB.
+        self.put(
+            open_order_fields(
+                held.wire,
+                WireOrderState(status="Inactive"),
+                client_id=held.client_id,
+                perm_id=0,
+                server_version=self.version,
+            )
+        )
+        self.put(
+            m.order_status(
+                order_id=held.order_id,
+                status="Inactive",
+                filled=Decimal(0),
+                remaining=held.wire.total_quantity,
+                average_price=Decimal(0),
+                perm_id=0,
+                last_fill_price=Decimal(0),
+                client_id=held.client_id,
+                parent_id=held.wire.parent_id,
+            )
+        )
+
+    def _held_cancelled(self, held: HeldOrder) -> None:
+        self.put(
+            m.order_status(
+                order_id=held.order_id,
+                status="Cancelled",
+                filled=Decimal(0),
+                remaining=Decimal(0),
+                average_price=Decimal(0),
+                perm_id=0,
+                last_fill_price=Decimal(0),
+                client_id=held.client_id,
+                parent_id=held.wire.parent_id,
+            )
+        )
+        self._error(held.order_id, 202, "Order Canceled - reason:")
 
     def _client(self) -> int:
         # Requests other than startApi are refused before it (see _dispatch).
@@ -1042,17 +1325,32 @@ class Session:
                     self._open_order(order, sim)
                     self.put(m.commission_report(execution.exec_id, execution.commission))
                 self._position_changed(execution.symbol)
+                self._children_status(order)
             case OrderCancelled(reason=reason):
                 self._status(order, sim)
-                if reason == "cancelled by the client":
+                if reason.startswith(CANCELS_TOLD):
                     self._error(order.order_id, 202, "Order Canceled - reason:")
 
+    def stop_triggered(self, order: TwsOrder, sim: SimOrder) -> None:
+        """``order``'s stop was reached: its status after what happened before."""
+        self._drain()
+        self._status(order, sim)
+
+    def _children_status(self, parent: TwsOrder) -> None:
+        # A parent's fill activates its children: each one's status, as it now stands.
+        for order in self.server.children_of(parent):
+            sim = self.server.engine.orders.get(order.ref)
+            if sim is not None and not sim.done:
+                self._status(order, sim)
+
     def _status_text(self, sim: SimOrder) -> str:
-        if sim.filled >= sim.quantity:
+        if _filled(sim):
             return "Filled"
         if sim.done:
             return "Cancelled"
-        return "PreSubmitted" if sim.armed else "Submitted"
+        # Held by the venue until something happens: a condition, a stop not reached, a
+        # child's parent not filled (IB's simulated orders are PreSubmitted).
+        return "PreSubmitted" if sim.armed or sim.stopped or sim.held else "Submitted"
 
     def _order_state(self, order: TwsOrder, sim: SimOrder) -> None:
         self._open_order(order, sim)
@@ -1060,9 +1358,14 @@ class Session:
 
     def _open_order(self, order: TwsOrder, sim: SimOrder) -> None:
         state = WireOrderState(status=self._status_text(sim))
+        wire = order.wire
+        if wire.total_quantity != sim.quantity:
+            # The venue changed it (an OCA sibling's fill reduced it): TWS shows the order as
+            # it now stands.
+            wire = attrs.evolve(wire, total_quantity=Decimal(sim.quantity))
         self.put(
             open_order_fields(
-                order.wire,
+                wire,
                 state,
                 client_id=order.client_id,
                 perm_id=sim.perm_id,
@@ -1084,6 +1387,7 @@ class Session:
                 perm_id=sim.perm_id,
                 last_fill_price=executions[-1].price if executions else Decimal(0),
                 client_id=order.client_id,
+                parent_id=order.wire.parent_id,
             )
         )
 
@@ -1124,7 +1428,14 @@ def _expect(fields: list[str], name: str, count: int) -> None:
     f.done()
 
 
-def _domain_order(ref: str, wire: WireOrder, instrument: Instrument) -> PlaceOrder:
+def _domain_order(
+    ref: str,
+    wire: WireOrder,
+    instrument: Instrument,
+    *,
+    parent: str | None = None,
+    oca: str | None = None,
+) -> PlaceOrder:
     condition = None
     if len(wire.conditions) == 1:
         (first,) = wire.conditions
@@ -1134,11 +1445,38 @@ def _domain_order(ref: str, wire: WireOrder, instrument: Instrument) -> PlaceOrd
         symbol=instrument.symbol,
         side=Side.BUY if wire.action == "BUY" else Side.SELL,
         quantity=int(wire.total_quantity),
-        limit=wire.lmt_price if wire.order_type == "LMT" else None,
+        limit=wire.lmt_price if wire.order_type in LIMITED else None,
         tif=TimeInForce(wire.tif or "DAY"),  # an unset tif is DAY, as at IB
         outside_rth=wire.outside_rth,
         condition=condition,
+        stop=wire.aux_price if wire.order_type in STOPPED else None,
+        parent=parent,
+        oca=oca,
     )
+
+
+def _filled(sim: SimOrder) -> bool:
+    # Filled whole: an OCA sibling's fill reducing an order to nothing cancels it instead.
+    return 0 < sim.quantity <= sim.filled
+
+
+def _oca(wire: WireOrder, parent: str | None) -> tuple[str | None, int]:
+    # The engine's OCA group and type: the order's own group (ocaType 0, unset, is taken as
+    # 1), else, for a bracket's child, its parent's children together (IB makes a bracket's
+    # exits one OCA group, reduced as one of them fills: type 2).
+    if wire.oca_group:
+        return wire.oca_group, wire.oca_type or 1
+    if parent is not None:
+        return f"{BRACKET_OCA_PREFIX}{parent}", 2
+    return None, 2
+
+
+def _option_of(symbol: str) -> OptionContract | None:
+    # At the engine an option is named by its OCC symbol.
+    try:
+        return OptionContract.from_local_symbol(symbol)
+    except OptionError:
+        return None
 
 
 _HANDLERS: dict[int, Callable[[Session, list[str]], Any]] = {

@@ -1,8 +1,8 @@
 """Whatever the venue does not implement is refused with 201 naming the field, never silently
 accepted: every field of ``sim.tws.refusals.REFUSED`` set to something other than ib_insync's
-default, through ib_insync over a real socket, is a 201 and no order; ib_insync's own
-bracketOrder() and an OCA group are refused whole, not half-placed; a modify that asks for an
-unsupported field is refused and the order works on as it was."""
+default, through ib_insync over a real socket, is a 201 and no order; a modify that asks for an
+unsupported field is refused and the order works on as it was. (Brackets, OCA groups and stop
+orders, once refused here, are implemented: tests/sim/tws/test_brackets_wire.py and others.)"""
 
 from __future__ import annotations
 
@@ -34,16 +34,11 @@ pytestmark = pytest.mark.anyio
 
 # Each refused field (its name in REFUSED) -> the ib_insync Order attributes that set it.
 ON_THE_SOCKET: dict[str, dict[str, Any]] = {
-    "auxPrice": {"auxPrice": 49.0},
-    "ocaGroup": {"ocaGroup": "group-1"},
     "openClose": {"openClose": "C"},
     "origin": {"origin": 1},
-    "transmit": {"transmit": False},
-    "parentId": {"parentId": 1},
     "blockOrder": {"blockOrder": True},
     "sweepToFill": {"sweepToFill": True},
     "displaySize": {"displaySize": 5},
-    "triggerMethod": {"triggerMethod": 2},
     "hidden": {"hidden": True},
     "discretionaryAmt": {"discretionaryAmt": 0.05},
     "goodAfterTime": {"goodAfterTime": "20261123 09:31:00 US/Eastern"},
@@ -56,7 +51,6 @@ ON_THE_SOCKET: dict[str, dict[str, Any]] = {
     "shortSaleSlot": {"shortSaleSlot": 1},
     "designatedLocation": {"designatedLocation": "X"},
     "exemptCode": {"exemptCode": 0},
-    "ocaType": {"ocaType": 1},
     "rule80A": {"rule80A": "I"},
     "settlingFirm": {"settlingFirm": "FIRM"},
     "allOrNone": {"allOrNone": True},
@@ -141,8 +135,16 @@ OFF_THE_SOCKET: dict[str, dict[str, Any]] = {
 # Values of the fields the venue uses, outside what it implements: (the order's attributes,
 # the field the reason names).
 OTHER_VALUES: dict[str, tuple[dict[str, Any], str]] = {
-    "stop": ({"orderType": "STP", "auxPrice": 45.0}, "orderType STP"),
-    "stop_limit": ({"orderType": "STP LMT", "auxPrice": 45.0}, "orderType STP LMT"),
+    "stop_with_a_limit_price": ({"orderType": "STP", "auxPrice": 45.0}, "lmtPrice"),
+    "stop_limit_without_a_stop": ({"orderType": "STP LMT"}, "auxPrice"),
+    "stop_price_on_a_limit": ({"auxPrice": 49.0}, "auxPrice"),
+    "trigger_method_ib_does_not_have": (
+        {"orderType": "STP LMT", "auxPrice": 45.0, "triggerMethod": 5},
+        "triggerMethod 5",
+    ),
+    "trigger_method_on_a_limit": ({"triggerMethod": 2}, "triggerMethod"),
+    "oca_type_without_a_group": ({"ocaType": 1}, "ocaType"),
+    "oca_type_ib_does_not_have": ({"ocaGroup": "group-1", "ocaType": 4}, "ocaType 4"),
     "trailing": ({"orderType": "TRAIL", "trailingPercent": 1.0}, "orderType TRAIL"),
     "relative": ({"orderType": "REL", "percentOffset": 0.01}, "orderType REL"),
     "immediate_or_cancel": ({"tif": "IOC"}, "tif IOC"),
@@ -257,45 +259,10 @@ def test_a_field_the_client_sends_only_for_refused_orders_is_refused_too(field: 
     assert reason.startswith(f"{field} is not supported by this venue")
 
 
-@pytest.mark.parametrize("version", [157, 176])
-async def test_ib_insyncs_bracket_and_an_oca_group_are_refused_whole(
-    version: int, client_errors: Callable[[], list[str]]
-) -> None:
-    """bracketOrder() (parent and take-profit untransmitted, stop-loss a STP child) and an OCA
-    pair are each refused leg by leg with 201: nothing rests, a print through every price
-    fills nothing."""
-    engine = Engine()
-    async with venue(engine, version) as server:
-        ib = await connect(server)
-        bracket = ib.bracketOrder("BUY", 10, 50.00, 55.00, 45.00)
-        oca = ib.oneCancelsAll(
-            [LimitOrder("BUY", 10, 49.50), LimitOrder("BUY", 10, 49.00)], "entry-1", 1
-        )
-        answers = await _refused(ib, [*bracket, *oca])
-        assert [code for code, _ in answers] == [201] * 5
-        assert [message.split(":", 1)[1].split(" is ")[0] for _, message in answers] == [
-            "transmit",
-            "transmit",
-            "orderType STP",
-            "ocaGroup",
-            "ocaGroup",
-        ]
-        for minute, price in enumerate(("44.00", "48.00", "56.00"), start=1):
-            trade(engine, price, 1000, minute)
-        [contract] = await ib.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
-        await ib.reqTickersAsync(contract)  # answered after every print above
-        assert engine.orders == {}
-        assert engine.executions == []
-        assert ib.positions() == []
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
-
-
 async def test_a_modify_asking_for_an_unsupported_field_is_refused_and_the_order_works_on(
     client_errors: Callable[[], list[str]],
 ) -> None:
-    """A resting limit modified into an OCA group: 201 naming ocaGroup, and the venue's order
+    """A resting limit modified into a hidden order: 201 naming hidden, and the venue's order
     keeps its fields and fills at its limit."""
     engine = Engine()
     async with venue(engine) as server:
@@ -305,15 +272,15 @@ async def test_a_modify_asking_for_an_unsupported_field_is_refused_and_the_order
         ib.errorEvent += lambda req_id, code, msg, _contract: codes.append((req_id, code, msg))
         resting = ib.placeOrder(contract, LimitOrder("BUY", 10, 50.00, orderRef="modify:1"))
         await until(lambda: resting.orderStatus.status == "Submitted")
-        resting.order.ocaGroup = "group-1"
+        resting.order.hidden = True
         resting.order.lmtPrice = 50.50
         ib.placeOrder(contract, resting.order)
         await until(lambda: any(code == 201 for _, code, _ in codes))
         [(req_id, _, message)] = codes
         assert req_id == resting.order.orderId
-        assert message.startswith("Order rejected - reason:ocaGroup is not supported")
+        assert message.startswith("Order rejected - reason:hidden is not supported")
         venue_order = server.orders["modify:1"]
-        assert (venue_order.wire.oca_group, venue_order.wire.lmt_price) == ("", Decimal("50.0"))
+        assert (venue_order.wire.hidden, venue_order.wire.lmt_price) == (False, Decimal("50.0"))
         assert not engine.orders["modify:1"].done
         trade(engine, "50.25", 100, 1)
         assert engine.executions == []  # 50.50 was refused with the modify

@@ -150,7 +150,7 @@ async def test_cancel_reject_and_error_codes(client_errors: Callable[[], list[st
         await until(lambda: resting.orderStatus.status == "Cancelled")
         off_tick = ib.placeOrder(contract, LimitOrder("BUY", 1, 50.005))
         stop = ib.placeOrder(
-            contract, Order(action="BUY", totalQuantity=1, orderType="STP", auxPrice=60.0)
+            contract, Order(action="BUY", totalQuantity=1, orderType="TRAIL", auxPrice=60.0)
         )
         ib.client.placeOrder(resting.order.orderId, contract, LimitOrder("BUY", 1, 40.0))
         ib.client.placeOrder(resting.order.orderId - 1, contract, MarketOrder("BUY", 1))
