@@ -2,7 +2,8 @@
 orders working and started again on the same journal: every client of the matrix reconnects to
 the same open orders (orderId, permId, orderRef, parentId, OCA group, conditions, status), the
 same executions with their commissions and the same position, and the market goes on matching
-those orders. Zero protocol errors on both sides."""
+those orders: a limit, a conditional order, a bracket (``ib.bracketOrder``) before its parent
+fills, and the options bot's OCA bracket after. Zero protocol errors on both sides."""
 
 from __future__ import annotations
 
@@ -19,18 +20,22 @@ from tests.sim.tws.venue_process import venue_process
 from tests.tws_venue import MONDAY, TQQQ, until
 
 pytestmark = pytest.mark.anyio
-WORKING = ("Submitted", "PreSubmitted")
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Scenario:
     """Orders placed before the kill, and what the market does to them after the restart."""
 
     name: str
     place: Callable[[Any, Api, Any], None]
     """Places the orders with ``(ib, api, contract)``; each order has an orderRef."""
+    before: tuple[tuple[str, int], ...] = ()
+    """The trades after the orders are placed, before the kill: (price, size), a minute apart."""
+    placed: dict[str, str]
+    """Every order's status by orderRef at the kill."""
+    position_before: float = 94.0
     market: tuple[tuple[str, int], ...]
-    """The trades after the restart: (price, size), a minute apart."""
+    """The trades after the restart."""
     final: dict[str, str]
     """Every order's status by orderRef once the market has moved."""
     position: float
@@ -55,11 +60,35 @@ def _both(ib: Any, api: Api, contract: Any) -> None:
     _conditional(ib, api, contract)
 
 
-# Brackets and OCA groups join here once placeOrder takes parentId, transmit and ocaGroup.
+def _bracket(ib: Any, api: Api, contract: Any) -> None:
+    # ib.bracketOrder: parent and take-profit held until the stop-loss transmits the three
+    legs = ib.bracketOrder("BUY", 10, 49.00, 55.00, 45.00)
+    for leg, ref in zip(legs, ("entry", "tp", "sl"), strict=True):
+        leg.orderRef = ref
+        leg.tif = "GTC"
+        ib.placeOrder(contract, leg)
+
+
+def _oca_bracket(ib: Any, api: Api, contract: Any) -> None:
+    # the options bot's entry: parent limit, take-profit limit, stop-loss stop, one OCA group
+    parent_id, tp_id, sl_id = (ib.client.getReqId() for _ in range(3))
+    exits = {"parentId": parent_id, "ocaGroup": "entry-7", "ocaType": 1, "tif": "GTC"}
+    legs = [
+        api.LimitOrder(
+            "BUY", 10, 50.00, orderId=parent_id, transmit=False, tif="GTC", orderRef="entry"
+        ),
+        api.LimitOrder("SELL", 10, 55.00, orderId=tp_id, transmit=False, orderRef="tp", **exits),
+        api.StopOrder("SELL", 10, 45.00, orderId=sl_id, transmit=True, orderRef="sl", **exits),
+    ]
+    for leg in legs:
+        ib.placeOrder(contract, leg)
+
+
 SCENARIOS = [
     Scenario(
         name="limit",
         place=_limit,
+        placed={"sell": "Submitted"},
         market=(("50.40", 100), ("50.60", 100)),
         final={"sell": "Filled"},
         position=0.0,
@@ -67,6 +96,7 @@ SCENARIOS = [
     Scenario(
         name="conditional",
         place=_conditional,
+        placed={"dip": "PreSubmitted"},
         market=(("48.50", 100), ("48.00", 100)),
         final={"dip": "Filled"},
         position=99.0,
@@ -74,9 +104,28 @@ SCENARIOS = [
     Scenario(
         name="limit-and-conditional",
         place=_both,
+        placed={"sell": "Submitted", "dip": "PreSubmitted"},
         market=(("48.00", 100), ("50.60", 100)),
         final={"sell": "Filled", "dip": "Filled"},
         position=5.0,
+    ),
+    Scenario(
+        name="bracket",
+        place=_bracket,
+        placed={"entry": "Submitted", "tp": "PreSubmitted", "sl": "PreSubmitted"},
+        market=(("48.90", 100), ("55.10", 100)),
+        final={"entry": "Filled", "tp": "Filled", "sl": "Cancelled"},
+        position=94.0,
+    ),
+    Scenario(
+        name="oca-bracket-parent-filled",
+        place=_oca_bracket,
+        before=(("49.95", 100),),
+        placed={"entry": "Filled", "tp": "Submitted", "sl": "PreSubmitted"},
+        position_before=104.0,
+        market=(("45.01", 100), ("44.90", 100)),
+        final={"entry": "Filled", "tp": "Cancelled", "sl": "Filled"},
+        position=94.0,
     ),
 ]
 
@@ -141,8 +190,12 @@ async def test_orders_executions_and_positions_survive_a_sigkill_of_the_venue(
         await until(lambda: buy.orderStatus.status == "Filled")
         await until(lambda: all(f.commissionReport.execId for f in buy.fills))
         scenario.place(ib, client.api, contract)
-        await until(lambda: working(ib) == set(scenario.final))
-        await until(lambda: position(ib) == 94.0)
+        for minute, (price, size) in enumerate(scenario.before, start=2):
+            await until(lambda: set(statuses(ib)) == {"buy", *scenario.placed})
+            await venue.trade(price, size, minute)
+        await until(lambda: statuses(ib) == {"buy": "Filled", **scenario.placed})
+        await until(lambda: position(ib) == scenario.position_before)
+        await until(lambda: all(f.commissionReport.execId for f in ib.fills()))
         before = books(ib)
         assert await venue.protocol_errors() == []
         await venue.kill()
@@ -150,18 +203,15 @@ async def test_orders_executions_and_positions_survive_a_sigkill_of_the_venue(
     async with venue_process(journal) as venue:
         ib = await client.connect_to(venue.port, client_id=5)
         assert books(ib) == before
-        for minute, (price, size) in enumerate(scenario.market, start=2):
+        for minute, (price, size) in enumerate(scenario.market, start=2 + len(scenario.before)):
             await venue.trade(price, size, minute)
         await until(lambda: statuses(ib) == {"buy": "Filled", **scenario.final})
         await until(lambda: position(ib) == scenario.position)
-        assert len(ib.fills()) == 1 + len(scenario.final)
+        filled = [ref for ref, status in scenario.final.items() if status == "Filled"]
+        assert sorted(f.execution.orderRef for f in ib.fills()) == sorted(["buy", *filled])
         assert await venue.protocol_errors() == []
         ib.disconnect()
     assert client_errors() == []
-
-
-def working(ib: Any) -> set[str]:
-    return {t.order.orderRef for t in ib.openTrades() if t.orderStatus.status in WORKING}
 
 
 def position(ib: Any) -> float:
