@@ -17,11 +17,20 @@ from ib_insync import IB
 from actors.domain import Instrument
 from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
+from sim.tws.orders import HIGHEST_SERVER_VERSION
 from sim.tws.server import TwsServer
 
 TQQQ = Instrument(symbol="TQQQ", con_id=900001, long_name="PROSHARES ULTRAPRO QQQ")
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)
-PROTOCOL_TROUBLE = ("Error handling fields", "Error for ", "No order found", "Unknown reqId")
+PROTOCOL_TROUBLE = (
+    "Error handling fields",
+    "Error for ",
+    "No order found",
+    "Unknown reqId",
+    "malformed value",
+    "request timed out",
+)
+CLIENT_LIBRARIES = ("ib_insync", "ib_async")
 
 
 class Clock:
@@ -35,7 +44,7 @@ class Clock:
 
 
 @asynccontextmanager
-async def venue(engine: Engine, version: int = 176) -> AsyncIterator[TwsServer]:
+async def venue(engine: Engine, version: int = HIGHEST_SERVER_VERSION) -> AsyncIterator[TwsServer]:
     server = TwsServer(engine, instruments=[TQQQ], clock=Clock(engine), max_version=version)
     async with anyio.create_task_group() as tg:
         await tg.start(server.serve)
@@ -56,20 +65,27 @@ def trade(engine: Engine, price: str, size: int, minute: int) -> None:
 
 
 def client_protocol_errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    """The client side's protocol errors: ib_insync logs (instead of raising) every message it
-    cannot decode, and every message it cannot match to a request or an order. (Order errors
-    such as 201 are logged at ERROR too; those are expected behaviour, not protocol errors.)"""
-    caplog.set_level(logging.INFO, logger="ib_insync")
+    """The client side's protocol errors: ib_insync and ib_async log (instead of raising) every
+    message they cannot decode, every malformed tick value, every message they cannot match to a
+    request or an order, and a startup request the server never answered. (Order errors such
+    as 201 are logged at ERROR too; those are expected behaviour, not protocol errors.)"""
+    for library in CLIENT_LIBRARIES:
+        caplog.set_level(logging.INFO, logger=library)
 
     def errors() -> list[str]:
         return [
-            r.getMessage()
+            f"{r.name}: {r.getMessage()}"
             for r in caplog.records
-            if r.name.startswith("ib_insync")
-            and (r.name == "ib_insync.Decoder" or r.getMessage().startswith(PROTOCOL_TROUBLE))
+            if r.name.split(".")[0] in CLIENT_LIBRARIES
+            and (r.name.endswith(".Decoder") or _troubled(r.getMessage()))
         ]
 
     return errors
+
+
+def _troubled(message: str) -> bool:
+    # "Unknown reqId" and "malformed value" follow the handler's name ("tickSize: ...")
+    return any(trouble in message for trouble in PROTOCOL_TROUBLE)
 
 
 async def connect(server: TwsServer, client_id: int = 1) -> IB:

@@ -15,6 +15,8 @@ ERROR_JSON_VERSION = 166
 SIZE_RULES_VERSION = 164
 """From this version contractDetails has no version field and no mdSizeMultiplier, and ends
 with minSize, sizeIncrement, suggestedSizeIncrement."""
+PENDING_PRICE_REVISION_VERSION = 178
+"""From this version execDetails ends with pendingPriceRevision (ib_async decoder.py 457)."""
 
 # Tick types (https://interactivebrokers.github.io/tws-api/tick_types.html): live, delayed.
 BID, ASK, LAST, CLOSE = (1, 66), (2, 67), (4, 68), (9, 75)
@@ -114,8 +116,11 @@ def exec_details(
     cumulative: Decimal,
     average_price: Decimal,
     order_ref: str,
+    server_version: int,
 ) -> list[object]:
     contract = contract_fields(instrument, exchange=instrument.primary_exchange, primary=False)
+    # pendingPriceRevision: whether IB may still revise the price; never, for the sim
+    revision: list[object] = [False] if server_version >= PENDING_PRICE_REVISION_VERSION else []
     return [
         11,
         req_id,
@@ -138,6 +143,7 @@ def exec_details(
         "",
         "",
         2,
+        *revision,
     ]
 
 

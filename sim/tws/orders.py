@@ -1,8 +1,10 @@
 """The order messages of the TWS API: placeOrder and cancelOrder in, openOrder and completedOrder
-out (ref/ib-wire.md sections 1.3 to 1.6), for server versions 157 to 176.
+out (ref/ib-wire.md sections 1.3 to 1.6), for server versions 157 to 178.
 
 The layouts are those of ib_insync 0.9.86: ``client.placeOrder`` (client.py 410-620),
-``decoder.openOrder`` (decoder.py 818-1071) and ``decoder.completedOrder`` (1073-1287). Parsing is
+``decoder.openOrder`` (decoder.py 818-1071) and ``decoder.completedOrder`` (1073-1287); from 177
+on, ib_async 1.0.3's, which drop faProfile from all three (its client.py 537, decoder.py 917
+and 1181). Parsing is
 strict: every field placeOrder carries is read, by type, in order, and a missing or leftover field
 raises ``ProtocolError`` naming the field. ``WireOrder`` keeps every field openOrder echoes, so a
 client that rebuilds its orders from openOrder on reconnect gets the order it placed.
@@ -31,7 +33,9 @@ COMPLETED_ORDER = 101
 MIN_SERVER_VERSION = 157
 """The lowest version ib_insync accepts (client.py 87)."""
 MAX_SERVER_VERSION = 176
-"""ib_insync's ``MaxClientVersion``; 177 drops faProfile, which this codec does not do."""
+"""ib_insync's ``MaxClientVersion``, the highest version its encoder and decoder speak."""
+HIGHEST_SERVER_VERSION = 178
+"""ib_async's ``MaxClientVersion`` (client.py 88), the highest version this codec speaks."""
 
 
 class Since(enum.IntEnum):
@@ -50,6 +54,8 @@ class Since(enum.IntEnum):
     PEG_BEST_PEG_MID = 170
     """minTradeQty and the PEG BEST / PEG MID offsets: in placeOrder when they apply, in
     openOrder and completedOrder always (5 fields)."""
+    NO_FA_PROFILE = 177
+    """faProfile is gone from placeOrder, openOrder and completedOrder (ib_async)."""
 
 
 INFINITE = "Infinite"
@@ -351,10 +357,10 @@ class _Cursor(Fields):
 
 
 def _check_version(server_version: int) -> None:
-    if not MIN_SERVER_VERSION <= server_version <= MAX_SERVER_VERSION:
+    if not MIN_SERVER_VERSION <= server_version <= HIGHEST_SERVER_VERSION:
         raise ValueError(
             f"server version {server_version} is outside the {MIN_SERVER_VERSION}.."
-            f"{MAX_SERVER_VERSION} this codec speaks"
+            f"{HIGHEST_SERVER_VERSION} this codec speaks"
         )
 
 
@@ -600,7 +606,7 @@ def parse_place_order(fields: Sequence[str], server_version: int) -> WireOrder:
         fa_group=f.text("faGroup"),
         fa_method=f.text("faMethod"),
         fa_percentage=f.text("faPercentage"),
-        fa_profile=f.text("faProfile"),
+        fa_profile=f.text("faProfile") if server_version < Since.NO_FA_PROFILE else "",
         model_code=f.text("modelCode"),
         short_sale_slot=f.integer("shortSaleSlot"),
         designated_location=f.text("designatedLocation"),
@@ -841,6 +847,10 @@ def _peg_bench_and_conditions(order: WireOrder) -> list[object]:
     return out
 
 
+def _fa_profile(order: WireOrder, server_version: int) -> list[object]:
+    return [order.fa_profile] if server_version < Since.NO_FA_PROFILE else []
+
+
 def _peg_best_peg_mid(order: WireOrder, server_version: int) -> list[object]:
     if server_version < Since.PEG_BEST_PEG_MID:
         return []
@@ -887,7 +897,7 @@ def open_order_fields(
         order.fa_group,
         order.fa_method,
         order.fa_percentage,
-        order.fa_profile,
+        *_fa_profile(order, server_version),
         order.model_code,
         order.good_till_date,
         order.rule_80a,
@@ -1024,7 +1034,7 @@ def completed_order_fields(
         order.fa_group,
         order.fa_method,
         order.fa_percentage,
-        order.fa_profile,
+        *_fa_profile(order, server_version),
         order.model_code,
         order.good_till_date,
         order.rule_80a,

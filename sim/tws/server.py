@@ -9,7 +9,7 @@ placeOrder message itself as the engine's tag, so a server rebuilt on a reopened
 engine knows every order again, with all its fields.
 
 What a session answers (ref/ib-wire.md): the handshake (server versions ``min_version`` to
-``max_version``, ib_insync offers 157..176), startApi (managedAccounts, nextValidId, the farm
+``max_version``, 157..178 by default), startApi (managedAccounts, nextValidId, the farm
 notices; 326 for a clientId in use), and the requests ib_insync sends: positions, open orders
 (this client's, or all), completed orders, executions (with their commission reports), account
 updates (single and multi), contract details, market data (live or delayed, streamed or a
@@ -83,6 +83,7 @@ from .history import (
     history_prints,
 )
 from .orders import (
+    HIGHEST_SERVER_VERSION,
     WireContract,
     WireOrder,
     WireOrderState,
@@ -147,7 +148,8 @@ class TwsServer:
         clock: Callable[[], datetime],
         account: str = "DU1234567",
         min_version: int = 157,
-        max_version: int = 176,
+        # ib_insync offers 157..176, ib_async 157..178
+        max_version: int = HIGHEST_SERVER_VERSION,
         name: str = "tws",
         history: Iterable[Bar] = (),
         history_until: datetime | None = None,
@@ -809,6 +811,7 @@ class Session:
                 exec_id=execution.exec_id,
                 at=execution.time,
                 account=self.server.account,
+                server_version=self.version,
                 side=execution.side.value,
                 shares=Decimal(execution.quantity),
                 price=execution.price,

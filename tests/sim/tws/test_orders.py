@@ -718,11 +718,11 @@ def test_another_message_is_not_a_place_order() -> None:
 
 
 def test_server_versions_outside_the_codec_are_refused() -> None:
-    """The codec speaks 157..176 only: others are a programming error, not a wire one."""
+    """The codec speaks 157..178 only: others are a programming error, not a wire one."""
     contract, order = _grid_buy()
     fields = place_order_frame(176, 20, contract, order)
     with pytest.raises(ValueError, match="outside"):
-        parse_place_order(fields, 177)
+        parse_place_order(fields, 179)
 
 
 # --- cancelOrder ----------------------------------------------------------------------------
