@@ -3,11 +3,11 @@
 Measured on a monotonic clock given to the server (``time.monotonic`` by default; a test
 gives its own, so nothing depends on how fast the machine is), never on the venue's clock:
 
-* **Messages**: at most ``messages_per_second`` messages from one connection in any second.
-  Each one over it is answered with error 100, "Max rate of messages per second has been
-  exceeded:max=50 rec=N (k)" (N received in the last second, k this connection's violations),
-  and is not served. Refused messages count as received: a client that keeps flooding gets
-  nothing through until it slows down.
+* **Messages**: ``messages_per_second`` from one connection, as a bucket of that many that
+  refills at that many a second (``MessageRate``). A message over it is answered with error 100,
+  "Max rate of messages per second has been exceeded:max=50 rec=N (k)" (N received in the last
+  second, k this connection's violations), and is not served (TWS may also disconnect a client
+  that persists; the sim does not).
 * **Market data lines**: at most ``market_data_lines`` streaming subscriptions per connection;
   one more is error 101, "Max number of tickers has been reached". A snapshot holds no line
   (the sim answers it at once).
@@ -60,21 +60,30 @@ class PacingLimits:
 
 
 class MessageRate:
-    """One connection's messages in the last second."""
+    """One connection's message rate: a bucket of ``limit`` messages that refills at ``limit``
+    a second (a burst of ``limit``, then ``limit`` a second, so a client throttled a little
+    under it, as ib_insync is at 45, never meets it however its bursts land in a second)."""
 
     def __init__(self, limit: int, clock: Callable[[], float]) -> None:
         self.limit = limit
         self.clock = clock
         self.violations = 0
+        self._tokens = float(limit)
+        self._last: float | None = None
         self._stamps: collections.deque[float] = collections.deque()
 
     def arrive(self) -> str | None:
-        """Count a message; the text of error 100 when it is over the limit."""
+        """Count a message; the text of error 100 when it is over the limit (it then takes
+        nothing from the bucket: a client that keeps flooding gets ``limit`` a second through)."""
         now = self.clock()
+        if self._last is not None:
+            self._tokens = min(float(self.limit), self._tokens + (now - self._last) * self.limit)
+        self._last = now
         while self._stamps and self._stamps[0] <= now - 1.0:
             self._stamps.popleft()
         self._stamps.append(now)
-        if len(self._stamps) <= self.limit:
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
             return None
         self.violations += 1
         return (
