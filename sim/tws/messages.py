@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from actors.domain import Instrument
 from actors.domain.sessions import NEW_YORK
+from sim.options import OptionContract
 
 ERROR_JSON_VERSION = 166
 """From this server version an error carries ``advancedOrderRejectJson``."""
@@ -473,3 +474,25 @@ def option_contract_details(
     if server_version >= SIZE_RULES_VERSION:
         fields += [1, 1, 1]
     return fields
+
+
+def option_contract_fields(
+    option: OptionContract, *, exchange: str = "SMART", primary: bool = True
+) -> list[object]:
+    """An option's contract as TWS sends it, in ``contract_fields``' layout: conId, symbol (the
+    underlying), ``OPT``, expiry ``YYYYMMDD``, strike, right, multiplier, exchange,
+    [primaryExchange,] currency, the OCC local symbol, the trading class (the underlying)."""
+    return [
+        option.con_id,
+        option.underlying,
+        "OPT",
+        option.last_trade_date,
+        float(option.strike),
+        option.right.value,
+        str(option.multiplier),
+        exchange,
+        *(["SMART"] if primary else []),
+        option.currency,
+        option.local_symbol,
+        option.trading_class,
+    ]

@@ -301,6 +301,19 @@ class TwsServer:
             long_name=underlying.long_name if underlying is not None else option.underlying,
         )
 
+    def instrument_of(self, symbol: str) -> Instrument | None:
+        """The instrument an engine symbol is at this face: a stock it trades, or an option by
+        its OCC local symbol (listed today or not: an execution or position may outlive the
+        listing); None for anything else."""
+        instrument = self.instruments.get(symbol)
+        if instrument is not None:
+            return instrument
+        try:
+            option = OptionContract.from_local_symbol(symbol)
+        except OptionError:
+            return None
+        return self.option_instrument(option) if option.underlying in self.instruments else None
+
     def option_of(self, instrument: Instrument) -> OptionContract | None:
         """The option ``instrument`` is (one ``resolve`` returned), or None for a stock."""
         if not is_option_con_id(instrument.con_id):

@@ -11,13 +11,16 @@ from decimal import Decimal
 
 import pytest
 from ib_insync import Contract, LimitOrder, Option
+from ib_insync.decoder import Decoder
 
 from actors.domain import PlaceOrder, Side, TimeInForce
 from sim.engine import Engine
 from sim.options import OptionContract, expiries, monthly_expiries, strike_grid
+from sim.tws import messages as m
 from sim.tws.contracts import option_mismatch, option_named
 from sim.tws.listing import Listing, ListingError, listed_chain, reference_price
 from sim.tws.orders import WireContract
+from sim.tws.server import TwsServer
 from tests.tws_venue import MONDAY, TQQQ, connect, trade, until, venue
 
 pytestmark = pytest.mark.anyio
@@ -296,3 +299,47 @@ def test_the_resolver_names_the_field_that_disagrees() -> None:
     partial = WireContract(symbol="TQQQ", sec_type="OPT", last_trade_date="20261211")
     assert option_named(partial) == "strike: not given"
     assert "YYYYMMDD" in str(option_named(WireContract(symbol="TQQQ", sec_type="OPT")))
+
+
+def test_an_engine_symbol_is_a_stock_or_an_option_at_the_face() -> None:
+    """``instrument_of``: the stock, an option by its OCC symbol (listed or not), or None."""
+    server = TwsServer(Engine(), instruments=[TQQQ], clock=lambda: MONDAY)
+    assert server.instrument_of("TQQQ") is TQQQ
+    option = server.instrument_of(FAR.local_symbol)
+    assert option == server.option_instrument(FAR)
+    assert option is not None
+    assert (option.symbol, option.con_id, option.trading_class) == (
+        FAR.local_symbol,
+        FAR.con_id,
+        "TQQQ",
+    )
+    assert server.instrument_of("SPY   261211C00050000") is None
+    assert server.instrument_of("SPY") is None
+
+
+def test_an_options_contract_fields_decode_as_ib_insync_reads_a_position() -> None:
+    """The option layout of a position message (61) is what ib_insync's decoder makes a
+    contract of: conId, OPT, expiry, strike, right, multiplier, OCC symbol, trading class."""
+    decoded: list[tuple[str, Contract, float, float]] = []
+
+    class Wrapper:
+        def position(self, account: str, contract: Contract, pos: float, cost: float) -> None:
+            decoded.append((account, contract, pos, cost))
+
+    decoder = Decoder(Wrapper(), 176)  # type: ignore[no-untyped-call]
+    fields = [61, 3, "DU1", *m.option_contract_fields(DEC11, primary=False), 2.0, 250.0]
+    decoder.interpret([str(f) for f in fields])  # type: ignore[no-untyped-call]
+    [(account, contract, position, cost)] = decoded
+    assert (account, position, cost) == ("DU1", 2.0, 250.0)
+    assert (contract.conId, contract.secType, contract.symbol) == (DEC11.con_id, "OPT", "TQQQ")
+    assert (contract.lastTradeDateOrContractMonth, contract.strike, contract.right) == (
+        "20261211",
+        50.0,
+        "C",
+    )
+    assert (contract.multiplier, contract.localSymbol, contract.tradingClass) == (
+        "100",
+        DEC11.local_symbol,
+        "TQQQ",
+    )
+    assert len(m.option_contract_fields(DEC11)) == len(m.contract_fields(TQQQ))
