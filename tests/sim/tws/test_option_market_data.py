@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 from ib_insync import Option, Stock, Ticker
@@ -107,11 +108,22 @@ async def test_delayed_data_comes_with_the_delayed_tick_types(
     async with venue(engine) as server:
         ib = await connect(server)
         ib.reqMarketDataType(3)
+        computed: list[int] = []
+        # ib_insync keeps no tick list of the computations: see them as its wrapper is told
+        on_computation = ib.wrapper.tickOptionComputation
+
+        def seen(req_id: int, tick_type: int, *rest: Any) -> None:
+            computed.append(tick_type)
+            on_computation(req_id, tick_type, *rest)
+
+        ib.wrapper.tickOptionComputation = seen  # type: ignore[method-assign]
         ticker = ib.reqMktData(contract_of(PUT))
         types: set[int] = set()
         ticker.updateEvent += lambda t: types.update(tick.tickType for tick in t.ticks)
         await until(lambda: shows(ticker, quote_now(server, PUT)))
         ib.disconnect()
+    assert computed[:4] == [80, 81, 82, 83]
+    assert set(computed) == {80, 81, 82, 83}
     # (69 and 70 come too, but ib_insync records a size tick only when it changes the size
     # its tickPrice already set)
     assert {66, 67, 68, 71, 74} <= types
