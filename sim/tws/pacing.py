@@ -19,7 +19,8 @@ gives its own, so nothing depends on how fast the machine is), never on the venu
   message:Historical data request pacing violation". A refused request does not count.
 
 IB's defaults: 50 messages a second, 100 lines, 60 historical requests in 10 minutes, none
-identical within 15 s, at most 5 for one contract in 2 s.
+identical within 15 s, at most 5 for one contract in 2 s. A server enforces them only when
+given them (``TwsServer(pacing=PacingLimits())``).
 """
 
 from __future__ import annotations

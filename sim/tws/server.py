@@ -168,8 +168,9 @@ class TwsServer:
         been cut there: a replay stopped inside a minute prints the rest of it when it
         resumes), the prints of ``history`` after it dropped (None: all of them);
         ``listing``: which options it lists (``sim.tws.listing``, its defaults when None);
-        ``pacing``: IB's pacing limits (``sim.tws.pacing``, IB's when None), measured on
-        ``pacing_clock`` (monotonic seconds)."""
+        ``pacing``: the pacing limits it enforces (``sim.tws.pacing``; ``PacingLimits()`` are
+        IB's), measured on ``pacing_clock`` (monotonic seconds); None, the default, enforces
+        none (the embedded venue's clients turn their own throttle off)."""
         self.engine = engine
         self.instruments = {i.symbol: i for i in instruments}
         self.by_con_id = {i.con_id: i for i in self.instruments.values()}
@@ -201,9 +202,9 @@ class TwsServer:
             }
         """Every symbol's prints, oldest first: what historical bars are made of."""
         self.listing = listing if listing is not None else Listing()
-        self.pacing = pacing if pacing is not None else PacingLimits()
+        self.pacing = pacing
         self.pacing_clock = pacing_clock
-        self.history_pacing = HistoryPacing(self.pacing, pacing_clock)
+        self.history_pacing = HistoryPacing(pacing, pacing_clock) if pacing is not None else None
         self._chains: dict[str, tuple[object, OptionChain, dict[int, OptionContract]]] = {}
         self._chain_totals: dict[str, tuple[object, dict[int, int]]] = {}
         for sim in engine.orders.values():
@@ -484,7 +485,11 @@ class Session:
         self.commission_first_next = False
         self.generic_ticks: dict[int, frozenset[int]] = {}
         """The generic ticks of each market data subscription (``sim.tws.option_data``)."""
-        self.message_rate = MessageRate(server.pacing.messages_per_second, server.pacing_clock)
+        self.message_rate = (
+            MessageRate(server.pacing.messages_per_second, server.pacing_clock)
+            if server.pacing is not None
+            else None
+        )
         self._send, self._outbox = anyio.create_memory_object_stream[bytes](10_000)
         self._wake = anyio.Event()
         self.server.engine.listeners.append(self._on_event)
@@ -624,7 +629,7 @@ class Session:
             self.server.protocol_error(f"a message without a numeric id: {fields[:3]}")
             return
         self.server.requests[message_id] += 1
-        over = self.message_rate.arrive()
+        over = self.message_rate.arrive() if self.message_rate is not None else None
         if over is not None:
             # IB's pacing (sim.tws.pacing): a message over the rate is refused, not served.
             self.put(m.error(-1, 100, over, server_version=self.version))
@@ -989,7 +994,12 @@ class Session:
         except GenericTicksRefused as refused:
             self._error(req_id, refused.code, refused.message)
             return
-        if not snapshot and len(self.subscriptions) >= self.server.pacing.market_data_lines:
+        limits = self.server.pacing
+        if (
+            not snapshot
+            and limits is not None
+            and len(self.subscriptions) >= limits.market_data_lines
+        ):
             self._error(req_id, 101, MAX_TICKERS_TEXT)
             return
         delayed = self.data_type in (3, 4)
@@ -1098,7 +1108,8 @@ class Session:
             self._error(req_id, refused.code, refused.message)
             return
         asked = (instrument.symbol, end_text, duration, bar_size, request.what_to_show, use_rth)
-        if not self.server.history_pacing.admit(
+        paced = self.server.history_pacing
+        if paced is not None and not paced.admit(
             asked, (instrument.symbol, request.what_to_show), request.seconds
         ):
             self._error(req_id, 162, HISTORICAL_PACING_TEXT)

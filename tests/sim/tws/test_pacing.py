@@ -39,7 +39,11 @@ async def paced_venue(
     engine: Engine, clock: Callable[[], float], limits: PacingLimits | None = None
 ) -> AsyncIterator[TwsServer]:
     server = TwsServer(
-        engine, instruments=[TQQQ], clock=Clock(engine), pacing=limits, pacing_clock=clock
+        engine,
+        instruments=[TQQQ],
+        clock=Clock(engine),
+        pacing=limits if limits is not None else PacingLimits(),
+        pacing_clock=clock,
     )
     async with anyio.create_task_group() as tg:
         await tg.start(server.serve)
@@ -172,6 +176,38 @@ async def test_historical_requests_too_close_together_get_162(
         assert await bars("540 S") > 0
         ib.disconnect()
     assert {e[1:] for e in errors} == {(162, HISTORICAL_PACING)}
+    assert server.protocol_errors == []
+    assert client_errors() == []
+
+
+async def test_a_server_without_pacing_limits_serves_any_flood(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """The default (``pacing=None``): the embedded venue's clients turn ib_insync's throttle
+    off, and 300 requests at one instant, 150 market data lines and identical 5-second bar
+    requests are all served."""
+    engine = Engine()
+    server = TwsServer(engine, instruments=[TQQQ], clock=Clock(engine), pacing_clock=Monotonic())
+    assert server.pacing is None
+    trade(engine, "49.90", 100, 0)  # a print of the server's: the bars' data
+    trade(engine, "50.00", 100, 1)  # the venue's clock (the window ends before it)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        ib = await connect(server)
+        ib.client.MaxRequests = 0
+        errors = record_errors(ib)
+        for _ in range(300):
+            ib.client.reqCurrentTime()
+        await until(lambda: server.requests[49] == 300)
+        stock = Stock("TQQQ", "SMART", "USD")
+        tickers = [ib.reqMktData(stock) for _ in range(150)]
+        await until(lambda: all(t.last == 50.0 for t in tickers))
+        for _ in range(3):
+            bars = await ib.reqHistoricalDataAsync(stock, "", "300 S", "5 secs", "TRADES", False)
+            assert len(bars) == 1
+        ib.disconnect()
+        tg.cancel_scope.cancel()
+    assert errors == []
     assert server.protocol_errors == []
     assert client_errors() == []
 
