@@ -12,6 +12,10 @@ a week's sessions, monthly a month's, each dated by its first session. No empty 
 months, ``"N Y"`` years; no unit is seconds) starts it. A bar still in progress at the end is
 sent as far as it goes, as IB does.
 
+**Options** (``sim.tws.option_data.option_prints``): the prints are the option's quotes at its
+underlying's prints, and TRADES, MIDPOINT, BID and ASK are served; bars of MIDPOINT, BID and ASK
+carry no volume, WAP or count (-1 each, as IB sends them).
+
 **Refusals** (IB's codes and wording; checked in IB's order): 10314 for an end date/time it
 cannot read; 321 ("Error validating request.-'bP' : cause - ...") for a duration not given,
 malformed, zero, under 30 s, over 86400 S / 365 D / 52 W / 12 M; a bar size not in IB's list
@@ -98,6 +102,7 @@ class HistoryRequest:
     seconds: int
     regular: bool
     format_date: int
+    what_to_show: str = "TRADES"
 
 
 @attrs.frozen(kw_only=True)
@@ -185,14 +190,17 @@ def check_request(
     format_date: int,
     keep_up_to_date: bool,
     now: datetime,
+    shows: tuple[str, ...] = ("TRADES",),
 ) -> HistoryRequest:
-    """The request as IB validates it (see the module doc); ``HistoryRefused`` otherwise."""
+    """The request as IB validates it (see the module doc); ``HistoryRefused`` otherwise.
+    ``shows``: the whatToShow values served for the contract (an option's:
+    ``sim.tws.option_data``)."""
     end = parse_end(end_text, now)
     start = window_start(duration, end)
     seconds = BAR_SIZES.get(bar_size.strip().lower())
     if seconds is None:
         raise _refuse(f"Historical data bar size setting is invalid. Legal ones are: {LEGAL_SIZES}")
-    if what_to_show.upper() != "TRADES":
+    if what_to_show.upper() not in shows:
         raise _refuse(f"What to show value of {what_to_show} rejected.")
     if format_date not in (1, 2):
         raise _refuse(f"Date formatting selection of {format_date} rejected.")
@@ -209,6 +217,7 @@ def check_request(
         seconds=seconds,
         regular=use_rth,
         format_date=format_date,
+        what_to_show=what_to_show.upper(),
     )
 
 
@@ -293,6 +302,7 @@ def historical_data(req_id: int, request: HistoryRequest, bars: list[HistoryBar]
         f"{request.end.astimezone(NEW_YORK):%Y%m%d %H:%M:%S}",
         len(bars),
     ]
+    traded = request.what_to_show == "TRADES"
     for b in bars:
         fields += [
             bar_date(b, request.format_date),
@@ -300,8 +310,6 @@ def historical_data(req_id: int, request: HistoryRequest, bars: list[HistoryBar]
             b.bar.high,
             b.bar.low,
             b.bar.close,
-            b.bar.volume,
-            b.wap,
-            b.count,
+            *((b.bar.volume, b.wap, b.count) if traded else (-1, -1, -1)),
         ]
     return fields

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from actors.domain import Instrument
 from actors.domain.sessions import NEW_YORK
+from sim.options import OptionContract, OptionError, is_option_con_id
 
 ERROR_JSON_VERSION = 166
 """From this server version an error carries ``advancedOrderRejectJson``."""
@@ -27,7 +28,16 @@ def contract_fields(
     instrument: Instrument, *, exchange: str = "SMART", primary: bool = True
 ) -> list[object]:
     """An instrument's contract as TWS sends it: conId, symbol, secType, lastTradeDate, strike,
-    right, multiplier, exchange, [primaryExchange,] currency, localSymbol, tradingClass."""
+    right, multiplier, exchange, [primaryExchange,] currency, localSymbol, tradingClass. An
+    option's (an instrument named by its OCC symbol, with an option conId) is laid out by
+    ``option_contract_fields``."""
+    if is_option_con_id(instrument.con_id):
+        try:
+            option = OptionContract.from_local_symbol(instrument.symbol)
+        except OptionError:
+            pass
+        else:
+            return option_contract_fields(option, exchange=exchange, primary=primary)
     head: list[object] = [
         instrument.con_id,
         instrument.symbol,
@@ -329,3 +339,175 @@ def tick_req_params(req_id: int, min_tick: Decimal) -> list[object]:
 
 def current_time(at: datetime) -> list[object]:
     return [49, 1, int(at.timestamp())]
+
+
+# -- options (sim.tws.option_data) ------------------------------------------------------------
+
+OPTION_BID, OPTION_ASK, OPTION_LAST, OPTION_MODEL = (10, 80), (11, 81), (12, 82), (13, 83)
+"""tickOptionComputation's tick types: live, delayed."""
+CALL_OPEN_INTEREST, PUT_OPEN_INTEREST, CALL_VOLUME, PUT_VOLUME = 27, 28, 29, 30
+"""The tickSize types of generic ticks 101 (open interest) and 100 (option volume)."""
+OPTION_ORDER_TYPES = "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,DAY,GTC,LMT,MKT,NONALGO,OCA,STP,STPLMT"
+"""What contractDetails lists for an option (IB's spelling: ``STPLMT`` is STP LMT)."""
+
+
+def tick_option_computation(
+    req_id: int,
+    tick_type: int,
+    *,
+    implied_vol: float,
+    delta: float,
+    price: float,
+    pv_dividend: float,
+    gamma: float,
+    vega: float,
+    theta: float,
+    underlying_price: float,
+) -> list[object]:
+    """Message 21. From server version 156 (so at every version served) it has no version
+    field and carries ``tickAttrib`` (1: price-based volatility), as ib_insync's decoder reads
+    it: reqId, tickType, tickAttrib, impliedVol, delta, optPrice, pvDividend, gamma, vega, theta,
+    undPrice."""
+    return [
+        21,
+        req_id,
+        tick_type,
+        1,
+        implied_vol,
+        delta,
+        price,
+        pv_dividend,
+        gamma,
+        vega,
+        theta,
+        underlying_price,
+    ]
+
+
+def tick_generic_size(req_id: int, tick_type: int, size: int) -> list[object]:
+    """A generic tick's value that ib_insync keeps as a size (27-30) comes as tickSize."""
+    return tick_size(req_id, tick_type, Decimal(size))
+
+
+def sec_def_opt_params(
+    req_id: int,
+    *,
+    exchange: str,
+    underlying_con_id: int,
+    trading_class: str,
+    multiplier: int,
+    expirations: list[str],
+    strikes: list[Decimal],
+) -> list[object]:
+    """securityDefinitionOptionParameter (75), no version field: reqId, exchange,
+    underlyingConId, tradingClass, multiplier, the count and the expirations (YYYYMMDD), the
+    count and the strikes."""
+    return [
+        75,
+        req_id,
+        exchange,
+        underlying_con_id,
+        trading_class,
+        str(multiplier),
+        len(expirations),
+        *expirations,
+        len(strikes),
+        *(float(s) for s in strikes),
+    ]
+
+
+def sec_def_opt_params_end(req_id: int) -> list[object]:
+    return [76, req_id]
+
+
+def option_contract_details(
+    req_id: int,
+    *,
+    con_id: int,
+    underlying: Instrument,
+    local_symbol: str,
+    expiry: str,
+    strike: Decimal,
+    right: str,
+    multiplier: int,
+    long_name: str,
+    min_tick: Decimal,
+    server_version: int,
+) -> list[object]:
+    """contractDetails (10) of an option in the layout of ``contract_details``: the expiry
+    with its last trade time (``YYYYMMDD 16:00:00``, which ib_insync splits into
+    lastTradeDateOrContractMonth and lastTradeTime), the underlying's conId, symbol and secType,
+    the real expiration date, the contract month."""
+    head: list[object] = [10]
+    if server_version < SIZE_RULES_VERSION:
+        head.append(8)
+    fields: list[object] = [
+        *head,
+        req_id,
+        underlying.symbol,
+        "OPT",
+        f"{expiry} 16:00:00",
+        float(strike),
+        right,
+        "SMART",
+        "USD",
+        local_symbol,
+        underlying.symbol,  # marketName: the trading class
+        underlying.symbol,  # tradingClass
+        con_id,
+        float(min_tick),
+    ]
+    if server_version < SIZE_RULES_VERSION:
+        fields.append("")  # mdSizeMultiplier, obsolete
+    fields += [
+        str(multiplier),
+        OPTION_ORDER_TYPES,
+        "SMART",  # validExchanges
+        1,  # priceMagnifier
+        underlying.con_id,  # underConId
+        long_name,
+        "SMART",  # primaryExchange
+        expiry[:6],  # contractMonth
+        "",  # industry
+        "",  # category
+        "",  # subcategory
+        "US/Eastern",
+        "",  # tradingHours
+        "",  # liquidHours
+        "",  # evRule
+        "",  # evMultiplier
+        0,  # no secIds
+        2,  # aggGroup
+        underlying.symbol,  # underSymbol
+        "STK",  # underSecType
+        "32,32",  # marketRuleIds
+        expiry,  # realExpirationDate
+        "",  # stockType
+    ]
+    if server_version == SIZE_RULES_VERSION - 1:
+        fields.append("")  # suggestedSizeIncrement, in 163 only
+    if server_version >= SIZE_RULES_VERSION:
+        fields += [1, 1, 1]
+    return fields
+
+
+def option_contract_fields(
+    option: OptionContract, *, exchange: str = "SMART", primary: bool = True
+) -> list[object]:
+    """An option's contract as TWS sends it, in ``contract_fields``' layout: conId, symbol (the
+    underlying), ``OPT``, expiry ``YYYYMMDD``, strike, right, multiplier, exchange,
+    [primaryExchange,] currency, the OCC local symbol, the trading class (the underlying)."""
+    return [
+        option.con_id,
+        option.underlying,
+        "OPT",
+        option.last_trade_date,
+        float(option.strike),
+        option.right.value,
+        str(option.multiplier),
+        exchange,
+        *(["SMART"] if primary else []),
+        option.currency,
+        option.local_symbol,
+        option.trading_class,
+    ]

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -65,15 +66,22 @@ from actors.domain import (
     TimeInForce,
     epoch_ns,
 )
+from actors.domain.sessions import NEW_YORK, session_at
 from actors.domain.sessions import Session as MarketSession
-from actors.domain.sessions import session_at
 from sim.engine import Engine, Execution, SimOrder
 from sim.link import Link, VenueDisconnected
-from sim.options import OptionContract, OptionError
+from sim.options import OptionChain, OptionContract, OptionError, is_option_con_id
 
 from . import messages as m
 from .brackets import HeldOrder, HeldOrders
-from .contracts import NO_SECURITY_DEFINITION, NO_SECURITY_DEFINITION_TEXT, mismatch, resolve
+from .contracts import (
+    NO_SECURITY_DEFINITION,
+    NO_SECURITY_DEFINITION_TEXT,
+    OPTION,
+    mismatch,
+    resolve,
+    resolve_option,
+)
 from .history import (
     HistoryRefused,
     Print,
@@ -81,6 +89,16 @@ from .history import (
     historical_data,
     history_bars,
     history_prints,
+)
+from .listing import Listing, held_options, is_listed, listed_chain, reference_price
+from .option_data import (
+    OPTION_SHOWS,
+    GenericTicksRefused,
+    chain_totals,
+    option_prints,
+    option_ticks,
+    parse_generic_ticks,
+    stock_generic_ticks,
 )
 from .orders import (
     HIGHEST_SERVER_VERSION,
@@ -92,6 +110,13 @@ from .orders import (
     parse_cancel_order,
     parse_contract12,
     parse_place_order,
+)
+from .pacing import (
+    HISTORICAL_PACING_TEXT,
+    MAX_TICKERS_TEXT,
+    HistoryPacing,
+    MessageRate,
+    PacingLimits,
 )
 from .refusals import LIMITED, STOPPED, not_supported, refusal
 from .what_if import Holding, what_if
@@ -153,12 +178,19 @@ class TwsServer:
         name: str = "tws",
         history: Iterable[Bar] = (),
         history_until: datetime | None = None,
+        listing: Listing | None = None,
+        pacing: PacingLimits | None = None,
+        pacing_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``history``: bars the venue printed before it started (the replay file's before the
         replay's start), which ``reqHistoricalData`` serves besides its own trades;
         ``history_until``: the time the venue printed them up to (a bar of ``history`` may have
         been cut there: a replay stopped inside a minute prints the rest of it when it
-        resumes), the prints of ``history`` after it dropped (None: all of them)."""
+        resumes), the prints of ``history`` after it dropped (None: all of them);
+        ``listing``: which options it lists (``sim.tws.listing``, its defaults when None);
+        ``pacing``: the pacing limits it enforces (``sim.tws.pacing``; ``PacingLimits()`` are
+        IB's), measured on ``pacing_clock`` (monotonic seconds); None, the default, enforces
+        none (the embedded venue's clients turn their own throttle off)."""
         self.engine = engine
         self.instruments = {i.symbol: i for i in instruments}
         self.by_con_id = {i.con_id: i for i in self.instruments.values()}
@@ -193,6 +225,12 @@ class TwsServer:
                 for symbol, prints in self.prints.items()
             }
         """Every symbol's prints, oldest first: what historical bars are made of."""
+        self.listing = listing if listing is not None else Listing()
+        self.pacing = pacing
+        self.pacing_clock = pacing_clock
+        self.history_pacing = HistoryPacing(pacing, pacing_clock) if pacing is not None else None
+        self._chains: dict[str, tuple[object, OptionChain, dict[int, OptionContract]]] = {}
+        self._chain_totals: dict[str, tuple[object, dict[int, int]]] = {}
         for sim in engine.orders.values():
             self._adopt(sim)
         engine.trade_listeners.append(self._on_trade)
@@ -264,7 +302,13 @@ class TwsServer:
 
     def resolve(self, contract: WireContract) -> Instrument | None:
         """The instrument ``contract`` names by every field it gives (``sim.tws.contracts``),
-        or None: the request is answered with error 200 and nothing else happens."""
+        or None: the request is answered with error 200 and nothing else happens. An option
+        (secType OPT or an option conId) is one the venue lists today (``sim.tws.listing``),
+        as ``option_instrument`` makes it: its OCC local symbol is the engine's symbol."""
+        if contract.sec_type == OPTION or (
+            contract.sec_type == "" and is_option_con_id(contract.con_id)
+        ):
+            return self._resolve_option(contract)
         instrument = resolve(contract, self.instruments, self.by_con_id)
         if instrument is None:
             known = self.by_con_id.get(contract.con_id) or self.instruments.get(contract.symbol)
@@ -278,6 +322,123 @@ class TwsServer:
             )
         return instrument
 
+    # -- options -------------------------------------------------------------------------------
+
+    def _resolve_option(self, contract: WireContract) -> Instrument | None:
+        held = self._held_options()
+        found = resolve_option(
+            contract,
+            underlyings=self.instruments,
+            by_con_id=lambda con_id: self._listed_by_con_id(con_id) or held.get(con_id),
+            listed=lambda option: self._is_listed(option) or option.con_id in held,
+        )
+        if isinstance(found, str):
+            log.info(
+                "%s: no security definition for OPT %s (%s)",
+                self.name,
+                contract.local_symbol or contract.symbol or contract.con_id,
+                found,
+            )
+            return None
+        return self.option_instrument(found)
+
+    def option_instrument(self, option: OptionContract) -> Instrument:
+        """The instrument an option is at this face: its OCC local symbol (what the engine's
+        orders and positions name it by), its conId, the underlying as trading class."""
+        underlying = self.instruments.get(option.underlying)
+        return Instrument(
+            symbol=option.local_symbol,
+            con_id=option.con_id,
+            trading_class=option.trading_class,
+            min_tick=Decimal("0.01"),
+            primary_exchange="SMART",
+            long_name=underlying.long_name if underlying is not None else option.underlying,
+        )
+
+    def instrument_of(self, symbol: str) -> Instrument | None:
+        """The instrument an engine symbol is at this face: a stock it trades, or an option by
+        its OCC local symbol (listed today or not: an execution or position may outlive the
+        listing); None for anything else."""
+        instrument = self.instruments.get(symbol)
+        if instrument is not None:
+            return instrument
+        try:
+            option = OptionContract.from_local_symbol(symbol)
+        except OptionError:
+            return None
+        return self.option_instrument(option) if option.underlying in self.instruments else None
+
+    def option_of(self, instrument: Instrument) -> OptionContract | None:
+        """The option ``instrument`` is (one ``resolve`` returned), or None for a stock."""
+        if not is_option_con_id(instrument.con_id):
+            return None
+        try:
+            return OptionContract.from_local_symbol(instrument.symbol)
+        except OptionError:
+            return None
+
+    def today(self) -> date:
+        """The venue clock's New York date: the day the listing is of."""
+        return self.clock().astimezone(NEW_YORK).date()
+
+    def option_chain(self, symbol: str) -> OptionChain | None:
+        """The options the venue lists on ``symbol`` today (``sim.tws.listing``); None for a
+        symbol it does not trade or one that has never traded."""
+        listed = self._listing(symbol)
+        return listed[1] if listed is not None else None
+
+    def _listing(self, symbol: str) -> tuple[object, OptionChain, dict[int, OptionContract]] | None:
+        if symbol not in self.instruments:
+            return None
+        today = self.today()
+        reference = reference_price(today, self.engine.opens, self.engine.last, symbol)
+        if reference is None:
+            return None
+        key = (today, reference)
+        cached = self._chains.get(symbol)
+        if cached is None or cached[0] != key:
+            try:
+                chain = listed_chain(symbol, reference, today, self.listing)
+            except OptionError as exc:
+                log.warning("%s: no options listed on %s: %s", self.name, symbol, exc)
+                return None
+            cached = (key, chain, {c.con_id: c for c in chain.contracts()})
+            self._chains[symbol] = cached
+        return cached
+
+    def _listed_by_con_id(self, con_id: int) -> OptionContract | None:
+        for symbol in self.instruments:
+            listed = self._listing(symbol)
+            if listed is not None and con_id in listed[2]:
+                return listed[2][con_id]
+        return None
+
+    def _is_listed(self, option: OptionContract) -> bool:
+        chain = self.option_chain(option.underlying)
+        return chain is not None and is_listed(chain, option)
+
+    def _held_options(self) -> dict[int, OptionContract]:
+        # Options with a working order or an open position stay listed until they expire.
+        engine = self.engine
+        symbols = [o.symbol for o in engine.orders.values() if not o.done]
+        symbols += [s for s, p in engine.positions.items() if p.quantity]
+        return held_options(symbols, self.today())
+
+    def chain_totals(self, symbol: str) -> dict[int, int]:
+        """Generic ticks 100 and 101 of a stock: its listed chain's call and put volume and
+        open interest (tick types 29, 30, 27, 28), held still through the day as they are."""
+        listed = self._listing(symbol)
+        if listed is None:
+            return chain_totals(())
+        key = (listed[0], self.engine.opens.get(symbol))
+        cached = self._chain_totals.get(symbol)
+        if cached is None or cached[0] != key:
+            now = self.clock()
+            quotes = (self.engine.option_quote(c, now) for c in listed[1].contracts())
+            cached = (key, chain_totals(q for q in quotes if q is not None))
+            self._chain_totals[symbol] = cached
+        return cached[1]
+
     def cash(self) -> Decimal:
         cash = STARTING_CASH
         for execution in self.engine.executions:
@@ -285,24 +446,6 @@ class TwsServer:
             cash += -value if execution.side is Side.BUY else value
             cash -= execution.commission
         return cash
-
-    def instrument_of(self, symbol: str) -> Instrument | None:
-        """The instrument of an engine symbol: a listed stock, or an option of one by its OCC
-        symbol (the instrument ``resolve`` gives for it: conId, trading class the underlying)."""
-        instrument = self.instruments.get(symbol)
-        if instrument is not None:
-            return instrument
-        contract = self.engine.option_of(symbol)
-        if contract is None or contract.underlying not in self.instruments:
-            return None
-        return Instrument(
-            symbol=contract.local_symbol,
-            con_id=contract.con_id,
-            primary_exchange="SMART",
-            long_name=self.instruments[contract.underlying].long_name,
-            min_tick=Decimal("0.01"),
-            trading_class=contract.underlying,
-        )
 
     def mark(self, symbol: str, average_cost: Decimal) -> Decimal:
         """The value of one unit of ``symbol`` now: a stock's last trade, an option's quoted
@@ -415,6 +558,13 @@ class Session:
         self.positions_subscribed = False
         self.account_subscribed = False
         self.commission_first_next = False
+        self.generic_ticks: dict[int, frozenset[int]] = {}
+        """The generic ticks of each market data subscription (``sim.tws.option_data``)."""
+        self.message_rate = (
+            MessageRate(server.pacing.messages_per_second, server.pacing_clock)
+            if server.pacing is not None
+            else None
+        )
         self._send, self._outbox = anyio.create_memory_object_stream[bytes](10_000)
         self._wake = anyio.Event()
         self.server.engine.listeners.append(self._on_event)
@@ -554,6 +704,11 @@ class Session:
             self.server.protocol_error(f"a message without a numeric id: {fields[:3]}")
             return
         self.server.requests[message_id] += 1
+        over = self.message_rate.arrive() if self.message_rate is not None else None
+        if over is not None:
+            # IB's pacing (sim.tws.pacing): a message over the rate is refused, not served.
+            self.put(m.error(-1, 100, over, server_version=self.version))
+            return
         handler = _HANDLERS.get(message_id)
         if handler is None:
             self.server.protocol_error(f"unsupported request {message_id}: {fields[:6]}")
@@ -837,8 +992,64 @@ class Session:
         if instrument is None:
             self._no_security_definition(req_id)
             return
-        self.put(m.contract_details(req_id, instrument, server_version=self.version))
+        option = self.server.option_of(instrument)
+        if option is not None:
+            self.put(self._option_details(req_id, option, instrument))
+        else:
+            self.put(m.contract_details(req_id, instrument, server_version=self.version))
         self.put(m.contract_details_end(req_id))
+
+    def _option_details(
+        self, req_id: int, option: OptionContract, instrument: Instrument
+    ) -> list[object]:
+        return m.option_contract_details(
+            req_id,
+            con_id=option.con_id,
+            underlying=self.server.instruments[option.underlying],
+            local_symbol=option.local_symbol,
+            expiry=option.last_trade_date,
+            strike=option.strike,
+            right=option.right.value,
+            multiplier=option.multiplier,
+            long_name=instrument.long_name,
+            min_tick=instrument.min_tick,
+            server_version=self.version,
+        )
+
+    def req_sec_def_opt_params(self, fields: list[str]) -> None:
+        f = Fields("reqSecDefOptParams", fields, 1)
+        req_id = f.integer("reqId")
+        symbol = f.text("underlyingSymbol")
+        exchange = f.text("futFopExchange")
+        sec_type = f.text("underlyingSecType")
+        con_id = f.integer("underlyingConId", empty=0)
+        f.done()
+        underlying = self.server.instruments.get(symbol)
+        if underlying is None or sec_type != "STK" or con_id not in (0, underlying.con_id):
+            log.info(
+                "%s: reqSecDefOptParams: no underlying %s %s conId %s",
+                self.server.name,
+                sec_type,
+                symbol,
+                con_id,
+            )
+            self._no_security_definition(req_id)
+            return
+        chain = self.server.option_chain(symbol)
+        # The sim lists options on SMART only: asked for another exchange, it has none there.
+        if chain is not None and exchange in ("", "SMART"):
+            self.put(
+                m.sec_def_opt_params(
+                    req_id,
+                    exchange="SMART",
+                    underlying_con_id=underlying.con_id,
+                    trading_class=chain.trading_class,
+                    multiplier=chain.multiplier,
+                    expirations=[f"{e:%Y%m%d}" for e in chain.expiries],
+                    strikes=list(chain.strikes),
+                )
+            )
+        self.put(m.sec_def_opt_params_end(req_id))
 
     def req_market_data_type(self, fields: list[str]) -> None:
         f = Fields("reqMarketDataType", fields, 1)
@@ -858,7 +1069,7 @@ class Session:
             raise ProtocolError("reqMktData: combo (BAG) market data is not simulated")
         if f.flag("deltaNeutral"):
             f.skip(3, "deltaNeutralContract")
-        f.text("genericTickList")
+        generic_list = f.text("genericTickList")
         snapshot = f.flag("snapshot")
         f.flag("regulatorySnapshot")
         f.text("mktDataOptions")
@@ -867,16 +1078,37 @@ class Session:
         if instrument is None:
             self._no_security_definition(req_id)
             return
+        option = self.server.option_of(instrument)
+        try:
+            generic = parse_generic_ticks(
+                generic_list, sec_type="OPT" if option is not None else "STK", snapshot=snapshot
+            )
+        except GenericTicksRefused as refused:
+            self._error(req_id, refused.code, refused.message)
+            return
+        limits = self.server.pacing
+        if (
+            not snapshot
+            and limits is not None
+            and len(self.subscriptions) >= limits.market_data_lines
+        ):
+            self._error(req_id, 101, MAX_TICKERS_TEXT)
+            return
         delayed = self.data_type in (3, 4)
         self.put(m.market_data_type(req_id, 3 if delayed else 1))
         self.put(m.tick_req_params(req_id, instrument.min_tick))
-        last = self.server.engine.last.get(instrument.symbol)
-        if last is not None:
-            self._ticks(req_id, instrument, last, Decimal(100))
+        if option is not None:
+            self._option_ticks(req_id, option, generic)
+        else:
+            last = self.server.engine.last.get(instrument.symbol)
+            if last is not None:
+                self._ticks(req_id, instrument, last, Decimal(100))
+            self._stock_generic_ticks(req_id, instrument, generic)
         if snapshot:
             self.put(m.tick_snapshot_end(req_id))
         else:
             self.subscriptions[req_id] = instrument
+            self.generic_ticks[req_id] = generic
 
     def cancel_mkt_data(self, fields: list[str]) -> None:
         f = Fields("cancelMktData", fields, 1)
@@ -884,11 +1116,43 @@ class Session:
         req_id = f.integer("reqId")
         f.done()
         self.subscriptions.pop(req_id, None)
+        self.generic_ticks.pop(req_id, None)
 
     def on_trade(self, symbol: str, price: Decimal, size: Decimal) -> None:
         for req_id, instrument in list(self.subscriptions.items()):
-            if instrument.symbol == symbol:
+            option = self.server.option_of(instrument)
+            if option is not None:
+                # An option's quote moves with its underlying's trades.
+                if option.underlying == symbol:
+                    self._option_ticks(req_id, option, self.generic_ticks.get(req_id, frozenset()))
+            elif instrument.symbol == symbol:
                 self._ticks(req_id, instrument, price, size)
+                self._stock_generic_ticks(
+                    req_id, instrument, self.generic_ticks.get(req_id, frozenset())
+                )
+
+    def _option_ticks(self, req_id: int, option: OptionContract, generic: frozenset[int]) -> None:
+        # The venue's quote (Engine.option_quote) now: none before the underlying has traded
+        # or once the option has expired.
+        quote = self.server.engine.option_quote(option, self.server.clock())
+        if quote is None:
+            return
+        for fields in option_ticks(
+            req_id,
+            quote,
+            self.server.engine.options,
+            delayed=self.data_type in (3, 4),
+            generic=generic,
+        ):
+            self.put(fields)
+
+    def _stock_generic_ticks(
+        self, req_id: int, instrument: Instrument, generic: frozenset[int]
+    ) -> None:
+        if generic:
+            totals = self.server.chain_totals(instrument.symbol)
+            for fields in stock_generic_ticks(req_id, totals, generic):
+                self.put(fields)
 
     def _ticks(self, req_id: int, instrument: Instrument, price: Decimal, size: Decimal) -> None:
         delayed = 1 if self.data_type in (3, 4) else 0
@@ -918,6 +1182,7 @@ class Session:
         if instrument is None:
             self._no_security_definition(req_id)
             return
+        option = self.server.option_of(instrument)
         try:
             request = check_request(
                 symbol=instrument.symbol,
@@ -929,17 +1194,36 @@ class Session:
                 format_date=format_date,
                 keep_up_to_date=keep_up_to_date,
                 now=self.server.clock(),
+                shows=OPTION_SHOWS if option is not None else ("TRADES",),
             )
         except HistoryRefused as refused:
             self._error(req_id, refused.code, refused.message)
             return
-        bars = history_bars(request, self.server.prints.get(instrument.symbol, ()))
+        asked = (instrument.symbol, end_text, duration, bar_size, request.what_to_show, use_rth)
+        paced = self.server.history_pacing
+        if paced is not None and not paced.admit(
+            asked, (instrument.symbol, request.what_to_show), request.seconds
+        ):
+            self._error(req_id, 162, HISTORICAL_PACING_TEXT)
+            return
+        if option is not None:
+            prints = option_prints(
+                option,
+                self.server.prints.get(option.underlying, ()),
+                self.server.engine.options,
+                show=request.what_to_show,
+                start_ns=epoch_ns(request.start),
+                end_ns=epoch_ns(request.end),
+            )
+        else:
+            prints = self.server.prints.get(instrument.symbol, [])
+        bars = history_bars(request, prints)
         if not bars:
             self._error(
                 req_id,
                 162,
                 "Historical Market Data Service error message:HMDS query returned no data: "
-                f"{instrument.symbol}@SMART Trades",
+                f"{instrument.symbol}@SMART {request.what_to_show.title()}",
             )
             return
         self.put(historical_data(req_id, request, bars))
@@ -1552,6 +1836,7 @@ _HANDLERS: dict[int, Callable[[Session, list[str]], Any]] = {
     59: Session.req_market_data_type,
     1: Session.req_mkt_data,
     20: Session.req_historical_data,
+    78: Session.req_sec_def_opt_params,
     2: Session.cancel_mkt_data,
     8: Session.req_ids,
     49: Session.req_current_time,

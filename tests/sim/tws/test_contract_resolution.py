@@ -25,7 +25,10 @@ pytestmark = pytest.mark.anyio
 
 # Contracts naming something the venue does not trade, each by one field that does not agree.
 UNKNOWN: dict[str, Callable[[], Contract]] = {
-    "option_of_a_known_stock": lambda: Option("TQQQ", "20261204", 50, "C", "SMART"),
+    # The venue lists options on TQQQ now (sim.tws.listing), 1 apart at 50 and expiring on
+    # Fridays: a strike off the grid, an expiry that is not a listed day.
+    "option_strike_not_listed": lambda: Option("TQQQ", "20261204", 50.5, "C", "SMART"),
+    "option_expiry_not_listed": lambda: Option("TQQQ", "20261203", 50, "C", "SMART"),
     "option_without_a_strike": lambda: Contract(
         symbol="TQQQ", secType="OPT", exchange="SMART", currency="USD"
     ),
