@@ -245,3 +245,53 @@ async def test_the_venue_process_refuses_a_malformed_command(tmp_path: Path) -> 
 def test_the_venue_process_lists_what_the_other_tests_trade() -> None:
     """The child repeats tests.tws_venue's instrument and Monday (it cannot import them)."""
     assert (child.TQQQ, child.MONDAY) == (TQQQ, MONDAY)
+
+
+async def test_an_option_bracket_survives_a_sigkill_of_the_venue(
+    client: Client, tmp_path: Path, client_errors: Callable[[], list[str]]
+) -> None:
+    """The options bot's entry on this week's 50 call (parent filled, take-profit working, stop
+    waiting, one OCA group); SIGKILL; reopened on the journal: the same legs (parentId, group,
+    type), the option execution and position (100 shares a contract in the average cost), and
+    the market goes on: the call's bid reaches the take-profit, which fills, and the stop goes
+    by OCA."""
+    journal = tmp_path / "venue.jsonl"
+    api = client.api
+    async with venue_process(journal) as venue:
+        ib = await client.connect_to(venue.port, client_id=5)
+        await venue.trade("50.02", 1000, 0)
+        [call] = await ib.qualifyContractsAsync(api.Option("TQQQ", "20261127", 50, "C", "SMART"))
+        parent_id, tp_id, sl_id = (ib.client.getReqId() for _ in range(3))
+        exits = {"parentId": parent_id, "ocaGroup": "call-1", "ocaType": 1, "tif": "DAY"}
+        legs = [
+            api.LimitOrder(
+                "BUY", 2, 20.00, orderId=parent_id, transmit=False, tif="DAY", orderRef="entry"
+            ),
+            api.LimitOrder("SELL", 2, 9.50, orderId=tp_id, transmit=False, orderRef="tp", **exits),
+            api.StopOrder("SELL", 2, 0.05, orderId=sl_id, transmit=True, orderRef="sl", **exits),
+        ]
+        for leg in legs:
+            ib.placeOrder(call, leg)
+        await until(lambda: working(ib) == {"entry", "tp", "sl"})
+        await venue.trade("50.02", 1000, 1)
+        await until(
+            lambda: statuses(ib) == {"entry": "Filled", "tp": "Submitted", "sl": "PreSubmitted"}
+        )
+        await until(lambda: [p.position for p in ib.positions()] == [2.0])
+        await until(lambda: all(f.commissionReport.execId for f in ib.fills()))
+        before = books(ib)
+        [(con_id, _, average_cost)] = before["positions"]
+        assert con_id == call.conId
+        assert average_cost == pytest.approx(ib.fills()[0].execution.price * 100)
+        await venue.kill()
+        await until(lambda: not ib.isConnected())
+    async with venue_process(journal) as venue:
+        ib = await client.connect_to(venue.port, client_id=5)
+        assert books(ib) == before
+        await venue.trade("60.00", 1000, 2)
+        await venue.trade("60.00", 1000, 3)
+        await until(lambda: statuses(ib) == {"entry": "Filled", "tp": "Filled", "sl": "Cancelled"})
+        await until(lambda: not [p for p in ib.positions() if p.position])
+        assert await venue.protocol_errors() == []
+        ib.disconnect()
+    assert client_errors() == []
