@@ -329,7 +329,7 @@ class TwsServer:
         found = resolve_option(
             contract,
             underlyings=self.instruments,
-            by_con_id=lambda con_id: self._listed_by_con_id(con_id) or held.get(con_id),
+            by_con_id=lambda con_id: self._option_by_con_id(con_id, held),
             listed=lambda option: self._is_listed(option) or option.con_id in held,
         )
         if isinstance(found, str):
@@ -406,12 +406,28 @@ class TwsServer:
             self._chains[symbol] = cached
         return cached
 
-    def _listed_by_con_id(self, con_id: int) -> OptionContract | None:
-        for symbol in self.instruments:
-            listed = self._listing(symbol)
-            if listed is not None and con_id in listed[2]:
-                return listed[2][con_id]
-        return None
+    def _option_by_con_id(
+        self, con_id: int, held: dict[int, OptionContract]
+    ) -> OptionContract | None:
+        # Option conIds are hashed from their fields, per underlying: two underlyings' options
+        # may (rarely) share one. Such a conId names no option here (200): the client names it
+        # by symbol, expiry, strike and right instead, and never trades the other one.
+        found = {
+            listed[2][con_id]
+            for symbol in self.instruments
+            if (listed := self._listing(symbol)) is not None and con_id in listed[2]
+        }
+        if con_id in held:
+            found.add(held[con_id])
+        if len(found) > 1:
+            log.warning(
+                "%s: conId %d names %s: refused as ambiguous",
+                self.name,
+                con_id,
+                " and ".join(sorted(o.local_symbol for o in found)),
+            )
+            return None
+        return next(iter(found), None)
 
     def _is_listed(self, option: OptionContract) -> bool:
         chain = self.option_chain(option.underlying)

@@ -13,7 +13,7 @@ import pytest
 from ib_insync import Contract, LimitOrder, Option
 from ib_insync.decoder import Decoder
 
-from actors.domain import PlaceOrder, Side, TimeInForce
+from actors.domain import Instrument, PlaceOrder, Side, TimeInForce
 from sim.engine import Engine
 from sim.options import OptionContract, expiries, monthly_expiries, strike_grid
 from sim.tws import messages as m
@@ -343,3 +343,36 @@ def test_an_options_contract_fields_decode_as_ib_insync_reads_a_position() -> No
         "TQQQ",
     )
     assert len(m.option_contract_fields(DEC11)) == len(m.contract_fields(TQQQ))
+
+
+async def test_a_con_id_two_underlyings_options_share_names_neither(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """Option conIds are hashed per underlying, so two underlyings may list options with one
+    conId (DV's 905 put of one week and UI's 30 call of the week before do). That conId then
+    resolves to neither (200, never the wrong contract), and each still resolves by its
+    symbol, expiry, strike and right."""
+    dv = Instrument(symbol="DV", con_id=900101)
+    ui = Instrument(symbol="UI", con_id=900102)
+    week = expiries(MONDAY.date(), weeks=2)
+    put = OptionContract(underlying="DV", expiry=week[1], strike=905, right="P")
+    call = OptionContract(underlying="UI", expiry=week[0], strike=30, right="C")
+    assert put.con_id == call.con_id  # the collision this test is about
+    engine = Engine()
+    engine.on_trade("DV", Decimal("905.00"), 100, MONDAY)
+    engine.on_trade("UI", Decimal("30.00"), 100, MONDAY)
+    server = TwsServer(engine, instruments=[dv, ui], clock=lambda: MONDAY)
+    assert server.resolve(WireContract(con_id=put.con_id)) is None
+    for option in (put, call):
+        named = WireContract(
+            symbol=option.underlying,
+            sec_type="OPT",
+            last_trade_date=option.last_trade_date,
+            strike=float(option.strike),
+            right=option.right.value,
+            exchange="SMART",
+        )
+        instrument = server.resolve(named)
+        assert instrument is not None
+        assert server.option_of(instrument) == option
+    assert client_errors() == []
