@@ -1476,23 +1476,7 @@ class Session:
             self._error(wire.order_id, 104, "Can't modify a filled order")
             return
         # A modify is checked as a new order would be; refused, the order works on as it was.
-        instrument = server.resolve(wire.contract)
-        if instrument is None or instrument.symbol != sim.symbol:
-            self._no_security_definition(wire.order_id)
-            return
-        problem = self._refusal(wire, instrument)
-        if problem is not None:
-            self._error(wire.order_id, 201, f"Order rejected - reason:{problem}")
-            return
-        changed = self._unchangeable(order.wire, wire)
-        if changed is not None:
-            self._error(
-                wire.order_id,
-                105,
-                f"Order being modified does not match original order: {changed}",
-            )
-            return
-        if self._off_tick(wire, instrument):
+        if self._modify_refused(wire, order.wire, sim.symbol):
             return
         quantity = int(wire.total_quantity)
         server.orders[ref] = attrs.evolve(order, wire=wire, fields=list(fields))
@@ -1503,25 +1487,31 @@ class Session:
             stop=wire.aux_price if wire.order_type in STOPPED else None,
         )
 
-    def _modify_held(self, held: HeldOrder, wire: WireOrder, fields: list[str]) -> None:
-        # An untransmitted order changed before it goes (or transmitted by the change).
+    def _modify_refused(self, wire: WireOrder, original: WireOrder, symbol: str) -> bool:
+        # A modify of an order on ``symbol`` placed as ``original``: refused (and answered) for
+        # another contract (200), a field the venue refuses (201), a field that cannot change
+        # (105) or a price off the tick (110).
         instrument = self.server.resolve(wire.contract)
-        if instrument is None or instrument.symbol != held.instrument.symbol:
+        if instrument is None or instrument.symbol != symbol:
             self._no_security_definition(wire.order_id)
-            return
+            return True
         problem = self._refusal(wire, instrument)
         if problem is not None:
             self._error(wire.order_id, 201, f"Order rejected - reason:{problem}")
-            return
-        changed = self._unchangeable(held.wire, wire)
+            return True
+        changed = self._unchangeable(original, wire)
         if changed is not None:
             self._error(
                 wire.order_id,
                 105,
                 f"Order being modified does not match original order: {changed}",
             )
-            return
-        if self._off_tick(wire, instrument):
+            return True
+        return self._off_tick(wire, instrument)
+
+    def _modify_held(self, held: HeldOrder, wire: WireOrder, fields: list[str]) -> None:
+        # An untransmitted order changed before it goes (or transmitted by the change).
+        if self._modify_refused(wire, held.wire, held.instrument.symbol):
             return
         changed_order = attrs.evolve(
             held, wire=wire, fields=tuple(fields), server_version=self.version
