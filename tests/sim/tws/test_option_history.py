@@ -14,6 +14,7 @@ from ib_insync import Option, Stock
 from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.options import OptionContract, OptionQuote
+from tests.sim.tws.clients import Client
 from tests.tws_venue import MONDAY, connect, until, venue
 
 pytestmark = pytest.mark.anyio
@@ -55,19 +56,20 @@ SHOWS: dict[str, Callable[[OptionQuote], Decimal]] = {
 }
 
 
-@pytest.mark.parametrize("version", [157, 176])
 @pytest.mark.parametrize("what", sorted(SHOWS))
 async def test_option_bars_are_its_quotes_at_the_underlyings_prints(
-    what: str, version: int, client_errors: Callable[[], list[str]]
+    what: str, client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
     """One-minute bars over the day: open, high, low, close of the quote's price ``what``
     names; TRADES bars count their prints and have no volume, the others no volume, WAP or
     count (-1), as IB sends them."""
     engine = Engine()
-    async with venue(engine, version) as server:
+    async with venue(engine, client.version) as server:
         seen = run_prints(engine)  # the server records the prints it sees
-        ib = await connect(server)
-        [contract] = await ib.qualifyContractsAsync(Option("TQQQ", "20261211", 50, "C", "SMART"))
+        ib = await client.connect(server)
+        [contract] = await ib.qualifyContractsAsync(
+            client.api.Option("TQQQ", "20261211", 50, "C", "SMART")
+        )
         # (ending at the venue's clock, the window would leave out its last print: the end
         # is exclusive, as for a stock)
         end = MONDAY.replace(minute=10)

@@ -16,6 +16,7 @@ from sim.engine import Engine
 from sim.options import OptionContract, OptionQuote
 from sim.options.pricing import bsm_price, years_to_expiry
 from sim.tws.server import TwsServer
+from tests.sim.tws.clients import Client
 from tests.tws_venue import connect, trade, until, venue
 
 pytestmark = pytest.mark.anyio
@@ -24,8 +25,10 @@ CALL = OptionContract(underlying="TQQQ", expiry=date(2026, 12, 11), strike=50, r
 PUT = OptionContract(underlying="TQQQ", expiry=date(2026, 12, 11), strike=48, right="P")
 
 
-def contract_of(option: OptionContract) -> Option:
-    return Option("TQQQ", option.last_trade_date, float(option.strike), option.right.value, "SMART")
+def contract_of(option: OptionContract, client: Client | None = None) -> Option:
+    """``option`` as ib_insync's ``Option`` (or as the ``client``'s library's)."""
+    kind = client.api.Option if client is not None else Option
+    return kind("TQQQ", option.last_trade_date, float(option.strike), option.right.value, "SMART")
 
 
 def quote_now(server: TwsServer, option: OptionContract) -> OptionQuote:
@@ -50,18 +53,17 @@ def shows(ticker: Ticker, quote: OptionQuote) -> bool:
     )
 
 
-@pytest.mark.parametrize("version", [157, 176])
 async def test_an_options_quote_and_greeks_stream_as_the_engine_prices_them(
-    version: int, client_errors: Callable[[], list[str]]
+    client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
     """Bid, ask, last, sizes, volume and the model's greeks equal ``Engine.option_quote`` at
     the venue's time, and move with each trade of the underlying; the bid's, ask's and last's
     computations carry the volatility their price implies."""
     engine = Engine()
     trade(engine, "50.00", 100, 0)
-    async with venue(engine, version) as server:
-        ib = await connect(server)
-        [contract] = await ib.qualifyContractsAsync(contract_of(CALL))
+    async with venue(engine, client.version) as server:
+        ib = await client.connect(server)
+        [contract] = await ib.qualifyContractsAsync(contract_of(CALL, client))
         ticker = ib.reqMktData(contract)
         await until(lambda: shows(ticker, quote_now(server, CALL)))
         first = quote_now(server, CALL)
@@ -99,17 +101,17 @@ async def test_an_options_quote_and_greeks_stream_as_the_engine_prices_them(
 
 
 async def test_delayed_data_comes_with_the_delayed_tick_types(
-    client_errors: Callable[[], list[str]],
+    client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
     """After reqMarketDataType(3): bid, ask, last 66/67/68, sizes 69/70/71, volume 74 and the
     computations 80 to 83, none of the live ones."""
     engine = Engine()
     trade(engine, "50.00", 100, 0)
-    async with venue(engine) as server:
-        ib = await connect(server)
+    async with venue(engine, client.version) as server:
+        ib = await client.connect(server)
         ib.reqMarketDataType(3)
         computed: list[int] = []
-        # ib_insync keeps no tick list of the computations: see them as its wrapper is told
+        # the clients keep no tick list of the computations: see them as its wrapper is told
         on_computation = ib.wrapper.tickOptionComputation
 
         def seen(req_id: int, tick_type: int, *rest: Any) -> None:
@@ -117,7 +119,7 @@ async def test_delayed_data_comes_with_the_delayed_tick_types(
             on_computation(req_id, tick_type, *rest)
 
         ib.wrapper.tickOptionComputation = seen  # type: ignore[method-assign]
-        ticker = ib.reqMktData(contract_of(PUT))
+        ticker = ib.reqMktData(contract_of(PUT, client))
         types: set[int] = set()
         ticker.updateEvent += lambda t: types.update(tick.tickType for tick in t.ticks)
         await until(lambda: shows(ticker, quote_now(server, PUT)))

@@ -9,23 +9,23 @@ from collections.abc import Callable
 import pytest
 
 from sim.engine import Engine
+from tests.sim.tws.clients import Client
 from tests.tws_venue import TQQQ, connect, trade, venue
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("version", [157, 176])
 @pytest.mark.parametrize("con_id", [TQQQ.con_id, 0])
 @pytest.mark.parametrize("exchange", ["", "SMART"])
 async def test_the_chain_lists_the_venues_expiries_and_strikes_on_smart(
-    version: int, con_id: int, exchange: str, client_errors: Callable[[], list[str]]
+    client: Client, con_id: int, exchange: str, client_errors: Callable[[], list[str]]
 ) -> None:
     """One chain, on SMART: the underlying's conId, its symbol as trading class, 100, every
     listed expiry as YYYYMMDD and every strike, as ``TwsServer.option_chain`` has them."""
     engine = Engine()
     trade(engine, "50.00", 100, 0)
-    async with venue(engine, version) as server:
-        ib = await connect(server)
+    async with venue(engine, client.version) as server:
+        ib = await client.connect(server)
         [chain] = await ib.reqSecDefOptParamsAsync("TQQQ", exchange, "STK", con_id)
         ib.disconnect()
     listed = server.option_chain("TQQQ")
