@@ -89,10 +89,7 @@ def mismatch(contract: WireContract, instrument: Instrument) -> str | None:
         ("comboLegs", contract.combo_legs, ((),)),
         ("deltaNeutralContract", contract.delta_neutral, (None,)),
     )
-    for field, given, agree in checks:
-        if given not in agree:
-            return f"{field}={given!r}"
-    return None
+    return first_disagreement(checks)
 
 
 def option_named(contract: WireContract) -> OptionContract | str:
@@ -146,10 +143,7 @@ def option_mismatch(contract: WireContract, option: OptionContract) -> str | Non
         ("comboLegs", contract.combo_legs, ((),)),
         ("deltaNeutralContract", contract.delta_neutral, (None,)),
     )
-    for field, given, agree in checks:
-        if given not in agree:
-            return f"{field}={given!r}"
-    return None
+    return first_disagreement(checks)
 
 
 def resolve_option(
@@ -182,3 +176,12 @@ def resolve_option(
             f"{option.local_symbol!r}: not listed (expiry {option.expiry}, strike {option.strike})"
         )
     return option
+
+
+def first_disagreement(checks: tuple[tuple[str, object, tuple[object, ...]], ...]) -> str | None:
+    """The first ``(field, value given, the values that agree)`` whose value disagrees, as
+    ``field=value``; None when every one agrees."""
+    for field, given, agree in checks:
+        if given not in agree:
+            return f"{field}={given!r}"
+    return None

@@ -7,7 +7,8 @@ held overnight; a what-if order. Zero protocol errors on either side in each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,22 @@ pytestmark = pytest.mark.anyio
 EXPIRY = date(2026, 11, 27)
 """The week's expiry on MONDAY (2026-11-23): Friday the 27th (Thursday is Thanksgiving)."""
 D = Decimal
+
+
+@asynccontextmanager
+async def trading(
+    client: Client, client_errors: Callable[[], list[str]]
+) -> AsyncIterator[tuple[Engine, TwsServer, Any]]:
+    """A venue after TQQQ's first print of Monday, and ``client`` connected to it; on
+    leaving, no protocol error on either side."""
+    engine = Engine()
+    print_trade(engine, "50.02", minute(0))
+    async with venue(engine, client.version) as server:
+        ib = await client.connect(server)
+        yield engine, server, ib
+        ib.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
 
 
 def print_trade(engine: Engine, price: str, at: datetime, size: int = 1000) -> None:
@@ -80,10 +97,7 @@ def bracket(
 async def test_chain_lookup_qualify_the_atm_call_and_stream_its_quote_and_greeks(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         call = await chain_call(ib, client, engine)
         assert (call.lastTradeDateOrContractMonth, call.strike, call.right) == (
             f"{EXPIRY:%Y%m%d}",
@@ -106,9 +120,6 @@ async def test_chain_lookup_qualify_the_atm_call_and_stream_its_quote_and_greeks
         assert greeks.vega == pytest.approx(quote.vega)
         assert greeks.theta == pytest.approx(quote.theta)
         await until(lambda: ticker.callOpenInterest == quote.open_interest)
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def _enter(ib: Any, client: Client, engine: Engine, group: str) -> tuple[Any, list[Any]]:
@@ -129,10 +140,7 @@ async def _enter(ib: Any, client: Client, engine: Engine, group: str) -> tuple[A
 async def test_a_bracket_whose_take_profit_fills_cancels_its_stop_by_oca(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         codes = codes_of(ib)
         _, (_parent, profit, loss) = await _enter(ib, client, engine, "tp-wins")
         print_trade(engine, "51.20", minute(2))
@@ -143,18 +151,12 @@ async def test_a_bracket_whose_take_profit_fills_cancels_its_stop_by_oca(
         # the 202 and the flat position come in messages after the stop's status
         await until(lambda: codes(loss.order.orderId) == [202])
         await until(lambda: not [p for p in ib.positions() if p.position])
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def test_a_bracket_whose_stop_triggers_cancels_its_take_profit_by_oca(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         _, (_parent, profit, loss) = await _enter(ib, client, engine, "stop-wins")
         # a double bid/ask trigger: two quotes with the bid at or below the stop
         print_trade(engine, "48.90", minute(2))
@@ -163,18 +165,12 @@ async def test_a_bracket_whose_stop_triggers_cancels_its_take_profit_by_oca(
         await until(lambda: loss.orderStatus.status == "Filled")
         await until(lambda: profit.orderStatus.status == "Cancelled")
         assert loss.orderStatus.filled == 2
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def test_a_bracket_whose_last_leg_never_arrives_never_works(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         call = await chain_call(ib, client, engine)
         bid, ask = quote_of(engine, call, minute(0))
         parent, profit, _ = bracket(
@@ -187,18 +183,12 @@ async def test_a_bracket_whose_last_leg_never_arrives_never_works(
         assert engine.orders == {}
         assert engine.executions == []
         assert all(t.orderStatus.filled == 0 for t in held)
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def test_a_parent_cancelled_before_it_fills_takes_its_children(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         call = await chain_call(ib, client, engine)
         bid, _ = quote_of(engine, call, minute(0))
         low = round(float(bid) - 0.5, 2)  # below the market: rests
@@ -208,9 +198,6 @@ async def test_a_parent_cancelled_before_it_fills_takes_its_children(
         ib.cancelOrder(trades[0].order)
         await until(lambda: all(t.orderStatus.status == "Cancelled" for t in trades))
         assert engine.executions == []
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def test_a_working_bracket_survives_a_disconnect_and_a_server_restart(
@@ -254,10 +241,7 @@ async def test_a_working_bracket_survives_a_disconnect_and_a_server_restart(
 async def test_options_held_overnight_into_expiry_are_exercised_or_expire(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, server, ib):
         [itm, otm] = await ib.qualifyContractsAsync(
             client.api.Option("TQQQ", f"{EXPIRY:%Y%m%d}", 48, "C", "SMART"),
             client.api.Option("TQQQ", f"{EXPIRY:%Y%m%d}", 45, "P", "SMART"),
@@ -292,26 +276,19 @@ async def test_options_held_overnight_into_expiry_are_exercised_or_expire(
         ib.disconnect()
     settled = [e for e in engine.executions if e.order_id == 0]
     assert sorted(e.ref.partition(":")[0] for e in settled) == ["exercise", "exercise", "expiry"]
-    assert server.protocol_errors == []
-    assert client_errors() == []
 
 
 async def test_a_what_if_order_on_an_option_is_priced_and_never_placed(
     client: Client, client_errors: Callable[[], list[str]]
 ) -> None:
-    engine = Engine()
-    print_trade(engine, "50.02", minute(0))
-    async with venue(engine) as server:
-        ib = await client.connect(server)
+    async with trading(client, client_errors) as (engine, _server, ib):
         call = await chain_call(ib, client, engine)
         _, ask = quote_of(engine, call, minute(0))
         state = await ib.whatIfOrderAsync(call, client.api.LimitOrder("BUY", 3, float(ask)))
         assert float(state.initMarginChange) == pytest.approx(float(ask) * 300)
         assert state.commission == pytest.approx(1.95)
         assert engine.orders == {}
-        ib.disconnect()
-    assert server.protocol_errors == []
-    assert client_errors() == []
+        assert engine.executions == []
 
 
 async def test_a_client_that_floods_meets_ibs_pacing_errors(
