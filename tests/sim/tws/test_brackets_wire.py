@@ -107,6 +107,7 @@ async def test_bracket_take_profit_fills_and_the_stop_is_cancelled_by_oca(
         assert take_profit.orderStatus.status == "Filled"
         assert [f.execution.price for f in take_profit.fills] == [55.10]
         tp_id, sl_id = take_profit.order.orderId, stop_loss.order.orderId
+        await until(lambda: heard.codes(sl_id) == [202])  # it follows the status
         assert [(what, i) for what, i, _ in heard.items if what != "error"][:5] == [
             ("exec", tp_id),
             ("status", tp_id),
@@ -145,7 +146,7 @@ async def test_bracket_stop_triggers_and_fills_and_the_take_profit_is_cancelled(
         await until(lambda: take_profit.orderStatus.status == "Cancelled")
         assert stop_loss.orderStatus.status == "Filled"
         assert [f.execution.price for f in stop_loss.fills] == [44.95]
-        assert heard.codes(take_profit.order.orderId) == [202]
+        await until(lambda: heard.codes(take_profit.order.orderId) == [202])  # after the status
         assert heard.codes(stop_loss.order.orderId) == []
         ib.disconnect()
     assert server.protocol_errors == []
@@ -417,8 +418,8 @@ async def test_a_global_cancel_takes_held_and_working_orders(
         ib.reqGlobalCancel()
         await until(lambda: working.orderStatus.status == "Cancelled")
         await until(lambda: heard.codes(held.order.orderId) == [202])
+        await until(lambda: heard.codes(working.order.orderId) == [202])
         assert held.orderStatus.status == "Cancelled"
-        assert heard.codes(working.order.orderId) == [202]
         assert server.held.of() == []
         assert engine.open_orders() == []
         ib.disconnect()

@@ -78,7 +78,7 @@ async def test_type_2_reduces_the_other_order_then_cancels_it_with_202(
         trade(engine, "48.90", 100, 2)
         await until(lambda: second.orderStatus.status == "Cancelled")
         assert first.orderStatus.status == "Filled"
-        assert (second.order.orderId, 202) in codes
+        await until(lambda: (second.order.orderId, 202) in codes)  # it follows the status
         assert sum(e.quantity for e in engine.executions) == 10
         assert second.fills == []
         ib.disconnect()
