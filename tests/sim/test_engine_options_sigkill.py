@@ -5,18 +5,13 @@ the books of an engine fed the same inputs, which then settle the same at expiry
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 from sim.engine import Engine
 from sim.journal import Journal, open_engine
+from tests.sim.killed_child import ROOT, first_line_then_sigkill
 from tests.sim.option_drive import CALL, PUT, at, drive
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import importlib.util
@@ -38,20 +33,7 @@ def test_option_books_survive_a_sigkill_and_settle_the_same(tmp_path: Path) -> N
     trigger counts), positions and executions as one fed the same inputs in memory, and both
     settle the same when advanced past Friday's close."""
     path = tmp_path / "venue.jsonl"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(ROOT / "tests/sim/option_drive.py")],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        reported = child.stdout.readline().split()
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.communicate(timeout=10)
-    assert child.returncode == -signal.SIGKILL
+    reported = first_line_then_sigkill(CHILD, str(path), str(ROOT / "tests/sim/option_drive.py"))
     reopened = open_engine(path)
     fresh = Engine()
     drive(fresh)

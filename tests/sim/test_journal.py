@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,8 +17,8 @@ from actors.domain import BrokerEvent, PlaceOrder, PriceCondition, Side, TimeInF
 from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine, EngineError
 from sim.journal import Journal, JournalError, open_engine
+from tests.sim.killed_child import first_line_then_sigkill
 
-ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 23, 9, 30, tzinfo=NEW_YORK)
 TEN = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)
 
@@ -336,20 +333,7 @@ sys.stdin.read()
 def test_the_books_survive_a_sigkill_of_the_process_hosting_the_venue(tmp_path: Path) -> None:
     """No close, no exit handlers: what the venue did before the kill is what it reopens with."""
     path = tmp_path / "venue.jsonl"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        reported = child.stdout.readline().split()
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.communicate(timeout=10)
-    assert child.returncode == -signal.SIGKILL
+    reported = first_line_then_sigkill(CHILD, str(path))
     engine = open_engine(path)
     assert reported == ["21", "14", "1234"]
     assert [engine.next_order_id, engine.next_exec_seq] == [21, 14]
