@@ -356,19 +356,24 @@ class ActorCell(Generic[M]):
         await actor.background()
 
     async def _message_loop(self, actor: Actor[M], context: ActorContext[M]) -> None:
-        # The loop alternates a synchronous take() with awaiting the mailbox's parker directly,
-        # so no coroutine is built per message; it yields every FAIRNESS_BUDGET messages taken
-        # without parking, so a busy actor cannot starve the others.
-        take = self.mailbox.take
-        wait = self.mailbox.wait
+        # A drain-batch loop. ``take()`` starts a batch (it raises on an interrupt or a close,
+        # and returns None when the mailbox is empty: then the loop parks on the mailbox's
+        # parker, awaited directly, so no coroutine is built per park). The batch then pops
+        # the following envelopes straight off the mailbox's deque (``take()``'s work inlined:
+        # no call per message), runs sync handlers with no await and awaits async ones, until
+        # the mailbox is empty, an interrupt is pending, or FAIRNESS_BUDGET messages were
+        # handled: then it yields once, so a busy actor cannot starve the others. Envelopes
+        # stay in the mailbox until the one before them is handled: a stop, a coalescing
+        # replacement or a crash sees exactly what ``take()`` one at a time would have.
+        mailbox = self.mailbox
+        take = mailbox.take
+        wait = mailbox.wait
+        queue = mailbox._queue
+        pending = mailbox._pending
         handle: Callable[[M], Any] = actor.handle
         is_async = inspect.iscoroutinefunction(handle)
-        streak = 0
+        name = self.name
         while True:
-            if streak >= FAIRNESS_BUDGET:
-                # Before taking, never after: a cancellation here loses no message.
-                streak = 0
-                await anyio.lowlevel.checkpoint()
             try:
                 envelope = take()
             except MailboxInterrupted:
@@ -376,30 +381,44 @@ class ActorCell(Generic[M]):
                     return
                 continue
             if envelope is None:
-                streak = 0
                 await wait()
                 continue
-            streak += 1
-            context.envelope = envelope
-            reply = envelope.reply
-            if reply is None:
-                if is_async:
-                    await handle(envelope.message)
+            handled = 0
+            while True:
+                context.envelope = envelope
+                reply = envelope.reply
+                if reply is None:
+                    if is_async:
+                        await handle(envelope.message)
+                    else:
+                        handle(envelope.message)
                 else:
-                    handle(envelope.message)
-            else:
-                try:
-                    result = (
-                        await handle(envelope.message) if is_async else handle(envelope.message)
-                    )
-                except Exception as exc:
-                    crashed = ActorCrashed(self.name, type(envelope.message).__name__)
-                    crashed.__cause__ = exc
-                    reply.fail(crashed)
-                    raise
-                except BaseException:
-                    reply.fail(ActorCrashed(self.name, type(envelope.message).__name__))
-                    raise
-                reply.succeed(result)
-            # No stop check here: request_stop() interrupts the mailbox, so the next take()
-            # raises MailboxInterrupted before anything else is taken.
+                    try:
+                        result = (
+                            await handle(envelope.message) if is_async else handle(envelope.message)
+                        )
+                    except Exception as exc:
+                        crashed = ActorCrashed(name, type(envelope.message).__name__)
+                        crashed.__cause__ = exc
+                        reply.fail(crashed)
+                        raise
+                    except BaseException:
+                        reply.fail(ActorCrashed(name, type(envelope.message).__name__))
+                        raise
+                    reply.succeed(result)
+                handled += 1
+                # request_stop() interrupts the mailbox: the batch ends and the next take()
+                # raises MailboxInterrupted before anything else is taken. A close empties it.
+                if handled >= FAIRNESS_BUDGET or mailbox._interrupted or not queue:
+                    break
+                # take() inlined (see there).
+                envelope = queue.popleft()
+                mailbox._processed += 1
+                if envelope.coalesce_key is not None:
+                    del pending[envelope.coalesce_key]
+                    envelope.coalesce_key = None
+                if mailbox._send_waiters:
+                    mailbox._wake_one_sender()
+            if handled >= FAIRNESS_BUDGET and queue:
+                # Before taking, never after: a cancellation here loses no message.
+                await anyio.lowlevel.checkpoint()
