@@ -17,6 +17,7 @@ from ._errors import ActorCrashed, ActorRuntimeError, RequestTimeout
 from ._lifecycle import Lifecycle, LifecycleEvent, LifecycleState
 from ._mailbox import (
     FAIRNESS_BUDGET,
+    READY,
     Mailbox,
     MailboxConfig,
     MailboxInterrupted,
@@ -93,9 +94,23 @@ class ActorRef(Generic[M]):
         Await the result. Not a coroutine: with room in the mailbox (nearly always) the message
         is queued before this returns, and awaiting costs no frame and no scheduling pass.
         """
-        return self._mailbox.put(
-            Envelope(message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace)
+        envelope = Envelope(
+            message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace
         )
+        # ``Mailbox.put``'s fast path inlined, as in ``ActorContext.send``.
+        mailbox = self._mailbox
+        queue = mailbox._queue
+        depth = len(queue)
+        if depth < mailbox._fast_limit:
+            queue.append(envelope)
+            if depth >= mailbox._high_water:
+                mailbox._high_water = depth + 1
+            waker = mailbox._waker
+            if waker is not None:
+                mailbox._waker = None
+                waker()
+            return READY
+        return mailbox.put(envelope)
 
     @overload
     async def request(
@@ -213,7 +228,21 @@ class ActorContext(Generic[M]):
                 perf_counter_ns(),
                 current.trace if trace is _CARRIED else trace,
             )
-        return target._mailbox.put(envelope)
+        # ``Mailbox.put``'s fast path inlined (one Python call less on every actor-to-actor
+        # hop); anything but "there is room and no policy to apply" goes through ``put``.
+        mailbox = target._mailbox
+        queue = mailbox._queue
+        depth = len(queue)
+        if depth < mailbox._fast_limit:
+            queue.append(envelope)
+            if depth >= mailbox._high_water:
+                mailbox._high_water = depth + 1
+            waker = mailbox._waker
+            if waker is not None:
+                mailbox._waker = None
+                waker()
+            return READY
+        return mailbox.put(envelope)
 
     def drain(self) -> list[M]:
         """The messages told to this actor and not handled yet, taken from its mailbox without
