@@ -385,15 +385,16 @@ class ActorCell(Generic[M]):
         await actor.background()
 
     async def _message_loop(self, actor: Actor[M], context: ActorContext[M]) -> None:
-        # A drain-batch loop. ``take()`` starts a batch (it raises on an interrupt or a close,
-        # and returns None when the mailbox is empty: then the loop parks on the mailbox's
-        # parker, awaited directly, so no coroutine is built per park). The batch then pops
-        # the following envelopes straight off the mailbox's deque (``take()``'s work inlined:
-        # no call per message), runs sync handlers with no await and awaits async ones, until
-        # the mailbox is empty, an interrupt is pending, or FAIRNESS_BUDGET messages were
-        # handled: then it yields once, so a busy actor cannot starve the others. Envelopes
-        # stay in the mailbox until the one before them is handled: a stop, a coalescing
-        # replacement or a crash sees exactly what ``take()`` one at a time would have.
+        # A drain-batch loop. While the mailbox holds messages and no interrupt is pending,
+        # it pops them straight off the mailbox's deque (``Mailbox.take``'s work inlined: no
+        # Python call per message), runs a sync handler with no await and awaits an async one.
+        # Every FAIRNESS_BUDGET messages handled without parking it yields once, so a busy
+        # actor cannot starve the others. When the mailbox is empty (or interrupted, or
+        # closed) it goes through ``take()``, which raises for an interrupt or a close and
+        # returns None when there is nothing to do: then it parks on the mailbox's parker,
+        # awaited directly, so no coroutine is built per park. An envelope stays queued until
+        # the one before it is handled: a stop, a coalescing replacement or a crash sees
+        # exactly what taking one message at a time would.
         mailbox = self.mailbox
         take = mailbox.take
         wait = mailbox.wait
@@ -402,45 +403,14 @@ class ActorCell(Generic[M]):
         handle: Callable[[M], Any] = actor.handle
         is_async = inspect.iscoroutinefunction(handle)
         name = self.name
+        handled = 0
         while True:
-            try:
-                envelope = take()
-            except MailboxInterrupted:
-                if self._stop_requested:
-                    return
-                continue
-            if envelope is None:
-                await wait()
-                continue
-            handled = 0
-            while True:
-                context.envelope = envelope
-                reply = envelope.reply
-                if reply is None:
-                    if is_async:
-                        await handle(envelope.message)
-                    else:
-                        handle(envelope.message)
-                else:
-                    try:
-                        result = (
-                            await handle(envelope.message) if is_async else handle(envelope.message)
-                        )
-                    except Exception as exc:
-                        crashed = ActorCrashed(name, type(envelope.message).__name__)
-                        crashed.__cause__ = exc
-                        reply.fail(crashed)
-                        raise
-                    except BaseException:
-                        reply.fail(ActorCrashed(name, type(envelope.message).__name__))
-                        raise
-                    reply.succeed(result)
-                handled += 1
-                # request_stop() interrupts the mailbox: the batch ends and the next take()
-                # raises MailboxInterrupted before anything else is taken. A close empties it.
-                if handled >= FAIRNESS_BUDGET or mailbox._interrupted or not queue:
-                    break
-                # take() inlined (see there).
+            if queue and not mailbox._interrupted:
+                if handled >= FAIRNESS_BUDGET:
+                    # Before taking, never after: a cancellation here loses no message.
+                    handled = 0
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 envelope = queue.popleft()
                 mailbox._processed += 1
                 if envelope.coalesce_key is not None:
@@ -448,6 +418,38 @@ class ActorCell(Generic[M]):
                     envelope.coalesce_key = None
                 if mailbox._send_waiters:
                     mailbox._wake_one_sender()
-            if handled >= FAIRNESS_BUDGET and queue:
-                # Before taking, never after: a cancellation here loses no message.
-                await anyio.lowlevel.checkpoint()
+            else:
+                # request_stop() interrupts the mailbox: take() raises MailboxInterrupted
+                # before anything else is taken (and MailboxClosed once it is closed).
+                try:
+                    envelope = take()
+                except MailboxInterrupted:
+                    if self._stop_requested:
+                        return
+                    continue
+                if envelope is None:
+                    handled = 0
+                    await wait()
+                    continue
+            handled += 1
+            context.envelope = envelope
+            reply = envelope.reply
+            if reply is None:
+                if is_async:
+                    await handle(envelope.message)
+                else:
+                    handle(envelope.message)
+            else:
+                try:
+                    result = (
+                        await handle(envelope.message) if is_async else handle(envelope.message)
+                    )
+                except Exception as exc:
+                    crashed = ActorCrashed(name, type(envelope.message).__name__)
+                    crashed.__cause__ = exc
+                    reply.fail(crashed)
+                    raise
+                except BaseException:
+                    reply.fail(ActorCrashed(name, type(envelope.message).__name__))
+                    raise
+                reply.succeed(result)

@@ -40,7 +40,7 @@ from ._park import Parker, new_parker
 
 M = TypeVar("M")
 
-FAIRNESS_BUDGET: Final = 128
+FAIRNESS_BUDGET: Final = 256
 """Messages a consumer may take without yielding to the scheduler."""
 
 
