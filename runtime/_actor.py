@@ -422,15 +422,16 @@ class ActorCell(Generic[M]):
                 # request_stop() interrupts the mailbox: take() raises MailboxInterrupted
                 # before anything else is taken (and MailboxClosed once it is closed).
                 try:
-                    envelope = take()
+                    taken = take()
                 except MailboxInterrupted:
                     if self._stop_requested:
                         return
                     continue
-                if envelope is None:
+                if taken is None:
                     handled = 0
                     await wait()
                     continue
+                envelope = taken
             handled += 1
             context.envelope = envelope
             reply = envelope.reply
