@@ -418,6 +418,11 @@ class ActorCell(Generic[M]):
                     envelope.coalesce_key = None
                 if mailbox._send_waiters:
                     mailbox._wake_one_sender()
+            elif not queue and not mailbox._interrupted and not mailbox._closed:
+                # Nothing to do (what take() would say with None): park until there is.
+                handled = 0
+                await wait()
+                continue
             else:
                 # request_stop() interrupts the mailbox: take() raises MailboxInterrupted
                 # before anything else is taken (and MailboxClosed once it is closed).
