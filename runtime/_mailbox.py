@@ -41,7 +41,10 @@ from ._park import Parker, new_parker
 M = TypeVar("M")
 
 FAIRNESS_BUDGET: Final = 256
-"""Messages a consumer may take without yielding to the scheduler."""
+"""Messages a consumer may take without yielding to the scheduler. 256 measured best for
+throughput at 1, 10 and 100 symbols (docs/performance.md): below it a fan-out wakes each
+receiver for too few messages, above it a batch's objects outgrow the CPU cache and
+downstream mailboxes fill; one batch holds the loop for about 0.3 ms here."""
 
 
 @attrs.frozen
