@@ -10,8 +10,10 @@ from the first tick sent to the last order placed. The business logic is bench/m
 synchronous calls and a raw asyncio.Queue pipeline (one task per stage, ``put_nowait`` falling
 back to ``await put`` when full, each consumer draining with ``get_nowait``).
 
-SPEC 13: >= 200k ticks/s with <= 100 symbols, >= 80k ticks/s with 1000 (actors on the production
-backend, asyncio+uvloop).
+Targets (actors on the production backend, asyncio+uvloop), issue 20: at 10 and 100 symbols,
+>= 0.9x the raw asyncio.Queue pipeline's rate in the same run (the Queue pipeline itself does
+150-300k ticks/s on the 2-core machines we run on, so SPEC 13's absolute 200k is not a figure the
+runtime decides); SPEC 13: >= 80k ticks/s with 1000.
 
     python bench/throughput.py [--rounds 3] [--ticks 50000] [--json bench/results/throughput.json]
 """
@@ -33,7 +35,8 @@ from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec
 
 GROUP = "throughput"
 SYMBOLS = (1, 10, 100, 1000)
-TARGET_FEW = 200_000.0
+TARGET_VS_QUEUE = 0.9
+TARGET_VS_QUEUE_SYMBOLS = (10, 100)
 TARGET_MANY = 80_000.0
 
 
@@ -231,18 +234,21 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
     rows: list[Row] = []
     for symbols in SYMBOLS:
         results = interleave(variants(count, symbols), rounds, on_run=log)
-        limit = TARGET_FEW if symbols <= 100 else TARGET_MANY
         suffix = f", {symbols} symbol{'s' if symbols > 1 else ''}"
+        queue = "asyncio.Queue [uvloop]"
         for name, per_round in results.items():
             baselines = {}
             if name != "direct calls":
                 baselines["direct calls" + suffix] = results["direct calls"]
             if name.startswith("actors"):
-                queue = "asyncio.Queue [uvloop]"
                 baselines[queue + suffix] = results[queue]
-            targets = (
-                [Target(on="value", op=">=", limit=limit)] if name == "actors [uvloop]" else []
-            )
+            targets = []
+            if name == "actors [uvloop]" and symbols in TARGET_VS_QUEUE_SYMBOLS:
+                targets.append(
+                    Target(on="ratio", op=">=", limit=TARGET_VS_QUEUE, baseline=queue + suffix)
+                )
+            if name == "actors [uvloop]" and symbols > 100:
+                targets.append(Target(on="value", op=">=", limit=TARGET_MANY))
             rows.append(
                 rate_row(
                     GROUP,

@@ -17,6 +17,7 @@ from ._errors import ActorCrashed, ActorRuntimeError, RequestTimeout
 from ._lifecycle import Lifecycle, LifecycleEvent, LifecycleState
 from ._mailbox import (
     FAIRNESS_BUDGET,
+    READY,
     Mailbox,
     MailboxConfig,
     MailboxInterrupted,
@@ -93,9 +94,23 @@ class ActorRef(Generic[M]):
         Await the result. Not a coroutine: with room in the mailbox (nearly always) the message
         is queued before this returns, and awaiting costs no frame and no scheduling pass.
         """
-        return self._mailbox.put(
-            Envelope(message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace)
+        envelope = Envelope(
+            message, next_message_id(), sender, correlation_id, perf_counter_ns(), trace
         )
+        # ``Mailbox.put``'s fast path inlined, as in ``ActorContext.send``.
+        mailbox = self._mailbox
+        queue = mailbox._queue
+        depth = len(queue)
+        if depth < mailbox._fast_limit:
+            queue.append(envelope)
+            if depth >= mailbox._high_water:
+                mailbox._high_water = depth + 1
+            waker = mailbox._waker
+            if waker is not None:
+                mailbox._waker = None
+                waker()
+            return READY
+        return mailbox.put(envelope)
 
     @overload
     async def request(
@@ -213,7 +228,21 @@ class ActorContext(Generic[M]):
                 perf_counter_ns(),
                 current.trace if trace is _CARRIED else trace,
             )
-        return target._mailbox.put(envelope)
+        # ``Mailbox.put``'s fast path inlined (one Python call less on every actor-to-actor
+        # hop); anything but "there is room and no policy to apply" goes through ``put``.
+        mailbox = target._mailbox
+        queue = mailbox._queue
+        depth = len(queue)
+        if depth < mailbox._fast_limit:
+            queue.append(envelope)
+            if depth >= mailbox._high_water:
+                mailbox._high_water = depth + 1
+            waker = mailbox._waker
+            if waker is not None:
+                mailbox._waker = None
+                waker()
+            return READY
+        return mailbox.put(envelope)
 
     def drain(self) -> list[M]:
         """The messages told to this actor and not handled yet, taken from its mailbox without
@@ -356,30 +385,59 @@ class ActorCell(Generic[M]):
         await actor.background()
 
     async def _message_loop(self, actor: Actor[M], context: ActorContext[M]) -> None:
-        # The loop alternates a synchronous take() with awaiting the mailbox's parker directly,
-        # so no coroutine is built per message; it yields every FAIRNESS_BUDGET messages taken
-        # without parking, so a busy actor cannot starve the others.
-        take = self.mailbox.take
-        wait = self.mailbox.wait
+        # A drain-batch loop. While the mailbox holds messages and no interrupt is pending,
+        # it pops them straight off the mailbox's deque (``Mailbox.take``'s work inlined: no
+        # Python call per message), runs a sync handler with no await and awaits an async one.
+        # Every FAIRNESS_BUDGET messages handled without parking it yields once, so a busy
+        # actor cannot starve the others. When the mailbox is empty (or interrupted, or
+        # closed) it goes through ``take()``, which raises for an interrupt or a close and
+        # returns None when there is nothing to do: then it parks on the mailbox's parker,
+        # awaited directly, so no coroutine is built per park. An envelope stays queued until
+        # the one before it is handled: a stop, a coalescing replacement or a crash sees
+        # exactly what taking one message at a time would.
+        mailbox = self.mailbox
+        take = mailbox.take
+        wait = mailbox.wait
+        queue = mailbox._queue
+        pending = mailbox._pending
         handle: Callable[[M], Any] = actor.handle
         is_async = inspect.iscoroutinefunction(handle)
-        streak = 0
+        name = self.name
+        handled = 0
         while True:
-            if streak >= FAIRNESS_BUDGET:
-                # Before taking, never after: a cancellation here loses no message.
-                streak = 0
-                await anyio.lowlevel.checkpoint()
-            try:
-                envelope = take()
-            except MailboxInterrupted:
-                if self._stop_requested:
-                    return
-                continue
-            if envelope is None:
-                streak = 0
+            if queue and not mailbox._interrupted:
+                if handled >= FAIRNESS_BUDGET:
+                    # Before taking, never after: a cancellation here loses no message.
+                    handled = 0
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                envelope = queue.popleft()
+                mailbox._processed += 1
+                if envelope.coalesce_key is not None:
+                    del pending[envelope.coalesce_key]
+                    envelope.coalesce_key = None
+                if mailbox._send_waiters:
+                    mailbox._wake_one_sender()
+            elif not queue and not mailbox._interrupted and not mailbox._closed:
+                # Nothing to do (what take() would say with None): park until there is.
+                handled = 0
                 await wait()
                 continue
-            streak += 1
+            else:
+                # request_stop() interrupts the mailbox: take() raises MailboxInterrupted
+                # before anything else is taken (and MailboxClosed once it is closed).
+                try:
+                    taken = take()
+                except MailboxInterrupted:
+                    if self._stop_requested:
+                        return
+                    continue
+                if taken is None:
+                    handled = 0
+                    await wait()
+                    continue
+                envelope = taken
+            handled += 1
             context.envelope = envelope
             reply = envelope.reply
             if reply is None:
@@ -393,13 +451,11 @@ class ActorCell(Generic[M]):
                         await handle(envelope.message) if is_async else handle(envelope.message)
                     )
                 except Exception as exc:
-                    crashed = ActorCrashed(self.name, type(envelope.message).__name__)
+                    crashed = ActorCrashed(name, type(envelope.message).__name__)
                     crashed.__cause__ = exc
                     reply.fail(crashed)
                     raise
                 except BaseException:
-                    reply.fail(ActorCrashed(self.name, type(envelope.message).__name__))
+                    reply.fail(ActorCrashed(name, type(envelope.message).__name__))
                     raise
                 reply.succeed(result)
-            # No stop check here: request_stop() interrupts the mailbox, so the next take()
-            # raises MailboxInterrupted before anything else is taken.
