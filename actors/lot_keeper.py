@@ -9,12 +9,21 @@ environment, a gracefully stopped one closes it and its successor opens it again
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import assert_never
 
 import anyio
 import attrs
 
-from runtime import Actor, Request, Unrecoverable
+from runtime import (
+    Actor,
+    ActorCrashed,
+    Envelope,
+    MailboxInterrupted,
+    Request,
+    Unrecoverable,
+)
 from runtime.store import (
     Durability,
     Store,
@@ -207,7 +216,39 @@ LotKeeperInbox = (
 )
 
 
+_WRITES = (
+    CommitIntent,
+    CommitBracket,
+    AmendIntent,
+    RecordFill,
+    BindOrder,
+    Heal,
+    AcknowledgeConflicts,
+    SaveSnapshot,
+    SaveRisk,
+)
+"""The requests that write: queued together, they share one transaction (``LotKeeper``)."""
+
+MAX_BATCH = 256
+"""At most this many queued requests share one transaction (the store's own group size)."""
+
+
+@attrs.frozen
+class _Failed:
+    # A request of a batch whose write raised an error that is not the ledger's answer (the
+    # store's: full, damaged, unwritable): its batch stopped there.
+    error: Exception
+
+
 class LotKeeper(Actor[LotKeeperInbox]):
+    """Writes queued together share one transaction: handling a write, the lot-keeper takes the
+    requests queued behind it from its mailbox, in arrival order, up to the first one that
+    only reads (or ``MAX_BATCH``), and runs each in a nested transaction of one commit
+    (``Txn.attempt``): one refused or conflicted request undoes only itself. Each is answered
+    after that commit, and the read taken behind them is answered after it too, so it sees
+    every write queued before it. A store policy of one fsync per write (``sync``) is kept:
+    there each request is its own transaction."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -229,6 +270,18 @@ class LotKeeper(Actor[LotKeeperInbox]):
             await anyio.to_thread.run_sync(self.store.close)
 
     async def handle(self, message: LotKeeperInbox) -> object:
+        current = self.context.envelope
+        if (
+            current is not None
+            and isinstance(message, _WRITES)
+            and self.store.durability is not Durability.SYNC
+        ):
+            queued = self._take_queued()
+            if queued:
+                return await self._handle_batch(current, queued)
+        return await self._handle_one(message)
+
+    async def _handle_one(self, message: LotKeeperInbox) -> object:
         try:
             return await self._handle(message)
         except ledger.ExecutionConflict as exc:
@@ -239,66 +292,153 @@ class LotKeeper(Actor[LotKeeperInbox]):
             return Conflicted(conflict=conflict)
         except ledger.LedgerError as exc:
             return Refused(reason=str(exc))
-        except StoreFull:
+        except StoreError as exc:
+            raise self._unrecoverable(exc, message) from None
+
+    def _unrecoverable(self, exc: StoreError, message: LotKeeperInbox) -> Exception:
+        if isinstance(exc, StoreFull):
             # A restart frees no room: it would fail the same way until the intensity gave up.
             store = self.store
-            raise LedgerFull(store.path, store.map_size, type(message).__name__) from None
-        except StoreDamaged as exc:
-            raise LedgerDamaged(exc) from None
-        except StoreUnwritable as exc:
-            raise LedgerUnwritable(exc, type(message).__name__) from None
+            return LedgerFull(store.path, store.map_size, type(message).__name__)
+        if isinstance(exc, StoreDamaged):
+            return LedgerDamaged(exc)
+        if isinstance(exc, StoreUnwritable):
+            return LedgerUnwritable(exc, type(message).__name__)
+        return exc
+
+    def _take_queued(self) -> list[Envelope[LotKeeperInbox]]:
+        # The writes queued behind the one being handled, and the first other message after
+        # them (taken from the mailbox, it is answered after their commit). The cell's mailbox
+        # is reached through the context: the message loop hands messages one at a time.
+        mailbox = self.context._cell.mailbox
+        taken: list[Envelope[LotKeeperInbox]] = []
+        while len(taken) < MAX_BATCH - 1 and len(mailbox):
+            try:
+                envelope = mailbox.take()
+            except MailboxInterrupted:
+                mailbox.interrupt()  # a stop asked for: leave it for the message loop
+                break
+            if envelope is None:
+                break
+            taken.append(envelope)
+            if not isinstance(envelope.message, _WRITES):
+                break
+        return taken
+
+    async def _handle_batch(
+        self, current: Envelope[LotKeeperInbox], queued: list[Envelope[LotKeeperInbox]]
+    ) -> object:
+        trailing = None if isinstance(queued[-1].message, _WRITES) else queued.pop()
+        unanswered = queued if trailing is None else [*queued, trailing]
+        try:
+            writes = [self._write_of(e.message) for e in (current, *queued)]
+            outcomes = await self.store.write(functools.partial(_run_batch, writes=writes))
+            self._answer_batch(current, queued, outcomes, unanswered)
+            if trailing is not None:
+                # Answered now: a failing read behind it must not fail a committed write.
+                _answer(current, outcomes[0])
+                answer = await self._handle_taken(trailing)
+                _answer(trailing, answer)
+                unanswered.remove(trailing)
+        except BaseException as exc:
+            # The batch's commit failed (nothing of it is kept), or the lot-keeper dies after
+            # it: every request taken with it and not answered fails, as the one being handled
+            # does.
+            for envelope in unanswered:
+                if envelope.reply is not None:
+                    crashed = ActorCrashed(self.context.name, type(envelope.message).__name__)
+                    crashed.__cause__ = exc
+                    envelope.reply.fail(crashed)
+            raise
+        return outcomes[0]
+
+    def _answer_batch(
+        self,
+        current: Envelope[LotKeeperInbox],
+        queued: list[Envelope[LotKeeperInbox]],
+        outcomes: list[object],
+        unanswered: list[Envelope[LotKeeperInbox]],
+    ) -> None:
+        # Answers each request of a committed batch, in order, up to one the store failed
+        # (``_Failed``): the requests before it are committed and answered; it and those after
+        # it (never run) fail with the lot-keeper, as a single request's failure would.
+        for envelope, outcome in zip((current, *queued), outcomes, strict=False):
+            if isinstance(outcome, _Failed):
+                error = outcome.error
+                if isinstance(error, StoreError):
+                    raise self._unrecoverable(error, envelope.message) from None
+                raise error
+            _answer(envelope, outcome)
+            if envelope is not current:
+                unanswered.remove(envelope)
+
+    async def _handle_taken(self, envelope: Envelope[LotKeeperInbox]) -> object:
+        context = self.context
+        current = context.envelope
+        context.envelope = envelope
+        try:
+            return await self._handle_one(envelope.message)
+        finally:
+            context.envelope = current
+
+    def _write_of(self, message: LotKeeperInbox) -> Callable[[Txn], object]:
+        # The transaction a write request runs, returning its reply.
+        now_ns = self.context.clock.time_ns()
+        match message:
+            case CommitIntent(order=order, dry=dry):
+                intent = ledger.IntentRecord(order=order, created_ns=now_ns, dry=dry)
+                return functools.partial(ledger.commit_intent, intent=intent)
+            case CommitBracket(bracket=bracket, dry=dry):
+                legs = tuple(
+                    ledger.IntentRecord(order=leg, created_ns=now_ns, dry=dry)
+                    for leg in bracket.legs
+                )
+                return functools.partial(ledger.commit_intents, intents=legs)
+            case AmendIntent(change=change):
+                return functools.partial(ledger.amend_intent, change=change)
+            case RecordFill(fill=fill):
+                return functools.partial(ledger.record_fill, fill=fill, now_ns=now_ns)
+            case Heal(intents=intents, fills=fills, retired=retired, conflicts=conflicts):
+                return functools.partial(
+                    ledger.heal,
+                    intents=intents,
+                    executions=fills,
+                    retired=retired,
+                    conflicts=conflicts,
+                    now_ns=now_ns,
+                )
+            case AcknowledgeConflicts(symbol=symbol):
+                return functools.partial(ledger.acknowledge_conflicts, symbol=symbol, now_ns=now_ns)
+            case BindOrder(binding=binding):
+                return _replying_true(functools.partial(ledger.bind, binding=binding))
+            case SaveSnapshot(actor=actor, data=data):
+                return _replying_true(
+                    functools.partial(ledger.save_snapshot, actor=actor, data=data)
+                )
+            case SaveRisk(record=record):
+                return _replying_true(functools.partial(ledger.save_risk, record=record))
+            case _:
+                raise TypeError(f"{type(message).__name__} does not write")
 
     async def _handle(self, message: LotKeeperInbox) -> object:
         store = self.store
         match message:
-            case CommitIntent(order=order, dry=dry):
-                intent = ledger.IntentRecord(
-                    order=order, created_ns=self.context.clock.time_ns(), dry=dry
-                )
-                return await store.write(functools.partial(ledger.commit_intent, intent=intent))
-            case CommitBracket(bracket=bracket, dry=dry):
-                created_ns = self.context.clock.time_ns()
-                legs = tuple(
-                    ledger.IntentRecord(order=leg, created_ns=created_ns, dry=dry)
-                    for leg in bracket.legs
-                )
-                return await store.write(functools.partial(ledger.commit_intents, intents=legs))
-            case AmendIntent(change=change):
-                return await store.write(functools.partial(ledger.amend_intent, change=change))
-            case RecordFill(fill=fill):
-                now_ns = self.context.clock.time_ns()
-                return await store.write(
-                    functools.partial(ledger.record_fill, fill=fill, now_ns=now_ns)
-                )
-            case Heal(intents=intents, fills=fills, retired=retired, conflicts=conflicts):
-                return await store.write(
-                    functools.partial(
-                        ledger.heal,
-                        intents=intents,
-                        executions=fills,
-                        retired=retired,
-                        conflicts=conflicts,
-                        now_ns=self.context.clock.time_ns(),
-                    )
-                )
-            case AcknowledgeConflicts(symbol=symbol):
-                now_ns = self.context.clock.time_ns()
-                return await store.write(
-                    functools.partial(ledger.acknowledge_conflicts, symbol=symbol, now_ns=now_ns)
-                )
-            case BindOrder(binding=binding):
-                await store.write(functools.partial(ledger.bind, binding=binding))
-                return True
+            case (
+                CommitIntent()
+                | CommitBracket()
+                | AmendIntent()
+                | RecordFill()
+                | Heal()
+                | AcknowledgeConflicts()
+                | BindOrder()
+                | SaveSnapshot()
+                | SaveRisk()
+            ):
+                return await store.write(self._write_of(message))
             case LoadLedger(symbol=symbol):
                 return store.read(functools.partial(ledger_state, symbol=symbol))
-            case SaveSnapshot(actor=actor, data=data):
-                await store.write(functools.partial(ledger.save_snapshot, actor=actor, data=data))
-                return True
             case LoadSnapshot(actor=actor):
                 return store.read(functools.partial(ledger.load_snapshot, actor=actor))
-            case SaveRisk(record=record):
-                await store.write(functools.partial(ledger.save_risk, record=record))
-                return True
             case LoadRisk():
                 return store.read(ledger.load_risk)
             case Backup(target=target):
@@ -307,6 +447,46 @@ class LotKeeper(Actor[LotKeeperInbox]):
                     return str(await anyio.to_thread.run_sync(store.backup, target))
                 except (StoreError, OSError) as exc:
                     return Refused(reason=f"backup to {target} failed: {exc}")
+            case _:
+                assert_never(message)
+
+
+def _replying_true(write: Callable[[Txn], object]) -> Callable[[Txn], bool]:
+    def run(txn: Txn) -> bool:
+        write(txn)
+        return True
+
+    return run
+
+
+def _run_batch(txn: Txn, writes: list[Callable[[Txn], object]]) -> list[object]:
+    # One transaction for a batch: each write nested (undone alone if it raises), in order;
+    # the replies as a single request would get them. A conflict is kept right after the
+    # request that met it (a single request keeps it in a transaction of its own). A store
+    # error stops the batch there: the writes before it commit, none after it runs.
+    outcomes: list[object] = []
+    for write in writes:
+        try:
+            outcomes.append(txn.attempt(write))
+        except ledger.ExecutionConflict as exc:
+            conflict = exc.conflict
+            try:
+                txn.attempt(functools.partial(ledger.record_conflict, conflict=conflict))
+            except StoreError as error:
+                outcomes.append(_Failed(error))
+                break
+            outcomes.append(Conflicted(conflict=conflict))
+        except ledger.LedgerError as exc:
+            outcomes.append(Refused(reason=str(exc)))
+        except StoreError as exc:
+            outcomes.append(_Failed(exc))
+            break
+    return outcomes
+
+
+def _answer(envelope: Envelope[LotKeeperInbox], outcome: object) -> None:
+    if envelope.reply is not None:
+        envelope.reply.succeed(outcome)
 
 
 def ledger_store(

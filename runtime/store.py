@@ -133,13 +133,47 @@ class Durability(enum.StrEnum):
 class Txn:
     """The view of one write (or read) transaction a store function gets: named databases."""
 
-    __slots__ = ("_txn", "_dbs", "path")
+    __slots__ = ("_txn", "_dbs", "path", "_store")
 
-    def __init__(self, txn: lmdb.Transaction, dbs: Mapping[str, Any], path: Path) -> None:
+    def __init__(
+        self,
+        txn: lmdb.Transaction,
+        dbs: Mapping[str, Any],
+        path: Path,
+        store: Store | None = None,
+    ) -> None:
         self._txn = txn
         self._dbs = dbs
         self.path = path
         """The store's directory, for errors that name a record (``RecordDamaged``)."""
+        self._store = store
+
+    def attempt(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in a transaction nested in this write transaction: what it writes is kept
+        (with this transaction's commit) if it returns, and undone if it raises; the exception
+        propagates, an LMDB one translated as a write's would be (``StoreFull``, ...). Several
+        callers' writes can so share one commit, each undone alone (``Store.write``'s grouping,
+        done by a caller that holds the requests: the lot-keeper's batches)."""
+        store = self._store
+        if store is None:
+            raise StoreError(f"store {self.path}: a nested transaction needs a write transaction")
+        try:
+            child = store._require_env().begin(write=True, parent=self._txn)
+        except lmdb.Error as exc:
+            raise store._translate(exc) from None
+        try:
+            result = fn(Txn(child, self._dbs, self.path, store))
+        except BaseException as exc:
+            child.abort()
+            translated = store._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+        try:
+            child.commit()
+        except lmdb.Error as exc:
+            raise store._translate(exc) from None
+        return result
 
     def get(self, db: str, key: bytes) -> bytes | None:
         value = self._txn.get(key, db=self._dbs[db])
@@ -485,7 +519,7 @@ class Store:
     def _migrate(self) -> None:
         env = self._require_env()
         with env.begin(write=True) as txn:
-            view = Txn(txn, self._dbs, self.path)
+            view = Txn(txn, self._dbs, self.path, self)
             stored = view.get(_META, _SCHEMA_KEY)
             if stored is None:
                 view.put(_META, _SCHEMA_KEY, str(self.schema_version).encode())
@@ -535,7 +569,7 @@ class Store:
                 for request in batch:
                     child = env.begin(write=True, parent=txn)
                     try:
-                        request.result = request.fn(Txn(child, self._dbs, self.path))
+                        request.result = request.fn(Txn(child, self._dbs, self.path, self))
                     except BaseException as exc:
                         child.abort()
                         request.error = self._translate(exc)
