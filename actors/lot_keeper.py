@@ -20,7 +20,6 @@ from runtime import (
     Actor,
     ActorCrashed,
     Envelope,
-    MailboxInterrupted,
     Request,
     Unrecoverable,
 )
@@ -308,16 +307,11 @@ class LotKeeper(Actor[LotKeeperInbox]):
 
     def _take_queued(self) -> list[Envelope[LotKeeperInbox]]:
         # The writes queued behind the one being handled, and the first other message after
-        # them (taken from the mailbox, it is answered after their commit). The cell's mailbox
-        # is reached through the context: the message loop hands messages one at a time.
-        mailbox = self.context._cell.mailbox
+        # them (answered after their commit), in arrival order; a stop asked for ends it.
+        take_next = self.context.take_next
         taken: list[Envelope[LotKeeperInbox]] = []
-        while len(taken) < MAX_BATCH - 1 and len(mailbox):
-            try:
-                envelope = mailbox.take()
-            except MailboxInterrupted:
-                mailbox.interrupt()  # a stop asked for: leave it for the message loop
-                break
+        while len(taken) < MAX_BATCH - 1:
+            envelope = take_next()
             if envelope is None:
                 break
             taken.append(envelope)

@@ -250,6 +250,18 @@ class ActorContext(Generic[M]):
         alerts actor delivers the alerts it was told while the tree stopped."""
         return [envelope.message for envelope in self._cell.mailbox.take_told()]
 
+    def take_next(self) -> Envelope[M] | None:
+        """The next message queued for this actor, taken from its mailbox without waiting and
+        without the message loop: None when there is none, or when a stop has been asked for
+        (the stop is left to the message loop, so nothing is taken after it). The caller now
+        owns the envelope: it handles it and, for a request, answers its ``reply`` itself. For
+        an actor that handles a run of queued messages as one (the lot-keeper's transactions);
+        mailbox policies, counts and backpressure stay as the message loop would leave them."""
+        mailbox = self._cell.mailbox
+        if not mailbox._queue or mailbox._interrupted:
+            return None
+        return mailbox.take()
+
     def stop_self(self) -> None:
         """Finish the current message, run ``on_stop`` and exit normally."""
         self._cell.request_stop()

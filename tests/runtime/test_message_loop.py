@@ -270,3 +270,55 @@ async def test_sends_from_a_handler_carry_the_chain_and_count_the_high_water_mar
     assert got[0][2] is not None
     assert {g[3] for g in got} == {"span-1"}
     assert sink.ref.statistics().high_water_mark == 5
+
+
+class Gatherer(Actor[Any]):
+    """Takes the messages queued behind the one it handles (``take_next``) and handles them as
+    one run, answering each request it took itself; "stop" asks for a stop first."""
+
+    def __init__(self, runs: list[list[object]]) -> None:
+        self.runs = runs
+
+    def handle(self, message: object) -> object:
+        if message == "stop":
+            self.context.stop_self()
+        run = [message]
+        while (envelope := self.context.take_next()) is not None:
+            run.append(envelope.message)
+            if envelope.reply is not None:
+                envelope.reply.succeed(("taken", envelope.message))
+        self.runs.append(run)
+        return ("handled", message)
+
+
+async def test_take_next_hands_over_the_queued_messages_and_never_takes_past_a_stop() -> None:
+    """A handler takes what is queued behind it with ``take_next``: the whole queue in arrival
+    order, requests answered by the taker, the statistics counting each as processed; once a
+    stop is asked for it takes nothing more, and what is still queued waits for the next
+    incarnation."""
+    runs: list[list[object]] = []
+    cell = ActorCell("gatherer", lambda: Gatherer(runs))
+    replies: dict[str, object] = {}
+
+    async def ask(message: str) -> None:
+        replies[message] = await cell.ref.request(message, timeout=5)
+
+    for i in range(1, 3):
+        cell.ref.tell(i)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "a")
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(ask, "b")
+        await anyio.wait_all_tasks_blocked()
+        cell.ref.tell(3)
+        await tg.start(cell.run)
+        await anyio.wait_all_tasks_blocked()
+        assert runs == [[1, 2, "a", "b", 3]]
+        assert replies == {"a": ("taken", "a"), "b": ("taken", "b")}
+        assert cell.ref.statistics().processed == 5
+        assert await cell.ref.request("c", timeout=5) == ("handled", "c")
+        for message in ("stop", 4, 5):
+            cell.ref.tell(message)
+    assert runs[-1] == ["stop"]
+    assert cell.state is LifecycleState.STOPPED
+    assert len(cell.mailbox) == 2
