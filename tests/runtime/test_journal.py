@@ -147,6 +147,16 @@ def test_garbage_after_the_last_record_is_a_torn_tail(tmp_path: Path) -> None:
         assert path.stat().st_size == offsets[-1]
 
 
+def test_an_old_record_inside_a_torn_payload_does_not_make_it_damage(tmp_path: Path) -> None:
+    """A torn last record whose payload holds a whole record numbered below the last good one
+    (say, a copy of an earlier one) is still a torn tail: only a later number proves damage."""
+    path = tmp_path / "redo"
+    offsets = written(path, [b"a", b"b", frame(1, b"a") + b" and more"])
+    path.write_bytes(path.read_bytes()[:-3])
+    assert reopened(path) == [(1, b"a"), (2, b"b")]
+    assert path.stat().st_size == offsets[2]
+
+
 def test_a_flipped_byte_in_a_middle_record_is_damage_naming_file_and_offset(
     tmp_path: Path,
 ) -> None:
