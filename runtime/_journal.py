@@ -75,8 +75,9 @@ class JournalDamaged(RuntimeError):
 class RedoJournal:
     """The redo journal in the file ``path``: ``open`` it, then ``append`` payloads.
 
-    Sequence numbers are never reused while the object lives: ``reset`` empties the file, and
-    the next record still gets the next number.
+    Sequence numbers are never reused while the journal is open: ``reset`` empties the file,
+    and the next record still gets the next number. Across a reopen they go on from the
+    ``next_seq`` given to ``open`` or the last record's, whichever is greater.
     """
 
     def __init__(self, path: str | Path) -> None:
