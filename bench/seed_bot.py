@@ -29,8 +29,12 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
   (``Engine.on_trade``) through sim/tws market data, ib_insync, the bot, ``placeOrder``, to the
   frame decoded by sim/tws (``placed_listeners``). Ours is the production tree
   (``app.compose.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
-  durable LMDB intent (group commit) -> broker actor -> ``IBPort``). The seed bot commits nothing
-  before it places an order (its SQLite write comes after), so ours carries the fsync it does not.
+  durable intent -> broker actor -> ``IBPort``). The seed bot commits nothing before it places
+  an order (its SQLite write comes after), so ours carries a write it does not. Both bots run
+  with the venue in two places: on a thread of the bot's process with its own loop
+  (``VenueThread``: the venue shares the bot's GIL) and in a process of its own
+  (``VenueProcess``, bench/venue_process.py, as TWS is), where the figure is measured in the
+  venue's process. Ours is compared with the seed bot with the venue in the same place.
 * throughput on the same replay (a generated day, seed 14, 3,840 trades): the venue matches each
   trade and the bot is handed its price (the seed bot's handler, or our market-data actor ->
   symbol actor path with the durable lot-keeper), one scheduler pass per trade for both; orders

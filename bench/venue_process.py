@@ -21,6 +21,7 @@ sim/tws listens, the child prints ``port N``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -134,14 +135,18 @@ class VenueProcess:
         self.process = subprocess.Popen(
             [sys.executable, str(FILE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        self._answers: asyncio.StreamReader | None = None
+        self._answers = asyncio.StreamReader()
+        self._pipe: asyncio.BaseTransport | None = None
 
     async def __aenter__(self) -> VenueProcess:
-        assert self.process.stdout is not None
-        self._answers = asyncio.StreamReader()
-        protocol = asyncio.StreamReaderProtocol(self._answers)
-        await asyncio.get_running_loop().connect_read_pipe(lambda: protocol, self.process.stdout)
-        self.port = int(await self._expect("port", within=60))
+        try:
+            protocol = asyncio.StreamReaderProtocol(self._answers)
+            loop = asyncio.get_running_loop()
+            self._pipe, _ = await loop.connect_read_pipe(lambda: protocol, self.process.stdout)
+            self.port = int(await self._expect("port", within=60))
+        except BaseException:
+            self.close(stop=False)
+            raise
         return self
 
     async def __aexit__(
@@ -150,16 +155,28 @@ class VenueProcess:
         _value: BaseException | None,
         _traceback: TracebackType | None,
     ) -> None:
+        self.close(stop=True)
+
+    def close(self, *, stop: bool) -> None:
+        """Stop the child (``stop``: ask it to, and kill it if it is not gone in 10 s; else
+        kill it) and close both pipes."""
         process = self.process
         try:
-            self.send("stop")
-            process.wait(10)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait(10)
+            if stop:
+                with contextlib.suppress(OSError):  # a child already gone closed its stdin
+                    self.send("stop")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(10)
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
         finally:
             if process.stdin is not None:
                 process.stdin.close()
+            if self._pipe is not None:
+                self._pipe.close()
+            elif process.stdout is not None:
+                process.stdout.close()
 
     def send(self, *commands: str) -> None:
         """Write commands to the child, one a line, in one write."""
@@ -169,7 +186,6 @@ class VenueProcess:
 
     async def _expect(self, word: str, *, within: float = TIMEOUT + 5) -> str:
         """The next answer, which must start with ``word``; the rest of it."""
-        assert self._answers is not None
         with anyio.fail_after(within):
             line = (await self._answers.readline()).decode().strip()
         if not line:
