@@ -86,21 +86,29 @@ class Hop(Actor[Work]):
         self.next = next_
 
     async def handle(self, message: Work) -> None:
+        start = perf_counter_ns()
         spin(self.iterations)
         self.handled[0] += 1
+        self.handled[1] += perf_counter_ns() - start
         await self.context.send(self.next(), message)
 
 
 @attrs.define
 class Load:
-    """How much the ring did while it ran: messages handled and the ns it ran for."""
+    """How much the ring did while it ran: ``handled`` is [messages handled, ns spent working on
+    them], shared by the ring's actors; ``elapsed_ns`` how long it ran."""
 
-    handled: list[int] = attrs.field(factory=lambda: [0])
+    handled: list[int] = attrs.field(factory=lambda: [0, 0])
     elapsed_ns: int = 0
 
     @property
     def rate(self) -> float:
         return self.handled[0] / (self.elapsed_ns / 1e9) if self.elapsed_ns else 0.0
+
+    @property
+    def share(self) -> float:
+        """The fraction of the time the ring ran that its work took on the loop's thread."""
+        return self.handled[1] / self.elapsed_ns if self.elapsed_ns else 0.0
 
 
 def busy_ring(
@@ -199,7 +207,10 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
             GROUP,
             "busy ring: messages handled while the busy decisions ran",
             [load.rate for load in loads],
-            note=f"{ring}: how busy the loop was",
+            note=(
+                f"{ring}: how busy the loop was; their work took "
+                f"{statistics.median(load.share for load in loads):.0%} of the time (median)"
+            ),
         ),
     ]
     return rows

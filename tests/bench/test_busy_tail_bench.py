@@ -48,6 +48,7 @@ def test_the_busy_ring_passes_its_messages_round_until_it_is_left(busy_tail: Mod
     assert later == left
     assert load.elapsed_ns > 0
     assert load.rate > 0
+    assert 0 < load.share < 1
 
 
 def test_spin_iterations_grow_with_the_time_asked_for(busy_tail: ModuleType) -> None:
@@ -95,3 +96,4 @@ def test_a_quick_run_reports_idle_and_busy_decisions_the_p99_target_and_the_load
     assert target["met"] in (True, False)
     assert ring["unit"] == "/s"
     assert ring["value"] > 0
+    assert "of the time (median)" in ring["note"]
