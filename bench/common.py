@@ -26,10 +26,10 @@ Unit = Literal["us", "ms", "/s", "count"]
 
 @attrs.frozen(kw_only=True)
 class Target:
-    """A SPEC 13 target on one figure of a row: its ratio to ``baseline``, its p50 or its
-    ``value`` (a rate)."""
+    """A SPEC 13 target on one figure of a row: its ratio to ``baseline``, its p50 or p99 (in
+    the row's unit) or its ``value`` (a rate)."""
 
-    on: Literal["ratio", "p50", "value"]
+    on: Literal["ratio", "p50", "p99", "value"]
     op: Literal["<=", ">="]
     limit: float
     baseline: str | None = None
@@ -37,7 +37,7 @@ class Target:
     def figure(self, row: Row) -> float | None:
         if self.on == "ratio":
             return row.ratios.get(self.baseline or "")
-        return row.p50 if self.on == "p50" else row.value
+        return {"p50": row.p50, "p99": row.p99, "value": row.value}[self.on]
 
     def met(self, row: Row) -> bool | None:
         figure = self.figure(row)

@@ -29,8 +29,12 @@ venue), prices as ``Decimal`` rounded half-up to the cent as SPEC 4 says.
   (``Engine.on_trade``) through sim/tws market data, ib_insync, the bot, ``placeOrder``, to the
   frame decoded by sim/tws (``placed_listeners``). Ours is the production tree
   (``app.compose.live_trading``: IB market data feed -> symbol actor -> lot-keeper with its
-  durable LMDB intent (group commit) -> broker actor -> ``IBPort``). The seed bot commits nothing
-  before it places an order (its SQLite write comes after), so ours carries the fsync it does not.
+  durable intent -> broker actor -> ``IBPort``). The seed bot commits nothing before it places
+  an order (its SQLite write comes after), so ours carries a write it does not. Both bots run
+  with the venue in two places: on a thread of the bot's process with its own loop
+  (``VenueThread``: the venue shares the bot's GIL) and in a process of its own
+  (``VenueProcess``, bench/venue_process.py, as TWS is), where the figure is measured in the
+  venue's process. Ours is compared with the seed bot with the venue in the same place.
 * throughput on the same replay (a generated day, seed 14, 3,840 trades): the venue matches each
   trade and the bot is handed its price (the seed bot's handler, or our market-data actor ->
   symbol actor path with the durable lot-keeper), one scheduler pass per trade for both; orders
@@ -62,7 +66,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from time import perf_counter_ns
@@ -71,8 +74,17 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import attrs
-from common import Row, interleave, latency_row, rate_row, render, spread, write_rows
+from common import Row, Target, interleave, latency_row, rate_row, render, spread, write_rows
 from ib_insync import IB, LimitOrder, PriceCondition, Stock, Trade
+from venue_process import (
+    MONDAY,
+    SYMBOL,
+    Decoded,
+    VenueProcess,
+    flatten,
+    trade_price,
+    venue,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -81,9 +93,8 @@ if str(ROOT) not in sys.path:  # the child process runs this file by path
 
 from actors.broker import BrokerActor, Poll  # noqa: E402
 from actors.brokers.ib import IBMarketData, IBPort  # noqa: E402
-from actors.domain import Instrument, PriceTick  # noqa: E402
+from actors.domain import PriceTick  # noqa: E402
 from actors.domain import Trade as ReplayTrade  # noqa: E402
-from actors.domain.sessions import NEW_YORK  # noqa: E402
 from actors.lot_keeper import LotKeeper, ledger_store  # noqa: E402
 from actors.market_data import WaitSubscribed  # noqa: E402
 from actors.strategies.grid import GridKind, GridParams  # noqa: E402
@@ -92,18 +103,13 @@ from app.compose import LiveSource, live_trading  # noqa: E402
 from config.lotmap import LotMap, load_lot_map  # noqa: E402
 from runtime import Actor, ActorCell, ActorRef  # noqa: E402
 from runtime.store import Durability  # noqa: E402
-from sim.engine import Engine  # noqa: E402
 from sim.replay import generated_days, trades  # noqa: E402
-from sim.tws.server import TwsServer  # noqa: E402
 from supervisors import ChildSpec, Strategy, Supervisor, SupervisorSpec  # noqa: E402
 
 GROUP = "seed-style baseline"
-SYMBOL = "TQQQ"
-INSTRUMENT = Instrument(symbol=SYMBOL, con_id=900001)
 LOTS = load_lot_map(ROOT / "config" / "lots" / "tqqq.csv")
 SESSION_SEED = 14
 """`actorctl start`'s default generated session (config/actortrade.toml ``venue.seed``)."""
-MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=NEW_YORK)
 CENT = Decimal("0.01")
 PACE = 0.001
 """Seconds between two trades of the kill replay (a generated day in about 4 s)."""
@@ -350,40 +356,15 @@ async def connect(port: int, client_id: int) -> IB:
     return ib
 
 
-def venue(clock: Callable[[], datetime] = lambda: MONDAY) -> tuple[Engine, TwsServer]:
-    engine = Engine()
-    return engine, TwsServer(engine, instruments=[INSTRUMENT], clock=clock)
-
-
-class Decoded:
-    """Notes when sim/tws decodes a placeOrder (the clock stops there)."""
-
-    def __init__(self, server: TwsServer) -> None:
-        self.event = anyio.Event()
-        self.at_ns = 0
-        server.placed_listeners.append(self._decoded)
-
-    def _decoded(self, _ref: str) -> None:
-        self.at_ns = perf_counter_ns()
-        self.event.set()
-
-    def arm(self) -> anyio.Event:
-        self.event = anyio.Event()
-        return self.event
-
-
-def flatten(engine: Engine) -> None:
-    for order in engine.open_orders():
-        engine.cancel(order.ref, "bench")
-
-
 # -- tick-to-order ---------------------------------------------------------------------------------
 
 
 class VenueThread:
-    """The venue (engine and sim/tws) on a thread of its own with its own loop, as TWS is a
-    process of its own: a bot that blocks its loop (a synchronous SQLite fsync after an order)
-    must not hold up the venue decoding that order. The same harness for both bots."""
+    """The venue (engine and sim/tws) on a thread of the bot's process with its own loop: a bot
+    that blocks its loop (a synchronous SQLite fsync after an order) does not hold up the venue
+    decoding that order, but the venue competes with the bot for the GIL. ``VenueProcess``
+    (bench/venue_process.py) is the same venue in a process of its own, as TWS is. The same
+    harness for both bots; both are used as ``async with Venue() as v`` and ``await v.tick(i)``."""
 
     def __init__(self) -> None:
         self.engine, self.server = venue()
@@ -401,13 +382,13 @@ class VenueThread:
             await self._stop.wait()
             tg.cancel_scope.cancel()
 
-    def __enter__(self) -> VenueThread:
+    async def __aenter__(self) -> VenueThread:
         self._thread.start()
         if not self._up.wait(10):
             raise TimeoutError("the venue thread did not start")
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    async def __aexit__(self, *_exc: object) -> None:
         self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
@@ -420,16 +401,20 @@ class VenueThread:
     async def _tick(self, i: int) -> int:
         arrived = self.decoded.arm()
         sent = perf_counter_ns()
-        self.engine.on_trade(SYMBOL, Decimal("52.00") + Decimal(i % 50) / 100, 100, MONDAY)
+        self.engine.on_trade(SYMBOL, trade_price(i), 100, MONDAY)
         with anyio.fail_after(30):
             await arrived.wait()
         flatten(self.engine)
         return self.decoded.at_ns - sent
 
 
-async def seed_latency(ticks: int, folder: Path) -> list[int]:
+Venue = type[VenueThread] | type[VenueProcess]
+Background = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+
+async def seed_latency(ticks: int, folder: Path, where: Venue = VenueThread) -> list[int]:
     samples: list[int] = []
-    with VenueThread() as venue_:
+    async with where() as venue_:
         ib = await connect(venue_.port, 1)
         bot = SeedBot(ib, folder / "seed.sqlite", LOTS)
         await bot.start()
@@ -442,9 +427,17 @@ async def seed_latency(ticks: int, folder: Path) -> list[int]:
     return samples
 
 
-async def ours_latency(ticks: int, folder: Path) -> list[int]:
+async def ours_latency(
+    ticks: int,
+    folder: Path,
+    where: Venue = VenueThread,
+    background: Background | None = None,
+) -> list[int]:
+    """Our production tree's decisions, one trade at a time; ``background`` (bench/busy_tail.py)
+    is entered once the tree trades and left after the last decision: other work in this
+    process while the decisions are measured."""
     samples: list[int] = []
-    with VenueThread() as venue_:
+    async with where() as venue_:
         source = IBMarketData(host="127.0.0.1", port=venue_.port, client_id=2, max_requests=0)
         trading = live_trading(
             data_dir=folder / "ledger",
@@ -459,11 +452,12 @@ async def ours_latency(ticks: int, folder: Path) -> list[int]:
         async with anyio.create_task_group() as tree:
             await tree.start(root.run)
             await cells["market-data.ib"].ref.request(WaitSubscribed(), timeout=30)
-            for i in range(ticks):
-                samples.append(await venue_.tick(i))
-                # The cancel reaches the grid (poll is a round trip to TWS): flat again.
-                await broker.ref.request(Poll(), timeout=30)
-                await symbol.ref.request(TimerTick(), timeout=30)
+            async with background() if background else contextlib.nullcontext():
+                for i in range(ticks):
+                    samples.append(await venue_.tick(i))
+                    # The cancel reaches the grid (poll is a round trip to TWS): flat again.
+                    await broker.ref.request(Poll(), timeout=30)
+                    await symbol.ref.request(TimerTick(), timeout=30)
             root.stop()
     return samples
 
@@ -806,10 +800,10 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
     if quick:
         day = day[:600]
 
-    def latency(run: Callable[[int, Path], Any]) -> Callable[[], dict[str, float]]:
+    def latency(run: Callable[..., Any], where: Venue) -> Callable[[], dict[str, float]]:
         def once() -> dict[str, float]:
             with tempfile.TemporaryDirectory(dir=workdir) as folder:
-                samples = anyio.run(run, ticks, Path(folder), backend="asyncio")
+                samples = anyio.run(run, ticks, Path(folder), where, backend="asyncio")
             return spread(samples[ticks // 20 :], 1000.0)
 
         return once
@@ -823,13 +817,25 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
 
     # ib_insync takes its loop from the policy: plain asyncio, no uvloop, for both.
     lat = interleave(
-        {"seed": latency(seed_latency), "ours": latency(ours_latency)}, rounds, on_run=log
+        {
+            "seed": latency(seed_latency, VenueThread),
+            "ours": latency(ours_latency, VenueThread),
+            "seed, venue process": latency(seed_latency, VenueProcess),
+            "ours, venue process": latency(ours_latency, VenueProcess),
+        },
+        rounds,
+        on_run=log,
     )
     thr = interleave(
         {"seed": rate(seed_throughput), "ours": rate(ours_throughput)}, rounds, on_run=log
     )
     seed_name = "seed bot: trade published -> placeOrder decoded (reqMktData, ib_insync)"
+    seed_process = "seed bot, venue in its own process: trade published -> placeOrder decoded"
     seed_rate = "seed bot: prices absorbed on the replay"
+    ours_note = (
+        "production tree (app.compose.live_trading): the order's intent is made durable before "
+        "the order is sent"
+    )
     steady = (
         f"prices/s over {len(day)} trades of the replay; the venue is not moved, so after the "
         "first price's level-0 buy every price takes the grid's steady-state path (decide, "
@@ -840,14 +846,34 @@ def suite_rows(*, rounds: int, quick: bool, log: Callable[[str], None] = print) 
             GROUP,
             seed_name,
             lat["seed"],
-            note="no write before placeOrder: its SQLite write comes after the order",
+            note=(
+                "venue on a thread of the bot's process (its own loop, the same GIL); no write "
+                "before placeOrder: its SQLite write comes after the order"
+            ),
         ),
         latency_row(
             GROUP,
             "ours: trade published -> placeOrder decoded (IB feed, actors, LMDB intent)",
             lat["ours"],
             baselines={seed_name: lat["seed"]},
-            note="production tree: the intent is group-committed (fsync) before the order",
+            note=f"venue on a thread of this process; {ours_note}",
+        ),
+        latency_row(
+            GROUP,
+            seed_process,
+            lat["seed, venue process"],
+            note=(
+                "venue in a child process (bench/venue_process.py), as TWS is; both ends of the "
+                "figure are read in the child"
+            ),
+        ),
+        latency_row(
+            GROUP,
+            "ours, venue in its own process: trade published -> placeOrder decoded",
+            lat["ours, venue process"],
+            baselines={seed_process: lat["seed, venue process"]},
+            targets=[Target(on="ratio", op="<=", limit=0.9, baseline=seed_process)],
+            note=f"venue in a child process, as for the seed bot above; {ours_note}",
         ),
         rate_row(
             GROUP,

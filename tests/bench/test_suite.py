@@ -70,6 +70,7 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         "recovery",
         "process recovery",
         "seed-style baseline",
+        "decision tail, busy loop",
     } <= groups
     for row in rows:
         if row.unit == "count":  # what a kill did: zero is a result; --quick may skip one
@@ -95,6 +96,12 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         for policy in ("memory", "group", "sync", "nosync"):
             on = named[f"tick-to-order, grid: {policy}, tracing on [{backend}]"]
             assert f"{policy}, tracing off [{backend}]" in on.ratios
+    (busy,) = (r for r in rows if r.key.startswith("decision tail, busy loop: ours, busy loop"))
+    assert {t.text() for t in busy.targets} == {"p99 <= 20"}
+    (ours,) = (r for r in rows if r.key.startswith("seed-style baseline: ours, venue in its own"))
+    assert {t.text() for t in ours.targets} == {
+        "x seed bot, venue in its own process: trade published -> placeOrder decoded <= 0.9"
+    }
     assert "targets (SPEC 13):" in result.stdout
     assert "written to" in result.stdout
 
