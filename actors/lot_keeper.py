@@ -228,6 +228,15 @@ _WRITES = (
 )
 """The requests that write: queued together, they share one transaction (``LotKeeper``)."""
 
+FAILURE_POLL = 0.25
+"""Seconds between looks at a crash-safe store's writer thread for a failed commit."""
+
+COMMIT_DELAY = 0.002
+"""Seconds a crash-safe store's journaled writes wait before the writer thread commits them
+into LMDB (they are durable against a crash of the process from their journal already): long
+enough for the order they were made for to be sent, short enough that a power loss finds
+little to rebuild (docs/durability.md)."""
+
 MAX_BATCH = 256
 """At most this many queued requests share one transaction (the store's own group size)."""
 
@@ -262,6 +271,31 @@ class LotKeeper(Actor[LotKeeperInbox]):
         except StoreDamaged as exc:
             raise LedgerDamaged(exc) from None
 
+    async def background(self) -> None:
+        # A crash-safe store answers a write once it is in its journal; LMDB commits it on the
+        # writer thread afterwards. Those commits are held for COMMIT_DELAY, then handed over
+        # in one batch: the writer thread then takes the GIL after the order the write was for
+        # has gone out, not in its way (``Store.hold_commits``). A commit that fails there
+        # (the map full, the disk refusing) stops the service as a failing write would, even
+        # if no write comes after it.
+        store = self.store
+        if store.durability is not Durability.CRASH_SAFE or store.inline:
+            return
+        store.hold_commits()
+        try:
+            while True:
+                with anyio.move_on_after(FAILURE_POLL):
+                    await store.wait_held()
+                    await anyio.sleep(COMMIT_DELAY)
+                store.release_commits()
+                if store.failure is not None:
+                    try:
+                        store.raise_failure()
+                    except StoreError as exc:
+                        raise self._unrecoverable(exc, "a journaled write") from None
+        finally:
+            store.release_commits(stop_holding=True)
+
     async def on_stop(self) -> None:
         if self.store.inline:
             self.store.close()
@@ -273,7 +307,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
         if (
             current is not None
             and isinstance(message, _WRITES)
-            and self.store.durability is not Durability.SYNC
+            and self.store.durability is not Durability.POWER_SAFE_EACH
         ):
             queued = self._take_queued()
             if queued:
@@ -292,17 +326,17 @@ class LotKeeper(Actor[LotKeeperInbox]):
         except ledger.LedgerError as exc:
             return Refused(reason=str(exc))
         except StoreError as exc:
-            raise self._unrecoverable(exc, message) from None
+            raise self._unrecoverable(exc, type(message).__name__) from None
 
-    def _unrecoverable(self, exc: StoreError, message: LotKeeperInbox) -> Exception:
+    def _unrecoverable(self, exc: StoreError, request: str) -> Exception:
         if isinstance(exc, StoreFull):
             # A restart frees no room: it would fail the same way until the intensity gave up.
             store = self.store
-            return LedgerFull(store.path, store.map_size, type(message).__name__)
+            return LedgerFull(store.path, store.map_size, request)
         if isinstance(exc, StoreDamaged):
             return LedgerDamaged(exc)
         if isinstance(exc, StoreUnwritable):
-            return LedgerUnwritable(exc, type(message).__name__)
+            return LedgerUnwritable(exc, request)
         return exc
 
     def _take_queued(self) -> list[Envelope[LotKeeperInbox]]:
@@ -360,7 +394,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
             if isinstance(outcome, _Failed):
                 error = outcome.error
                 if isinstance(error, StoreError):
-                    raise self._unrecoverable(error, envelope.message) from None
+                    raise self._unrecoverable(error, type(envelope.message).__name__) from None
                 raise error
             _answer(envelope, outcome)
             if envelope is not current:
@@ -436,8 +470,10 @@ class LotKeeper(Actor[LotKeeperInbox]):
             case LoadRisk():
                 return store.read(ledger.load_risk)
             case Backup(target=target):
-                # A read transaction: it runs beside the writer thread, off the event loop.
+                # A read transaction: it runs beside the writer thread, off the event loop,
+                # once everything journaled is committed into LMDB (it copies LMDB).
                 try:
+                    await store.flush()
                     return str(await anyio.to_thread.run_sync(store.backup, target))
                 except (StoreError, OSError) as exc:
                     return Refused(reason=f"backup to {target} failed: {exc}")
@@ -484,7 +520,7 @@ def _answer(envelope: Envelope[LotKeeperInbox], outcome: object) -> None:
 
 
 def ledger_store(
-    path: str | Path, *, durability: Durability = Durability.GROUP, map_size: int = 1 << 30
+    path: str | Path, *, durability: Durability = Durability.CRASH_SAFE, map_size: int = 1 << 30
 ) -> Store:
     """The lot-keeper's store, with the ledger's databases and schema (not yet opened)."""
     return Store(

@@ -501,7 +501,7 @@ async def ours_throughput(day: list[ReplayTrade], folder: Path) -> float:
     async with anyio.create_task_group() as tg:
         number = await tg.start(server.serve)
         port = IBPort(host="127.0.0.1", port=number, client_id=1, max_requests=0)
-        store = ledger_store(folder / "ledger", durability=Durability.GROUP)
+        store = ledger_store(folder / "ledger", durability=Durability.POWER_SAFE)
         keeper: ActorCell[Any] = ActorCell("lot-keeper", lambda: LotKeeper(store))
         broker: ActorCell[Any] = ActorCell(
             "broker", lambda: BrokerActor(port, {f"grid:{SYMBOL}": symbol.ref})

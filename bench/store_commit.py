@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds[policy.value].append(measure(policy, args.writes))
     table = {}
     for policy, rows in rounds.items():
-        base = rounds[Durability.SYNC.value]
+        base = rounds[Durability.POWER_SAFE_EACH.value]
         table[policy] = {
             "p50_us": statistics.median(row["p50_us"] for row in rows),
             "p99_us": statistics.median(row["p99_us"] for row in rows),

@@ -147,7 +147,7 @@ class RuntimeConfig:
 class LedgerConfig:
     """``[ledger]``: the LMDB environment the lot-keeper owns."""
 
-    durability: Durability = Durability.GROUP
+    durability: Durability = Durability.CRASH_SAFE
     map_size_mib: int = attrs.field(default=1024, validator=_map_size)
 
 

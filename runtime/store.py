@@ -4,11 +4,11 @@ Every ``await store.write(fn)`` runs ``fn(txn)`` as one transaction on the store
 (never across an ``await``, never on the event loop thread) and returns once it is committed, and
 on disk when the durability policy says so:
 
-* ``Durability.GROUP`` (the default): writes queued together commit in one transaction with one
+* ``Durability.POWER_SAFE`` (the default): writes queued together commit in one transaction with one
   fsync; each still runs in its own nested transaction, so one that raises undoes only itself.
   Full durability at a fraction of the per-commit cost (``bench/store_commit.py``).
-* ``Durability.SYNC``: one commit and one fsync per write.
-* ``Durability.NOSYNC``: no fsync: survives a crash of the process (the kernel has the pages),
+* ``Durability.POWER_SAFE_EACH``: one commit and one fsync per write.
+* ``Durability.UNSAFE``: no fsync: survives a crash of the process (the kernel has the pages),
   not a power loss; reconciliation with the broker covers the rest.
 
 The store also keeps a schema version (with migrations run at open), refuses a second process on
@@ -27,15 +27,18 @@ loop for the commit, so it is meant for ``NOSYNC`` simulation stores, not for tr
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import datetime
 import enum
 import errno
 import fcntl
+import functools
 import os
 import queue
 import shutil
+import struct
 import tempfile
 import threading
 import time
@@ -48,12 +51,22 @@ import anyio.from_thread
 import anyio.lowlevel
 import lmdb
 
+from ._journal import JournalDamaged, RedoJournal
 from ._lmdbfile import check_data_file as check_data_file
 
 T = TypeVar("T")
 
 _META = "meta"
 _SCHEMA_KEY = b"schema_version"
+_APPLIED_KEY = b"journal_applied"
+"""The sequence number of the last redo-journal record LMDB holds (in ``meta``)."""
+JOURNAL_NAME = "redo.journal"
+"""The redo journal's file in the store's directory (``Durability.CRASH_SAFE``)."""
+JOURNAL_RESET_BYTES = 1 << 20
+"""The journal is emptied once everything in it is committed and it holds at least this much."""
+INLINE_DEFERRED = 8
+"""An inline crash-safe store commits its journaled writes into LMDB this many at a time, so
+that a simulation reads through the pending ones as a threaded store does."""
 
 
 class StoreError(RuntimeError):
@@ -120,14 +133,37 @@ _UNWRITABLE_ERRORS: tuple[type[lmdb.Error], ...] = (
 
 
 class Durability(enum.StrEnum):
-    """When a commit reaches the disk (``[ledger] durability`` in the config)."""
+    """What a write survives once it is answered (``[ledger] durability`` in the config). Each
+    name says what it guarantees; docs/durability.md says what each costs."""
 
-    GROUP = "group"
-    """Commits share fsyncs: a commit returns once an fsync covering it is done."""
-    SYNC = "sync"
-    """Each commit fsyncs on its own before it returns."""
-    NOSYNC = "nosync"
-    """No fsync: the operating system writes when it will (tests and benchmarks only)."""
+    CRASH_SAFE = "crash-safe"
+    """Answered once the write is in the store's redo journal (one ``write`` to the page
+    cache, on the calling thread: no fsync, no thread hand-off): it survives any death of the
+    process. LMDB commits it afterwards, on the writer thread, with an fsync shared with the
+    writes queued beside it; a power loss or a kernel crash before that fsync may lose the last
+    writes, which reconciliation rebuilds from the broker. The service's default."""
+    POWER_SAFE = "power-safe"
+    """Answered once the write is committed and fsynced (data and meta pages), the fsync
+    shared with the writes queued beside it: it survives a power loss."""
+    POWER_SAFE_EACH = "power-safe-each"
+    """As ``power-safe``, with one commit and one fsync for each write."""
+    UNSAFE = "unsafe"
+    """No fsync: a write survives a crash of the process (the kernel has the pages), a power
+    loss may lose recent writes. For tests and benchmarks."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Durability | None:
+        # The names of earlier versions, still read from a config: "group" was power-safe
+        # (without the meta page's fsync: see docs/durability.md), "sync" was
+        # power-safe-each, "nosync" unsafe.
+        return _OLD_NAMES.get(value) if isinstance(value, str) else None
+
+
+_OLD_NAMES = {
+    "group": Durability.POWER_SAFE,
+    "sync": Durability.POWER_SAFE_EACH,
+    "nosync": Durability.UNSAFE,
+}
 
 
 class Txn:
@@ -217,14 +253,239 @@ class _PartialTxn(Txn):
 
 
 class _Request(Generic[T]):
-    __slots__ = ("fn", "done", "token", "result", "error")
+    __slots__ = ("fn", "done", "token", "result", "error", "seq")
 
-    def __init__(self, fn: Callable[[Txn], T], token: anyio.lowlevel.EventLoopToken) -> None:
+    def __init__(
+        self, fn: Callable[[Txn], T], token: anyio.lowlevel.EventLoopToken | None, seq: int = 0
+    ) -> None:
         self.fn = fn
-        self.done = anyio.Event()
+        # Only a request someone awaits needs its event (an anyio.Event costs microseconds).
+        self.done: anyio.Event | None = None if token is None else anyio.Event()
         self.token = token
+        """The waiting loop's; None for a journaled write's commit, which nobody awaits."""
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.seq = seq
+        """The redo-journal record this request commits (0: none)."""
+
+
+Ops = dict[str, dict[bytes, bytes | None]]
+"""A write's changes: per database, each key's new value (None: deleted)."""
+
+
+class _Pending:
+    """A crash-safe store's journaled writes not yet known to be committed into LMDB (the
+    event-loop thread's, never the writer thread's): each key's newest value (``ops``; None:
+    deleted), the keys of each database in order (for ``items``), the record that wrote each
+    key last, and each record's keys and change of each database's count, oldest first."""
+
+    __slots__ = ("ops", "keys", "written_by", "records", "delta")
+
+    def __init__(self) -> None:
+        self.ops: Ops = {}
+        self.keys: dict[str, list[bytes]] = {}
+        self.written_by: dict[tuple[str, bytes], int] = {}
+        self.records: collections.deque[tuple[int, list[tuple[str, bytes]], dict[str, int]]] = (
+            collections.deque()
+        )
+        self.delta: dict[str, int] = {}
+
+    def add(self, seq: int, ops: Ops, delta: dict[str, int]) -> None:
+        keys: list[tuple[str, bytes]] = []
+        for db, changes in ops.items():
+            values = self.ops.setdefault(db, {})
+            for key, value in changes.items():
+                if key not in values:
+                    bisect.insort(self.keys.setdefault(db, []), key)
+                values[key] = value
+                self.written_by[db, key] = seq
+                keys.append((db, key))
+        for db, change in delta.items():
+            self.delta[db] = self.delta.get(db, 0) + change
+        self.records.append((seq, keys, delta))
+
+    def forget(self, applied: int) -> None:
+        """Forget the records up to ``applied`` (LMDB holds them), keeping each key a later
+        record wrote."""
+        records = self.records
+        while records and records[0][0] <= applied:
+            seq, keys, delta = records.popleft()
+            for db, key in keys:
+                if self.written_by.get((db, key)) == seq:
+                    del self.written_by[db, key]
+                    changes = self.ops[db]
+                    del changes[key]
+                    ordered = self.keys[db]
+                    del ordered[bisect.bisect_left(ordered, key)]
+            for db, change in delta.items():
+                self.delta[db] -= change
+
+    def count_delta(self, db: str, committed: int) -> int:
+        """How the records LMDB did not hold at ``committed`` change ``db``'s count."""
+        delta = self.delta.get(db, 0)
+        for seq, _keys, changes in self.records:
+            if seq > committed:
+                break
+            delta -= changes.get(db, 0)
+        return delta
+
+
+class _OverlayTxn(Txn):
+    # A crash-safe store's view: a read transaction of LMDB under the journaled writes not yet
+    # committed there (``pending``), under the changes of the enclosing writes of a nested
+    # ``attempt`` (``layers``, outermost first), and, when it writes, its own changes on top
+    # (``ops``: captured here, written to LMDB by nobody but the writer thread, later).
+    __slots__ = ("_pending", "_layers", "ops", "_read")
+
+    def __init__(
+        self,
+        txn: lmdb.Transaction,
+        dbs: Mapping[str, Any],
+        path: Path,
+        store: Store,
+        pending: _Pending,
+        layers: tuple[Ops, ...] = (),
+        *,
+        writable: bool,
+    ) -> None:
+        super().__init__(txn, dbs, path, store)
+        self._pending = pending
+        self._layers = layers
+        self.ops: Ops | None = {} if writable else None
+        self._read: dict[tuple[str, bytes], bytes | None] = {}
+        """LMDB's values read through this view: its snapshot does not change."""
+
+    def _below(self, db: str, key: bytes) -> bytes | None:
+        # The value under this view's own changes and its enclosing writes'.
+        changes = self._pending.ops.get(db)
+        if changes is not None and key in changes:
+            return changes[key]
+        read = self._read
+        try:
+            return read[db, key]
+        except KeyError:
+            value = read[db, key] = super().get(db, key)
+            return value
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        ops = self.ops
+        if ops:
+            changes = ops.get(db)
+            if changes is not None and key in changes:
+                return changes[key]
+        for layer in reversed(self._layers):
+            changes = layer.get(db)
+            if changes is not None and key in changes:
+                return changes[key]
+        return self._below(db, key)
+
+    def put(self, db: str, key: bytes, value: bytes, *, overwrite: bool = True) -> bool:
+        ops = self._writable()
+        if db not in self._dbs:
+            raise StoreError(f"{self.path}: no database {db!r}")
+        if not overwrite and self.get(db, key) is not None:
+            return False
+        ops.setdefault(db, {})[bytes(key)] = bytes(value)
+        return True
+
+    def delete(self, db: str, key: bytes) -> bool:
+        ops = self._writable()
+        if self.get(db, key) is None:
+            return False
+        ops.setdefault(db, {})[bytes(key)] = None
+        return True
+
+    def items(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        changes: dict[bytes, bytes | None] = {}
+        pending = self._pending.ops.get(db)
+        if pending:
+            ordered = self._pending.keys[db]
+            at = bisect.bisect_left(ordered, prefix)
+            while at < len(ordered) and ordered[at].startswith(prefix):
+                key = ordered[at]
+                changes[key] = pending[key]
+                at += 1
+        for layer in (*self._layers, self.ops or {}):
+            for key, value in layer.get(db, {}).items():
+                if key.startswith(prefix):
+                    changes[key] = value
+        if not changes:
+            yield from super().items(db, prefix)
+            return
+        extra = sorted(changes)
+        i = 0
+        for key, value in super().items(db, prefix):
+            while i < len(extra) and extra[i] < key:
+                new = changes[extra[i]]
+                if new is not None:
+                    yield extra[i], new
+                i += 1
+            if key in changes:
+                if i < len(extra) and extra[i] == key:
+                    i += 1
+                new = changes[key]
+                if new is not None:
+                    yield key, new
+                continue
+            yield key, value
+        for key in extra[i:]:
+            new = changes[key]
+            if new is not None:
+                yield key, new
+
+    def count(self, db: str) -> int:
+        # LMDB's count in this snapshot, the pending records it does not hold yet (it holds
+        # every record up to the one its meta names), then this write's own changes.
+        meta = self._txn.get(_APPLIED_KEY, db=self._dbs[_META])
+        count = super().count(db) + self._pending.count_delta(db, int(meta) if meta else 0)
+        own: dict[bytes, bytes | None] = {}
+        for layer in (*self._layers, self.ops or {}):
+            own.update(layer.get(db, {}))
+        for key, value in own.items():
+            count += (value is not None) - (self._below(db, key) is not None)
+        return count
+
+    def attempt(self, fn: Callable[[Txn], T]) -> T:
+        store = self._store
+        assert store is not None  # a crash-safe store's view always has it
+        ops = self._writable()
+        child = _OverlayTxn(
+            self._txn,
+            self._dbs,
+            self.path,
+            store,
+            self._pending,
+            (*self._layers, ops),
+            writable=True,
+        )
+        child._read = self._read
+        try:
+            result = fn(child)
+        except BaseException as exc:
+            translated = store._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+        for db, changes in (child.ops or {}).items():
+            ops.setdefault(db, {}).update(changes)
+        return result
+
+    def count_changes(self) -> dict[str, int]:
+        """How this write's changes change each database's count."""
+        delta: dict[str, int] = {}
+        for db, changes in (self.ops or {}).items():
+            change = sum(
+                (value is not None) - (self._below(db, key) is not None)
+                for key, value in changes.items()
+            )
+            if change:
+                delta[db] = change
+        return delta
+
+    def _writable(self) -> Ops:
+        if self.ops is None:
+            raise StoreError(f"{self.path}: a read transaction cannot write")
+        return self.ops
 
 
 Migration = Callable[[Txn], None]
@@ -242,7 +503,7 @@ class Store:
         databases: Sequence[str],
         schema_version: int,
         migrations: Mapping[int, Migration] | None = None,
-        durability: Durability = Durability.GROUP,
+        durability: Durability = Durability.POWER_SAFE,
         map_size: int = 1 << 30,
         max_batch: int = 256,
         inline: bool = False,
@@ -256,7 +517,9 @@ class Store:
         self.migrations = dict(migrations or {})
         self.durability = durability
         self.map_size = map_size
-        self.max_batch = max_batch if durability is Durability.GROUP else 1
+        self.max_batch = (
+            max_batch if durability in (Durability.POWER_SAFE, Durability.CRASH_SAFE) else 1
+        )
         self.inline = inline
         self.check = check
         """Run over every record at ``open``, and over a backup's copy before it is kept."""
@@ -264,6 +527,20 @@ class Store:
         self._dbs: dict[str, Any] = {}
         self._lock_file: int | None = None
         self._queue: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
+        # Crash-safe (``_journal`` set while open): the writes journaled and not yet known to be
+        # committed into LMDB (``_pending``); the last record journaled, and the last one the
+        # writer thread committed (it sets ``_applied_seq``, a plain int, and ``_failure``: the
+        # event-loop thread reads them, never waits on them).
+        self._journal: RedoJournal | None = None
+        self._pending = _Pending()
+        self._journaled_seq = 0
+        self._applied_seq = 0
+        self._failure: BaseException | None = None
+        self._inline_pending: list[_Request[Any]] = []
+        self._held: list[_Request[Any]] | None = None
+        self._held_news: anyio.Event | None = None
+        self.replayed = 0
+        """Journal records committed into LMDB by the last ``open`` (a crash's writes)."""
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.writes = 0
@@ -287,14 +564,18 @@ class Store:
                     str(self.path),
                     map_size=self.map_size,
                     max_dbs=len(self.databases) + 1,
-                    sync=self.durability is not Durability.NOSYNC,
-                    metasync=False,
+                    sync=self.durability is not Durability.UNSAFE,
+                    # The meta page's own fsync: without it a power loss may undo the last
+                    # commit; the power-safe policies pay for it, crash-safe need not (its
+                    # promise ends at a crash of the process: docs/durability.md).
+                    metasync=self.durability in (Durability.POWER_SAFE, Durability.POWER_SAFE_EACH),
                     lock=True,
                     mode=0o600,
                 )
                 for name in (_META, *self.databases):
                     self._dbs[name] = self._env.open_db(name.encode())
                 self._migrate()
+                self._replay_journal()
                 if self.check is not None:
                     self.read(self.check)
             except lmdb.Error as exc:
@@ -310,11 +591,26 @@ class Store:
         self._thread.start()
 
     def close(self) -> None:
-        """Finish queued writes, stop the writer thread, close the environment, unlock."""
+        """Finish queued writes, stop the writer thread, close the environment, unlock. A
+        crash-safe store commits what its journal holds first, and empties the journal once
+        LMDB has it on disk."""
+        self.release_commits(stop_holding=True)
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            with contextlib.suppress(StoreError):
+                self._commit_inline_pending()
+            if self._env is not None and self._failure is None:
+                with contextlib.suppress(lmdb.Error):
+                    self._env.sync(True)
+                    if self._applied_seq == self._journaled_seq:
+                        journal.reset()
+            journal.close()
+            self._forget_pending()
         if self._env is not None:
             self._env.close()
             self._env = None
@@ -341,7 +637,12 @@ class Store:
 
         Waiting is shielded: a write once queued is always seen to its end, so the caller never
         wonders whether it happened; a cancellation takes effect right after.
+
+        A crash-safe store runs ``fn`` on the calling thread instead (``write_now``) and
+        returns without waiting, once the write is in the redo journal.
         """
+        if self._journal is not None:
+            return self.write_now(fn)
         if self.inline:
             return await self._write_inline(fn)
         if self._thread is None:
@@ -349,6 +650,7 @@ class Store:
         request: _Request[T] = _Request(fn, anyio.lowlevel.current_token())
         self._queue.put(request)
         with anyio.CancelScope(shield=True):
+            assert request.done is not None  # it has a token
             await request.done.wait()
         await anyio.lowlevel.checkpoint_if_cancelled()
         if request.error is not None:
@@ -366,11 +668,139 @@ class Store:
             raise request.error
         return request.result  # type: ignore[return-value]  # set whenever error is None
 
-    def read(self, fn: Callable[[Txn], T]) -> T:
-        """Run ``fn`` in a read transaction (a consistent snapshot; cheap, so synchronous)."""
+    def write_now(self, fn: Callable[[Txn], T]) -> T:
+        """A crash-safe store's write: run ``fn`` here, on the calling thread, over what LMDB
+        holds and the journaled writes it does not hold yet; append what ``fn`` changed to the
+        redo journal (one ``write``, no fsync: it survives any death of the process from
+        then on) and return ``fn``'s result. The writer thread commits it into LMDB later, in
+        journal order, with the writes queued beside it; every read and write after this one
+        sees it meanwhile. If ``fn`` raises, nothing it wrote is kept. A commit the writer
+        thread could not make (the map full, the disk refusing) is raised here from then on,
+        by every write (and by ``raise_failure``); what the journal holds is committed at the
+        next open."""
+        journal = self._journal
+        if journal is None:
+            raise StoreError(f"store {self.path} is not open with a redo journal")
+        self._settle()
         env = self._require_env()
+        try:
+            with env.begin(buffers=False) as txn:
+                view = _OverlayTxn(txn, self._dbs, self.path, self, self._pending, writable=True)
+                result = fn(view)
+                ops = view.ops
+                if not ops:
+                    return result
+                delta = view.count_changes()
+        except BaseException as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+        payload = _encode_ops(ops, self._db_index)
+        try:
+            seq = journal.append(payload)
+        except (OSError, ValueError) as exc:
+            raise StoreUnwritable(journal.path, f"{type(exc).__name__}: {exc}") from None
+        self._journaled_seq = seq
+        self._pending.add(seq, ops, delta)
+        request: _Request[None] = _Request(functools.partial(_apply, ops=ops, seq=seq), None, seq)
+        if self.inline:
+            self._inline_pending.append(request)
+            if len(self._inline_pending) >= INLINE_DEFERRED:
+                self._commit_inline_pending()
+        elif self._held is not None:
+            self._held.append(request)
+            news = self._held_news
+            if news is not None:
+                self._held_news = None
+                news.set()
+        else:
+            self._queue.put(request)
+        return result
+
+    def hold_commits(self) -> None:
+        """Keep the journaled writes from the writer thread until ``release_commits``: for an
+        owner on the event loop that hands them over when its urgent work is done. Waking the
+        writer thread at once makes it take the GIL in the middle of that work (the order a
+        write was made durable for, on its way to the broker), measured at 0.45 ms of a
+        decision's 1.05 ms; held for a moment, they go as one batch after it."""
+        if self._held is None:
+            self._held = []
+
+    @property
+    def held(self) -> int:
+        """Journaled writes held from the writer thread (``hold_commits``)."""
+        return len(self._held or ())
+
+    async def wait_held(self) -> None:
+        """Return once a journaled write is held (at once if one is)."""
+        while not self._held:
+            news = self._held_news
+            if news is None:
+                news = self._held_news = anyio.Event()
+            await news.wait()
+
+    def release_commits(self, *, stop_holding: bool = False) -> None:
+        """Hand the held writes to the writer thread, in journal order (and, with
+        ``stop_holding``, hand each later one over at once again)."""
+        held = self._held
+        if held is None:
+            return
+        if held:
+            self._held = []
+            for request in held:
+                self._queue.put(request)
+        if stop_holding:
+            self._held = None
+
+    def read(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in a read transaction (a consistent snapshot; cheap, so synchronous). A
+        crash-safe store's reads see its journaled writes too."""
+        env = self._require_env()
+        if self._journal is not None:
+            self._settle(raising=False)
+            with env.begin(buffers=False) as txn:
+                return fn(
+                    _OverlayTxn(txn, self._dbs, self.path, self, self._pending, writable=False)
+                )
         with env.begin(buffers=False) as txn:
             return fn(Txn(txn, self._dbs, self.path))
+
+    @property
+    def failure(self) -> BaseException | None:
+        """A crash-safe store's commit that failed on the writer thread (``StoreFull``,
+        ``StoreUnwritable``, ...), or None: once set, every write raises it."""
+        return self._failure
+
+    def raise_failure(self) -> None:
+        """Raise ``failure`` if there is one."""
+        if self._failure is not None:
+            raise self._failure
+
+    async def flush(self) -> None:
+        """Return once every journaled write is committed into LMDB (a no-op for the other
+        policies, whose writes are committed when they return): before a backup copies LMDB.
+        Raises the commit's failure if there is one."""
+        if self._journal is None:
+            return
+        if self.inline:
+            self._commit_inline_pending()
+            return
+        if self._thread is None:
+            raise StoreError(f"store {self.path} is not open")
+        self.release_commits()
+        # Behind every journaled write in the writer's queue: done once they are committed.
+        marker: _Request[None] = _Request(_nothing, anyio.lowlevel.current_token())
+        self._queue.put(marker)
+        with anyio.CancelScope(shield=True):
+            assert marker.done is not None  # it has a token
+            await marker.done.wait()
+        self._settle()
+
+    @property
+    def pending(self) -> int:
+        """Journaled writes not yet known to be committed into LMDB."""
+        return self._journaled_seq - self._applied_seq
 
     def backup(self, target: str | Path) -> Path:
         """Write a consistent, compacted copy of the environment as the directory ``target``
@@ -538,6 +968,85 @@ class Store:
                 version += 1
             view.put(_META, _SCHEMA_KEY, str(version).encode())
 
+    @functools.cached_property
+    def _db_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate((_META, *self.databases))}
+
+    def _replay_journal(self) -> None:
+        # Commit what a crash left in the redo journal (records above the one LMDB holds),
+        # fsync, empty the journal. A journal left by a crash-safe run is replayed whatever
+        # the policy now; only a crash-safe store keeps one open.
+        path = self.path / JOURNAL_NAME
+        crash_safe = self.durability is Durability.CRASH_SAFE
+        self.replayed = 0
+        if not crash_safe and not path.exists():
+            return
+        env = self._require_env()
+        with env.begin(buffers=False) as txn:
+            stored = Txn(txn, self._dbs, self.path).get(_META, _APPLIED_KEY)
+        applied = int(stored) if stored else 0
+        journal = RedoJournal(path)
+        try:
+            records = journal.open(applied + 1)
+        except JournalDamaged as exc:
+            raise StoreDamaged(exc.path, f"record at byte {exc.offset}: {exc.problem}") from None
+        names = (_META, *self.databases)
+        try:
+            later = [(seq, payload) for seq, payload in records if seq > applied]
+            if later:
+                with env.begin(write=True) as txn:
+                    view = Txn(txn, self._dbs, self.path, self)
+                    for seq, payload in later:
+                        try:
+                            ops = _decode_ops(payload, names)
+                        except ValueError as exc:
+                            raise StoreDamaged(
+                                path, f"record {seq} does not decode: {exc}"
+                            ) from None
+                        _apply(view, ops, seq)
+                env.sync(True)
+                self.replayed = len(later)
+            journal.reset()
+            applied = max(applied, journal.next_seq - 1)
+        except BaseException:
+            journal.close()
+            raise
+        self._applied_seq = self._journaled_seq = applied
+        if crash_safe:
+            self._journal = journal
+        else:
+            journal.close()
+            path.unlink()
+
+    def _settle(self, *, raising: bool = True) -> None:
+        # On the event-loop thread: forget the journaled writes the writer thread has
+        # committed (read before any LMDB read transaction that relies on it is begun, so
+        # nothing is forgotten that the transaction would not see); empty a journal that
+        # has grown and is all committed.
+        if raising and self._failure is not None:
+            raise self._failure
+        applied = self._applied_seq
+        pending = self._pending
+        if pending.records and pending.records[0][0] <= applied:
+            pending.forget(applied)
+        journal = self._journal
+        if (
+            journal is not None
+            and applied == self._journaled_seq
+            and journal.size >= JOURNAL_RESET_BYTES
+        ):
+            journal.reset()
+
+    def _forget_pending(self) -> None:
+        self._pending = _Pending()
+        self._inline_pending = []
+
+    def _commit_inline_pending(self) -> None:
+        batch, self._inline_pending = self._inline_pending, []
+        if batch and self._failure is None:
+            self._commit(batch)
+        self._settle()
+
     def _writer(self) -> None:
         stopping = False
         while not stopping:
@@ -555,14 +1064,21 @@ class Store:
                     break
                 batch.append(more)
             self._commit(batch)
-            for token in {id(r.token): r.token for r in batch}.values():
-                mine = [r for r in batch if r.token is token]
+            waiting = [r for r in batch if r.token is not None]
+            for token in {id(r.token): r.token for r in waiting}.values():
+                mine = [r for r in waiting if r.token is token]
                 # The waiting loop may be gone (its run ended): nobody to tell then.
                 with contextlib.suppress(anyio.RunFinishedError):
                     anyio.from_thread.run_sync(_complete, mine, token=token)
 
     def _commit(self, batch: list[_Request[Any]]) -> None:
         env = self._require_env()
+        if self._failure is not None:
+            # A journaled write failed to commit: none after it may (LMDB would then say a
+            # later record was applied, and the next open skip the failed one).
+            for request in batch:
+                request.error = self._failure
+            return
         started = time.perf_counter_ns()
         try:
             with env.begin(write=True) as txn:
@@ -573,17 +1089,26 @@ class Store:
                     except BaseException as exc:
                         child.abort()
                         request.error = self._translate(exc)
+                        if request.seq:
+                            raise request.error from None
                     else:
                         child.commit()
-        except lmdb.Error as exc:
+        except BaseException as exc:
             error = self._translate(exc)
+            if not isinstance(error, Exception):
+                raise
             for request in batch:
                 if request.error is None:
                     request.error = error
+            if any(request.seq for request in batch):
+                self._failure = error
             return
         self.commit_ns.append(time.perf_counter_ns() - started)
         self.commits += 1
         self.writes += len(batch)
+        last = max((request.seq for request in batch), default=0)
+        if last:
+            self._applied_seq = last
 
     def _translate(self, exc: BaseException) -> BaseException:
         if isinstance(exc, lmdb.MapFullError):
@@ -640,4 +1165,64 @@ def _fsync(path: Path) -> None:
 
 def _complete(batch: list[_Request[Any]]) -> None:
     for request in batch:
-        request.done.set()
+        if request.done is not None:
+            request.done.set()
+
+
+def _nothing(_txn: Txn) -> None:
+    return None
+
+
+def _apply(txn: Txn, ops: Ops, seq: int) -> None:
+    # Commit a journaled write's changes, and record its journal record as applied.
+    for db, changes in ops.items():
+        for key, value in changes.items():
+            if value is None:
+                txn.delete(db, key)
+            else:
+                txn.put(db, key, value)
+    txn.put(_META, _APPLIED_KEY, str(seq).encode())
+
+
+_OP = struct.Struct("<HBI")
+"""A change in a journal record: database index, kind (1 put, 2 delete), key length; then
+the key, and for a put the value's length (u32) and the value."""
+_LEN = struct.Struct("<I")
+
+
+def _encode_ops(ops: Ops, index: Mapping[str, int]) -> bytes:
+    parts: list[bytes] = []
+    for db, changes in ops.items():
+        number = index[db]
+        for key, value in changes.items():
+            if value is None:
+                parts += (_OP.pack(number, 2, len(key)), key)
+            else:
+                parts += (_OP.pack(number, 1, len(key)), key, _LEN.pack(len(value)), value)
+    return b"".join(parts)
+
+
+def _decode_ops(payload: bytes, names: Sequence[str]) -> Ops:
+    ops: Ops = {}
+    view = memoryview(payload)
+    at = 0
+    try:
+        while at < len(view):
+            number, kind, length = _OP.unpack_from(view, at)
+            at += _OP.size
+            key = bytes(view[at : at + length])
+            if len(key) != length or number >= len(names) or kind not in (1, 2):
+                raise ValueError(f"a change at byte {at} is malformed")
+            at += length
+            value: bytes | None = None
+            if kind == 1:
+                (size,) = _LEN.unpack_from(view, at)
+                at += _LEN.size
+                value = bytes(view[at : at + size])
+                if len(value) != size:
+                    raise ValueError(f"a value at byte {at} is cut short")
+                at += size
+            ops.setdefault(names[number], {})[key] = value
+    except struct.error as exc:
+        raise ValueError(f"a change at byte {at} is cut short ({exc})") from None
+    return ops

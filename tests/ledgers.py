@@ -38,7 +38,7 @@ def order(n: int, side: Side = Side.BUY) -> PlaceOrder:
 async def fill_ledger(path: Path, orders: int = 300) -> None:
     """Intents and fills for ``orders`` buys, a binding each, and a snapshot on overflow pages:
     a ledger of a few dozen pages, every database used."""
-    with ledger_store(path, durability=Durability.NOSYNC) as store:
+    with ledger_store(path, durability=Durability.UNSAFE) as store:
         for n in range(orders):
             intent = ledger.IntentRecord(order=order(n), created_ns=n)
             execution = OrderFilled(

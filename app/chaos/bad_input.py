@@ -175,7 +175,7 @@ async def _fill(path: Path, map_size: int, room: int) -> int:
     """Fill the ledger's map with ballast (snapshots of no actor) until a write no longer fits,
     then delete some of it to leave about ``room`` bytes; return how many records remain."""
     # No fsync: the ballast only has to be there for the next process, not after a power loss.
-    store = ledger_store(path, durability=Durability.NOSYNC, map_size=map_size)
+    store = ledger_store(path, durability=Durability.UNSAFE, map_size=map_size)
     names: list[tuple[str, int]] = []
     with store:
         size = map_size // 2

@@ -88,7 +88,8 @@ class Arms:
 
 
 class ChaosStore(Store):
-    """The ledger's store, committing inline, where the lot-keeper dies mid-transaction."""
+    """The ledger's store, crash-safe (its redo journal, committing into LMDB inline), where the
+    lot-keeper dies mid-transaction."""
 
     def __init__(self, path: Path, arms: Arms) -> None:
         super().__init__(
@@ -96,7 +97,7 @@ class ChaosStore(Store):
             databases=ledger.DATABASES,
             schema_version=ledger.SCHEMA_VERSION,
             migrations=ledger.MIGRATIONS,
-            durability=Durability.NOSYNC,
+            durability=Durability.CRASH_SAFE,
             map_size=64 << 20,
             inline=True,
         )

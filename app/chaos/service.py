@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -31,7 +31,15 @@ class _Broken(Exception):
 class _Service:
     """``actorctl`` as a subprocess; threads read its output into lists and ``logs``."""
 
-    def __init__(self, name: str, args: list[str], *, socket: Path, logs: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        socket: Path,
+        logs: Path,
+        command: Sequence[str] = (ACTORCTL,),
+    ) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log = logs / f"{name}.stderr"
@@ -41,7 +49,7 @@ class _Service:
         self._open = 2
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACTORTRADE_SOCKET": str(socket)}
         self.process = subprocess.Popen(
-            [ACTORCTL, *args],
+            [*command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

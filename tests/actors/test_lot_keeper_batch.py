@@ -121,7 +121,7 @@ async def test_a_burst_of_fills_shares_one_commit_and_each_sender_gets_its_reply
 ) -> None:
     """64 intents and their fills queued together: one commit for all 128, each request answered
     True, and each answer comes only once the write it answers is committed."""
-    store = ledger_store(tmp_path)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE)
     cell = keeper(store)
     orders = [buy(f"S{n:02d}") for n in range(64)]
     messages: list[LotKeeperInbox] = [CommitIntent(order=o) for o in orders]
@@ -141,7 +141,7 @@ async def test_a_burst_of_fills_shares_one_commit_and_each_sender_gets_its_reply
     assert seen_on_reply == [True] * 64
     assert store.commits == 1
     assert store.writes == 1
-    with ledger_store(tmp_path) as reopened:
+    with ledger_store(tmp_path, durability=Durability.POWER_SAFE) as reopened:
         fills = reopened.read(lambda txn: list(ledger.fills(txn)))
     assert sorted(f.exec_id for f in fills) == sorted(f"S{n:02d}.0" for n in range(64))
 
@@ -150,7 +150,7 @@ async def test_each_request_of_a_batch_gets_the_reply_it_would_get_alone(tmp_pat
     """New, duplicate, refused and conflicting requests in one batch: each gets its own answer;
     the refused and conflicting ones undo only themselves, the conflict is on record, and the
     requests after them are committed."""
-    store = ledger_store(tmp_path)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE)
     cell = keeper(store)
     a, b = buy("AAA"), buy("BBB")
     orphan = buy("ZZZ")  # no intent: its fill is refused
@@ -186,7 +186,7 @@ async def test_each_request_of_a_batch_gets_the_reply_it_would_get_alone(tmp_pat
 
 async def test_a_read_queued_between_writes_sees_those_before_it_only(tmp_path: Path) -> None:
     """Arrival order: a LoadLedger queued after one write and before another sees the first."""
-    store = ledger_store(tmp_path)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE)
     cell = keeper(store)
     a, b = buy("AAA"), buy("BBB")
     messages: list[LotKeeperInbox] = [
@@ -206,7 +206,7 @@ async def test_a_read_queued_between_writes_sees_those_before_it_only(tmp_path: 
 
 async def test_a_sync_store_keeps_one_commit_per_request(tmp_path: Path) -> None:
     """``sync`` promises an fsync per write: the lot-keeper does not group there."""
-    store = ledger_store(tmp_path, durability=Durability.SYNC)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE_EACH)
     cell = keeper(store)
     orders = [buy(f"S{n}") for n in range(5)]
     async with burst(cell, [CommitIntent(order=o) for o in orders]) as replies:
@@ -217,7 +217,7 @@ async def test_a_sync_store_keeps_one_commit_per_request(tmp_path: Path) -> None
 
 async def test_a_burst_larger_than_a_batch_is_split(tmp_path: Path) -> None:
     """No batch holds more than ``MAX_BATCH`` requests: the rest form the next one."""
-    store = ledger_store(tmp_path)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE)
     cell = keeper(store)
     orders = [buy(f"S{n:03d}") for n in range(MAX_BATCH + 3)]
     async with burst(cell, [CommitIntent(order=o) for o in orders]) as replies:
@@ -265,7 +265,7 @@ async def test_a_full_map_mid_batch_keeps_what_came_before_and_stops_the_service
     """A write that does not fit in the map, in the middle of a batch: the requests before it
     are committed and answered, it and those after it fail, the service stops (``LedgerFull``)
     instead of restarting, and the disk holds exactly the answered ones."""
-    store = ledger_store(tmp_path, map_size=256 * 1024)
+    store = ledger_store(tmp_path, durability=Durability.POWER_SAFE, map_size=256 * 1024)
     root, cell = keeper_tree(store)
     small = [buy(f"S{n}") for n in range(3)]
     messages: list[LotKeeperInbox] = [CommitIntent(order=o) for o in small]
@@ -283,6 +283,6 @@ async def test_a_full_map_mid_batch_keeps_what_came_before_and_stops_the_service
     assert all(isinstance(r, ActorCrashed) for r in replies[3:])
     assert cell.restarts == 0
     store.close()
-    with ledger_store(tmp_path, map_size=256 * 1024) as reopened:
+    with ledger_store(tmp_path, durability=Durability.POWER_SAFE, map_size=256 * 1024) as reopened:
         kept = reopened.read(lambda txn: sorted(i.ref for i in ledger.intents(txn)))
     assert kept == sorted(o.ref for o in small)

@@ -79,7 +79,7 @@ def test_the_defaults_are_todays_actorctl_start() -> None:
     assert config.mode is Mode.PAPER
     assert config.data_dir is None
     assert config.runtime == RuntimeConfig(backend=Backend.ASYNCIO, stop_timeout=5.0)
-    assert config.ledger == LedgerConfig(durability=Durability.GROUP, map_size_mib=1024)
+    assert config.ledger == LedgerConfig(durability=Durability.POWER_SAFE, map_size_mib=1024)
     assert config.control.socket is None
     assert (config.venue.replay, config.venue.seed, config.venue.speed) == (None, 14, 1800.0)
     assert config.reconcile.interval == 60.0
@@ -171,7 +171,7 @@ def test_rendered_config_reads_back_unchanged() -> None:
         mode=Mode.LIVE,
         data_dir=Path("/var/lib/actortrade"),
         runtime=RuntimeConfig(backend=Backend.TRIO, stop_timeout=2.5),
-        ledger=LedgerConfig(durability=Durability.SYNC, map_size_mib=64),
+        ledger=LedgerConfig(durability=Durability.POWER_SAFE_EACH, map_size_mib=64),
         control=ControlConfig(socket=Path('/run/a "quoted"\\dir/ctl.sock')),
         venue=VenueConfig(replay=Path("/data/bars.csv"), seed=-3, speed=0.0),
         reconcile=ReconcileConfig(interval=1.5),

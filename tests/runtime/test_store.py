@@ -56,7 +56,7 @@ async def test_concurrent_writes_are_grouped_and_each_is_committed(tmp_path: Pat
 
 async def test_sync_durability_commits_each_write_on_its_own(tmp_path: Path) -> None:
     """SYNC: one commit (and fsync) per write."""
-    with store(tmp_path, durability=Durability.SYNC) as s:
+    with store(tmp_path, durability=Durability.POWER_SAFE_EACH) as s:
         async with anyio.create_task_group() as tg:
             for i in range(20):
                 tg.start_soon(s.write, put("fills", f"e{i}", "x"))
