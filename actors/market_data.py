@@ -133,6 +133,8 @@ class Fanout:
                     sizes = {size for sub in wanting for size in sub.needs.bars}
                     builder = BarBuilder(symbol, sizes, kind)
                     self._builders.setdefault(symbol, []).append((builder, wanting))
+        self.bar_symbols = frozenset(self._builders)
+        """The symbols whose ticks make bars."""
         self.bars_sent = 0
         self.unfit = 0
         """Ticks left out of bars (not finite, not positive, no timestamp)."""
@@ -300,28 +302,44 @@ class LiveFeed(Actor[LiveFeedInbox]):
                     direct.deliver_to(None)
 
     def _deliver(self, tick: PriceTick) -> bool:
-        # The sink (see the module doc): runs in the source's callback, never waits.
+        # The sink (see the module doc): runs in the source's callback, never waits. Each
+        # call is a tick of the feed: the common case (no bar completed) builds no list.
         if self._outbox or self._sending or threading.get_ident() != self._thread:
             return False
-        refs = self.fanout.tick_refs.get(tick.symbol)
+        symbol = tick.symbol
+        fanout = self.fanout
+        refs = fanout.tick_refs.get(symbol)
         if refs is None:
             return True  # nobody's symbol: the loop would skip it too
         me = self.context.self_ref
-        sends: list[tuple[ActorRef[Any], Any]] = self.fanout.on_tick(tick)
-        sends += [(ref, tick) for ref in refs]
-        for n, (ref, message) in enumerate(sends):
+        if symbol in fanout.bar_symbols:
+            sends: list[tuple[ActorRef[Any], Any]] = fanout.on_tick(tick)
+            if sends:
+                sends += [(ref, tick) for ref in refs]
+                for n, (ref, message) in enumerate(sends):
+                    try:
+                        ref.tell(message, sender=me)
+                    except (MailboxFull, MailboxClosed):
+                        self._owe(sends[n:], tick)
+                        return True
+                refs = ()
+        for n, ref in enumerate(refs):
             try:
-                ref.tell(message, sender=me)
+                ref.tell(tick, sender=me)
             except (MailboxFull, MailboxClosed):
-                # The actor sends the rest, awaiting room (or crashing on a stopped actor's
-                # mailbox, as its own send would); ticks wait in the source meanwhile.
-                self._outbox.extend(sends[n:])
-                self._outbox.append((None, tick))
-                self._owed.set()
+                self._owe([(r, tick) for r in refs[n:]], tick)
                 return True
         self.direct += 1
         self._delivered(tick)
         return True
+
+    def _owe(self, sends: list[tuple[ActorRef[Any], Any]], tick: PriceTick) -> None:
+        # What the sink could not put without waiting: the actor sends it, awaiting room (or
+        # crashing on a stopped actor's mailbox, as its own send would); ticks wait in the
+        # source meanwhile.
+        self._outbox.extend(sends)
+        self._outbox.append((None, tick))
+        self._owed.set()
 
     def _route(self, tick: PriceTick) -> None:
         refs = self.fanout.tick_refs.get(tick.symbol)
@@ -364,10 +382,12 @@ class LiveFeed(Actor[LiveFeedInbox]):
     def _delivered(self, tick: PriceTick) -> None:
         self.ticks += 1
         symbol = tick.symbol
-        if tick.ts_event_ns > self.last_event_ns.get(symbol, 0):
-            self.last_event_ns[symbol] = tick.ts_event_ns
-            if self._market is None or tick.ts_event_ns > self._market[0]:
-                self._market = (tick.ts_event_ns, self.context.clock.time_ns())
+        ts = tick.ts_event_ns
+        if ts > self.last_event_ns.get(symbol, 0):
+            self.last_event_ns[symbol] = ts
+            market = self._market
+            if market is None or ts > market[0]:
+                self._market = (ts, self.context.clock.time_ns())
             if self._watchers:
                 self._progress.set()
                 self._progress = anyio.Event()
