@@ -242,7 +242,10 @@ class LiveFeed(Actor[LiveFeedInbox]):
         """What the actor owes the symbol actors, in order: ``(ref, message)`` to send, and
         ``(None, tick)`` once a tick has gone to all its symbol actors."""
         self._sending = False
-        self._idle = anyio.Event()
+        """A task of this actor is sending (the loop, the bar timer's, the owed): the others,
+        and the sink, leave what they have after what it sends."""
+        self._idle: anyio.Event | None = None
+        """Set when that task is done (made only when someone waits for it)."""
         self._owed = anyio.Event()
         self._thread = threading.get_ident()
 
@@ -294,8 +297,12 @@ class LiveFeed(Actor[LiveFeedInbox]):
                 direct.deliver_to(self._deliver)
             try:
                 while True:
-                    for tick in await source.next():
-                        self._route(tick)
+                    ticks = await source.next()
+                    if self._outbox or self._sending:
+                        for tick in ticks:
+                            self._route(tick)
+                    else:
+                        await self._send_now(ticks)
                     await self._send()
             finally:
                 if direct is not None:
@@ -350,16 +357,41 @@ class LiveFeed(Actor[LiveFeedInbox]):
         outbox.extend((ref, tick) for ref in refs)
         outbox.append((None, tick))
 
+    async def _send_now(self, ticks: list[PriceTick]) -> None:
+        """Send ``ticks`` (nothing is owed before them) as the outbox would, without queuing
+        them there: until something is owed meanwhile (the bar timer's), then the rest goes
+        after it."""
+        fanout = self.fanout
+        send = self.context.send
+        self._sending = True
+        try:
+            for n, tick in enumerate(ticks):
+                if self._outbox:
+                    for later in ticks[n:]:
+                        self._route(later)
+                    return
+                refs = fanout.tick_refs.get(tick.symbol)
+                if refs is None:
+                    continue
+                for ref, closed in fanout.on_tick(tick):
+                    await send(ref, closed)
+                for ref in refs:
+                    await send(ref, tick)
+                self._delivered(tick)
+        finally:
+            self._done_sending()
+
     async def _send(self) -> None:
         """Send what the outbox holds, in order; returns once it is empty."""
         while self._sending:  # another task of this actor is at it: it sends ours too
+            if self._idle is None:
+                self._idle = anyio.Event()
             await self._idle.wait()
         outbox = self._outbox
         if not outbox:
             return
         send = self.context.send
         self._sending = True
-        self._idle = anyio.Event()
         try:
             while outbox:
                 ref, message = outbox[0]
@@ -369,8 +401,13 @@ class LiveFeed(Actor[LiveFeedInbox]):
                     await send(ref, message)
                 outbox.popleft()
         finally:
-            self._sending = False
+            self._done_sending()
+
+    def _done_sending(self) -> None:
+        self._sending = False
+        if self._idle is not None:
             self._idle.set()
+            self._idle = None
 
     async def _send_owed(self) -> None:
         # What the sink could not put without waiting.
