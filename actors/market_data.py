@@ -24,14 +24,14 @@ actors' ticks) never raises: a full one replaces or drops as an awaited send wou
 backpressure mailbox (a bar's, a subscriber's without coalescing) raises ``MailboxFull``, and a
 stopped actor's ``MailboxClosed``. Then what the tick still owes goes to the actor's outbox,
 which the actor sends in order, awaiting room (or crashing on the closed mailbox, as before).
-The sink takes no tick while the outbox holds anything, nor while the source holds ticks the
-actor has not taken, nor from another thread: those ticks wait in the source, as without a
-sink, so every symbol actor gets its ticks in order and a bar before the tick that completes
-it (the builders are the actor's, and the sink runs them). The actor installs the sink when
-its loop starts and removes it when the loop ends, however the incarnation ends (a stop, a
-crash, a kill): no callback delivers for a feed that is gone, and a restarted feed installs
-its own. The sink counts the ticks it delivered (``FeedView.direct``) and keeps ``Delivered``
-answered as the loop does."""
+The sink takes no tick while the actor is sending or owes anything, nor while the source holds
+ticks the actor has not taken, nor from another thread: those ticks wait in the source, as
+without a sink, so every symbol actor gets its ticks in order and a bar before the tick that
+completes it (the builders are the actor's, and the sink runs them). The actor installs the
+sink when its loop starts and removes it when the loop ends, however the incarnation ends (a
+stop, a crash, a kill): no callback delivers for a feed that is gone, and a restarted feed
+installs its own. The sink counts the ticks it delivered (``FeedView.direct``) and keeps
+``Delivered`` answered as the loop does."""
 
 from __future__ import annotations
 
