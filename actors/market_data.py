@@ -13,17 +13,37 @@ own time. A tick that is not finite or positive, or carries no timestamp, goes i
 raises: the actor crashes and its supervisor reconnects it with backoff; a refusal no restart can
 fix (``runtime.Unrecoverable``) stops the service with the reason. Replays have their own actor
 (``replay_feed``), which moves the sim venue and can wait on this one (``Delivered``) to keep a
-replay over a real feed in lockstep."""
+replay over a real feed in lockstep.
+
+A source that can (``DirectSource``: Alpaca's stream, IB's streaming data) hands each tick to
+the actor's sink straight from its client's callback, so the tick reaches the symbol actors'
+mailboxes with no hop through this actor's loop. That is safe because the callback runs on the
+event loop's thread, between two of this actor's awaits, and the sink never waits: it puts
+with ``ActorRef.tell``, which queues at once or raises. A coalescing mailbox (the symbol
+actors' ticks) never raises: a full one replaces or drops as an awaited send would; a full
+backpressure mailbox (a bar's, a subscriber's without coalescing) raises ``MailboxFull``, and a
+stopped actor's ``MailboxClosed``. Then what the tick still owes goes to the actor's outbox,
+which the actor sends in order, awaiting room (or crashing on the closed mailbox, as before).
+The sink takes no tick while the actor is sending or owes anything, nor while the source holds
+ticks the actor has not taken, nor from another thread: those ticks wait in the source, as
+without a sink, so every symbol actor gets its ticks in order and a bar before the tick that
+completes it (the builders are the actor's, and the sink runs them). The actor installs the
+sink when its loop starts and removes it when the loop ends, however the incarnation ends (a
+stop, a crash, a kill): no callback delivers for a feed that is gone, and a restarted feed
+installs its own. The sink counts the ticks it delivered (``FeedView.direct``) and keeps
+``Delivered`` answered as the loop does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, assert_never
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, assert_never, runtime_checkable
 
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef, Request
+from runtime import Actor, ActorRef, MailboxClosed, MailboxFull, Request
 
 from .domain import PriceTick
 from .domain.bars import BarBuilder, ClosedBar, SessionKind
@@ -64,6 +84,23 @@ class TickSource(Protocol):
         ...
 
 
+Sink = Callable[[PriceTick], bool]
+"""Takes a tick from a source's callback: True when it took it (delivered it, or owes it to the
+symbol actors), False when the source must keep it for ``next`` as it would without a sink."""
+
+
+@runtime_checkable
+class DirectSource(Protocol):
+    """A ``TickSource`` whose client's callback can hand each tick to a sink (see the module
+    doc); ``deliver_to(None)`` removes it."""
+
+    def deliver_to(self, sink: Sink | None) -> None:
+        """From now on, offer each new tick to ``sink`` in the client's callback, on the thread
+        that calls it, unless the source still holds ticks ``next`` has not returned (those
+        come first)."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Subscriber:
     """A symbol actor a feed delivers to, and what its strategy needs."""
@@ -96,6 +133,8 @@ class Fanout:
                     sizes = {size for sub in wanting for size in sub.needs.bars}
                     builder = BarBuilder(symbol, sizes, kind)
                     self._builders.setdefault(symbol, []).append((builder, wanting))
+        self.bar_symbols = frozenset(self._builders)
+        """The symbols whose ticks make bars."""
         self.bars_sent = 0
         self.unfit = 0
         """Ticks left out of bars (not finite, not positive, no timestamp)."""
@@ -176,6 +215,9 @@ class FeedView:
     connection: dict[str, Any]
     bars: int = 0
     """Closed bars handed to symbol actors since this incarnation started."""
+    direct: int = 0
+    """Of ``ticks``, those the source's callback handed on itself (the sink), not the actor's
+    loop."""
 
 
 LiveFeedInbox = Delivered | WaitSubscribed | DescribeFeed
@@ -188,10 +230,24 @@ class LiveFeed(Actor[LiveFeedInbox]):
         self.bar_timer = bar_timer
         """Seconds between two looks at the clock for bars whose end it has passed."""
         self.ticks = 0
+        self.direct = 0
+        """Ticks the sink delivered from the source's callback."""
         self.last_event_ns: dict[str, int] = {}
         self._progress = anyio.Event()
+        self._watchers = 0
+        """``Delivered`` requests waiting on ``_progress``."""
         self._market: tuple[int, int] | None = None
         """The latest exchange timestamp seen, and the actor clock's time when it was."""
+        self._outbox: deque[tuple[ActorRef[Any] | None, Any]] = deque()
+        """What the actor owes the symbol actors, in order: ``(ref, message)`` to send, and
+        ``(None, tick)`` once a tick has gone to all its symbol actors."""
+        self._sending = False
+        """A task of this actor is sending (the loop, the bar timer's, the owed): the others,
+        and the sink, leave what they have after what it sends."""
+        self._idle: anyio.Event | None = None
+        """Set when that task is done (made only when someone waits for it)."""
+        self._owed = anyio.Event()
+        self._thread = threading.get_ident()
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -207,8 +263,12 @@ class LiveFeed(Actor[LiveFeedInbox]):
     async def handle(self, message: LiveFeedInbox) -> FeedView | None:
         match message:
             case Delivered(symbol=symbol, ts_event_ns=ts):
-                while self.last_event_ns.get(symbol, 0) < ts:
-                    await self._progress.wait()
+                self._watchers += 1
+                try:
+                    while self.last_event_ns.get(symbol, 0) < ts:
+                        await self._progress.wait()
+                finally:
+                    self._watchers -= 1
             case WaitSubscribed():
                 await self.source.ready()
             case DescribeFeed():
@@ -218,32 +278,154 @@ class LiveFeed(Actor[LiveFeedInbox]):
                     ticks=self.ticks,
                     connection=self.source.describe(),
                     bars=self.fanout.bars_sent,
+                    direct=self.direct,
                 )
             case _:
                 assert_never(message)
         return None
 
     async def background(self) -> None:
-        fanout = self.fanout
-        clock = self.context.clock
+        source = self.source
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_source)
-            if fanout.builds_bars:
+            if self.fanout.builds_bars:
                 tg.start_soon(self._close_bars)
-            while True:
-                for tick in await self.source.next():
-                    refs = fanout.tick_refs.get(tick.symbol)
-                    if refs is None:
-                        continue
-                    for ref, closed in fanout.on_tick(tick):
-                        await self.context.send(ref, closed)
-                    for ref in refs:
-                        await self.context.send(ref, tick)
-                    self.ticks += 1
-                    if tick.ts_event_ns > self.last_event_ns.get(tick.symbol, 0):
-                        self.last_event_ns[tick.symbol] = tick.ts_event_ns
-                        if self._market is None or tick.ts_event_ns > self._market[0]:
-                            self._market = (tick.ts_event_ns, clock.time_ns())
+            direct = source if isinstance(source, DirectSource) else None
+            if direct is not None:
+                tg.start_soon(self._send_owed)
+                self._thread = threading.get_ident()
+                direct.deliver_to(self._deliver)
+            try:
+                while True:
+                    ticks = await source.next()
+                    if self._outbox or self._sending:
+                        for tick in ticks:
+                            self._route(tick)
+                    else:
+                        await self._send_now(ticks)
+                    await self._send()
+            finally:
+                if direct is not None:
+                    direct.deliver_to(None)
+
+    def _deliver(self, tick: PriceTick) -> bool:
+        # The sink (see the module doc): runs in the source's callback, never waits. Each
+        # call is a tick of the feed: the common case (no bar completed) builds no list.
+        if self._outbox or self._sending or threading.get_ident() != self._thread:
+            return False
+        symbol = tick.symbol
+        fanout = self.fanout
+        refs = fanout.tick_refs.get(symbol)
+        if refs is None:
+            return True  # nobody's symbol: the loop would skip it too
+        me = self.context.self_ref
+        if symbol in fanout.bar_symbols:
+            sends: list[tuple[ActorRef[Any], Any]] = fanout.on_tick(tick)
+            if sends:
+                sends += [(ref, tick) for ref in refs]
+                for n, (ref, message) in enumerate(sends):
+                    try:
+                        ref.tell(message, sender=me)
+                    except (MailboxFull, MailboxClosed):
+                        self._owe(sends[n:], tick)
+                        return True
+                refs = ()
+        for n, ref in enumerate(refs):
+            try:
+                ref.tell(tick, sender=me)
+            except (MailboxFull, MailboxClosed):
+                self._owe([(r, tick) for r in refs[n:]], tick)
+                return True
+        self.direct += 1
+        self._delivered(tick)
+        return True
+
+    def _owe(self, sends: list[tuple[ActorRef[Any], Any]], tick: PriceTick) -> None:
+        # What the sink could not put without waiting: the actor sends it, awaiting room (or
+        # crashing on a stopped actor's mailbox, as its own send would); ticks wait in the
+        # source meanwhile.
+        self._outbox.extend(sends)
+        self._outbox.append((None, tick))
+        self._owed.set()
+
+    def _route(self, tick: PriceTick) -> None:
+        refs = self.fanout.tick_refs.get(tick.symbol)
+        if refs is None:
+            return
+        outbox = self._outbox
+        outbox.extend(self.fanout.on_tick(tick))
+        outbox.extend((ref, tick) for ref in refs)
+        outbox.append((None, tick))
+
+    async def _send_now(self, ticks: list[PriceTick]) -> None:
+        """Send ``ticks`` (nothing is owed before them) as the outbox would, without queuing
+        them there: until something is owed meanwhile (the bar timer's), then the rest goes
+        after it."""
+        fanout = self.fanout
+        send = self.context.send
+        self._sending = True
+        try:
+            for n, tick in enumerate(ticks):
+                if self._outbox:
+                    for later in ticks[n:]:
+                        self._route(later)
+                    return
+                refs = fanout.tick_refs.get(tick.symbol)
+                if refs is None:
+                    continue
+                for ref, closed in fanout.on_tick(tick):
+                    await send(ref, closed)
+                for ref in refs:
+                    await send(ref, tick)
+                self._delivered(tick)
+        finally:
+            self._done_sending()
+
+    async def _send(self) -> None:
+        """Send what the outbox holds, in order; returns once it is empty."""
+        while self._sending:  # another task of this actor is at it: it sends ours too
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
+        outbox = self._outbox
+        if not outbox:
+            return
+        send = self.context.send
+        self._sending = True
+        try:
+            while outbox:
+                ref, message = outbox[0]
+                if ref is None:
+                    self._delivered(message)
+                else:
+                    await send(ref, message)
+                outbox.popleft()
+        finally:
+            self._done_sending()
+
+    def _done_sending(self) -> None:
+        self._sending = False
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def _send_owed(self) -> None:
+        # What the sink could not put without waiting.
+        while True:
+            await self._owed.wait()
+            self._owed = anyio.Event()
+            await self._send()
+
+    def _delivered(self, tick: PriceTick) -> None:
+        self.ticks += 1
+        symbol = tick.symbol
+        ts = tick.ts_event_ns
+        if ts > self.last_event_ns.get(symbol, 0):
+            self.last_event_ns[symbol] = ts
+            market = self._market
+            if market is None or ts > market[0]:
+                self._market = (ts, self.context.clock.time_ns())
+            if self._watchers:
                 self._progress.set()
                 self._progress = anyio.Event()
 
@@ -254,8 +436,8 @@ class LiveFeed(Actor[LiveFeedInbox]):
             if self._market is None:
                 continue
             seen_ns, at_ns = self._market
-            for ref, closed in self.fanout.due(seen_ns + max(0, clock.time_ns() - at_ns)):
-                await self.context.send(ref, closed)
+            self._outbox.extend(self.fanout.due(seen_ns + max(0, clock.time_ns() - at_ns)))
+            await self._send()
 
     async def _run_source(self) -> None:
         await self.source.run()

@@ -30,7 +30,7 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -63,6 +63,9 @@ from ..domain import (
 from ..domain.bars import DAY, SessionKind, window
 from ..domain.sessions import NEW_YORK
 from ..history import HistoryError, last_complete
+
+if TYPE_CHECKING:
+    from ..market_data import Sink
 
 log = logging.getLogger("actortrade.broker.ib")
 
@@ -555,7 +558,10 @@ class IBMarketData:
     """IB's streaming market data as our ``PriceTick``s, on a connection of its own (its own
     clientId), so that the market-data actor owns it as the broker actor owns the orders'.
     Only a new last price (or size) is a tick; the exchange's time is not sent by IB's
-    top-of-book stream, so ticks carry their receipt time."""
+    top-of-book stream, so ticks carry their receipt time. ib_insync fires the ticker's event
+    on our event loop (it reads the socket there), so a market-data actor's sink
+    (``deliver_to``) takes each tick from that callback; without one, or while ticks wait here,
+    they wait for ``next``."""
 
     name = "ib"
 
@@ -584,6 +590,7 @@ class IBMarketData:
         self._pending = anyio.Event()
         self._symbols: dict[int, str] = {}
         self._seen: dict[str, tuple[float, float]] = {}
+        self._sink: Sink | None = None
 
     async def connect(self, symbols: list[str]) -> None:
         await self.close()  # a crashed feed's old connection, if any
@@ -617,15 +624,21 @@ class IBMarketData:
         if self._seen.get(symbol) == seen:
             return
         self._seen[symbol] = seen
-        self._ticks.append(
-            PriceTick(
-                symbol=symbol,
-                price=_decimal(last),
-                size=int(ticker.lastSize or 0),
-                ts_event_ns=time.time_ns(),
-            )
+        tick = PriceTick(
+            symbol=symbol,
+            price=_decimal(last),
+            size=int(ticker.lastSize or 0),
+            ts_event_ns=time.time_ns(),
         )
+        sink = self._sink
+        if sink is not None and not self._ticks and sink(tick):
+            return
+        self._ticks.append(tick)
         self._pending.set()
+
+    def deliver_to(self, sink: Sink | None) -> None:
+        """``market_data.DirectSource``: offer each new tick to ``sink`` in the callback first."""
+        self._sink = sink
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -5,11 +5,14 @@ sim venue's server through ``url``), ``AlpacaHistory`` the historical bars API o
 ``StockHistoricalDataClient``. What alpaca-py does and how this adapter copes
 (ref/alpaca-otel.md A.1, A.3):
 
-* The SDK awaits each handler inline, so a slow handler backs the socket up until the server
-  drops the connection (407 slow client) and the backlog is lost. The handler here only parses
-  and appends to a buffer; the market-data actor drains it. When the actor falls behind by more
-  than ``backlog`` ticks, the buffer keeps only the latest tick per symbol (counted as
-  coalesced), and the symbol actors' mailboxes coalesce price ticks the same way.
+* The SDK awaits each handler inline, on our event loop (``run`` awaits its loop), so a slow
+  handler backs the socket up until the server drops the connection (407 slow client) and the
+  backlog is lost. The handler here only parses and hands the tick on without waiting: to the
+  market-data actor's sink when one is installed (``deliver_to``; it puts the tick straight
+  into the symbol actors' mailboxes, see ``market_data``) and nothing is buffered, else to a
+  buffer the actor drains. When the actor falls behind by more than ``backlog`` ticks, the
+  buffer keeps only the latest tick per symbol (counted as coalesced), and the symbol actors'
+  mailboxes coalesce price ticks the same way.
 * ``raw_data=True``: the SDK hands over the decoded msgpack dicts and we parse them ourselves
   (measured 233k against 87k trades/s with its pydantic models). A malformed point is counted
   and dropped alone; with models, one bad point made the SDK drop the rest of its frame.
@@ -36,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -60,6 +63,9 @@ with warnings.catch_warnings():
     from alpaca.data.models import BarSet
     from alpaca.data.requests import StockBarsRequest
     from alpaca.data.timeframe import TimeFrame
+
+if TYPE_CHECKING:
+    from ..market_data import Sink
 
 log = logging.getLogger("actortrade.feeds.alpaca")
 
@@ -169,6 +175,7 @@ class AlpacaStream:
         self._stream: StockDataStream | None = None
         self._buffer: list[PriceTick] = []
         self._pending = anyio.Event()
+        self._sink: Sink | None = None
         self._scope: anyio.CancelScope | None = None
         self._refusal: str | None = None
         self._failed_auths = 0
@@ -260,6 +267,10 @@ class AlpacaStream:
         ticks, self._buffer = self._buffer, []
         return ticks
 
+    def deliver_to(self, sink: Sink | None) -> None:
+        """``market_data.DirectSource``: offer each new tick to ``sink`` in the handler first."""
+        self._sink = sink
+
     async def close(self) -> None:
         stream, self._stream = self._stream, None
         if self._scope is not None:
@@ -273,7 +284,7 @@ class AlpacaStream:
     # -- the SDK's side ----------------------------------------------------------------------
 
     async def _on_trade(self, point: Any) -> None:
-        # Awaited inline by the SDK for every point: append and return, nothing else.
+        # Awaited inline by the SDK for every point: hand on or append, and return.
         try:
             tick = parse_trade(point)
         except MalformedPoint as exc:
@@ -287,6 +298,9 @@ class AlpacaStream:
             return
         self.statistics.received += 1
         buffer = self._buffer
+        sink = self._sink
+        if sink is not None and not buffer and sink(tick):
+            return
         buffer.append(tick)
         if len(buffer) > self.backlog:
             latest = {t.symbol: t for t in buffer}
