@@ -32,7 +32,7 @@ from runtime.store import Durability
 from runtime.telemetry import Telemetry, Tracer
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICIES = (MEMORY, "group")
+POLICIES = (MEMORY, Durability.CRASH_SAFE.value)
 TARGET = 1.3
 
 

@@ -33,8 +33,8 @@ def test_the_grid_bench_reports_every_durability_policy(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["results"]
-    assert set(rows) == {"memory", "group", "sync", "nosync"}
+    assert set(rows) == {"memory", "crash-safe", "power-safe", "power-safe-each", "unsafe"}
     for row in rows.values():
         assert 0 < row["p50_us"] <= row["p99_us"]
-    assert rows["nosync"]["vs_nosync"] == 1.0
+    assert rows["unsafe"]["vs_unsafe"] == 1.0
     assert rows["memory"]["vs_memory"] == 1.0

@@ -32,8 +32,8 @@ def test_the_store_bench_reports_every_durability_policy(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["results"]
-    assert set(rows) == {"group", "sync", "nosync"}
+    assert set(rows) == {"crash-safe", "power-safe", "power-safe-each", "unsafe"}
     for row in rows.values():
         assert 0 < row["p50_us"] <= row["p99_us"]
         assert row["writes_per_s"] > 0
-    assert rows["sync"]["burst_vs_sync"] == 1.0
+    assert rows["power-safe-each"]["burst_vs_sync"] == 1.0

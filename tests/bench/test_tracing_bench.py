@@ -36,8 +36,8 @@ def test_the_tracing_bench_reports_on_and_off_and_exports_every_span(tmp_path: P
     assert set(rows) == {
         "memory tracing off",
         "memory tracing on",
-        "group tracing off",
-        "group tracing on",
+        "crash-safe tracing off",
+        "crash-safe tracing on",
     }
     for name, row in rows.items():
         assert 0 < row["p50_us"] <= row["p99_us"]

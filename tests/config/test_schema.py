@@ -79,7 +79,7 @@ def test_the_defaults_are_todays_actorctl_start() -> None:
     assert config.mode is Mode.PAPER
     assert config.data_dir is None
     assert config.runtime == RuntimeConfig(backend=Backend.ASYNCIO, stop_timeout=5.0)
-    assert config.ledger == LedgerConfig(durability=Durability.POWER_SAFE, map_size_mib=1024)
+    assert config.ledger == LedgerConfig(durability=Durability.CRASH_SAFE, map_size_mib=1024)
     assert config.control.socket is None
     assert (config.venue.replay, config.venue.seed, config.venue.speed) == (None, 14, 1800.0)
     assert config.reconcile.interval == 60.0
@@ -271,11 +271,31 @@ def test_a_bool_is_not_a_number(key: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "durability"),
+    [
+        ("crash-safe", Durability.CRASH_SAFE),
+        ("power-safe", Durability.POWER_SAFE),
+        ("group", Durability.POWER_SAFE),
+        ("sync", Durability.POWER_SAFE_EACH),
+        ("nosync", Durability.UNSAFE),
+    ],
+)
+def test_the_durability_policies_read_by_their_names_and_by_their_old_ones(
+    tmp_path: Path, name: str, durability: Durability
+) -> None:
+    """A config written for an earlier version (``group``, ``sync``, ``nosync``) still loads,
+    as the policy that name meant."""
+    path = tmp_path / "actortrade.toml"
+    path.write_text(f'[ledger]\ndurability = "{name}"\n')
+    assert load_config(path).ledger.durability is durability
+
+
+@pytest.mark.parametrize(
     ("key", "choices"),
     [
         ("mode", "'paper', 'live', 'dry-run'"),
         ("[runtime]\nbackend", "'asyncio', 'trio'"),
-        ("[ledger]\ndurability", "'group', 'sync', 'nosync'"),
+        ("[ledger]\ndurability", "'crash-safe', 'power-safe', 'power-safe-each', 'unsafe'"),
         ("[venue]\nkind", "'sim'"),
     ],
 )
