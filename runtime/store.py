@@ -335,7 +335,7 @@ class _OverlayTxn(Txn):
     # committed there (``pending``), under the changes of the enclosing writes of a nested
     # ``attempt`` (``layers``, outermost first), and, when it writes, its own changes on top
     # (``ops``: captured here, written to LMDB by nobody but the writer thread, later).
-    __slots__ = ("_pending", "_layers", "ops", "_read")
+    __slots__ = ("_pending", "_layers", "ops", "_read", "delta", "_outer")
 
     def __init__(
         self,
@@ -354,6 +354,10 @@ class _OverlayTxn(Txn):
         self.ops: Ops | None = {} if writable else None
         self._read: dict[tuple[str, bytes], bytes | None] = {}
         """LMDB's values read through this view: its snapshot does not change."""
+        self.delta: dict[str, int] = {}
+        """How this view's own changes change each database's count."""
+        self._outer: dict[str, int] = {}
+        """The same for the enclosing writes' (a nested ``attempt``'s)."""
 
     def _below(self, db: str, key: bytes) -> bytes | None:
         # The value under this view's own changes and its enclosing writes'.
@@ -383,9 +387,12 @@ class _OverlayTxn(Txn):
         ops = self._writable()
         if db not in self._dbs:
             raise StoreError(f"{self.path}: no database {db!r}")
-        if not overwrite and self.get(db, key) is not None:
+        held = self.get(db, key) is not None
+        if held and not overwrite:
             return False
         ops.setdefault(db, {})[bytes(key)] = bytes(value)
+        if not held:
+            self.delta[db] = self.delta.get(db, 0) + 1
         return True
 
     def delete(self, db: str, key: bytes) -> bool:
@@ -393,6 +400,7 @@ class _OverlayTxn(Txn):
         if self.get(db, key) is None:
             return False
         ops.setdefault(db, {})[bytes(key)] = None
+        self.delta[db] = self.delta.get(db, 0) - 1
         return True
 
     def items(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
@@ -438,12 +446,7 @@ class _OverlayTxn(Txn):
         # every record up to the one its meta names), then this write's own changes.
         meta = self._txn.get(_APPLIED_KEY, db=self._dbs[_META])
         count = super().count(db) + self._pending.count_delta(db, int(meta) if meta else 0)
-        own: dict[bytes, bytes | None] = {}
-        for layer in (*self._layers, self.ops or {}):
-            own.update(layer.get(db, {}))
-        for key, value in own.items():
-            count += (value is not None) - (self._below(db, key) is not None)
-        return count
+        return count + self._outer.get(db, 0) + self.delta.get(db, 0)
 
     def attempt(self, fn: Callable[[Txn], T]) -> T:
         store = self._store
@@ -459,6 +462,10 @@ class _OverlayTxn(Txn):
             writable=True,
         )
         child._read = self._read
+        outer = dict(self._outer)
+        for db, change in self.delta.items():
+            outer[db] = outer.get(db, 0) + change
+        child._outer = outer
         try:
             result = fn(child)
         except BaseException as exc:
@@ -468,19 +475,9 @@ class _OverlayTxn(Txn):
             raise translated from None
         for db, changes in (child.ops or {}).items():
             ops.setdefault(db, {}).update(changes)
+        for db, change in child.delta.items():
+            self.delta[db] = self.delta.get(db, 0) + change
         return result
-
-    def count_changes(self) -> dict[str, int]:
-        """How this write's changes change each database's count."""
-        delta: dict[str, int] = {}
-        for db, changes in (self.ops or {}).items():
-            change = sum(
-                (value is not None) - (self._below(db, key) is not None)
-                for key, value in changes.items()
-            )
-            if change:
-                delta[db] = change
-        return delta
 
     def _writable(self) -> Ops:
         if self.ops is None:
@@ -690,7 +687,7 @@ class Store:
                 ops = view.ops
                 if not ops:
                     return result
-                delta = view.count_changes()
+                delta = {db: change for db, change in view.delta.items() if change}
         except BaseException as exc:
             translated = self._translate(exc)
             if translated is exc:
