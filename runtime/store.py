@@ -552,6 +552,10 @@ class Store:
         record (``check``), start the writer thread. Raises ``StoreDamaged`` for an environment
         that cannot be trusted, before anything is written to it."""
         self.path.mkdir(parents=True, exist_ok=True)
+        # A store object outlives its opens (a lot-keeper's successor opens it again): what a
+        # failed commit left is the journal's to replay now, not an error of this open.
+        self._failure = None
+        self._forget_pending()
         self._lock()
         try:
             # Before LMDB maps it: reading a page past the end of the file is a SIGBUS.
