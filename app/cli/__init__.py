@@ -19,6 +19,7 @@ from . import ledger as ledger
 from . import check as check
 from . import demo as demo
 from . import bench as bench
+from . import backtest as backtest
 
 # isort: on
 from ._app import cli as cli

@@ -1,0 +1,310 @@
+"""A backtest: the trading tree of ``actorctl start`` on a replay of history, recorded.
+
+The tree is ``app.compose.sim_trading``'s, the one ``actorctl start --broker inprocess`` runs:
+the strategies in their symbol actors, the risk actor, the lot-keeper on a real (throwaway)
+LMDB ledger, the broker actor, the in-process venue. The replay runs in lockstep (each trade
+waits until everything it caused has been handled), as fast as the tree goes, so the outcome
+depends on the bars and the config only, never on the machine's speed.
+
+``Recorder`` watches the venue (``sim.engine.Engine``) beside the tree and keeps what a report
+needs: every order with the venue time it was accepted and how it ended, every execution, and
+the portfolio at every bar's close: cash (the starting cash, minus what was bought, plus what
+was sold, minus commissions), the positions' value at the last trade and their sum, the equity.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+
+from actors.domain import Bar, OrderAccepted, OrderCancelled, OrderRejected, Side
+from actors.domain.sessions import NEW_YORK
+from sim.engine import Engine
+from sim.replay import STEP
+
+CLOSE_OFFSET = STEP * 3
+"""A bar's close is its fourth trade, 45 s after its start (``sim.replay.bar_trades``)."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderRecord:
+    """One order the tree placed at the venue, as it ended."""
+
+    ref: str
+    order_id: int
+    symbol: str
+    side: str
+    quantity: int
+    limit: float | None
+    stop: float | None
+    trigger: float | None
+    """The price condition's trigger (the grid's conditional buys), if any."""
+    tif: str
+    accepted_ns: int
+    """Venue time (UTC epoch ns) of the trade after which the venue accepted it."""
+    ended_ns: int | None
+    status: str
+    """``filled``, ``cancelled``, ``rejected`` or ``working`` (still open at the end)."""
+    filled: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class FillRecord:
+    exec_id: str
+    ref: str
+    symbol: str
+    side: str
+    quantity: int
+    price: float
+    commission: float
+    ts_ns: int
+
+
+@attrs.frozen(kw_only=True)
+class EquityPoint:
+    ts_ns: int
+    """The bar's end (its start plus its interval), UTC epoch ns."""
+    cash: float
+    positions: float
+    equity: float
+    invested: bool
+    """Whether any position was held at that close."""
+
+
+@attrs.frozen(kw_only=True)
+class Recorded:
+    orders: list[OrderRecord]
+    fills: list[FillRecord]
+    equity: list[EquityPoint]
+    initial_cash: float
+    traded_notional: float
+    bars: int
+    trades: int
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ns(at: datetime) -> int:
+    """UTC epoch nanoseconds of an aware time, exactly (no float on the way)."""
+    delta = at - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def interval_of(bars: Sequence[Bar]) -> timedelta:
+    """The bars' interval: the smallest step between two starts of one symbol, a day at most
+    (daily bars skip weekends and holidays); a minute when no symbol has two bars."""
+    last: dict[str, datetime] = {}
+    step = timedelta(days=1)
+    seen = False
+    for bar in bars:
+        before = last.get(bar.symbol)
+        if before is not None and bar.start > before:
+            step = min(step, bar.start - before)
+            seen = True
+        last[bar.symbol] = bar.start
+    return step if seen else timedelta(minutes=1)
+
+
+class Recorder:
+    """Keeps the venue's orders, executions and the portfolio at every bar's close."""
+
+    def __init__(self, engine: Engine, bars: Sequence[Bar], initial_cash: Decimal) -> None:
+        self.engine = engine
+        self.initial_cash = initial_cash
+        self.cash = initial_cash
+        self.notional = Decimal(0)
+        interval = interval_of(bars)
+        daily = interval >= timedelta(days=1)
+        closes: dict[datetime, int] = {}
+        for bar in bars:
+            # A daily bar closes at the regular session's end, not 24 h after its start.
+            end = (
+                bar.start.astimezone(NEW_YORK).replace(hour=16, minute=0)
+                if daily
+                else bar.start + interval
+            )
+            closes[bar.start + CLOSE_OFFSET] = epoch_ns(end)
+        self._closes = closes
+        self._close_times = sorted(closes)
+        self._seen_executions = 0
+        self._accepted: dict[str, int] = {}
+        self._ended: dict[str, tuple[int, str, str]] = {}
+        self.points: dict[int, EquityPoint] = {}
+        self.steps = 0
+        engine.listeners.append(self._on_event)
+
+    def _now_ns(self) -> int:
+        at = self.engine.last_trade_at
+        return epoch_ns(at) if at is not None else 0
+
+    def _on_event(self, event: Any) -> None:
+        match event:
+            case OrderAccepted(ref=ref):
+                self._accepted.setdefault(ref, self._now_ns())
+            case OrderCancelled(ref=ref, reason=reason):
+                self._ended[ref] = (self._now_ns(), "cancelled", reason)
+            case OrderRejected(ref=ref, reason=reason):
+                self._ended[ref] = (self._now_ns(), "rejected", reason)
+
+    def on_step(self) -> None:
+        """After each trade the replay stepped (everything it caused handled): book the new
+        executions and, at a bar's close, the portfolio."""
+        self.steps += 1
+        executions = self.engine.executions
+        for execution in executions[self._seen_executions :]:
+            value = execution.value
+            self.notional += value
+            self.cash += -value if execution.side is Side.BUY else value
+            self.cash -= execution.commission
+        self._seen_executions = len(executions)
+        at = self.engine.last_trade_at
+        if at is None:
+            return
+        label = self._closes.get(at)
+        if label is None:
+            return
+        positions = sum(
+            (
+                Decimal(p.quantity) * self.engine.last.get(symbol, Decimal(0))
+                for symbol, p in self.engine.positions.items()
+            ),
+            Decimal(0),
+        )
+        invested = any(p.quantity for p in self.engine.positions.values())
+        self.points[label] = EquityPoint(
+            ts_ns=label,
+            cash=float(self.cash),
+            positions=float(positions),
+            equity=float(self.cash + positions),
+            invested=invested,
+        )
+
+    def recorded(self, bar_count: int) -> Recorded:
+        engine = self.engine
+        orders = []
+        for ref, order in engine.orders.items():
+            ended = self._ended.get(ref)
+            if order.filled == order.quantity:
+                status, ended_ns, reason = "filled", None, ""
+                executions = engine.executions_of(ref)
+                if executions:
+                    ended_ns = epoch_ns(executions[-1].time)
+            elif ended is not None:
+                ended_ns, status, reason = ended
+            else:
+                status, ended_ns, reason = "working", None, ""
+            condition = order.condition
+            orders.append(
+                OrderRecord(
+                    ref=ref,
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    side=order.side.value,
+                    quantity=order.quantity,
+                    limit=float(order.limit) if order.limit is not None else None,
+                    stop=float(order.stop) if order.stop is not None else None,
+                    trigger=float(condition.trigger) if condition is not None else None,
+                    tif=order.tif.value,
+                    accepted_ns=self._accepted.get(ref, 0),
+                    ended_ns=ended_ns,
+                    status=status,
+                    filled=order.filled,
+                    reason=reason,
+                )
+            )
+        orders.sort(key=lambda o: (o.accepted_ns, o.order_id))
+        fills = [
+            FillRecord(
+                exec_id=e.exec_id,
+                ref=e.ref,
+                symbol=e.symbol,
+                side=e.side.value,
+                quantity=e.quantity,
+                price=float(e.price),
+                commission=float(e.commission),
+                ts_ns=epoch_ns(e.time),
+            )
+            for e in engine.executions
+        ]
+        return Recorded(
+            orders=orders,
+            fills=fills,
+            equity=[self.points[k] for k in sorted(self.points)],
+            initial_cash=float(self.initial_cash),
+            traded_notional=float(self.notional),
+            bars=bar_count,
+            trades=self.steps,
+        )
+
+
+def close_index(times: Sequence[datetime], at: datetime) -> int:
+    """How many of the sorted ``times`` are at or before ``at`` (the bars done, for progress)."""
+    return bisect.bisect_right(times, at)
+
+
+async def drive(
+    *,
+    bars: Sequence[Bar],
+    ledger: Path,
+    lots: Mapping[str, Any],
+    kinds: Mapping[str, Any],
+    params: Mapping[str, Any],
+    risk: Any,
+    initial_cash: Decimal,
+    progress: Callable[[int], None] | None = None,
+    step_timeout: float = 120.0,
+) -> Recorded:
+    """Run the tree on ``bars`` in lockstep, ledger in ``ledger`` (unsafe durability: a
+    backtest's ledger is thrown away); ``progress`` is told the bars done after each close."""
+    from app.compose import sim_trading
+    from runtime.store import Durability
+    from supervisors import Supervisor
+
+    engine = Engine()
+    recorder = Recorder(engine, bars, initial_cash)
+    closes = recorder._close_times
+
+    def stepped() -> None:
+        recorder.on_step()
+        if progress is not None and engine.last_trade_at is not None:
+            at = engine.last_trade_at
+            if at in recorder._closes:
+                progress(close_index(closes, at))
+
+    trading = sim_trading(
+        data_dir=ledger,
+        bars=bars,
+        lots=lots,
+        params=params,
+        kinds=kinds,
+        engine=engine,
+        durability=Durability.UNSAFE,
+        on_step=stepped,
+        reconcile_interval=1e9,
+        step_timeout=step_timeout,
+        risk=risk,
+    )
+    root = Supervisor("backtest", trading.spec)
+    async with anyio.create_task_group() as tg:
+        await tg.start(root.run)
+        await trading.finished.wait()
+        root.stop()
+    if root.restarts:
+        raise BacktestError(
+            f"the tree restarted {root.restarts} time(s) during the backtest: its outcome is not "
+            "the strategy's alone (see the log)"
+        )
+    return recorder.recorded(len(bars))
+
+
+class BacktestError(RuntimeError):
+    """A backtest that could not run to its end, or whose outcome cannot be trusted."""

@@ -1,0 +1,138 @@
+"""``actorctl backtest`` as a user runs it (subprocesses): the run directory and its Parquet
+ledgers, which agree with each other and with the venue's arithmetic; two runs of the same give
+byte-identical files; every shipped strategy runs; bad input exits 2 and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from actors.domain.sessions import NEW_YORK
+from tests.test_cli import ROOT, run
+
+TABLES = ("bars", "orders", "fills", "equity")
+
+
+def _backtest(tmp_path: Path, *args: str, out: str = "runs") -> tuple[Path, str]:
+    result = run("backtest", "--quiet", "--out", str(tmp_path / out), *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = sorted((tmp_path / out).iterdir())
+    return runs[-1], result.stdout
+
+
+def _rows(folder: Path, name: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pq.read_table(folder / f"{name}.parquet").to_pylist()
+    return rows
+
+
+def test_a_grid_backtest_writes_ledgers_that_agree_with_each_other(tmp_path: Path) -> None:
+    """Generated days through the grid: every bar has its equity point at its close, the cash
+    of the last point is the starting cash minus buys plus sells minus commissions of the
+    fills, the positions' value is the net shares times the last close, and every fill
+    belongs to an order that says it filled."""
+    folder, out = _backtest(tmp_path, "--days", "2", "--cash", "50000")
+    assert folder.name in out
+    assert {p.name for p in folder.iterdir()} == {f"{t}.parquet" for t in TABLES} | {"summary.json"}
+    bars, orders, fills, equity = (_rows(folder, t) for t in TABLES)
+    assert len(bars) == 1920  # two generated days of 16 h of minutes
+    assert len(equity) == len(bars)
+    assert [p["ts"] for p in equity] == sorted(p["ts"] for p in equity)
+    assert fills, "the grid traded nothing in two generated days"
+    cash = 50_000.0
+    shares: dict[str, int] = defaultdict(int)
+    for fill in fills:
+        sign = 1 if fill["side"] == "BUY" else -1
+        cash -= sign * fill["quantity"] * fill["price"] + fill["commission"]
+        shares[fill["symbol"]] += sign * fill["quantity"]
+    last = equity[-1]
+    assert last["cash"] == pytest.approx(cash, abs=1e-6)
+    assert last["positions"] == pytest.approx(shares["TQQQ"] * bars[-1]["close"], abs=1e-6)
+    assert last["equity"] == pytest.approx(last["cash"] + last["positions"], abs=1e-6)
+    assert last["invested"] == (shares["TQQQ"] != 0)
+    by_ref = {o["ref"]: o for o in orders}
+    for fill in fills:
+        order = by_ref[fill["ref"]]
+        assert order["filled"] > 0
+        assert order["symbol"] == fill["symbol"]
+    assert {o["status"] for o in orders} <= {"filled", "cancelled", "rejected", "working"}
+    assert sum(o["filled"] for o in orders) == sum(f["quantity"] for f in fills)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["result"]["final_equity"] == pytest.approx(last["equity"])
+    assert summary["result"]["fills"] == len(fills)
+    assert summary["data"]["generated"] == {"days": 2, "seed": 14}
+    assert len(summary["config"]["hash"]) == 64
+    assert folder.name.endswith(summary["config"]["hash"][:8])
+    assert summary["git"]["sha"] is None or len(summary["git"]["sha"]) == 40
+
+
+def test_two_runs_of_the_same_backtest_write_identical_files(tmp_path: Path) -> None:
+    """Apart from the summary's ``run`` section (id, wall-clock start, duration), byte for
+    byte; and neither run overwrote the other."""
+    config = ROOT / "config" / "examples" / "ma_cross.toml"
+    first, _ = _backtest(tmp_path, "--config", str(config), "--days", "3")
+    second, _ = _backtest(tmp_path, "--config", str(config), "--days", "3")
+    assert first != second
+    for table in TABLES:
+        assert (first / f"{table}.parquet").read_bytes() == (
+            second / f"{table}.parquet"
+        ).read_bytes(), table
+    summaries = [json.loads((f / "summary.json").read_text()) for f in (first, second)]
+    for summary in summaries:
+        del summary["run"]
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["result"]["fills"] > 0
+
+
+@pytest.mark.parametrize("example", ["grid", "ma_cross", "momentum"])
+def test_every_shipped_strategy_backtests(tmp_path: Path, example: str) -> None:
+    folder, _ = _backtest(
+        tmp_path, "--config", str(ROOT / "config" / "examples" / f"{example}.toml"), "--days", "3"
+    )
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["result"]["orders"] > 0, summary
+
+
+def test_from_and_to_pick_the_days_replayed(tmp_path: Path) -> None:
+    folder, _ = _backtest(tmp_path, "--days", "3", "--from", "2026-11-24", "--to", "2026-11-24")
+    bars = _rows(folder, "bars")
+    days = {b["start"].astimezone(NEW_YORK).date().isoformat() for b in bars}
+    assert len(bars) == 960
+    assert days == {"2026-11-24"}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--from", "2026-11-25", "--to", "2026-11-24"], "--from 2026-11-25 is after --to"),
+        (["--from", "yesterday"], "--from: not a date"),
+        (["--data", "/nonexistent/bars.csv"], "/nonexistent/bars.csv"),
+        (["--days", "0"], "--days: must be between 1"),
+        (["--cash", "-5"], "--cash: must be positive"),
+        (["--from", "2030-01-01"], "no bars of TQQQ between --from and --to"),
+    ],
+)
+def test_bad_input_exits_2_naming_it_and_writes_nothing(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    result = run("backtest", "--quiet", "--out", str(tmp_path / "runs"), *args, timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert says in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_bad_bar_file_is_named_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bars.csv"
+    bad.write_text(
+        "Datetime,Symbol,Open,High,Low,Close,Volume\n"
+        "2026-11-23 14:30:00,TQQQ,52.00,52.10,51.90,52.05,1000\n"
+        "2026-11-23 14:31:00,TQQQ,52.00,51.00,51.90,52.05,1000\n"
+    )
+    result = run("backtest", "--quiet", "--out", str(tmp_path / "runs"), "--data", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:3:" in result.stderr
+    assert not (tmp_path / "runs").exists()
