@@ -174,6 +174,16 @@ def _ratio(num: float, den: float) -> float | None:
     return _finite(num / den) if den != 0 else None
 
 
+def _cagr(first: float, last: float, years: float) -> float | None:
+    if years <= 0 or first <= 0 or last < 0:
+        return None
+    try:
+        return _finite(math.pow(last / first, 1.0 / years) - 1.0)
+    except OverflowError:
+        # A gain compounded over a span of minutes: too large for a float.
+        return None
+
+
 def _new_york_days(ts_ns: Ints) -> Ints:
     # New York's UTC offset is constant within any UTC hour (the DST changes fall on whole
     # hours), so one zoneinfo lookup per distinct hour converts a whole curve.
@@ -308,11 +318,7 @@ def compute(
     years = float(equity.ts_ns[-1] - equity.ts_ns[0]) / NS_PER_DAY / DAYS_PER_YEAR
     total = _ratio(last, first) if first > 0 else None
     total_return = None if total is None else total - 1.0
-    cagr = (
-        _finite(math.pow(last / first, 1.0 / years) - 1.0)
-        if years > 0 and first > 0 and last >= 0
-        else None
-    )
+    cagr = _cagr(first, last, years)
 
     daily = daily_returns(equity)
     finite_daily = bool(np.all(np.isfinite(daily)))

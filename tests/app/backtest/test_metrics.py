@@ -261,6 +261,14 @@ def test_one_point_and_no_trades() -> None:
     assert (ours.trades, ours.exposure, ours.points, ours.trading_days) == (0, 0.0, 1, 1)
 
 
+def test_a_rate_too_large_for_a_float_is_undefined() -> None:
+    """+10 % in one minute compounds to a CAGR no float holds: None, not a crash."""
+    ours = _metrics(Curve([0, 60 * NS], [100.0, 110.0]))
+    _no_nan(ours)
+    assert ours.cagr is None
+    assert ours.total_return == pytest.approx(0.1)
+
+
 def test_equity_that_reaches_zero_gives_no_nan() -> None:
     """A wiped-out account: -100 %, and the daily figures are undefined past a zero value."""
     ours = _metrics(_days([100.0, 50.0, 0.0, 0.0]))

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.backtest import report
-from app.backtest.metrics import Curve
-from app.backtest.report import ReportView, render, write
+from app.backtest.metrics import Curve, compute
+from app.backtest.report import ReportView, SymbolPrices, TradeMarker, render, write
 from tests.app.backtest.curves import minute_curve, sample_view
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -144,6 +144,38 @@ def test_a_report_without_benchmark_symbols_or_rows_renders() -> None:
     html = render(view)
     assert html.count('<svg class="chart"') == 3
     assert "Buy and hold</th>" not in html
+    assert _external_references(html) == []
+
+
+@pytest.mark.parametrize(
+    ("ts", "values"),
+    [
+        pytest.param([0], [100.0], id="one point"),
+        pytest.param([0, 86_400 * 10**9, 2 * 86_400 * 10**9], [100.0] * 3, id="flat"),
+        pytest.param([0, 0], [1.0, 2.0], id="no time passes"),
+    ],
+)
+def test_a_degenerate_curve_renders(ts: list[int], values: list[float]) -> None:
+    """One point, a flat curve, two points at one time: every chart is drawn, no warning (the
+    suite turns warnings into errors)."""
+    curve = Curve(ts, values)
+    metrics = compute(curve, [], exposure=[False] * len(ts), traded_notional=0.0)
+    fill = TradeMarker(ts_ns=0, side="BUY", price=values[0], quantity=1.0)
+    view = ReportView(
+        title="degenerate",
+        run_id="r",
+        metrics=metrics,
+        benchmark_metrics=metrics,
+        equity=curve,
+        benchmark=curve,
+        symbols=[SymbolPrices(symbol="X", prices=curve, fills=[fill])],
+        orders=[],
+        fills=[],
+        config_text="",
+        provenance={},
+    )
+    html = render(view)
+    assert html.count('<svg class="chart"') == 4
     assert _external_references(html) == []
 
 
