@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar, overload
 import anyio
 import anyio.lowlevel
 
+from ._backend_asyncio import FutureReply, expire, running_loop
 from ._clock import BackendClock, Clock
 from ._envelope import Envelope, next_message_id
 from ._errors import ActorCrashed, ActorRuntimeError, RequestTimeout
@@ -147,6 +149,40 @@ class ActorRef(Generic[M]):
         waiting for mailbox room counts), ``ActorCrashed`` if the handler raised, and
         ``ActorStopped`` if the actor stopped for good first.
         """
+        mailbox = self._mailbox
+        loop = running_loop()
+        if loop is None or len(mailbox._queue) >= mailbox._fast_limit:
+            return await self._request(message, timeout, sender, trace)
+        # On asyncio with room in the mailbox (nearly always): the envelope is queued as
+        # ``send`` queues it, and the reply awaited on a bare future with a loop timer.
+        future: asyncio.Future[Any] = loop.create_future()
+        message_id = next_message_id()
+        envelope = Envelope(
+            message, message_id, sender, message_id, perf_counter_ns(), trace, FutureReply(future)
+        )
+        queue = mailbox._queue
+        depth = len(queue)
+        queue.append(envelope)
+        if depth >= mailbox._high_water:
+            mailbox._high_water = depth + 1
+        waker = mailbox._waker
+        if waker is not None:
+            mailbox._waker = None
+            waker()
+        timer = loop.call_later(timeout, expire, future, self.name, type(message).__name__, timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    async def _request(
+        self,
+        message: Any,
+        timeout: float,  # noqa: ASYNC109 - a request/reply timeout is part of the contract
+        sender: ActorRef[Any] | None,
+        trace: object | None,
+    ) -> Any:
+        # Any backend, any mailbox state: the wait for room and for the reply in one scope.
         reply = ReplySlot()
         message_id = next_message_id()
         envelope = Envelope(

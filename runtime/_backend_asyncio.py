@@ -10,6 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+from ._errors import RequestTimeout
+from ._reply import ReplySlot
+
+running_loop = asyncio._get_running_loop
+"""The running asyncio loop of this thread, or None (under trio, say): a C call of a few tens of
+ns, where ``sniffio`` or ``get_running_loop`` (which raises) cost ten times that."""
+
 
 class AsyncioParker:
     """Parks the single consumer task of a mailbox on a bare future (what ``asyncio.Queue`` does).
@@ -38,3 +45,35 @@ class AsyncioParker:
             self._future = None
             if not future.done():
                 future.set_result(None)
+
+
+class FutureReply(ReplySlot):
+    """A request's reply slot on asyncio: a bare future, awaited by the requester with a loop
+    timer for its timeout, where the general slot takes an ``anyio.Event`` and the request an
+    ``anyio.fail_after`` scope (about 9 us of a 19 us round trip here). Filled at most once: a
+    reply after the timeout, or after the requester was cancelled, is dropped."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[object]) -> None:
+        # No ``super().__init__()``: the general slot's event is what this replaces.
+        self.future = future
+
+    def succeed(self, value: object) -> None:
+        future = self.future
+        if not future.done():
+            future.set_result(value)
+
+    def fail(self, error: BaseException) -> None:
+        future = self.future
+        if not future.done():
+            future.set_exception(error)
+
+    async def wait(self) -> object:
+        return await self.future
+
+
+def expire(future: asyncio.Future[object], actor: str, message_type: str, timeout: float) -> None:
+    """The timer of a request on asyncio: no reply within ``timeout``."""
+    if not future.done():
+        future.set_exception(RequestTimeout(actor, message_type, timeout))

@@ -219,10 +219,6 @@ def test_the_template_is_a_resource_of_the_package() -> None:
     assert "{{ chart.svg }}" in template.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(
-    reason="pyproject.toml does not list app.backtest's templates as package data yet (issue 21)",
-    strict=True,
-)
 def test_the_wheel_carries_the_report_template() -> None:
     """Every file under app/backtest/templates is matched by [tool.setuptools.package-data]."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
