@@ -37,7 +37,11 @@ def test_a_grid_backtest_writes_ledgers_that_agree_with_each_other(tmp_path: Pat
     belongs to an order that says it filled."""
     folder, out = _backtest(tmp_path, "--days", "2", "--cash", "50000")
     assert folder.name in out
-    assert {p.name for p in folder.iterdir()} == {f"{t}.parquet" for t in TABLES} | {"summary.json"}
+    assert {p.name for p in folder.iterdir()} == {f"{t}.parquet" for t in TABLES} | {
+        "summary.json",
+        "config.toml",
+        "report.html",
+    }
     bars, orders, fills, equity = (_rows(folder, t) for t in TABLES)
     assert len(bars) == 1920  # two generated days of 16 h of minutes
     assert len(equity) == len(bars)
@@ -86,6 +90,48 @@ def test_two_runs_of_the_same_backtest_write_identical_files(tmp_path: Path) -> 
         del summary["run"]
     assert summaries[0] == summaries[1]
     assert summaries[0]["result"]["fills"] > 0
+    reports = [(f / "report.html").read_text().replace(f.name, "RUN-ID") for f in (first, second)]
+    assert reports[0] == reports[1]
+    assert (first / "config.toml").read_bytes() == config.read_bytes()
+
+
+def test_the_summary_holds_the_metrics_of_its_own_ledgers(tmp_path: Path) -> None:
+    """summary.json's figures are those of the Parquet ledgers beside it: the end value is the
+    last equity point, the round trips pair every sold share with a bought one, and
+    buy-and-hold's end value is the starting cash grown by the symbol's close-to-close move."""
+    folder, out = _backtest(tmp_path, "--days", "2")
+    summary = json.loads((folder / "summary.json").read_text())
+    metrics, benchmark = summary["metrics"], summary["benchmark"]
+    equity, fills, bars = (_rows(folder, t) for t in ("equity", "fills", "bars"))
+    assert metrics["end_value"] == pytest.approx(equity[-1]["equity"])
+    assert metrics["start_value"] == pytest.approx(equity[0]["equity"])
+    sold = sum(f["quantity"] for f in fills if f["side"] == "SELL")
+    assert metrics["trades"] > 0
+    assert sold > 0
+    assert benchmark["end_value"] == pytest.approx(
+        100_000 * bars[-1]["close"] / bars[0]["close"], rel=1e-9
+    )
+    assert f"{metrics['trades']} round trips" in out
+    html = (folder / "report.html").read_text()
+    assert "<svg" in html
+    assert folder.name in html
+
+
+def test_runs_lists_and_report_renders_again(tmp_path: Path) -> None:
+    folder, _ = _backtest(tmp_path, "--days", "1")
+    listed = run("runs", "--out", str(tmp_path / "runs"))
+    assert listed.returncode == 0, listed.stderr
+    assert folder.name in listed.stdout
+    assert "TQQQ" in listed.stdout
+    assert "sharpe" in listed.stdout
+    before = (folder / "report.html").read_bytes()
+    (folder / "report.html").unlink()
+    again = run("report", folder.name, "--out", str(tmp_path / "runs"))
+    assert again.returncode == 0, again.stderr
+    assert (folder / "report.html").read_bytes() == before
+    missing = run("report", "no-such-run", "--out", str(tmp_path / "runs"))
+    assert missing.returncode == 2
+    assert "no-such-run: not a run directory" in missing.stderr
 
 
 @pytest.mark.parametrize("example", ["grid", "ma_cross", "momentum"])

@@ -155,6 +155,9 @@ def backtest(
             },
         }
         artifacts.write_summary(folder, summary)
+        config_text = _config_text(config)
+        (folder / "config.toml").write_text(config_text)
+        _figures_and_report(folder, config_text)
     except BaseException:
         # A run that did not finish (or could not be written) leaves no directory that looks
         # like a run.
@@ -163,11 +166,7 @@ def backtest(
     finally:
         if progress is not None:
             progress.close()
-    result = summary["result"]
-    print(
-        f"{folder}: equity {result['final_equity']:,.2f} ({result['total_return']:+.2%}), "
-        f"{result['orders']} orders, {result['fills']} fills, {wall:.1f} s"
-    )
+    print(_headline(folder, wall))
 
 
 def _day(option: str, text: str | None) -> date | None:
@@ -312,3 +311,122 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _config_text(config: Path | None) -> str:
+    from config.load import DEFAULT_CONFIG
+
+    return (config or DEFAULT_CONFIG).read_text()
+
+
+def _figures_and_report(folder: Path, config_text: str) -> None:
+    """The run's figures into summary.json (``metrics``, ``benchmark``) and report.html, both
+    from the Parquet ledgers just written (as ``actorctl report`` reads them)."""
+    import json
+
+    import attrs
+
+    from app.backtest import artifacts, report, results
+
+    run = results.read_run(folder)
+    found = results.figures(run)
+    summary = dict(run.summary)
+    summary["metrics"] = found.metrics.to_dict()
+    summary["benchmark"] = (
+        found.benchmark_metrics.to_dict() if found.benchmark_metrics is not None else None
+    )
+    artifacts.write_summary(folder, summary)
+    run = attrs.evolve(run, summary=json.loads((folder / "summary.json").read_text()))
+    report.write(results.report_view(run, found, config_text), folder / "report.html")
+
+
+def _shown(value: object, how: str) -> str:
+    if how == "int" and isinstance(value, int):
+        return str(value)
+    if not isinstance(value, float):
+        return "n/a"
+    return f"{value:+.2%}" if how == "pct" else f"{value:.2f}"
+
+
+def _headline(folder: Path, wall: float | None = None) -> str:
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text())
+    m = summary.get("metrics") or {}
+    result = summary["result"]
+
+    def pct(key: str) -> str:
+        value = m.get(key)
+        return f"{value:+.2%}" if isinstance(value, float) else "n/a"
+
+    def num(key: str) -> str:
+        value = m.get(key)
+        return f"{value:.2f}" if isinstance(value, float) else "n/a"
+
+    took = f", {wall:.1f} s" if wall is not None else ""
+    return (
+        f"{folder}: equity {result['final_equity']:,.2f} (total {pct('total_return')}, CAGR "
+        f"{pct('cagr')}, Sharpe {num('sharpe')}, max drawdown {pct('max_drawdown')}), "
+        f"{result['orders']} orders, {result['fills']} fills, {m.get('trades', 0)} round trips"
+        f"{took}"
+    )
+
+
+@cli.command()
+def runs(
+    out: Annotated[Path, typer.Option(help="Where the run directories are.")] = Path("runs"),
+) -> None:
+    """List the backtest runs in --out with their headline figures, oldest first."""
+    import json
+
+    if not out.is_dir():
+        fail(f"--out {out}: no such directory (no backtest has written there)")
+    found = 0
+    for folder in sorted(p for p in out.iterdir() if (p / "summary.json").is_file()):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except ValueError as exc:
+            print(f"{folder.name}: unreadable summary.json ({exc})")
+            continue
+        data = summary.get("data", {})
+        m = summary.get("metrics") or {}
+        period = f"{str(data.get('first', ''))[:10]}..{str(data.get('last', ''))[:10]}"
+        figures = "  ".join(
+            f"{label} {_shown(m.get(key), how)}"
+            for label, key, how in (
+                ("return", "total_return", "pct"),
+                ("CAGR", "cagr", "pct"),
+                ("sharpe", "sharpe", "num"),
+                ("maxdd", "max_drawdown", "pct"),
+                ("trades", "trades", "int"),
+            )
+        )
+        print(f"{folder.name}  {','.join(data.get('symbols', []))}  {period}  {figures}")
+        found += 1
+    if not found:
+        print(f"no runs in {out}")
+
+
+@cli.command()
+def report(
+    run: Annotated[str, typer.Argument(help="A run directory, or a run id under --out.")],
+    out: Annotated[Path, typer.Option(help="Where the run directories are.")] = Path("runs"),
+) -> None:
+    """Render a run's report.html again from its Parquet ledgers and summary.json."""
+    from app.backtest import results
+    from app.backtest.metrics import CurveError
+
+    folder = Path(run) if Path(run).is_dir() else out / run
+    if not (folder / "summary.json").is_file():
+        fail(f"{run}: not a run directory (no summary.json in {folder})")
+    config = folder / "config.toml"
+    try:
+        data = results.read_run(folder)
+        found = results.figures(data)
+        text = config.read_text() if config.is_file() else ""
+        from app.backtest import report as report_
+
+        path = report_.write(results.report_view(data, found, text), folder / "report.html")
+    except (results.RunError, CurveError, OSError) as exc:
+        fail(f"{folder}: {exc}")
+    print(path)
