@@ -57,6 +57,7 @@ class ReplayFeed(Actor[None]):
         step_timeout: float = 30.0,
         lockstep: bool | None = None,
         max_pause: float | None = None,
+        settled: Callable[[], bool] | None = None,
     ) -> None:
         self.replay = replay
         self.market = market
@@ -77,6 +78,11 @@ class ReplayFeed(Actor[None]):
         """Called (and awaited, if it returns an awaitable) after each lockstep step, when all
         the trade caused has been handled."""
         self.step_timeout = step_timeout
+        self.settled = settled
+        """In lockstep: True when a ``Poll`` of the broker could change nothing (the venue has
+        delivered no event and holds none, and every actor of the tree is idle), so the step
+        skips it. None: every step polls."""
+        self.polls_skipped = 0
         self.trades = 0
         self._subscribed: list[ActorRef[LiveFeedInbox]] = []
 
@@ -117,10 +123,10 @@ class ReplayFeed(Actor[None]):
                 await self._bars(fanout.on_tick(tick))
             refs = fanout.tick_refs[trade.symbol]
             if self.lockstep:
-                await self.broker.request(Poll(), timeout=self.step_timeout)
+                await self._poll()
                 for ref in refs:
                     await ref.request(tick, timeout=self.step_timeout)
-                await self.broker.request(Poll(), timeout=self.step_timeout)
+                await self._poll()
                 if self.on_step is not None:
                     await self._stepped()
             else:
@@ -142,6 +148,16 @@ class ReplayFeed(Actor[None]):
         for ref, closed in bars:
             await ref.request(closed, timeout=self.step_timeout)
         # The orders the bars caused reach the venue before the next trade is matched.
+        await self._poll()
+
+    async def _poll(self) -> None:
+        """A lockstep poll: the broker forwards what the venue delivered, and has handled all
+        sent to it before. Skipped when ``settled`` says nothing is delivered or in flight,
+        which leaves the tree exactly as the poll would."""
+        settled = self.settled
+        if settled is not None and settled():
+            self.polls_skipped += 1
+            return
         await self.broker.request(Poll(), timeout=self.step_timeout)
 
     async def _stepped(self) -> None:

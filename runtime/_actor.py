@@ -15,7 +15,7 @@ import anyio.lowlevel
 from ._backend_asyncio import FutureReply, expire, running_loop
 from ._clock import BackendClock, Clock
 from ._envelope import Envelope, next_message_id
-from ._errors import ActorCrashed, ActorRuntimeError, RequestTimeout
+from ._errors import ActorCrashed, ActorRuntimeError, MailboxClosed, RequestTimeout
 from ._lifecycle import Lifecycle, LifecycleEvent, LifecycleState
 from ._mailbox import (
     FAIRNESS_BUDGET,
@@ -151,10 +151,10 @@ class ActorRef(Generic[M]):
         """
         mailbox = self._mailbox
         loop = running_loop()
-        if loop is None or len(mailbox._queue) >= mailbox._fast_limit:
+        if loop is None:
             return await self._request(message, timeout, sender, trace)
-        # On asyncio with room in the mailbox (nearly always): the envelope is queued as
-        # ``send`` queues it, and the reply awaited on a bare future with a loop timer.
+        # On asyncio, when the mailbox takes the envelope without waiting (nearly always): the
+        # reply is awaited on a bare future with a loop timer.
         future: asyncio.Future[Any] = loop.create_future()
         message_id = next_message_id()
         envelope = Envelope(
@@ -162,13 +162,24 @@ class ActorRef(Generic[M]):
         )
         queue = mailbox._queue
         depth = len(queue)
-        queue.append(envelope)
-        if depth >= mailbox._high_water:
-            mailbox._high_water = depth + 1
-        waker = mailbox._waker
-        if waker is not None:
-            mailbox._waker = None
-            waker()
+        if depth < mailbox._fast_limit:
+            queue.append(envelope)
+            if depth >= mailbox._high_water:
+                mailbox._high_water = depth + 1
+            waker = mailbox._waker
+            if waker is not None:
+                mailbox._waker = None
+                waker()
+        else:
+            # A coalescing kind (which never coalesces a request) or a full mailbox: its
+            # policy decides; one that would make the requester wait, or is closed, goes the
+            # general way (and raises there as it would have).
+            try:
+                offered = mailbox._offer(envelope)
+            except MailboxClosed:
+                offered = False
+            if not offered:
+                return await self._request(message, timeout, sender, trace)
         timer = loop.call_later(timeout, expire, future, self.name, type(message).__name__, timeout)
         try:
             return await future
@@ -199,6 +210,16 @@ class ActorRef(Generic[M]):
 
     def statistics(self) -> MailboxStatistics:
         return self._mailbox.statistics()
+
+    @property
+    def idle(self) -> bool:
+        """Whether the actor is parked for want of messages, none queued: it has handled all
+        that was sent to it and waits for nothing else. For a harness that steps a tree
+        deterministically (``actors.replay_feed``) and must know nothing is in flight: an
+        actor in the middle of a handler, or awaiting a reply, a timer or a thread, is not
+        idle."""
+        mailbox = self._mailbox
+        return mailbox._waker is not None and not mailbox._queue
 
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r})"

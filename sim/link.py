@@ -71,6 +71,22 @@ class Link:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def quiet(self) -> bool:
+        """Connected, nothing delivered and not yet taken, nothing held back, and no fault armed
+        (a drop, a reorder, a duplicate, a hold): a ``take`` now returns nothing, and the next
+        event will be delivered as it happens."""
+        return (
+            self._connected
+            and not self._delivered
+            and not self._held
+            and not self._holding
+            and self._waiting is None
+            and not self._reorder
+            and not self._duplicate
+            and self._drop_countdown is None
+        )
+
     # -- the client's side ----------------------------------------------------------------
 
     def require(self) -> None:

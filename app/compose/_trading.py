@@ -89,6 +89,7 @@ def sim_trading(
     alerting: AlertSettings | None = None,
     risk: RiskLimits | None = None,
     dry_run: bool = False,
+    skip_idle_polls: bool = True,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -108,6 +109,9 @@ def sim_trading(
     ``alerting`` says where the alerts actor delivers (nowhere by default: it keeps them).
     ``telemetry`` receives the tree's spans and metrics (tracing off by default). ``risk``: the
     risk actor's limits (none by default); ``dry_run``: send nothing to the venue.
+    ``skip_idle_polls``: in lockstep on the in-process port, a step skips its polls of the
+    broker when nothing is delivered or in flight (``ReplayFeed.settled``); False polls at every
+    step, as before (the cross-check that both give the same outcome).
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -154,9 +158,18 @@ def sim_trading(
             finished=replay_finished,
             on_step=on_step,
             step_timeout=step_timeout,
+            # In-process, a step may skip its polls when nothing is delivered or in flight
+            # (the tree's actors all idle): what the poll would have left, without the round
+            # trips. Over the wire (TWS, a dry run's port) events arrive on their own: always.
+            settled=settled if port is in_process and skip_idle_polls else None,
         )
         feeds.append(feed)
         return feed
+
+    tree_cells: list[ActorCell[Any]] = []
+
+    def settled() -> bool:
+        return in_process.link.quiet and all(cell.ref.idle for cell in tree_cells)
 
     spec, cells = trading_tree(
         store=store,
@@ -184,6 +197,7 @@ def sim_trading(
         # The broker actor's market-hours gate reads the replay's time, never the wall clock.
         venue_time=lambda: in_process.now,
     )
+    tree_cells.extend(cells.values())
     return SimTrading(
         spec=spec,
         engine=engine,

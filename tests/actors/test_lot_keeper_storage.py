@@ -113,7 +113,9 @@ async def test_a_full_disk_stops_the_tree_at_once_keeping_every_committed_intent
     # LMDB reports a full disk as ENOSPC, or as EIO when its write came up short: which one
     # depends on how the last records fall on the pages (runtime.store._errno_of).
     assert "No space left on device" in message or "Input/output error" in message
-    assert "CommitIntent was not stored" in message
+    # The handler whose write failed says which it was; the lot-keeper's failure poll
+    # (every FAILURE_POLL s) may see the writer thread's failure first on a loaded machine.
+    assert "CommitIntent was not stored" in message or "a journaled write was not stored" in message
     assert "free space on (or repair) that disk and start again" in message
     assert 0 < len(committed) < 10_000
     assert root.restarts == 0

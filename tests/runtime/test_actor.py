@@ -15,8 +15,10 @@ from runtime import (
     ActorCell,
     ActorCrashed,
     ActorRef,
+    Coalesce,
     Envelope,
     LifecycleState,
+    MailboxClosed,
     MailboxConfig,
     Request,
     RequestTimeout,
@@ -396,3 +398,89 @@ async def test_on_stop_can_drain_what_was_told_and_leaves_requests_queued() -> N
 
 async def _ask(cell: ActorCell[Any], n: int) -> None:
     assert await cell.ref.request(Ping(n), timeout=5) == n
+
+
+async def test_a_request_through_a_coalescing_mailbox_is_answered_and_times_out() -> None:
+    """A mailbox with a coalescing kind takes a request through its policy (never coalescing
+    it): the answer comes back, and a request behind a hung handler times out naming it."""
+    config = MailboxConfig(policies={Ping: Coalesce(key=lambda p: "all")})
+    cell = ActorCell("coalescing", lambda: Worker([]), mailbox=config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(1), timeout=5) == (1, 1)
+        cell.ref.tell(Ping(2))
+        cell.ref.tell(Ping(3))  # coalesces into Ping(2): a tell may
+        assert await cell.ref.request(Ping(4), timeout=5) == (4, 1)
+        cell.ref.tell(Hang())
+        with pytest.raises(RequestTimeout, match=r"'coalescing' did not answer Ping within"):
+            await cell.ref.request(Ping(5), timeout=0.05)
+        tg.cancel_scope.cancel()
+
+
+async def test_a_request_meeting_a_full_mailbox_waits_for_room_within_its_timeout() -> None:
+    """With no room the requester waits for a slot (the wait counts in the timeout), then for
+    its answer; a request to an actor stopped for good is refused (MailboxClosed)."""
+    seen: list[tuple[int, object]] = []
+    cell = ActorCell("narrow", lambda: Worker(seen), mailbox=MailboxConfig(capacity=1))
+    cell.ref.tell(Ping(1))  # fills the mailbox before the actor runs
+    with pytest.raises(RequestTimeout):
+        await cell.ref.request(Ping(2), timeout=0.05)  # never gets a slot
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        assert await cell.ref.request(Ping(3), timeout=5) == (3, 1)
+        cell.request_stop()
+    cell.mailbox.close()
+    with pytest.raises(MailboxClosed):
+        await cell.ref.request(Ping(4), timeout=5)
+    assert [n for _, n in seen] == [1, 3]
+
+
+async def test_a_cancelled_requester_leaves_the_actor_answering_others() -> None:
+    """A requester cancelled while it waits drops the answer when it comes; the actor carries
+    on, and the next request is answered."""
+    cell = ActorCell("patient", lambda: Worker([]))
+    gate = anyio.Event()
+
+    class Slow(Actor[object]):
+        async def handle(self, message: object) -> object:
+            await gate.wait()
+            return message
+
+    slow = ActorCell("slow", Slow)
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        await tg.start(slow.run)
+        with anyio.move_on_after(0.05) as scope:
+            await slow.ref.request("first", timeout=5)
+        assert scope.cancelled_caught
+        gate.set()
+        assert await slow.ref.request("second", timeout=5) == "second"
+        assert await cell.ref.request(Ping(9), timeout=5) == (9, 1)
+        tg.cancel_scope.cancel()
+
+
+async def test_idle_means_parked_with_nothing_queued() -> None:
+    """A ref is idle only while its actor waits for messages with none queued: not before it
+    runs, not with a message queued, not in the middle of a handler."""
+    gate = anyio.Event()
+    inside = anyio.Event()
+
+    class Gated(Actor[str]):
+        async def handle(self, message: str) -> None:
+            inside.set()
+            await gate.wait()
+
+    cell = ActorCell("gated", Gated)
+    assert not cell.ref.idle  # not started: it waits for nothing yet
+    async with anyio.create_task_group() as tg:
+        await tg.start(cell.run)
+        await anyio.wait_all_tasks_blocked()
+        assert cell.ref.idle
+        cell.ref.tell("work")
+        assert not cell.ref.idle  # queued
+        await inside.wait()
+        assert not cell.ref.idle  # handling
+        gate.set()
+        await anyio.wait_all_tasks_blocked()
+        assert cell.ref.idle
+        tg.cancel_scope.cancel()
