@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -155,7 +154,7 @@ class ActorRef(Generic[M]):
             return await self._request(message, timeout, sender, trace)
         # On asyncio, when the mailbox takes the envelope without waiting (nearly always): the
         # reply is awaited on a bare future with a loop timer.
-        future: asyncio.Future[Any] = loop.create_future()
+        future = loop.create_future()
         message_id = next_message_id()
         envelope = Envelope(
             message, message_id, sender, message_id, perf_counter_ns(), trace, FutureReply(future)
