@@ -520,9 +520,14 @@ def _answer(envelope: Envelope[LotKeeperInbox], outcome: object) -> None:
 
 
 def ledger_store(
-    path: str | Path, *, durability: Durability = Durability.CRASH_SAFE, map_size: int = 1 << 30
+    path: str | Path,
+    *,
+    durability: Durability = Durability.CRASH_SAFE,
+    map_size: int = 1 << 30,
+    inline: bool = False,
 ) -> Store:
-    """The lot-keeper's store, with the ledger's databases and schema (not yet opened)."""
+    """The lot-keeper's store, with the ledger's databases and schema (not yet opened);
+    ``inline`` commits on the event loop's thread (a run on a virtual clock: a backtest)."""
     return Store(
         path,
         databases=ledger.DATABASES,
@@ -530,6 +535,7 @@ def ledger_store(
         migrations=ledger.MIGRATIONS,
         durability=durability,
         map_size=map_size,
+        inline=inline,
         check=ledger.check,
     )
 

@@ -28,10 +28,14 @@ Bars of a symbol delivered by a live feed are that feed's to make.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from runtime import Actor, ActorRef
+import anyio
+import anyio.lowlevel
+
+from runtime import Actor, ActorRef, VirtualClock
 
 from .broker import BrokerInbox, Poll
 from .domain import PriceTick, Trade, epoch_ns
@@ -58,6 +62,7 @@ class ReplayFeed(Actor[None]):
         lockstep: bool | None = None,
         max_pause: float | None = None,
         settled: Callable[[], bool] | None = None,
+        virtual: VirtualClock | None = None,
     ) -> None:
         self.replay = replay
         self.market = market
@@ -83,6 +88,16 @@ class ReplayFeed(Actor[None]):
         delivered no event and holds none, and every actor of the tree is idle), so the step
         skips it. None: every step polls."""
         self.polls_skipped = 0
+        self.virtual = virtual
+        """The tree's clock, when it runs on virtual time (a backtest): in lockstep, before
+        each trade the replay moves it to the trade's time (a gap between two trades counts
+        at most ``max_pause``), and every timer due by then fires, and everything it causes is
+        handled, in deadline order, before the trade is matched."""
+        if virtual is not None and (not self.lockstep or settled is None):
+            raise ValueError(
+                "a replay on virtual time steps in lockstep on the in-process venue (it needs "
+                "`settled` to know when a timer's work is done)"
+            )
         self.trades = 0
         self._subscribed: list[ActorRef[LiveFeedInbox]] = []
 
@@ -94,11 +109,18 @@ class ReplayFeed(Actor[None]):
         fanout = self.fanout
         last_at = None
         due = clock.monotonic()
+        virtual = self.virtual
         for trade in self.replay:
             targets = self.symbols.get(trade.symbol)
             if not targets:
                 continue
-            if self.speed is not None:
+            if virtual is not None:
+                if last_at is not None:
+                    gap = (trade.at - last_at).total_seconds()
+                    due += gap if self.max_pause is None else min(gap, self.max_pause)
+                last_at = trade.at
+                await virtual.advance_to(max(due, virtual.monotonic()), settle=self._settle)
+            elif self.speed is not None:
                 if last_at is not None:
                     pause = (trade.at - last_at).total_seconds() / self.speed
                     due += pause if self.max_pause is None else min(pause, self.max_pause)
@@ -149,6 +171,23 @@ class ReplayFeed(Actor[None]):
             await ref.request(closed, timeout=self.step_timeout)
         # The orders the bars caused reach the venue before the next trade is matched.
         await self._poll()
+
+    async def _settle(self) -> None:
+        """On virtual time, after a timer fired: until every actor is idle again (each pass
+        lets every task that can run take a step; a hop takes one)."""
+        settled = self.settled
+        assert settled is not None
+        if settled():
+            return
+        # A guard against a tree that never settles (an actor waiting on real time), read
+        # from the system's clock: the loop's own scope machinery costs more than the passes.
+        give_up = time.monotonic() + self.step_timeout
+        while not settled():
+            if time.monotonic() > give_up:
+                raise TimeoutError(
+                    f"the tree did not settle within {self.step_timeout} s after a timer fired"
+                )
+            await anyio.lowlevel.checkpoint()
 
     async def _poll(self) -> None:
         """A lockstep poll: the broker forwards what the venue delivered, and has handled all

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
@@ -92,7 +93,13 @@ class VirtualClock:
             raise ValueError(f"a clock cannot go backwards (advance by {seconds})")
         await self.advance_to(self._now + seconds)
 
-    async def advance_to(self, target: float) -> None:
+    async def advance_to(
+        self, target: float, *, settle: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Move time to ``target``, waking the sleepers due by then in deadline order: each
+        runs (and what it wakes runs) before time moves on. ``settle`` says when that is done
+        (awaited after the woken task's first step); by default, once every task is blocked
+        (``anyio.wait_all_tasks_blocked``, which polls every task of the loop)."""
         if target < self._now:
             raise ValueError(f"a clock cannot go backwards (from {self._now} to {target})")
         while self._sleepers and self._sleepers[0][0] <= target:
@@ -100,5 +107,9 @@ class VirtualClock:
             self._now = deadline
             wake.set()
             # Let the woken task (and what it wakes) run before time moves on.
-            await anyio.wait_all_tasks_blocked()
+            if settle is None:
+                await anyio.wait_all_tasks_blocked()
+            else:
+                await anyio.lowlevel.checkpoint()
+                await settle()
         self._now = target

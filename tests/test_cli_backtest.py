@@ -182,3 +182,37 @@ def test_a_bad_bar_file_is_named_with_its_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}:3:" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_slow_machine_gets_the_same_run(tmp_path: Path) -> None:
+    """The tree runs on the replay's virtual clock: a run slowed down (1 ms of real time at
+    every bar's close, about 3 s in all) places the same orders at the same prices as a fast
+    one, though the MA-crossover's fill timeout and retry delay are seconds long."""
+    import time
+    from decimal import Decimal
+
+    from app import compose
+    from app.backtest.run import run as run_backtest
+    from config.load import load_config
+    from sim.replay import generated_days
+
+    settings = load_config(ROOT / "config" / "examples" / "ma_cross.toml")
+    bars = generated_days(seed=14, days=3, symbol="TQQQ")
+
+    def backtest(folder: Path, pause: float) -> list[Any]:
+        recorded = run_backtest(
+            bars=bars,
+            ledger=folder,
+            lots={},
+            kinds=compose.strategy_kinds(settings),
+            params={},
+            risk=None,
+            initial_cash=Decimal(100_000),
+            progress=(lambda _done: time.sleep(pause)) if pause else None,
+        )
+        return [(f.ref, f.side, f.quantity, f.price, f.ts_ns) for f in recorded.fills]
+
+    fast = backtest(tmp_path / "fast", 0.0)
+    slow = backtest(tmp_path / "slow", 0.001)
+    assert len(fast) > 10
+    assert slow == fast

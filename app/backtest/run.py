@@ -2,9 +2,11 @@
 
 The tree is ``app.compose.sim_trading``'s, the one ``actorctl start --broker inprocess`` runs:
 the strategies in their symbol actors, the risk actor, the lot-keeper on a real (throwaway)
-LMDB ledger, the broker actor, the in-process venue. The replay runs in lockstep (each trade
-waits until everything it caused has been handled), as fast as the tree goes, so the outcome
-depends on the bars and the config only, never on the machine's speed.
+LMDB ledger, the broker actor, the in-process venue. It runs on a virtual clock
+(``runtime.VirtualClock``) that the replay moves to each trade's time, in lockstep (each trade
+waits until everything it caused, and every timer due before it, has been handled), as fast as
+the tree goes: the outcome depends on the bars and the config only, never on the machine's
+speed (a strategy's fill timeout counts market seconds, not the machine's).
 
 ``Recorder`` watches the venue (``sim.engine.Engine``) beside the tree and keeps what a report
 needs: every order with the venue time it was accepted and how it ended, every execution, and
@@ -15,6 +17,7 @@ was sold, minus commissions), the positions' value at the last trade and their s
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +32,18 @@ from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.replay import STEP
 
+MAX_PAUSE = 300.0
+"""The longest virtual wait between two trades: a night or a weekend is a jump of the venue's
+clock, not hours of timers."""
+TIMER_INTERVAL = 15.0
+"""The symbol actors' timer on virtual time (1 s in production): what drives fill timeouts and
+retries between the replay's trades. The venue only moves at a trade (a bar's four are 15 s
+apart), so a timer between two trades acts as one just before the second would: 15 s keeps
+every timeout within one trade of its time, at a third of the wake-ups of the chaos harness's
+5 s."""
+RECONCILE_INTERVAL = 3600.0
+"""Virtual seconds between periodic reconciliations (the venue and the ledger never disagree in
+a backtest: once an hour keeps that path exercised without a pass per bar)."""
 CLOSE_OFFSET = STEP * 3
 """A bar's close is its fourth trade, 45 s after its start (``sim.replay.bar_trades``)."""
 
@@ -265,7 +280,9 @@ async def drive(
 ) -> Recorded:
     """Run the tree on ``bars`` in lockstep, ledger in ``ledger`` (unsafe durability: a
     backtest's ledger is thrown away); ``progress`` is told the bars done after each close."""
+    from actors.lot_keeper import ledger_store
     from app.compose import sim_trading
+    from runtime import VirtualClock
     from runtime.store import Durability
     from supervisors import Supervisor
 
@@ -282,14 +299,22 @@ async def drive(
 
     trading = sim_trading(
         data_dir=ledger,
+        # Committed on the loop's thread: a writer thread's real time would race the virtual
+        # clock. Thrown away after the run: nothing to fsync.
+        store=ledger_store(ledger, durability=Durability.UNSAFE, inline=True),
         bars=bars,
         lots=lots,
         params=params,
         kinds=kinds,
         engine=engine,
-        durability=Durability.UNSAFE,
+        # Lockstep on virtual time: the replay moves the tree's clock to each trade's time
+        # (nights count MAX_PAUSE), so every timer of the tree (fill timeouts, retries) acts
+        # when it would, and nothing depends on how fast the machine is.
+        clock=VirtualClock(start=0.0, epoch_ns=epoch_ns(bars[0].start)),
+        max_pause=MAX_PAUSE,
+        timer_interval=TIMER_INTERVAL,
+        reconcile_interval=RECONCILE_INTERVAL,
         on_step=stepped,
-        reconcile_interval=1e9,
         step_timeout=step_timeout,
         risk=risk,
     )
@@ -304,6 +329,16 @@ async def drive(
             "the strategy's alone (see the log)"
         )
     return recorder.recorded(len(bars))
+
+
+def run(**drive_args: Any) -> Recorded:
+    """``drive`` on asyncio (uvloop)."""
+    result: Recorded = anyio.run(
+        functools.partial(drive, **drive_args),
+        backend="asyncio",
+        backend_options={"use_uvloop": True},
+    )
+    return result
 
 
 class BacktestError(RuntimeError):

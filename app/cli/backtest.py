@@ -240,22 +240,16 @@ def _config_hash(
 def _run(bars: list[Bar], *, cash: Any, progress: Callable[[int], None] | None, **tree: Any) -> Any:
     import tempfile
 
-    import anyio
-
-    from app.backtest.run import BacktestError, drive
+    from app.backtest.run import BacktestError, run
 
     with tempfile.TemporaryDirectory(prefix="actortrade-backtest-") as ledger:
         try:
-            return anyio.run(
-                lambda: drive(
-                    bars=bars,
-                    ledger=Path(ledger),
-                    initial_cash=cash,
-                    progress=progress,
-                    **tree,
-                ),
-                backend="asyncio",
-                backend_options={"use_uvloop": True},
+            return run(
+                bars=bars,
+                ledger=Path(ledger),
+                initial_cash=cash,
+                progress=progress,
+                **tree,
             )
         except BacktestError as exc:
             fail(str(exc))

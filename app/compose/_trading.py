@@ -24,7 +24,7 @@ from actors.risk_rules import RiskLimits
 from actors.strategies.grid import GridParams
 from actors.strategies.protocol import StrategyKind
 from config.lotmap import LotMap
-from runtime import ActorCell, SupervisorHooks
+from runtime import ActorCell, SupervisorHooks, VirtualClock
 from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
@@ -90,6 +90,7 @@ def sim_trading(
     risk: RiskLimits | None = None,
     dry_run: bool = False,
     skip_idle_polls: bool = True,
+    clock: VirtualClock | None = None,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -162,6 +163,7 @@ def sim_trading(
             # (the tree's actors all idle): what the poll would have left, without the round
             # trips. Over the wire (TWS, a dry run's port) events arrive on their own: always.
             settled=settled if port is in_process and skip_idle_polls else None,
+            virtual=clock,
         )
         feeds.append(feed)
         return feed
@@ -198,6 +200,9 @@ def sim_trading(
         venue_time=lambda: in_process.now,
     )
     tree_cells.extend(cells.values())
+    if clock is not None:
+        for cell in tree_cells:
+            cell.clock = clock
     return SimTrading(
         spec=spec,
         engine=engine,
