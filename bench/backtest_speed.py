@@ -28,7 +28,7 @@ before) and of ``cerebro.run()`` (the DataFrame built before; backtrader's own p
 in). Rows: both rates, ours / backtrader as a same-run ratio (target >= 1.0, stretch 2.0), ours'
 absolute rate (SPEC 15: >= 40,000 bars/s per core; LEAN flags runs below it as slow), and the
 grid (config/examples/grid.toml) through ``drive`` on the same bars; the cross-check is in the
-rows' notes.
+rows' notes and in a count row (the suite's table prints the notes of count rows only).
 
     python bench/backtest_speed.py [--rounds 3] [--bars 100000] [--quick] [--json PATH]
 """
@@ -78,7 +78,7 @@ order_type = "market"
 tif = "GTC"
 tick = "0.01"
 """
-"""config/examples/ma_cross.toml with market orders (what backtrader's rules are written for)."""
+"""config/examples/ma_cross.toml's crossover, market orders and GTC (the module doc says why)."""
 
 
 Fill = tuple[int, str, int, float]
