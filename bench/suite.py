@@ -50,8 +50,16 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("process", "process_recovery", "SIGKILL of actorctl start with 1,000 lots: back trading"),
     ("seed", "seed_bot", "the seed-style single-loop asyncio + SQLite bot, same replay"),
     ("tail", "busy_tail", "our decisions while other actors keep the loop busy, venue process"),
+    ("backtest", "backtest_speed", "an SMA-cross backtest vs backtrader, and the grid"),
 )
-DEFAULT_ROUNDS = {"hops": 5, "grid": 3, "throughput": 3, "fills": 3, "recovery": 3}
+DEFAULT_ROUNDS = {
+    "hops": 5,
+    "grid": 3,
+    "throughput": 3,
+    "fills": 3,
+    "recovery": 3,
+    "backtest": 1,
+}
 TOLERANCE = 0.25
 """How much a ratio may worsen against the committed result (a fraction of it)."""
 LOOSE = 0.60

@@ -191,6 +191,13 @@ class PositionStrategy:
         self.params = params
         self.strategy = strategy
         self.orders: dict[str, PositionOrder] = {}
+        """Every order this strategy placed or adopted, by ref (it keeps them: their fills
+        make its position)."""
+        self._working: dict[str, PositionOrder] = {}
+        """The orders not known done yet, in placing order: ``live_orders`` prunes it as it
+        reads, so a long run does not scan every order it ever placed."""
+        self._by_tag: dict[str, list[PositionOrder]] = {}
+        """Each decision tag's orders (an entry or exit and its retries)."""
         self.decisions: dict[str, Decision] = {}
         self.latest: Decision | None = None
         self.shares = 0
@@ -310,7 +317,11 @@ class PositionStrategy:
         return self.on_timer(now)
 
     def live_orders(self) -> list[PositionOrder]:
-        return [order for order in self.orders.values() if not order.done]
+        working = self._working
+        done = [ref for ref, order in working.items() if order.done]
+        for ref in done:
+            del working[ref]
+        return list(working.values())
 
     def positions(self) -> list[PositionLine]:
         if self.shares <= 0:
@@ -519,7 +530,7 @@ class PositionStrategy:
 
     def _track(self, order: PlaceOrder, ref: OrderRef, placed_at: float) -> None:
         tag = ref.tag
-        self.orders[order.ref] = PositionOrder(
+        tracked = PositionOrder(
             ref=order.ref,
             tag=tag,
             attempt=ref.attempt,
@@ -528,6 +539,13 @@ class PositionStrategy:
             limit=order.limit,
             placed_at=placed_at,
         )
+        replaced = self.orders.get(order.ref)
+        if replaced is not None:
+            self._by_tag[replaced.tag].remove(replaced)
+            self._working.pop(order.ref, None)
+        self.orders[order.ref] = tracked
+        self._working[order.ref] = tracked
+        self._by_tag.setdefault(tag, []).append(tracked)
         match = _DECISION.match(tag)
         if match is None:
             return  # adopted shares (A.<n>): no decision
@@ -554,7 +572,7 @@ class PositionStrategy:
         return any(order.tag == tag for order in self.live_orders())
 
     def _bought(self, tag: str) -> int:
-        return sum(o.filled for o in self.orders.values() if o.tag == tag)
+        return sum(o.filled for o in self._by_tag.get(tag, ()))
 
     def _uncovered(self) -> int:
         offered = sum(o.remaining for o in self.live_orders() if o.side is Side.SELL)

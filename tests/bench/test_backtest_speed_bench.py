@@ -37,8 +37,8 @@ def test_a_short_run_reports_both_rates_the_ratio_and_the_cross_check(tmp_path: 
         assert row["unit"] == "/s"
         assert row["value"] > 0, row
         assert row["rounds"] == 1
-    assert ours["ratios"]["backtrader"] > 0
-    assert grid["ratios"]["ours ma_cross"] > 0
+    assert ours["ratios"][theirs["name"]] > 0
+    assert grid["ratios"][ours["name"]] > 0
     assert {(t["on"], t["op"], t["limit"]) for t in ours["targets"]} == {
         ("ratio", ">=", 1.0),
         ("value", ">=", 40_000.0),
@@ -60,4 +60,4 @@ def test_a_short_run_reports_both_rates_the_ratio_and_the_cross_check(tmp_path: 
     check = rows["cross-check: ma_cross round trips, ours (same bars)"]
     assert (check["unit"], check["value"]) == ("count", our_trips)
     assert f"backtrader {their_trips}; final equity ours" in check["note"]
-    assert "x backtrader >= 1:" in result.stdout
+    assert f"x {theirs['name']} >= 1:" in result.stdout

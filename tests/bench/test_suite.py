@@ -71,6 +71,7 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         "process recovery",
         "seed-style baseline",
         "decision tail, busy loop",
+        "backtest",
     } <= groups
     for row in rows:
         if row.unit == "count":  # what a kill did: zero is a result; --quick may skip one
