@@ -347,9 +347,9 @@ def load_lean(root: str | Path, symbol: str, interval: str) -> BarTable:
     ``minute/<sym>/YYYYMMDD_trade.zip`` (one member ``YYYYMMDD_<sym>_minute_trade.csv``, rows
     ``ms since midnight,open,...``). Times are New York's; prices deci-cents, raw.
 
-    A daily bar starts at 09:30 New York time of its date; an hour bar at its hour as LEAN
-    labels it (LEAN's 09:00 bar holds the trades of 09:30 to 10:00); a minute bar at its
-    minute."""
+    A daily bar starts at 09:30 New York time of its date; an hour bar at its hour, but for
+    LEAN's 09:00 bar, which holds 09:30 to 10:00 and so starts at 09:30 (``docs/bars.md``);
+    a minute bar at its minute."""
     root = Path(root)
     if interval not in LEAN_FOLDERS:
         raise ValueError(f"interval must be one of {', '.join(LEAN_FOLDERS)}, got {interval!r}")
@@ -418,7 +418,7 @@ def _lean_bars(path: Path, symbol: str, interval: str) -> BarTable:
     if interval == "1d":
         starts = daily_starts(local.astype("datetime64[ns]").astype("datetime64[D]"))
     else:
-        starts = _new_york(where, local)
+        starts = _new_york(where, _regular_hours(where, local, columns[0]))
     table = BarTable(
         table=make_table(starts, _lean_prices(where, columns)),
         symbol=symbol,
@@ -427,6 +427,22 @@ def _lean_bars(path: Path, symbol: str, interval: str) -> BarTable:
         digest=file_digest(data),
     )
     return _checked(table, where)
+
+
+def _regular_hours(
+    where: Callable[[int], str], local: npt.NDArray[np.int64], stamps: Sequence[str]
+) -> npt.NDArray[np.int64]:
+    # LEAN's hour bars are the regular session's, labelled 09:00 to 15:00; the 09:00 bar holds
+    # 09:30 to 10:00, so it starts at 09:30 (docs/bars.md: the first regular hourly bar).
+    hour_ns = 3_600 * 10**9
+    clock = local % (24 * hour_ns)
+    outside = (clock % hour_ns != 0) | (clock < 9 * hour_ns) | (clock > 15 * hour_ns)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise DataError(
+            f"{where(i)}: not an hour of the regular session (09:00 to 15:00): {shown(stamps[i])}"
+        )
+    return np.where(clock == 9 * hour_ns, local + hour_ns // 2, local)
 
 
 def _new_york(where: Callable[[int], str], local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -204,3 +204,14 @@ def test_the_largest_shared_file_is_read_back_from_the_cache(
     second = cache.load(path, "TQQQ", "1min")
     assert second.table.equals(first.table)
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_leans_first_hour_bar_starts_at_the_open_with_the_days_open(marketdata: Path) -> None:
+    """Every SPY day: its first hour bar starts with its daily bar, at 09:30 New York, and
+    opens at the day's open (LEAN labels that bar 09:00)."""
+    lean = marketdata / "spy_lean"
+    daily, hourly = load_lean(lean, "SPY", "1d"), load_lean(lean, "SPY", "1h")
+    first = np.isin(hourly.starts_ns(), daily.starts_ns())
+    assert int(first.sum()) == len(daily) - 1  # 2002-09-11 opened at noon
+    at = np.searchsorted(daily.starts_ns(), hourly.starts_ns()[first])
+    assert bool(np.all(hourly.column("open")[first] == daily.column("open")[at]))

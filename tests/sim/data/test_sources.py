@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.data import (
     DataError,
@@ -224,11 +227,11 @@ def test_lean_daily_bars_are_deci_cents_starting_at_the_new_york_open(tmp_path: 
     assert first.volume == 2_150_000
 
 
-def test_lean_hour_bars_start_at_their_labelled_new_york_hour(tmp_path: Path) -> None:
-    """20130701 09:00 is 13:00 UTC (summer time)."""
+def test_lean_hour_bars_start_at_their_hour_but_the_first_at_the_open(tmp_path: Path) -> None:
+    """LEAN's 20130701 09:00 bar holds 09:30-10:00: it starts 13:30 UTC; 10:00 is 14:00 UTC."""
     bars = load_lean(lean_root(tmp_path), "spy", "1h").to_bars()
     assert [b.start for b in bars] == [
-        datetime(2013, 7, 1, 13, 0, tzinfo=UTC),
+        datetime(2013, 7, 1, 13, 30, tzinfo=UTC),
         datetime(2013, 7, 1, 14, 0, tzinfo=UTC),
     ]
 
@@ -263,6 +266,11 @@ def test_lean_minutes_are_ms_since_new_york_midnight_over_every_trade_zip(tmp_pa
             "1h",
             "19980102 09:00,973100,975300,965300,973600,1\n1998-01-02 10:00,1,1,1,1,1\n",
             r"hour/spy.zip:spy.csv:2: time is not YYYYMMDD HH:MM",
+        ),
+        (
+            "1h",
+            "19980102 09:00,973100,975300,965300,973600,1\n19980102 16:00,1,1,1,1,1\n",
+            r"hour/spy.zip:spy.csv:2: not an hour of the regular session \(09:00 to 15:00\)",
         ),
         (
             "1h",
@@ -326,3 +334,43 @@ def test_load_dispatches_by_the_shape_of_the_path(tmp_path: Path) -> None:
         load(root / "daily" / "spy.zip", interval="1h")
     with pytest.raises(DataError, match=r"other.csv:1: not a bar file this loader knows"):
         load(write(tmp_path / "other.csv", "a,b\n"))
+
+
+@st.composite
+def minute_rows(draw: st.DrawFn) -> list[tuple[str, str, int, int, int, int, int]]:
+    symbols = draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3, unique=True))
+    minutes = draw(st.lists(st.integers(0, 10_000), min_size=1, max_size=20, unique=True))
+    rows = []
+    for minute in sorted(minutes):
+        for symbol in symbols:
+            cents = sorted(draw(st.lists(st.integers(1, 10**7), min_size=4, max_size=4)))
+            open_, close = draw(st.permutations([cents[1], cents[2]]))
+            moment = datetime(2025, 5, 1, tzinfo=UTC) + timedelta(minutes=minute)
+            stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
+            rows.append(
+                (stamp, symbol, open_, cents[3], cents[0], close, draw(st.integers(0, 10**9)))
+            )
+    return rows
+
+
+@settings(max_examples=50, deadline=None)
+@given(minute_rows())
+def test_a_written_minute_csv_loads_back_to_the_same_bars(
+    rows: list[tuple[str, str, int, int, int, int, int]],
+) -> None:
+    """Prices in cents and whole volumes come back exactly, each symbol in its own table."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bars.csv"
+        lines = [
+            f"{t},{s},{o / 100},{h / 100},{lo / 100},{c / 100},{v}\n"
+            for t, s, o, h, lo, c, v in rows
+        ]
+        path.write_text(MINUTE_HEADER + "".join(lines))
+        tables = load_minute_csv(path)
+    for symbol, table in tables.items():
+        expected = [r for r in rows if r[1] == symbol]
+        bars = table.to_bars()
+        assert [b.start.strftime("%Y-%m-%d %H:%M:%S") for b in bars] == [r[0] for r in expected]
+        assert [
+            (b.open * 100, b.high * 100, b.low * 100, b.close * 100, b.volume) for b in bars
+        ] == [(*(Decimal(x) for x in r[2:6]), r[6]) for r in expected]
