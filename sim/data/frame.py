@@ -20,7 +20,6 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from actors.domain import Bar
 from actors.domain.sessions import NEW_YORK, REGULAR_OPEN
@@ -41,6 +40,9 @@ INTERVALS: Final = ("1min", "1h", "1d")
 """The bar sizes a table may have."""
 _QUANTUM = Decimal("0.0001")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_HOUR_NS = 3_600 * 1_000_000_000
+_DAY_NS = 24 * _HOUR_NS
 
 
 class DataError(ValueError):
@@ -153,10 +155,43 @@ def make_table(
 
 
 def new_york_to_utc_ns(local_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """New York wall-clock times (nanoseconds since 1970-01-01 00:00 *local*) as Unix ns."""
-    local = pa.array(local_ns, pa.int64()).cast(pa.timestamp("ns"))
-    aware = pc.assume_timezone(local, "America/New_York", ambiguous="raise", nonexistent="raise")
-    return np.asarray(aware.cast(pa.int64()).to_numpy(), dtype=np.int64)
+    """New York wall-clock times (nanoseconds since 1970-01-01 00:00 *local*) as Unix ns;
+    ``ValueError`` for a time that does not exist or exists twice (the hour a clock change
+    skips or repeats)."""
+    # By zoneinfo (which falls back on the tzdata package), one offset per distinct local day
+    # when the day has one offset from 00:00 to 23:00, else one per distinct local hour: New
+    # York's clock changes on the hour, at most once a day.
+    days, inverse = np.unique(local_ns // _DAY_NS, return_inverse=True)
+    offsets = np.empty(len(days), dtype=np.int64)
+    changing = np.zeros(len(days), dtype=np.bool_)
+    for k, day in enumerate(days.tolist()):
+        midnight = _NAIVE_EPOCH + timedelta(days=day)
+        first = NEW_YORK.utcoffset(midnight)
+        changing[k] = first != NEW_YORK.utcoffset(midnight + timedelta(hours=23))
+        offsets[k] = _delta_ns(first)
+    result = local_ns - offsets[inverse.reshape(-1)]
+    if changing.any():
+        on_change = changing[inverse.reshape(-1)]
+        result[on_change] = local_ns[on_change] - _hourly_offsets(local_ns[on_change])
+    return np.asarray(result, dtype=np.int64)
+
+
+def _hourly_offsets(local_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    hours, inverse = np.unique(local_ns // _HOUR_NS, return_inverse=True)
+    offsets = np.empty(len(hours), dtype=np.int64)
+    for k, hour in enumerate(hours.tolist()):
+        moment = _NAIVE_EPOCH + timedelta(hours=hour)
+        before = NEW_YORK.utcoffset(moment.replace(fold=0))
+        if before != NEW_YORK.utcoffset(moment.replace(fold=1)):
+            raise ValueError(f"{moment:%Y-%m-%d %H}:xx is not one New York time (a clock change)")
+        offsets[k] = _delta_ns(before)
+    return offsets[inverse.reshape(-1)]
+
+
+def _delta_ns(delta: timedelta | None) -> int:
+    if delta is None:  # never for a ZoneInfo; utcoffset's type allows it
+        raise ValueError("New York has no UTC offset")
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000
 
 
 def daily_starts(days: npt.NDArray[np.datetime64]) -> npt.NDArray[np.int64]:
@@ -169,13 +204,19 @@ def daily_starts(days: npt.NDArray[np.datetime64]) -> npt.NDArray[np.int64]:
 
 def new_york_dates(starts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.datetime64]:
     """The New York date of each start (Unix ns), as ``datetime64[D]``."""
-    aware = pa.array(starts_ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
-    local = pc.local_timestamp(pc.cast(aware, pa.timestamp("ns", tz=str(NEW_YORK))))
-    return (
-        np.asarray(local.cast(pa.int64()).to_numpy(), dtype=np.int64)
-        .astype("datetime64[ns]")
-        .astype("datetime64[D]")
-    )
+    # New York is UTC-5 or UTC-4: a UTC day's New York date changes at 04:00 or 05:00 UTC, so
+    # only starts in that hour need their own offset.
+    early = (starts_ns % _DAY_NS) // _HOUR_NS == 4
+    offsets = np.full(len(starts_ns), -5 * _HOUR_NS, dtype=np.int64)
+    if early.any():
+        hours, inverse = np.unique(starts_ns[early] // _HOUR_NS, return_inverse=True)
+        exact = np.array(
+            [_delta_ns(NEW_YORK.utcoffset(_EPOCH + timedelta(hours=h))) for h in hours.tolist()],
+            dtype=np.int64,
+        )
+        offsets[early] = exact[inverse.reshape(-1)]
+    local = starts_ns + offsets
+    return local.astype("datetime64[ns]").astype("datetime64[D]")
 
 
 def as_date(day: np.datetime64) -> date:

@@ -115,14 +115,16 @@ def csv_rows(name: str, data: bytes) -> list[list[str]]:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{name}:{line}: not UTF-8 text (byte {exc.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[list[str]] = []
     try:
-        for row in reader:
-            rows.append(row)
-            if reader.line_num != len(rows):
-                raise DataError(f"{name}:{len(rows)}: a quoted field runs over several lines")
+        rows = list(reader)
     except csv.Error as exc:  # a quote left open, a NUL, ...
         raise DataError(f"{name}:{reader.line_num}: not CSV: {exc}") from None
+    if reader.line_num != len(rows):
+        # Read again, row by row, only to name the row.
+        again = csv.reader(io.StringIO(text, newline=""), strict=True)
+        for count, _ in enumerate(again, 1):
+            if again.line_num != count:
+                raise DataError(f"{name}:{count}: a quoted field runs over several lines")
     return rows
 
 
@@ -448,13 +450,13 @@ def _regular_hours(
 def _new_york(where: Callable[[int], str], local: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     try:
         return new_york_to_utc_ns(local)
-    except pa.ArrowInvalid:
+    except ValueError:
         # A wall-clock time that does not exist (or exists twice) in New York: find which.
         for i in range(len(local)):
             try:
                 new_york_to_utc_ns(local[i : i + 1])
-            except pa.ArrowInvalid as exc:
-                raise DataError(f"{where(i)}: not one New York time: {exc}") from None
+            except ValueError as exc:
+                raise DataError(f"{where(i)}: {exc}") from None
         raise
 
 

@@ -8,10 +8,13 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.domain import Bar
+from actors.domain.sessions import NEW_YORK
 from sim.data import SCHEMA, BarTable
-from sim.data.frame import daily_starts, make_table, new_york_dates
+from sim.data.frame import daily_starts, make_table, new_york_dates, new_york_to_utc_ns
 
 MINUTE = 60 * 10**9
 
@@ -82,3 +85,43 @@ def test_a_daily_bar_starts_at_the_new_york_open_in_utc() -> None:
         "2025-07-01T13:30:00.000000000",
     ]
     assert [str(d) for d in new_york_dates(daily_starts(days))] == ["2025-01-02", "2025-07-01"]
+
+
+instants = st.integers(
+    min_value=int(datetime(1990, 1, 1, tzinfo=UTC).timestamp()) // 60,
+    max_value=int(datetime(2040, 1, 1, tzinfo=UTC).timestamp()) // 60,
+).map(lambda minute: minute * 60 * 10**9)
+
+
+@given(st.lists(instants, min_size=1, max_size=50))
+def test_new_york_dates_and_times_agree_with_zoneinfo(starts: list[int]) -> None:
+    """Each start's New York date, and its local time back to UTC, as zoneinfo says; a local
+    time a clock change skips or repeats is refused."""
+    array = np.array(starts, dtype=np.int64)
+    moments = [datetime.fromtimestamp(ns // 10**9, UTC).astimezone(NEW_YORK) for ns in starts]
+    assert [str(d) for d in new_york_dates(array)] == [m.date().isoformat() for m in moments]
+    local = np.array(
+        [int(m.replace(tzinfo=UTC).timestamp()) * 10**9 for m in moments], dtype=np.int64
+    )
+    clean = [
+        m.replace(tzinfo=None, fold=0).replace(tzinfo=NEW_YORK).utcoffset()
+        == m.replace(tzinfo=None, fold=1).replace(tzinfo=NEW_YORK).utcoffset()
+        for m in moments
+    ]
+    if all(clean):
+        assert list(new_york_to_utc_ns(local)) == starts
+    else:
+        with pytest.raises(ValueError, match="is not one New York time"):
+            new_york_to_utc_ns(local)
+
+
+def test_the_hours_a_clock_change_skips_or_repeats_are_refused() -> None:
+    """02:30 on 2025-03-09 never happened in New York; 01:30 on 2025-11-02 happened twice."""
+    for local in ("2025-03-09T02:30", "2025-11-02T01:30"):
+        with pytest.raises(ValueError, match="is not one New York time"):
+            new_york_to_utc_ns(np.array([np.datetime64(local, "ns").astype(np.int64)]))
+    after = np.array([np.datetime64("2025-11-02T02:30", "ns").astype(np.int64)])
+    assert (
+        str(new_york_to_utc_ns(after).astype("datetime64[ns]")[0])
+        == "2025-11-02T07:30:00.000000000"
+    )

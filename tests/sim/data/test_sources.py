@@ -374,3 +374,13 @@ def test_a_written_minute_csv_loads_back_to_the_same_bars(
         assert [
             (b.open * 100, b.high * 100, b.low * 100, b.close * 100, b.volume) for b in bars
         ] == [(*(Decimal(x) for x in r[2:6]), r[6]) for r in expected]
+
+
+def test_a_quoted_field_over_two_lines_or_an_open_quote_is_named(tmp_path: Path) -> None:
+    """Rows are lines: a field that spans lines, or a quote never closed, names its line."""
+    path = minute_csv(tmp_path, '2025-05-01 13:30:00,"X\nY",1,2,0.5,1.5,10\n')
+    with pytest.raises(DataError, match=r"bars.csv:2: a quoted field runs over several lines"):
+        load_minute_csv(path)
+    path = minute_csv(tmp_path, '2025-05-01 13:30:00,X,1,2,0.5,1.5,10\n2025-05-01 13:31:00,"X')
+    with pytest.raises(DataError, match=r"bars.csv:3: not CSV"):
+        load_minute_csv(path)
