@@ -189,6 +189,8 @@ def actions_from_factors(factors: FactorFile, raw: BarTable) -> list[CorporateAc
     """The splits and dividends of ``factors`` (see the module doc) whose ex-date falls after
     the first bar of ``raw`` and on or before its last: the events a run over ``raw`` must
     apply, in date order (a split before a dividend of the same day)."""
+    if raw.symbol.upper() != factors.symbol.upper():
+        raise ValueError(f"the factors of {factors.symbol} applied to {raw.symbol} bars")
     if len(raw) == 0:
         return []
     days = new_york_dates(raw.starts_ns())

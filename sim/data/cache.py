@@ -10,7 +10,7 @@ schema's metadata.
 
 A cache file that cannot be read, has another schema or metadata, or fails the checks is never
 trusted: it is discarded with a ``CacheWarning`` and rebuilt from the source. Nothing is written
-when the source fails to load.
+when the source fails to load, or when its bytes changed while it was parsed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .checks import check
-from .frame import SCHEMA, BarTable, DataError
+from .frame import INTERVALS, SCHEMA, BarTable, DataError
 from .sources import LOADER_VERSION, load_table, source_digest
 
 Loader = Callable[[Path, str, str], BarTable]
@@ -53,6 +53,8 @@ class BarCache:
         """Where the table of ``symbol`` at ``interval`` of the source ``digest`` is kept."""
         if not _SYMBOL.fullmatch(symbol):
             raise ValueError(f"a cached symbol is 1 to 32 of A-Z a-z 0-9 . _ ^ = -, got {symbol!r}")
+        if interval not in INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
         return self.root / f"{digest}-{symbol}-{interval}.parquet"
 
     def load(
@@ -87,7 +89,8 @@ class BarCache:
                 f"the loader of {path} returned {table.symbol} {table.interval} bars for "
                 f"{symbol} {interval}"
             )
-        _write(target, table, digest, version)
+        if source_digest(path) == digest:  # else it changed while parsed: keep nothing
+            _write(target, table, digest, version)
         return table
 
 

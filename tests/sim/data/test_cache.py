@@ -150,3 +150,26 @@ def test_a_folder_source_is_keyed_by_its_files(tmp_path: Path) -> None:
     day("20131007")
     assert len(cache.load(folder, "SPY", "1min", loader)) == 2
     assert loader.parses == 2
+
+
+def test_a_source_changed_while_parsed_is_returned_but_not_cached(
+    tmp_path: Path, source: Path
+) -> None:
+    """The key is of the bytes hashed first: a table of other bytes is not stored under it."""
+
+    def editing(path: Path, symbol: str, interval: str) -> BarTable:
+        table = load_table(path, symbol, interval)
+        path.write_text(HEADER + BODY.replace("1000", "1001"))
+        return table
+
+    cache = BarCache(tmp_path / "cache")
+    assert len(cache.load(source, "TQQQ", "1min", editing)) == 2
+    assert not (tmp_path / "cache").exists() or not os.listdir(tmp_path / "cache")
+
+
+def test_a_symbol_or_interval_that_is_no_file_name_is_refused(tmp_path: Path, source: Path) -> None:
+    """The cache's file names are made of them."""
+    with pytest.raises(ValueError, match="a cached symbol is"):
+        BarCache(tmp_path).load(source, "../x", "1min")
+    with pytest.raises(ValueError, match="interval must be one of"):
+        BarCache(tmp_path).load(source, "TQQQ", "../1min")
