@@ -245,7 +245,7 @@ def load_yahoo_daily(
     real_from: date | None = None,
 ) -> BarTable:
     """A Yahoo-style daily CSV (``date,open,high,low,close,volume[,adj_close,is_synthetic,...]``)
-    as traded in the file (Yahoo's files are split-adjusted as of their download).
+    at the prices the file has (Yahoo's are split-adjusted as of the download: ``as_traded``).
 
     Rows that are not real trading are dropped, as ``../shared/marketdata/PROVENANCE.md`` says,
     and each group named in the table's ``dropped``: rows with ``is_synthetic`` True (a
