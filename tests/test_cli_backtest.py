@@ -216,3 +216,104 @@ def test_a_slow_machine_gets_the_same_run(tmp_path: Path) -> None:
     slow = backtest(tmp_path / "slow", 0.001)
     assert len(fast) > 10
     assert slow == fast
+
+
+MARKETDATA = ROOT.parent / "shared" / "marketdata"
+SPY_TOML = """
+[[symbols]]
+symbol = "{symbol}"
+strategy = "ma_cross"
+
+[symbols.ma_cross]
+bar = "1d"
+sessions = "regular"
+fast = 5
+slow = 20
+target_notional = "10000"
+order_type = "market"
+tif = "GTC"
+tick = "0.01"
+"""
+
+
+def _daily_config(tmp_path: Path, symbol: str) -> Path:
+    config = tmp_path / f"{symbol}.toml"
+    config.write_text(SPY_TOML.format(symbol=symbol))
+    return config
+
+
+def test_a_yahoo_daily_file_backtests_through_the_cache(tmp_path: Path) -> None:
+    """A daily CSV of Yahoo's shape: one equity point per day at the 16:00 close, the data
+    cached as Parquet by content hash (the second run reads the cache), the file's hash in the
+    summary."""
+    import datetime as dt
+    import random
+
+    rng = random.Random(5)
+    rows = ["date,open,high,low,close,volume"]
+    price, day = 100.0, dt.date(2024, 1, 2)
+    while len(rows) < 121:
+        if day.weekday() < 5:
+            close = price * (1 + rng.gauss(0, 0.015))
+            high, low = max(price, close) * 1.004, min(price, close) * 0.996
+            rows.append(
+                f"{day},{price:.2f},{high:.2f},{low:.2f},{close:.2f},{rng.randint(1, 9)}000"
+            )
+            price = close
+        day += dt.timedelta(days=1)
+    data = tmp_path / "XYZ.csv"
+    data.write_text("\n".join([*rows, rows[-1].replace(rows[-1][:10], str(day))]) + "\n")
+    config = _daily_config(tmp_path, "XYZ")
+    cache = tmp_path / "cache"
+    args = ["--config", str(config), "--data", str(data), "--cache", str(cache)]
+    first, _ = _backtest(tmp_path, *args)
+    cached = sorted(p.name for p in cache.iterdir())
+    assert len(cached) == 1
+    assert cached[0].endswith("-XYZ-1d.parquet")
+    second, _ = _backtest(tmp_path, *args)
+    assert (first / "fills.parquet").read_bytes() == (second / "fills.parquet").read_bytes()
+    equity = _rows(first, "equity")
+    assert len(equity) == 120  # of 121 rows: the last dropped (a download during a session)
+    closes = {p["ts"].astimezone(NEW_YORK).strftime("%H:%M") for p in equity}
+    assert closes == {"16:00"}
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["data"]["files"] == {str(data): summary["data"]["files"][str(data)]}
+    assert any("dropped" in note for note in summary["data"]["notes"])
+    assert summary["result"]["orders"] > 0
+
+
+def test_an_unknown_data_shape_and_a_bad_prices_choice_exit_2(tmp_path: Path) -> None:
+    odd = tmp_path / "bars.txt"
+    odd.write_text("hello\n")
+    result = run("backtest", "--quiet", "--out", str(tmp_path / "runs"), "--data", str(odd))
+    assert result.returncode == 2
+    assert "cannot tell its interval" in result.stderr
+    result = run("backtest", "--quiet", "--prices", "adjusted")
+    assert result.returncode == 2
+    assert "--prices: 'adjusted' is not one of raw, split-adjusted" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(not MARKETDATA.exists(), reason="../shared/marketdata is not on this machine")
+def test_lean_raw_prices_across_a_split_are_refused_and_split_adjusted_ones_run(
+    tmp_path: Path,
+) -> None:
+    """QQQ's 2000-03-20 2:1 split inside the period: raw prices would show it as a crash while
+    positions are not rescaled (corporate actions are not applied yet): refused, naming it;
+    split-adjusted prices run, and so do raw ones after the split."""
+    config = _daily_config(tmp_path, "QQQ")
+    daily = MARKETDATA / "spy_lean" / "daily" / "qqq.zip"
+    cache = ["--cache", str(tmp_path / "cache"), "--to", "2003-12-31"]
+    common = ["backtest", "--quiet", "--config", str(config), "--data", str(daily), *cache]
+    refused = run(*common, "--out", str(tmp_path / "refused"), timeout=300)
+    assert refused.returncode == 2
+    assert "QQQ splits within the period (2000-03-20 2:1)" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    adjusted, _ = _backtest(tmp_path, *common[2:], "--prices", "split-adjusted")
+    after, _ = _backtest(tmp_path, *common[2:], "--from", "2000-03-20", out="after")
+    for folder in (adjusted, after):
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["result"]["fills"] > 0
+        assert any("dividends in the period are not paid" in n for n in summary["data"]["notes"])
+    bars = _rows(adjusted, "bars")
+    assert bars[0]["open"] == pytest.approx(102.25 / 2)  # 1999-03-10, split-adjusted

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DAYS = 5
 DEFAULT_CASH = 100_000
+PRICES = ("raw", "split-adjusted")
 
 
 @cli.command()
@@ -29,9 +30,25 @@ def backtest(
     data: Annotated[
         list[Path] | None,
         typer.Option(
-            help="A bar file to replay (1-minute bar CSV); repeat for more. Default: generated "
-            "minute bars for every traded symbol (--days, --seed)."
+            help="History to replay, repeat for more: a 1-minute bar CSV, a Yahoo daily CSV, a "
+            "LEAN equity file (daily/SYM.zip, hour/SYM.zip, minute/SYM/) or a LEAN root with "
+            "--interval (docs/data.md). Default: generated minute bars (--days, --seed)."
         ),
+    ] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(help="The bars' interval, 1min, 1h or 1d [what the --data path holds]."),
+    ] = None,
+    prices: Annotated[
+        str,
+        typer.Option(
+            help="raw: as traded (refused across a split: the engine does not apply corporate "
+            "actions yet); split-adjusted: LEAN's prices times its split factors [raw]."
+        ),
+    ] = "raw",
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="The Parquet cache of parsed data [$XDG_CACHE_HOME/actortrade/bars]."),
     ] = None,
     start: Annotated[
         str | None,
@@ -88,9 +105,18 @@ def backtest(
         kinds = compose.strategy_kinds(settings)
     except compose.CompositionError as exc:
         fail(f"{config or 'the config'}: {exc}")
-    bars = _bars(settings, data or [], first, last, days=days, seed=seed)
+    if prices not in PRICES:
+        fail(f"--prices: {prices!r} is not one of {', '.join(PRICES)}")
+    if interval is not None and interval not in ("1min", "1h", "1d"):
+        fail(f"--interval: {interval!r} is not one of 1min, 1h, 1d")
+    if data:
+        bars, notes = _history(
+            settings, data, first, last, interval=interval, prices=prices, cache=cache
+        )
+    else:
+        bars, notes = _bars(settings, [], first, last, days=days, seed=seed), []
     inputs = [p for p in (config, *(s.lots for s in settings.symbols)) if p is not None]
-    config_hash = _config_hash(inputs, data or [], first, last, days, seed, cash)
+    config_hash = _config_hash(inputs, data or [], first, last, days, seed, cash, prices)
     started = time.time()
     from datetime import UTC, datetime
 
@@ -136,8 +162,10 @@ def backtest(
                 "cash": cash,
             },
             "data": {
-                "files": {str(p): artifacts.digest([p]) for p in data or []},
+                "files": {str(p): _digest_of(p) for p in data or []},
                 "generated": None if data else {"days": days, "seed": seed},
+                "prices": prices if data else "generated",
+                "notes": notes,
                 "symbols": symbols,
                 "bars": len(bars),
                 "first": bars[0].start.isoformat(),
@@ -223,6 +251,7 @@ def _config_hash(
     days: int,
     seed: int,
     cash: float,
+    prices: str,
 ) -> str:
     import hashlib
 
@@ -232,6 +261,9 @@ def _config_hash(
     for path in inputs:
         h.update(artifacts.digest([path]).encode())
     h.update(repr((first, last, cash)).encode())
+    for path in data:
+        h.update(_digest_of(path).encode())
+    h.update(prices.encode())
     if not data:
         h.update(repr((days, seed)).encode())
     return h.hexdigest()
@@ -424,3 +456,146 @@ def report(
     except (results.RunError, CurveError, OSError) as exc:
         fail(f"{folder}: {exc}")
     print(path)
+
+
+def _digest_of(path: Path) -> str:
+    """SHA-256 of a data file, or of a folder's listing of its files' digests (LEAN minutes)."""
+    from sim.data import source_digest
+
+    return source_digest(path)
+
+
+def _interval_of(path: Path) -> str | None:
+    """What a data path holds, by its shape (docs/data.md, *Which loader*), or None."""
+    by_folder = {"daily": "1d", "hour": "1h", "minute": "1min"}
+    if path.parent.name in by_folder and path.suffix == ".zip":
+        return by_folder[path.parent.name]
+    if path.is_dir() and path.parent.name == "minute":
+        return "1min"
+    if path.suffix.lower() == ".csv" and path.is_file():
+        with path.open("rb") as file:
+            head = file.readline(200).decode("utf-8", "replace").strip().lower()
+        if head.startswith("datetime,symbol"):
+            return "1min"
+        if head.startswith("date,"):
+            return "1d"
+    return None
+
+
+def _lean_root(path: Path) -> Path | None:
+    """The LEAN root a LEAN data path lies in (the folder holding daily/, hour/, minute/)."""
+    for parent in (path, *path.parents):
+        if (parent / "factor_files").is_dir():
+            return parent
+    return None
+
+
+def _history(
+    settings: Any,
+    data: list[Path],
+    first: date | None,
+    last: date | None,
+    *,
+    interval: str | None,
+    prices: str,
+    cache: Path | None,
+) -> tuple[list[Bar], list[str]]:
+    """The traded symbols' bars from ``data`` through the Parquet cache, and what to know about
+    them (rows dropped, splits and dividends in the period, the prices used)."""
+    import os
+    import warnings
+
+    from actors.domain.sessions import NEW_YORK
+    from sim.data import (
+        BarCache,
+        CacheWarning,
+        DataError,
+        Dividend,
+        Split,
+        actions_from_factors,
+        load_factor_file,
+    )
+
+    root = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / (
+        "actortrade/bars"
+    )
+    store = BarCache(root)
+    symbols = [s.symbol for s in settings.symbols]
+    bars: list[Bar] = []
+    notes: list[str] = []
+    found: set[str] = set()
+    for path in data:
+        if not path.exists():
+            fail(f"--data {path}: no such file or folder")
+        held = interval or _interval_of(path)
+        if held is None:
+            fail(f"--data {path}: cannot tell its interval from its shape: give --interval")
+        for symbol in symbols:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", CacheWarning)
+                    table = store.load(path, symbol, held)
+            except DataError as exc:
+                if f"no {symbol!r} bars" in str(exc) or f"no '{symbol}' bars" in str(exc):
+                    continue
+                fail(str(exc))
+            except OSError as exc:
+                fail(f"--data {path}: {exc}")
+            notes += [str(w.message) for w in caught]
+            notes += list(table.dropped)
+            lean = _lean_root(path)
+            factor_file = lean / "factor_files" / f"{symbol.lower()}.csv" if lean else None
+            if factor_file is not None and factor_file.is_file():
+                factors = load_factor_file(factor_file, symbol)
+                period = _in_period(table, first, last)
+                events = actions_from_factors(factors, table) if period else []
+                if period:
+                    # Within the period: after its first bar (whose prices already are the
+                    # split's) and on or before its last.
+                    opened = period[0].start.astimezone(NEW_YORK).date()
+                    closed = period[-1].start.astimezone(NEW_YORK).date()
+                    events = [e for e in events if opened < e.ex_date <= closed]
+                splits = [e for e in events if isinstance(e, Split)]
+                dividends = [e for e in events if isinstance(e, Dividend)]
+                if prices == "split-adjusted":
+                    table = factors.split_adjusted(table)
+                    notes.append(f"{symbol}: split-adjusted prices ({factor_file})")
+                elif splits:
+                    shown = ", ".join(f"{e.ex_date} {e.ratio}:1" for e in splits)
+                    fail(
+                        f"--data {path}: {symbol} splits within the period ({shown}): the engine "
+                        "does not apply corporate actions yet, so raw prices would show the split "
+                        "as a crash; pick a period without one (--from/--to) or run on "
+                        "--prices split-adjusted"
+                    )
+                if dividends:
+                    notes.append(
+                        f"{symbol}: {len(dividends)} dividends in the period are not paid (the "
+                        "engine does not apply corporate actions yet)"
+                    )
+            elif prices == "split-adjusted":
+                fail(
+                    f"--data {path}: --prices split-adjusted needs a LEAN factor file for {symbol}"
+                )
+            found.add(symbol)
+            bars += _in_period(table, first, last)
+    missing = [s for s in symbols if s not in found]
+    if missing:
+        fail(f"--data: no bars of {', '.join(missing)} in {', '.join(map(str, data))}")
+    bars.sort(key=lambda b: (b.start, b.symbol))
+    if not bars:
+        fail(
+            f"{', '.join(map(str, data))}: no bars of {', '.join(symbols)} between --from and --to"
+        )
+    return bars, notes
+
+
+def _in_period(table: Any, first: date | None, last: date | None) -> list[Bar]:
+    from actors.domain.sessions import NEW_YORK
+
+    return [
+        b
+        for b in table.to_bars()
+        if (first is None or b.start.astimezone(NEW_YORK).date() >= first)
+        and (last is None or b.start.astimezone(NEW_YORK).date() <= last)
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from runtime import Actor, ActorCell, LifecycleState
@@ -71,6 +71,16 @@ def _run(
 
 
 @given(incarnations=st.lists(lives, min_size=1, max_size=40))
+@example(
+    incarnations=[
+        (0.0, 60.0),
+        (None, 0.0),
+        (None, 0.0),
+        (None, 0.0),
+        (None, 97.0012),
+        (39.8889, 60.0),
+    ]
+)
 def test_a_child_that_runs_healthy_before_each_failure_is_never_given_up_on(
     incarnations: list[tuple[float | None, float]],
 ) -> None:
@@ -80,8 +90,10 @@ def test_a_child_that_runs_healthy_before_each_failure_is_never_given_up_on(
     if any(gave_up):
         last_five = incarnations[len(gave_up) - 5 : len(gave_up)]
         assert len(last_five) == 5
-        assert all(took is None or ran < 60.0 for took, ran in last_five)
-    healthy = [(took if took is not None else 0.0, max(ran, 60.0)) for took, ran in incarnations]
+        # Up exactly ``healthy_after`` may come out a hair short of it in the supervisor's float
+        # arithmetic (now - up_since): the boundary is unhealthy up to a rounding.
+        assert all(took is None or ran < 60.0 + 1e-6 for took, ran in last_five)
+    healthy = [(took if took is not None else 0.0, max(ran, 60.001)) for took, ran in incarnations]
     assert not any(_run(_state(), healthy)[0])
 
 
