@@ -317,3 +317,14 @@ def test_lean_raw_prices_across_a_split_are_refused_and_split_adjusted_ones_run(
         assert any("dividends in the period are not paid" in n for n in summary["data"]["notes"])
     bars = _rows(adjusted, "bars")
     assert bars[0]["open"] == pytest.approx(102.25 / 2)  # 1999-03-10, split-adjusted
+
+
+def test_symbol_replaces_the_symbol_of_a_one_symbol_config(tmp_path: Path) -> None:
+    config = ROOT / "config" / "examples" / "ma_cross.toml"
+    folder, _ = _backtest(tmp_path, "--config", str(config), "--symbol", "XYZ", "--days", "1")
+    assert {b["symbol"] for b in _rows(folder, "bars")} == {"XYZ"}
+    assert {f["symbol"] for f in _rows(folder, "fills")} <= {"XYZ"}
+    assert json.loads((folder / "summary.json").read_text())["data"]["symbols"] == ["XYZ"]
+    bad = run("backtest", "--quiet", "--symbol", "not a symbol", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2
+    assert "--symbol" in bad.stderr

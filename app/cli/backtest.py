@@ -68,6 +68,10 @@ def backtest(
     cash: Annotated[
         float, typer.Option(help=f"Starting cash of the portfolio [{DEFAULT_CASH:,}].")
     ] = DEFAULT_CASH,
+    symbol: Annotated[
+        str | None,
+        typer.Option(help="Trade this symbol with the config's (only) strategy [the config's]."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress, only the result.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="The tree's log too (every lot, every order).")
@@ -90,6 +94,8 @@ def backtest(
     # A backtest's story is its artifacts: the tree's log (a line per lot) only on request.
     logging.getLogger("actortrade").setLevel(logging.INFO if verbose else logging.WARNING)
     settings = load_config(config)
+    if symbol is not None:
+        settings = _with_symbol(settings, symbol, config)
     first, last = _day("--from", start), _day("--to", end)
     if first is not None and last is not None and first > last:
         fail(f"--from {first} is after --to {last}")
@@ -599,3 +605,22 @@ def _in_period(table: Any, first: date | None, last: date | None) -> list[Bar]:
         if (first is None or b.start.astimezone(NEW_YORK).date() >= first)
         and (last is None or b.start.astimezone(NEW_YORK).date() <= last)
     ]
+
+
+def _with_symbol(settings: Any, symbol: str, config: Path | None) -> Any:
+    """The config with its one symbol table trading ``symbol`` instead (as `start --symbol`)."""
+    import attrs
+
+    from config.errors import ConfigError
+    from config.options import override
+
+    if len(settings.symbols) != 1:
+        fail(
+            f"--symbol: {config or 'the config'} trades {len(settings.symbols)} symbols; "
+            "--symbol replaces the symbol of a config that trades one"
+        )
+    try:
+        table = override(settings.symbols[0], {"symbol": ("--symbol", symbol)})
+    except ConfigError as exc:
+        fail(str(exc))
+    return attrs.evolve(settings, symbols=(table,))
