@@ -159,16 +159,8 @@ class ActorRef(Generic[M]):
         envelope = Envelope(
             message, message_id, sender, message_id, perf_counter_ns(), trace, FutureReply(future)
         )
-        queue = mailbox._queue
-        depth = len(queue)
-        if depth < mailbox._fast_limit:
-            queue.append(envelope)
-            if depth >= mailbox._high_water:
-                mailbox._high_water = depth + 1
-            waker = mailbox._waker
-            if waker is not None:
-                mailbox._waker = None
-                waker()
+        if len(mailbox._queue) < mailbox._fast_limit:
+            mailbox._append(envelope)
         else:
             # A coalescing kind (which never coalesces a request) or a full mailbox: its
             # policy decides; one that would make the requester wait, or is closed, goes the

@@ -25,13 +25,11 @@ from typing import Any
 
 import attrs
 
-from actors.domain import Bar
+from actors.domain import Bar, epoch_ns
 
-from .run import EquityPoint, FillRecord, OrderRecord, Recorded, epoch_ns
+from .run import EquityPoint, FillRecord, OrderRecord, Recorded
 
 PACKAGES = ("actortrade", "ib_insync", "alpaca-py", "anyio", "lmdb", "pyarrow", "matplotlib")
-VOLATILE = ("run",)
-"""The summary's sections that differ between two runs of the same backtest."""
 
 
 class RunDirectoryError(RuntimeError):

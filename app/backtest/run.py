@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import attrs
 
-from actors.domain import Bar, OrderAccepted, OrderCancelled, OrderRejected, Side
+from actors.domain import Bar, OrderAccepted, OrderCancelled, OrderRejected, Side, epoch_ns
 from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.replay import STEP
@@ -104,15 +104,6 @@ class Recorded:
     traded_notional: float
     bars: int
     trades: int
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ns(at: datetime) -> int:
-    """UTC epoch nanoseconds of an aware time, exactly (no float on the way)."""
-    delta = at - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def interval_of(bars: Sequence[Bar]) -> timedelta:
