@@ -159,6 +159,9 @@ class GridStrategy:
         self.anchor: Decimal | None = None
         self.triggers: list[Decimal] = []
         self.orders: dict[str, GridOrder] = {}
+        self._working: dict[str, GridOrder] = {}
+        """The orders not known done yet, in placing order: ``live_orders`` prunes it as it
+        reads, so a long run does not scan every order the grid ever placed on every tick."""
         self.lots: dict[int, Lot] = {}
         self.next_lot = 1
         self.realized = ZERO
@@ -339,7 +342,11 @@ class GridStrategy:
     # -- views -----------------------------------------------------------------------------
 
     def live_orders(self) -> list[GridOrder]:
-        return [order for order in self.orders.values() if not order.done]
+        working = self._working
+        done = [ref for ref, order in working.items() if order.done]
+        for ref in done:
+            del working[ref]
+        return list(working.values())
 
     def open_lots(self, cycle: int | None = None) -> list[Lot]:
         return [
@@ -683,7 +690,7 @@ class GridStrategy:
         return command
 
     def _track(self, command: PlaceOrder, *, level: int, lot: int, cycle: int, now: float) -> None:
-        self.orders[command.ref] = GridOrder(
+        self.orders[command.ref] = self._working[command.ref] = GridOrder(
             ref=command.ref,
             side=command.side,
             level=level,
