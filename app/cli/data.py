@@ -58,6 +58,7 @@ def fetch(
         FEEDS,
         SOURCES,
         FetchError,
+        IBPacer,
         fetch_alpaca,
         fetch_ib,
         store_fetched,
@@ -90,11 +91,21 @@ def fetch(
     )
     symbols = list(dict.fromkeys(s.upper() for s in symbol))
     tables: list[BarTable] = []
+    pacer = IBPacer()  # IB paces the login's requests, whatever their symbol
     try:
         for name in symbols:
             if source == "ib":
                 ask = functools.partial(
-                    fetch_ib, host, port, client_id, name, interval, first, last, progress=say
+                    fetch_ib,
+                    host,
+                    port,
+                    client_id,
+                    name,
+                    interval,
+                    first,
+                    last,
+                    pacer=pacer,
+                    progress=say,
                 )
                 tables.append(anyio.run(ask))
             else:

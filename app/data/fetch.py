@@ -96,31 +96,41 @@ class IBPacing:
     retries: int = 8
 
 
-class _Pacer:
-    """The requests sent, on ``clock``: how long the next one must wait."""
+class IBPacer:
+    """The historical requests sent to one IB login, on ``clock`` (monotonic seconds): how long
+    the next one must wait to keep to ``pacing``. Share one between the fetches of several
+    symbols: IB counts every request of the login."""
 
-    def __init__(self, pacing: IBPacing, clock: Callable[[], float]) -> None:
-        self.pacing = pacing
+    def __init__(
+        self, pacing: IBPacing | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.pacing = pacing or IBPacing()
         self.clock = clock
-        self.sent: collections.deque[tuple[float, Hashable]] = collections.deque()
+        self.sent: collections.deque[tuple[float, Hashable, Hashable]] = collections.deque()
+        """(when, contract, request) of each request sent, the last ``window`` seconds'."""
 
-    def wait_for(self, request: Hashable) -> float:
+    def wait_for(self, contract: Hashable, request: Hashable) -> float:
+        """Seconds to wait before sending ``request`` for ``contract`` (0: now)."""
         p, now = self.pacing, self.clock()
         ready = now
-        times = [t for t, _ in self.sent]
+        times = [t for t, _, _ in self.sent]
         if len(times) >= p.requests:
             ready = max(ready, times[-p.requests] + p.window + p.margin)
-        if len(times) >= p.same_contract:
-            ready = max(ready, times[-p.same_contract] + p.same_contract_window + p.margin)
-        for t, r in self.sent:
-            if r == request:
+        same = [t for t, c, _ in self.sent if c == contract]
+        if len(same) >= p.same_contract:
+            ready = max(ready, same[-p.same_contract] + p.same_contract_window + p.margin)
+        for t, c, r in self.sent:
+            if (c, r) == (contract, request):
                 ready = max(ready, t + p.identical_within + p.margin)
         return ready - now
 
-    def count(self, request: Hashable) -> None:
+    def count(self, contract: Hashable, request: Hashable) -> None:
+        """Note ``request`` for ``contract`` as sent now."""
         now = self.clock()
-        self.sent.append((now, request))
-        keep = max(self.pacing.window, self.pacing.identical_within)
+        self.sent.append((now, contract, request))
+        keep = max(
+            self.pacing.window, self.pacing.identical_within, self.pacing.same_contract_window
+        )
         while self.sent and self.sent[0][0] <= now - keep:
             self.sent.popleft()
 
@@ -158,8 +168,7 @@ async def fetch_ib(
     start: date,
     end: date,
     *,
-    pacing: IBPacing | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    pacer: IBPacer | None = None,
     sleep: Sleep = anyio.sleep,
     progress: Progress | None = None,
     connect_timeout: float = 10.0,
@@ -168,10 +177,11 @@ async def fetch_ib(
 ) -> BarTable:
     """``symbol``'s TRADES bars at ``interval`` of the regular sessions of the New York days
     ``start`` to ``end`` (both included), from TWS at ``host:port`` as ``client_id`` (see the
-    module doc); ``clock`` and ``sleep`` pace the requests (monotonic seconds), ``progress``
-    is told a line per request."""
+    module doc); ``pacer`` keeps the requests to IB's pacing (a new one on ``time.monotonic``
+    by default: share one across the symbols of a login), ``sleep`` waits on its clock;
+    ``progress`` is told a line per request."""
     _check_request(symbol, interval, start, end)
-    pacer = _Pacer(pacing or IBPacing(), clock)
+    pacer = pacer or IBPacer()
     say = progress or (lambda _line: None)
     chunks = ib_chunks(interval, start, end)
     where = f"ib: {symbol} {interval} from {host}:{port}"
@@ -199,11 +209,11 @@ async def fetch_ib(
         for n, (end_text, duration) in enumerate(chunks, 1):
             asked = (end_text, duration, IB_BAR_SIZES[interval])
             for _attempt in range(pacer.pacing.retries + 1):
-                wait = pacer.wait_for(asked)
+                wait = pacer.wait_for(symbol, asked)
                 if wait > 0:
                     say(f"ib: {symbol}: pacing: waiting {wait:.1f} s")
                     await sleep(wait)
-                pacer.count(asked)
+                pacer.count(symbol, asked)
                 try:
                     got = await ib.reqHistoricalDataAsync(
                         contract,
@@ -260,7 +270,8 @@ def _ib_table(
     if days:
         starts = daily_starts(np.array(days, dtype="datetime64[D]")).tolist()
     columns = [np.array([float(getattr(r, name)) for r in rows]) for name in _OHLCV]
-    return _table(symbol, interval, np.array(starts, dtype=np.int64), columns, first, last, source)
+    starts_ns = np.array(starts, dtype=np.int64)
+    return _table("ib", symbol, interval, starts_ns, columns, first, last, source)
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")
@@ -312,7 +323,7 @@ def fetch_alpaca(
     else:
         starts = np.array([_epoch_ns(r.timestamp) for r in rows], dtype=np.int64)
     columns = [np.array([float(getattr(r, name)) for r in rows]) for name in _OHLCV]
-    return _table(symbol, interval, starts, columns, start, end, base_url or "alpaca")
+    return _table("alpaca", symbol, interval, starts, columns, start, end, base_url or "alpaca")
 
 
 def _check_request(symbol: str, interval: str, start: date, end: date) -> None:
@@ -345,6 +356,7 @@ def request_digest(source: str, symbol: str, interval: str, start: date, end: da
 
 
 def _table(
+    name: str,
     symbol: str,
     interval: str,
     starts: Any,
@@ -359,14 +371,10 @@ def _table(
         symbol=symbol,
         interval=interval,
         source=f"{source} {symbol} {interval} {first}..{last}",
-        digest=request_digest(_source_name(source), symbol, interval, first, last),
+        digest=request_digest(name, symbol, interval, first, last),
     )
     check(table)
     return table
-
-
-def _source_name(source: str) -> str:
-    return "ib" if source.startswith("ib://") else "alpaca"
 
 
 # -- the cache ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from actors.domain import Bar, Instrument
 from actors.domain.sessions import NEW_YORK, session_at
 from app.data.fetch import (
     FetchError,
+    IBPacer,
     IBPacing,
     fetch_alpaca,
     fetch_ib,
@@ -158,6 +159,24 @@ def test_ib_chunks_follow_ibs_longest_duration_per_bar_size() -> None:
     )
 
 
+def test_the_pacer_counts_every_request_of_the_login_and_each_contract_apart() -> None:
+    """The 60-in-10-minutes rule counts all symbols' requests; the per-contract rule and the
+    identical-request rule only the same contract's."""
+    time = VirtualTime()
+    pacer = IBPacer(IBPacing(requests=6, window=60.0, margin=0.0), time)
+    pacer.count("SPY", "a")
+    assert pacer.wait_for("SPY", "a") == 15.0  # identical within 15 s
+    assert pacer.wait_for("QQQ", "a") == 0.0  # another contract's
+    for request in ("b", "c", "d", "e"):
+        pacer.count("SPY", request)
+    assert pacer.wait_for("SPY", "f") == 2.0  # 5 for SPY in the last 2 s
+    assert pacer.wait_for("QQQ", "f") == 0.0
+    pacer.count("QQQ", "f")
+    assert pacer.wait_for("QQQ", "g") == 60.0  # 6 of the login's in the last 60 s
+    time.now += 60.0
+    assert pacer.wait_for("QQQ", "g") == 0.0
+
+
 async def test_ib_minute_bars_come_in_one_request_a_day_equal_to_the_venues() -> None:
     """Four days of minute bars: four requests, and every regular-hours bar the venue holds,
     OHLCV exactly; a progress line per request."""
@@ -201,7 +220,7 @@ async def test_ib_requests_keep_to_a_tight_pacing_and_no_violation_reaches_the_u
         assert server.port is not None
         table = await fetch_ib(
             "127.0.0.1", server.port, 7, "TQQQ", "1min", FIRST, LAST,
-            pacing=pacing, clock=time, sleep=time.sleep,
+            pacer=IBPacer(pacing, time), sleep=time.sleep,
         )  # fmt: skip
     assert server.requests[REQ_HISTORICAL_DATA] == 4  # none refused and asked again
     assert rows(table) == expected(regular(DAYS))
@@ -225,7 +244,7 @@ async def test_a_pacing_violation_is_waited_out_and_asked_again() -> None:
         assert server.port is not None
         table = await fetch_ib(
             "127.0.0.1", server.port, 7, "TQQQ", "1min", FIRST, LAST,
-            pacing=IBPacing(violation_wait=20.0), clock=time, sleep=time.sleep,
+            pacer=IBPacer(IBPacing(violation_wait=20.0), time), sleep=time.sleep,
             progress=lines.append,
         )  # fmt: skip
     assert rows(table) == expected(regular(DAYS))
