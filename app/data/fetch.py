@@ -47,7 +47,7 @@ from ib_insync import IB, RequestError, Stock
 
 from actors.domain.sessions import NEW_YORK, is_trading_day
 from sim.data import INTERVALS, SCHEMA, BarTable, DataError, check
-from sim.data.frame import daily_starts, make_table
+from sim.data.frame import daily_starts, make_table, new_york_dates
 
 SOURCES: Final = ("ib", "alpaca")
 IB_BAR_SIZES: Final = {"1min": "1 min", "1h": "1 hour", "1d": "1 day"}
@@ -365,9 +365,16 @@ def _table(
     last: date,
     source: str,
 ) -> BarTable:
+    # In time order, one bar per start (the later answer's, should two requests overlap) and
+    # only the days asked for (New York's): a source's window edges are its own.
+    starts = np.asarray(starts, dtype=np.int64)
     order = np.argsort(starts, kind="stable")
+    starts, columns = starts[order], [np.asarray(c, dtype=np.float64)[order] for c in columns]
+    days = new_york_dates(starts) if len(starts) else np.array([], dtype="datetime64[D]")
+    keep = (days >= np.datetime64(first)) & (days <= np.datetime64(last))
+    keep[:-1] &= starts[1:] != starts[:-1]
     table = BarTable(
-        table=make_table(np.asarray(starts, dtype=np.int64)[order], [c[order] for c in columns]),
+        table=make_table(starts[keep], [c[keep] for c in columns]),
         symbol=symbol,
         interval=interval,
         source=f"{source} {symbol} {interval} {first}..{last}",
