@@ -20,6 +20,7 @@ from . import check as check
 from . import demo as demo
 from . import bench as bench
 from . import backtest as backtest
+from . import data as data
 
 # isort: on
 from ._app import cli as cli

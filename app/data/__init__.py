@@ -1,0 +1,1 @@
+"""History fetched from brokers into the bar cache (``actorctl data fetch``): ``fetch``."""
