@@ -328,3 +328,30 @@ def test_symbol_replaces_the_symbol_of_a_one_symbol_config(tmp_path: Path) -> No
     bad = run("backtest", "--quiet", "--symbol", "not a symbol", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2
     assert "--symbol" in bad.stderr
+
+
+def test_a_fetched_table_backtests_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    """What `actorctl data fetch` stored (a Parquet bar table under the cache's fetched/) is
+    --data for a backtest; a .parquet that is not one exits 2 naming it."""
+    import datetime as dt
+
+    from app.data.fetch import store_fetched
+    from sim.data import load_minute_csv
+    from sim.replay import generated_days
+
+    csv = tmp_path / "bars.csv"
+    lines = ["Datetime,Symbol,Open,High,Low,Close,Volume"]
+    for bar in generated_days(seed=3, days=1, symbol="TQQQ"):
+        start = bar.start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"{start},TQQQ,{bar.open},{bar.high},{bar.low},{bar.close},{bar.volume}")
+    csv.write_text("\n".join(lines) + "\n")
+    table = load_minute_csv(csv)["TQQQ"]
+    day = dt.date(2026, 11, 23)
+    stored = store_fetched(tmp_path / "cache", "ib", table, day, day)
+    folder, _ = _backtest(tmp_path, "--data", str(stored))
+    assert len(_rows(folder, "bars")) == len(table)
+    bad = tmp_path / "not-bars.parquet"
+    bad.write_bytes(b"PAR1 nothing")
+    result = run("backtest", "--quiet", "--out", str(tmp_path / "bad"), "--data", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:0: not a Parquet file of bars" in result.stderr

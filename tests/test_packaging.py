@@ -49,26 +49,29 @@ def _imports_asyncio(path: Path, top: str = "asyncio") -> bool:
 
 
 def test_only_the_ib_adapter_imports_ib_insync() -> None:
-    """Vendor SDK shapes never leak: ib_insync is imported by actors/brokers/ib.py alone."""
+    """Vendor SDK shapes never leak: ib_insync is imported by actors/brokers/ib.py, the trading
+    runtime's one adapter, and by app/data/fetch.py, the history download (`actorctl data
+    fetch`), which turns IB's bars into a BarTable at its edge and is no part of trading."""
     importers = sorted(
         str(path.relative_to(ROOT))
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if _imports_asyncio(path, "ib_insync")
     )
-    assert importers == ["actors/brokers/ib.py"]
+    assert importers == ["actors/brokers/ib.py", "app/data/fetch.py"]
 
 
 def test_only_the_alpaca_adapter_imports_alpaca_py() -> None:
-    """alpaca-py is imported by actors/feeds/alpaca.py alone (sim/alpaca is the server side and
-    speaks the protocol with websockets and msgpack, never the SDK)."""
+    """alpaca-py is imported by actors/feeds/alpaca.py and by the history download,
+    app/data/fetch.py (sim/alpaca is the server side and speaks the protocol with websockets
+    and msgpack, never the SDK)."""
     importers = sorted(
         str(path.relative_to(ROOT))
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if _imports_asyncio(path, "alpaca")
     )
-    assert importers == ["actors/feeds/alpaca.py"]
+    assert importers == ["actors/feeds/alpaca.py", "app/data/fetch.py"]
 
 
 def test_only_adapter_modules_import_asyncio() -> None:

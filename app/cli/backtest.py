@@ -31,8 +31,9 @@ def backtest(
         list[Path] | None,
         typer.Option(
             help="History to replay, repeat for more: a 1-minute bar CSV, a Yahoo daily CSV, a "
-            "LEAN equity file (daily/SYM.zip, hour/SYM.zip, minute/SYM/) or a LEAN root with "
-            "--interval (docs/data.md). Default: generated minute bars (--days, --seed)."
+            "LEAN equity file (daily/SYM.zip, hour/SYM.zip, minute/SYM/), a LEAN root with "
+            "--interval, or a .parquet file `actorctl data fetch` wrote (docs/data.md). "
+            "Default: generated minute bars (--days, --seed)."
         ),
     ] = None,
     interval: Annotated[
@@ -533,6 +534,19 @@ def _history(
     for path in data:
         if not path.exists():
             fail(f"--data {path}: no such file or folder")
+        if path.suffix == ".parquet":  # a table `actorctl data fetch` wrote (docs/data.md)
+            from app.data.fetch import read_fetched
+
+            try:
+                fetched = read_fetched(path)
+            except DataError as exc:
+                fail(str(exc))
+            if interval is not None and fetched.interval != interval:
+                fail(f"--data {path}: holds {fetched.interval} bars, not --interval {interval}")
+            if fetched.symbol in symbols:
+                found.add(fetched.symbol)
+                bars += _in_period(fetched, first, last)
+            continue
         held = interval or _interval_of(path)
         if held is None:
             fail(f"--data {path}: cannot tell its interval from its shape: give --interval")
