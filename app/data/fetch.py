@@ -36,7 +36,6 @@ import anyio
 import attrs
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
@@ -46,7 +45,8 @@ from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from ib_insync import IB, RequestError, Stock
 
 from actors.domain.sessions import NEW_YORK, is_trading_day
-from sim.data import INTERVALS, SCHEMA, BarTable, DataError, check
+from sim.data import INTERVALS, BarTable, DataError, check
+from sim.data.cache import read_table, table_fields, write_table
 from sim.data.frame import daily_starts, make_table, new_york_dates
 
 SOURCES: Final = ("ib", "alpaca")
@@ -402,19 +402,9 @@ def store_fetched(cache: Path, source: str, table: BarTable, start: date, end: d
     manifest; the file is written whole (a temporary file renamed into place)."""
     target = fetched_path(cache, source, table.symbol, table.interval, start, end)
     key = request_digest(source, table.symbol, table.interval, start, end)
-    fields = {
-        "key": key,
-        "symbol": table.symbol,
-        "interval": table.interval,
-        "source": table.source,
-        "digest": table.digest,
-        "dropped": list(table.dropped),
-        "loader_version": FETCHED_VERSION,
-        "fetched": {"source": source, "from": str(start), "to": str(end)},
-    }
-    data = table.table.replace_schema_metadata({_KEY: json.dumps(fields, sort_keys=True).encode()})
-    with _atomic(target) as file:
-        pq.write_table(data, file)
+    fields = table_fields(table, key, FETCHED_VERSION)
+    fields["fetched"] = {"source": source, "from": str(start), "to": str(end)}
+    write_table(target, table, fields)
     entry = {
         "file": target.name,
         "source": source,
@@ -482,36 +472,18 @@ def read_fetched(path: Path) -> BarTable:
     for a file that is not one, ``path:bar N: ...`` for a bar that fails the checks."""
     path = Path(path)
     try:
-        data = pq.read_table(path)
+        table, fields = read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}:0: not a Parquet file of bars: {exc}") from None
-    raw = (data.schema.metadata or {}).get(_KEY)
-    if raw is None:
-        raise DataError(
-            f"{path}:0: no {_KEY.decode()} metadata: not written by actorctl data fetch"
-        )
-    try:
-        fields = json.loads(raw)
-        symbol, interval = str(fields["symbol"]), str(fields["interval"])
-        if fields.get("loader_version") != FETCHED_VERSION:
+    except DataError as exc:
+        if f"no {_KEY.decode()} metadata" in str(exc):
             raise DataError(
-                f"{path}:0: loader version {fields.get('loader_version')!r}, not "
-                f"{FETCHED_VERSION!r}: not a fetched table (or an older one: fetch it again)"
-            )
-        columns = data.replace_schema_metadata(None)
-        if not columns.schema.equals(SCHEMA):
-            raise DataError(f"{path}:0: its columns are not the bar table's ({columns.schema})")
-        table = BarTable(
-            table=columns,
-            symbol=symbol,
-            interval=interval,
-            source=str(fields["source"]),
-            digest=str(fields["digest"]),
-            dropped=tuple(str(r) for r in fields["dropped"]),
+                f"{path}:0: no {_KEY.decode()} metadata: not written by actorctl data fetch"
+            ) from None
+        raise
+    if fields.get("loader_version") != FETCHED_VERSION:
+        raise DataError(
+            f"{path}:0: loader version {fields.get('loader_version')!r}, not "
+            f"{FETCHED_VERSION!r}: not a fetched table (or an older one: fetch it again)"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{path}:0: bad {_KEY.decode()} metadata: {exc}") from None
-    check(table, locate=lambda i: f"{path}:bar {i + 1}")
     return table

@@ -21,9 +21,9 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -94,8 +94,9 @@ class BarCache:
         return table
 
 
-def _metadata(table: BarTable, key: str, version: str) -> dict[bytes, bytes]:
-    fields = {
+def table_fields(table: BarTable, key: str, version: str) -> dict[str, Any]:
+    """What a Parquet file of ``table`` says of it in its ``actortrade.bars`` metadata."""
+    return {
         "key": key,
         "symbol": table.symbol,
         "interval": table.interval,
@@ -104,12 +105,13 @@ def _metadata(table: BarTable, key: str, version: str) -> dict[bytes, bytes]:
         "dropped": list(table.dropped),
         "loader_version": version,
     }
-    return {_KEY: json.dumps(fields, sort_keys=True).encode()}
 
 
-def _write(target: Path, table: BarTable, key: str, version: str) -> None:
+def write_table(target: Path, table: BarTable, fields: Mapping[str, Any]) -> None:
+    """``table`` as a Parquet file at ``target`` with ``fields`` (``table_fields``, and more if
+    the writer wants) as its metadata, written whole: a temporary file, fsynced, renamed."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = table.table.replace_schema_metadata(_metadata(table, key, version))
+    data = table.table.replace_schema_metadata({_KEY: json.dumps(fields, sort_keys=True).encode()})
     descriptor, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
@@ -125,16 +127,21 @@ def _write(target: Path, table: BarTable, key: str, version: str) -> None:
         raise
 
 
-def _read(target: Path, digest: str, symbol: str, interval: str, version: str) -> BarTable:
+def read_table(target: Path) -> tuple[BarTable, dict[str, Any]]:
+    """The bar table ``write_table`` wrote to ``target``, checked, and its metadata fields;
+    ``DataError`` (``target:0: ...``) for a file without them or with other columns, and
+    ``target:bar N: ...`` for a bar that fails the checks."""
     data = pq.read_table(target)
     raw = (data.schema.metadata or {}).get(_KEY)
     if raw is None:
         raise DataError(f"{target}:0: no {_KEY.decode()} metadata")
-    fields = json.loads(raw)
-    wanted = {"key": digest, "symbol": symbol, "interval": interval, "loader_version": version}
-    for name, value in wanted.items():
-        if fields.get(name) != value:
-            raise DataError(f"{target}:0: {name} is {fields.get(name)!r}, not {value!r}")
+    try:
+        fields = json.loads(raw)
+        symbol, interval = str(fields["symbol"]), str(fields["interval"])
+        source, digest = str(fields["source"]), str(fields["digest"])
+        dropped = tuple(str(reason) for reason in fields["dropped"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{target}:0: bad {_KEY.decode()} metadata: {exc}") from None
     columns = data.replace_schema_metadata(None)
     if not columns.schema.equals(SCHEMA):
         found = ", ".join(
@@ -145,9 +152,22 @@ def _read(target: Path, digest: str, symbol: str, interval: str, version: str) -
         table=columns,
         symbol=symbol,
         interval=interval,
-        source=str(fields["source"]),
-        digest=str(fields["digest"]),
-        dropped=tuple(str(reason) for reason in fields["dropped"]),
+        source=source,
+        digest=digest,
+        dropped=dropped,
     )
     check(table, locate=lambda i: f"{target}:bar {i + 1}")
+    return table, fields
+
+
+def _write(target: Path, table: BarTable, key: str, version: str) -> None:
+    write_table(target, table, table_fields(table, key, version))
+
+
+def _read(target: Path, digest: str, symbol: str, interval: str, version: str) -> BarTable:
+    table, fields = read_table(target)
+    wanted = {"key": digest, "symbol": symbol, "interval": interval, "loader_version": version}
+    for name, value in wanted.items():
+        if fields.get(name) != value:
+            raise DataError(f"{target}:0: {name} is {fields.get(name)!r}, not {value!r}")
     return table
