@@ -211,7 +211,12 @@ def new_york_dates(starts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.datetime6
     if early.any():
         hours, inverse = np.unique(starts_ns[early] // _HOUR_NS, return_inverse=True)
         exact = np.array(
-            [_delta_ns(NEW_YORK.utcoffset(_EPOCH + timedelta(hours=h))) for h in hours.tolist()],
+            # The offset at that UTC hour: ``utcoffset`` of an aware time in another zone
+            # would read its wall clock as New York's.
+            [
+                _delta_ns((_EPOCH + timedelta(hours=h)).astimezone(NEW_YORK).utcoffset())
+                for h in hours.tolist()
+            ],
             dtype=np.int64,
         )
         offsets[early] = exact[inverse.reshape(-1)]

@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from actors.domain import Bar
@@ -94,6 +94,8 @@ instants = st.integers(
 
 
 @given(st.lists(instants, min_size=1, max_size=50))
+@example(starts=[638942400000000000])  # 1990-04-01 04:00 UTC: 23:00 EST, hours before DST began
+@example(starts=[1173585600000000000, 1194148800000000000])  # 2007-03-11 and 11-04, 04:00 UTC
 def test_new_york_dates_and_times_agree_with_zoneinfo(starts: list[int]) -> None:
     """Each start's New York date, and its local time back to UTC, as zoneinfo says; a local
     time a clock change skips or repeats is refused."""
