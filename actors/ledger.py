@@ -4,6 +4,11 @@ Facts only: order intents (written before their order is sent), executions (each
 and broker id bindings. Lots and realized P&L are derived from those facts, so they can never
 disagree with them: a fill recorded is a lot updated, in the same transaction.
 
+A corporate action (``apply_action``, once by its id in ``actions``) restates the facts of its
+symbol: a split multiplies every intent's and every fill's shares by its ratio and divides their
+prices by it (``restated`` keeps the product of the ratios applied, so the as-traded figures
+are always recoverable); a dividend is kept with the shares the ledger held.
+
 Beside the facts, the ``risk`` database holds the risk actor's durable state (``RiskRecord``:
 the session's start equity, a tripped daily loss guard, the operator's halts), so that a restart
 on a tripped day stays tripped.
@@ -14,17 +19,31 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 import attrs
 import msgspec
 
 from runtime.store import RecordDamaged, Txn
 
-from .domain import DomainError, ModifyOrder, OrderFilled, OrderRef, PlaceOrder, Side
+from .domain import (
+    CorporateAction,
+    Dividend,
+    DomainError,
+    ModifyOrder,
+    OrderFilled,
+    OrderRef,
+    PlaceOrder,
+    Side,
+    Split,
+    check_ratio,
+    split_order,
+    split_price,
+    split_shares,
+)
 from .strategies._gridref import GridRef
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DATABASES = (
     "intents",
     "fills",
@@ -34,6 +53,7 @@ DATABASES = (
     "retired",
     "conflicts",
     "risk",
+    "actions",
 )
 
 
@@ -51,7 +71,14 @@ def _v2_to_v3(txn: Txn) -> None:
     pass
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(txn: Txn) -> None:
+    # Schema 4 adds the ``actions`` database (corporate actions applied, created empty) and the
+    # ``restated`` factor of intents and fills (absent in older records: 1). Raised because an
+    # older actortrade would read restated shares without knowing they were.
+    pass
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 R = TypeVar("R")
 
 
@@ -82,6 +109,10 @@ class IntentRecord:
     dry: bool = False
     """Committed in dry-run mode: the order was never sent to a broker (``actors.brokers.dry``).
     Reconciliation never adopts, heals or cancels anything because of one."""
+    restated: Decimal = Decimal(1)
+    """The product of the split ratios applied to it since it was committed (its order's
+    shares are the as-sent ones times this, its prices the as-sent ones divided by it,
+    rounded to the tick)."""
 
     @property
     def ref(self) -> str:
@@ -101,6 +132,31 @@ class FillRecord:
     commission: Decimal | None
     seq: int = 0
     """Order of recording (1, 2, ...): which fill came first, whatever the execIds look like."""
+    restated: Decimal = Decimal(1)
+    """The product of the split ratios applied to it since it was recorded: the as-traded
+    quantity is ``quantity / restated``, the as-traded price ``price * restated``."""
+
+
+@attrs.frozen(kw_only=True)
+class ActionRecord:
+    """A corporate action the ledger applied (``apply_action``), once by ``id``."""
+
+    id: str
+    symbol: str
+    ex_date: str
+    """ISO date."""
+    kind: str
+    """``split`` or ``dividend``."""
+    ratio: Decimal | None = None
+    amount_per_share: Decimal | None = None
+    shares: int = 0
+    """A dividend's: the shares of the symbol the ledger held when it was applied."""
+    applied_ns: int = 0
+
+    @property
+    def cash(self) -> Decimal:
+        """What a dividend paid (0 for a split)."""
+        return (self.amount_per_share or Decimal(0)) * self.shares
 
 
 @attrs.frozen(kw_only=True)
@@ -359,6 +415,10 @@ def check(txn: Txn) -> None:
             raise RecordDamaged(txn.path, "conflicts", key, f"it holds {conflict.describe()!r}")
     for key, raw in txn.items("risk"):
         _decode(txn, "risk", key, raw, RiskRecord)
+    for key, raw in txn.items("actions"):
+        action = _decode(txn, "actions", key, raw, ActionRecord)
+        if action.id.encode() != key:
+            raise RecordDamaged(txn.path, "actions", key, f"it holds the action {action.id!r}")
 
 
 def heal(
@@ -467,6 +527,80 @@ def lots(txn: Txn, symbol: str | None = None) -> list[LotView]:
         LotView(lot=lot_id, **attrs.asdict(fields, recurse=False))
         for lot_id, fields in sorted(totals.items())
     ]
+
+
+def apply_action(txn: Txn, action: CorporateAction, *, now_ns: int = 0) -> bool:
+    """Apply a corporate action to the facts of its symbol, once: True if it was new, False if
+    the ledger applied it already. A split restates every intent and fill of the symbol
+    (``actors.domain.split_order``, as the venue restates its working orders and executions);
+    one that would leave a fraction of a share is refused (``LedgerError``, nothing written).
+    A dividend is kept with the shares then held (every strategy's, from the fills)."""
+    key = action.id.encode()
+    if txn.get("actions", key) is not None:
+        return False
+    day = action.ex_date.isoformat()
+    match action:
+        case Split(symbol=symbol, ratio=ratio):
+            try:
+                check_ratio(action)
+                restated_intents = [
+                    attrs.evolve(
+                        intent,
+                        order=split_order(intent.order, ratio),
+                        restated=intent.restated * ratio,
+                    )
+                    for intent in intents(txn, symbol)
+                ]
+                restated_fills = [
+                    attrs.evolve(
+                        fill,
+                        quantity=split_shares(fill.quantity, ratio, fill.exec_id),
+                        price=split_price(fill.price, ratio),
+                        restated=fill.restated * ratio,
+                    )
+                    for fill in fills(txn, symbol)
+                ]
+            except DomainError as exc:
+                raise LedgerError(f"{action.id}: {exc}") from None
+            for intent in restated_intents:
+                txn.put("intents", intent.ref.encode(), _encode(intent))
+            for fill in restated_fills:
+                txn.put("fills", fill.exec_id.encode(), _encode(fill))
+            record = ActionRecord(
+                id=action.id,
+                symbol=symbol,
+                ex_date=day,
+                kind="split",
+                ratio=ratio,
+                applied_ns=now_ns,
+            )
+        case Dividend(symbol=symbol, amount_per_share=amount):
+            sides = {intent.ref: intent.order.side for intent in intents(txn, symbol)}
+            held = sum(
+                fill.quantity if sides.get(fill.ref, Side.BUY) is Side.BUY else -fill.quantity
+                for fill in fills(txn, symbol)
+            )
+            record = ActionRecord(
+                id=action.id,
+                symbol=symbol,
+                ex_date=day,
+                kind="dividend",
+                amount_per_share=amount,
+                shares=held,
+                applied_ns=now_ns,
+            )
+        case _:
+            assert_never(action)
+    txn.put("actions", key, _encode(record))
+    return True
+
+
+def actions(txn: Txn, symbol: str | None = None) -> list[ActionRecord]:
+    """The corporate actions applied (of ``symbol``), by ex-date."""
+    records = [_decode(txn, "actions", k, v, ActionRecord) for k, v in txn.items("actions")]
+    records = [r for r in records if symbol is None or r.symbol == symbol]
+    records.sort(key=lambda r: (r.ex_date, r.kind != "split", r.id))
+    return records
 
 
 def save_snapshot(txn: Txn, actor: str, data: bytes) -> None:

@@ -34,7 +34,7 @@ from runtime.store import (
 )
 
 from . import ledger
-from .domain import ModifyOrder, OrderFilled, PlaceBracket, PlaceOrder
+from .domain import CorporateAction, ModifyOrder, OrderFilled, PlaceBracket, PlaceOrder
 
 
 @attrs.frozen(kw_only=True)
@@ -85,6 +85,14 @@ class AcknowledgeConflicts:
     stay on record); replies with how many were."""
 
     symbol: str
+
+
+@attrs.frozen(kw_only=True)
+class ApplyAction(Request["bool | Refused"]):
+    """A split or a dividend applied to its symbol's facts, once (``ledger.apply_action``):
+    True if it was new, False if applied already."""
+
+    action: CorporateAction
 
 
 @attrs.frozen(kw_only=True)
@@ -191,6 +199,8 @@ class LedgerState:
     lots: tuple[ledger.LotView, ...]
     retired: frozenset[str] = frozenset()
     conflicts: tuple[ledger.ConflictRecord, ...] = ()
+    actions: tuple[ledger.ActionRecord, ...] = ()
+    """The corporate actions applied (``ApplyAction``), by ex-date."""
 
     @property
     def open_conflicts(self) -> tuple[ledger.ConflictRecord, ...]:
@@ -206,6 +216,7 @@ LotKeeperInbox = (
     | BindOrder
     | Heal
     | AcknowledgeConflicts
+    | ApplyAction
     | LoadLedger
     | SaveSnapshot
     | LoadSnapshot
@@ -223,6 +234,7 @@ _WRITES = (
     BindOrder,
     Heal,
     AcknowledgeConflicts,
+    ApplyAction,
     SaveSnapshot,
     SaveRisk,
 )
@@ -437,6 +449,8 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 )
             case AcknowledgeConflicts(symbol=symbol):
                 return functools.partial(ledger.acknowledge_conflicts, symbol=symbol, now_ns=now_ns)
+            case ApplyAction(action=action):
+                return functools.partial(ledger.apply_action, action=action, now_ns=now_ns)
             case BindOrder(binding=binding):
                 return _replying_true(functools.partial(ledger.bind, binding=binding))
             case SaveSnapshot(actor=actor, data=data):
@@ -458,6 +472,7 @@ class LotKeeper(Actor[LotKeeperInbox]):
                 | RecordFill()
                 | Heal()
                 | AcknowledgeConflicts()
+                | ApplyAction()
                 | BindOrder()
                 | SaveSnapshot()
                 | SaveRisk()
@@ -548,4 +563,5 @@ def ledger_state(txn: Txn, symbol: str | None) -> LedgerState:
         lots=tuple(ledger.lots(txn, symbol)),
         retired=ledger.retired(txn),
         conflicts=tuple(ledger.conflicts(txn, symbol)),
+        actions=tuple(ledger.actions(txn, symbol)),
     )

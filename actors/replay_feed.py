@@ -23,6 +23,12 @@ trade, the bars whose end that trade's time has reached close and go out first (
 each handled, and the orders it caused sent to the venue, before the trade is matched), as a
 bar closes at its end before the next trade prints. When the replay ends, the open bars close.
 Bars of a symbol delivered by a live feed are that feed's to make.
+
+**Corporate actions** (``actions``, a backtest's splits and dividends): at the first trade on or
+after an action's ex-date, after the bars due before it closed, the venue applies it
+(``corporate``), then every symbol actor of its symbol (``CorporateActionDue``: the ledger
+restates its facts, the strategy is rebuilt), and in lockstep all of it is handled before the
+trade is matched.
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ import anyio.lowlevel
 from runtime import Actor, ActorRef, VirtualClock
 
 from .broker import BrokerInbox, Poll
-from .domain import PriceTick, Trade, epoch_ns
+from .domain import CorporateAction, Dividend, PriceTick, Trade, epoch_ns
+from .domain.sessions import NEW_YORK
 from .market_data import Delivered, Fanout, LiveFeedInbox, Subscriber, Subscribers, WaitSubscribed
 from .strategies.protocol import BarClosed
-from .symbol import Describe
+from .symbol import CorporateActionDue, Describe
 
 Publish = Callable[[Trade], None]
 
@@ -63,8 +70,15 @@ class ReplayFeed(Actor[None]):
         max_pause: float | None = None,
         settled: Callable[[], bool] | None = None,
         virtual: VirtualClock | None = None,
+        actions: Sequence[CorporateAction] = (),
+        corporate: Callable[[CorporateAction], None] | None = None,
     ) -> None:
         self.replay = replay
+        self.actions = sorted(actions, key=lambda a: (a.ex_date, isinstance(a, Dividend), a.id))
+        self.corporate = corporate
+        """Applies an action at the venue (before the symbol actors hear of it)."""
+        if self.actions and corporate is None:
+            raise ValueError("a replay with corporate actions needs the venue's `corporate`")
         self.market = market
         """Moves the outside world: the venue matches the trade (before anyone sees it)."""
         self.broker = broker
@@ -110,6 +124,8 @@ class ReplayFeed(Actor[None]):
         last_at = None
         due = clock.monotonic()
         virtual = self.virtual
+        actions = self.actions
+        next_action = 0
         for trade in self.replay:
             targets = self.symbols.get(trade.symbol)
             if not targets:
@@ -129,6 +145,11 @@ class ReplayFeed(Actor[None]):
             ts_event_ns = epoch_ns(trade.at)
             if fanout.builds_bars:
                 await self._bars(fanout.due(ts_event_ns))
+            if next_action < len(actions):
+                day = trade.at.astimezone(NEW_YORK).date()
+                while next_action < len(actions) and actions[next_action].ex_date <= day:
+                    await self._corporate_action(actions[next_action])
+                    next_action += 1
             self.market(trade)
             remote = self.remote.get(trade.symbol)
             if remote is not None:
@@ -171,6 +192,18 @@ class ReplayFeed(Actor[None]):
             await ref.request(closed, timeout=self.step_timeout)
         # The orders the bars caused reach the venue before the next trade is matched.
         await self._poll()
+
+    async def _corporate_action(self, action: CorporateAction) -> None:
+        assert self.corporate is not None
+        self.corporate(action)
+        for subscriber in self.symbols.get(action.symbol, ()):
+            due = CorporateActionDue(action=action)
+            if self.lockstep:
+                await subscriber.ref.request(due, timeout=self.step_timeout)
+            else:
+                await subscriber.ref.send(due)
+        if self.lockstep:
+            await self._poll()
 
     async def _settle(self) -> None:
         """On virtual time, after a timer fired: until every actor is idle again (each pass

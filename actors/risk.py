@@ -7,7 +7,9 @@ protective exit (a sell of no more shares than the position) is always allowed. 
 pure (``actors.risk_rules``); this actor keeps the portfolio they read:
 
 * positions and cash from every execution of the ledger (loaded at start) and every new one a
-  symbol actor records (``FillSeen``, each execId once);
+  symbol actor records (``FillSeen``, each execId once); a corporate action a symbol actor
+  applied (``ActionSeen``, each once): a split rescales the position and the last price, a
+  dividend adds its cash (the ledger's dividends at start);
 * the last prices (``Exposure``, which symbol actors send at most once a second of event time,
   and with every check) and each strategy's working orders, an order it allows counted among
   them at once (until the strategy's next report: another strategy's check must see it);
@@ -54,7 +56,7 @@ from runtime import telemetry as telemetry_
 from runtime.metrics import Count
 from runtime.telemetry import Telemetry
 
-from .domain import OrderFilled, PlaceOrder, Side
+from .domain import CorporateAction, OrderFilled, PlaceOrder, Side
 from .domain.sessions import NEW_YORK
 from .ledger import RiskRecord
 from .lot_keeper import LedgerState, LoadLedger, LoadRisk, SaveRisk
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from .alerts import AlertsInbox
 
 __all__ = [
+    "ActionSeen",
     "Allowed",
     "AskGate",
     "CheckOrder",
@@ -130,6 +133,14 @@ class FillSeen:
     symbol: str
     side: Side
     fill: OrderFilled
+    at_ns: int
+
+
+@attrs.frozen(kw_only=True)
+class ActionSeen:
+    """A split or dividend the ledger has just applied (told; each counts once)."""
+
+    action: CorporateAction
     at_ns: int
 
 
@@ -204,7 +215,16 @@ class RiskView:
     last_refusals: tuple[RiskRefusal, ...]
 
 
-RiskInbox = CheckOrder | Exposure | FillSeen | HaltTrading | ResumeTrading | DescribeRisk | AskGate
+RiskInbox = (
+    CheckOrder
+    | Exposure
+    | FillSeen
+    | ActionSeen
+    | HaltTrading
+    | ResumeTrading
+    | DescribeRisk
+    | AskGate
+)
 
 
 class RiskActor(Actor[RiskInbox]):
@@ -264,6 +284,10 @@ class RiskActor(Actor[RiskInbox]):
                         commission=fill.commission,
                     ),
                 )
+        for action in state.actions:
+            # The fills came restated by every split already; a dividend's cash is its own.
+            self.book.applied.add(action.id)
+            self.book.cash += action.cash
         if record.tripped is not None:
             log.warning(
                 "the daily loss guard stays tripped (%s): %s", record.session, record.tripped
@@ -281,6 +305,10 @@ class RiskActor(Actor[RiskInbox]):
                 return None
             case FillSeen(symbol=symbol, side=side, fill=fill, at_ns=at_ns):
                 if self.book.fill(symbol, side, fill):
+                    await self._watch(at_ns)
+                return None
+            case ActionSeen(action=action, at_ns=at_ns):
+                if self.book.corporate_action(action):
                     await self._watch(at_ns)
                 return None
             case HaltTrading(symbol=symbol):

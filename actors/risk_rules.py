@@ -21,10 +21,20 @@ import enum
 from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
+from typing import assert_never
 
 import attrs
 
-from .domain import OrderFilled, PlaceOrder, Side
+from .domain import (
+    CorporateAction,
+    Dividend,
+    OrderFilled,
+    PlaceOrder,
+    Side,
+    Split,
+    split_price,
+    split_shares,
+)
 from .domain.sessions import Session, session_at
 
 __all__ = [
@@ -131,6 +141,8 @@ class Book:
     """Route (``strategy:symbol``) -> its working orders."""
     seen: set[str] = attrs.Factory(set)
     """The execIds applied."""
+    applied: set[str] = attrs.Factory(set)
+    """The corporate actions applied, by id."""
 
     def fill(self, symbol: str, side: Side, fill: OrderFilled) -> bool:
         """Apply an execution once (by execId); True if it was new."""
@@ -141,6 +153,24 @@ class Book:
         self.positions[symbol] = self.positions.get(symbol, 0) + signed
         self.cash -= signed * fill.price + (fill.commission or 0)
         self.marks.setdefault(symbol, fill.price)
+        return True
+
+    def corporate_action(self, action: CorporateAction) -> bool:
+        """Apply a split (the position times its ratio, the last price divided by it) or a
+        dividend (its cash on the position) once (by id); True if it was new."""
+        if action.id in self.applied:
+            return False
+        self.applied.add(action.id)
+        held = self.positions.get(action.symbol, 0)
+        match action:
+            case Split(ratio=ratio):
+                self.positions[action.symbol] = split_shares(held, ratio, action.symbol)
+                if action.symbol in self.marks:
+                    self.marks[action.symbol] = split_price(self.marks[action.symbol], ratio)
+            case Dividend(amount_per_share=amount):
+                self.cash += amount * held
+            case _:
+                assert_never(action)
         return True
 
     def mark(self, symbol: str, price: Decimal) -> None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from datetime import date
 from decimal import Decimal
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,6 +68,7 @@ from .broker import BrokerInbox, Snapshot
 from .domain import (
     BrokerSnapshot,
     CancelOrder,
+    CorporateAction,
     ModifyOrder,
     OrderAccepted,
     OrderCancelled,
@@ -76,15 +78,19 @@ from .domain import (
     PlaceOrder,
     PriceTick,
     Side,
+    Split,
     TimeInForce,
     route,
+    split_price,
 )
+from .domain.sessions import NEW_YORK
 from .exposure import SellBook
 from .history import HistorySource
 from .ledger import FillRecord
 from .lot_keeper import (
     AcknowledgeConflicts,
     AmendIntent,
+    ApplyAction,
     CommitBracket,
     CommitIntent,
     Conflicted,
@@ -98,6 +104,7 @@ from .lot_keeper import (
 from .messages import SEVERITY, Alert, Command, LotClosed, LotOpened, Severity
 from .risk import (
     EXPOSURE_EVERY_NS,
+    ActionSeen,
     AskGate,
     CheckOrder,
     Exposure,
@@ -148,6 +155,14 @@ class Resync(Request[reconcile.Diff]):
 
 
 @attrs.frozen(kw_only=True)
+class CorporateActionDue(Request[None]):
+    """A split or dividend of the symbol takes effect now (the start of its ex-date, before
+    its first trade; the venue has applied it): see ``SymbolActor._corporate_action``."""
+
+    action: CorporateAction
+
+
+@attrs.frozen(kw_only=True)
 class Describe(Request["SymbolView"]):
     """Reply with a ``SymbolView``."""
 
@@ -186,6 +201,7 @@ SymbolInbox = (
     | RiskTripped
     | RiskLifted
     | RiskGate
+    | CorporateActionDue
 )
 
 
@@ -251,6 +267,9 @@ class SymbolActor(Actor[SymbolInbox]):
         """The broker's position and working sells (set by every reconciliation)."""
         self.last_diff: reconcile.Diff | None = None
         self.ticks = TickGuard(symbol=kind.symbol)
+        self.actions: list[Split] = []
+        """The ledger's splits of this symbol (read at every reconciliation): what the bars
+        before each ex-date are restated by."""
         self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
         """The latest lot events, for ``actorctl status``."""
         telemetry = telemetry if telemetry is not None else telemetry_.off()
@@ -344,7 +363,7 @@ class SymbolActor(Actor[SymbolInbox]):
             case BarClosed():
                 if message.seconds == self.kind.needs.warmup_size:
                     self._remember(message)
-                commands = strategy.decide(message, now)
+                commands = strategy.decide(self._restated(message), now)
                 if not commands:
                     self._quiet_bars.value += 1
                     return None
@@ -400,6 +419,9 @@ class SymbolActor(Actor[SymbolInbox]):
                 return self._describe(strategy)
             case RiskLifted():
                 await self._reconcile(dry_run=False, rebuild=True)
+                return None
+            case CorporateActionDue(action=action):
+                await self._corporate_action(action)
                 return None
             case RiskGate(on=on):
                 self.gated = on
@@ -505,6 +527,53 @@ class SymbolActor(Actor[SymbolInbox]):
             message=message,
         )
 
+    # -- corporate actions ---------------------------------------------------------------------
+
+    async def _corporate_action(self, action: CorporateAction) -> None:
+        """A split or dividend of this symbol at the start of its ex-date, which the venue has
+        applied already: the ledger restates its facts (once, whichever host asks first), the
+        risk actor is told, and the strategy is rebuilt from the restated facts (its warm-up
+        bars and last price restated too), as after a restart."""
+        applied = await self.lot_keeper.request(
+            ApplyAction(action=action), timeout=self.request_timeout
+        )
+        if isinstance(applied, Refused):
+            raise ReconcileFailed(
+                f"{self.symbol}: the ledger refused {action.id}: {applied.reason}"
+            )
+        if self.risk is not None and self.gated:
+            await self.context.send(self.risk, ActionSeen(action=action, at_ns=self.event_ns))
+        strategy = self.strategy
+        if isinstance(action, Split) and strategy is not None and strategy.last_price is not None:
+            strategy.last_price = split_price(strategy.last_price, action.ratio)
+        log.info("%s: %s applied", self.context.name, action.id)
+        await self._reconcile(dry_run=False, rebuild=True)
+
+    def _restated(self, closed: BarClosed) -> BarClosed:
+        """A bar as traded, restated by every split of the ledger whose ex-date is after the
+        bar's day (the warm-up bars are kept as traded, and restated as they are used)."""
+        if not self.actions:
+            return closed
+        bar = closed.bar
+        day = bar.start.astimezone(NEW_YORK).date()
+        ratio = Decimal(1)
+        for split in self.actions:
+            if day < split.ex_date:
+                ratio *= split.ratio
+        if ratio == 1:
+            return closed
+        return attrs.evolve(
+            closed,
+            bar=attrs.evolve(
+                bar,
+                open=split_price(bar.open, ratio),
+                high=split_price(bar.high, ratio),
+                low=split_price(bar.low, ratio),
+                close=split_price(bar.close, ratio),
+                volume=int(bar.volume * ratio),
+            ),
+        )
+
     # -- reconciliation ----------------------------------------------------------------------
 
     async def _reconcile(self, *, dry_run: bool, rebuild: bool = False) -> reconcile.Diff:
@@ -547,6 +616,11 @@ class SymbolActor(Actor[SymbolInbox]):
             BrokerSnapshot,
         )
         state = await self._load()
+        self.actions = [
+            Split(symbol=r.symbol, ex_date=date.fromisoformat(r.ex_date), ratio=r.ratio)
+            for r in state.actions
+            if r.kind == "split" and r.ratio is not None
+        ]
         diff, repairs = reconcile.plan(
             symbol=self.symbol,
             strategy=self.kind.name,
@@ -638,7 +712,7 @@ class SymbolActor(Actor[SymbolInbox]):
         if previous is not None:
             strategy.last_price = previous.last_price
         if self.warm_bars:
-            strategy.warm(tuple(self.warm_bars))
+            strategy.warm(tuple(self._restated(closed) for closed in self.warm_bars))
         return strategy
 
     def _remember(self, closed: BarClosed) -> None:

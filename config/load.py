@@ -127,6 +127,10 @@ def render_config(config: Config) -> str:
         for table in ("ma_cross", "momentum"):
             if entry[table] is None:
                 del entry[table]
+    for action in data["corporate_actions"]:
+        for key in ("split", "dividend"):
+            if action[key] is None:
+                del action[key]
     _render_table(data, (), lines)
     return "\n".join(lines).lstrip("\n") + "\n"
 

@@ -13,6 +13,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from datetime import date as _date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -572,6 +573,50 @@ def _history_table(instance: Any, attribute: attrs.Attribute[Any], value: Histor
         )
 
 
+_SPLIT_RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?::\s*(\d+(?:\.\d+)?)\s*)?")
+
+
+def _iso_date(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    try:
+        valid = len(value) == 10 and _date.fromisoformat(value) is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidSetting(attribute.name, f"must be a date YYYY-MM-DD, got {shown(value)}")
+
+
+def _split_ratio(_instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    match = _SPLIT_RATIO.fullmatch(value)
+    if match is None or any(part is not None and Decimal(part) <= 0 for part in match.groups()):
+        raise InvalidSetting(
+            attribute.name,
+            f'must be new shares per old, "2" or "3:2", both positive, got {shown(value)}',
+        )
+
+
+@attrs.frozen(kw_only=True)
+class CorporateActionConfig:
+    """``[[corporate_actions]]``: a split or a dividend a backtest applies at its ex-date
+    (``actorctl backtest``; docs/backtest.md), beside those of LEAN's factor files."""
+
+    symbol: str
+    date: str = attrs.field(validator=_iso_date)
+    """The ex-date, YYYY-MM-DD."""
+    split: str | None = attrs.field(default=None, validator=_split_ratio)
+    """New shares per old: "2" (2-for-1), "3:2", "1:10" (a reverse split)."""
+    dividend: Decimal | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_in_range(Decimal("0.0001"), _MONEY)),
+    )
+    """Cash per share held at the close before the ex-date."""
+
+    def __attrs_post_init__(self) -> None:
+        if (self.split is None) == (self.dividend is None):
+            raise InvalidSetting("split", "or dividend: give exactly one of the two")
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     """The whole ``actortrade.toml``."""
@@ -593,6 +638,7 @@ class Config:
     symbols: tuple[SymbolConfig, ...] = attrs.field(
         default=(SymbolConfig(symbol="TQQQ", lots=SHIPPED_TQQQ_LOTS),), validator=_symbol_list
     )
+    corporate_actions: tuple[CorporateActionConfig, ...] = ()
 
 
 def live_problem(config: Config, *, live_flag: bool) -> str | None:

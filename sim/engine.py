@@ -47,6 +47,10 @@ the trade price, limited by the trade's size, shared first come first served. Ru
   (charged as the order fills).
 * Every execution has a unique execId; positions keep an average cost (IB's: per share, per
   contract for an option, the entry price of a short).
+* Corporate actions of a stock (``corporate_action``, at the start of the ex-date): a split
+  rescales the position, the working orders (re-acknowledged) and the executions so far, as
+  the ledger does (``actors.domain.split_order``); a dividend is paid on the shares held
+  (``dividends``).
 
 Events go to listeners as the domain's broker events (``OrderAccepted``, ``OrderFilled``,
 ``OrderCancelled``, ``OrderRejected``). Fault hooks: ``reject_next`` and ``duplicate_next_fill``;
@@ -55,7 +59,8 @@ Events go to listeners as the domain's broker events (``OrderAccepted``, ``Order
 connection, ``sim.link.Link``.
 
 **Inputs.** The engine is deterministic given its inputs: the calls ``place``, ``modify``,
-``cancel``, ``on_trade``, ``advance``, ``restart``, ``reject_next`` and ``duplicate_next_fill``.
+``cancel``, ``on_trade``, ``advance``, ``corporate_action``, ``restart``, ``reject_next`` and
+``duplicate_next_fill``.
 Each is also a record (``Input``), handed to ``recorder`` before it takes effect and replayed with
 ``apply``; ``sim.journal`` uses that to keep the books on disk. A call the engine refuses with
 ``EngineError`` (an unknown order, a naive time) is refused before it is recorded.
@@ -75,6 +80,9 @@ import msgspec
 
 from actors.domain import (
     BrokerEvent,
+    CorporateAction,
+    Dividend,
+    DomainError,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -82,7 +90,13 @@ from actors.domain import (
     PlaceOrder,
     PriceCondition,
     Side,
+    Split,
     TimeInForce,
+    check_ratio,
+    split_condition,
+    split_order_price,
+    split_price,
+    split_shares,
 )
 from actors.domain.sessions import NEW_YORK, Session, session_at
 
@@ -211,6 +225,21 @@ class Execution:
         return self.price * self.quantity * self.multiplier
 
 
+@attrs.frozen(kw_only=True)
+class DividendPaid:
+    """A dividend the venue paid (``Engine.corporate_action``): ``shares`` held at the close
+    before ``ex_date`` (negative: a short, who pays it)."""
+
+    symbol: str
+    ex_date: date
+    shares: int
+    amount_per_share: Decimal
+
+    @property
+    def cash(self) -> Decimal:
+        return self.amount_per_share * self.shares
+
+
 @attrs.define
 class Position:
     """``quantity`` units (shares, or option contracts), negative when short; ``cost`` is the
@@ -282,7 +311,30 @@ class Advance(_Input, frozen=True, tag="advance"):
     at: Aware
 
 
-Input = Place | Modify | Cancel | OnTrade | Restart | RejectNext | DuplicateNextFill | Advance
+class SplitShares(_Input, frozen=True, tag="split"):
+    symbol: str
+    ex_date: date
+    ratio: Decimal
+
+
+class PayDividend(_Input, frozen=True, tag="dividend"):
+    symbol: str
+    ex_date: date
+    amount_per_share: Decimal
+
+
+Input = (
+    Place
+    | Modify
+    | Cancel
+    | OnTrade
+    | Restart
+    | RejectNext
+    | DuplicateNextFill
+    | Advance
+    | SplitShares
+    | PayDividend
+)
 """One call into the engine, as data."""
 
 Listener = Callable[[BrokerEvent], None]
@@ -310,6 +362,10 @@ class Engine:
         self.executions: list[Execution] = []
         self._executions_of: dict[str, list[Execution]] = {}
         self.positions: dict[str, Position] = {}
+        self.dividends: list[DividendPaid] = []
+        """The dividends paid, in order (``corporate_action``)."""
+        self.applied: set[str] = set()
+        """The corporate actions applied, by id."""
         self.last: dict[str, Decimal] = {}
         self.last_trade_at: datetime | None = None
         """The (New York) time of the last trade seen: a replay resumes after it."""
@@ -383,6 +439,12 @@ class Engine:
                 self.duplicate_next_fill()
             case Advance(at=at):
                 self.advance(at)
+            case SplitShares(symbol=symbol, ex_date=ex_date, ratio=ratio):
+                self.corporate_action(Split(symbol=symbol, ex_date=ex_date, ratio=ratio))
+            case PayDividend(symbol=symbol, ex_date=ex_date, amount_per_share=amount):
+                self.corporate_action(
+                    Dividend(symbol=symbol, ex_date=ex_date, amount_per_share=amount)
+                )
             case _:
                 assert_never(entry)
 
@@ -638,6 +700,90 @@ class Engine:
         if self._contracts:
             self._settle(local)
         self._expire_day_orders(local)
+
+    # -- corporate actions --------------------------------------------------------------------
+
+    def corporate_action(self, action: CorporateAction) -> None:
+        """Apply a split or a dividend of a stock at the start of its ex-date (before its
+        first trade). A split multiplies the position (its cost unchanged), every working
+        order's quantity and filled shares by the ratio and divides its limit, stop and
+        trigger by it (rounded half-up to the tick), and restates the executions so far in
+        the new shares (``actors.domain.split_order``, as the ledger does: reconciliation
+        compares the two); each changed order is re-acknowledged. Refused (``EngineError``,
+        nothing changed) when any of those would become a fraction of a share. A dividend
+        pays ``amount_per_share`` for each share held (a short pays it): ``dividends``. An
+        action applied already (``applied``, by id) is not applied again."""
+        if action.id in self.applied:
+            return
+        if is_option_symbol(action.symbol):
+            raise EngineError(f"{action.id}: corporate actions apply to stocks, not options")
+        match action:
+            case Split(symbol=symbol, ex_date=ex_date, ratio=ratio):
+                self._split(symbol, ex_date, ratio)
+            case Dividend(symbol=symbol, ex_date=ex_date, amount_per_share=amount):
+                self._record(PayDividend(symbol=symbol, ex_date=ex_date, amount_per_share=amount))
+                held = self.positions.get(symbol)
+                if held is not None and held.quantity:
+                    self.dividends.append(
+                        DividendPaid(
+                            symbol=symbol,
+                            ex_date=ex_date,
+                            shares=held.quantity,
+                            amount_per_share=amount,
+                        )
+                    )
+            case _:
+                assert_never(action)
+        self.applied.add(action.id)
+
+    def _split(self, symbol: str, ex_date: date, ratio: Decimal) -> None:
+        try:
+            check_ratio(Split(symbol=symbol, ex_date=ex_date, ratio=ratio))
+            held = self.positions.get(symbol)
+            quantity = split_shares(
+                held.quantity if held is not None else 0, ratio, f"the {symbol} position"
+            )
+            working = [o for o in self.open_orders() if o.symbol == symbol and not o.done]
+            changed = [
+                (o, split_shares(o.quantity, ratio, o.ref), split_shares(o.filled, ratio, o.ref))
+                for o in working
+            ]
+            restated = [
+                attrs.evolve(
+                    e,
+                    quantity=split_shares(e.quantity, ratio, e.exec_id),
+                    price=split_price(e.price, ratio),
+                )
+                if e.symbol == symbol
+                else e
+                for e in self.executions
+            ]
+        except DomainError as exc:
+            raise EngineError(str(exc)) from None
+        self._record(SplitShares(symbol=symbol, ex_date=ex_date, ratio=ratio))
+        if held is not None:
+            held.quantity = quantity
+        if symbol in self.last:
+            self.last[symbol] = split_price(self.last[symbol], ratio)
+        self.executions = restated
+        self._executions_of = {}
+        for execution in restated:
+            self._executions_of.setdefault(execution.ref, []).append(execution)
+        for order, new_quantity, new_filled in changed:
+            order.quantity = new_quantity
+            order.filled = new_filled
+            order.limit = split_order_price(order.limit, ratio)
+            order.stop = split_order_price(order.stop, ratio)
+            order.condition = split_condition(order.condition, ratio)
+            order.chain = tuple(
+                (link, condition)
+                for link, condition in (
+                    (link, split_condition(c, ratio)) for link, c in order.chain
+                )
+                if condition is not None
+            )
+            self._index(order)
+            self._emit(OrderAccepted(ref=order.ref, order_id=order.order_id, perm_id=order.perm_id))
 
     # -- faults -------------------------------------------------------------------------------
 

@@ -294,31 +294,6 @@ def test_an_unknown_data_shape_and_a_bad_prices_choice_exit_2(tmp_path: Path) ->
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.skipif(not MARKETDATA.exists(), reason="../shared/marketdata is not on this machine")
-def test_lean_raw_prices_across_a_split_are_refused_and_split_adjusted_ones_run(
-    tmp_path: Path,
-) -> None:
-    """QQQ's 2000-03-20 2:1 split inside the period: raw prices would show it as a crash while
-    positions are not rescaled (corporate actions are not applied yet): refused, naming it;
-    split-adjusted prices run, and so do raw ones after the split."""
-    config = _daily_config(tmp_path, "QQQ")
-    daily = MARKETDATA / "spy_lean" / "daily" / "qqq.zip"
-    cache = ["--cache", str(tmp_path / "cache"), "--to", "2003-12-31"]
-    common = ["backtest", "--quiet", "--config", str(config), "--data", str(daily), *cache]
-    refused = run(*common, "--out", str(tmp_path / "refused"), timeout=300)
-    assert refused.returncode == 2
-    assert "QQQ splits within the period (2000-03-20 2:1)" in refused.stderr
-    assert not (tmp_path / "refused").exists()
-    adjusted, _ = _backtest(tmp_path, *common[2:], "--prices", "split-adjusted")
-    after, _ = _backtest(tmp_path, *common[2:], "--from", "2000-03-20", out="after")
-    for folder in (adjusted, after):
-        summary = json.loads((folder / "summary.json").read_text())
-        assert summary["result"]["fills"] > 0
-        assert any("dividends in the period are not paid" in n for n in summary["data"]["notes"])
-    bars = _rows(adjusted, "bars")
-    assert bars[0]["open"] == pytest.approx(102.25 / 2)  # 1999-03-10, split-adjusted
-
-
 def test_symbol_replaces_the_symbol_of_a_one_symbol_config(tmp_path: Path) -> None:
     config = ROOT / "config" / "examples" / "ma_cross.toml"
     folder, _ = _backtest(tmp_path, "--config", str(config), "--symbol", "XYZ", "--days", "1")

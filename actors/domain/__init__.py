@@ -6,6 +6,15 @@ It imports nothing else of ours, so that the simulated venues (``sim/``), the ac
 application can all speak it without importing one another.
 """
 
+from ._actions import CorporateAction as CorporateAction
+from ._actions import Dividend as Dividend
+from ._actions import Split as Split
+from ._actions import check_ratio as check_ratio
+from ._actions import split_condition as split_condition
+from ._actions import split_order as split_order
+from ._actions import split_order_price as split_order_price
+from ._actions import split_price as split_price
+from ._actions import split_shares as split_shares
 from ._market import Bar as Bar
 from ._market import Instrument as Instrument
 from ._market import PriceTick as PriceTick
@@ -44,6 +53,8 @@ __all__ = [
     "BrokerPosition",
     "BrokerSnapshot",
     "CancelOrder",
+    "CorporateAction",
+    "Dividend",
     "DomainError",
     "Instrument",
     "ModifyOrder",
@@ -58,8 +69,15 @@ __all__ = [
     "PriceTick",
     "Quote",
     "Side",
+    "Split",
     "TimeInForce",
     "Trade",
+    "check_ratio",
+    "split_condition",
+    "split_order",
+    "split_order_price",
+    "split_price",
+    "split_shares",
     "epoch_ns",
     "round_to_tick",
     "route",

@@ -110,6 +110,15 @@ class GridOrder:
     accepted: bool = False
     done: bool = False
     cancel_requested: bool = False
+    restated: bool = False
+    """Its prices were restated by a split (``actors.domain.split_order``): rounded from the
+    old prices, they may be a tick off what the grid computes from its restated lots."""
+
+    def priced(self, price: Decimal, tick: Decimal) -> bool:
+        """Whether its limit is ``price`` (or, restated by a split, within a tick of it)."""
+        if self.limit is None or self.limit == price:
+            return True
+        return self.restated and abs(self.limit - price) <= tick
 
 
 @attrs.define(kw_only=True)
@@ -184,6 +193,7 @@ class GridStrategy:
         detached: Collection[str] = (),
         placed_at: Mapping[str, float] | None = None,
         now: float,
+        restated: Collection[str] = (),
     ) -> GridStrategy:
         """Rebuild a grid from the facts: the orders it committed (intents), the executions
         recorded for them in recording order, and which of them the broker still has working
@@ -194,7 +204,9 @@ class GridStrategy:
         the conditional buys and sells after it belong to. ``detached`` buys (lots the reconciler
         created for orphan shares) belong to no ladder: they only get their sells.
         ``placed_at`` gives an order's placing time on the strategy's clock (else ``now``), so
-        that a restart does not reset the level-0 fill timeout.
+        that a restart does not reset the level-0 fill timeout. ``restated`` orders had their
+        prices restated by a split: within a tick of what the grid computes is right for them
+        (a split moves no order by itself).
         """
         placed_at = placed_at or {}
         grid = cls(params, lots)
@@ -223,6 +235,8 @@ class GridStrategy:
                 cycle=cycle_of.get(ref.lot, 0),
                 now=placed_at.get(order.ref, now),
             )
+            if order.ref in restated:
+                grid.orders[order.ref].restated = True
             grid.next_lot = max(grid.next_lot, ref.lot + 1)
         first_fill: dict[int, Decimal] = {}
         finished: set[int] = set()  # ladders that went flat: the next price starts a new one
@@ -569,7 +583,7 @@ class GridStrategy:
         if (order.cycle, order.level) in queued:
             return "a second buy for this level"
         queued.add((order.cycle, order.level))
-        if order.level > 0 and order.limit is not None and order.limit != self.trigger(order.level):
+        if order.level > 0 and not order.priced(self.trigger(order.level), self.params.tick):
             return "not at this level's trigger"
         return None
 
@@ -579,7 +593,7 @@ class GridStrategy:
             if live.cancel_requested:
                 return []
             right_size = live.quantity - live.filled == lot.open_shares
-            if right_size and live.limit in (None, self.sell_price(lot)):
+            if right_size and live.priced(self.sell_price(lot), self.params.tick):
                 return []
             # A late buy fill changed the lot (or the sell is mispriced): replace the sell
             # once this one is gone.
@@ -769,6 +783,7 @@ class GridKind:
             detached={i.ref for i in facts.intents if i.origin is Origin.ORPHAN},
             placed_at=facts.placed_at,
             now=facts.now,
+            restated={i.ref for i in facts.intents if i.restated != 1},
         )
 
     def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:

@@ -6,6 +6,13 @@ compute them the same way.
 lot when the two orderRefs name one (the grid's ``grid:SYM:L3:BUY:17:1`` and
 ``grid:SYM:L3:SELL:17:1``: strategy, symbol, tag and lot alike), then the oldest open buys
 (FIFO). A round trip's P&L is net of both sides' commissions, each split over its shares.
+Across a split (the run's ``corporate_actions``), the open buys are restated in the new shares
+(quantity times the ratio, price and commission per share divided by it), so a lot bought
+before a 2-for-1 split and sold after it is one round trip of twice the shares.
+
+**Buy and hold** is measured on total-return closes: the closes before a split divided by its
+ratio, and those before a dividend times ``1 - dividend / the close before the ex-date`` (the
+dividend reinvested), so that it is comparable with a run that had its dividends paid.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ class RunError(ValueError):
 @attrs.define
 class _Open:
     key: str | None
-    quantity: int
+    quantity: float
     price: float
     commission_per_share: float
     ts_ns: int
@@ -46,16 +53,51 @@ def lot_key(ref: str) -> str | None:
     return None
 
 
-def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[RoundTrip]:
+def ex_date_ns(day: str) -> int:
+    """The start (New York midnight) of an ISO ex-date, as UTC epoch ns."""
+    from datetime import date, datetime, time
+
+    from actors.domain import epoch_ns
+    from actors.domain.sessions import NEW_YORK
+
+    return epoch_ns(datetime.combine(date.fromisoformat(day), time(), tzinfo=NEW_YORK))
+
+
+def splits_of(actions: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Symbol -> its splits (ex-date start ns, ratio), in date order, of a run's
+    ``corporate_actions``."""
+    found: dict[str, list[tuple[int, float]]] = collections.defaultdict(list)
+    for action in actions:
+        if action["kind"] == "split":
+            found[str(action["symbol"])].append(
+                (ex_date_ns(str(action["ex_date"])), float(action["ratio"]))
+            )
+    for rows in found.values():
+        rows.sort()
+    return dict(found)
+
+
+def round_trips(
+    fills: Iterable[Mapping[str, Any]],
+    splits: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+) -> list[RoundTrip]:
     """The round trips of ``fills`` (in time order; long positions: a sell with no open buy
-    left, a short, opens nothing)."""
+    left, a short, opens nothing); ``splits`` (``splits_of``) restate the open buys."""
     trips: list[RoundTrip] = []
     open_by_symbol: dict[str, list[_Open]] = collections.defaultdict(list)
+    pending = {symbol: list(rows) for symbol, rows in (splits or {}).items()}
     for fill in fills:
         quantity = int(fill["quantity"])
         if quantity <= 0:
             continue
         symbol = str(fill["symbol"])
+        due = pending.get(symbol)
+        while due and due[0][0] <= int(fill["ts_ns"]):
+            _, ratio = due.pop(0)
+            for held in open_by_symbol[symbol]:
+                held.quantity *= ratio
+                held.price /= ratio
+                held.commission_per_share /= ratio
         price = float(fill["price"])
         per_share = float(fill["commission"]) / quantity
         ts_ns = int(fill["ts_ns"])
@@ -64,7 +106,7 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[RoundTrip]:
         if fill["side"] == "BUY":
             lots.append(_Open(key, quantity, price, per_share, ts_ns))
             continue
-        left = quantity
+        left: float = quantity
         order = sorted(range(len(lots)), key=lambda i: (key is None or lots[i].key != key, i))
         for i in order:
             if left == 0:
@@ -76,7 +118,7 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[RoundTrip]:
                     symbol=symbol,
                     entry_ns=lot.ts_ns,
                     exit_ns=ts_ns,
-                    quantity=float(taken),
+                    quantity=taken,
                     entry_price=lot.price,
                     exit_price=price,
                     pnl=taken * (price - lot.price)
@@ -85,7 +127,7 @@ def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[RoundTrip]:
             )
             lot.quantity -= taken
             left -= taken
-        open_by_symbol[symbol] = [lot for lot in lots if lot.quantity > 0]
+        open_by_symbol[symbol] = [lot for lot in lots if lot.quantity > 1e-9]
     return trips
 
 
@@ -167,8 +209,9 @@ def figures(run: RunData, *, risk_free: float = 0.0) -> Figures:
     prices = {
         symbol: Curve(np.array(t, dtype=np.int64), np.array(v)) for symbol, (t, v) in closes.items()
     }
+    actions = run.summary.get("data", {}).get("corporate_actions", [])
     fills = sorted(run.fills, key=lambda f: (int(f["ts"]), str(f["exec_id"])))
-    trips = round_trips({**f, "ts_ns": f["ts"]} for f in fills)
+    trips = round_trips(({**f, "ts_ns": f["ts"]} for f in fills), splits_of(actions))
     notional = sum(float(f["quantity"]) * float(f["price"]) for f in fills)
     ours = compute(
         equity,
@@ -181,7 +224,7 @@ def figures(run: RunData, *, risk_free: float = 0.0) -> Figures:
     benchmark: Curve | None = None
     theirs: Metrics | None = None
     if all(np.all(c.value > 0) for c in prices.values()) and prices:
-        benchmark = buy_and_hold(prices, initial)
+        benchmark = buy_and_hold(total_return(prices, actions), initial)
         theirs = compute(
             benchmark,
             [],
@@ -197,6 +240,27 @@ def figures(run: RunData, *, risk_free: float = 0.0) -> Figures:
         prices=prices,
         trips=trips,
     )
+
+
+def total_return(
+    prices: Mapping[str, Curve], actions: Iterable[Mapping[str, Any]]
+) -> dict[str, Curve]:
+    """The closes of ``prices`` adjusted for the run's splits and dividends (module doc)."""
+    values = {symbol: np.array(c.value, dtype=np.float64) for symbol, c in prices.items()}
+    for action in actions:
+        symbol = str(action["symbol"])
+        curve = prices.get(symbol)
+        if curve is None:
+            continue
+        before = curve.ts_ns < ex_date_ns(str(action["ex_date"]))
+        if not before.any():
+            continue
+        if action["kind"] == "split":
+            values[symbol][before] /= float(action["ratio"])
+        else:
+            last_close = float(curve.value[np.flatnonzero(before)[-1]])
+            values[symbol][before] *= 1.0 - float(action["amount_per_share"]) / last_close
+    return {symbol: Curve(prices[symbol].ts_ns, v) for symbol, v in values.items()}
 
 
 def report_view(run: RunData, found: Figures, config_text: str) -> Any:

@@ -11,7 +11,14 @@ speed (a strategy's fill timeout counts market seconds, not the machine's).
 ``Recorder`` watches the venue (``sim.engine.Engine``) beside the tree and keeps what a report
 needs: every order with the venue time it was accepted and how it ended, every execution, and
 the portfolio at every bar's close: cash (the starting cash, minus what was bought, plus what
-was sold, minus commissions), the positions' value at the last trade and their sum, the equity.
+was sold, minus commissions, plus the dividends paid), the positions' value at the last trade
+and their sum, the equity. Executions are kept as traded (a later split restates the venue's
+and the ledger's, not the record); orders as they ended (one working across a split, in the
+new shares).
+
+**Corporate actions** (``actions``): the replay applies each at the start of its ex-date, to the
+venue and then to the symbol actors (``actors.replay_feed``): a split rescales the position,
+the ledger's facts and the working orders, a dividend is paid into the cash.
 """
 
 from __future__ import annotations
@@ -27,7 +34,15 @@ from typing import Any
 import anyio
 import attrs
 
-from actors.domain import Bar, OrderAccepted, OrderCancelled, OrderRejected, Side, epoch_ns
+from actors.domain import (
+    Bar,
+    CorporateAction,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    Side,
+    epoch_ns,
+)
 from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.replay import STEP
@@ -96,10 +111,20 @@ class EquityPoint:
 
 
 @attrs.frozen(kw_only=True)
+class DividendRecord:
+    symbol: str
+    ex_date: str
+    shares: int
+    amount_per_share: float
+    cash: float
+
+
+@attrs.frozen(kw_only=True)
 class Recorded:
     orders: list[OrderRecord]
     fills: list[FillRecord]
     equity: list[EquityPoint]
+    dividends: list[DividendRecord]
     initial_cash: float
     traded_notional: float
     bars: int
@@ -143,6 +168,8 @@ class Recorder:
         self._closes = closes
         self._close_times = sorted(closes)
         self._seen_executions = 0
+        self._seen_dividends = 0
+        self.fills: list[FillRecord] = []
         self._accepted: dict[str, int] = {}
         self._ended: dict[str, tuple[int, str, str]] = {}
         self.points: dict[int, EquityPoint] = {}
@@ -172,7 +199,23 @@ class Recorder:
             self.notional += value
             self.cash += -value if execution.side is Side.BUY else value
             self.cash -= execution.commission
+            self.fills.append(
+                FillRecord(
+                    exec_id=execution.exec_id,
+                    ref=execution.ref,
+                    symbol=execution.symbol,
+                    side=execution.side.value,
+                    quantity=execution.quantity,
+                    price=float(execution.price),
+                    commission=float(execution.commission),
+                    ts_ns=epoch_ns(execution.time),
+                )
+            )
         self._seen_executions = len(executions)
+        dividends = self.engine.dividends
+        for paid in dividends[self._seen_dividends :]:
+            self.cash += paid.cash
+        self._seen_dividends = len(dividends)
         at = self.engine.last_trade_at
         if at is None:
             return
@@ -229,22 +272,19 @@ class Recorder:
                 )
             )
         orders.sort(key=lambda o: (o.accepted_ns, o.order_id))
-        fills = [
-            FillRecord(
-                exec_id=e.exec_id,
-                ref=e.ref,
-                symbol=e.symbol,
-                side=e.side.value,
-                quantity=e.quantity,
-                price=float(e.price),
-                commission=float(e.commission),
-                ts_ns=epoch_ns(e.time),
-            )
-            for e in engine.executions
-        ]
         return Recorded(
             orders=orders,
-            fills=fills,
+            fills=list(self.fills),
+            dividends=[
+                DividendRecord(
+                    symbol=d.symbol,
+                    ex_date=d.ex_date.isoformat(),
+                    shares=d.shares,
+                    amount_per_share=float(d.amount_per_share),
+                    cash=float(d.cash),
+                )
+                for d in engine.dividends
+            ],
             equity=[self.points[k] for k in sorted(self.points)],
             initial_cash=float(self.initial_cash),
             traded_notional=float(self.notional),
@@ -269,6 +309,7 @@ async def drive(
     initial_cash: Decimal,
     progress: Callable[[int], None] | None = None,
     step_timeout: float = 120.0,
+    actions: Sequence[CorporateAction] = (),
 ) -> Recorded:
     """Run the tree on ``bars`` in lockstep, ledger in ``ledger`` (unsafe durability: a
     backtest's ledger is thrown away); ``progress`` is told the bars done after each close."""
@@ -309,6 +350,7 @@ async def drive(
         on_step=stepped,
         step_timeout=step_timeout,
         risk=risk,
+        actions=actions,
     )
     root = Supervisor("backtest", trading.spec)
     async with anyio.create_task_group() as tg:

@@ -6,7 +6,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,8 +43,9 @@ def backtest(
     prices: Annotated[
         str,
         typer.Option(
-            help="raw: as traded (refused across a split: the engine does not apply corporate "
-            "actions yet); split-adjusted: LEAN's prices times its split factors [raw]."
+            help="raw: as traded, with the splits and dividends of LEAN's factor files applied "
+            "at their ex-dates (positions, lots and orders rescaled, dividends paid); "
+            "split-adjusted: LEAN's prices times its split factors, dividends not paid [raw]."
         ),
     ] = "raw",
     cache: Annotated[
@@ -73,7 +74,9 @@ def backtest(
         str | None,
         typer.Option(help="Trade this symbol with the config's (only) strategy [the config's]."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress, only the result.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress and no warnings, only the result.")
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="The tree's log too (every lot, every order).")
     ] = False,
@@ -93,7 +96,9 @@ def backtest(
 
     configure_logging()
     # A backtest's story is its artifacts: the tree's log (a line per lot) only on request.
-    logging.getLogger("actortrade").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("actortrade").setLevel(
+        logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    )
     settings = load_config(config)
     if symbol is not None:
         settings = _with_symbol(settings, symbol, config)
@@ -116,9 +121,18 @@ def backtest(
         fail(f"--prices: {prices!r} is not one of {', '.join(PRICES)}")
     if interval is not None and interval not in ("1min", "1h", "1d"):
         fail(f"--interval: {interval!r} is not one of 1min, 1h, 1d")
+    actions: list[Any] = []
+    listed = _listed_actions(settings, config)
     if data:
-        bars, notes = _history(
-            settings, data, first, last, interval=interval, prices=prices, cache=cache
+        bars, notes, actions = _history(
+            settings,
+            data,
+            first,
+            last,
+            interval=interval,
+            prices=prices,
+            cache=cache,
+            listed=listed,
         )
     else:
         bars, notes = _bars(settings, [], first, last, days=days, seed=seed), []
@@ -126,6 +140,8 @@ def backtest(
     config_hash = _config_hash(inputs, data or [], first, last, days, seed, cash, prices)
     started = time.time()
     from datetime import UTC, datetime
+
+    import attrs
 
     ident = artifacts.run_id(datetime.fromtimestamp(started, UTC), config_hash)
     try:
@@ -149,6 +165,7 @@ def backtest(
             risk=risk_and_dry_run(settings)["risk"],
             cash=Decimal(str(cash)),
             progress=progress.update if progress is not None else None,
+            actions=actions,
         )
         if progress is not None:
             progress.close()
@@ -173,6 +190,7 @@ def backtest(
                 "generated": None if data else {"days": days, "seed": seed},
                 "prices": prices if data else "generated",
                 "notes": notes,
+                "corporate_actions": [_action_row(a) for a in actions],
                 "symbols": symbols,
                 "bars": len(bars),
                 "first": bars[0].start.isoformat(),
@@ -187,6 +205,8 @@ def backtest(
                 "orders": len(recorded.orders),
                 "fills": len(recorded.fills),
                 "traded_notional": recorded.traded_notional,
+                "dividends": sum(d.cash for d in recorded.dividends),
+                "dividends_paid": [attrs.asdict(d) for d in recorded.dividends],
             },
         }
         artifacts.write_summary(folder, summary)
@@ -489,6 +509,11 @@ def _interval_of(path: Path) -> str | None:
     return None
 
 
+def _is_yahoo(path: Path) -> bool:
+    """A daily CSV of Yahoo's shape (``date,open,...``): split-adjusted prices."""
+    return path.suffix.lower() == ".csv" and _interval_of(path) == "1d"
+
+
 def _lean_root(path: Path) -> Path | None:
     """The LEAN root a LEAN data path lies in (the folder holding daily/, hour/, minute/)."""
     for parent in (path, *path.parents):
@@ -506,9 +531,12 @@ def _history(
     interval: str | None,
     prices: str,
     cache: Path | None,
-) -> tuple[list[Bar], list[str]]:
-    """The traded symbols' bars from ``data`` through the Parquet cache, and what to know about
-    them (rows dropped, splits and dividends in the period, the prices used)."""
+    listed: Sequence[Any] = (),
+) -> tuple[list[Bar], list[str], list[Any]]:
+    """The traded symbols' bars from ``data`` through the Parquet cache, what to know about
+    them (rows dropped, the prices used), and the corporate actions to apply (on raw prices:
+    the splits and dividends of LEAN's factor files and of ``listed``, the config's, in the
+    period)."""
     import os
     import warnings
 
@@ -520,6 +548,7 @@ def _history(
         Dividend,
         Split,
         actions_from_factors,
+        as_traded,
         load_factor_file,
     )
 
@@ -530,6 +559,7 @@ def _history(
     symbols = [s.symbol for s in settings.symbols]
     bars: list[Bar] = []
     notes: list[str] = []
+    actions: list[Any] = []
     found: set[str] = set()
     for path in data:
         if not path.exists():
@@ -565,38 +595,56 @@ def _history(
             notes += list(table.dropped)
             lean = _lean_root(path)
             factor_file = lean / "factor_files" / f"{symbol.lower()}.csv" if lean else None
+            factors = None
             if factor_file is not None and factor_file.is_file():
                 factors = load_factor_file(factor_file, symbol)
-                period = _in_period(table, first, last)
-                events = actions_from_factors(factors, table) if period else []
-                if period:
-                    # Within the period: after its first bar (whose prices already are the
-                    # split's) and on or before its last.
-                    opened = period[0].start.astimezone(NEW_YORK).date()
-                    closed = period[-1].start.astimezone(NEW_YORK).date()
-                    events = [e for e in events if opened < e.ex_date <= closed]
-                splits = [e for e in events if isinstance(e, Split)]
-                dividends = [e for e in events if isinstance(e, Dividend)]
-                if prices == "split-adjusted":
-                    table = factors.split_adjusted(table)
-                    notes.append(f"{symbol}: split-adjusted prices ({factor_file})")
-                elif splits:
-                    shown = ", ".join(f"{e.ex_date} {e.ratio}:1" for e in splits)
-                    fail(
-                        f"--data {path}: {symbol} splits within the period ({shown}): the engine "
-                        "does not apply corporate actions yet, so raw prices would show the split "
-                        "as a crash; pick a period without one (--from/--to) or run on "
-                        "--prices split-adjusted"
-                    )
-                if dividends:
-                    notes.append(
-                        f"{symbol}: {len(dividends)} dividends in the period are not paid (the "
-                        "engine does not apply corporate actions yet)"
-                    )
-            elif prices == "split-adjusted":
+            elif prices == "split-adjusted" and not _is_yahoo(path):
                 fail(
                     f"--data {path}: --prices split-adjusted needs a LEAN factor file for {symbol}"
                 )
+            own = [a for a in listed if a.symbol == symbol]
+            own_splits = [a for a in own if isinstance(a, Split)]
+            if _is_yahoo(path) and prices == "raw" and own_splits:
+                # Yahoo's prices are adjusted for every split up to its download: back to as
+                # traded with the listed ones (those after the period too).
+                table = as_traded(table, own_splits)
+                notes.append(f"{symbol}: {path.name} back to as-traded prices by the listed splits")
+            period = _in_period(table, first, last)
+            events: list[Any] = []
+            if period:
+                events = actions_from_factors(factors, table) if factors is not None else []
+                known = {e.id for e in events}
+                events += [a for a in own if a.id not in known]
+                # Within the period: after its first bar (whose prices already are the
+                # split's) and on or before its last.
+                opened = period[0].start.astimezone(NEW_YORK).date()
+                closed = period[-1].start.astimezone(NEW_YORK).date()
+                events = [e for e in events if opened < e.ex_date <= closed]
+            splits = [e for e in events if isinstance(e, Split)]
+            dividends = [e for e in events if isinstance(e, Dividend)]
+            if prices == "split-adjusted":
+                if factors is not None:
+                    table = factors.split_adjusted(table)
+                    notes.append(f"{symbol}: split-adjusted prices ({factor_file})")
+                if dividends:
+                    notes.append(
+                        f"{symbol}: {len(dividends)} dividends in the period are not paid "
+                        "(on split-adjusted prices; run on --prices raw to have them paid)"
+                    )
+            else:
+                actions += events
+                if splits or dividends:
+                    shown = ", ".join(f"{e.ex_date} {e.ratio}:1" for e in splits)
+                    notes.append(
+                        f"{symbol}: {len(splits)} splits ({shown or 'none'}) and "
+                        f"{len(dividends)} dividends applied at their ex-dates"
+                    )
+                elif _is_yahoo(path) and not own_splits:
+                    notes.append(
+                        f"{symbol}: {path.name} is Yahoo's shape, whose prices are split-adjusted "
+                        "as of its download: list the splits in [[corporate_actions]] to trade "
+                        "them as traded"
+                    )
             found.add(symbol)
             bars += _in_period(table, first, last)
     missing = [s for s in symbols if s not in found]
@@ -607,7 +655,40 @@ def _history(
         fail(
             f"{', '.join(map(str, data))}: no bars of {', '.join(symbols)} between --from and --to"
         )
-    return bars, notes
+    return bars, notes, actions
+
+
+def _listed_actions(settings: Any, config: Path | None) -> list[Any]:
+    """The config's ``[[corporate_actions]]`` as splits and dividends."""
+    from sim.data import DataError
+    from sim.data.actions import actions_from_list
+
+    rows = [
+        {k: v for k, v in attrs_dict.items() if v is not None}
+        for attrs_dict in (
+            {"symbol": a.symbol, "date": a.date, "split": a.split, "dividend": a.dividend}
+            for a in settings.corporate_actions
+        )
+    ]
+    try:
+        return actions_from_list(rows, source=str(config), where="corporate_actions")
+    except DataError as exc:
+        fail(str(exc))
+
+
+def _action_row(action: Any) -> dict[str, Any]:
+    from actors.domain import Split
+
+    row: dict[str, Any] = {
+        "symbol": action.symbol,
+        "ex_date": action.ex_date.isoformat(),
+        "kind": "split" if isinstance(action, Split) else "dividend",
+    }
+    if isinstance(action, Split):
+        row["ratio"] = str(action.ratio)
+    else:
+        row["amount_per_share"] = str(action.amount_per_share)
+    return row
 
 
 def _in_period(table: Any, first: date | None, last: date | None) -> list[Bar]:

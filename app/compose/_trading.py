@@ -16,7 +16,7 @@ from actors.alerts import AlertHooks, AlertLog, AlertSettings
 from actors.brokers.dry import DryPort
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimPort
-from actors.domain import Bar
+from actors.domain import Bar, CorporateAction
 from actors.history import HistorySource, ReplayHistory
 from actors.lot_keeper import ledger_store
 from actors.replay_feed import ReplayFeed
@@ -91,6 +91,7 @@ def sim_trading(
     dry_run: bool = False,
     skip_idle_polls: bool = True,
     clock: VirtualClock | None = None,
+    actions: Sequence[CorporateAction] = (),
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -164,6 +165,8 @@ def sim_trading(
             # trips. Over the wire (TWS, a dry run's port) events arrive on their own: always.
             settled=settled if port is in_process and skip_idle_polls else None,
             virtual=clock,
+            actions=actions,
+            corporate=engine.corporate_action,
         )
         feeds.append(feed)
         return feed

@@ -34,12 +34,15 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Final, TypeAlias
+from typing import Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+from actors.domain import CorporateAction as CorporateAction
+from actors.domain import Dividend as Dividend
+from actors.domain import Split as Split
 from actors.domain.sessions import is_trading_day
 
 from .frame import BarTable, DataError, as_date, new_york_dates
@@ -57,28 +60,6 @@ class FactorRow:
     price_factor: float
     split_factor: float
     reference_price: float
-
-
-@attrs.frozen(kw_only=True)
-class Split:
-    """From ``ex_date`` on, each old share of ``symbol`` is ``ratio`` new shares (2 for a
-    2-for-1 split, 0.1 for a 1-for-10 reverse split)."""
-
-    symbol: str
-    ex_date: date
-    ratio: Decimal
-
-
-@attrs.frozen(kw_only=True)
-class Dividend:
-    """A holder of ``symbol`` at the close before ``ex_date`` is paid ``amount_per_share``."""
-
-    symbol: str
-    ex_date: date
-    amount_per_share: Decimal
-
-
-CorporateAction: TypeAlias = Split | Dividend
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -251,3 +251,24 @@ def test_the_config_layer_imports_nothing_of_actors() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_corporate_actions_load_and_bad_ones_are_named() -> None:
+    """``[[corporate_actions]]``: the TQQQ example's eight splits load and render back; a bad
+    date, ratio or amount, or both or neither of split and dividend, names the key path."""
+    config = load_config(EXAMPLES / "grid_tqqq_daily.toml")
+    assert [(a.date, a.split) for a in config.corporate_actions][4] == ("2018-05-24", "3")
+    assert len(config.corporate_actions) == 8
+    assert parse_config(render_config(config), source="r", base_dir=EXAMPLES) == config
+    base = symbol("grid", lots=True) + '[[corporate_actions]]\nsymbol = "TQQQ"\n'
+    for text, problem in [
+        ('date = "2025-11-2"\nsplit = "2"', "must be a date YYYY-MM-DD, got 2025-11-2"),
+        ('date = "2025-11-20"\nsplit = "0:1"', 'must be new shares per old, "2" or "3:2"'),
+        ('date = "2025-11-20"\ndividend = -1', "@ corporate_actions[0].dividend"),
+        ('date = "2025-11-20"\nsplit = "2"\ndividend = 1', "give exactly one of the two"),
+        ('date = "2025-11-20"', "give exactly one of the two"),
+    ]:
+        with pytest.raises(ConfigFileError) as info:
+            parse_config(base + text, source="c.toml", base_dir=CONFIG_DIR)
+        assert problem in str(info.value)
+        assert "corporate_actions[0]" in str(info.value)
