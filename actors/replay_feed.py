@@ -124,6 +124,7 @@ class ReplayFeed(Actor[None]):
         last_at = None
         due = clock.monotonic()
         virtual = self.virtual
+        settled = self.settled
         actions = self.actions
         next_action = 0
         for trade in self.replay:
@@ -135,7 +136,9 @@ class ReplayFeed(Actor[None]):
                     gap = (trade.at - last_at).total_seconds()
                     due += gap if self.max_pause is None else min(gap, self.max_pause)
                 last_at = trade.at
-                await virtual.advance_to(max(due, virtual.monotonic()), settle=self._settle)
+                target = max(due, virtual.monotonic())
+                if not virtual.move_to(target):
+                    await virtual.advance_to(target, settle=self._settle)
             elif self.speed is not None:
                 if last_at is not None:
                     pause = (trade.at - last_at).total_seconds() / self.speed
@@ -144,7 +147,9 @@ class ReplayFeed(Actor[None]):
                 await clock.sleep_until(due)
             ts_event_ns = epoch_ns(trade.at)
             if fanout.builds_bars:
-                await self._bars(fanout.due(ts_event_ns))
+                closing = fanout.due(ts_event_ns)
+                if closing:
+                    await self._bars(closing)
             if next_action < len(actions):
                 day = trade.at.astimezone(NEW_YORK).date()
                 while next_action < len(actions) and actions[next_action].ex_date <= day:
@@ -163,15 +168,25 @@ class ReplayFeed(Actor[None]):
                 ts_event_ns=ts_event_ns,
             )
             if fanout.builds_bars:
-                await self._bars(fanout.on_tick(tick))
+                closing = fanout.on_tick(tick)
+                if closing:
+                    await self._bars(closing)
             refs = fanout.tick_refs[trade.symbol]
             if self.lockstep:
-                await self._poll()
-                for ref in refs:
-                    await ref.request(tick, timeout=self.step_timeout)
-                await self._poll()
+                if not refs and settled is not None and settled():
+                    # Nothing in flight and no one to hand the tick to: the step is done
+                    # (the polls would both be skipped), with no coroutine to await.
+                    self.polls_skipped += 1
+                else:
+                    polled = await self._poll()
+                    for ref in refs:
+                        await ref.request(tick, timeout=self.step_timeout)
+                    if refs or polled:
+                        await self._poll()
                 if self.on_step is not None:
-                    await self._stepped()
+                    stepped = self.on_step()
+                    if stepped is not None and inspect.isawaitable(stepped):
+                        await stepped
             else:
                 await self.broker.send(Poll())
                 for ref in refs:
@@ -222,15 +237,18 @@ class ReplayFeed(Actor[None]):
                 )
             await anyio.lowlevel.checkpoint()
 
-    async def _poll(self) -> None:
+    async def _poll(self) -> bool:
         """A lockstep poll: the broker forwards what the venue delivered, and has handled all
         sent to it before. Skipped when ``settled`` says nothing is delivered or in flight,
-        which leaves the tree exactly as the poll would."""
+        which leaves the tree exactly as the poll would (False: skipped). A step whose trade
+        reaches no symbol actor (a bar strategy's) polls a second time only after a poll
+        that was not skipped: nothing else can have happened since."""
         settled = self.settled
         if settled is not None and settled():
             self.polls_skipped += 1
-            return
+            return False
         await self.broker.request(Poll(), timeout=self.step_timeout)
+        return True
 
     async def _stepped(self) -> None:
         assert self.on_step is not None

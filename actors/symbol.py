@@ -50,7 +50,9 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import math
 from datetime import date
 from decimal import Decimal
 from time import perf_counter_ns
@@ -59,7 +61,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef, Request
+from runtime import Actor, ActorRef, Request, VirtualClock
 from runtime import telemetry as telemetry_
 from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
 
@@ -228,6 +230,7 @@ class SymbolActor(Actor[SymbolInbox]):
         history: HistorySource | None = None,
         risk: ActorRef[Any] | None = None,
         dry_run: bool = False,
+        lazy_timer: bool = False,
     ) -> None:
         needs = kind.needs
         if needs.warmup and history is None:
@@ -250,6 +253,13 @@ class SymbolActor(Actor[SymbolInbox]):
         """The alerts actor (None: alerts are only logged)."""
         self.published = published if published is not None else {}
         self.timer_interval = timer_interval
+        self.lazy_timer = lazy_timer
+        """Tick only when the strategy says a timer can do something (``Wakes``): see
+        ``background``."""
+        self._alarm_at: float | None = None
+        """The lazy timer's next alarm (see ``background``)."""
+        self._timer_start: float | None = None
+        """When the lazy timer's cadence began (None: no lazy timer running)."""
         self.request_timeout = request_timeout
         self.strategy: Strategy | None = None
         self.sides: dict[str, Side] = {}
@@ -335,11 +345,78 @@ class SymbolActor(Actor[SymbolInbox]):
         )
 
     async def background(self) -> None:
+        """The timer: a ``TimerTick`` every ``timer_interval`` seconds from the start. On a
+        virtual clock (a backtest) each tick is an alarm of the clock, told as time reaches it
+        (never raced by the replay moving time on). With ``lazy_timer`` there, only the ticks
+        of that cadence at or after the strategy's ``next_wake`` are delivered (the first
+        after the present), and none while it has none: the strategy promises the others
+        would do nothing, so the run is the same tick for tick
+        (``tests/actors/test_lazy_timer.py``) without most of them. The handler sets the
+        alarm for the next wanted tick after each message (``_rearm_timer``)."""
+        clock = self.context.clock
+        interval = self.timer_interval
+        if isinstance(clock, VirtualClock):
+            start = self._timer_start = clock.monotonic()
+            try:
+                if self.lazy_timer:
+                    self._rearm_timer()
+                else:
+                    clock.alarm(start + interval, functools.partial(self._every, start + interval))
+                await anyio.sleep_forever()
+            finally:
+                self._timer_start = None
         while True:
-            await self.context.clock.sleep(self.timer_interval)
+            await clock.sleep(interval)
             self.context.self_ref.tell(TimerTick())
 
+    def _every(self, at: float) -> None:
+        # A virtual clock's tick, and the next one's alarm (while this incarnation runs).
+        if self._timer_start is None:
+            return
+        self.context.self_ref.try_tell(TimerTick())
+        clock = self.context.clock
+        assert isinstance(clock, VirtualClock)
+        following = at + self.timer_interval
+        clock.alarm(following, functools.partial(self._every, following))
+
+    def _wanted(self, at: float) -> None:
+        # A lazy timer's alarm: told if it is still the tick wanted next.
+        if self._timer_start is None or self._alarm_at != at:
+            return
+        self._alarm_at = None
+        self.context.self_ref.try_tell(TimerTick())
+
+    def _next_tick(self) -> float | None:
+        """The time of the timer's next tick that the strategy wants (see ``background``)."""
+        start = self._timer_start
+        assert start is not None
+        now = self.context.clock.monotonic()
+        strategy = self.strategy
+        wakes = getattr(strategy, "next_wake", None)
+        wake = now if strategy is None or wakes is None else wakes(now)
+        if wake is None:
+            return None
+        interval = self.timer_interval
+        tick = max(math.floor((now - start) / interval) + 1, math.ceil((wake - start) / interval))
+        return start + tick * interval
+
+    def _rearm_timer(self) -> None:
+        # After each message: the alarm for the strategy's next wanted tick, if it is sooner
+        # than the one set (a later one set stays: its tick will be a no-op).
+        at = self._next_tick()
+        if at is not None and (self._alarm_at is None or at < self._alarm_at):
+            self._alarm_at = at
+            clock = self.context.clock
+            assert isinstance(clock, VirtualClock)
+            clock.alarm(at, functools.partial(self._wanted, at))
+
     async def handle(self, message: SymbolInbox) -> object:
+        result = await self._handle(message)
+        if self.lazy_timer and self._timer_start is not None:
+            self._rearm_timer()
+        return result
+
+    async def _handle(self, message: SymbolInbox) -> object:
         started = perf_counter_ns()
         now = self.context.clock.monotonic()
         strategy = self.strategy

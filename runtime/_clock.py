@@ -46,6 +46,21 @@ class BackendClock:
         await anyio.sleep_until(deadline)
 
 
+class _Call:
+    """An alarm in the sleepers' heap: woken like a sleeper's event, it calls."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self.call = call
+
+    def set(self) -> None:
+        self.call()
+
+    def is_set(self) -> bool:
+        return True
+
+
 class VirtualClock:
     """Time that moves only when ``advance``/``advance_to`` is called.
 
@@ -57,7 +72,7 @@ class VirtualClock:
         self._now = start
         self._start = start
         self._epoch_ns = epoch_ns
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._sleepers: list[tuple[float, int, anyio.Event | _Call]] = []
         self._order = itertools.count()
 
     def monotonic(self) -> float:
@@ -86,6 +101,29 @@ class VirtualClock:
             if not wake.is_set():
                 self._sleepers.remove(entry)
                 heapq.heapify(self._sleepers)
+
+    def alarm(self, deadline: float, call: Callable[[], None]) -> None:
+        """Call ``call`` when time reaches ``deadline`` (at once if it has), in deadline
+        order with the sleepers, from the task moving time: what it does (a message told) is
+        done before time moves on, with no task of its own to be scheduled first. Registered
+        before this returns; it cannot be taken back (``call`` decides whether it still
+        matters)."""
+        if deadline <= self._now:
+            call()
+            return
+        heapq.heappush(self._sleepers, (deadline, next(self._order), _Call(call)))
+
+    def move_to(self, target: float) -> bool:
+        """Move time to ``target`` at once if no sleeper or alarm is due by then (True);
+        otherwise leave it (False: ``advance_to`` wakes them in turn). What a caller stepping
+        time at every event spares itself the coroutine of ``advance_to`` with."""
+        if target < self._now:
+            raise ValueError(f"a clock cannot go backwards (from {self._now} to {target})")
+        sleepers = self._sleepers
+        if sleepers and sleepers[0][0] <= target:
+            return False
+        self._now = target
+        return True
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, letting each woken sleeper run in turn."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import attrs
@@ -25,10 +25,15 @@ class TimeInForce(enum.StrEnum):
     GTC = "GTC"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def epoch_ns(at: datetime) -> int:
     """Nanoseconds since the epoch of an aware ``at``, exactly (``timestamp() * 1e9`` in floating
-    point is off by up to a few hundred ns, and feeds' stamps must compare equal)."""
-    return int(at.replace(microsecond=0).timestamp()) * 1_000_000_000 + at.microsecond * 1000
+    point is off by up to a few hundred ns, and feeds' stamps must compare equal). A naive
+    ``at`` is refused (``TypeError``): it names no moment."""
+    return (at - _EPOCH) // _MICROSECOND * 1000
 
 
 def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:

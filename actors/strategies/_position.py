@@ -211,6 +211,8 @@ class PositionStrategy:
         self._exec_ids: set[str] = set()
         self._warmed: tuple[int, Side | None] | None = None
         """The last warm-up bar and its signal, until the next bar (see ``warm``)."""
+        self._retry_due: float | None = None
+        """When the last ``_maintain`` held a retry back for ``retry_delay``: its time."""
 
     # -- the indicator (a subclass's) -------------------------------------------------------
 
@@ -438,8 +440,20 @@ class PositionStrategy:
         ):
             self._decide(Side.SELL, epoch, 0)
 
+    def next_wake(self, now: float) -> float | None:
+        """The earliest time a ``TimerFired`` can do anything (``actors.strategies.protocol``,
+        ``Wakes``): a working order's fill time-out, or a retry held back for its delay."""
+        timeout = self.params.fill_timeout
+        due = self._retry_due
+        for order in self.live_orders():
+            if not order.cancel_requested:
+                deadline = order.placed_at + timeout
+                due = deadline if due is None else min(due, deadline)
+        return due
+
     def _maintain(self, now: float) -> list[Command]:
         """Bring the orders in line with the decision in force and the indicator's side."""
+        self._retry_due = None
         commands: list[Command] = []
         latest = self.latest
         side = self._desire()
@@ -487,6 +501,7 @@ class PositionStrategy:
                 )
             ]
         if decision.attempts and now < decision.last_placed_at + params.retry_delay:
+            self._retry_due = decision.last_placed_at + params.retry_delay
             return []
         price = self.last_price
         if price is None:

@@ -178,6 +178,8 @@ class GridStrategy:
         self._exec_ids: set[str] = set()
         self._retries: dict[tuple[str, int, int], _Retry] = {}
         self._ladder_end_told = 0
+        self._retry_due: float | None = None
+        """The earliest retry the last ``_maintain`` held back (``_may_retry``): its time."""
         self.halted: str | None = None
         """Why this grid must not place orders (missing shares at the broker), or None."""
 
@@ -538,8 +540,20 @@ class GridStrategy:
 
     # -- rules -----------------------------------------------------------------------------
 
+    def next_wake(self, now: float) -> float | None:
+        """The earliest time a ``TimerFired`` can do anything (``actors.strategies.protocol``,
+        ``Wakes``): a level-0 buy's fill time-out, or a retry held back until its time."""
+        due = self._retry_due
+        timeout = self.params.fill_timeout
+        for order in self.live_orders():
+            if order.side is Side.BUY and order.level == 0 and not order.cancel_requested:
+                deadline = order.placed_at + timeout
+                due = deadline if due is None else min(due, deadline)
+        return due
+
     def _maintain(self, now: float) -> list[Command]:
         """Bring the broker's orders in line with the rules: sells for done lots, the buy queue."""
+        self._retry_due = None
         commands: list[Command] = []
         for lot in self.open_lots():
             if lot.buy_done and lot.open_shares > 0:
@@ -728,7 +742,12 @@ class GridStrategy:
 
     def _may_retry(self, kind: str, key: int, now: float) -> bool:
         retry = self._retries.get((kind, self.cycle if kind == "buy" else 0, key))
-        return retry is None or now >= retry.not_before
+        if retry is None or now >= retry.not_before:
+            return True
+        if retry.not_before != math.inf:
+            due = self._retry_due
+            self._retry_due = retry.not_before if due is None else min(due, retry.not_before)
+        return False
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.params.symbol, kind=kind, message=message)

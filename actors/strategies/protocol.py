@@ -65,6 +65,7 @@ __all__ = [
     "StrategyEvent",
     "StrategyKind",
     "TimerFired",
+    "Wakes",
 ]
 
 
@@ -246,6 +247,19 @@ class Strategy(Protocol):
     def view(self) -> object:
         """Its own view for ``actorctl status``: an attrs class of its module with a ``kind``
         field naming the strategy (the tag of the status reply's union)."""
+        ...
+
+
+class Wakes(Protocol):
+    """What a strategy may add to spare its host needless timers (``next_wake``). A host on
+    virtual time (a backtest) asks it after every event and delivers ``TimerFired`` only at
+    its timer's ticks at or after that time; a strategy without it gets every tick."""
+
+    def next_wake(self, now: float) -> float | None:
+        """The earliest time at which ``decide(TimerFired(), t)`` could return a command or
+        change anything, were no other event to come first (a fill time-out, a retry held
+        back until its delay is over); None when no timer can until the next event. Before
+        that time, a ``TimerFired`` must be a no-op: the host counts on it."""
         ...
 
 

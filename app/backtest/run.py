@@ -56,10 +56,12 @@ retries between the replay's trades. The venue only moves at a trade (a bar's fo
 apart), so a timer between two trades acts as one just before the second would: 15 s keeps
 every timeout within one trade of its time, at a third of the wake-ups of the chaos harness's
 5 s."""
-RECONCILE_INTERVAL = 86_400.0
-"""Virtual seconds between periodic reconciliations. The venue and the ledger never disagree in
-a backtest, and a reconciliation reads the whole ledger (its cost grows with the run): once a
-virtual day keeps the path exercised without making a long run quadratic."""
+RECONCILE_INTERVAL = 7 * 86_400.0
+"""Virtual seconds between periodic reconciliations (a virtual day is about a trading day and a
+half: nights count ``MAX_PAUSE``). The venue and the ledger never disagree in a backtest, and a
+reconciliation reads the symbol's whole ledger (its cost grows with the run): once a virtual
+week keeps the path exercised without making a long run quadratic (once a day cost a fifth of
+a 60-day minute run)."""
 CLOSE_OFFSET = STEP * 3
 """A bar's close is its fourth trade, 45 s after its start (``sim.replay.bar_trades``)."""
 
@@ -193,7 +195,38 @@ class Recorder:
         """After each trade the replay stepped (everything it caused handled): book the new
         executions and, at a bar's close, the portfolio."""
         self.steps += 1
-        executions = self.engine.executions
+        engine = self.engine
+        executions = engine.executions
+        if len(executions) != self._seen_executions:
+            self._book(executions)
+        dividends = engine.dividends
+        if len(dividends) != self._seen_dividends:
+            for paid in dividends[self._seen_dividends :]:
+                self.cash += paid.cash
+            self._seen_dividends = len(dividends)
+        at = engine.last_trade_at
+        if at is None:
+            return
+        label = self._closes.get(at)
+        if label is None:
+            return
+        positions = sum(
+            (
+                Decimal(p.quantity) * engine.last.get(symbol, Decimal(0))
+                for symbol, p in engine.positions.items()
+            ),
+            Decimal(0),
+        )
+        invested = any(p.quantity for p in engine.positions.values())
+        self.points[label] = EquityPoint(
+            ts_ns=label,
+            cash=float(self.cash),
+            positions=float(positions),
+            equity=float(self.cash + positions),
+            invested=invested,
+        )
+
+    def _book(self, executions: Sequence[Any]) -> None:
         for execution in executions[self._seen_executions :]:
             value = execution.value
             self.notional += value
@@ -212,31 +245,6 @@ class Recorder:
                 )
             )
         self._seen_executions = len(executions)
-        dividends = self.engine.dividends
-        for paid in dividends[self._seen_dividends :]:
-            self.cash += paid.cash
-        self._seen_dividends = len(dividends)
-        at = self.engine.last_trade_at
-        if at is None:
-            return
-        label = self._closes.get(at)
-        if label is None:
-            return
-        positions = sum(
-            (
-                Decimal(p.quantity) * self.engine.last.get(symbol, Decimal(0))
-                for symbol, p in self.engine.positions.items()
-            ),
-            Decimal(0),
-        )
-        invested = any(p.quantity for p in self.engine.positions.values())
-        self.points[label] = EquityPoint(
-            ts_ns=label,
-            cash=float(self.cash),
-            positions=float(positions),
-            equity=float(self.cash + positions),
-            invested=invested,
-        )
 
     def recorded(self, bar_count: int) -> Recorded:
         engine = self.engine
@@ -310,6 +318,7 @@ async def drive(
     progress: Callable[[int], None] | None = None,
     step_timeout: float = 120.0,
     actions: Sequence[CorporateAction] = (),
+    lazy_timer: bool = True,
 ) -> Recorded:
     """Run the tree on ``bars`` in lockstep, ledger in ``ledger`` (unsafe durability: a
     backtest's ledger is thrown away); ``progress`` is told the bars done after each close."""
@@ -351,6 +360,7 @@ async def drive(
         step_timeout=step_timeout,
         risk=risk,
         actions=actions,
+        lazy_timer=lazy_timer,
     )
     root = Supervisor("backtest", trading.spec)
     async with anyio.create_task_group() as tg:

@@ -92,6 +92,7 @@ def sim_trading(
     skip_idle_polls: bool = True,
     clock: VirtualClock | None = None,
     actions: Sequence[CorporateAction] = (),
+    lazy_timer: bool = True,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -186,6 +187,9 @@ def sim_trading(
         strategies=strategies,
         reconcile_interval=reconcile_interval,
         timer_interval=timer_interval,
+        # On virtual time the symbol actors tick only when their strategies want it (a
+        # backtest: the same run, without the timer's no-op ticks).
+        lazy_timer=clock is not None and lazy_timer,
         feeds=[
             *live_feeds(live),
             FeedSpec(
