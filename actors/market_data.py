@@ -176,6 +176,8 @@ class Fanout:
     def _address(
         self, closed: list[ClosedBar], wanting: tuple[Subscriber, ...]
     ) -> list[tuple[ActorRef[Any], BarClosed]]:
+        if not closed:
+            return []
         out = [
             (sub.ref, BarClosed(bar=c.bar, seconds=c.seconds))
             for c in closed

@@ -7,7 +7,13 @@ the broker sends the orders that caused to the venue.
 ``speed`` None replays as fast as possible **in lockstep**: each step waits, by request/reply
 (replies come after everything queued before the request), until the broker and the symbol actor
 have handled all that the trade caused, so the venue sees every order before the next trade, as
-it would at real speed. A number replays that many times faster than the bars' own clock.
+it would at real speed (on virtual time, it polls until the tree has settled). A symbol actor
+whose reply to a price is ``PRICES_QUIET`` (its strategy decides nothing on prices until
+something else happens, on virtual time) is not handed the next prices while the tree stays
+idle: the latest is handed on before anything else can reach it (a timer, a bar, an order
+event, the end), so it stands where every price would have left it.
+
+A number replays that many times faster than the bars' own clock.
 ``lockstep=True`` with a number paces the replay *and* steps in lockstep: on a virtual clock
 (a deterministic simulation) that is market time, with every timer of the tree firing when it
 would, and every step settled before the next.
@@ -48,7 +54,7 @@ from .domain import CorporateAction, Dividend, PriceTick, Trade, epoch_ns
 from .domain.sessions import NEW_YORK
 from .market_data import Delivered, Fanout, LiveFeedInbox, Subscriber, Subscribers, WaitSubscribed
 from .strategies.protocol import BarClosed
-from .symbol import CorporateActionDue, Describe
+from .symbol import PRICES_QUIET, CorporateActionDue, Describe
 
 Publish = Callable[[Trade], None]
 
@@ -114,6 +120,11 @@ class ReplayFeed(Actor[None]):
             )
         self.trades = 0
         self._subscribed: list[ActorRef[LiveFeedInbox]] = []
+        self._quiet: set[ActorRef[Any]] = set()
+        """In lockstep: the symbol actors whose last price's reply said prices decide nothing
+        for them until something else happens (``PRICES_QUIET``); cleared by anything else."""
+        self._pending: dict[ActorRef[Any], PriceTick] = {}
+        """The latest price held back from each of those, handed on by ``_flush``."""
 
     def handle(self, message: None) -> None:
         return None
@@ -127,6 +138,8 @@ class ReplayFeed(Actor[None]):
         settled = self.settled
         actions = self.actions
         next_action = 0
+        quiet = self._quiet
+        pending = self._pending
         for trade in self.replay:
             targets = self.symbols.get(trade.symbol)
             if not targets:
@@ -138,7 +151,9 @@ class ReplayFeed(Actor[None]):
                 last_at = trade.at
                 target = max(due, virtual.monotonic())
                 if not virtual.move_to(target):
+                    await self._flush()
                     await virtual.advance_to(target, settle=self._settle)
+                    quiet.clear()
             elif self.speed is not None:
                 if last_at is not None:
                     pause = (trade.at - last_at).total_seconds() / self.speed
@@ -149,11 +164,15 @@ class ReplayFeed(Actor[None]):
             if fanout.builds_bars:
                 closing = fanout.due(ts_event_ns)
                 if closing:
+                    await self._flush()
                     await self._bars(closing)
+                    quiet.clear()
             if next_action < len(actions):
                 day = trade.at.astimezone(NEW_YORK).date()
                 while next_action < len(actions) and actions[next_action].ex_date <= day:
+                    await self._flush()
                     await self._corporate_action(actions[next_action])
+                    quiet.clear()
                     next_action += 1
             self.market(trade)
             remote = self.remote.get(trade.symbol)
@@ -170,19 +189,35 @@ class ReplayFeed(Actor[None]):
             if fanout.builds_bars:
                 closing = fanout.on_tick(tick)
                 if closing:
+                    await self._flush()
                     await self._bars(closing)
+                    quiet.clear()
             refs = fanout.tick_refs[trade.symbol]
             if self.lockstep:
-                if not refs and settled is not None and settled():
-                    # Nothing in flight and no one to hand the tick to: the step is done
-                    # (the polls would both be skipped), with no coroutine to await.
+                if settled is not None and quiet.issuperset(refs) and settled():
+                    # Nothing in flight, and every symbol actor of the symbol said a price
+                    # decides nothing for it until something else happens: the step is done
+                    # (the polls would both be skipped), with no coroutine to await; each
+                    # actor is handed its latest price before anything else reaches it.
+                    for ref in refs:
+                        pending[ref] = tick
                     self.polls_skipped += 1
                 else:
-                    polled = await self._poll()
+                    if pending:
+                        await self._flush()
+                    if await self._poll():
+                        quiet.clear()
                     for ref in refs:
-                        await ref.request(tick, timeout=self.step_timeout)
-                    if refs or polled:
-                        await self._poll()
+                        pending.pop(ref, None)
+                        reply = await ref.request(tick, timeout=self.step_timeout)
+                        if reply is PRICES_QUIET:
+                            quiet.add(ref)
+                        else:
+                            quiet.discard(ref)
+                    if await self._poll():
+                        quiet.clear()
+                        if virtual is not None:
+                            await self._drain()
                 if self.on_step is not None:
                     stepped = self.on_step()
                     if stepped is not None and inspect.isawaitable(stepped):
@@ -192,6 +227,7 @@ class ReplayFeed(Actor[None]):
                 for ref in refs:
                     await ref.send(tick)
             self.trades += 1
+        await self._flush()
         await self._bars(fanout.flush())
         if self.finished is not None:
             self.finished()
@@ -207,6 +243,18 @@ class ReplayFeed(Actor[None]):
             await ref.request(closed, timeout=self.step_timeout)
         # The orders the bars caused reach the venue before the next trade is matched.
         await self._poll()
+
+    async def _flush(self) -> None:
+        """Hand each symbol actor that said prices are quiet for it (``PRICES_QUIET``) the
+        latest price held back, before anything else can reach it (a timer, a bar, an order
+        event): it then stands where every price would have left it."""
+        pending = self._pending
+        while pending:
+            ref, tick = next(iter(pending.items()))
+            del pending[ref]
+            reply = await ref.request(tick, timeout=self.step_timeout)
+            if reply is not PRICES_QUIET:
+                self._quiet.discard(ref)
 
     async def _corporate_action(self, action: CorporateAction) -> None:
         assert self.corporate is not None
@@ -236,6 +284,21 @@ class ReplayFeed(Actor[None]):
                     f"the tree did not settle within {self.step_timeout} s after a timer fired"
                 )
             await anyio.lowlevel.checkpoint()
+
+    async def _drain(self) -> None:
+        """On virtual time, after a step's last poll delivered something: poll until the tree
+        is settled, so that what it caused (the order a cancel's confirmation makes the
+        strategy place) is handled, and reaches the venue, before time moves on to the next
+        trade. (On a real clock, a step leaves the rest to the next; the venue's connection
+        may be down there, and the chaos harness's deterministic runs keep their steps.)"""
+        settled = self.settled
+        if settled is None:
+            return
+        give_up = time.monotonic() + self.step_timeout
+        while not settled():
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"the tree did not settle within {self.step_timeout} s")
+            await self._poll()
 
     async def _poll(self) -> bool:
         """A lockstep poll: the broker forwards what the venue delivered, and has handled all

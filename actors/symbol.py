@@ -156,6 +156,18 @@ class Resync(Request[reconcile.Diff]):
     acknowledge: bool = False
 
 
+class _PricesQuiet:
+    """The reply to a price whose strategy said prices decide nothing for it until another
+    event (``SymbolActor._prices_quiet``): a replay on virtual time may hold the next ones
+    back and hand on only the latest, before anything else (``actors.replay_feed``)."""
+
+    def __repr__(self) -> str:
+        return "PRICES_QUIET"
+
+
+PRICES_QUIET = _PricesQuiet()
+
+
 @attrs.frozen(kw_only=True)
 class CorporateActionDue(Request[None]):
     """A split or dividend of the symbol takes effect now (the start of its ex-date, before
@@ -258,6 +270,8 @@ class SymbolActor(Actor[SymbolInbox]):
         ``background``."""
         self._alarm_at: float | None = None
         """The lazy timer's next alarm (see ``background``)."""
+        self._tick_quiet = False
+        """The message just handled was a price that decided nothing."""
         self._timer_start: float | None = None
         """When the lazy timer's cadence began (None: no lazy timer running)."""
         self.request_timeout = request_timeout
@@ -400,6 +414,15 @@ class SymbolActor(Actor[SymbolInbox]):
         tick = max(math.floor((now - start) / interval) + 1, math.ceil((wake - start) / interval))
         return start + tick * interval
 
+    def _prices_quiet(self, strategy: Strategy) -> bool:
+        """Whether prices will decide nothing until another event (``Wakes.prices_quiet``),
+        so that a replay on virtual time may hold them back: only with the lazy timer, and
+        never while the risk actor is told the prices."""
+        if not self.lazy_timer or (self.risk is not None and self.gated):
+            return False
+        quiet = getattr(strategy, "prices_quiet", None)
+        return quiet is not None and bool(quiet())
+
     def _rearm_timer(self) -> None:
         # After each message: the alarm for the strategy's next wanted tick, if it is sooner
         # than the one set (a later one set stays: its tick will be a no-op).
@@ -412,7 +435,11 @@ class SymbolActor(Actor[SymbolInbox]):
 
     async def handle(self, message: SymbolInbox) -> object:
         result = await self._handle(message)
-        if self.lazy_timer and self._timer_start is not None:
+        if self._tick_quiet:
+            # A price that decided nothing changed nothing a timer depends on: the alarm set
+            # (or none) still stands.
+            self._tick_quiet = False
+        elif self.lazy_timer and self._timer_start is not None:
             self._rearm_timer()
         return result
 
@@ -435,7 +462,8 @@ class SymbolActor(Actor[SymbolInbox]):
                     self._quiet.value += 1  # no decision, no span (SPEC 10)
                     if self.risk is not None and self.gated:
                         self._tell_exposure(self.risk, strategy, force=False)
-                    return None
+                    self._tick_quiet = True
+                    return PRICES_QUIET if self._prices_quiet(strategy) else None
                 self._decided.value += 1
             case BarClosed():
                 if message.seconds == self.kind.needs.warmup_size:

@@ -10,6 +10,7 @@ from ._actor import ActorCell as ActorCell
 from ._actor import ActorContext as ActorContext
 from ._actor import ActorRef as ActorRef
 from ._actor import Request as Request
+from ._actor import all_idle as all_idle
 from ._backend import Backend as Backend
 from ._clock import BackendClock as BackendClock
 from ._clock import Clock as Clock
@@ -47,6 +48,7 @@ __all__ = [
     "ActorCell",
     "ActorContext",
     "ActorRef",
+    "all_idle",
     "Envelope",
     "Mailbox",
     "MailboxConfig",

@@ -45,6 +45,10 @@ the trade price, limited by the trade's size, shared first come first served. Ru
   their trading day.
 * IBKR fixed commissions: $0.005 a share, at least $1.00 and at most 1% of the value per order
   (charged as the order fills).
+* Backtest costs (``Engine(slippage_bps=, participation=)``, off by default): a market order
+  fills ``slippage_bps`` worse than the trade's price (limits at it), and a volume cap lets our
+  orders take only ``participation`` of each stock trade's size, so a big order fills over
+  several trades.
 * Every execution has a unique execId; positions keep an average cost (IB's: per share, per
   contract for an option, the entry price of a short).
 * Corporate actions of a stock (``corporate_action``, at the start of the ex-date): a split
@@ -72,7 +76,7 @@ import bisect
 import itertools
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, assert_never
 
 import attrs
@@ -117,6 +121,7 @@ MAXIMUM_RATE = Decimal("0.01")
 PER_CONTRACT = Decimal("0.65")
 """IBKR fixed for US options: $0.65 a contract, at least ``MINIMUM`` an order."""
 CENT = Decimal("0.01")
+_SLIPPED = Decimal("0.0001")
 OCC_LENGTH = 21
 OCA_TYPES = (1, 2, 3)
 TRIGGER_METHODS = (0, 1, 2, 3, 4, 7, 8)
@@ -348,7 +353,19 @@ class Engine:
         first_order_id: int = 1,
         recorder: Recorder | None = None,
         options: PricingParams | None = None,
+        slippage_bps: Decimal = Decimal(0),
+        participation: Decimal | None = None,
     ) -> None:
+        if not Decimal(0) <= slippage_bps <= Decimal(1000):
+            raise EngineError(f"slippage_bps must be between 0 and 1000, got {slippage_bps}")
+        if participation is not None and not Decimal(0) < participation <= Decimal(1):
+            raise EngineError(f"participation must be above 0 and at most 1, got {participation}")
+        self.slippage = slippage_bps / Decimal(10_000)
+        """A backtest's cost of a market order: a buy fills this fraction above the trade's
+        price, a sell below it (to 0.0001). Limit orders fill at the trade's price."""
+        self.participation = participation
+        """A backtest's volume cap: the share of each stock trade's size our orders may take
+        together (whole shares, rounded down); None: all of it."""
         self.options = options if options is not None else PricingParams()
         """How the venue prices the options it lists (``sim.options.pricing``)."""
         self.opens: dict[str, tuple[date, Decimal]] = {}
@@ -650,7 +667,7 @@ class Engine:
         session = session_at(local)
         if not session.trading:
             return
-        available = size
+        available = size if self.participation is None else int(size * self.participation)
         for order in self.reached(symbol, price):
             if order.done:
                 # Finished during this trade: an OCA sibling's fill reduced it away.
@@ -679,7 +696,11 @@ class Engine:
             if quantity <= 0:
                 continue
             available -= quantity
-            self._fill(order, quantity, price, local)
+            filled_at = price
+            if self.slippage and order.limit is None:
+                slip = self.slippage if order.side is Side.BUY else -self.slippage
+                filled_at = (price * (1 + slip)).quantize(_SLIPPED, rounding=ROUND_HALF_UP)
+            self._fill(order, quantity, filled_at, local)
         quoted = self._quoted.get(symbol)
         if quoted and session is Session.REGULAR:
             for option in sorted(quoted):

@@ -15,6 +15,7 @@ import pytest
 
 from actors.domain.sessions import NEW_YORK
 from app.backtest import results
+from tests.test_cli import ROOT, run
 from tests.test_cli_backtest import MARKETDATA, _backtest, _daily_config, _rows
 
 EX_DATE = dt.date(2024, 1, 23)
@@ -166,3 +167,39 @@ def test_lean_raw_prices_across_qqqs_split_trade_as_split_adjusted_ones(tmp_path
     ours_figures = results.figures(results.read_run(raw))
     assert ours_figures.benchmark is not None
     assert len(ours_figures.trips) == len(results.figures(results.read_run(adjusted)).trips)
+
+
+def test_slippage_and_a_volume_cap_cost_what_they_say(tmp_path: Path) -> None:
+    """Momentum's market orders: with 10 bps of slippage every fill is 0.1 % worse than the
+    same run's without (buys above, sells below) and the run ends poorer; with a volume cap of
+    1 % of each trade, orders fill in parts over several trades; bad values exit 2."""
+    config = ["--config", str(ROOT / "config" / "examples" / "momentum.toml"), "--days", "3"]
+    plain, _ = _backtest(tmp_path, *config, out="plain")
+    slipped, _ = _backtest(tmp_path, *config, "--slippage-bps", "10", out="slipped")
+    capped, _ = _backtest(tmp_path, *config, "--volume-cap", "1", out="capped")
+    ours, theirs = _rows(slipped, "fills"), _rows(plain, "fills")
+    assert len(ours) == len(theirs) > 10
+    for mine, other in zip(ours, theirs, strict=True):
+        assert (mine["ts"], mine["side"], mine["quantity"]) == (
+            other["ts"],
+            other["side"],
+            other["quantity"],
+        )
+        factor = 1.001 if mine["side"] == "BUY" else 0.999
+        assert mine["price"] == pytest.approx(other["price"] * factor, abs=0.0001)
+    summary = json.loads((slipped / "summary.json").read_text())
+    assert (summary["config"]["slippage_bps"], summary["config"]["volume_cap_pct"]) == (10, None)
+    plain_summary = json.loads((plain / "summary.json").read_text())
+    assert summary["result"]["final_equity"] < plain_summary["result"]["final_equity"]
+    assert summary["config"]["hash"] != plain_summary["config"]["hash"]
+    capped_orders = _rows(capped, "orders")
+    capped_fills = _rows(capped, "fills")
+    assert len(capped_fills) > len([o for o in capped_orders if o["filled"]])
+    for bad, problem in [
+        (["--slippage-bps", "-1"], "--slippage-bps: must be between 0 and 1000, got -1"),
+        (["--volume-cap", "0"], "--volume-cap: must be above 0 and at most 100"),
+    ]:
+        result = run("backtest", "--quiet", "--out", str(tmp_path / "bad"), *config, *bad)
+        assert result.returncode == 2
+        assert problem in result.stderr
+    assert not (tmp_path / "bad").exists()

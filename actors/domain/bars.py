@@ -258,6 +258,8 @@ class BarBuilder:
 
 
 def _ordered(closed: list[ClosedBar]) -> list[ClosedBar]:
+    if len(closed) < 2:
+        return closed
     return sorted(closed, key=lambda c: (c.end_ns, c.seconds))
 
 

@@ -180,6 +180,9 @@ class GridStrategy:
         self._ladder_end_told = 0
         self._retry_due: float | None = None
         """The earliest retry the last ``_maintain`` held back (``_may_retry``): its time."""
+        self._quiet_at: float | None = None
+        """When a price last decided nothing, with no other event since (None: there has
+        been one): until a retry comes due, a price decides nothing (``on_price``)."""
         self.halted: str | None = None
         """Why this grid must not place orders (missing shares at the broker), or None."""
 
@@ -297,24 +300,29 @@ class GridStrategy:
 
     def halt(self, reason: str) -> list[Command]:
         """Fail closed: place nothing more (working orders stay) until ``resume``."""
+        self._quiet_at = None
         told = self.halted == reason
         self.halted = reason
         return [] if told else [self._alert("halted", f"no new orders: {reason}")]
 
     def resume(self, now: float) -> list[Command]:
         """Lift a halt and bring the broker's orders in line with the rules."""
+        self._quiet_at = None
         self.halted = None
         return self._maintain(now)
 
     def resync(self, now: float) -> list[Command]:
         """Bring the broker's orders in line with the rules (after ``restore``): re-place
         vanished sells, cancel misplaced orders, place the missing queued buys."""
+        self._quiet_at = None
         return self._maintain(now)
 
     # -- the Strategy protocol ---------------------------------------------------------------
 
     def decide(self, event: StrategyEvent, now: float) -> list[Command]:
         """The commands ``event`` leads to (``actors.strategies.protocol``)."""
+        if not isinstance(event, PriceTick):
+            self._quiet_at = None
         match event:
             case PriceTick(price=price):
                 return self.on_price(price, now)
@@ -398,6 +406,14 @@ class GridStrategy:
         if not price.is_finite() or price <= 0:
             raise DomainError(f"{self.params.symbol}: price must be positive, got {price}")
         self.last_price = price
+        quiet_at = self._quiet_at
+        if quiet_at is not None and not any(
+            quiet_at < retry.not_before <= now for retry in self._retries.values()
+        ):
+            # A price decided nothing since the last event, and no retry has come due since:
+            # nothing here depends on the price but the level-0 buy's limit (placed only when
+            # the conditions that held then change), so this one decides nothing either.
+            return []
         commands: list[Command] = []
         if (
             self.halted is None
@@ -407,6 +423,7 @@ class GridStrategy:
         ):
             commands.append(self._place_level0(price, now))
         commands.extend(self._maintain(now))
+        self._quiet_at = None if commands else now
         return commands
 
     def on_accepted(self, event: OrderAccepted) -> list[Command]:
@@ -539,6 +556,14 @@ class GridStrategy:
         return commands
 
     # -- rules -----------------------------------------------------------------------------
+
+    def prices_quiet(self) -> bool:
+        """Whether prices decide nothing until another event (``Wakes``): the last price
+        decided nothing, nothing else happened since, and no retry waits for its time."""
+        quiet_at = self._quiet_at
+        return quiet_at is not None and not any(
+            quiet_at < retry.not_before < math.inf for retry in self._retries.values()
+        )
 
     def next_wake(self, now: float) -> float | None:
         """The earliest time a ``TimerFired`` can do anything (``actors.strategies.protocol``,

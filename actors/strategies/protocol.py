@@ -251,15 +251,23 @@ class Strategy(Protocol):
 
 
 class Wakes(Protocol):
-    """What a strategy may add to spare its host needless timers (``next_wake``). A host on
-    virtual time (a backtest) asks it after every event and delivers ``TimerFired`` only at
-    its timer's ticks at or after that time; a strategy without it gets every tick."""
+    """What a strategy may add to spare its host needless timers and prices. A host on virtual
+    time (a backtest) asks ``next_wake`` after every event and delivers ``TimerFired`` only at
+    its timer's ticks at or after that time, and holds prices back while ``prices_quiet``; a
+    strategy without them gets every tick and every price."""
 
     def next_wake(self, now: float) -> float | None:
         """The earliest time at which ``decide(TimerFired(), t)`` could return a command or
         change anything, were no other event to come first (a fill time-out, a retry held
         back until its delay is over); None when no timer can until the next event. Before
         that time, a ``TimerFired`` must be a no-op: the host counts on it."""
+        ...
+
+    def prices_quiet(self) -> bool:
+        """Whether no price can make it decide anything, nor change anything but its last
+        price, until another event reaches it (the grid while a ladder is open and no retry
+        waits). A replay on virtual time then holds the prices back and hands on only the
+        latest, before any other event; a strategy without it gets every price."""
         ...
 
 

@@ -121,8 +121,10 @@ class DividendRecord:
     cash: float
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Recorded:
+    """What a run recorded (its repr is a summary: asyncio reprs a finished task's result)."""
+
     orders: list[OrderRecord]
     fills: list[FillRecord]
     equity: list[EquityPoint]
@@ -131,6 +133,12 @@ class Recorded:
     traded_notional: float
     bars: int
     trades: int
+
+    def __repr__(self) -> str:
+        return (
+            f"Recorded({self.bars} bars, {self.trades} trades, {len(self.orders)} orders, "
+            f"{len(self.fills)} fills, {len(self.equity)} equity points)"
+        )
 
 
 def interval_of(bars: Sequence[Bar]) -> timedelta:
@@ -319,16 +327,19 @@ async def drive(
     step_timeout: float = 120.0,
     actions: Sequence[CorporateAction] = (),
     lazy_timer: bool = True,
+    slippage_bps: Decimal = Decimal(0),
+    participation: Decimal | None = None,
 ) -> Recorded:
     """Run the tree on ``bars`` in lockstep, ledger in ``ledger`` (unsafe durability: a
-    backtest's ledger is thrown away); ``progress`` is told the bars done after each close."""
+    backtest's ledger is thrown away); ``progress`` is told the bars done after each close.
+    ``slippage_bps`` and ``participation`` are the venue's costs (``sim.engine.Engine``)."""
     from actors.lot_keeper import ledger_store
     from app.compose import sim_trading
     from runtime import VirtualClock
     from runtime.store import Durability
     from supervisors import Supervisor
 
-    engine = Engine()
+    engine = Engine(slippage_bps=slippage_bps, participation=participation)
     recorder = Recorder(engine, bars, initial_cash)
     closes = recorder._close_times
 

@@ -70,6 +70,20 @@ def backtest(
     cash: Annotated[
         float, typer.Option(help=f"Starting cash of the portfolio [{DEFAULT_CASH:,}].")
     ] = DEFAULT_CASH,
+    slippage_bps: Annotated[
+        float,
+        typer.Option(
+            help="Slippage of market orders in basis points, 0 to 1000: a buy fills that much "
+            "above the trade's price, a sell below (limit orders fill at it) [0]."
+        ),
+    ] = 0.0,
+    volume_cap: Annotated[
+        float | None,
+        typer.Option(
+            help="The percent of each trade's size the strategies' orders may take together, "
+            "above 0 and at most 100: bigger orders fill over several trades [no cap]."
+        ),
+    ] = None,
     symbol: Annotated[
         str | None,
         typer.Option(help="Trade this symbol with the config's (only) strategy [the config's]."),
@@ -109,6 +123,10 @@ def backtest(
         fail(f"--days: must be between 1 and {MAX_GENERATED_DAYS}, got {days}")
     if not cash > 0:
         fail(f"--cash: must be positive, got {cash}")
+    if not 0 <= slippage_bps <= 1000:
+        fail(f"--slippage-bps: must be between 0 and 1000, got {slippage_bps:g}")
+    if volume_cap is not None and not 0 < volume_cap <= 100:
+        fail(f"--volume-cap: must be above 0 and at most 100 (percent), got {volume_cap:g}")
     try:
         lot_maps = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
     except ConfigError as exc:
@@ -137,7 +155,8 @@ def backtest(
     else:
         bars, notes = _bars(settings, [], first, last, days=days, seed=seed), []
     inputs = [p for p in (config, *(s.lots for s in settings.symbols)) if p is not None]
-    config_hash = _config_hash(inputs, data or [], first, last, days, seed, cash, prices)
+    costs = {"slippage_bps": slippage_bps, "volume_cap_pct": volume_cap}
+    config_hash = _config_hash(inputs, data or [], first, last, days, seed, cash, prices, costs)
     started = time.time()
     from datetime import UTC, datetime
 
@@ -166,6 +185,8 @@ def backtest(
             cash=Decimal(str(cash)),
             progress=progress.update if progress is not None else None,
             actions=actions,
+            slippage_bps=Decimal(str(slippage_bps)),
+            participation=None if volume_cap is None else Decimal(str(volume_cap)) / 100,
         )
         if progress is not None:
             progress.close()
@@ -184,6 +205,7 @@ def backtest(
                 "hash": config_hash,
                 "files": {str(p): artifacts.digest([p]) for p in inputs},
                 "cash": cash,
+                **costs,
             },
             "data": {
                 "files": {str(p): _digest_of(p) for p in data or []},
@@ -279,6 +301,7 @@ def _config_hash(
     seed: int,
     cash: float,
     prices: str,
+    costs: dict[str, float | None],
 ) -> str:
     import hashlib
 
@@ -291,6 +314,7 @@ def _config_hash(
     for path in data:
         h.update(_digest_of(path).encode())
     h.update(prices.encode())
+    h.update(repr(sorted(costs.items())).encode())
     if not data:
         h.update(repr((days, seed)).encode())
     return h.hexdigest()

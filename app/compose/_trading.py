@@ -24,7 +24,7 @@ from actors.risk_rules import RiskLimits
 from actors.strategies.grid import GridParams
 from actors.strategies.protocol import StrategyKind
 from config.lotmap import LotMap
-from runtime import ActorCell, SupervisorHooks, VirtualClock
+from runtime import ActorCell, ActorRef, SupervisorHooks, VirtualClock, all_idle
 from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
@@ -174,8 +174,12 @@ def sim_trading(
 
     tree_cells: list[ActorCell[Any]] = []
 
+    tree_refs: list[ActorRef[Any]] = []
+
     def settled() -> bool:
-        return in_process.link.quiet and all(cell.ref.idle for cell in tree_cells)
+        if not tree_refs:
+            tree_refs.extend(cell.ref for cell in tree_cells)
+        return in_process.link.quiet and all_idle(tree_refs)
 
     spec, cells = trading_tree(
         store=store,

@@ -137,3 +137,44 @@ async def test_the_same_run_with_every_tick_and_with_only_the_wanted_ones(
         # The timer's own work happened in both: fill time-outs (cancels) and retries.
         assert sum(o.status == "cancelled" for o in every.orders) > 10
         assert sum(o.ref.endswith(":3") for o in every.orders) > 3
+
+
+MINUTES = ROOT.parent / "shared" / "marketdata" / "tqqq_1min" / "TQQQ_60day_1min_data.csv"
+
+
+@pytest.mark.skipif(not MINUTES.exists(), reason="../shared/marketdata is not on this machine")
+async def test_the_grid_on_45_real_sessions_is_the_same_with_prices_and_ticks_held_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: Any
+) -> None:
+    """The real TQQQ minutes: with every timer tick and every price delivered, and with the
+    ticks the grid does not want spared and its quiet prices held back (``PRICES_QUIET``),
+    the same 1,126 orders, 693 fills and equity."""
+    if anyio_backend[0] == "trio":
+        pytest.skip("one backend is enough for 42,228 bars (the generated runs cover trio)")
+    from sim.data import load_table
+
+    bars = load_table(MINUTES, "TQQQ", "1min").to_bars()
+    settings = load_config(ROOT / "config" / "examples" / "grid.toml")
+    lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
+    runs = []
+    for lazy in (False, True):
+        folder = tmp_path / str(lazy)
+        folder.mkdir()
+        with anyio.fail_after(900):
+            runs.append(
+                await drive(
+                    bars=bars,
+                    ledger=folder,
+                    lots=lots,
+                    kinds=strategy_kinds(settings),
+                    params=grid_params(settings),
+                    risk=None,
+                    initial_cash=Decimal(100_000),
+                    lazy_timer=lazy,
+                )
+            )
+    every, held = runs
+    assert (len(every.orders), len(every.fills)) == (1126, 693)
+    assert held.orders == every.orders
+    assert held.fills == every.fills
+    assert held.equity == every.equity

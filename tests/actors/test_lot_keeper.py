@@ -327,7 +327,9 @@ async def test_regression_map_full_stops_the_tree_at_once_instead_of_a_restart_l
     assert isinstance(error.__cause__, LedgerFull)
     assert "raise ledger.map_size_mib in the config" in str(error.__cause__)
     assert str(tmp_path) in str(error.__cause__)
-    assert isinstance(crashed[0].__cause__, LedgerFull)
+    # The requester sees the crash, unless the root's escalation cancels it first (trio may
+    # run the supervisor before it): either way the cause is the full map, and nothing retried.
+    assert all(isinstance(exc.__cause__, LedgerFull) for exc in crashed)
     assert 0 < len(committed) < 10_000
     assert cell.incarnation == 1
     assert root.restarts == 0
