@@ -87,7 +87,6 @@ async def _run(
 ) -> tuple[Recorded, int]:
     folder.mkdir()  # noqa: ASYNC240 (a test's tmp_path)
     settings = load_config(_config(folder, example))
-    lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
     ticks = 0
     made = symbol.TimerTick
 
@@ -97,13 +96,21 @@ async def _run(
             ticks += 1
 
     monkeypatch.setattr(symbol, "TimerTick", Counted)
-    with anyio.fail_after(600):
-        recorded = await drive(
-            bars=(
-                gapping(days)
-                if example.endswith("_tight")
-                else generated_days(seed=14, days=days, symbol="TQQQ")
-            ),
+    bars = (
+        gapping(days)
+        if example.endswith("_tight")
+        else generated_days(seed=14, days=days, symbol="TQQQ")
+    )
+    recorded = await _drive(folder, settings, bars, lazy=lazy)
+    monkeypatch.setattr(symbol, "TimerTick", made)
+    return recorded, ticks
+
+
+async def _drive(folder: Path, settings: Any, bars: list[Bar], *, lazy: bool) -> Recorded:
+    lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
+    with anyio.fail_after(900):
+        return await drive(
+            bars=bars,
             ledger=folder,
             lots=lots,
             kinds=strategy_kinds(settings),
@@ -112,8 +119,6 @@ async def _run(
             initial_cash=Decimal(100_000),
             lazy_timer=lazy,
         )
-    monkeypatch.setattr(symbol, "TimerTick", made)
-    return recorded, ticks
 
 
 @pytest.mark.parametrize(
@@ -155,24 +160,11 @@ async def test_the_grid_on_45_real_sessions_is_the_same_with_prices_and_ticks_he
 
     bars = load_table(MINUTES, "TQQQ", "1min").to_bars()
     settings = load_config(ROOT / "config" / "examples" / "grid.toml")
-    lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
     runs = []
     for lazy in (False, True):
         folder = tmp_path / str(lazy)
         folder.mkdir()
-        with anyio.fail_after(900):
-            runs.append(
-                await drive(
-                    bars=bars,
-                    ledger=folder,
-                    lots=lots,
-                    kinds=strategy_kinds(settings),
-                    params=grid_params(settings),
-                    risk=None,
-                    initial_cash=Decimal(100_000),
-                    lazy_timer=lazy,
-                )
-            )
+        runs.append(await _drive(folder, settings, bars, lazy=lazy))
     every, held = runs
     assert (len(every.orders), len(every.fills)) == (1126, 693)
     assert held.orders == every.orders

@@ -3,39 +3,23 @@ volume cap (the share of each trade's size the venue lets our orders take)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from actors.domain import PlaceOrder, Side, TimeInForce
-from actors.domain.sessions import NEW_YORK
+from actors.domain import Side
 from sim.engine import Engine, EngineError
+from tests.sim.test_engine import at, order
 
 D = Decimal
 
 
-def at(clock: str) -> datetime:
-    return datetime.fromisoformat(f"2026-11-23 {clock}").replace(tzinfo=NEW_YORK)
-
-
-def order(ref: str, side: Side, qty: int, limit: str | None = None) -> PlaceOrder:
-    return PlaceOrder(
-        ref=ref,
-        symbol="TQQQ",
-        side=side,
-        quantity=qty,
-        limit=D(limit) if limit is not None else None,
-        tif=TimeInForce.GTC,
-    )
-
-
 def test_market_orders_pay_the_slippage_and_limits_do_not() -> None:
     engine = Engine(slippage_bps=D(10))
-    engine.place(order("b", Side.BUY, 100), at("10:00"))
+    engine.place(order("b", Side.BUY, 100, limit=None), at("10:00"))
     engine.place(order("l", Side.BUY, 100, "100.00"), at("10:00"))
     engine.on_trade("TQQQ", D("100.00"), 1000, at("10:01"))
-    engine.place(order("s", Side.SELL, 50), at("10:02"))
+    engine.place(order("s", Side.SELL, 50, limit=None), at("10:02"))
     engine.on_trade("TQQQ", D("101.00"), 1000, at("10:03"))
     prices = {e.ref: e.price for e in engine.executions}
     assert prices == {"b": D("100.1000"), "l": D("100.00"), "s": D("100.8990")}
