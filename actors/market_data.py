@@ -38,6 +38,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, assert_never, runtime_checkable
 
 import anyio
@@ -45,8 +46,8 @@ import attrs
 
 from runtime import Actor, ActorRef, MailboxClosed, MailboxFull, Request
 
-from .domain import PriceTick
-from .domain.bars import BarBuilder, ClosedBar, SessionKind
+from .domain import Bar, PriceTick
+from .domain.bars import BarBuilder, ClosedBar, SessionKind, Window
 from .strategies.protocol import BarClosed, Needs
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ Subscribers = Mapping[str, Sequence[Subscriber]]
 """Symbol -> the symbol actors of its strategies."""
 
 
+Planned = list[tuple[BarBuilder, list[Window | None]]]
+"""Trades ``Fanout.plan`` found fit into the bars, for ``Fanout.take``."""
+
+
 class Fanout:
     """Who gets what of one feed (see the module doc): pure, no I/O; the feed sends."""
 
@@ -164,6 +169,51 @@ class Fanout:
             for builder, wanting in builders:
                 out += self._address(builder.close_due(now_ns), wanting)
         return out
+
+    def plan(
+        self,
+        symbol: str,
+        first_ns: int,
+        last_ns: int,
+        prices: Sequence[Decimal],
+        sizes: Sequence[int],
+    ) -> Planned | None:
+        """Whether trades of ``symbol`` at ``prices`` with ``sizes``, stamped from ``first_ns``
+        to ``last_ns`` (in order, at most a minute apart), coming after ``due(first_ns)``,
+        complete no bar of any symbol's: then ``take`` counts them at once, the same as ``due``
+        and ``on_tick`` for each in turn (which would address nothing); else None (nothing
+        done: each must go through them)."""
+        if first_ns <= 0 or min(sizes) < 0:
+            return None
+        for price in prices:
+            if not price.is_finite() or price <= 0:
+                return None
+        plans: Planned = []
+        for owner, builders in self._builders.items():
+            for builder, _ in builders:
+                if owner != symbol:
+                    if builder.due_by(last_ns):
+                        return None
+                    continue
+                planned = builder.plan(first_ns, last_ns)
+                if planned is None:
+                    return None
+                plans.append((builder, planned))
+        return plans
+
+    def take(
+        self,
+        plans: Planned,
+        prices: Sequence[Decimal],
+        sizes: Sequence[int],
+        source: Bar | None = None,
+    ) -> None:
+        """Count the trades ``plan`` found fit into the bars (``source``: the bar they are the
+        trades of, ``BarBuilder.take``)."""
+        if plans:
+            volume = sum(sizes)
+            for builder, planned in plans:
+                builder.take(planned, prices, volume, len(prices), source)
 
     def flush(self) -> list[tuple[ActorRef[Any], BarClosed]]:
         """Every open bar, closed now (the data has ended), addressed."""

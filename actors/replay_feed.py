@@ -42,6 +42,8 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -50,21 +52,31 @@ import anyio.lowlevel
 from runtime import Actor, ActorRef, VirtualClock
 
 from .broker import BrokerInbox, Poll
-from .domain import CorporateAction, Dividend, PriceTick, Trade, epoch_ns
+from .domain import Bar, CorporateAction, Dividend, PriceTick, Trade, epoch_ns
+from .domain.bars import TRADE_STEP, bar_path
 from .domain.sessions import NEW_YORK
 from .market_data import Delivered, Fanout, LiveFeedInbox, Subscriber, Subscribers, WaitSubscribed
 from .strategies.protocol import BarClosed
 from .symbol import PRICES_QUIET, CorporateActionDue, Describe
 
 Publish = Callable[[Trade], None]
+Prints = Callable[[str, Decimal, datetime, Decimal, datetime], bool]
+"""The venue taking a run of trades of a symbol (its first price and time, its last price and
+time) at once when they can reach no order of its (True), or none of them (False)."""
+_STEP_S = TRADE_STEP.total_seconds()
+_STEP_NS = 15_000_000_000
+_LAST = TRADE_STEP * 3
+"""A bar's last trade after its first."""
 
 
 class ReplayFeed(Actor[None]):
     def __init__(
         self,
-        replay: Iterable[Trade],
+        replay: Iterable[Trade | Bar],
         *,
         market: Callable[[Trade], None],
+        prints: Prints | None = None,
+        inline: bool = True,
         broker: ActorRef[BrokerInbox],
         symbols: Subscribers,
         remote: Mapping[str, tuple[ActorRef[LiveFeedInbox], Publish | None]] | None = None,
@@ -87,6 +99,11 @@ class ReplayFeed(Actor[None]):
             raise ValueError("a replay with corporate actions needs the venue's `corporate`")
         self.market = market
         """Moves the outside world: the venue matches the trade (before anyone sees it)."""
+        self.prints = prints
+        """On virtual time: the venue takes a bar's trades at once when they can make
+        nothing happen (``_whole``)."""
+        self.inline = inline and virtual is not None
+        """Requests to idle symbol actors run in this task (``_ask``): on virtual time only."""
         self.broker = broker
         self.remote = remote or {}
         self.fanout = Fanout({s: subs for s, subs in symbols.items() if s not in self.remote})
@@ -96,6 +113,8 @@ class ReplayFeed(Actor[None]):
         self.speed = speed
         self.lockstep = speed is None if lockstep is None else lockstep
         self.max_pause = max_pause
+        self._trade_step = _STEP_S if max_pause is None else min(_STEP_S, max_pause)
+        """What a step from one of a bar's trades to the next adds to the clock's due time."""
         """With ``speed``: the longest wait between two trades, in seconds (a night or a
         holiday between sessions is then a jump of the venue's clock, not a wait)."""
         self.finished = finished
@@ -140,15 +159,37 @@ class ReplayFeed(Actor[None]):
         next_action = 0
         quiet = self._quiet
         pending = self._pending
-        for trade in self.replay:
-            targets = self.symbols.get(trade.symbol)
+        prints = self.prints if virtual is not None else None
+        builds_bars = fanout.builds_bars
+        on_step = self.on_step
+        replay = iter(self.replay)
+        backlog: list[Trade] = []
+        """The trades of a bar still to step, last first."""
+        while True:
+            whole: Bar | None = None
+            trade: Trade | None
+            if backlog:
+                trade = backlog.pop()
+                symbol, at = trade.symbol, trade.at
+            else:
+                item = next(replay, None)
+                if item is None:
+                    break
+                if isinstance(item, Bar):
+                    # Its first trade is made only if the bar is not taken whole.
+                    whole, trade = item, None
+                    symbol, at = item.symbol, item.start
+                else:
+                    trade = item
+                    symbol, at = trade.symbol, trade.at
+            targets = self.symbols.get(symbol)
             if not targets:
                 continue
             if virtual is not None:
                 if last_at is not None:
-                    gap = (trade.at - last_at).total_seconds()
+                    gap = (at - last_at).total_seconds()
                     due += gap if self.max_pause is None else min(gap, self.max_pause)
-                last_at = trade.at
+                last_at = at
                 target = max(due, virtual.monotonic())
                 if not virtual.move_to(target):
                     await self._flush()
@@ -156,24 +197,44 @@ class ReplayFeed(Actor[None]):
                     quiet.clear()
             elif self.speed is not None:
                 if last_at is not None:
-                    pause = (trade.at - last_at).total_seconds() / self.speed
+                    pause = (at - last_at).total_seconds() / self.speed
                     due += pause if self.max_pause is None else min(pause, self.max_pause)
-                last_at = trade.at
+                last_at = at
                 await clock.sleep_until(due)
-            ts_event_ns = epoch_ns(trade.at)
-            if fanout.builds_bars:
+            ts_event_ns = epoch_ns(at)
+            if builds_bars:
                 closing = fanout.due(ts_event_ns)
                 if closing:
-                    await self._flush()
+                    if pending:
+                        await self._flush()
                     await self._bars(closing)
                     quiet.clear()
             if next_action < len(actions):
-                day = trade.at.astimezone(NEW_YORK).date()
+                day = at.astimezone(NEW_YORK).date()
                 while next_action < len(actions) and actions[next_action].ex_date <= day:
                     await self._flush()
                     await self._corporate_action(actions[next_action])
                     quiet.clear()
                     next_action += 1
+            if whole is not None:
+                prices, sizes = bar_path(whole)
+                if prints is not None:
+                    taken = self._whole(whole, prices, sizes, ts_event_ns, due, next_action)
+                    if taken is not None:
+                        due, last_at = taken
+                        if on_step is not None:
+                            stepped = on_step()
+                            if stepped is not None and inspect.isawaitable(stepped):
+                                await stepped
+                        continue
+                backlog = [
+                    Trade(symbol=symbol, price=price, size=size, at=at + TRADE_STEP * i)
+                    for i, (price, size) in enumerate(zip(prices, sizes, strict=True))
+                ]
+                trade = backlog[0]
+                backlog.reverse()
+                backlog.pop()
+            assert trade is not None
             self.market(trade)
             remote = self.remote.get(trade.symbol)
             if remote is not None:
@@ -186,7 +247,7 @@ class ReplayFeed(Actor[None]):
                 size=trade.size,
                 ts_event_ns=ts_event_ns,
             )
-            if fanout.builds_bars:
+            if builds_bars:
                 closing = fanout.on_tick(tick)
                 if closing:
                     await self._flush()
@@ -209,7 +270,7 @@ class ReplayFeed(Actor[None]):
                         quiet.clear()
                     for ref in refs:
                         pending.pop(ref, None)
-                        reply = await ref.request(tick, timeout=self.step_timeout)
+                        reply = await self._ask(ref, tick)
                         if reply is PRICES_QUIET:
                             quiet.add(ref)
                         else:
@@ -232,6 +293,68 @@ class ReplayFeed(Actor[None]):
         if self.finished is not None:
             self.finished()
 
+    def _whole(
+        self,
+        bar: Bar,
+        prices: Sequence[Decimal],
+        sizes: Sequence[int],
+        first_ns: int,
+        due: float,
+        next_action: int,
+    ) -> tuple[float, datetime] | None:
+        """On virtual time, after the first of ``bar``'s trades moved the clock and closed the
+        bars due: all its trades at once (the clock's due time and the last trade's time
+        after them), when none of them can make anything happen: the tree idle, no order of
+        the symbol working at the venue, no bar completed, no timer due, no corporate action,
+        and every symbol actor taking the symbol's prices content to be handed the last one
+        (``PRICES_QUIET``). The tree then stands where stepping each would have left it.
+        Otherwise nothing is done (None)."""
+        virtual, settled, prints = self.virtual, self.settled, self.prints
+        assert virtual is not None
+        assert settled is not None
+        assert prints is not None
+        symbol = bar.symbol
+        if symbol in self.remote:
+            return None
+        refs = self.fanout.tick_refs[symbol]
+        count = len(prices)
+        step = self._trade_step
+        for _ in range(count - 1):
+            due += step  # as each trade's step adds it
+        end = max(due, virtual.monotonic())
+        last_at = bar.start + (_LAST if count == 4 else TRADE_STEP * (count - 1))
+        if not (self._quiet.issuperset(refs) and virtual.quiet_until(end) and settled()):
+            return None
+        actions = self.actions
+        if (
+            next_action < len(actions)
+            and actions[next_action].ex_date <= last_at.astimezone(NEW_YORK).date()
+        ):
+            return None
+        last_ns = first_ns + (count - 1) * _STEP_NS
+        plan = self.fanout.plan(symbol, first_ns, last_ns, prices, sizes)
+        if plan is None:
+            return None
+        if not prints(symbol, prices[0], bar.start, prices[-1], last_at):
+            return None
+        self.fanout.take(plan, prices, sizes, bar)
+        virtual.move_to(end)
+        if refs:
+            tick = PriceTick(symbol=symbol, price=prices[-1], size=sizes[-1], ts_event_ns=last_ns)
+            for ref in refs:
+                self._pending[ref] = tick
+        self.polls_skipped += count
+        self.trades += count
+        return due, last_at
+
+    def _ask(self, ref: ActorRef[Any], message: Any) -> Awaitable[Any]:
+        """A request of the lockstep; on virtual time run by this task when the actor is idle
+        (``ActorRef.request_inline``: the same handling, without the round trip's two task
+        switches)."""
+        if self.inline:
+            return ref.request_inline(message, timeout=self.step_timeout)
+        return ref.request(message, timeout=self.step_timeout)
+
     async def _bars(self, bars: list[tuple[ActorRef[Any], BarClosed]]) -> None:
         if not bars:
             return
@@ -240,7 +363,7 @@ class ReplayFeed(Actor[None]):
                 await ref.send(closed)
             return
         for ref, closed in bars:
-            await ref.request(closed, timeout=self.step_timeout)
+            await self._ask(ref, closed)
         # The orders the bars caused reach the venue before the next trade is matched.
         await self._poll()
 
@@ -252,7 +375,7 @@ class ReplayFeed(Actor[None]):
         while pending:
             ref, tick = next(iter(pending.items()))
             del pending[ref]
-            reply = await ref.request(tick, timeout=self.step_timeout)
+            reply = await self._ask(ref, tick)
             if reply is not PRICES_QUIET:
                 self._quiet.discard(ref)
 
@@ -262,7 +385,7 @@ class ReplayFeed(Actor[None]):
         for subscriber in self.symbols.get(action.symbol, ()):
             due = CorporateActionDue(action=action)
             if self.lockstep:
-                await subscriber.ref.request(due, timeout=self.step_timeout)
+                await self._ask(subscriber.ref, due)
             else:
                 await subscriber.ref.send(due)
         if self.lockstep:

@@ -251,6 +251,8 @@ class SymbolActor(Actor[SymbolInbox]):
                 "was given no history source"
             )
         self.kind = kind
+        self._warm_size = kind.needs.warmup_size
+        """The bar size the warm-up is made of (``Needs.warmup_size``), read at every bar."""
         self.history = history
         self.warm_bars: collections.deque[BarClosed] = collections.deque(maxlen=needs.warmup)
         """The last ``Needs.warmup`` bars of the warm-up size: what every strategy made here
@@ -466,7 +468,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     return PRICES_QUIET if self._prices_quiet(strategy) else None
                 self._decided.value += 1
             case BarClosed():
-                if message.seconds == self.kind.needs.warmup_size:
+                if message.seconds == self._warm_size:
                     self._remember(message)
                 commands = strategy.decide(self._restated(message), now)
                 if not commands:

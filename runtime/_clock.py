@@ -113,6 +113,11 @@ class VirtualClock:
             return
         heapq.heappush(self._sleepers, (deadline, next(self._order), _Call(call)))
 
+    def quiet_until(self, target: float) -> bool:
+        """Whether no sleeper or alarm is due by ``target`` (``move_to`` would move there)."""
+        sleepers = self._sleepers
+        return not sleepers or sleepers[0][0] > target
+
     def move_to(self, target: float) -> bool:
         """Move time to ``target`` at once if no sleeper or alarm is due by then (True);
         otherwise leave it (False: ``advance_to`` wakes them in turn). What a caller stepping

@@ -138,6 +138,8 @@ class Mailbox(Generic[M]):
         "_processed",
         "_coalesced",
         "_dropped",
+        "host",
+        "failed",
     )
 
     def __init__(self, name: str, config: MailboxConfig | None = None) -> None:
@@ -169,6 +171,12 @@ class Mailbox(Generic[M]):
         self._processed = 0
         self._coalesced = 0
         self._dropped = 0
+        self.host: tuple[Callable[[Any], Any], bool, Any] | None = None
+        """While a message loop consumes this mailbox: its actor's handler, whether that is a
+        coroutine function, and its context (``ActorRef.request_inline``)."""
+        self.failed: BaseException | None = None
+        """A handler run by ``ActorRef.request_inline`` raised this: the loop raises it when
+        it wakes, so the actor fails as if it had run the handler itself."""
 
     # -- producers -------------------------------------------------------------------------
 
@@ -314,6 +322,10 @@ class Mailbox(Generic[M]):
         if self._send_waiters:
             self._wake_one_sender()
         return envelope
+
+    def has_news(self) -> bool:
+        """Whether the consumer has something to do: a message, an interrupt or a close."""
+        return bool(self._queue) or self._interrupted or self._closed
 
     def wait(self) -> Awaitable[None]:
         """What the consumer awaits, after ``take()`` returned None, until there is news (a

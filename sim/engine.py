@@ -386,6 +386,9 @@ class Engine:
         self.last: dict[str, Decimal] = {}
         self.last_trade_at: datetime | None = None
         """The (New York) time of the last trade seen: a replay resumes after it."""
+        self.last_trade_given: datetime | None = None
+        """The same moment as its caller gave it (a replay's UTC): a cheap dictionary key,
+        where a New York time's hash asks its time zone for the offset."""
         self.listeners: list[Listener] = []
         self.trade_listeners: list[Callable[[str, Decimal, int, datetime], None]] = []
         """Told of every trade (symbol, price, size, New York time) after it was matched:
@@ -661,6 +664,7 @@ class Engine:
             self._settle(local)
         self.last[symbol] = price
         self.last_trade_at = local
+        self.last_trade_given = at
         if self.opens.get(symbol, (None,))[0] != local.date():
             self.opens[symbol] = (local.date(), price)
         self._expire_day_orders(local)
@@ -711,6 +715,33 @@ class Engine:
             self._reduce_pending()
         for listener in list(self.trade_listeners):
             listener(symbol, price, size, local)
+
+    def prints(
+        self, symbol: str, first: Decimal, first_at: datetime, last: Decimal, last_at: datetime
+    ) -> bool:
+        """Trades of the stock ``symbol`` from one at ``first`` (at ``first_at``) to one at
+        ``last`` (at ``last_at``), all on one New York day, that can reach nothing: no order
+        of the symbol's working, no DAY order of any, no option ordered or held, no listener
+        of trades, no recorder. Then only the last price, the time and the day's open move, as
+        ``on_trade`` of each would move them (True); otherwise nothing is done (False: each
+        must go through ``on_trade``)."""
+        if self.recorder is not None or self._contracts or self._day or self.trade_listeners:
+            return False
+        book = self._books.get(symbol)
+        if book is not None and book.filed:
+            return False
+        if len(symbol) == OCC_LENGTH and is_option_symbol(symbol):
+            return False
+        local = _local(last_at)
+        day = local.date()
+        if (local - (last_at - first_at)).date() != day:  # New York's midnight between them
+            return False
+        if self.opens.get(symbol, (None,))[0] != day:
+            self.opens[symbol] = (day, first)
+        self.last[symbol] = last
+        self.last_trade_at = local
+        self.last_trade_given = last_at
+        return True
 
     def advance(self, at: datetime) -> None:
         """Time passed to ``at`` without a trade (overnight, say): settle the options that

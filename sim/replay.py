@@ -1,10 +1,11 @@
 """Market data replay: 1-minute bar CSVs expanded to trades, and a generated TQQQ-like session.
 
-**The intra-bar path.** A bar becomes four trades, 15 seconds apart from its start: the open,
-then whichever extreme is nearer the open, then the other extreme, then the close
-(O, H, L, C when the high is nearer the open, else O, L, H, C; ties go to the high). Each gets a
-quarter of the bar's volume (the remainder on the close). So every bar's high and low are
-visited, which is what triggers limit and conditional orders in the bar, in a plausible order.
+**The intra-bar path.** A bar becomes four trades, 15 seconds apart from its start
+(``bar_trades``, defined with the bars in ``actors.domain.bars``): the open, then whichever
+extreme is nearer the open, then the other extreme, then the close (O, H, L, C when the high is
+nearer the open, else O, L, H, C; ties go to the high). Each gets a quarter of the bar's volume
+(the remainder on the close). So every bar's high and low are visited, which is what triggers
+limit and conditional orders in the bar, in a plausible order.
 
 Bar CSVs use the format of ``../shared/marketdata/tqqq_1min``: ``Datetime,Symbol,Open,High,Low,
 Close,Volume`` with ``Datetime`` the bar start in naive UTC. ``load_bars`` is strict, since the
@@ -26,10 +27,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from actors.domain import Bar, Trade
+from actors.domain.bars import TRADE_STEP, bar_trades
 from actors.domain.sessions import NEW_YORK, REGULAR_CLOSE, REGULAR_OPEN, is_trading_day
 
 HEADER = ("Datetime", "Symbol", "Open", "High", "Low", "Close", "Volume")
-STEP = timedelta(seconds=15)
+STEP = TRADE_STEP
 
 MAX_FILE_BYTES = 256 << 20
 """The largest bar file read (256 MiB, some 4.5 million bars: 25 years of one symbol's minutes,
@@ -205,20 +207,6 @@ def _shown(value: object, limit: int = 60) -> str:
     # A corrupt file's "value" can be a whole line of garbage: show its start.
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def bar_trades(bar: Bar) -> list[Trade]:
-    """The bar's four trades along the documented path."""
-    if bar.high - bar.open <= bar.open - bar.low:
-        path = (bar.open, bar.high, bar.low, bar.close)
-    else:
-        path = (bar.open, bar.low, bar.high, bar.close)
-    quarter = bar.volume // 4
-    sizes = (quarter, quarter, quarter, bar.volume - 3 * quarter)
-    return [
-        Trade(symbol=bar.symbol, price=price, size=size, at=bar.start + STEP * i)
-        for i, (price, size) in enumerate(zip(path, sizes, strict=True))
-    ]
 
 
 def trades(bars: Iterable[Bar]) -> Iterator[Trade]:

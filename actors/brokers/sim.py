@@ -12,6 +12,7 @@ bracket whose last leg never arrived. Nothing of a bracket keeps working half-pl
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import anyio
 
@@ -42,6 +43,16 @@ class SimPort:
     def trade(self, trade: Trade) -> None:
         self.now = trade.at
         self.engine.on_trade(trade.symbol, trade.price, trade.size, trade.at)
+
+    def prints(
+        self, symbol: str, first: Decimal, first_at: datetime, last: Decimal, last_at: datetime
+    ) -> bool:
+        """Trades that can reach no order, taken at once (``Engine.prints``; False: none
+        taken, each must be a ``trade``)."""
+        if not self.engine.prints(symbol, first, first_at, last, last_at):
+            return False
+        self.now = last_at
+        return True
 
     async def connect(self) -> None:
         if not self.link.connected:

@@ -320,6 +320,8 @@ class PositionStrategy:
 
     def live_orders(self) -> list[PositionOrder]:
         working = self._working
+        if not working:
+            return []
         done = [ref for ref, order in working.items() if order.done]
         for ref in done:
             del working[ref]

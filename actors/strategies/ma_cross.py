@@ -54,18 +54,25 @@ class MaCrossStrategy(PositionStrategy):
         super().__init__(params, strategy)
         self.settings = params
         self.closes: collections.deque[Decimal] = collections.deque(maxlen=params.slow)
+        self._sum_fast = self._sum_slow = Decimal(0)
+        """The sums of the last ``fast`` and ``slow`` closes (fewer until they are in)."""
         self.above: bool | None = None
         """fast > slow on the latest bar, None until ``slow`` closes are in."""
 
     def _observe(self, close: Decimal) -> Side | None:
-        self.closes.append(close)
+        closes = self.closes
         fast, slow = self.settings.fast, self.settings.slow
-        if len(self.closes) < slow:
+        # The two sums kept as the closes come and go (exact: Decimal sums of prices).
+        if len(closes) == slow:
+            self._sum_slow -= closes[0]
+        if len(closes) >= fast:
+            self._sum_fast -= closes[-fast]
+        closes.append(close)
+        self._sum_slow += close
+        self._sum_fast += close
+        if len(closes) < slow:
             return None
-        closes = list(self.closes)
-        sum_fast = sum(closes[-fast:], Decimal(0))
-        sum_slow = sum(closes[-slow:], Decimal(0))
-        previous, self.above = self.above, sum_fast * slow > sum_slow * fast
+        previous, self.above = self.above, self._sum_fast * slow > self._sum_slow * fast
         if previous is None or self.above == previous:
             return None
         return Side.BUY if self.above else Side.SELL

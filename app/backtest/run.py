@@ -24,8 +24,10 @@ the ledger's facts and the working orders, a dividend is paid into the cash.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +49,8 @@ from actors.domain.sessions import NEW_YORK
 from sim.engine import Engine
 from sim.replay import STEP
 
+GC_YOUNG = 50_000
+"""A backtest's threshold of the garbage collector's youngest generation (``batch_collection``)."""
 MAX_PAUSE = 300.0
 """The longest virtual wait between two trades: a night or a weekend is a jump of the venue's
 clock, not hours of timers."""
@@ -182,8 +186,8 @@ class Recorder:
         self.fills: list[FillRecord] = []
         self._accepted: dict[str, int] = {}
         self._ended: dict[str, tuple[int, str, str]] = {}
-        self.points: dict[int, EquityPoint] = {}
-        self.steps = 0
+        self.points: dict[int, tuple[Decimal, Decimal, bool]] = {}
+        """Cash, positions and whether any is held at each bar's close (its end, epoch ns)."""
         engine.listeners.append(self._on_event)
 
     def _now_ns(self) -> int:
@@ -200,39 +204,30 @@ class Recorder:
                 self._ended[ref] = (self._now_ns(), "rejected", reason)
 
     def on_step(self) -> None:
-        """After each trade the replay stepped (everything it caused handled): book the new
-        executions and, at a bar's close, the portfolio."""
-        self.steps += 1
+        """After each step of the replay (a trade, or a bar's trades at once), everything it
+        caused handled: book the new executions and, at a bar's close, the portfolio."""
         engine = self.engine
-        executions = engine.executions
-        if len(executions) != self._seen_executions:
-            self._book(executions)
+        if len(engine.executions) != self._seen_executions:
+            self._book(engine.executions)
         dividends = engine.dividends
         if len(dividends) != self._seen_dividends:
             for paid in dividends[self._seen_dividends :]:
                 self.cash += paid.cash
             self._seen_dividends = len(dividends)
-        at = engine.last_trade_at
+        at = engine.last_trade_given
         if at is None:
             return
         label = self._closes.get(at)
         if label is None:
             return
-        positions = sum(
-            (
-                Decimal(p.quantity) * engine.last.get(symbol, Decimal(0))
-                for symbol, p in engine.positions.items()
-            ),
-            Decimal(0),
-        )
-        invested = any(p.quantity for p in engine.positions.values())
-        self.points[label] = EquityPoint(
-            ts_ns=label,
-            cash=float(self.cash),
-            positions=float(positions),
-            equity=float(self.cash + positions),
-            invested=invested,
-        )
+        positions = Decimal(0)
+        invested = False
+        last = engine.last
+        for symbol, position in engine.positions.items():
+            if position.quantity:
+                invested = True
+                positions += position.quantity * last.get(symbol, Decimal(0))
+        self.points[label] = (self.cash, positions, invested)
 
     def _book(self, executions: Sequence[Any]) -> None:
         for execution in executions[self._seen_executions :]:
@@ -254,7 +249,7 @@ class Recorder:
             )
         self._seen_executions = len(executions)
 
-    def recorded(self, bar_count: int) -> Recorded:
+    def recorded(self, bar_count: int, trades: int) -> Recorded:
         engine = self.engine
         orders = []
         for ref, order in engine.orders.items():
@@ -301,11 +296,20 @@ class Recorder:
                 )
                 for d in engine.dividends
             ],
-            equity=[self.points[k] for k in sorted(self.points)],
+            equity=[
+                EquityPoint(
+                    ts_ns=label,
+                    cash=float(cash),
+                    positions=float(positions),
+                    equity=float(cash + positions),
+                    invested=invested,
+                )
+                for label, (cash, positions, invested) in sorted(self.points.items())
+            ],
             initial_cash=float(self.initial_cash),
             traded_notional=float(self.notional),
             bars=bar_count,
-            trades=self.steps,
+            trades=trades,
         )
 
 
@@ -327,6 +331,7 @@ async def drive(
     step_timeout: float = 120.0,
     actions: Sequence[CorporateAction] = (),
     lazy_timer: bool = True,
+    shortcuts: bool = True,
     slippage_bps: Decimal = Decimal(0),
     participation: Decimal | None = None,
 ) -> Recorded:
@@ -345,8 +350,8 @@ async def drive(
 
     def stepped() -> None:
         recorder.on_step()
-        if progress is not None and engine.last_trade_at is not None:
-            at = engine.last_trade_at
+        if progress is not None and engine.last_trade_given is not None:
+            at = engine.last_trade_given
             if at in recorder._closes:
                 progress(close_index(closes, at))
 
@@ -372,18 +377,39 @@ async def drive(
         risk=risk,
         actions=actions,
         lazy_timer=lazy_timer,
+        shortcuts=shortcuts,
     )
     root = Supervisor("backtest", trading.spec)
-    async with anyio.create_task_group() as tg:
-        await tg.start(root.run)
-        await trading.finished.wait()
-        root.stop()
+    with batch_collection():
+        async with anyio.create_task_group() as tg:
+            await tg.start(root.run)
+            await trading.finished.wait()
+            root.stop()
     if root.restarts:
         raise BacktestError(
             f"the tree restarted {root.restarts} time(s) during the backtest: its outcome is not "
             "the strategy's alone (see the log)"
         )
-    return recorder.recorded(len(bars))
+    return recorder.recorded(len(bars), sum(feed.trades for feed in trading.feed))
+
+
+@contextlib.contextmanager
+def batch_collection(young: int = GC_YOUNG) -> Iterator[None]:
+    """While a backtest runs: the objects made before it (its bars, the modules) frozen out
+    of the cyclic garbage collector's passes, and its youngest generation collected after
+    ``young`` allocations instead of 700. Everything a run allocates and drops is freed by its
+    reference count as ever; only the search for cycles runs less often (some 7 to 13 %
+    faster here, bench/backtest_speed.py). Restored on the way out."""
+    thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(young, thresholds[1], thresholds[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not frozen:  # a freeze of the caller's own stays
+            gc.unfreeze()
 
 
 def run(**drive_args: Any) -> Recorded:

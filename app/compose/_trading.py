@@ -5,7 +5,8 @@ handles a caller watches, around the supervision tree of ``app.compose._tree``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from actors.alerts import AlertHooks, AlertLog, AlertSettings
 from actors.brokers.dry import DryPort
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimPort
-from actors.domain import Bar, CorporateAction
+from actors.domain import Bar, CorporateAction, Trade
+from actors.domain.bars import bar_trades
 from actors.history import HistorySource, ReplayHistory
 from actors.lot_keeper import ledger_store
 from actors.replay_feed import ReplayFeed
@@ -29,7 +31,6 @@ from runtime import telemetry as telemetry_
 from runtime.store import Durability, Store
 from runtime.telemetry import Telemetry
 from sim.engine import Engine
-from sim.replay import trades
 from supervisors import SupervisorSpec
 
 from ._tree import (
@@ -93,6 +94,7 @@ def sim_trading(
     clock: VirtualClock | None = None,
     actions: Sequence[CorporateAction] = (),
     lazy_timer: bool = True,
+    shortcuts: bool = True,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -115,6 +117,9 @@ def sim_trading(
     ``skip_idle_polls``: in lockstep on the in-process port, a step skips its polls of the
     broker when nothing is delivered or in flight (``ReplayFeed.settled``); False polls at every
     step, as before (the cross-check that both give the same outcome).
+    ``shortcuts``: on a virtual ``clock``, the replay takes a bar's trades at once when they can
+    make nothing happen, and runs its requests to idle actors in its own task
+    (``ReplayFeed``); False steps every trade by round trips (the cross-check).
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -150,8 +155,10 @@ def sim_trading(
         # Resume after the last trade the venue saw (a restarted feed, a resumed service).
         seen = engine.last_trade_at
         feed = ReplayFeed(
-            (t for t in trades(bar_list) if seen is None or t.at > seen),
+            _after(bar_list, seen),
             market=in_process.trade,
+            prints=in_process.prints if shortcuts else None,
+            inline=shortcuts,
             broker=refs.broker,
             symbols=refs.symbols,
             remote={s: (ref, publishers[s]) for s, ref in refs.delivering.items()},
@@ -301,3 +308,12 @@ def live_trading(
         hooks=[AlertHooks(cells["alerts"].ref)],
         telemetry=telemetry if telemetry is not None else telemetry_.off(),
     )
+
+
+def _after(bars: Iterable[Bar], seen: datetime | None) -> Iterator[Bar | Trade]:
+    """The replay from after ``seen``: whole bars, and the trades after it of a bar it fell in."""
+    for bar in bars:
+        if seen is None or bar.start > seen:
+            yield bar
+        else:
+            yield from (t for t in bar_trades(bar) if t.at > seen)

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from actors.domain import Bar
-from sim import replay
+from actors.domain.bars import bar_trades
 
 from .messages import timestamp
 
@@ -64,8 +64,8 @@ class MinuteBar:
 
 def from_replay(bar: Bar) -> MinuteBar:
     """A replay bar as served: ``n`` and ``vw`` are those of the four trades ``sim.replay``
-    makes of it (``replay.bar_trades``), which is what the venue would have printed."""
-    trades = [t for t in replay.bar_trades(bar) if t.size > 0]
+    makes of it (``actors.domain.bars.bar_trades``), which is what the venue would have printed."""
+    trades = [t for t in bar_trades(bar) if t.size > 0]
     volume = sum(t.size for t in trades)
     vwap = sum((t.price * t.size for t in trades), Decimal(0)) / volume if volume else bar.close
     return MinuteBar(

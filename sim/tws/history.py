@@ -43,9 +43,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from actors.domain import Bar, epoch_ns
-from actors.domain.bars import DAY, SessionKind, window
+from actors.domain.bars import DAY, SessionKind, bar_trades, window
 from actors.domain.sessions import NEW_YORK, is_trading_day
-from sim.replay import bar_trades
 
 WEEK = 7 * DAY
 MONTH = 31 * DAY
