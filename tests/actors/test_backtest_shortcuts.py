@@ -11,17 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from actors import replay_feed
 from actors.domain import Bar
-from app.backtest.run import Recorded, drive
-from app.compose import grid_params, strategy_kinds
+from app.backtest.run import Recorded
 from config.load import load_config, parse_config
-from config.lotmap import load_lot_map
 from sim.replay import generated_days
-from tests.actors.test_lazy_timer import _config, gapping
+from tests.actors.test_lazy_timer import _config, _drive, gapping
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,24 +79,13 @@ def _bars(example: str, days: int) -> list[Bar]:
     return generated_days(seed=14, days=days, symbol="TQQQ")
 
 
-async def _drive(folder: Path, example: str, days: int, *, shortcuts: bool) -> Recorded:
+async def _run(folder: Path, example: str, days: int, *, shortcuts: bool) -> Recorded:
     folder.mkdir()  # noqa: ASYNC240 (a test's tmp_path)
     if example == "two_symbols":
         settings = parse_config(TWO_SYMBOLS, source="<two symbols>", base_dir=ROOT / "config")
     else:
         settings = load_config(_config(folder, example))
-    lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
-    with anyio.fail_after(900):
-        return await drive(
-            bars=_bars(example, days),
-            ledger=folder,
-            lots=lots,
-            kinds=strategy_kinds(settings),
-            params=grid_params(settings),
-            risk=None,
-            initial_cash=Decimal(100_000),
-            shortcuts=shortcuts,
-        )
+    return await _drive(folder, settings, _bars(example, days), shortcuts=shortcuts)
 
 
 @pytest.mark.parametrize(
@@ -119,9 +105,9 @@ async def test_the_same_run_with_and_without_the_shortcuts(
         return result
 
     monkeypatch.setattr(replay_feed.ReplayFeed, "_whole", counted)
-    stepped = await _drive(tmp_path / "stepped", example, days, shortcuts=False)
+    stepped = await _run(tmp_path / "stepped", example, days, shortcuts=False)
     assert taken == 0
-    fast = await _drive(tmp_path / "fast", example, days, shortcuts=True)
+    fast = await _run(tmp_path / "fast", example, days, shortcuts=True)
     assert len(stepped.fills) > 4, "nothing traded"
     assert fast.orders == stepped.orders
     assert fast.fills == stepped.fills

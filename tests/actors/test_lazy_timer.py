@@ -101,12 +101,14 @@ async def _run(
         if example.endswith("_tight")
         else generated_days(seed=14, days=days, symbol="TQQQ")
     )
-    recorded = await _drive(folder, settings, bars, lazy=lazy)
+    recorded = await _drive(folder, settings, bars, lazy_timer=lazy)
     monkeypatch.setattr(symbol, "TimerTick", made)
     return recorded, ticks
 
 
-async def _drive(folder: Path, settings: Any, bars: list[Bar], *, lazy: bool) -> Recorded:
+async def _drive(folder: Path, settings: Any, bars: list[Bar], **options: bool) -> Recorded:
+    """``drive`` over ``bars`` with the config's strategies; ``options``: its switches
+    (``lazy_timer``, ``shortcuts``)."""
     lots = {s.symbol: load_lot_map(s.lots) for s in settings.symbols if s.lots is not None}
     with anyio.fail_after(900):
         return await drive(
@@ -117,7 +119,7 @@ async def _drive(folder: Path, settings: Any, bars: list[Bar], *, lazy: bool) ->
             params=grid_params(settings),
             risk=None,
             initial_cash=Decimal(100_000),
-            lazy_timer=lazy,
+            **options,
         )
 
 
@@ -164,7 +166,7 @@ async def test_the_grid_on_45_real_sessions_is_the_same_with_prices_and_ticks_he
     for lazy in (False, True):
         folder = tmp_path / str(lazy)
         folder.mkdir()
-        runs.append(await _drive(folder, settings, bars, lazy=lazy))
+        runs.append(await _drive(folder, settings, bars, lazy_timer=lazy))
     every, held = runs
     assert (len(every.orders), len(every.fills)) == (1126, 693)
     assert held.orders == every.orders
