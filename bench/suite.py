@@ -51,6 +51,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("seed", "seed_bot", "the seed-style single-loop asyncio + SQLite bot, same replay"),
     ("tail", "busy_tail", "our decisions while other actors keep the loop busy, venue process"),
     ("backtest", "backtest_speed", "an SMA-cross backtest vs backtrader, and the grid"),
+    ("sweep", "sweep_speed", "a parameter sweep on a local Dask cluster vs a serial loop"),
 )
 DEFAULT_ROUNDS = {
     "hops": 5,
@@ -59,13 +60,14 @@ DEFAULT_ROUNDS = {
     "fills": 3,
     "recovery": 3,
     "backtest": 1,
+    "sweep": 3,
 }
 TOLERANCE = 0.25
 """How much a ratio may worsen against the committed result (a fraction of it)."""
 LOOSE = 0.60
 """The same for groups whose figures include fsync, another process or the kernel's scheduling
 of a restart: measured spreads of 30-50 % between runs on this machine."""
-LOOSE_GROUPS = ("grid", "fills", "recovery", "process", "seed", "tail", "wire", "alpaca")
+LOOSE_GROUPS = ("grid", "fills", "recovery", "process", "seed", "tail", "wire", "alpaca", "sweep")
 PACKAGES = (
     "anyio",
     "trio",

@@ -21,6 +21,7 @@ from . import demo as demo
 from . import bench as bench
 from . import backtest as backtest
 from . import data as data
+from . import sweep as sweep
 
 # isort: on
 from ._app import cli as cli

@@ -174,7 +174,7 @@ def backtest(
             f"{bars[0].start:%Y-%m-%d} .. {bars[-1].start:%Y-%m-%d}",
             file=sys.stderr,
         )
-    progress = None if quiet else _Progress(len(bars))
+    progress = None if quiet else Progress(len(bars))
     try:
         recorded = _run(
             bars,
@@ -338,12 +338,13 @@ def _run(bars: list[Bar], *, cash: Any, progress: Callable[[int], None] | None, 
             fail(str(exc))
 
 
-class _Progress:
-    """Bars done, bars/s and the time left: a bar in place on a terminal, a plain line every
-    10 % otherwise."""
+class Progress:
+    """Done of ``total`` (``unit``: bars, backtests), the rate and the time left: a bar in
+    place on a terminal, a plain line every 10 % otherwise."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, unit: str = "bars") -> None:
         self.total = total
+        self.unit = unit
         self.started = time.monotonic()
         self.tty = sys.stderr.isatty()
         self.shown = -1
@@ -358,29 +359,30 @@ class _Progress:
             )
 
             self.bar = Progress(
-                TextColumn("bars"),
+                TextColumn(unit),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 transient=True,
             )
-            self.task = self.bar.add_task("bars", total=total, rate="")
+            self.task = self.bar.add_task(unit, total=total, rate="")
             self.bar.start()
 
     def update(self, done: int) -> None:
         elapsed = time.monotonic() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
+        shown_rate = f"{rate:,.0f}" if rate >= 10 else f"{rate:,.2f}"
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, rate=f"{rate:,.0f} bars/s")
+            self.bar.update(self.task, completed=done, rate=f"{shown_rate} {self.unit}/s")
             return
         tenth = done * 10 // max(self.total, 1)
         if tenth > self.shown:
             self.shown = tenth
             left = (self.total - done) / rate if rate > 0 else 0.0
             print(
-                f"  {done:,}/{self.total:,} bars ({done / self.total:.0%}), {rate:,.0f} bars/s, "
-                f"{left:,.0f} s left",
+                f"  {done:,}/{self.total:,} {self.unit} ({done / max(self.total, 1):.0%}), "
+                f"{shown_rate} {self.unit}/s, {left:,.0f} s left",
                 file=sys.stderr,
                 flush=True,
             )

@@ -72,6 +72,7 @@ def test_actorctl_bench_quick_runs_every_group_and_writes_a_stamped_result(
         "seed-style baseline",
         "decision tail, busy loop",
         "backtest",
+        "sweep",
     } <= groups
     for row in rows:
         if row.unit == "count":  # what a kill did: zero is a result; --quick may skip one
