@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "examples" / "ma_cross.toml"
 GROUP = "sweep"
 FAST = ("5", "10")
-SLOW = ("20", "30", "40", "50")
+SLOW = ("20", "30", "40", "50", "60", "70")
 TARGET = 1.7
 EMPTY_TASKS = 300
 

@@ -97,9 +97,11 @@ def test_a_2x3_sweep_on_a_local_cluster_writes_results_and_a_page(tmp_path: Path
     single = json.loads((_folder(tmp_path / "alone") / "summary.json").read_text())
     assert _comparable(swept) == _comparable(single)
     # The same sweep again: the same results (but for the runs' own directories).
-    again = _sweep(tmp_path / "two", "--workers", "1")
+    again = _sweep(tmp_path / "two", "--workers", "1", "--heatmap", "ma_cross.slow,ma_cross.fast")
     assert again.returncode == 0, again.stderr
     assert _folder(tmp_path / "two").name == folder.name
+    turned = (_folder(tmp_path / "two") / "sweep.html").read_text()
+    assert "sharpe over ma_cross.fast (rows) and ma_cross.slow (columns)" in turned
     strip = [{k: v for k, v in r.items() if k != "run"} for r in rows]
     assert [
         {k: v for k, v in r.items() if k != "run"} for r in _rows(_folder(tmp_path / "two"))
@@ -159,6 +161,10 @@ def test_a_failing_combination_is_reported_and_the_others_run(tmp_path: Path) ->
             "--scheduler tcp://127.0.0.1:9: cannot reach it",
         ),
         (("--param", "ma_cross.fast=5", "--metric", "luck"), "--metric: 'luck' is not one of"),
+        (
+            ("--param", "ma_cross.fast=5", "--heatmap", "ma_cross.fast,x"),
+            "--heatmap ma_cross.fast,x",
+        ),
     ],
 )
 def test_bad_input_exits_2_naming_it_and_writes_nothing(

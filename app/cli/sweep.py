@@ -42,6 +42,12 @@ def sweep(
     metric: Annotated[
         str, typer.Option(help=f"Ranks the runs and fills the heatmap: {', '.join(METRIC_NAMES)}.")
     ] = "sharpe",
+    heatmap: Annotated[
+        str | None,
+        typer.Option(
+            help="The two swept keys of sweep.html's heatmap, COLUMNS,ROWS [the first two]."
+        ),
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option(help="A running Dask scheduler, tcp://HOST:8786 [a local cluster]."),
@@ -97,6 +103,12 @@ def sweep(
     except grid.SweepError as exc:
         fail(str(exc))
     keys = [p.key for p in params]
+    axes = keys[:2]
+    if heatmap is not None:
+        axes = [k.strip() for k in heatmap.split(",")]
+        unknown = [k for k in axes if k not in keys]
+        if len(axes) != 2 or unknown:
+            fail(f"--heatmap {heatmap}: two of the swept keys ({', '.join(keys)}), comma-separated")
     items: list[run.Item] = []
     problems: dict[str, str] = {}
     for combination in combinations:
@@ -164,7 +176,9 @@ def sweep(
             cluster.close()
     ordered = [rows[item.ident] for item in items]
     run.write_results(folder, ordered, keys)
-    page.write(folder, ordered, keys=keys, metric=metric, config=str(config or "the config"))
+    page.write(
+        folder, ordered, keys=keys, axes=axes, metric=metric, config=str(config or "the config")
+    )
     failed = [r for r in ordered if r.get("error")]
     ran = [r for r in ordered if r.get(metric) is not None]
     best = max(ran, key=lambda r: float(r[metric]), default=None)

@@ -133,9 +133,11 @@ def write(
     keys: Sequence[str],
     metric: str,
     config: str,
+    axes: Sequence[str] = (),
     best: int = 10,
 ) -> Path:
-    """``sweep.html`` in ``folder``; the heatmap over the first two keys (one key: a row)."""
+    """``sweep.html`` in ``folder``; the heatmap over ``axes`` (columns, rows; by default the
+    first two keys, or the one key as a row)."""
     columns = [
         "id",
         *keys,
@@ -150,8 +152,9 @@ def write(
     ran = [r for r in rows if r.get("error") is None and r.get(metric) is not None]
     ranked = sorted(ran, key=lambda r: float(r[metric]), reverse=metric != "max_drawdown_days")
     heat = None
-    if keys:
-        heat = heatmap(rows, metric, keys[0], keys[1] if len(keys) > 1 else keys[0])
+    axes = list(axes) or list(keys[:2])
+    if axes:
+        heat = heatmap(rows, metric, axes[0], axes[1] if len(axes) > 1 else axes[0])
     view = {
         "name": folder.name,
         "config": config,

@@ -171,7 +171,7 @@ def execute(
             on_done(len(rows))
         if pending:
             each = statistics.median(seconds) if seconds else TASK_SECONDS
-            size = max(1, math.ceil(TASK_SECONDS / max(each, 1e-3)))
+            size = max(1, round(TASK_SECONDS / max(each, 1e-3)))
             # Never fewer tasks than workers while there is work for them all.
             size = min(size, max(1, math.ceil(len(pending) / max(workers, 1))))
             for start in range(0, len(pending), size):

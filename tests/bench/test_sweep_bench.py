@@ -35,9 +35,9 @@ def test_a_quick_round_reports_both_rates_the_ratio_and_the_task_cost(tmp_path: 
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {row["name"]: row for row in json.loads(out.read_text())}
-    serial = rows["serial loop, 8 backtests of 1 generated day(s)"]
+    serial = rows["serial loop, 12 backtests of 1 generated day(s)"]
     swept = rows[
-        "sweep on a LocalCluster of 2 worker process(es), 8 backtests of 1 generated day(s)"
+        "sweep on a LocalCluster of 2 worker process(es), 12 backtests of 1 generated day(s)"
     ]
     cost = rows["Dask's cost per task (an empty task, submitted and gathered)"]
     for row in (serial, swept):
