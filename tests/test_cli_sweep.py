@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from tests.app.backtest.test_report_browser import (
+    CHROMIUM,
+    FLAGS,
+    OFFLINE_FLAGS,
+    _own_network_namespace,
+)
 from tests.test_cli import ROOT, run
 
 pytestmark = pytest.mark.slow
@@ -254,3 +261,35 @@ def test_a_sweep_on_a_scheduler_with_two_worker_processes(tmp_path: Path, cluste
     assert [
         {k: v for k, v in r.items() if k != "run"} for r in _rows(_folder(tmp_path / "local"))
     ] == strip
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
+def test_the_page_sorts_its_table_in_a_real_browser_offline(tmp_path: Path) -> None:
+    """Chromium with no network opens sweep.html#sort=-sharpe and #sort=sharpe: the table's
+    rows in the order of the results' Sharpe ratios, descending and ascending."""
+    result = _sweep(tmp_path / "out", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    folder = _folder(tmp_path / "out")
+    sharpe = [r["sharpe"] for r in _rows(folder)]
+    page = folder / "sweep.html"
+    for fragment, descending in (("#sort=-sharpe", True), ("#sort=sharpe", False)):
+        shown = subprocess.run(
+            [
+                *_own_network_namespace(),
+                str(CHROMIUM),
+                *FLAGS,
+                *OFFLINE_FLAGS,
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--dump-dom",
+                page.as_uri() + fragment,
+            ],
+            capture_output=True,
+            check=True,
+            timeout=180,
+            text=True,
+        ).stdout
+        table = shown[shown.index('id="all"') :]
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table[table.index("<tbody>") :], re.S)
+        column = 3  # id, the two keys, then the metric
+        got = [float(re.findall(r'data-v="([^"]*)"', row)[column]) for row in rows]
+        assert got == sorted(sharpe, reverse=descending), fragment

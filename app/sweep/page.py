@@ -1,7 +1,8 @@
 """``sweep.html``: one self-contained, offline page of a sweep: the combinations in a table that
 sorts by any column (a few lines of inline script), a heatmap of the chosen metric over two
 chosen parameters (an HTML table, each cell coloured by its value, the mean where other
-parameters vary), and the best runs linking to their reports."""
+parameters vary), and the best runs linking to their reports. ``sweep.html#sort=sharpe`` (or
+``#sort=-sharpe``) opens it sorted by a column."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ function sortBy(i) {
     return up ? c : -c;
   });
   rows.forEach(r => body.appendChild(r));
+}
+// sweep.html#sort=COLUMN (or #sort=-COLUMN, descending) opens sorted.
+const wanted = decodeURIComponent(location.hash).match(/^#sort=(-?)(.+)$/);
+if (wanted) {
+  const heads = document.querySelectorAll("#all thead th");
+  const names = Array.from(heads).map(h => h.textContent.trim());
+  const i = names.indexOf(wanted[2]);
+  if (i >= 0) { order[i] = wanted[1] === "-"; sortBy(i); }
 }
 </script>
 </body></html>
