@@ -193,6 +193,7 @@ def run_service(
     uvloop: bool = True,
     stderr: TextIO = sys.stderr,
     hooks: Hooks | Iterable[SupervisorHooks] = (),
+    before_exit: Callable[[], None] | None = None,
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
     False); return the exit code.
@@ -200,8 +201,10 @@ def run_service(
     Meant to be the last thing a process does: from here until the process is gone, SIGINT,
     SIGTERM and SIGHUP are handled even outside the tree's watch: one before the watch starts is
     acted on when it does, and after the service, SIGINT or SIGTERM ends the process at once
-    with the exit code (see the module doc). The final line on ``stderr`` failing (a closed
-    pipe, a full disk) is no error: the exit code still tells."""
+    with the exit code (see the module doc). ``before_exit`` runs once the service has stopped
+    and before its final line (a flush that may log), so that the line is the last the
+    operator reads. The final line on ``stderr`` failing (a closed pipe, a full disk) is no
+    error: the exit code still tells."""
     for signum in (*STOP_SIGNALS, *IGNORED_SIGNALS):
         signal.signal(signum, _record)
     options: dict[str, Any] = {}
@@ -220,6 +223,8 @@ def run_service(
         backend_options=options,
     )
     _exit_at_once_on_a_signal(result.exit_code)
+    if before_exit is not None:
+        before_exit()
     if result.exit_code == EXIT_GAVE_UP:
         line = f"actorctl: the service stopped because {result.reason}"
     else:

@@ -264,6 +264,13 @@ def serve(
                 "no control socket: %s", exc, exc_info=not isinstance(exc, ControlError | OSError)
             )
 
+    closed: list[bool] = []
+
+    def close() -> None:
+        if not closed:  # the SDK's providers warn when shut down twice
+            closed.append(True)
+            telemetry.shutdown()
+
     try:
         return run_service(
             trading.spec,
@@ -276,7 +283,9 @@ def serve(
             uvloop=uvloop,
             hooks=[*telemetry.supervisor_hooks(), *trading.hooks],
             on_started=on_started,
+            # The spans of the last moments (the stop itself) are exported before the exit,
+            # and before the final line: whatever the export logs comes before the reason.
+            before_exit=close,
         )
     finally:
-        # The spans of the last moments (the stop itself) are exported before the exit.
-        telemetry.shutdown()
+        close()  # when the service itself raised
