@@ -331,11 +331,15 @@ class ReplayFeed(Actor[None]):
             and actions[next_action].ex_date <= last_at.astimezone(NEW_YORK).date()
         ):
             return None
+        # The venue first: it refuses at once when an order works (the grid's usual case).
+        # Taken there and then refused by the bars, the trades go through the venue one by
+        # one all the same, which leaves it as it was (only its last price, time and the day's
+        # open moved, to what the last of them sets again).
+        if not prints(symbol, prices[0], bar.start, prices[-1], last_at):
+            return None
         last_ns = first_ns + (count - 1) * _STEP_NS
         plan = self.fanout.plan(symbol, first_ns, last_ns, prices, sizes)
         if plan is None:
-            return None
-        if not prints(symbol, prices[0], bar.start, prices[-1], last_at):
             return None
         self.fanout.take(plan, prices, sizes, bar)
         virtual.move_to(end)

@@ -1109,6 +1109,9 @@ class _Book:
         """(limit, seq): the lowest limit first."""
         self.limits: dict[int, SimOrder] = {}
         self.filed: dict[str, tuple[str, tuple[Decimal, int] | None]] = {}
+        self._armed_by_seq: list[tuple[int, SimOrder]] | None = None
+        """``armed`` in ``Engine.orders`` order, kept until it changes (a ref's place never
+        does): most trades reach only these."""
 
     def file(self, order: SimOrder, seq: int) -> None:
         self._unfile(order.ref)
@@ -1117,6 +1120,7 @@ class _Book:
         if order.armed or order.stopped:
             self.armed[order.ref] = order
             self.filed[order.ref] = ("armed", None)
+            self._armed_by_seq = None
         elif order.limit is None:
             self.market[order.ref] = order
             self.filed[order.ref] = ("market", None)
@@ -1133,7 +1137,11 @@ class _Book:
             return
         kind, key = where
         if key is None:
-            del (self.armed if kind == "armed" else self.market)[ref]
+            if kind == "armed":
+                del self.armed[ref]
+                self._armed_by_seq = None
+            else:
+                del self.market[ref]
             return
         keys: list[tuple[Decimal, int]] = getattr(self, kind)
         del keys[bisect.bisect_left(keys, key)]
@@ -1142,7 +1150,19 @@ class _Book:
     def reached(self, seqs: dict[str, int], *, buy_at: Decimal, sell_at: Decimal) -> list[SimOrder]:
         """The armed and market orders, the buys limited at or above ``buy_at`` and the sells
         at or below ``sell_at`` (a trade's price for both, or an option's ask and bid)."""
-        found = [(seqs[ref], order) for ref, order in self.armed.items()]
+        armed = self._armed_by_seq
+        if armed is None:
+            armed = self._armed_by_seq = sorted(
+                ((seqs[ref], order) for ref, order in self.armed.items()), key=_first
+            )
+        buys, sells = self.buys, self.sells
+        if (
+            not self.market
+            and (not buys or -buys[0][0] < buy_at)
+            and (not sells or sells[0][0] > sell_at)
+        ):
+            return [order for _, order in armed]  # no market order, no limit reached
+        found = list(armed)
         found += [(seqs[ref], order) for ref, order in self.market.items()]
         for negated, seq in self.buys:
             if -negated < buy_at:
@@ -1152,8 +1172,12 @@ class _Book:
             if limit > sell_at:
                 break
             found.append((seq, self.limits[seq]))
-        found.sort(key=lambda pair: pair[0])
+        found.sort(key=_first)
         return [order for _, order in found]
+
+
+def _first(pair: tuple[int, SimOrder]) -> int:
+    return pair[0]
 
 
 def commission_owed(*, option: bool, quantity: int, value: Decimal) -> Decimal:
