@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from .domain import BrokerSnapshot, Side
+from .domain import BrokerSnapshot, Side, underlying_of
 
 
 @attrs.define
@@ -76,19 +76,27 @@ class SellBook:
             if placed.symbol != symbol or placed.side is not Side.SELL or not order.working:
                 continue
             left = max(placed.quantity - order.filled, 0)
-            if ours(placed.ref) and placed.oca is not None and placed.parent is not None:
+            if ours(placed.ref) and placed.oca is not None:
                 exits = book.groups.get(placed.oca)
                 if exits is None:
+                    # A bracket's exits (children of their entry) or sells of one OCA group
+                    # placed alone (an exit placed again once its entry had filled).
                     exits = book.groups[placed.oca] = Exits(
-                        entry=placed.parent,
+                        entry=placed.parent or "",
                         quantity=placed.quantity,
-                        bought=filled.get(placed.parent, 0),
+                        bought=placed.quantity
+                        if placed.parent is None
+                        else filled.get(placed.parent, 0),
                         sold=sum(
                             o.filled
                             for o in snapshot.orders
                             if o.order.oca == placed.oca and o.order.side is Side.SELL
                         ),
                     )
+                elif placed.parent is not None and not exits.entry:
+                    exits.entry = placed.parent
+                    exits.bought = filled.get(placed.parent, 0)
+                exits.quantity = max(exits.quantity, placed.quantity)
                 exits.refs.add(placed.ref)
             if ours(placed.ref):
                 book.working[placed.ref] = left
@@ -126,19 +134,33 @@ class SellBook:
         """Shares a new sell may offer without the position going below zero."""
         return self.position - self.offered
 
-    def refuses(self, quantity: int) -> str | None:
-        """Why a new sell of ``quantity`` must not be placed, or None."""
-        if quantity <= self.headroom:
+    def refuses(self, quantity: int, group: str | None = None) -> str | None:
+        """Why a new sell of ``quantity`` must not be placed, or None. A sell joining the
+        working sells of OCA ``group`` adds only what it would offer beyond the group (the
+        group never sells more than one order's quantity)."""
+        exits = self.groups.get(group) if group is not None else None
+        extra = quantity if exits is None else max(quantity - exits.offers, 0)
+        if extra <= self.headroom:
             return None
         return (
             f"a sell of {quantity} would offer more than the broker's position: it holds "
             f"{self.position}, working sells already offer {self.offered}"
         )
 
-    def sent(self, ref: str, quantity: int) -> None:
-        """A sell of ours is on its way to the broker."""
+    def sent(self, ref: str, quantity: int, group: str | None = None) -> None:
+        """A sell of ours is on its way to the broker (in OCA ``group``, if it names one)."""
         self.working[ref] = quantity
         self.placed[ref] = max(self.placed.values(), default=0) + 1
+        if group is None:
+            return
+        exits = self.groups.get(group)
+        if exits is None:
+            self.groups[group] = Exits(entry="", quantity=quantity, refs={ref}, bought=quantity)
+        else:
+            exits.refs.add(ref)
+            if not exits.entry:
+                exits.quantity = max(exits.quantity, quantity)
+                exits.bought = max(exits.bought, quantity)
 
     def filled(self, ref: str, side: Side, quantity: int) -> None:
         """An execution the ledger recorded as new (never one the snapshot already counted)."""
@@ -185,3 +207,45 @@ class SellBook:
                 break
             excess.append(ref)
         return excess
+
+
+@attrs.define
+class Books:
+    """The ``SellBook`` of every instrument one symbol actor trades: the symbol's shares, and
+    each option on it (by OCC symbol), whose contracts are a position of their own: a sell
+    of an option is checked against that option's contracts, never against the shares."""
+
+    symbol: str
+    by_instrument: dict[str, SellBook] = attrs.Factory(dict)
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: BrokerSnapshot, symbol: str, ours: Callable[[str], bool]
+    ) -> Books:
+        instruments = {symbol}
+        instruments.update(o.order.symbol for o in snapshot.orders)
+        instruments.update(p.symbol for p in snapshot.positions)
+        return cls(
+            symbol=symbol,
+            by_instrument={
+                name: SellBook.from_snapshot(snapshot, name, ours)
+                for name in instruments
+                if underlying_of(name) == symbol
+            },
+        )
+
+    def __getitem__(self, instrument: str) -> SellBook:
+        book = self.by_instrument.get(instrument)
+        if book is None:
+            book = self.by_instrument[instrument] = SellBook()
+        return book
+
+    @property
+    def shares(self) -> SellBook:
+        """The symbol's own shares' book."""
+        return self[self.symbol]
+
+    def gone(self, ref: str) -> None:
+        """The broker confirmed an order of ours is no longer working (whichever instrument)."""
+        for book in self.by_instrument.values():
+            book.gone(ref)

@@ -40,6 +40,7 @@ from .domain import (
     split_order,
     split_price,
     split_shares,
+    underlying_of,
 )
 from .strategies._gridref import GridRef
 
@@ -373,8 +374,10 @@ def bind(txn: Txn, binding: Binding) -> None:
 
 
 def intents(txn: Txn, symbol: str | None = None) -> list[IntentRecord]:
+    """Every intent (of ``symbol``'s orders: its shares' and its options', whose OCC symbols
+    name it as their underlying)."""
     records = [_decode(txn, "intents", k, v, IntentRecord) for k, v in txn.items("intents")]
-    return [r for r in records if symbol is None or r.symbol == symbol]
+    return [r for r in records if symbol is None or underlying_of(r.symbol) == symbol]
 
 
 def fills(txn: Txn, symbol: str | None = None) -> list[FillRecord]:
@@ -543,13 +546,18 @@ def apply_action(txn: Txn, action: CorporateAction, *, now_ns: int = 0) -> bool:
         case Split(symbol=symbol, ratio=ratio):
             try:
                 check_ratio(action)
+                # The shares' orders only: an option on the symbol is not restated (its
+                # contract would be adjusted, which no venue of ours models).
+                of_symbol = intents(txn, symbol)
+                options = {intent.ref for intent in of_symbol if intent.symbol != symbol}
                 restated_intents = [
                     attrs.evolve(
                         intent,
                         order=split_order(intent.order, ratio),
                         restated=intent.restated * ratio,
                     )
-                    for intent in intents(txn, symbol)
+                    for intent in of_symbol
+                    if intent.ref not in options
                 ]
                 restated_fills = [
                     attrs.evolve(
@@ -559,6 +567,7 @@ def apply_action(txn: Txn, action: CorporateAction, *, now_ns: int = 0) -> bool:
                         restated=fill.restated * ratio,
                     )
                     for fill in fills(txn, symbol)
+                    if fill.ref not in options
                 ]
             except DomainError as exc:
                 raise LedgerError(f"{action.id}: {exc}") from None

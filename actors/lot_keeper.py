@@ -101,13 +101,17 @@ class LoadLedger(Request["LedgerState | Refused"]):
 
 
 @attrs.frozen(kw_only=True)
-class SaveSnapshot:
+class SaveSnapshot(Request[bool]):
+    """Keep ``data`` as ``actor``'s snapshot (replacing the last): True once committed."""
+
     actor: str
     data: bytes
 
 
 @attrs.frozen(kw_only=True)
-class LoadSnapshot:
+class LoadSnapshot(Request["bytes | None"]):
+    """Reply with ``actor``'s last snapshot (None: it has none)."""
+
     actor: str
 
 

@@ -86,5 +86,43 @@ SEVERITY: dict[str, Severity] = {
 """Alert kinds more or less urgent than a warning (the default), as the hosts that raise or
 pass them on rate them (a strategy's alerts carry the default)."""
 
+
+@attrs.frozen(kw_only=True)
+class FindOption:
+    """Ask the host for an option to trade on a signal (an options strategy's command): the
+    host reads the underlying's chain, chooses the contract as ``contract`` says
+    (``actors.options.choice.choose_contract``: a call when ``bullish``, a put otherwise),
+    quotes it and reads the account's equity, and hands the strategy an ``OptionFound`` or an
+    ``OptionMissing`` for ``decision`` (``actors.strategies.protocol``). Nothing is sent."""
+
+    decision: str
+    bullish: bool
+    underlying_price: Decimal
+    contract: object
+    """An ``actors.options.choice.ContractParams`` (typed there: this module is below it)."""
+    today: str
+    """The New York date of the signal (ISO), which days to expiry count from."""
+
+
+@attrs.frozen(kw_only=True)
+class Remember:
+    """Keep ``value`` under ``key`` in the strategy's durable memory before anything after
+    this command is carried out (the whale's debounce): the host commits it through the
+    lot-keeper, and ``Facts.memory`` gives it back after any restart."""
+
+    key: str
+    value: str
+
+
 LotEvent = LotOpened | LotClosed
-Command = PlaceOrder | PlaceBracket | ModifyOrder | CancelOrder | Alert | LotOpened | LotClosed
+Command = (
+    PlaceOrder
+    | PlaceBracket
+    | ModifyOrder
+    | CancelOrder
+    | Alert
+    | LotOpened
+    | LotClosed
+    | FindOption
+    | Remember
+)

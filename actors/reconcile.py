@@ -33,7 +33,7 @@ cancelled, and the working sells never offer more than the broker's position
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from decimal import Decimal
 
@@ -82,6 +82,11 @@ class Diff:
     foreign_orders: tuple[str, ...] = ()
     orphan_shares: int = 0
     missing_shares: int = 0
+    missing_options: tuple[str, ...] = ()
+    """Options on the symbol the ledger holds more contracts of than the broker: each
+    ``<OCC symbol>: ...`` (the symbol fails closed, as for missing shares)."""
+    orphan_options: tuple[str, ...] = ()
+    """Options we traded of which the broker holds contracts no order of ours explains."""
     conflicts: tuple[str, ...] = ()
     """Execution conflicts no operator has acknowledged yet (``ConflictRecord.describe``)."""
     cancelled: tuple[str, ...] = ()
@@ -97,6 +102,8 @@ class Diff:
             or self.retired_intents
             or self.orphan_shares
             or self.missing_shares
+            or self.missing_options
+            or self.orphan_options
             or self.conflicts
             or self.cancelled
             or self.placed
@@ -117,6 +124,10 @@ class Diff:
                 f"{self.broker_position}: {self.missing_shares} missing; no new orders until "
                 "resolved"
             )
+        for line in self.missing_options:
+            found.append(f"{self.symbol}: MISSING CONTRACTS: {line}; no new orders until resolved")
+        for line in self.orphan_options:
+            found.append(f"{self.symbol}: orphan contracts: {line}; left alone")
         if self.orphan_shares:
             found.append(
                 f"{self.symbol}: {self.orphan_shares} orphan shares at the broker: "
@@ -183,19 +194,20 @@ def plan(
 
     adopted: dict[str, IntentRecord] = {}
     foreign: list[str] = []
-    foreign_selling = 0
+    foreign_selling: Counter[str] = Counter()  # by instrument
     for order in broker.orders:
         ref = order.order.ref
         if not anyones(ref):
             if order.working:
                 foreign.append(ref)
                 if order.order.side is Side.SELL:
-                    foreign_selling += order.order.quantity - order.filled
+                    foreign_selling[order.order.symbol] += order.order.quantity - order.filled
         elif ours(ref) and ref not in intents:
             adopted[ref] = IntentRecord(order=order.order, created_ns=now_ns, origin=Origin.ADOPTED)
 
     missed: list[OrderFilled] = []
-    unrecorded = 0  # shares of other strategies' executions their ledger does not hold yet
+    unrecorded: Counter[str] = Counter()  # other strategies' executions the ledger lacks
+    executed_in: dict[str, str] = {}  # the instrument of each execution's order
     conflicts: list[ConflictRecord] = []
     executed: dict[str, list[OrderFilled]] = defaultdict(list)
     for execution in broker.executions:
@@ -217,8 +229,9 @@ def plan(
                     conflicts.append(conflict)
             continue
         if not ours(execution.ref):
-            unrecorded += signed
+            unrecorded[execution.symbol] += signed
             continue
+        executed_in[execution.ref] = execution.symbol
         missed.append(fill)
         executed[execution.ref].append(fill)
         if execution.ref not in intents and execution.ref not in adopted:
@@ -227,7 +240,7 @@ def plan(
             adopted[execution.ref] = IntentRecord(
                 order=PlaceOrder(
                     ref=execution.ref,
-                    symbol=symbol,
+                    symbol=execution.symbol,
                     side=execution.side,
                     quantity=0,
                     limit=execution.price,
@@ -252,13 +265,36 @@ def plan(
         and ref not in ledger.retired
     )
 
-    sides = {ref: intent.order.side for ref, intent in (*intents.items(), *adopted.items())}
-    ledger_shares = _open_shares(((f.ref, f.quantity) for f in ledger.fills), sides)
-    after = ledger_shares + _open_shares(((f.ref, f.quantity) for f in missed), sides) + unrecorded
+    ours_and_adopted = (*intents.items(), *adopted.items())
+    sides = {ref: intent.order.side for ref, intent in ours_and_adopted}
+    instruments = {**executed_in, **{ref: intent.order.symbol for ref, intent in ours_and_adopted}}
+    held = _open_quantities(ledger.fills, sides, instruments, symbol)
+    after = Counter(held)  # update adds (keeping what is negative; + would drop it)
+    after.update(_open_quantities(missed, sides, instruments, symbol))
+    after.update(unrecorded)
+    ledger_shares = held[symbol]
     position = broker.position(symbol)
-    spoken_for = after + foreign_selling
+    spoken_for = after[symbol] + foreign_selling[symbol]
     orphan = max(position.quantity - spoken_for, 0)
-    missing = max(after - position.quantity, 0)
+    missing = max(after[symbol] - position.quantity, 0)
+    # Options on the symbol (by OCC symbol), each an instrument of its own: contracts missing
+    # halt the symbol as missing shares do; contracts of an option we traded that no order of
+    # ours explains are reported (an option position is never adopted: no exit rule fits it).
+    # An option position the ledger never traded is the operator's, and left unsaid.
+    missing_options: list[str] = []
+    orphan_options: list[str] = []
+    for instrument in sorted(set(instruments.values()) - {symbol}):
+        contracts = broker.position(instrument).quantity
+        expected = after[instrument]
+        if expected > contracts:
+            missing_options.append(
+                f"{instrument}: the ledger holds {expected} contracts, the broker {contracts}"
+            )
+        elif contracts > expected + foreign_selling[instrument]:
+            orphan_options.append(
+                f"{instrument}: the broker holds {contracts} contracts, our orders explain "
+                f"{expected}"
+            )
     new_intents = list(adopted.values())
     if orphan and adopt is not None:
         cost = position.average_cost.quantize(AVERAGE_COST_PLACES)
@@ -279,6 +315,8 @@ def plan(
         foreign_orders=tuple(foreign),
         orphan_shares=orphan,
         missing_shares=missing,
+        missing_options=tuple(missing_options),
+        orphan_options=tuple(orphan_options),
         conflicts=tuple(c.describe() for c in (*ledger.open_conflicts, *conflicts)),
     )
     repairs = Repairs(
@@ -310,11 +348,19 @@ def stale_orders(
     ]
 
 
-def _open_shares(fills: Iterable[tuple[str, int]], sides: Mapping[str, Side]) -> int:
-    shares = 0
-    for ref, quantity in fills:
-        shares += quantity if sides.get(ref, Side.BUY) is Side.BUY else -quantity
-    return shares
+def _open_quantities(
+    fills: Iterable[FillRecord | OrderFilled],
+    sides: Mapping[str, Side],
+    instruments: Mapping[str, str],
+    symbol: str,
+) -> Counter[str]:
+    """What the fills leave open, by instrument (the symbol's shares, or an option's
+    contracts): buys count up, sells down."""
+    held: Counter[str] = Counter()
+    for fill in fills:
+        signed = fill.quantity if sides.get(fill.ref, Side.BUY) is Side.BUY else -fill.quantity
+        held[instruments.get(fill.ref, symbol)] += signed
+    return held
 
 
 def _synthetic(fill: OrderFilled) -> bool:

@@ -56,7 +56,7 @@ from runtime import telemetry as telemetry_
 from runtime.metrics import Count
 from runtime.telemetry import Telemetry
 
-from .domain import CorporateAction, OrderFilled, PlaceOrder, Side
+from .domain import CorporateAction, OrderFilled, PlaceOrder, Side, underlying_of
 from .domain.sessions import NEW_YORK
 from .ledger import RiskRecord
 from .lot_keeper import LedgerState, LoadLedger, LoadRisk, SaveRisk
@@ -340,7 +340,8 @@ class RiskActor(Actor[RiskInbox]):
         order = message.order
         self.book.working[message.route] = message.working
         if message.price is not None:
-            self.book.mark(order.symbol, message.price)
+            # The symbol actor's price: its symbol's (an option order's underlying's).
+            self.book.mark(underlying_of(order.symbol), message.price)
         await self._watch(message.at_ns)
         if protective(order, message.position):
             self.allowed += 1

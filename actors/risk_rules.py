@@ -26,14 +26,17 @@ from typing import assert_never
 import attrs
 
 from .domain import (
+    MULTIPLIER,
     CorporateAction,
     Dividend,
     OrderFilled,
     PlaceOrder,
     Side,
     Split,
+    is_option_symbol,
     split_price,
     split_shares,
+    underlying_of,
 )
 from .domain.sessions import Session, session_at
 
@@ -151,7 +154,7 @@ class Book:
         self.seen.add(fill.exec_id)
         signed = fill.quantity if side is Side.BUY else -fill.quantity
         self.positions[symbol] = self.positions.get(symbol, 0) + signed
-        self.cash -= signed * fill.price + (fill.commission or 0)
+        self.cash -= signed * fill.price * multiplier(symbol) + (fill.commission or 0)
         self.marks.setdefault(symbol, fill.price)
         return True
 
@@ -179,7 +182,7 @@ class Book:
     def equity(self, base: Decimal) -> Decimal:
         held = sum(
             (
-                shares * self.marks.get(symbol, Decimal(0))
+                shares * self.marks.get(symbol, Decimal(0)) * multiplier(symbol)
                 for symbol, shares in self.positions.items()
             ),
             Decimal(0),
@@ -187,12 +190,13 @@ class Book:
         return base + self.cash + held
 
     def exposure(self, symbol: str | None = None) -> Decimal:
-        """|position| x last price plus working buys, of ``symbol`` or of every symbol."""
+        """|position| x last price plus working buys, of ``symbol`` (its shares and the
+        options on it) or of every symbol."""
         held = sum(
             (
-                abs(shares) * self.marks.get(s, Decimal(0))
+                abs(shares) * self.marks.get(s, Decimal(0)) * multiplier(s)
                 for s, shares in self.positions.items()
-                if symbol is None or s == symbol
+                if symbol is None or underlying_of(s) == symbol
             ),
             Decimal(0),
         )
@@ -205,6 +209,11 @@ class Book:
     @property
     def open_orders(self) -> int:
         return sum(w.orders for w in self.working.values())
+
+
+def multiplier(symbol: str) -> int:
+    """What one unit of ``symbol`` is worth in its price: an option contract 100 shares."""
+    return MULTIPLIER if is_option_symbol(symbol) else 1
 
 
 def protective(order: PlaceOrder, position: int) -> bool:
@@ -228,7 +237,7 @@ def check(
     rule that refuses it. ``book.working`` must already hold ``route``'s working orders
     (without ``order``); ``price`` is the symbol's last price, ``at`` the event's time (None:
     none known yet, which the market-hours gate refuses)."""
-    symbol = order.symbol
+    symbol = underlying_of(order.symbol)
     if ALL in halts or symbol in halts:
         who = "every symbol" if ALL in halts else symbol
         return Refusal(rule=Rule.HALT, reason=f"the operator halted {who} (actorctl resume)")
@@ -251,7 +260,9 @@ def check(
             rule=Rule.OPEN_ORDERS,
             reason=f"{book.open_orders} orders working, at most {limits.max_open_orders}",
         )
-    priced = order.limit if order.limit is not None else price
+    # An option is valued at its limit (the symbol's price is the underlying's).
+    option = is_option_symbol(order.symbol)
+    priced = order.limit if order.limit is not None or option else price
     needs_price = (
         limits.max_risk_pct_per_trade,
         limits.max_notional_per_symbol,
@@ -274,7 +285,7 @@ def check(
             else Rule.GROSS_EXPOSURE,
             reason=f"no current price for {symbol} (no tick yet) to value its position",
         )
-    notional = order.quantity * priced
+    notional = order.quantity * priced * multiplier(order.symbol)
     if limits.max_risk_pct_per_trade is not None and start_equity is not None:
         most = start_equity * limits.max_risk_pct_per_trade / 100
         if notional > most:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import logging
 import math
 from datetime import date
@@ -86,7 +87,7 @@ from .domain import (
     split_price,
 )
 from .domain.sessions import NEW_YORK
-from .exposure import SellBook
+from .exposure import Books
 from .history import HistorySource
 from .ledger import FillRecord
 from .lot_keeper import (
@@ -99,11 +100,24 @@ from .lot_keeper import (
     Heal,
     LedgerState,
     LoadLedger,
+    LoadSnapshot,
     LotKeeperInbox,
     RecordFill,
     Refused,
+    SaveSnapshot,
 )
-from .messages import SEVERITY, Alert, Command, LotClosed, LotOpened, Severity
+from .messages import (
+    SEVERITY,
+    Alert,
+    Command,
+    FindOption,
+    LotClosed,
+    LotOpened,
+    Remember,
+    Severity,
+)
+from .option_data import OptionData, OptionDataError
+from .options.choice import ContractParams, Skip, choose_contract
 from .risk import (
     EXPOSURE_EVERY_NS,
     ActionSeen,
@@ -116,11 +130,13 @@ from .risk import (
     RiskTripped,
 )
 from .risk import Refused as RiskRefused
-from .risk_rules import Working
+from .risk_rules import Working, multiplier
 from .strategies.protocol import (
     BarClosed,
     Facts,
     ModifyRefused,
+    OptionFound,
+    OptionMissing,
     OrderRefused,
     PositionLine,
     Strategy,
@@ -243,6 +259,7 @@ class SymbolActor(Actor[SymbolInbox]):
         risk: ActorRef[Any] | None = None,
         dry_run: bool = False,
         lazy_timer: bool = False,
+        option_data: OptionData | None = None,
     ) -> None:
         needs = kind.needs
         if needs.warmup and history is None:
@@ -251,6 +268,10 @@ class SymbolActor(Actor[SymbolInbox]):
                 "was given no history source"
             )
         self.kind = kind
+        self.option_data = option_data
+        """Chains, quotes and equity for an options strategy's ``FindOption``."""
+        self.memory: dict[str, str] = {}
+        """The strategy's durable memory (``Remember``), as last loaded or saved."""
         self._warm_size = kind.needs.warmup_size
         """The bar size the warm-up is made of (``Needs.warmup_size``), read at every bar."""
         self.history = history
@@ -289,8 +310,11 @@ class SymbolActor(Actor[SymbolInbox]):
         self._exposure_told_ns = 0
         self.gated = True
         """Whether new orders ask the risk actor (it says, as this actor starts and later)."""
-        self.book = SellBook()
-        """The broker's position and working sells (set by every reconciliation)."""
+        self.books = Books(symbol=kind.symbol)
+        """The broker's positions and working sells, by instrument: the symbol's shares and
+        each option on it (set by every reconciliation)."""
+        self.instruments: dict[str, str] = {}
+        """Each known order's instrument: the symbol, or an option's OCC symbol."""
         self.last_diff: reconcile.Diff | None = None
         self.ticks = TickGuard(symbol=kind.symbol)
         self.actions: list[Split] = []
@@ -496,12 +520,13 @@ class SymbolActor(Actor[SymbolInbox]):
                 else:
                     side = self.sides.get(message.ref)
                     if side is not None:
-                        self.book.filled(message.ref, side, message.quantity)
+                        book = self.books[self.instruments.get(message.ref, self.symbol)]
+                        book.filled(message.ref, side, message.quantity)
                         if self.risk is not None and self.gated:
                             await self.context.send(
                                 self.risk,
                                 FillSeen(
-                                    symbol=self.symbol,
+                                    symbol=self.instruments.get(message.ref, self.symbol),
                                     side=side,
                                     fill=message,
                                     at_ns=self.event_ns,
@@ -509,10 +534,10 @@ class SymbolActor(Actor[SymbolInbox]):
                             )
                     commands = strategy.decide(message, now)
             case OrderCancelled():
-                self.book.gone(message.ref)
+                self.books.gone(message.ref)
                 commands = strategy.decide(message, now)
             case OrderRejected():
-                self.book.gone(message.ref)
+                self.books.gone(message.ref)
                 commands = strategy.decide(message, now)
             case TimerTick():
                 commands = strategy.decide(TimerFired(), now)
@@ -565,9 +590,11 @@ class SymbolActor(Actor[SymbolInbox]):
                 continue
             orders += 1
             if order.side is Side.BUY:
-                price = self.limits.get(order.ref) or last
+                instrument = self.instruments.get(order.ref, self.symbol)
+                limit = self.limits.get(order.ref)
+                price = limit if limit is not None or instrument != self.symbol else last
                 if price is not None:
-                    buying += (order.quantity - order.filled) * price
+                    buying += (order.quantity - order.filled) * price * multiplier(instrument)
         return Working(symbol=self.symbol, orders=orders, buy_notional=buying)
 
     def _tell_exposure(self, risk: ActorRef[Any], strategy: Strategy, *, force: bool) -> None:
@@ -723,6 +750,7 @@ class SymbolActor(Actor[SymbolInbox]):
             BrokerSnapshot,
         )
         state = await self._load()
+        self.memory = await self._load_memory()
         self.actions = [
             Split(symbol=r.symbol, ex_date=date.fromisoformat(r.ex_date), ratio=r.ratio)
             for r in state.actions
@@ -734,11 +762,13 @@ class SymbolActor(Actor[SymbolInbox]):
             ledger=state,
             broker=snapshot,
             now_ns=clock.time_ns(),
-            adopt=self.kind.adopt if self.owner else None,
+            adopt=self.kind.adopt
+            if self.owner and getattr(self.kind, "adopts_shares", True)
+            else None,
             siblings=self.siblings,
         )
         working = {order.order.ref for order in snapshot.orders if order.working}
-        book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
+        book = Books.from_snapshot(snapshot, self.symbol, self._ours)
         if dry_run:
             merged = _merged(state, repairs)
             strategy = self._restore(merged, working)
@@ -763,13 +793,15 @@ class SymbolActor(Actor[SymbolInbox]):
             if self.risk is not None and self.gated and repairs.fills:
                 # The executions the ledger missed (filled while we were away): the risk
                 # actor's positions and P&L count them too (each execId once).
-                sides = {intent.ref: intent.order.side for intent in state.intents}
+                orders = {intent.ref: intent.order for intent in state.intents}
                 for fill in repairs.fills:
-                    side = sides.get(fill.ref)
-                    if side is not None:
+                    order = orders.get(fill.ref)
+                    if order is not None:
                         await self.context.send(
                             self.risk,
-                            FillSeen(symbol=self.symbol, side=side, fill=fill, at_ns=self.event_ns),
+                            FillSeen(
+                                symbol=order.symbol, side=order.side, fill=fill, at_ns=self.event_ns
+                            ),
                         )
         previous = self.strategy
         live = None if previous is None else {order.ref for order in previous.live_orders()}
@@ -779,8 +811,9 @@ class SymbolActor(Actor[SymbolInbox]):
             self.published[self.route] = strategy
         else:
             strategy = previous
-        self.book = book
+        self.books = book
         self.sides = {intent.ref: intent.order.side for intent in state.intents}
+        self.instruments = {intent.ref: intent.order.symbol for intent in state.intents}
         self.limits = {intent.ref: intent.order.limit for intent in state.intents}
         self.quantities = {intent.ref: intent.order.quantity for intent in state.intents}
         commands = self._realign(strategy, diff, state, snapshot, book)
@@ -814,6 +847,7 @@ class SymbolActor(Actor[SymbolInbox]):
                 working=frozenset(r for r in working if self._ours(r)),
                 placed_at={i.ref: now - (wall_ns - i.created_ns) / 1e9 for i in intents},
                 now=now,
+                memory=dict(self.memory),
             )
         )
         if previous is not None:
@@ -835,7 +869,7 @@ class SymbolActor(Actor[SymbolInbox]):
         diff: reconcile.Diff,
         state: LedgerState,
         snapshot: BrokerSnapshot,
-        book: SellBook,
+        books: Books,
     ) -> list[Command]:
         """The orders that bring the broker in line: first our working orders the strategy
         does not count as live, then the strategy's own re-sync (or its halt), then the sells
@@ -867,25 +901,33 @@ class SymbolActor(Actor[SymbolInbox]):
                 f"the ledger holds {diff.ledger_shares} {self.symbol} shares, the broker "
                 f"{diff.broker_position}"
             )
+        elif diff.missing_options:
+            more = (
+                f" (and {len(diff.missing_options) - 1} more)"
+                if len(diff.missing_options) > 1
+                else ""
+            )
+            commands += strategy.halt(f"missing contracts: {diff.missing_options[0]}{more}")
         elif strategy.halted is not None:
             commands += strategy.resume(now)
         else:
             commands += strategy.resync(now)
         cancelling = {c.ref for c in commands if isinstance(c, CancelOrder)}
         keep = {o.ref for o in strategy.live_orders() if o.side is Side.SELL}
-        excess = book.excess(keep, cancelling)
-        for ref in excess:
-            commands.append(
-                CancelOrder(ref=ref, reason="the working sells offer more than the position")
-            )
-        if excess:
-            commands.append(
-                self._alert(
-                    "oversold",
-                    f"the working sells offered {book.offered} shares, the broker holds "
-                    f"{book.position}: cancelled {', '.join(excess)}",
+        for instrument, book in sorted(books.by_instrument.items()):
+            excess = book.excess(keep, cancelling)
+            for ref in excess:
+                commands.append(
+                    CancelOrder(ref=ref, reason="the working sells offer more than the position")
                 )
-            )
+            if excess:
+                commands.append(
+                    self._alert(
+                        "oversold",
+                        f"the working sells of {instrument} offered {book.offered}, the broker "
+                        f"holds {book.position}: cancelled {', '.join(excess)}",
+                    )
+                )
         return commands
 
     async def _refresh_book(self) -> None:
@@ -893,7 +935,7 @@ class SymbolActor(Actor[SymbolInbox]):
             await self.broker.request(Snapshot(symbol=self.symbol), timeout=self.request_timeout),
             BrokerSnapshot,
         )
-        self.book = SellBook.from_snapshot(snapshot, self.symbol, self._ours)
+        self.books = Books.from_snapshot(snapshot, self.symbol, self._ours)
 
     def _ours(self, ref: str) -> bool:
         return ref.startswith(f"{self.route}:")
@@ -934,8 +976,11 @@ class SymbolActor(Actor[SymbolInbox]):
                         # sells counted, not as this actor's last reconciliation saw it.
                         await self._refresh_book()
                     committing = perf_counter_ns()
+                    book = self.books[command.symbol]
                     refused = (
-                        self.book.refuses(command.quantity) if command.side is Side.SELL else None
+                        book.refuses(command.quantity, command.oca)
+                        if command.side is Side.SELL
+                        else None
                     )
                     if refused is not None:
                         # Never short: the strategy sees a rejection (and backs off); nothing
@@ -979,8 +1024,9 @@ class SymbolActor(Actor[SymbolInbox]):
                     self.sides[command.ref] = command.side
                     self.limits[command.ref] = command.limit
                     self.quantities[command.ref] = command.quantity
+                    self.instruments[command.ref] = command.symbol
                     if command.side is Side.SELL:
-                        self.book.sent(command.ref, command.quantity)
+                        self.books[command.symbol].sent(command.ref, command.quantity, command.oca)
                     await self.context.send(self.broker, command, trace=target.submitted(submit_id))
                     self._submitted[command.side.value].value += 1
                     if target.on:
@@ -1015,6 +1061,13 @@ class SymbolActor(Actor[SymbolInbox]):
                     self._record(command)
                     if trail.on:
                         trail.event(command)
+                case Remember(key=key, value=value):
+                    await self._commit_memory(key, value)
+                case FindOption():
+                    found = await self._find_option(command, trail)
+                    strategy = self.strategy
+                    if strategy is not None:
+                        pending.extend(strategy.decide(found, self.context.clock.monotonic()))
                 case LotOpened():
                     log.info(
                         "%s lot %d (L%d) opened: %d @ %.4f, selling at %s",
@@ -1063,7 +1116,7 @@ class SymbolActor(Actor[SymbolInbox]):
         if entry.side is Side.SELL:
             if self.siblings:
                 await self._refresh_book()
-            problem = self.book.refuses(entry.quantity)
+            problem = self.books[entry.symbol].refuses(entry.quantity)
             if problem is not None:
                 self._record(self._alert("sell-refused", f"{entry.ref}: {problem}"))
                 return [OrderRejected(ref=entry.ref, reason=problem), *refused(problem)]
@@ -1093,12 +1146,14 @@ class SymbolActor(Actor[SymbolInbox]):
             self.sides[leg.ref] = leg.side
             self.limits[leg.ref] = leg.limit
             self.quantities[leg.ref] = leg.quantity
+            self.instruments[leg.ref] = leg.symbol
+        book = self.books[entry.symbol]
         if entry.side is Side.SELL:
-            self.book.sent(entry.ref, entry.quantity)
+            book.sent(entry.ref, entry.quantity)
         else:
             group = bracket.stop_loss.oca
             assert group is not None  # PlaceBracket checks it
-            self.book.bracket(entry.ref, [leg.ref for leg in exits], group, entry.quantity)
+            book.bracket(entry.ref, [leg.ref for leg in exits], group, entry.quantity)
         await self.context.send(self.broker, bracket, trace=target.submitted(submit_id))
         self._submitted[entry.side.value].value += 1
         if target.on:
@@ -1120,7 +1175,7 @@ class SymbolActor(Actor[SymbolInbox]):
         if side is Side.SELL and more > 0:
             if self.siblings:
                 await self._refresh_book()
-            problem = self.book.refuses(more)
+            problem = self.books[self.instruments.get(change.ref, self.symbol)].refuses(more)
             if problem is not None:
                 self._record(self._alert("sell-refused", f"{change.ref}: {problem}"))
                 return ModifyRefused(ref=change.ref, reason=problem)
@@ -1141,8 +1196,9 @@ class SymbolActor(Actor[SymbolInbox]):
             return ModifyRefused(ref=change.ref, reason=amended.reason)
         self.limits[change.ref] = change.limit
         self.quantities[change.ref] = change.quantity
-        if side is Side.SELL and change.ref in self.book.working:
-            self.book.working[change.ref] = change.quantity - order.filled
+        book = self.books[self.instruments.get(change.ref, self.symbol)]
+        if side is Side.SELL and change.ref in book.working:
+            book.working[change.ref] = change.quantity - order.filled
         span_id = new_span_id()
         sending = perf_counter_ns()
         await self.context.send(self.broker, change, trace=TraceContext(trail.trace_id, span_id))
@@ -1183,7 +1239,7 @@ class SymbolActor(Actor[SymbolInbox]):
             CheckOrder(
                 order=order,
                 route=self.route,
-                position=self.book.position,
+                position=self.books[order.symbol].position,
                 working=self._working(strategy, leaving_out=order.ref),
                 price=strategy.last_price,
                 at_ns=self.event_ns,
@@ -1204,6 +1260,86 @@ class SymbolActor(Actor[SymbolInbox]):
         if refused is not None:
             log.info("%s refused by risk (%s): %s", order.ref, refused.rule, refused.reason)
         return refused
+
+    async def _load_memory(self) -> dict[str, str]:
+        raw = await self.lot_keeper.request(
+            LoadSnapshot(actor=self._memory_key), timeout=self.request_timeout
+        )
+        if raw is None:
+            return {}
+        if not isinstance(raw, bytes):
+            raise TypeError(f"expected the memory of {self.route}, got {raw!r}")
+        memory = json.loads(raw)
+        if not isinstance(memory, dict):
+            raise ReconcileFailed(f"{self.route}: its memory in the ledger is damaged: {raw!r}")
+        return {str(k): str(v) for k, v in memory.items()}
+
+    @property
+    def _memory_key(self) -> str:
+        return f"memory:{self.route}"
+
+    async def _commit_memory(self, key: str, value: str) -> None:
+        """Commit the strategy's memory with ``key`` set before anything after it is done."""
+        memory = {**self.memory, key: value}
+        data = json.dumps(memory, sort_keys=True).encode()
+        saved = await self.lot_keeper.request(
+            SaveSnapshot(actor=self._memory_key, data=data), timeout=self.request_timeout
+        )
+        if saved is not True:
+            raise ReconcileFailed(f"{self.route}: the ledger did not keep {key}: {saved!r}")
+        self.memory = memory
+
+    async def _find_option(self, find: FindOption, trail: Trail) -> OptionFound | OptionMissing:
+        """The chain, the contract its parameters choose, its quote and the equity (see
+        ``FindOption``); what went wrong as an ``OptionMissing``, never an exception (but
+        for a lost connection, which crashes the actor as any broker call does)."""
+        source = self.option_data
+        if source is None:
+            return OptionMissing(
+                decision=find.decision, reason="this service has no option data", code="data"
+            )
+        started = perf_counter_ns()
+        attributes: dict[str, AttributeValue] = {"trading.decision": find.decision}
+        try:
+            with anyio.fail_after(self.request_timeout):
+                chain = await source.chain(self.symbol)
+                params = find.contract
+                assert isinstance(params, ContractParams)
+                chosen = choose_contract(
+                    chain,
+                    underlying_price=find.underlying_price,
+                    today=date.fromisoformat(find.today),
+                    bullish=find.bullish,
+                    params=params,
+                )
+                if isinstance(chosen, Skip):
+                    attributes["trading.skip"] = chosen.code
+                    return OptionMissing(
+                        decision=find.decision, reason=chosen.reason, code=chosen.code
+                    )
+                attributes["trading.option"] = chosen.occ
+                quote = await source.quote(chosen.occ)
+                equity = await source.equity()
+        except OptionDataError as exc:
+            attributes["trading.skip"] = "data"
+            return OptionMissing(decision=find.decision, reason=str(exc), code="data")
+        except TimeoutError:
+            attributes["trading.skip"] = "data"
+            return OptionMissing(
+                decision=find.decision,
+                reason=f"{source.name} did not answer within {self.request_timeout} s",
+                code="data",
+            )
+        finally:
+            if trail.on:
+                trail.span("option.find", "client", started, perf_counter_ns(), attributes)
+        return OptionFound(
+            decision=find.decision,
+            option=chosen.occ,
+            quote=quote,
+            equity=equity,
+            multiplier=chain.multiplier,
+        )
 
     def _alert(self, kind: str, message: str) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message)

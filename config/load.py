@@ -34,6 +34,7 @@ from cattrs.v import format_exception
 from .errors import ConfigFileError, InvalidSetting
 from .files import MAX_INPUT_BYTES, InputFileError, read_input
 from .schema import ALERT_SECRETS, Config, shown
+from .strategies import STRATEGY_TABLES
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "parse_config", "render_config"]
 
@@ -124,7 +125,7 @@ def render_config(config: Config) -> str:
     data = _converter.unstructure(config)
     for entry in data["symbols"]:
         # A strategy table not given is not written (TOML has no null).
-        for table in ("ma_cross", "momentum"):
+        for table in (name.value for name in STRATEGY_TABLES):
             if entry[table] is None:
                 del entry[table]
     for action in data["corporate_actions"]:

@@ -26,7 +26,17 @@ from runtime import Backend as Backend
 from runtime.store import Durability as Durability
 
 from .errors import InvalidSetting
-from .strategies import MaCrossConfig, MomentumConfig, StrategyName, strategy_problem
+from .strategies import (
+    STRATEGY_TABLES,
+    BarOrdersConfig,
+    MaCrossConfig,
+    MomentumConfig,
+    OptionsConfig,
+    ScalpConfig,
+    StrategyName,
+    WhaleConfig,
+    strategy_problem,
+)
 
 # The shipped lot map; the default symbol trades it, as `actorctl start` does without --lots.
 SHIPPED_TQQQ_LOTS = Path(__file__).resolve().parent / "lots" / "tqqq.csv"
@@ -492,7 +502,8 @@ def _symbol_name(_instance: Any, attribute: attrs.Attribute[Any], value: str) ->
 @attrs.frozen(kw_only=True)
 class SymbolConfig:
     """``[[symbols]]``: one traded symbol and its strategy (``config.strategies``): the grid
-    with its lot map (the default), or a bar-close strategy with its parameter table."""
+    with its lot map (the default), or a bar-close or options strategy with its parameter
+    table."""
 
     symbol: str = attrs.field(validator=_symbol_name)
     # Relative paths are relative to the config file's directory (resolved by the loader).
@@ -503,6 +514,8 @@ class SymbolConfig:
     grid: GridConfig = GridConfig()
     ma_cross: MaCrossConfig | None = None
     momentum: MomentumConfig | None = None
+    scalp: ScalpConfig | None = None
+    whale: WhaleConfig | None = None
 
     def __attrs_post_init__(self) -> None:
         problem = strategy_problem(
@@ -510,27 +523,32 @@ class SymbolConfig:
             has_lots=self.lots is not None,
             ma_cross=self.ma_cross,
             momentum=self.momentum,
+            scalp=self.scalp,
+            whale=self.whale,
         )
         if problem is not None:
             raise problem
 
+    def _strategy_table(self) -> BarOrdersConfig | OptionsConfig | None:
+        # Its strategy's parameter table, the defaults when not given; None for the grid's.
+        kind = STRATEGY_TABLES.get(self.strategy)
+        if kind is None:
+            return None
+        table: BarOrdersConfig | OptionsConfig | None = getattr(self, self.strategy.value)
+        return table if table is not None else kind()
+
     def strategy_parameters(self) -> dict[str, object]:
         """The parameters of its strategy as plain values (for
         ``actors.strategies.registry.strategy_kind``)."""
-        if self.strategy is StrategyName.MA_CROSS:
-            return (self.ma_cross or MaCrossConfig()).parameters()
-        if self.strategy is StrategyName.MOMENTUM:
-            return (self.momentum or MomentumConfig()).parameters()
-        return attrs.asdict(self.grid, recurse=False)
+        table = self._strategy_table()
+        return attrs.asdict(self.grid, recurse=False) if table is None else table.parameters()
 
     @property
     def tick(self) -> Decimal:
-        """Its instrument's price increment, from its strategy's table."""
-        if self.strategy is StrategyName.MA_CROSS:
-            return (self.ma_cross or MaCrossConfig()).tick
-        if self.strategy is StrategyName.MOMENTUM:
-            return (self.momentum or MomentumConfig()).tick
-        return self.grid.tick
+        """Its instrument's price increment, from its strategy's table (an options
+        strategy's: the underlying's)."""
+        table = self._strategy_table()
+        return self.grid.tick if table is None else table.tick
 
 
 def _symbol_list(
@@ -701,6 +719,23 @@ def feed_problem(config: Config) -> str | None:
 def masked(account: str) -> str:
     """An account id as it may be printed: its last three characters."""
     return "*" * max(len(account) - 3, 0) + account[-3:] if account else "(none)"
+
+
+OPTION_STRATEGIES = frozenset({"scalp", "whale"})
+"""The strategies that trade options (``actors.strategies.options``)."""
+
+
+def trades_options(config: Config) -> bool:
+    """Whether a symbol of ``config`` runs an options strategy."""
+    return any(str(s.strategy) in OPTION_STRATEGIES for s in config.symbols)
+
+
+def options_client_id(config: Config) -> int:
+    """The clientId the options strategies' chains and quotes connect with (their own
+    connection, as history's): the broker's + 3 (the broker's - 2 when that would not fit
+    IB's 32 bits)."""
+    broker = config.broker.client_id
+    return broker + 3 if broker + 3 <= MAX_CLIENT_ID + 1 else broker - 2
 
 
 def history_client_id(config: Config) -> int:

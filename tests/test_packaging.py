@@ -49,16 +49,23 @@ def _imports_asyncio(path: Path, top: str = "asyncio") -> bool:
 
 
 def test_only_the_ib_adapter_imports_ib_insync() -> None:
-    """Vendor SDK shapes never leak: ib_insync is imported by actors/brokers/ib.py, the trading
-    runtime's one adapter, and by app/data/fetch.py, the history download (`actorctl data
-    fetch`), which turns IB's bars into a BarTable at its edge and is no part of trading."""
+    """Vendor SDK shapes never leak: ib_insync is imported by the trading runtime's two IB
+    adapters, actors/brokers/ib.py (orders, market data, history) and
+    actors/brokers/ib_options.py (the options bot's chains, option quotes and equity), each
+    parsing IB's objects into our domain types at its edge, and by app/data/fetch.py, the history
+    download (`actorctl data fetch`), which turns IB's bars into a BarTable at its edge and is
+    no part of trading."""
     importers = sorted(
         str(path.relative_to(ROOT))
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if _imports_asyncio(path, "ib_insync")
     )
-    assert importers == ["actors/brokers/ib.py", "app/data/fetch.py"]
+    assert importers == [
+        "actors/brokers/ib.py",
+        "actors/brokers/ib_options.py",
+        "app/data/fetch.py",
+    ]
 
 
 def test_only_the_alpaca_adapter_imports_alpaca_py() -> None:

@@ -13,6 +13,19 @@ Vendor objects never leave this module: orders go out as ib_insync ``Order``s bu
   as not working; a socket drop surfaces as ``ConnectionError`` from the next call; completed
   orders come only in answer to ``reqCompletedOrders``, which ``snapshot`` sends.
 
+What it sends (``to_ib_order``): MKT, LMT, STP (the stop as ``auxPrice``) and STP LMT orders,
+DAY or GTC, with ``orderRef``, ``outsideRth``, a price condition, an OCA group (``ocaGroup``
+with ``ocaType`` 2, reduce with block) and a parent (``parentId``); on stocks (``Stock``) and
+on options named by their OCC symbol (``Option``, multiplier 100: quantities in contracts,
+prices per share). A ``PlaceBracket`` goes as IB's bracket: the entry and the take-profit
+untransmitted, the stop-loss transmitting all three; a leg rejected while the entry has
+filled nothing cancels the entry, which takes the other legs along, so nothing of a bracket
+works in part. A child placed on its own (``place`` with ``parent``) is sent only under a
+parent this connection has working. What comes back names an option by its OCC symbol
+(``contract.localSymbol``), never by ``contract.symbol``, the underlying's, which would be
+taken for shares of the stock; an option position's average cost is per share, as fill
+prices are (IB's ``avgCost`` is per contract).
+
 Besides the broker port: ``IBMarketData`` (streaming ticks for a market-data actor) and
 ``IBHistory`` (``reqHistoricalData`` bars for strategies' warm-up, ``actors.history``), each on
 a connection of its own.
@@ -28,25 +41,29 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
-from ib_insync import IB, Contract, LimitOrder, MarketOrder, Order, RequestError, Stock, Trade
+from ib_insync import IB, Contract, Option, Order, RequestError, Stock, Trade
 from ib_insync import PriceCondition as IBPriceCondition
 
 from config.schema import masked
 
 from ..domain import (
+    MULTIPLIER,
     Bar,
     BrokerEvent,
     BrokerExecution,
     BrokerOrder,
     BrokerPosition,
     BrokerSnapshot,
+    DomainError,
     ModifyOrder,
+    OptionSymbol,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -59,6 +76,7 @@ from ..domain import (
     Side,
     TimeInForce,
     epoch_ns,
+    is_option_symbol,
 )
 from ..domain.bars import DAY, SessionKind, window
 from ..domain.sessions import NEW_YORK
@@ -71,6 +89,9 @@ log = logging.getLogger("actortrade.broker.ib")
 
 WARNINGS = frozenset({165, 202, 399, 404, 434, 492, 10167})
 """Error codes that are notices, not the end of an order (110 is not: see the module doc)."""
+OCA_REDUCE_WITH_BLOCK = 2
+"""IB's ``ocaType`` for our OCA groups (``PlaceOrder.oca``): an execution of one order reduces
+the others of its group by its quantity, cancelling those with nothing left."""
 CANCELLED = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
 WORKING = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"})
 BOOKS_TIMEOUT = 60.0
@@ -127,6 +148,12 @@ class IBPort:
         self._ended: set[str] = set()
         self._contracts: dict[str, Contract] = {}
         self._trades: dict[str, Trade] = {}
+        self._held: set[str] = set()
+        """Bracket legs sent untransmitted that have not been heard working yet: TWS reports
+        such an order ``Inactive`` until its group's last leg transmits it, which is no
+        cancel."""
+        self._entries: dict[str, str] = {}
+        """The entry's ref of each leg of the brackets sent on this connection."""
         self._changes = 0
         """Events from IB, orders placed and cancels sent, so far: what tells whether the
         last reading of the books still stands (see ``snapshot``)."""
@@ -168,6 +195,8 @@ class IBPort:
         if self.market_data_type is not None:
             ib.reqMarketDataType(self.market_data_type)
         self._trades = {}
+        self._held = set()
+        self._entries = {}
         self._last = None
         changes = self._changes
         try:
@@ -220,28 +249,88 @@ class IBPort:
     # -- orders --------------------------------------------------------------------------------
 
     async def place(self, order: PlaceOrder) -> list[BrokerEvent]:
+        """Send ``order``. A child (``parent``) is sent under its parent's order id when its
+        parent is an order this connection has working (IB's ``parentId`` names an order of
+        the same client); any other child is refused, nothing sent: a bracket's exits go
+        with their entry (``place_bracket``). An order for a contract IB does not know (an
+        option the venue does not list, say) is refused with IB's code 200, nothing sent."""
         ib = self._require()
-        unsupported = _unsupported(order)
-        if unsupported is not None:
-            return [*self._take(), OrderRejected(ref=order.ref, reason=unsupported)]
-        contract = await self._contract(order.symbol)
+        parent_id = self._parent_id(order)
+        if parent_id is None:
+            return [
+                *self._take(),
+                OrderRejected(
+                    ref=order.ref,
+                    reason=f"{order.ref}: its parent {order.parent} is not an order working on "
+                    f"this connection to IB; a child is sent with its parent (a bracket); "
+                    f"nothing sent",
+                ),
+            ]
+        try:
+            contract = await self._contract(order.symbol)
+        except LookupError as exc:
+            return [
+                *self._take(),
+                OrderRejected(ref=order.ref, reason=f"{order.ref}: {exc}; nothing sent", code=200),
+            ]
+        ib = self._require()
         self._changes += 1
-        trade = ib.placeOrder(contract, to_ib_order(order, contract.conId))
+        trade = ib.placeOrder(contract, to_ib_order(order, contract.conId, parent_id=parent_id))
         self._trades[order.ref] = trade
         return self._take()
 
     async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
-        """Refused, every leg (nothing is sent): this port sends no stop orders nor children
-        yet, and a bracket sent in part would leave an entry without its exits."""
+        """IB's bracket: the entry and the take-profit untransmitted (``transmit=False``),
+        both exits children of the entry (``parentId``) in their OCA group (``ocaType`` 2),
+        the stop-loss last with ``transmit=True``, which transmits the three; order ids from
+        the client's sequence. TWS holds the first two (reporting them ``Inactive``, which is
+        not taken for a cancel) until the last arrives, and discards them if it never does:
+        a connection lost before the last leg is handed to ib_insync raises
+        ``ConnectionError``. A contract IB does not know rejects every leg (code 200),
+        nothing sent. A leg rejected later cancels the entry while it has filled nothing
+        (see ``_abandon``). Events come back as any order's."""
+        legs = bracket.legs
+        entry = bracket.entry
         self._require()
-        reason = _unsupported(bracket.stop_loss) or "brackets are not sent through IB yet"
-        return [*self._take(), *(OrderRejected(ref=leg.ref, reason=reason) for leg in bracket.legs)]
+        try:
+            contract = await self._contract(entry.symbol)
+        except LookupError as exc:
+            reason = f"bracket {entry.ref}: {exc}; nothing sent"
+            return [
+                *self._take(),
+                *(OrderRejected(ref=leg.ref, reason=reason, code=200) for leg in legs),
+            ]
+        ib = self._require()
+        ids = [ib.client.getReqId() for _ in legs]
+        last = len(legs) - 1
+        for n, (leg, order_id) in enumerate(zip(legs, ids, strict=True)):
+            try:
+                ib = self._require()
+                order = to_ib_order(
+                    leg, contract.conId, parent_id=ids[0] if n else 0, transmit=n == last
+                )
+                order.orderId = order_id
+                self._changes += 1
+                trade = ib.placeOrder(contract, order)
+            except ConnectionError as exc:
+                raise ConnectionError(
+                    f"bracket {entry.ref}: the connection to IB at {self.host}:{self.port} was "
+                    f"lost before its last leg was sent ({n} of {len(legs)} sent): TWS discards "
+                    f"the untransmitted legs"
+                ) from exc
+            self._trades[leg.ref] = trade
+            self._entries[leg.ref] = entry.ref
+            if n != last:
+                self._held.add(leg.ref)
+        return self._take()
 
     async def modify(self, change: ModifyOrder) -> list[BrokerEvent]:
         """IB's modify: the working order placed again under its own id, with the new
-        quantity and limit. A change of an order that is done, or that this connection does
-        not know, is refused here (nothing sent); TWS refuses one it cannot make (error 104
-        or 105) and the order works as it was."""
+        quantity, limit and stop (transmitted, whatever the order was first sent with: a
+        bracket's entry was sent untransmitted). A change of an order that is done, or that
+        this connection does not know, or that would change its type (a limit's limit taken
+        away, a stop added) is refused here (nothing sent); TWS refuses one it cannot make
+        (error 104 or 105) and the order works as it was."""
         ib = self._require()
         trade = self._trades.get(change.ref)
         if trade is None or trade.isDone() or change.ref in self._ended:
@@ -249,29 +338,51 @@ class IBPort:
                 *self._take(),
                 OrderRejected(ref=change.ref, reason=f"{change.ref} is not working: not modified"),
             ]
-        if change.stop is not None or (change.limit is None) != (trade.order.orderType == "MKT"):
+        if change.ref in self._held or trade.orderStatus.status == "Inactive":
+            # A modify transmits (see below): it would send an untransmitted bracket in part.
+            return [
+                *self._take(),
+                OrderRejected(
+                    ref=change.ref,
+                    reason=f"{change.ref} is a bracket leg not transmitted yet: not modified",
+                ),
+            ]
+        kind = _order_type(change.limit, change.stop)
+        if kind != trade.order.orderType:
             return [
                 *self._take(),
                 OrderRejected(
                     ref=change.ref,
                     reason=f"{change.ref} is a {trade.order.orderType} order: only its quantity "
-                    f"and limit can change",
+                    f"and prices can change, not its type (the change is {kind})",
                 ),
             ]
         order = copy.copy(trade.order)
         order.totalQuantity = change.quantity
         if change.limit is not None:
             order.lmtPrice = float(change.limit)
+        if change.stop is not None:
+            order.auxPrice = float(change.stop)
+        order.transmit = True
         self._changes += 1
         self._trades[change.ref] = ib.placeOrder(trade.contract, order)
         return self._take()
 
     async def cancel(self, ref: str) -> list[BrokerEvent]:
+        """Ask TWS to cancel the order (an entry's cancel takes its unfilled exits along);
+        TWS's answer is the ``OrderCancelled``. An order this connection does not have
+        working is left alone."""
         ib = self._require()
         trade = self._trades.get(ref)
         if trade is not None and not trade.isDone() and ref not in self._ended:
             self._changes += 1
-            ib.cancelOrder(trade.order)
+            if ref in self._held:
+                # A bracket leg not heard working yet: ib.cancelOrder would mark it Cancelled
+                # at once (ib_insync takes an untransmitted order for never sent), though the
+                # last leg has been sent and TWS may have transmitted it with the rest.
+                ib.client.cancelOrder(trade.order.orderId, "")
+            else:
+                ib.cancelOrder(trade.order)
         return self._take()
 
     async def poll(self) -> list[BrokerEvent]:
@@ -296,7 +407,12 @@ class IBPort:
         answers the reconciliation that follows it, and one reading answers all the symbol
         actors that reconcile at start, instead of one download of every order per symbol.
         Only another client's orders may have changed unseen in that second, as they may in
-        the moment after any reading."""
+        the moment after any reading.
+
+        A child names its parent by the parent's ref (IB's ``parentId``, or a completed
+        order's ``parentPermId``, looked up among the orders and executions of the reading:
+        a filled entry is found by its executions after a restart; None when the parent is
+        not among them) and its OCA group (``ocaGroup``; None when it has none)."""
         ib = self._require()
         last = self._last
         if last is not None and last[0] == self._changes:
@@ -339,6 +455,7 @@ class IBPort:
             filled[fill.execution.permId] = (
                 filled.get(fill.execution.permId, 0) + fill.execution.shares
             )
+        parents = _parent_refs(trades, [*ib.fills(), *fills])
         orders = []
         for ref, trade in trades.items():
             if ref in self._trades:
@@ -348,7 +465,7 @@ class IBPort:
             done = max(trade.orderStatus.filled, filled.get(trade.order.permId, 0))
             orders.append(
                 BrokerOrder(
-                    order=from_ib_trade(trade),
+                    order=from_ib_trade(trade, parent=parents(trade)),
                     filled=int(done),
                     working=working,
                     order_id=trade.order.orderId or None,
@@ -365,7 +482,7 @@ class IBPort:
             executions[execution.execId] = BrokerExecution(
                 ref=execution.orderRef or f"ib:{execution.permId}",
                 exec_id=execution.execId,
-                symbol=fill.contract.symbol,
+                symbol=symbol_of(fill.contract),
                 side=Side.BUY if execution.side == "BOT" else Side.SELL,
                 quantity=int(execution.shares),
                 price=_decimal(execution.price),
@@ -375,9 +492,9 @@ class IBPort:
             )
         positions = tuple(
             BrokerPosition(
-                symbol=p.contract.symbol,
+                symbol=symbol_of(p.contract),
                 quantity=int(p.position),
-                average_cost=_decimal(p.avgCost),
+                average_cost=average_cost(p.contract, p.avgCost),
             )
             for p in ib.positions(self.account)
         )
@@ -397,8 +514,13 @@ class IBPort:
     async def what_if(self, order: PlaceOrder) -> dict[str, str]:
         """What IB says the order would do to the account, without placing it."""
         ib = self._require()
+        parent_id = self._parent_id(order)
+        if parent_id is None:
+            raise ValueError(f"{order.ref}: its parent {order.parent} is not working here")
         contract = await self._contract(order.symbol)
-        state = await ib.whatIfOrderAsync(contract, to_ib_order(order, contract.conId))
+        state = await ib.whatIfOrderAsync(
+            contract, to_ib_order(order, contract.conId, parent_id=parent_id)
+        )
         return {
             "initial margin change": str(state.initMarginChange),
             "maintenance margin change": str(state.maintMarginChange),
@@ -406,16 +528,37 @@ class IBPort:
         }
 
     async def _contract(self, symbol: str) -> Contract:
+        # LookupError: not a contract IB knows (or, for an OCC symbol, no option at all).
         contract = self._contracts.get(symbol)
         if contract is None:
             ib = self._require()
-            qualified = await ib.qualifyContractsAsync(Stock(symbol, self.exchange, self.currency))
+            wanted = ib_contract(symbol, self.exchange, self.currency)
+            qualified = await ib.qualifyContractsAsync(wanted)
             if not qualified:
+                kind = "option" if wanted.secType == "OPT" else "stock"
                 raise LookupError(
-                    f"IB knows no {symbol} stock on {self.exchange} in {self.currency}"
+                    f"IB knows no {symbol} {kind} on {self.exchange} in {self.currency}"
                 )
             contract = self._contracts[symbol] = qualified[0]
         return contract
+
+    def _parent_id(self, order: PlaceOrder) -> int | None:
+        # IB's parentId for ``order``: 0 without a parent, None when the parent is not an
+        # order this connection has working (IB would refuse the child, or TWS take it for
+        # another client's order id).
+        if order.parent is None:
+            return 0
+        parent = self._trades.get(order.parent)
+        if (
+            parent is None
+            or not parent.order.orderId
+            or parent.isDone()
+            or order.parent in self._ended
+            or order.parent in self._held
+            or parent.orderStatus.status == "Inactive"
+        ):
+            return None
+        return int(parent.order.orderId)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -436,6 +579,10 @@ class IBPort:
         if not ref:
             return
         status = trade.orderStatus.status
+        if ref in self._held:
+            if status == "Inactive":
+                return  # an untransmitted leg, held until its bracket's last leg comes
+            self._held.discard(ref)
         if status in ("Submitted", "PreSubmitted"):
             self._emit(
                 OrderAccepted(ref=ref, order_id=trade.order.orderId, perm_id=trade.order.permId)
@@ -449,6 +596,7 @@ class IBPort:
             if code and code not in WARNINGS:
                 self._rejected.add(ref)
                 self._emit(OrderRejected(ref=ref, reason=entry.message if entry else "", code=code))
+                self._abandon(ref)
             else:
                 self._emit(OrderCancelled(ref=ref, reason=_last_message(trade)))
 
@@ -477,7 +625,36 @@ class IBPort:
             return
         self._rejected.add(ref)
         self._ended.add(ref)
+        self._held.discard(ref)
         self._emit(OrderRejected(ref=ref, reason=message, code=code))
+        self._abandon(ref)
+
+    def _abandon(self, rejected: str) -> None:
+        # A bracket leg rejected: the entry is cancelled while it has filled nothing, and its
+        # cancel takes the other legs (TWS cancels the children of a parent cancelled
+        # unfilled, held ones too), so no entry works without both exits. An entry that has
+        # filled keeps the exit that is left: cancelling it would leave the shares unprotected.
+        entry_ref = self._entries.get(rejected)
+        if entry_ref is None or entry_ref == rejected:
+            return
+        entry = self._trades.get(entry_ref)
+        ib = self.ib
+        if (
+            entry is None
+            or ib is None
+            or not ib.isConnected()
+            or entry.isDone()
+            or entry_ref in self._ended
+            or entry.orderStatus.filled
+            or entry.fills
+        ):
+            return
+        log.warning("bracket %s: leg %s was rejected, cancelling the entry", entry_ref, rejected)
+        self._changes += 1
+        # The request alone: ib.cancelOrder would mark an untransmitted (Inactive) entry
+        # Cancelled at once, though TWS may have transmitted it with the last leg meanwhile
+        # (and it may fill before the cancel arrives); TWS's answer says what became of it.
+        ib.client.cancelOrder(entry.order.orderId, "")
 
     def _on_disconnected(self) -> None:
         self.disconnects += 1
@@ -491,17 +668,37 @@ class IBPort:
         return None
 
 
-def to_ib_order(order: PlaceOrder, con_id: int) -> Order:
-    """Our order as ib_insync's: LMT or MKT, with orderRef, tif, outsideRth and the price
-    condition (last price, on the same contract, SMART)."""
-    action = order.side.value
-    if order.limit is None:
-        ib_order: Order = MarketOrder(action, order.quantity)
-    else:
-        ib_order = LimitOrder(action, order.quantity, float(order.limit))
-    ib_order.orderRef = order.ref
-    ib_order.tif = order.tif.value
-    ib_order.outsideRth = order.outside_rth
+def to_ib_order(
+    order: PlaceOrder, con_id: int, *, parent_id: int = 0, transmit: bool = True
+) -> Order:
+    """Our order as ib_insync's: its type from its prices (``PlaceOrder.order_type``: MKT,
+    LMT with ``lmtPrice``, STP with the stop as ``auxPrice``, STP LMT with both), with orderRef,
+    tif, outsideRth, the price condition (last price, on the same contract, SMART), the OCA
+    group (``ocaGroup``, ``ocaType`` 2: reduce with block) and the parent: ``parent_id`` is the
+    parent's order id (IB's ``parentId``), which only the connection that sent the parent
+    knows; a child without it raises ``ValueError`` (the parent would be dropped).
+    ``transmit=False`` leaves the order held at TWS until an order of its group transmits."""
+    if order.parent is not None and not parent_id:
+        raise ValueError(f"{order.ref}: a child of {order.parent} needs its parent's order id")
+    if order.parent is None and parent_id:
+        raise ValueError(f"{order.ref}: a parent id ({parent_id}) for an order without a parent")
+    ib_order = Order(
+        action=order.side.value,
+        totalQuantity=order.quantity,
+        orderType=order.order_type,
+        orderRef=order.ref,
+        tif=order.tif.value,
+        outsideRth=order.outside_rth,
+        transmit=transmit,
+        parentId=parent_id,
+    )
+    if order.limit is not None:
+        ib_order.lmtPrice = float(order.limit)
+    if order.stop is not None:
+        ib_order.auxPrice = float(order.stop)
+    if order.oca is not None:
+        ib_order.ocaGroup = order.oca
+        ib_order.ocaType = OCA_REDUCE_WITH_BLOCK
     if order.condition is not None:
         ib_order.conditions = [
             IBPriceCondition(
@@ -515,17 +712,19 @@ def to_ib_order(order: PlaceOrder, con_id: int) -> Order:
     return ib_order
 
 
-def _unsupported(order: PlaceOrder) -> str | None:
-    """Why this port cannot send ``order`` as it is, or None: ``to_ib_order`` sends limits and
-    market orders only, and never drops a field it cannot send."""
-    for field in ("stop", "parent", "oca"):
-        if getattr(order, field) is not None:
-            return f"{order.ref}: the IB port does not send {field!r} orders yet; nothing sent"
-    return None
+def _order_type(limit: Decimal | None, stop: Decimal | None) -> str:
+    # IB's name for the type an order with these prices has (``PlaceOrder.order_type``).
+    if stop is None:
+        return "MKT" if limit is None else "LMT"
+    return "STP" if limit is None else "STP LMT"
 
 
-def from_ib_trade(trade: Trade) -> PlaceOrder:
-    """An order as IB reports it, as ours (a foreign one gets the ref ``ib:<permId>``)."""
+def from_ib_trade(trade: Trade, *, parent: str | None = None) -> PlaceOrder:
+    """An order as IB reports it, as ours (a foreign one gets the ref ``ib:<permId>``): its
+    limit (LMT, STP LMT) from ``lmtPrice``, its stop (STP, STP LMT) from ``auxPrice``, its OCA
+    group from ``ocaGroup``; ``parent`` is its parent's ref, which IB does not report (its
+    ``parentId`` is an order id: ``IBPort.snapshot`` looks it up). An option is named by its
+    OCC symbol (``symbol_of``)."""
     o = trade.order
     condition = None
     for c in o.conditions or []:
@@ -535,14 +734,104 @@ def from_ib_trade(trade: Trade) -> PlaceOrder:
     tif = TimeInForce.GTC if o.tif == "GTC" else TimeInForce.DAY
     return PlaceOrder(
         ref=o.orderRef or f"ib:{o.permId}",
-        symbol=trade.contract.symbol,
+        symbol=symbol_of(trade.contract),
         side=Side.BUY if o.action == "BUY" else Side.SELL,
         quantity=int(o.totalQuantity),
-        limit=_decimal(o.lmtPrice) if o.orderType == "LMT" else None,
+        limit=_decimal(o.lmtPrice) if o.orderType in ("LMT", "STP LMT") else None,
+        stop=_decimal(o.auxPrice) if o.orderType in ("STP", "STP LMT") else None,
         tif=tif,
         outside_rth=bool(o.outsideRth),
         condition=condition,
+        parent=parent,
+        oca=o.ocaGroup or None,
     )
+
+
+def ib_contract(symbol: str, exchange: str = "SMART", currency: str = "USD") -> Contract:
+    """The contract to qualify for one of our symbols: an OCC symbol's option (``Option`` by
+    underlying, last trade date, strike and right, multiplier 100), any other symbol's stock.
+    ``LookupError`` for a symbol shaped as an OCC symbol that names no option (a 31st of
+    February, say)."""
+    if not is_option_symbol(symbol):
+        return Stock(symbol, exchange, currency)
+    try:
+        option = OptionSymbol.parse(symbol)
+    except DomainError as exc:
+        raise LookupError(str(exc)) from None
+    return Option(
+        option.underlying,
+        option.last_trade_date,
+        float(option.strike),
+        option.right,
+        exchange,
+        multiplier=str(MULTIPLIER),
+        currency=currency,
+    )
+
+
+def symbol_of(contract: Contract) -> str:
+    """Our symbol for an IB contract: a stock's symbol, an option's OCC symbol. IB's
+    ``localSymbol`` of a US equity option is its OCC symbol (normalised by ``OptionSymbol``);
+    when it is not one, the symbol is built from the contract's fields. Never an option's
+    ``contract.symbol``, its underlying's: the option would be taken for shares."""
+    if contract.secType != "OPT":
+        return str(contract.symbol)
+    try:
+        return OptionSymbol.parse(contract.localSymbol).occ
+    except DomainError:
+        pass
+    try:
+        expiry = datetime.strptime(contract.lastTradeDateOrContractMonth[:8], "%Y%m%d").date()
+        return OptionSymbol(
+            underlying=contract.symbol,
+            expiry=expiry,
+            right="C" if contract.right.upper().startswith("C") else "P",
+            strike=_decimal(contract.strike),
+        ).occ
+    except (DomainError, ValueError):
+        # Not a US equity option as OCC names them: its own name, never the underlying's.
+        return str(contract.localSymbol or f"OPT:{contract.conId}")
+
+
+def average_cost(contract: Contract, avg_cost: float) -> Decimal:
+    """A position's average cost per share, comparable with fill prices: IB's ``avgCost`` is
+    per unit held, a share of a stock but a contract of an option (the price x its multiplier,
+    commissions included), so an option's is divided by its multiplier."""
+    cost = _decimal(avg_cost)
+    if contract.secType == "OPT":
+        return cost / Decimal(contract.multiplier or MULTIPLIER)
+    return cost
+
+
+def _parent_refs(trades: dict[str, Trade], fills: list[Any]) -> Callable[[Trade], str | None]:
+    # IB names a child's parent by its order id (parentId, per client), a completed child's by
+    # its permId (parentPermId; completed orders carry no order id): both looked up among the
+    # orders and the executions of one reading (a filled entry's executions carry its order id
+    # after a restart, when its completed order does not).
+    by_id: dict[tuple[int, int], str] = {}
+    by_perm: dict[int, str] = {}
+    for fill in fills:
+        execution = fill.execution
+        ref = execution.orderRef or f"ib:{execution.permId}"
+        if execution.orderId:
+            by_id.setdefault((execution.clientId, execution.orderId), ref)
+        if execution.permId:
+            by_perm.setdefault(execution.permId, ref)
+    for ref, trade in trades.items():
+        if trade.order.orderId:
+            by_id[(trade.order.clientId, trade.order.orderId)] = ref
+        if trade.order.permId:
+            by_perm[trade.order.permId] = ref
+
+    def parent(trade: Trade) -> str | None:
+        o = trade.order
+        if o.parentId:
+            return by_id.get((o.clientId, o.parentId))
+        if o.parentPermId:
+            return by_perm.get(o.parentPermId)
+        return None
+
+    return parent
 
 
 def _decimal(value: float) -> Decimal:

@@ -20,6 +20,12 @@ from ._market import Instrument as Instrument
 from ._market import PriceTick as PriceTick
 from ._market import Quote as Quote
 from ._market import Trade as Trade
+from ._options import MULTIPLIER as MULTIPLIER
+from ._options import OptionChain as OptionChain
+from ._options import OptionQuote as OptionQuote
+from ._options import OptionSymbol as OptionSymbol
+from ._options import is_option_symbol as is_option_symbol
+from ._options import underlying_of as underlying_of
 from ._orders import BracketError as BracketError
 from ._orders import BrokerEvent as BrokerEvent
 from ._orders import BrokerExecution as BrokerExecution
@@ -57,7 +63,11 @@ __all__ = [
     "Dividend",
     "DomainError",
     "Instrument",
+    "MULTIPLIER",
     "ModifyOrder",
+    "OptionChain",
+    "OptionQuote",
+    "OptionSymbol",
     "OrderAccepted",
     "OrderCancelled",
     "OrderFilled",
@@ -79,7 +89,9 @@ __all__ = [
     "split_price",
     "split_shares",
     "epoch_ns",
+    "is_option_symbol",
     "round_to_tick",
     "route",
+    "underlying_of",
     "valid_tag",
 ]

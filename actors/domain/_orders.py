@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import attrs
 
+from ._options import underlying_of
 from ._values import DomainError, OrderRef, Side, TimeInForce
 
 
@@ -236,10 +237,11 @@ class BrokerSnapshot:
     positions: tuple[BrokerPosition, ...] = ()
 
     def for_symbol(self, symbol: str) -> BrokerSnapshot:
+        """What concerns ``symbol``: its shares, and the options on it (by OCC symbol)."""
         return BrokerSnapshot(
-            orders=tuple(o for o in self.orders if o.order.symbol == symbol),
-            executions=tuple(e for e in self.executions if e.symbol == symbol),
-            positions=tuple(p for p in self.positions if p.symbol == symbol),
+            orders=tuple(o for o in self.orders if underlying_of(o.order.symbol) == symbol),
+            executions=tuple(e for e in self.executions if underlying_of(e.symbol) == symbol),
+            positions=tuple(p for p in self.positions if underlying_of(p.symbol) == symbol),
         )
 
     def position(self, symbol: str) -> BrokerPosition:

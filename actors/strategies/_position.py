@@ -72,6 +72,8 @@ from .protocol import (
     Facts,
     ModifyRefused,
     Needs,
+    OptionFound,
+    OptionMissing,
     OrderRefused,
     PositionLine,
     StrategyEvent,
@@ -303,6 +305,8 @@ class PositionStrategy:
                 return self.on_timer(now)
             case ModifyRefused():
                 return []  # it never modifies an order
+            case OptionFound() | OptionMissing():
+                return []  # it never asks for an option
 
     def halt(self, reason: str) -> list[Command]:
         told = self.halted == reason

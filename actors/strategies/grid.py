@@ -67,6 +67,8 @@ from .protocol import (
     Facts,
     ModifyRefused,
     Needs,
+    OptionFound,
+    OptionMissing,
     OrderRefused,
     PositionLine,
     StrategyEvent,
@@ -342,6 +344,8 @@ class GridStrategy:
                 return []  # the grid decides on ticks; it subscribes to no bars
             case ModifyRefused():
                 return []  # it never modifies an order
+            case OptionFound() | OptionMissing():
+                return []  # it never asks for an option
 
     def warm(self, bars: Sequence[BarClosed]) -> None:
         """Nothing to warm: the grid decides on ticks and needs no history."""

@@ -40,6 +40,7 @@ import attrs
 
 from ..domain import (
     Bar,
+    OptionQuote,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
@@ -58,6 +59,8 @@ __all__ = [
     "Facts",
     "LiveOrder",
     "ModifyRefused",
+    "OptionFound",
+    "OptionMissing",
     "Needs",
     "OrderRefused",
     "PositionLine",
@@ -105,6 +108,30 @@ class ModifyRefused:
     rule: str = ""
 
 
+@attrs.frozen(kw_only=True)
+class OptionFound:
+    """The host's answer to ``FindOption``: the chosen option, its quote and the account's
+    equity (NetLiquidation) for sizing."""
+
+    decision: str
+    option: str
+    """Its OCC symbol (``actors.domain.OptionSymbol``)."""
+    quote: OptionQuote
+    equity: Decimal
+    multiplier: int
+
+
+@attrs.frozen(kw_only=True)
+class OptionMissing:
+    """The host's answer to ``FindOption`` when there is nothing to trade: no contract fits
+    (``code`` as ``actors.options.choice.Skip``'s) or the venue could not answer
+    (``code`` ``data``)."""
+
+    decision: str
+    reason: str
+    code: str
+
+
 StrategyEvent = (
     PriceTick
     | BarClosed
@@ -115,6 +142,8 @@ StrategyEvent = (
     | OrderRefused
     | ModifyRefused
     | TimerFired
+    | OptionFound
+    | OptionMissing
 )
 """What a strategy decides on. Fills reach it only once the ledger holds them (exactly once)."""
 
@@ -173,6 +202,8 @@ class Facts:
     working: frozenset[str]
     placed_at: Mapping[str, float]
     now: float
+    memory: Mapping[str, str] = attrs.Factory(dict)
+    """What the strategy asked its host to remember (``Remember``), durable."""
 
 
 class LiveOrder(Protocol):

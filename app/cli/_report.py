@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from actors.domain import underlying_of
+from config.schema import OPTION_STRATEGIES
+
 from ._common import STDOUT, say
 
 if TYPE_CHECKING:
@@ -141,16 +144,17 @@ class Report:
             # of this strategy's orderRefs (strategy:symbol:...).
             symbol, prefix = _symbol(route), f"{route}:"
             shared = label != symbol
+            # An option on the symbol (an options strategy's) counts as the symbol's.
             executions = [
                 e
                 for e in engine.executions
-                if (e.ref.startswith(prefix) if shared else e.symbol == symbol)
+                if (e.ref.startswith(prefix) if shared else underlying_of(e.symbol) == symbol)
             ]
             sells = sum(1 for e in executions if e.side.value == "SELL")
             orders = sum(
                 1
                 for o in engine.orders.values()
-                if (o.ref.startswith(prefix) if shared else o.symbol == symbol)
+                if (o.ref.startswith(prefix) if shared else underlying_of(o.symbol) == symbol)
             )
             halted = f"; HALTED: {strategy.halted}" if strategy.halted else ""
             STDOUT.line(
@@ -164,6 +168,8 @@ class Report:
         # position of a strategy that holds one.
         lines = strategy.positions()
         held = sum(line.shares for line in lines)
+        if route.split(":", 1)[0] in OPTION_STRATEGIES:
+            return f"position {held} contracts"
         if not route.startswith("grid:"):
             return f"position {held} shares"
         return f"{len(lines)} open lots" + (f" ({held} shares)" if shares else "")

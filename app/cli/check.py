@@ -3,7 +3,8 @@ as the seed bot's connection test did."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,7 +28,9 @@ def check(
     what_if: Annotated[
         bool,
         typer.Option(
-            "--what-if", help="Also ask the broker what a level-0 buy would do (never placed)."
+            "--what-if",
+            help="Also ask the broker what an entry would do (never placed): the grid's "
+            "level-0 buy, an options strategy's bracket on the option it would choose.",
         ),
     ] = False,
     feed: Annotated[
@@ -181,7 +184,7 @@ def _check_broker(settings: Config, *, what_if: bool) -> bool:
     from actors.brokers.ib import IBPort
     from actors.domain import Instrument, PlaceOrder, Side, TimeInForce, round_to_tick
     from config.lotmap import load_lot_map
-    from config.schema import BrokerKind, masked
+    from config.schema import OPTION_STRATEGIES, BrokerKind, masked
     from sim.engine import Engine
     from sim.replay import generated_session
     from sim.tws.server import TwsServer
@@ -228,6 +231,8 @@ def _check_broker(settings: Config, *, what_if: bool) -> bool:
                     answer = await port.what_if(order)
                     shown = ", ".join(f"{k} {v}" for k, v in answer.items())
                     print(f"  {symbol}: what-if BUY {lots[0]} @ {limit} (not placed): {shown}")
+                if what_if and quote is not None and str(entry.strategy) in OPTION_STRATEGIES:
+                    ok = await _what_if_bracket(port, settings, entry, quote.ask) and ok
             return ok
         finally:
             await port.close()
@@ -262,3 +267,102 @@ def _check_broker(settings: Config, *, what_if: bool) -> bool:
         return await probe(port, f"IB at {b.host}:{b.port} ({settings.mode.value} mode)")
 
     return bool(anyio.run(embedded if kind is BrokerKind.EMBEDDED else real, backend="asyncio"))
+
+
+async def _what_if_bracket(port: Any, settings: Config, entry: Any, price: Decimal) -> bool:
+    """The options strategy's connection test (``--what-if``): its chain, the call its
+    contract rule chooses at ``price``, the quote, the liquidity filter, the bracket's prices
+    and size from the account's equity, and IB's what-if of the entry (never placed; IB
+    answers what-if for one order, so the exits are shown, not asked). False when the venue
+    could not answer; a skip (no contract, an illiquid quote, too small an account) is said
+    and is no failure."""
+    from actors.brokers.ib_options import IBOptionData
+    from actors.domain import PlaceOrder, Side, TimeInForce
+    from actors.domain.sessions import NEW_YORK
+    from actors.option_data import OptionDataError
+    from actors.options.choice import (
+        Skip,
+        choose_contract,
+        contracts_for,
+        entry_limit,
+        exit_prices,
+        liquidity_problem,
+    )
+    from actors.strategies.options import OptionsKind
+    from actors.strategies.registry import strategy_kind
+    from config.schema import options_client_id
+
+    symbol = entry.symbol
+    kind = strategy_kind(str(entry.strategy), symbol, entry.strategy_parameters())
+    assert isinstance(kind, OptionsKind)
+    params = kind.params
+    data = IBOptionData(
+        host=port.host,
+        port=port.port,
+        client_id=options_client_id(settings),
+        timeout=port.timeout,
+        market_data_type=port.market_data_type,
+        requests_per_second=port.max_requests and 10,
+    )
+    try:
+        chain = await data.chain(symbol)
+        # The venue's date (TWS's clock: the embedded venue's is its replay's).
+        now = await port.ib.reqCurrentTimeAsync()
+        chosen = choose_contract(
+            chain,
+            underlying_price=price,
+            today=now.astimezone(NEW_YORK).date(),
+            bullish=True,
+            params=params.contract,
+        )
+        if isinstance(chosen, Skip):
+            print(f"  {symbol}: {kind.name} what-if: no contract ({chosen.code}): {chosen.reason}")
+            return True
+        quote = await data.quote(chosen.occ)
+        equity = await data.equity()
+    except OptionDataError as exc:
+        print(f"  {symbol}: {kind.name} what-if: {exc}")
+        return False
+    finally:
+        await data.close()
+    option = chosen.occ.replace(" ", "")
+    print(
+        f"  {symbol}: {kind.name}: chain of {len(chain.expirations)} expiries, "
+        f"{len(chain.strikes)} strikes; {option} bid {quote.bid} ask {quote.ask} volume "
+        f"{quote.volume} open interest {quote.open_interest}; equity {equity}"
+    )
+    problem = liquidity_problem(quote, params.liquidity)
+    limit = entry_limit(quote, params.entry)
+    if problem is None and isinstance(limit, Skip):
+        problem = limit
+    if problem is not None or isinstance(limit, Skip):
+        assert problem is not None
+        print(f"  {symbol}: {kind.name} what-if: would skip ({problem.code}): {problem.reason}")
+        return True
+    size = contracts_for(
+        equity=equity,
+        premium=limit,
+        multiplier=chain.multiplier,
+        sl_pct=params.entry.sl_pct,
+        params=params.sizing,
+    )
+    if isinstance(size, Skip):
+        print(f"  {symbol}: {kind.name} what-if: would skip ({size.code}): {size.reason}")
+        return True
+    take_profit, stop = exit_prices(limit, params.entry)
+    order = PlaceOrder(
+        ref=f"check:{symbol}",
+        symbol=chosen.occ,
+        side=Side.BUY,
+        quantity=size,
+        limit=limit,
+        tif=TimeInForce.DAY,
+        outside_rth=False,
+    )
+    answer = await port.what_if(order)
+    shown = ", ".join(f"{k} {v}" for k, v in answer.items())
+    print(
+        f"  {symbol}: {kind.name} what-if bracket (not placed): BUY {size} {option} @ {limit}, "
+        f"take-profit {take_profit}, stop {stop}; the entry: {shown}"
+    )
+    return True

@@ -59,16 +59,29 @@ def status(
         shares = sum(lot["shares"] for lot in view["lots"])
         halted = f"  HALTED: {view['halted']}" if view["halted"] else ""
         detail = view.get("detail") or {}
+        brackets = detail.get("kind") == "options"
         own = "".join(
             f" {key} {'-' if value is None else value}"
             for key, value in detail.items()
-            if key != "kind"
+            if key != "kind" and not (brackets and key in ("legs", "last_signal", "last_skip"))
+        )
+        held = (
+            f"{len(view['lots'])} open positions ({shares} contracts)"
+            if brackets
+            else f"{len(view['lots'])} open lots ({shares} shares)"
         )
         print(
-            f"{view['symbol']}: {len(view['lots'])} open lots ({shares} shares), realized P&L "
+            f"{view['symbol']}: {held}, realized P&L "
             f"{view['realized']}, last price {view['last_price'] or '-'}; {view['strategy']}"
             f"{own}; {view['live_buys']} buys and {view['live_sells']} sells working{halted}"
         )
+        if brackets:
+            # An options strategy: its bracket's legs, its last signal and skip, one a line.
+            for ref in detail.get("legs") or []:
+                print(f"  leg working: {ref}")
+            for key in ("last_signal", "last_skip"):
+                if detail.get(key):
+                    print(f"  {key.replace('_', ' ')}: {detail[key]}")
         for event in view.get("lot_events", [])[-3:]:
             if "realized" in event:
                 print(

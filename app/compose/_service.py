@@ -20,6 +20,7 @@ from actors.alerts import AlertSettings
 from actors.domain import route
 from actors.history import HistoryBySymbol, HistorySource
 from actors.lot_keeper import ledger_store
+from actors.option_data import OptionData
 from actors.risk_rules import MarketHours, RiskLimits
 from actors.strategies.grid import GridParams
 from actors.strategies.protocol import StrategyKind
@@ -31,7 +32,9 @@ from config.schema import (
     Mode,
     history_client_id,
     history_of,
+    options_client_id,
     symbols_by_feed,
+    trades_options,
 )
 from config.strategies import StrategyName
 from runtime.store import Store, StoreError
@@ -196,6 +199,7 @@ def embedded(
         history=faces.history,
         telemetry=telemetry(settings),
         alerting=alerting,
+        option_data=faces.option_data,
         **risk_and_dry_run(settings),
     )
     return Embedded(trading=trading, resumed=resumed, outside=faces.outside)
@@ -236,7 +240,26 @@ def live(
         history=live_history(settings),
         telemetry=telemetry(settings),
         alerting=alerting,
+        option_data=live_option_data(settings, data_type),
         **risk_and_dry_run(settings),
+    )
+
+
+def live_option_data(settings: Config, data_type: int | None) -> OptionData | None:
+    """The options strategies' chains, quotes and equity from the TWS / IB Gateway of
+    ``[broker]`` on a clientId of their own (``options_client_id``), paced under IB's limits;
+    None when no symbol trades options."""
+    if not trades_options(settings):
+        return None
+    from actors.brokers.ib_options import IBOptionData
+
+    b = settings.broker
+    return IBOptionData(
+        host=b.host,
+        port=b.port,
+        client_id=options_client_id(settings),
+        market_data_type=data_type,
+        timeout=b.timeout,
     )
 
 

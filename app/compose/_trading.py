@@ -16,11 +16,12 @@ import attrs
 from actors.alerts import AlertHooks, AlertLog, AlertSettings
 from actors.brokers.dry import DryPort
 from actors.brokers.port import BrokerPort
-from actors.brokers.sim import SimPort
+from actors.brokers.sim import SimOptionData, SimPort
 from actors.domain import Bar, CorporateAction, Trade
 from actors.domain.bars import bar_trades
 from actors.history import HistorySource, ReplayHistory
 from actors.lot_keeper import ledger_store
+from actors.option_data import OptionData
 from actors.replay_feed import ReplayFeed
 from actors.risk_rules import RiskLimits
 from actors.strategies.grid import GridParams
@@ -95,6 +96,7 @@ def sim_trading(
     actions: Sequence[CorporateAction] = (),
     lazy_timer: bool = True,
     shortcuts: bool = True,
+    option_data: OptionData | None = None,
 ) -> SimTrading:
     """Build the tree trading the grids of ``lots`` (symbol -> lot map) and the strategies of
     ``kinds`` (as ``trading_tree`` takes them) on a replay of ``bars``.
@@ -120,6 +122,8 @@ def sim_trading(
     ``shortcuts``: on a virtual ``clock``, the replay takes a bar's trades at once when they can
     make nothing happen, and runs its requests to idle actors in its own task
     (``ReplayFeed``); False steps every trade by round trips (the cross-check).
+    ``option_data`` answers the options strategies (by default the venue itself, in-process:
+    ``SimOptionData`` at the replay's time).
     """
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     bar_list = list(bars)
@@ -216,6 +220,9 @@ def sim_trading(
         dry_run=dry_run,
         # The broker actor's market-hours gate reads the replay's time, never the wall clock.
         venue_time=lambda: in_process.now,
+        option_data=option_data
+        if option_data is not None
+        else SimOptionData(engine, clock=lambda: in_process.now),
     )
     tree_cells.extend(cells.values())
     if clock is not None:
@@ -267,10 +274,12 @@ def live_trading(
     alerting: AlertSettings | None = None,
     risk: RiskLimits | None = None,
     dry_run: bool = False,
+    option_data: OptionData | None = None,
 ) -> LiveTrading:
     """Build the tree trading the grids of ``lots`` and the strategies of ``kinds`` through
     ``port``, with ticks from ``feeds``, and the strategies' warm-up from ``history``;
-    ``alerting``, ``risk`` and ``dry_run`` as for ``sim_trading``."""
+    ``alerting``, ``risk`` and ``dry_run`` as for ``sim_trading``; ``option_data`` answers the
+    options strategies (IB's ``reqSecDefOptParams`` and quotes, ``actors.brokers.ib_options``)."""
     fed = {s for f in feeds for s in f.symbols}
     traded = set(lots) | {k.symbol for k in (kinds or {}).values()}
     if fed != traded:
@@ -297,6 +306,7 @@ def live_trading(
         kinds=kinds,
         risk=risk,
         dry_run=dry_run,
+        option_data=option_data,
     )
     return LiveTrading(
         spec=spec,

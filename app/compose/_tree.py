@@ -33,6 +33,7 @@ from actors.domain import PriceTick, Trade, route
 from actors.history import HistorySource
 from actors.lot_keeper import LotKeeper, LotKeeperInbox
 from actors.market_data import LiveFeed, LiveFeedInbox, Subscriber, TickSource
+from actors.option_data import OptionData
 from actors.reconciler import Reconciler, ReconcilerInbox
 from actors.risk import Exposure, RiskActor, RiskInbox
 from actors.risk_rules import RiskLimits
@@ -139,6 +140,7 @@ def trading_tree(
     risk: RiskLimits | None = None,
     dry_run: bool = False,
     venue_time: Callable[[], datetime] | None = None,
+    option_data: OptionData | None = None,
 ) -> tuple[SupervisorSpec, dict[str, ActorCell[Any]]]:
     """The supervision tree (see the module doc) and its cells by name; ``telemetry`` gets the
     actors' spans, and watches the cells and the store's commits; ``history`` answers the
@@ -152,7 +154,8 @@ def trading_tree(
     ``symbol.<SYM>``, any other's ``symbol.<SYM>.<strategy>`` (``symbol_cell_name``). In the
     cells returned, the first is under the symbol, any other under its route.
     ``venue_time``: the venue's event time, at which the broker actor checks the market-hours
-    gate again as each buy goes out (None: its clock, as live)."""
+    gate again as each buy goes out (None: its clock, as live). ``option_data`` answers the
+    options strategies' chains, quotes and equity (``actors.option_data``)."""
     telemetry = telemetry if telemetry is not None else telemetry_.off()
     alerting = alerting if alerting is not None else AlertSettings()
     log = alerts if alerts is not None else AlertLog(alerting.history)
@@ -213,6 +216,7 @@ def trading_tree(
                 history=history,
                 risk=risk_cell.ref,
                 dry_run=dry_run,
+                option_data=option_data,
                 # The symbol's first strategy adopts its orphan shares; the others only report
                 # them, and take their siblings' orders for ours, not the operator's.
                 owner=first,

@@ -15,6 +15,7 @@ import anyio.abc
 import attrs
 
 from actors.history import HistoryBySymbol, HistorySource, ReplayHistory
+from actors.option_data import OptionData
 from config.schema import (
     BrokerKind,
     Config,
@@ -22,7 +23,9 @@ from config.schema import (
     HistoryFrom,
     history_client_id,
     history_of,
+    options_client_id,
     symbols_by_feed,
+    trades_options,
 )
 
 from ._tree import LiveSource
@@ -49,6 +52,9 @@ class Faces:
     """The live feeds the symbols get their prices from."""
     history: HistorySource
     """Each symbol's warm-up, as ``[history] source`` says (``config.schema.history_of``)."""
+    option_data: OptionData | None = None
+    """The options strategies' chains, quotes and equity over the venue's TWS API server
+    (None: in-process, from the engine, or no options strategy)."""
 
 
 def made_up_alpaca_keys() -> tuple[str, str]:
@@ -71,6 +77,7 @@ def venue_faces(
     printed from then on, so that IB's and Alpaca's history over the wire answer what
     ``ReplayHistory`` does (less the bar in progress at the venue's clock: its last trade's)."""
     from actors.brokers.ib import IBHistory, IBMarketData, IBPort
+    from actors.brokers.ib_options import IBOptionData
 
     start = bars[0].start
     fed = symbols_by_feed(settings)
@@ -168,6 +175,16 @@ def venue_faces(
             max_requests=0,
         )
         live.append(LiveSource(source=ib_data, symbols=fed[FeedKind.IB]))
+    ib_options = None
+    if trades_options(settings):
+        ib_options = IBOptionData(
+            host="127.0.0.1",
+            port=0,
+            client_id=options_client_id(settings),
+            timeout=settings.broker.timeout,
+            requests_per_second=0,  # no pacing limit at the embedded venue
+            clock=venue_clock,
+        )
     ib_history = None
     if HistoryFrom.IB in wanted.values():
         ib_history = IBHistory(
@@ -188,6 +205,8 @@ def venue_faces(
                 ib_data.port = port.port
             if ib_history is not None:
                 ib_history.port = port.port
+            if ib_options is not None:
+                ib_options.port = port.port
             say(f"the embedded venue's TWS API server listens on 127.0.0.1:{port.port}")
             task_status.started()
 
@@ -196,6 +215,7 @@ def venue_faces(
         outside=[embedded_venue, *outside],
         live=live,
         history=HistoryBySymbol(sources),
+        option_data=ib_options,
     )
 
 

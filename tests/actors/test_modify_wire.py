@@ -159,24 +159,31 @@ async def test_a_change_beyond_a_risk_limit_is_refused_and_nothing_is_amended_or
     assert server.protocol_errors == []
 
 
-async def test_a_bracket_the_ib_port_cannot_send_is_refused_leg_by_leg_and_nothing_works(
+async def test_a_bracket_goes_over_the_wire_as_one_and_its_exits_protect_the_fill(
     tmp_path: Path,
 ) -> None:
-    """The IB port sends no stop orders nor children yet: every leg comes back rejected with
-    the reason, none reaches the venue, and the strategy sees all three ended."""
+    """The IB port sends a bracket as IB's client does (the entry and take-profit held, the
+    stop last, transmitting all three): every leg reaches the venue, none is rejected, the
+    entry fills and both exits work as its children in one OCA group."""
 
     def script(probe: Probe, price: Decimal, n: int) -> list[Command]:
         if n == 1:
-            return [probe.bracket("b1", 10, price, price + 1, price - 1)]
+            return [probe.bracket("b1", 10, price + 1, price + 2, price - 2)]
         return []
 
     kind = ProbeKind(symbol="TQQQ", script=script)
     engine, server, ledger, _ = await _run(tmp_path, kind, ticks=40)
-    assert engine.orders == {}
-    rejected = [e for e in kind.live.seen if isinstance(e, OrderRejected)]
-    assert sorted(e.ref.split(":")[2] for e in rejected) == ["b1.entry", "b1.sl", "b1.tp"]
-    assert all("stop" in e.reason for e in rejected)
-    assert not kind.live.live_orders()
+    legs = {ref.split(":")[2]: order for ref, order in engine.orders.items()}
+    assert sorted(legs) == ["b1.entry", "b1.sl", "b1.tp"]
+    entry = legs["b1.entry"]
+    assert entry.filled == 10
+    for name in ("b1.tp", "b1.sl"):
+        leg = legs[name]
+        assert leg.parent == entry.ref
+        assert leg.oca == "oca.b1"
+        assert not leg.done
+    assert legs["b1.sl"].stop is not None
+    assert not [e for e in kind.live.seen if isinstance(e, OrderRejected)]
     assert {i.ref.split(":")[2] for i in ledger.intents} == {"b1.entry", "b1.sl", "b1.tp"}
     assert server.protocol_errors == []
 

@@ -115,8 +115,8 @@ def test_defaults_fill_a_strategy_without_its_table() -> None:
         ),
         (
             symbol("macd"),
-            "invalid value for type, expected one of 'grid', 'ma_cross', 'momentum', got 'macd' "
-            "@ symbols[0].strategy",
+            "invalid value for type, expected one of 'grid', 'ma_cross', 'momentum', 'scalp', "
+            "'whale', got 'macd' @ symbols[0].strategy",
         ),
         (
             symbol("ma_cross", lots=True),

@@ -1,0 +1,1 @@
+"""The options bot's pure parts: signals, contract choice, liquidity and sizing."""
