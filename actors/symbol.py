@@ -336,6 +336,8 @@ class SymbolActor(Actor[SymbolInbox]):
             for side in ("BUY", "SELL")
         }
         self._reconciles = metrics.count("actortrade.reconcile.runs", symbol)
+        self._skips = metrics.count("actortrade.options.skips", symbol)
+        """Options decisions that found nothing to trade (an ``Alert`` of kind ``skip``)."""
         self._diffs = metrics.count("actortrade.reconcile.diffs", symbol)
 
     @property
@@ -1058,6 +1060,8 @@ class SymbolActor(Actor[SymbolInbox]):
                     if trail.on:
                         trail.cancelled(command, sending, perf_counter_ns(), cancel_id)
                 case Alert():
+                    if command.kind == "skip":
+                        self._skips.value += 1
                     self._record(command)
                     if trail.on:
                         trail.event(command)

@@ -268,6 +268,10 @@ class OptionsStrategy:
         self.scalp = ScalpRule(params.scalp) if name == SCALP else None
         self.whale = WhaleRule(params.whale, last_whale) if name == WHALE else None
         self.bracket: _Bracket | None = None
+        """The latest bracket."""
+        self.older: dict[str, _Bracket] = {}
+        """Earlier brackets still working or holding contracts (one that bought after its
+        entry ended, say): protected and closed like the latest, by their own refs."""
         self.seeking: tuple[str, Signal, int] | None = None
         """The decision looking for an option: its bracket id, signal, replacements so far."""
         self.replaces = 0
@@ -291,6 +295,12 @@ class OptionsStrategy:
                 self.whale.update(closed.bar, live=False)
 
     def decide(self, event: StrategyEvent, now: float) -> list[Command]:
+        commands = self._decide(event, now)
+        if self.older:
+            self._prune()
+        return commands
+
+    def _decide(self, event: StrategyEvent, now: float) -> list[Command]:
         match event:
             case BarClosed():
                 return self._bar(event, now)
@@ -337,43 +347,68 @@ class OptionsStrategy:
 
     def resync(self, now: float) -> list[Command]:
         """Protect what is held: an exit missing while contracts are held is placed again."""
-        bracket = self.bracket
-        if bracket is None or bracket.held <= 0:
-            return []
-        return self._protect(bracket, now)
+        commands: list[Command] = []
+        for bracket in self._open():
+            if bracket.held > 0:
+                commands += self._protect(bracket, now)
+        return commands
+
+    def _open(self) -> list[_Bracket]:
+        """The brackets still working or holding contracts, the latest last."""
+        found = [b for b in self.older.values() if b.working or b.held > 0]
+        if self.bracket is not None and (self.bracket.working or self.bracket.held > 0):
+            found.append(self.bracket)
+        return found
+
+    def _bracket_of(self, ref: str) -> _Bracket | None:
+        try:
+            bracket_id = OrderRef.parse(ref).tag.split(":")[0]
+        except ValueError:
+            return None
+        if self.bracket is not None and self.bracket.id == bracket_id:
+            return self.bracket
+        return self.older.get(bracket_id)
+
+    def _prune(self) -> None:
+        for bracket_id, bracket in list(self.older.items()):
+            if not bracket.working and bracket.held <= 0:
+                del self.older[bracket_id]
 
     def live_orders(self) -> Sequence[_LiveOrder]:
-        bracket = self.bracket
-        if bracket is None:
-            return []
         live = []
-        for leg, ref in bracket.refs.items():
-            if ref not in bracket.working:
-                continue
-            if leg == "entry":
-                live.append(
-                    _LiveOrder(
-                        ref=ref, side=Side.BUY, quantity=bracket.contracts, filled=bracket.bought
+        for bracket in self._open():
+            for leg, ref in bracket.refs.items():
+                if ref not in bracket.working:
+                    continue
+                if leg == "entry":
+                    live.append(
+                        _LiveOrder(
+                            ref=ref,
+                            side=Side.BUY,
+                            quantity=bracket.contracts,
+                            filled=bracket.bought,
+                        )
                     )
-                )
-            else:
-                live.append(_LiveOrder(ref=ref, side=Side.SELL, quantity=bracket.contracts))
+                else:
+                    live.append(_LiveOrder(ref=ref, side=Side.SELL, quantity=bracket.contracts))
         return live
 
     def positions(self) -> Sequence[PositionLine]:
-        bracket = self.bracket
-        if bracket is None or bracket.held <= 0:
-            return []
-        price = bracket.cost / bracket.bought if bracket.bought else Decimal(0)
-        return [
-            PositionLine(
-                id=0,
-                shares=bracket.held,
-                purchase_price=price.quantize(Decimal("0.01")),
-                sell_price=bracket.take_profit,
-                label=f"{bracket.option.replace(' ', '')} x{bracket.held}",
+        lines = []
+        for number, bracket in enumerate(self._open()):
+            if bracket.held <= 0:
+                continue
+            price = bracket.cost / bracket.bought if bracket.bought else Decimal(0)
+            lines.append(
+                PositionLine(
+                    id=number,
+                    shares=bracket.held,
+                    purchase_price=price.quantize(Decimal("0.01")),
+                    sell_price=bracket.take_profit,
+                    label=f"{bracket.option.replace(' ', '')} x{bracket.held}",
+                )
             )
-        ]
+        return lines
 
     def view(self) -> OptionsView:
         bracket = self.bracket
@@ -389,8 +424,8 @@ class OptionsStrategy:
             debounce_until=debounce,
             bracket=None if bracket is None else bracket.id,
             option=None if bracket is None else bracket.option,
-            contracts=0 if bracket is None else max(bracket.held, 0),
-            legs=() if bracket is None else tuple(sorted(bracket.working)),
+            contracts=sum(max(b.held, 0) for b in self._open()),
+            legs=tuple(sorted(ref for b in self._open() for ref in b.working)),
             skips=self.skips,
             last_skip=self.last_skip,
             rsi=None if self.scalp is None or self.scalp.rsi is None else round(self.scalp.rsi, 2),
@@ -418,10 +453,7 @@ class OptionsStrategy:
         return "flat"
 
     def _busy(self) -> bool:
-        bracket = self.bracket
-        return self.seeking is not None or (
-            bracket is not None and (bool(bracket.working) or bracket.held > 0)
-        )
+        return self.seeking is not None or bool(self._open())
 
     def _clock(self, closed: BarClosed) -> None:
         end = closed.bar.start + timedelta(seconds=closed.seconds)
@@ -536,6 +568,9 @@ class OptionsStrategy:
             take_profit=PlaceOrder(ref=refs["tp"], limit=take_profit, **exit_fields),
             stop_loss=PlaceOrder(ref=refs["sl"], limit=None, stop=stop, **exit_fields),
         )
+        previous = self.bracket
+        if previous is not None and (previous.working or previous.held > 0):
+            self.older[previous.id] = previous
         self.bracket = _Bracket(
             id=bracket_id,
             option=found.option,
@@ -572,18 +607,31 @@ class OptionsStrategy:
         ]
 
     def _filled(self, fill: OrderFilled, now: float) -> list[Command]:
-        bracket = self.bracket
+        bracket = self._bracket_of(fill.ref)
         if bracket is None:
             return []
         leg = bracket.leg_of(fill.ref)
         if leg is None:
             return []
         if leg == "entry":
+            late = bracket.entry_done and fill.ref not in bracket.working
             bracket.bought += fill.quantity
             bracket.cost += fill.price * fill.quantity
             if bracket.bought >= bracket.contracts:
                 bracket.working.discard(fill.ref)
                 bracket.entry_done = True
+            if late:
+                # A fill that comes after its entry's end (events reordered, a fill reported
+                # after the cancel): contracts are held that no exit of ours covers.
+                self.closed_ids.discard(bracket.id)
+                return [
+                    self._alert(
+                        "late-fill",
+                        f"{self.name}: {fill.quantity} {bracket.option.replace(' ', '')} bought "
+                        f"after the entry {fill.ref} ended: protecting them",
+                    ),
+                    *self._protect(bracket, now),
+                ]
             return [
                 Alert(
                     symbol=self.symbol,
@@ -618,7 +666,7 @@ class OptionsStrategy:
         ]
 
     def _ended(self, ref: str, why: str, now: float, failed: bool = False) -> list[Command]:
-        bracket = self.bracket
+        bracket = self._bracket_of(ref)
         if bracket is None:
             return []
         leg = bracket.leg_of(ref)
@@ -762,21 +810,22 @@ class OptionsStrategy:
         return []
 
     def _expiry_close(self, now: float) -> list[Command]:
-        bracket = self.bracket
-        if bracket is None or bracket.held <= 0 or self.bar_end is None:
+        if self.bar_end is None:
             return []
-        if bracket.closing is not None:
-            return []
-        expiry = OptionSymbol.parse(bracket.option).expiry
         local = self.bar_end.astimezone(NEW_YORK)
-        close_at = datetime.combine(expiry, _CLOSE, NEW_YORK) - timedelta(
-            minutes=self.params.close_before_expiry
-        )
-        # Closed at the last bar's end before the close-out time: the next bar would end
-        # after it (a 15:45 close-out on minute bars, 15:00 on hours).
-        if local + self.bar_size <= close_at:
-            return []
-        return self._close(bracket, f"its expiry {expiry} closes at 16:00")
+        commands: list[Command] = []
+        for bracket in self._open():
+            if bracket.held <= 0 or bracket.closing is not None:
+                continue
+            expiry = OptionSymbol.parse(bracket.option).expiry
+            close_at = datetime.combine(expiry, _CLOSE, NEW_YORK) - timedelta(
+                minutes=self.params.close_before_expiry
+            )
+            # Closed at the last bar's end before the close-out time: the next bar would end
+            # after it (a 15:45 close-out on minute bars, 15:00 on hours).
+            if local + self.bar_size > close_at:
+                commands += self._close(bracket, f"its expiry {expiry} closes at 16:00")
+        return commands
 
     def _alert(self, kind: str, message: str, severity: Severity = Severity.WARNING) -> Alert:
         return Alert(symbol=self.symbol, kind=kind, message=message, severity=severity)
@@ -873,23 +922,22 @@ class OptionsKind:
             else:
                 bracket.sold += fill.quantity
                 bracket.proceeds += fill.price * fill.quantity
-        latest = None
         for bracket in brackets.values():
-            done = not bracket.working and bracket.held <= 0
-            if done:
+            # Only the working exits that protect contracts held are live: an exit working
+            # while nothing is held (its sibling filled, a lost OCA cancel) is an orphan
+            # child the host cancels; an entry still working keeps its exits.
+            if bracket.held <= 0 and bracket.refs.get("entry") not in bracket.working:
+                bracket.working -= {bracket.refs.get(leg) for leg in ("tp", "sl", "close")}
+            bracket.entry_done = bracket.refs.get("entry") not in bracket.working
+            if not bracket.working and bracket.held <= 0:
                 if bracket.bought:
                     strategy.realized += (bracket.proceeds - bracket.cost) * MULTIPLIER
                 strategy.closed_ids.add(bracket.id)
             else:
-                latest = bracket
-        # Only the working exits that protect contracts held are live: an exit working
-        # while nothing is held (its sibling filled, a lost OCA cancel) is an orphan child
-        # the host cancels; an entry whose exits exist stays as it is.
-        if latest is not None:
-            if latest.held <= 0 and latest.refs.get("entry") not in latest.working:
-                latest.working -= {latest.refs.get("tp"), latest.refs.get("sl")}
-            latest.entry_done = latest.refs.get("entry") not in latest.working
-            strategy.bracket = latest
+                strategy.older[bracket.id] = bracket
+        if strategy.older:
+            # The latest open bracket is the strategy's; earlier open ones stay protected.
+            strategy.bracket = strategy.older.pop(list(strategy.older)[-1])
         return strategy
 
     def adopt(self, shares: int, average_cost: Decimal, taken: Collection[str]) -> PlaceOrder:

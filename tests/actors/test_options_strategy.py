@@ -12,6 +12,7 @@ from actors.domain import (
     Bar,
     CancelOrder,
     OrderCancelled,
+    OrderFilled,
     OrderRejected,
     PlaceOrder,
     Side,
@@ -135,3 +136,60 @@ def test_a_held_option_is_closed_before_its_expiry() -> None:
     after = strategy.decide(OrderRejected(ref=close.ref, reason="no bid"), 0.0)
     assert strategy.halted is not None
     assert [type(c) for c in after] == [Alert]
+
+
+def test_a_fill_after_the_entry_ended_is_protected_at_once() -> None:
+    """The entry's cancel came first (events reordered), its fill after: the contracts it
+    bought get both exits again, alone, in the bracket's OCA group."""
+    strategy = KIND.restore(facts(fills={}, working={ENTRY.ref, TP.ref, SL.ref}))
+    assert strategy.decide(OrderCancelled(ref=ENTRY.ref), 0.0)  # an alert; flat again
+    assert strategy.live_orders() == []
+    commands = strategy.decide(
+        OrderFilled(ref=ENTRY.ref, exec_id="late", quantity=1, price=Decimal("10.00")), 0.0
+    )
+    placed = sorted((c for c in commands if isinstance(c, PlaceOrder)), key=lambda c: c.ref)
+    assert [(c.ref.split(":")[3], c.quantity, c.oca, c.parent) for c in placed] == [
+        ("sl", 1, GROUP, None),
+        ("tp", 1, GROUP, None),
+    ]
+    assert {o.ref for o in strategy.live_orders()} == {c.ref for c in placed}
+    assert [p.shares for p in strategy.positions()] == [1]
+
+
+def test_every_open_bracket_is_protected_after_a_restart() -> None:
+    """Two brackets hold contracts (the first bought after its entry ended, while the second
+    was being placed): both are rebuilt, and the first's missing exits are placed again."""
+    second = "scalp:SPY:S202612071600"
+
+    def later(name: str, side: Side, **fields: object) -> PlaceOrder:
+        return PlaceOrder(
+            ref=f"{second}:{name}:1",
+            symbol=OPTION,
+            side=side,
+            quantity=1,
+            tif=TimeInForce.GTC if side is Side.SELL else TimeInForce.DAY,
+            outside_rth=False,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    entry2 = later("entry", Side.BUY, limit=Decimal("10.00"))
+    tp2 = later("tp", Side.SELL, limit=Decimal("11.00"), parent=entry2.ref, oca=second)
+    sl2 = later("sl", Side.SELL, limit=None, stop=Decimal("9.00"), parent=entry2.ref, oca=second)
+    strategy = KIND.restore(
+        facts(
+            fills={ENTRY.ref: 2, entry2.ref: 1},
+            working={tp2.ref, sl2.ref},
+            extra=(entry2, tp2, sl2),
+        )
+    )
+    placed = [c for c in strategy.resync(0.0) if isinstance(c, PlaceOrder)]
+    assert sorted((c.ref.split(":")[2:4], c.quantity, c.oca) for c in placed) == [
+        (["S202612071535", "sl"], 2, GROUP),
+        (["S202612071535", "tp"], 2, GROUP),
+    ]
+    live = {o.ref for o in strategy.live_orders()}
+    assert live == {tp2.ref, sl2.ref, *(c.ref for c in placed)}
+    assert sorted(p.shares for p in strategy.positions()) == [1, 2]
+    view = strategy.view()
+    assert isinstance(view, OptionsView)
+    assert view.contracts == 3
