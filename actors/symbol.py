@@ -752,7 +752,8 @@ class SymbolActor(Actor[SymbolInbox]):
             BrokerSnapshot,
         )
         state = await self._load()
-        self.memory = await self._load_memory()
+        if getattr(self.kind, "remembers", False):
+            self.memory = await self._load_memory()
         self.actions = [
             Split(symbol=r.symbol, ex_date=date.fromisoformat(r.ex_date), ratio=r.ratio)
             for r in state.actions

@@ -44,6 +44,7 @@ COUNTS: Final = {
     "actortrade.broker.reconnects": ("{connection}", "broker connections after the first"),
     "actortrade.spans.dropped": ("{span}", "span records dropped while the export queue was full"),
     "actortrade.risk.refused": ("{order}", "new orders the risk actor refused, by rule"),
+    "actortrade.options.skips": ("{decision}", "options decisions that found nothing to trade"),
 }
 """Monotonic counts the hot path bumps: name -> (unit, description)."""
 

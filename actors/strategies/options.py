@@ -836,6 +836,8 @@ class OptionsKind:
 
     adopts_shares = False
     """It trades options: shares of the underlying nobody explains are not adopted by it."""
+    remembers = True
+    """It keeps a durable memory (the whale's debounce): its host loads it at every start."""
 
     def __init__(self, params: OptionsParams, name: str = SCALP) -> None:
         if name not in NAMES:

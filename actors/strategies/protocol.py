@@ -304,7 +304,10 @@ class Wakes(Protocol):
 
 class StrategyKind(Protocol):
     """A strategy of one symbol with its parameters: what the host needs before there is a
-    live strategy (see the module doc)."""
+    live strategy (see the module doc). Two optional class attributes change what the host
+    does: ``adopts_shares = False`` (the symbol's orphan shares are never given to it, as
+    ``adopt`` would: an options strategy), and ``remembers = True`` (the host loads its
+    durable memory, ``Facts.memory``, which its ``Remember`` commands write)."""
 
     @property
     def name(self) -> str:

@@ -30,8 +30,12 @@ from actors.strategies.options import OptionsKind, OptionsParams, OptionsStrateg
 from actors.strategies.protocol import BarClosed
 from actors.symbol import Describe, SymbolView
 from app.compose import trading_tree
+from runtime.telemetry import Telemetry
 from sim.engine import Engine
 from supervisors import Supervisor
+from tests.otlp_receiver import otlp_receiver
+
+from .test_tracing import telemetry_for
 
 pytestmark = pytest.mark.anyio
 MONDAY = datetime(2026, 12, 7, 10, 0, tzinfo=NEW_YORK)
@@ -127,6 +131,7 @@ async def trade(
     seconds: int = 60,
     history: HistorySource | None = None,
     dry_run: bool = False,
+    telemetry: Telemetry | None = None,
 ) -> Run:
     """Run the tree on ``bars``: each bar's trades move the venue (and requote its options),
     then the bar closes. ``at_bar[i](engine, root)`` runs before bar ``i`` closes."""
@@ -141,6 +146,7 @@ async def trade(
         params=None,
         port=port,
         dry_run=dry_run,
+        telemetry=telemetry,
         alerts=alerts,
         strategies=strategies,
         reconcile_interval=3600.0,
@@ -427,3 +433,25 @@ async def test_a_dry_run_decides_and_sends_nothing(tmp_path: Path) -> None:
     assert all(i.dry for i in intents)
     assert run.ledger.fills == ()
     assert "entry" in run.kinds()
+
+
+async def test_an_entry_and_its_exit_are_one_trace(tmp_path: Path) -> None:
+    """The decision's trace, exported over OTLP/HTTP to a receiver that decodes it: the bar,
+    the option found, the bracket's intent and submission, the entry's fill and, joining the
+    same trace hours later, the take-profit's fill."""
+    bars = scalp_day(rising(30, _signal_close(), Decimal("0.40")))
+    with otlp_receiver() as receiver:
+        telemetry = telemetry_for(receiver)
+        run = await trade(tmp_path, OptionsKind(params()), bars, telemetry=telemetry)
+        telemetry.shutdown()
+        spans = receiver.spans
+    legs = {OrderRef.parse(o.ref).tag.split(":")[1]: o for o in run.orders()}
+    (found,) = [s for s in spans if s["name"] == "option.find"]
+    assert found["attributes"]["trading.option"] == legs["entry"].symbol
+    trace = [s for s in spans if s["trace_id"] == found["trace_id"]]
+    names = {s["name"] for s in trace}
+    assert {"bar", "option.find", "intent.commit", "order.submit", "broker.place_bracket"} <= names
+    filled = {
+        s["attributes"].get("trading.orderRef") for s in trace if s["name"] == "order.filled"
+    }
+    assert {legs["entry"].ref, legs["tp"].ref} <= filled
