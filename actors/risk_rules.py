@@ -75,6 +75,7 @@ class Rule(enum.StrEnum):
     DAILY_LOSS = "daily_loss"
     MARKET_HOURS = "market_hours"
     OPEN_ORDERS = "open_orders"
+    POSITIONS = "positions"
     TRADE_RISK = "trade_risk"
     SYMBOL_NOTIONAL = "symbol_notional"
     GROSS_EXPOSURE = "gross_exposure"
@@ -90,6 +91,9 @@ class RiskLimits:
     """Every symbol's |position| at its last price plus every working buy plus the new order."""
     max_open_orders: int | None = None
     """Working orders of every strategy, the new one included."""
+    max_positions: int | None = None
+    """Instruments held at once (a stock's shares, an option's contracts): a buy of one not
+    held is refused while this many are (working entries not yet filled do not count)."""
     market_hours: MarketHours = MarketHours.ANY
     max_risk_pct_per_trade: Decimal | None = None
     """An order whose notional exceeds this % of the session's start equity is refused."""
@@ -106,6 +110,7 @@ class RiskLimits:
             or self.max_notional_per_symbol is not None
             or self.max_gross_exposure is not None
             or self.max_open_orders is not None
+            or self.max_positions is not None
             or self.max_risk_pct_per_trade is not None
             or self.max_daily_loss_pct is not None
         )
@@ -262,6 +267,14 @@ def check(
         )
     # An option is valued at its limit (the symbol's price is the underlying's).
     option = is_option_symbol(order.symbol)
+    if limits.max_positions is not None and order.side is Side.BUY:
+        held = sorted(s for s, quantity in book.positions.items() if quantity)
+        if book.positions.get(order.symbol, 0) == 0 and len(held) >= limits.max_positions:
+            return Refusal(
+                rule=Rule.POSITIONS,
+                reason=f"{len(held)} positions open ({', '.join(held)}), at most "
+                f"{limits.max_positions}",
+            )
     priced = order.limit if order.limit is not None or option else price
     needs_price = (
         limits.max_risk_pct_per_trade,

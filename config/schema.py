@@ -452,6 +452,7 @@ class RiskConfig:
     max_notional_per_symbol: Decimal = attrs.field(default=Decimal(0), validator=_amount("none"))
     max_gross_exposure: Decimal = attrs.field(default=Decimal(0), validator=_amount("none"))
     max_open_orders: int = attrs.field(default=0, validator=_zero_or_in_range(1, 100_000, "none"))
+    max_positions: int = attrs.field(default=0, validator=_zero_or_in_range(1, 100_000, "none"))
     market_hours: MarketHours = MarketHours.ANY
     max_risk_pct_per_trade: Decimal = attrs.field(default=Decimal(0), validator=_percent("none"))
     max_daily_loss_pct: Decimal = attrs.field(default=Decimal(0), validator=_percent("none"))

@@ -149,6 +149,7 @@ def risk_and_dry_run(settings: Config) -> dict[str, Any]:
             max_notional_per_symbol=r.max_notional_per_symbol or None,
             max_gross_exposure=r.max_gross_exposure or None,
             max_open_orders=r.max_open_orders or None,
+            max_positions=r.max_positions or None,
             market_hours=MarketHours(r.market_hours.value),
             max_risk_pct_per_trade=r.max_risk_pct_per_trade or None,
             max_daily_loss_pct=r.max_daily_loss_pct or None,

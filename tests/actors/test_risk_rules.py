@@ -231,3 +231,40 @@ def test_an_allowed_buy_never_takes_the_exposure_beyond_a_cap(
         return
     assert found.rule in (Rule.SYMBOL_NOTIONAL, Rule.GROSS_EXPOSURE)
     assert refusal(buy(quantity + 1, str(price)), limits, book, price=price) is not None
+
+
+OPTION = "TQQQ  261127C00052000"
+
+
+def test_an_option_is_valued_at_100_shares_a_contract_and_checked_as_its_underlying() -> None:
+    """Two contracts at 1.50 are $300 of notional, not $3: a $299 cap refuses, $300 allows;
+    the underlying's halt stops its options; the cap counts the shares and the options of one
+    underlying together."""
+    order = buy(quantity=2, limit="1.50", symbol=OPTION)
+    cap = refusal(order, RiskLimits(max_notional_per_symbol=Decimal(299)))
+    assert cap is not None
+    assert cap.rule is Rule.SYMBOL_NOTIONAL
+    assert refusal(order, RiskLimits(max_notional_per_symbol=Decimal(300))) is None
+    halted = refusal(order, RiskLimits(), halts=("TQQQ",))
+    assert halted is not None
+    assert halted.rule is Rule.HALT
+    book = held("TQQQ", 10, "50.00")  # $500 of shares
+    both = refusal(order, RiskLimits(max_notional_per_symbol=Decimal(799)), book=book)
+    assert both is not None
+    assert both.rule is Rule.SYMBOL_NOTIONAL
+    # An option's fill moves cash by 100 shares a contract.
+    options = held(OPTION, 2, "1.50")
+    assert options.cash == Decimal("-300.00")
+    options.mark(OPTION, Decimal("2.00"))
+    assert options.equity(Decimal(0)) == Decimal("100.00")
+
+
+def test_max_positions_refuses_a_new_instrument_only() -> None:
+    limits = RiskLimits(max_positions=1)
+    book = held("TQQQ", 10, "50.00")
+    assert refusal(buy(symbol="TQQQ"), limits, book=book) is None  # adds to what is held
+    new = refusal(buy(quantity=1, limit="1.50", symbol=OPTION), limits, book=book)
+    assert new is not None
+    assert new.rule is Rule.POSITIONS
+    assert "1 positions open (TQQQ), at most 1" in new.reason
+    assert refusal(buy(symbol="QQQ"), RiskLimits(max_positions=2), book=book) is None
