@@ -18,13 +18,16 @@ import pytest
 from actors.alerts import AlertLog
 from actors.broker import Poll
 from actors.brokers.dry import DryPort
+from actors.brokers.ib import IBPort
+from actors.brokers.ib_options import IBOptionData
 from actors.brokers.port import BrokerPort
 from actors.brokers.sim import SimOptionData, SimPort
-from actors.domain import Bar, OptionSymbol, OrderRef, Side
+from actors.domain import Bar, Instrument, OptionSymbol, OrderRef, Side
 from actors.domain.bars import bar_trades
 from actors.domain.sessions import NEW_YORK, is_trading_day
 from actors.history import HistorySource, ReplayHistory
 from actors.lot_keeper import LedgerState, LoadLedger, ledger_store
+from actors.option_data import OptionData
 from actors.risk_rules import RiskLimits
 from actors.strategies.options import OptionsKind, OptionsParams, OptionsStrategy, OptionsView
 from actors.strategies.protocol import BarClosed
@@ -32,6 +35,7 @@ from actors.symbol import Describe, SymbolView
 from app.compose import trading_tree
 from runtime.telemetry import Telemetry
 from sim.engine import Engine
+from sim.tws.server import TwsServer
 from supervisors import Supervisor
 from tests.otlp_receiver import otlp_receiver
 
@@ -132,14 +136,70 @@ async def trade(
     history: HistorySource | None = None,
     dry_run: bool = False,
     telemetry: Telemetry | None = None,
+    wire: bool = False,
 ) -> Run:
     """Run the tree on ``bars``: each bar's trades move the venue (and requote its options),
-    then the bar closes. ``at_bar[i](engine, root)`` runs before bar ``i`` closes."""
+    then the bar closes. ``at_bar[i](engine, root)`` runs before bar ``i`` closes. ``wire``:
+    orders, chains and quotes over the venue's TWS API server with ib_insync."""
     engine = Engine()
+    server = TwsServer(
+        engine,
+        instruments=[Instrument(symbol="SPY", con_id=756733, long_name="SPDR S&P 500 ETF")],
+        clock=lambda: engine.last_trade_at or bars[0].start,
+    )
+    async with anyio.create_task_group() as venue:
+        number = await venue.start(server.serve) if wire else 0
+        run = await _trade(
+            tmp_path,
+            kind,
+            bars,
+            engine,
+            number=number,
+            at_bar=at_bar,
+            timer=timer,
+            risk=risk,
+            seconds=seconds,
+            history=history,
+            dry_run=dry_run,
+            telemetry=telemetry,
+        )
+        venue.cancel_scope.cancel()
+    assert server.protocol_errors == []
+    return run
+
+
+async def _trade(
+    tmp_path: Path,
+    kind: OptionsKind,
+    bars: list[Bar],
+    engine: Engine,
+    *,
+    number: int,
+    at_bar: dict[int, Any] | None,
+    timer: float,
+    risk: RiskLimits | None,
+    seconds: int,
+    history: HistorySource | None,
+    dry_run: bool,
+    telemetry: Telemetry | None,
+) -> Run:
     alerts = AlertLog()
     strategies: dict[str, Any] = {}
     in_process = SimPort(engine, bars[0].start)
-    port: BrokerPort = DryPort(in_process) if dry_run else in_process
+    port: BrokerPort = in_process
+    option_data: OptionData = SimOptionData(engine, clock=lambda: in_process.now)
+    if number:
+        port = IBPort(host="127.0.0.1", port=number, client_id=1, timeout=5, max_requests=0)
+        option_data = IBOptionData(
+            host="127.0.0.1",
+            port=number,
+            client_id=4,
+            timeout=5,
+            requests_per_second=0,
+            clock=lambda: in_process.now,
+        )
+    if dry_run:
+        port = DryPort(port)
     spec, cells = trading_tree(
         store=ledger_store(tmp_path / "ledger"),
         lots={},
@@ -154,7 +214,7 @@ async def trade(
         kinds={"SPY": kind},
         timer_interval=timer,
         history=history or ReplayHistory(bars, until=lambda: engine.last_trade_at),
-        option_data=SimOptionData(engine, clock=lambda: in_process.now),
+        option_data=option_data,
         risk=risk,
     )
     root = Supervisor("root", spec)
@@ -182,6 +242,8 @@ async def trade(
             view = await actor.request(Describe(), timeout=30)
             ledger = await cells["lot-keeper"].ref.request(LoadLedger(symbol="SPY"), timeout=30)
             root.stop()
+    if isinstance(option_data, IBOptionData):
+        await option_data.close()
     strategy = strategies[f"{kind.name}:SPY"]
     assert isinstance(strategy, OptionsStrategy)
     assert isinstance(view, SymbolView)
@@ -197,9 +259,12 @@ def _signal_close() -> Decimal:
     return scalp_day([])[SIGNAL_BAR].close
 
 
-async def test_a_scalp_signal_buys_a_call_bracket_that_takes_its_profit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wire", [False, True], ids=["in-process", "wire"])
+async def test_a_scalp_signal_buys_a_call_bracket_that_takes_its_profit(
+    tmp_path: Path, wire: bool
+) -> None:
     bars = scalp_day(rising(30, _signal_close(), Decimal("0.40")))
-    run = await trade(tmp_path, OptionsKind(params()), bars)
+    run = await trade(tmp_path, OptionsKind(params()), bars, wire=wire)
     legs = {OrderRef.parse(o.ref).tag.split(":")[1]: o for o in run.orders()}
     assert set(legs) == {"entry", "tp", "sl"}
     entry, tp, sl = legs["entry"], legs["tp"], legs["sl"]
@@ -237,9 +302,10 @@ async def test_a_scalp_signal_buys_a_call_bracket_that_takes_its_profit(tmp_path
     assert run.restarts == 0
 
 
-async def test_the_stop_closes_a_falling_position(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wire", [False, True], ids=["in-process", "wire"])
+async def test_the_stop_closes_a_falling_position(tmp_path: Path, wire: bool) -> None:
     bars = scalp_day(rising(30, _signal_close(), Decimal("-0.40")))
-    run = await trade(tmp_path, OptionsKind(params()), bars)
+    run = await trade(tmp_path, OptionsKind(params()), bars, wire=wire)
     legs = {OrderRef.parse(o.ref).tag.split(":")[1]: o for o in run.orders()}
     assert legs["sl"].filled == legs["entry"].filled > 0
     assert legs["tp"].filled == 0
@@ -451,7 +517,5 @@ async def test_an_entry_and_its_exit_are_one_trace(tmp_path: Path) -> None:
     trace = [s for s in spans if s["trace_id"] == found["trace_id"]]
     names = {s["name"] for s in trace}
     assert {"bar", "option.find", "intent.commit", "order.submit", "broker.place_bracket"} <= names
-    filled = {
-        s["attributes"].get("trading.orderRef") for s in trace if s["name"] == "order.filled"
-    }
+    filled = {s["attributes"].get("trading.orderRef") for s in trace if s["name"] == "order.filled"}
     assert {legs["entry"].ref, legs["tp"].ref} <= filled
