@@ -102,3 +102,24 @@ def test_check_what_if_shows_the_bracket_it_would_send(tmp_path: Path) -> None:
     assert found is not None, result.stdout
     assert float(found[4]) > float(found[3]) > float(found[5])
     assert "commission" in result.stdout
+
+
+def test_a_backtest_trades_the_options_and_marks_them_at_their_quotes(tmp_path: Path) -> None:
+    """`actorctl backtest` on the options example: the same tree on the in-process venue,
+    whose option data it also reads. An option held is marked at its quote, 100 shares a
+    contract: the equity moves by about the commission as an entry fills (its cash paid for
+    the contracts held), never by the premium, as it would with options marked at nothing."""
+    from tests.test_cli_backtest import _backtest, _rows
+
+    folder, _ = _backtest(tmp_path, "--config", str(CONFIG), "--days", "1", "--seed", "14")
+    fills = _rows(folder, "fills")
+    entries = [f for f in fills if f["ref"].split(":")[3] == "entry"]
+    assert entries, "no entry in the backtest"
+    assert all(is_option_symbol(f["symbol"]) for f in fills)
+    equity = _rows(folder, "equity")
+    for entry in entries:
+        before = [p for p in equity if p["ts"] <= entry["ts"]][-1]
+        after = next(p for p in equity if p["ts"] > entry["ts"])
+        premium = entry["price"] * entry["quantity"] * 100
+        assert after["positions"] > 0.5 * premium, (entry, after)
+        assert abs(after["equity"] - before["equity"]) < 0.25 * premium, (entry, before, after)

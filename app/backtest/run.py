@@ -37,6 +37,7 @@ import anyio
 import attrs
 
 from actors.domain import (
+    MULTIPLIER,
     Bar,
     CorporateAction,
     OrderAccepted,
@@ -226,8 +227,18 @@ class Recorder:
         for symbol, position in engine.positions.items():
             if position.quantity:
                 invested = True
-                positions += position.quantity * last.get(symbol, Decimal(0))
+                positions += position.quantity * self._mark(symbol, last, at)
         self.points[label] = (self.cash, positions, invested)
+
+    def _mark(self, symbol: str, last: Mapping[str, Decimal], at: datetime) -> Decimal:
+        """What one unit of ``symbol`` is worth now: a stock's last trade; an option's
+        quoted last (the venue's model price on its tick) times its 100 shares (an option has
+        no trades of its own to mark it by)."""
+        contract = self.engine.option_of(symbol)
+        if contract is None:
+            return last.get(symbol, Decimal(0))
+        quote = self.engine.option_quote(contract, at)
+        return Decimal(0) if quote is None else quote.last * MULTIPLIER
 
     def _book(self, executions: Sequence[Any]) -> None:
         for execution in executions[self._seen_executions :]:
