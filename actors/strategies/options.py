@@ -283,6 +283,8 @@ class OptionsStrategy:
         self.last_skip: str | None = None
         self.last_signal: Signal | None = None
         self.closed_ids: set[str] = set()
+        self.decided: set[str] = set()
+        """Every decision (signal bar) a bracket was looked for on: never twice."""
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -349,7 +351,12 @@ class OptionsStrategy:
         """Protect what is held: an exit missing while contracts are held is placed again."""
         commands: list[Command] = []
         for bracket in self._open():
-            if bracket.held > 0:
+            if bracket.held <= 0:
+                continue
+            if bracket.closing is not None:
+                # A close in progress (or refused before: it is placed again).
+                commands += self._close(bracket, bracket.closing)
+            else:
                 commands += self._protect(bracket, now)
         return commands
 
@@ -497,6 +504,18 @@ class OptionsStrategy:
                 ),
             ]
         decision = f"{self.name[0].upper()}{signal.at.astimezone(UTC):%Y%m%d%H%M}"
+        if decision in self.decided:
+            # Its bar came again (a feed or venue that replays what it sent): one decision,
+            # one bracket.
+            return [
+                *commands,
+                self._alert(
+                    "signal-ignored",
+                    f"{signal.reason}: decided already ({decision})",
+                    Severity.INFO,
+                ),
+            ]
+        self.decided.add(decision)
         self.seeking = (decision, signal, 0)
         commands.append(
             Alert(
@@ -647,7 +666,21 @@ class OptionsStrategy:
         if bracket.held > 0:
             return []
         bracket.working.discard(fill.ref)
-        return self._closed(bracket, leg, fill, now)
+        commands = self._closed(bracket, leg, fill, now)
+        # What still works of ours now protects nothing. The bracket's own children go with
+        # their OCA group at the venue; an exit placed again alone may not (placed after its
+        # sibling had filled, when the group's cancel came before the fill), nor does a
+        # close: they are cancelled.
+        for other in ("tp", "sl", "close"):
+            ref = bracket.refs.get(other)
+            if ref is None or ref not in bracket.working or ref in bracket.cancelling:
+                continue
+            if other == "close" or OrderRef.parse(ref).attempt > 1:
+                bracket.cancelling.add(ref)
+                commands.append(
+                    CancelOrder(ref=ref, reason="the position is closed: nothing to protect")
+                )
+        return commands
 
     def _closed(self, bracket: _Bracket, leg: str, fill: OrderFilled, now: float) -> list[Command]:
         realized = (bracket.proceeds - bracket.cost) * MULTIPLIER
@@ -690,7 +723,8 @@ class OptionsStrategy:
             # A market sell that did not go: nothing more can be done by rule. Fail closed
             # (no new entries) and tell the operator, who holds an unprotected position.
             return self.halt(
-                f"{bracket.held} {bracket.option.replace(' ', '')} held and the close {why}"
+                f"{bracket.held} {bracket.option.replace(' ', '')} held and the close {why}; "
+                "it is placed again at the next reconciliation"
             )
         if bracket.closing is not None:
             return self._close(bracket, bracket.closing)
@@ -924,6 +958,7 @@ class OptionsKind:
             else:
                 bracket.sold += fill.quantity
                 bracket.proceeds += fill.price * fill.quantity
+        strategy.decided = {bracket_id.split(".")[0] for bracket_id in brackets}
         for bracket in brackets.values():
             # Only the working exits that protect contracts held are live: an exit working
             # while nothing is held (its sibling filled, a lost OCA cancel) is an orphan

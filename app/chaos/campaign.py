@@ -38,6 +38,8 @@ def simulate(
     """Scenarios per strategy set."""
     by_strategy: Counter[str] = Counter()
     """Orders and executions per strategy, and the scenarios in which each traded."""
+    brackets: Counter[str] = Counter()
+    """What the options strategy's brackets did, and the scenarios in which it bought."""
     failures: list[str] = []
     started = time.monotonic()
     done = 0
@@ -65,6 +67,9 @@ def simulate(
                 )
                 sets[outcome.strategies] += 1
                 by_strategy.update(outcome.by_strategy)
+                brackets.update(outcome.options)
+                if outcome.options["entries filled"]:
+                    brackets["scenarios with an entry filled"] += 1
                 for key, count in outcome.by_strategy.items():
                     if key.startswith("executions:") and count:
                         by_strategy[f"traded:{key.partition(':')[2]}"] += 1
@@ -97,5 +102,7 @@ def simulate(
             for name in names
         )
     )
+    if brackets:
+        print("  option brackets: " + ", ".join(f"{k} {n}" for k, n in sorted(brackets.items())))
     print("  armed faults fired: " + ", ".join(f"{k} {n}" for k, n in sorted(fired.items())))
     return done, failures

@@ -1,5 +1,6 @@
 """The deterministic simulation's checks of a running tree (``app.chaos.harness`` calls them):
-the safety invariants and the risk watch after every replay step, the settle points (a
+the safety invariants and the risk watch after every replay step, the options' protection
+between steps once the tree has settled after the last fault, the settle points (a
 reconciliation with the connection up, then the agreement invariants), and the final settle
 once the replay has ended (``app.chaos.invariants`` says what each invariant checks)."""
 
@@ -15,9 +16,9 @@ from actors.brokers.sim import SimPort
 from actors.reconciler import Reconcile
 from actors.symbol import Describe
 from app.compose import SimTrading
-from runtime import ActorCell, LifecycleState
+from runtime import ActorCell, LifecycleState, all_idle
 
-from . import invariants
+from . import invariants, option_invariants
 
 if TYPE_CHECKING:
     from .harness import Harness
@@ -42,6 +43,7 @@ def safety(harness: Harness) -> None:
         harness.tally,
         forgotten=harness.forgotten if harness.amnesiac else None,
         strategies=harness.strategies,
+        options=harness.option_limits,
     )
     # A venue back from an older state has its clock set back too: the risk actor's
     # sessions run ahead of it, so the trip's timing is not compared then.
@@ -93,6 +95,7 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
             harness.tally,
             forgotten=forgotten,
             strategies=harness.strategies,
+            options=harness.option_limits,
         )
         invariants.agreement(
             harness.engine,
@@ -104,8 +107,10 @@ async def settle(harness: Harness, trading: SimTrading, *, strict: bool) -> None
             strategies=harness.strategies,
             bars=bars,
             now=anyio.current_time(),
+            options=harness.option_limits,
         )
         harness.outcome.settles += 1
+        harness.settled_at = harness.outcome.steps
         return
     if strict:
         raise invariants.Violation(
@@ -128,6 +133,35 @@ async def final(harness: Harness, trading: SimTrading) -> None:
     )
     down = [f"{c.name} ({c.state.value})" for c in trading.cells.values() if not running(c)]
     harness.tally.check(not down, f"actors down at the end: {down}")
+
+
+def protected(harness: Harness, trading: SimTrading) -> None:
+    """Every option the options strategy holds is protected (``option_invariants.unprotected``)
+    between two steps, when the tree has settled since the last fault: a settle point has
+    completed after the last fault injected or fired (so the bot has reconciled and seen what
+    the fault did), the connection is up with nothing delivered and not yet read, and every
+    actor is idle (no event of the venue's, no command of the bot's in flight). Only the venue's
+    state is read then: the bot's own books are compared at the settle points."""
+    name = harness.watch.name
+    if name is None or harness.settled_at <= harness.quiet_since:
+        return
+    port = trading.port
+    if not isinstance(port, SimPort) or not port.link.quiet:
+        return
+    if not all_idle(cell.ref for cell in trading.cells.values()):
+        return
+    bare = option_invariants.unprotected(harness.engine, SYMBOL, name)
+    if bare and harness.amnesiac and harness.store is not None and harness.store.is_open:
+        # Only what the ledger holds is owed protection (the rest: orphans, left alone).
+        ledger_ = invariants.read_ledger(harness.store, SYMBOL, harness.strategies)
+        bare = option_invariants.unprotected(harness.engine, SYMBOL, name, ledger_)
+    halted = getattr(trading.strategies.get(f"{name}:{SYMBOL}"), "halted", None)
+    since = harness.outcome.steps - harness.settled_at
+    harness.tally.check(
+        not bare or (halted is not None and "the close" in halted),
+        f"{name}:{SYMBOL} holds options unprotected {since} steps after a settle point, with "
+        f"no fault since: {bare}" + (f" (halted: {halted})" if halted else ""),
+    )
 
 
 def running(cell: ActorCell[Any]) -> bool:

@@ -4,9 +4,11 @@
   next write, the broker's n-th next order), which outlive restarts, like the plan;
 * ``ChaosStore``: the ledger's store, committing inline, where the lot-keeper dies in the middle
   of a transaction or right after its commit;
-* ``ChaosPort``: the in-process venue port, where the broker actor dies between submit and ack;
+* ``ChaosPort``: the in-process venue port, where the broker actor dies between submit and ack
+  (an order's or a bracket's), and the connection drops in the middle of a bracket;
 * ``wrap``: an actor cell whose incarnations die at the message the plan says
-  (``KILL_AT_MESSAGE``: before handling it, during, or after).
+  (``KILL_AT_MESSAGE``: before handling it, during, or after), and the lot-keeper's, whose
+  commit of a bracket kills the symbol actor waiting for it (``KILL_AFTER_COMMIT``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import attrs
 
 from actors import ledger
 from actors.brokers.sim import SimPort
-from actors.domain import BrokerEvent, PlaceOrder
+from actors.domain import BrokerEvent, PlaceBracket, PlaceOrder
 from runtime import ActorCell
 from runtime.store import Durability, Store, Txn
 from sim.engine import Engine
@@ -43,6 +45,14 @@ class Arms:
     writes: tuple[int, Kind] | None = None
     places: int | None = None
     release_at: int | None = None
+    after_commit: tuple[int, str] | None = None
+    """(Brackets committed left, the path of the symbol actor to kill then)."""
+    brackets: int | None = None
+    """Brackets sent left until the connection drops in the middle of one."""
+    exit_cancel: bool = False
+    """The next cancel of an options exit is lost with the connection."""
+    exit_operator: int | None = None
+    """Someone cancels an options exit as soon as one works (which, by this number)."""
     fired: Counter[str] = attrs.Factory(Counter)
     """The armed faults that went off, by kind."""
 
@@ -50,6 +60,10 @@ class Arms:
         self.messages.clear()
         self.writes = None
         self.places = None
+        self.after_commit = None
+        self.brackets = None
+        self.exit_cancel = False
+        self.exit_operator = None
 
     def message(self, cell: str, message: object) -> str | None:
         """Count a message to ``cell``; the flavour if this is the armed one."""
@@ -75,6 +89,32 @@ class Arms:
             return None
         self.fired[str(kind)] += 1
         return kind
+
+    def committed(self, cell: str, message: object) -> str | None:
+        """Count a message ``cell`` handled; the path of the actor to kill if it was the
+        armed bracket's commit."""
+        if self.after_commit is None or cell != "lot-keeper":
+            return None
+        if type(message).__name__ != "CommitBracket":
+            return None
+        left, target = self.after_commit
+        if left > 1:
+            self.after_commit = (left - 1, target)
+            return None
+        self.after_commit = None
+        self.fired[f"kill-after-commit:{cell_name(target)}"] += 1
+        return target
+
+    def bracket(self) -> bool:
+        """Count a bracket sent; True if the connection drops in the middle of this one."""
+        if self.brackets is None:
+            return False
+        self.brackets -= 1
+        if self.brackets > 0:
+            return False
+        self.brackets = None
+        self.fired["disconnect-mid-bracket"] += 1
+        return True
 
     def place(self) -> bool:
         if self.places is None:
@@ -131,6 +171,18 @@ class ChaosPort(SimPort):
             raise ChaosKill(f"broker killed after {order.ref} reached the venue, before its ack")
         return events
 
+    async def place_bracket(self, bracket: PlaceBracket) -> list[BrokerEvent]:
+        if self.link.connected and self.arms.bracket():
+            # The entry's acknowledgement is the next event: lost, and the link drops before
+            # the exits are sent (the port then cancels the entry at the venue).
+            self.link.disconnect_after(1)
+        events = await super().place_bracket(bracket)
+        if self.arms.place():
+            raise ChaosKill(
+                f"broker killed after bracket {bracket.entry.ref} reached the venue, before its ack"
+            )
+        return events
+
 
 def wrap(cell: ActorCell[Any], arms: Arms, kill: Callable[[str], None]) -> None:
     """Make ``cell``'s actors die where ``arms`` says (KILL_AT_MESSAGE); ``kill`` kills an
@@ -148,6 +200,9 @@ def wrap(cell: ActorCell[Any], arms: Arms, kill: Callable[[str], None]) -> None:
                 if flavour == "before":
                     raise ChaosKill(f"{name} killed before handling {message!r}")
                 result = handle(message)
+                doomed = arms.committed(name, message)
+                if doomed is not None:
+                    kill(doomed)
                 if flavour is not None:  # during or after: a plain handler has no await
                     raise ChaosKill(f"{name} killed after handling {message!r}")
                 return result
@@ -162,6 +217,9 @@ def wrap(cell: ActorCell[Any], arms: Arms, kill: Callable[[str], None]) -> None:
             if flavour == "during":
                 kill(target_of(name))  # lands at the first await
             result = await handle(message)
+            doomed = arms.committed(name, message)
+            if doomed is not None:
+                kill(doomed)  # lands as it waits for this answer: nothing of it sent
             if flavour == "after":
                 raise ChaosKill(f"{name} killed after handling {message!r}")
             return result

@@ -35,7 +35,8 @@ import trio
 import trio.testing
 
 from actors.brokers.sim import SimPort
-from actors.domain import route
+from actors.domain import BrokerEvent, OrderCancelled, route
+from actors.domain.bars import bar_trades
 from actors.domain.sessions import NEW_YORK
 from actors.risk_rules import RiskLimits
 from actors.strategies.protocol import StrategyKind
@@ -46,13 +47,13 @@ from runtime import ActorCell
 from sim.engine import Engine, Input, Place
 from supervisors import RestartIntensityExceeded, Supervisor
 
-from . import checks, faults, invariants
+from . import checks, faults, invariants, option_invariants
 from .faults import Arms, ChaosPort, ChaosStore
 from .outcome import TOLD, leaves
 from .outcome import ChaosFailure as ChaosFailure
 from .outcome import Outcome as Outcome
 from .outcome import risk_limits as risk_limits
-from .plan import Fault, Kind, Scenario, scenario
+from .plan import EXIT, Fault, Kind, Scenario, drawn_set, scenario
 
 SYMBOL = "TQQQ"
 LOT_MAP = Path(__file__).resolve().parents[2] / "config" / "lots" / "tqqq.csv"
@@ -72,6 +73,7 @@ class Harness:
         workdir: Path,
         limits: RiskLimits | None = None,
         bar_kind: StrategyKind | None = None,
+        options_kind: StrategyKind | None = None,
     ) -> None:
         self.plan = plan
         self.workdir = workdir
@@ -82,18 +84,32 @@ class Harness:
         self.digest = hashlib.sha256()
         self.engine = Engine(recorder=self._record)
         self.limits = limits if limits is not None else risk_limits(plan.seed)
-        bar = plan.bar
+        bar, options = plan.bar, plan.options
         self.strategies: tuple[str, ...] = (
             *(("grid",) if plan.strategies.grid else ()),
             *((bar.name,) if bar is not None else ()),
+            *((options.name,) if options is not None else ()),
         )
         """What trades the symbol, its owner (the first) first."""
         if bar is not None and bar_kind is None:
             bar_kind = strategy_kind(bar.name, SYMBOL, bar.parameters())
-        self.kinds: dict[str, StrategyKind] = (
-            {} if bar is None or bar_kind is None else {route(bar.name, SYMBOL): bar_kind}
+        if options is not None and options_kind is None:
+            options_kind = strategy_kind(options.name, SYMBOL, options.parameters())
+        self.kinds: dict[str, StrategyKind] = {}
+        """The bar and options strategies' kinds by route (``bar_kind``, ``options_kind`` if
+        given: a test's)."""
+        if bar is not None and bar_kind is not None:
+            self.kinds[route(bar.name, SYMBOL)] = bar_kind
+        if options is not None and options_kind is not None:
+            self.kinds[route(options.name, SYMBOL)] = options_kind
+        self.option_limits: dict[str, int] = (
+            {} if options is None else {options.name: options.max_contracts}
         )
-        """The bar strategy's kind by route (``bar_kind`` if given: a test's)."""
+        """The options strategies' ``max_contracts``, by name."""
+        self.watch = option_invariants.OptionWatch(
+            SYMBOL, options.name if options is not None else None
+        )
+        """The options strategy's brackets, as the venue sees them."""
         self.risk = invariants.RiskWatch(self.limits, SYMBOL, self.strategies)
         self.inputs: list[Input] = []
         """The current venue's inputs, in order: what an amnesia cuts short."""
@@ -118,7 +134,16 @@ class Harness:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.crashing = False
         self.storming = False
+        self.outage = 0
+        """Bars the venue trades on alone before the next service starts (``OUTAGE``)."""
         self.violation: invariants.Violation | None = None
+        self.quiet_since = 0
+        """The step of the last fault injected or fired: the options' protection is checked
+        between steps only once a settle point has passed after it."""
+        self.settled_at = -1
+        """The step of the last settle point that completed."""
+        self.fired = 0
+        """The armed faults fired so far (a change is a fault)."""
 
     def _record(self, entry: Input) -> None:
         if isinstance(entry, Place):
@@ -150,6 +175,9 @@ class Harness:
             if self.amnesia is not None:
                 self._forget(self.amnesia)
                 self.amnesia = None
+            if self.outage:
+                self._trade_alone(self.outage)
+                self.outage = 0
         self.digest.update(msgspec.json.encode(self.recorded))
         self.outcome.digest = self.digest.hexdigest()[:16]
         self.outcome.checks = self.tally.checks
@@ -160,8 +188,29 @@ class Harness:
         for ref in self.placed:
             self.outcome.by_strategy[f"orders:{invariants.strategy_of(ref)}"] += 1
         for execution in self.engine.executions:
-            self.outcome.by_strategy[f"executions:{invariants.strategy_of(execution.ref)}"] += 1
+            if not execution.settles:  # (an expiry's legs: no order of anyone's)
+                self.outcome.by_strategy[f"executions:{invariants.strategy_of(execution.ref)}"] += 1
+        self.outcome.options = self.watch.brackets(self.engine)
         return self.outcome
+
+    def _trade_alone(self, bars: int) -> None:
+        """The venue trades on for ``bars`` bars with no service of ours running (``OUTAGE``):
+        the next ones of the replay, as it would have traded them (the next service's replay
+        resumes after them), with the nightly restart between two sessions."""
+        port = SimPort(self.engine, self.plan.bars[0].start)
+        port.link.close()
+        seen = self.engine.last_trade_at
+        ahead = [b for b in self.plan.bars if seen is None or b.start > seen][:bars]
+        for bar in ahead:
+            day = bar.start.astimezone(NEW_YORK).date()
+            if day != self.day:
+                self.day = day
+                self.engine.restart("nightly restart")
+                self.outcome.faults["venue-restart:nightly"] += 1
+            for trade in bar_trades(bar):
+                port.trade(trade)
+                self.outcome.steps += 1
+        self.digest.update(f"outage {len(ahead)}".encode())
 
     async def _serve(self) -> bool:
         """One service, from start to the end of the replay (True), a crash or a stop."""
@@ -187,6 +236,9 @@ class Harness:
         )
         for cell in trading.cells.values():
             faults.wrap(cell, self.arms, self._die)
+        # Before the link: it may lose the cancel of an options exit (``DISCONNECT_MID_FILL``
+        # aimed at one).
+        self.engine.listeners.insert(0, self._exit_cancel)
         root = Supervisor(
             "root", trading.spec, rng=random.Random(plan.seed * 1009 + self.outcome.processes)
         )
@@ -207,6 +259,8 @@ class Harness:
                 if alert.kind in TOLD:
                     self.arms.fired[f"told:{alert.kind}"] += 1
             port.link.close()
+            if self._exit_cancel in self.engine.listeners:
+                self.engine.listeners.remove(self._exit_cancel)
             if self.store.is_open:
                 self.store.close()  # what the kernel does for a killed process
         if self.violation is not None:
@@ -214,6 +268,21 @@ class Harness:
         if not finished and not self.crashing and not self.storming:
             raise invariants.Violation("the service stopped without a fault that explains it")
         return finished
+
+    def _exit_cancel(self, event: BrokerEvent) -> None:
+        # The venue is about to tell of an options exit's cancel: lost with the connection
+        # when armed (the link loses its next event and drops).
+        if not self.arms.exit_cancel or not isinstance(event, OrderCancelled):
+            return
+        if not self.watch.is_exit(event.ref):
+            return
+        port = self.trading.port if self.trading is not None else None
+        if not isinstance(port, SimPort) or not port.link.connected:
+            return
+        self.arms.exit_cancel = False
+        why = "oca" if event.reason.startswith("OCA group") else "other"
+        self.arms.fired[f"disconnect-mid-fill:exit-cancel:{why}"] += 1
+        port.link.disconnect_after(1)
 
     def _stopped(self, group: BaseExceptionGroup[RestartIntensityExceeded], trading: Any) -> None:
         message = "; ".join(str(error) for error in leaves(group))
@@ -244,7 +313,11 @@ class Harness:
         assert trading is not None
         self.outcome.steps += 1
         step = self.outcome.steps
+        fired = sum(self.arms.fired.values())
+        if fired != self.fired:
+            self.fired, self.quiet_since = fired, step
         checks.safety(self)
+        checks.protected(self, trading)
         port = trading.port
         assert isinstance(port, SimPort)
         if self.arms.release_at is not None and step >= self.arms.release_at:
@@ -254,11 +327,23 @@ class Harness:
         if day != self.day:
             # The venue's nightly restart, between two sessions.
             self.day = day
+            self.quiet_since = step
             self.engine.restart("nightly restart")
             self.outcome.faults["venue-restart:nightly"] += 1
         while self.pending and self.pending[0].step <= step:
+            self.quiet_since = step
             await self._inject(self.pending.pop(0))
-        if step % self.plan.settle_every == 0:
+        if self.arms.exit_operator is not None:
+            exits = self.watch.working_exits(self.engine)
+            if exits:
+                ref = exits[self.arms.exit_operator % len(exits)]
+                self.arms.exit_operator = None
+                self.arms.fired["operator-cancel:option-exit"] += 1
+                self.quiet_since = step
+                self.engine.cancel(ref, "cancelled in TWS")
+        if step % self.plan.settle_every == 0 and self.arms.release_at is None:
+            # (Not while a delay holds the venue's notifications back: the tree cannot settle
+            # before they are delivered, a rejection among them, say.)
             await checks.settle(self, trading, strict=False)
 
     async def _inject(self, fault: Fault) -> None:
@@ -268,7 +353,8 @@ class Harness:
         port = trading.port
         assert isinstance(port, SimPort)
         link = port.link
-        self.outcome.faults[str(fault.kind)] += 1
+        aimed = fault.target == EXIT
+        self.outcome.faults[f"{fault.kind}:{fault.target}" if aimed else str(fault.kind)] += 1
         match fault.kind:
             case Kind.KILL:
                 self._kill(root, fault.target)
@@ -284,8 +370,14 @@ class Harness:
                 self.arms.places = fault.n
             case Kind.DISCONNECT:
                 link.disconnect()
+            case Kind.DISCONNECT_MID_FILL if aimed:
+                self.arms.exit_cancel = True
             case Kind.DISCONNECT_MID_FILL:
                 link.disconnect_after(fault.n)
+            case Kind.KILL_AFTER_COMMIT:
+                self.arms.after_commit = (fault.n, fault.target)
+            case Kind.DISCONNECT_MID_BRACKET:
+                self.arms.brackets = fault.n
             case Kind.VENUE_RESTART:
                 self.engine.restart()
             case Kind.DUPLICATE_EVENT:
@@ -299,6 +391,8 @@ class Harness:
                 self.arms.release_at = self.outcome.steps + fault.n
             case Kind.REJECT:
                 self.engine.reject_next()
+            case Kind.OPERATOR_CANCEL if aimed:
+                self.arms.exit_operator = fault.n
             case Kind.OPERATOR_CANCEL:
                 working = sorted(
                     o.ref
@@ -307,9 +401,11 @@ class Harness:
                 )
                 if working:
                     self.engine.cancel(working[fault.n % len(working)], "cancelled in TWS")
-            case Kind.CRASH | Kind.VENUE_AMNESIA:
+            case Kind.CRASH | Kind.VENUE_AMNESIA | Kind.OUTAGE:
                 if fault.kind is Kind.VENUE_AMNESIA:
                     self.amnesia = fault.n
+                if fault.kind is Kind.OUTAGE:
+                    self.outage = fault.n
                 self.crashing = True
                 assert self.scope is not None
                 self.scope.cancel()
@@ -361,33 +457,40 @@ def run(
     plan: Scenario | None = None,
     limits: RiskLimits | None = None,
     bar_kind: StrategyKind | None = None,
+    options_kind: StrategyKind | None = None,
 ) -> Outcome:
     """Run the scenario of ``seed`` (or ``plan``) under ``limits`` (``risk_limits(seed)`` by
-    default); raise ``ChaosFailure`` if it fails. ``bar_kind`` replaces the kind the plan's bar
-    strategy is made of (it must have the same name and symbol: a test's planted bug)."""
+    default); raise ``ChaosFailure`` if it fails. ``bar_kind`` (``options_kind``) replaces the
+    kind the plan's bar (options) strategy is made of (it must have the same name and symbol:
+    a test's planted bug)."""
     plan = plan if plan is not None else scenario(seed)
     own = workdir is None
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-")) if own else workdir
     assert folder is not None
-    harness = Harness(plan, folder, limits, bar_kind)
+    harness = Harness(plan, folder, limits, bar_kind, options_kind)
+    forced = None if plan.strategies is drawn_set(seed) else str(plan.strategies)
     deterministic_scheduling(seed)
     # The tree logs every crash the plan causes; the outcome and a failure say what matters.
     logging.disable(logging.CRITICAL)
     try:
         return trio.run(harness.main, clock=trio.testing.MockClock(autojump_threshold=0))
     except invariants.Violation as exc:
-        raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {exc}") from exc
+        raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {exc}", forced) from exc
     except ExceptionGroup as group:
         # A broken invariant found by the final settle comes out of the tree's task group.
         found = [e for e in leaves(group) if isinstance(e, invariants.Violation)]
         if not found:
             raise ChaosFailure(
-                seed, f"after step {harness.outcome.steps}: {type(group).__name__}: {group}"
+                seed,
+                f"after step {harness.outcome.steps}: {type(group).__name__}: {group}",
+                forced,
             ) from group
-        raise ChaosFailure(seed, f"after step {harness.outcome.steps}: {found[0]}") from group
+        raise ChaosFailure(
+            seed, f"after step {harness.outcome.steps}: {found[0]}", forced
+        ) from group
     except Exception as exc:
         raise ChaosFailure(
-            seed, f"after step {harness.outcome.steps}: {type(exc).__name__}: {exc}"
+            seed, f"after step {harness.outcome.steps}: {type(exc).__name__}: {exc}", forced
         ) from exc
     finally:
         logging.disable(logging.NOTSET)

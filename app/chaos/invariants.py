@@ -44,10 +44,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from actors.domain import Side, round_to_tick
 from actors.lot_keeper import LedgerState
-from actors.strategies._position import PositionStrategy
 from actors.strategies.grid import GridRef, GridStrategy
 from sim.engine import Engine, SimOrder
 
@@ -64,6 +64,7 @@ from ._facts import position as position
 from ._facts import read_ledger as read_ledger
 from ._facts import strategy_of as strategy_of
 from .bar_invariants import bar_agreement, bar_safety, ledger_position
+from .option_invariants import option_agreement, option_safety, settled
 from .risk_watch import DECISION_LAG as DECISION_LAG
 from .risk_watch import RiskWatch as RiskWatch
 
@@ -78,11 +79,13 @@ def safety(
     queue_depth: int = 3,
     forgotten: set[ExecutionKey] | None = None,
     strategies: Sequence[str] = GRID,
+    options: Mapping[str, int] | None = None,
 ) -> None:
     """The invariants that hold between any two steps, whatever failed (see the module doc).
     ``placed`` counts the orders the venue was sent, by orderRef; ``forgotten`` the executions
     of the venue's earlier lives, if it lost some state; ``strategies`` trade ``symbol`` (the
-    grid's checks apply to the grid's orders, ``bar_safety``'s to each other strategy's)."""
+    grid's checks apply to the grid's orders, ``option_safety``'s to the options strategies'
+    of ``options``, by name with their ``max_contracts``, ``bar_safety``'s to the others')."""
     twice = sorted(ref for ref, n in placed.items() if n > 1 and strategy_of(ref) in strategies)
     tally.check(not twice, f"orderRefs sent to the venue more than once: {twice}")
     intents = {i.ref for i in ledger.intents}
@@ -91,19 +94,39 @@ def safety(
     tally.check(not unbacked, f"orders at the venue without a committed intent: {unbacked}")
     # Every execution of every strategy, in all of the venue's lives.
     history = keys(_executions(engine, symbol, strategies)) | (forgotten or set())
+    options = options or {}
     for name in strategies:
-        if name != "grid":
+        if name in options:
+            option_safety(
+                engine,
+                ledger,
+                symbol,
+                name,
+                history,
+                tally,
+                max_contracts=options[name],
+                forgotten=forgotten,
+            )
+        elif name != "grid":
             bar_safety(engine, ledger, symbol, name, history, tally, forgotten=forgotten)
     if "grid" in strategies:
         _grid_safety(engine, ledger, symbol, history, tally, queue_depth, forgotten)
     held = position(engine, symbol)
-    tally.check(held >= 0, f"the venue's {symbol} position is below zero: {held}")
+    # Shares an option's exercise or assignment took away at its expiry (the venue's doing,
+    # not an order's: the service was down across the close) may leave the symbol short.
+    taken = min(settled(engine, symbol).get(symbol, 0), 0)
+    tally.check(
+        held - taken >= 0,
+        f"the venue's {symbol} position is below zero: {held}"
+        + (f" ({-taken} taken by an expiry's settlement)" if taken else ""),
+    )
     offering = sum(
         o.remaining for o in engine.open_orders() if o.symbol == symbol and o.side is Side.SELL
     )
     tally.check(
-        offering <= held,
-        f"the working {symbol} sells offer {offering} shares, the position is {held}",
+        offering <= held - taken,
+        f"the working {symbol} sells offer {offering} shares, the position is {held}"
+        + (f" ({-taken} taken by an expiry's settlement)" if taken else ""),
     )
 
     # What the ledger recorded, the venue executed: same order, quantity and price, once.
@@ -212,16 +235,21 @@ def agreement(
     strategy: GridStrategy | None = None,
     forgotten: set[ExecutionKey] | None = None,
     strategies: Sequence[str] = GRID,
-    bars: Mapping[str, PositionStrategy | None] | None = None,
+    bars: Mapping[str, Any] | None = None,
     now: float | None = None,
+    options: Mapping[str, int] | None = None,
 ) -> None:
     """The invariants that hold once the tree has settled (see the module doc). ``strategy``
-    is the grid's live strategy, ``bars`` each bar strategy's by name (for comparing their
-    books with the ledger's; ``now`` is their clock), ``strategies`` what trades ``symbol``."""
+    is the grid's live strategy, ``bars`` each other strategy's by name (for comparing their
+    books with the ledger's; ``now`` is their clock), ``strategies`` what trades ``symbol``,
+    ``options`` the options strategies among them (with their ``max_contracts``)."""
+    options = options or {}
     if forgotten is not None:
         if not _agreement_after_amnesia(engine, ledger, symbol, tally, strategy, strategies):
             return
         for name, bar in (bars or {}).items():
+            if name in options:
+                continue
             if bar is not None and bar.halted is not None:
                 _halted_after_amnesia(f"{name}:{symbol}", bar.halted, tally)
                 return
@@ -237,7 +265,16 @@ def agreement(
     open_lots = [lot for lot in ledger.lots if lot.open_shares]
     shares = sum(lot.open_shares for lot in open_lots)
     held = position(engine, symbol)
-    others = [name for name in strategies if name != "grid"]
+    others = [name for name in strategies if name != "grid" and name not in options]
+    # Shares an option's expiry moved at the venue (exercised or assigned while the service
+    # was down): the ledger records no settlement. Brought in, they are orphans, adopted by
+    # the symbol's owner if it adopts (the grid) or left alone (an options strategy); taken
+    # away, the ledger holds more than the venue and the symbol fails closed (below).
+    moved = settled(engine, symbol).get(symbol, 0)
+    if moved and held - moved == shares + sum(
+        ledger_position(ledger, symbol, name) for name in others
+    ):
+        held -= moved
     if not others:
         tally.check(
             shares == held,
@@ -262,7 +299,24 @@ def agreement(
                 forgotten=forgotten,
                 now=now,
             )
-    if "grid" not in strategies:
+    if moved < 0:
+        # Shares missing at the venue: every strategy of the symbol halted for them.
+        every = {"grid": strategy, **(bars or {})}
+        for name, found in every.items():
+            if found is not None:
+                _failed_closed(f"{name}:{symbol}", found.halted, tally)
+    for name in options:
+        if name in strategies:
+            option_agreement(
+                engine,
+                ledger,
+                symbol,
+                name,
+                tally,
+                strategy=(bars or {}).get(name),
+                forgotten=forgotten,
+            )
+    if "grid" not in strategies or moved < 0:
         return
     live = _ours(engine.open_orders(), symbol)
     working = [o for o in live if o.side is Side.SELL]
@@ -355,6 +409,14 @@ def _agreement_after_amnesia(
         return True
     _halted_after_amnesia(symbol, strategy.halted, tally)
     return False
+
+
+def _failed_closed(who: str, halted: str | None, tally: Tally) -> None:
+    tally.check(
+        halted is not None and halted.startswith(("the ledger holds", "missing contracts")),
+        f"{who}: the venue's expiry settlement took shares or contracts the ledger holds, but "
+        f"it is not halted for them (halted: {halted})",
+    )
 
 
 def _halted_after_amnesia(who: str, halted: str, tally: Tally) -> None:

@@ -32,11 +32,14 @@ def risk_limits(seed: int) -> RiskLimits:
 
 
 class ChaosFailure(AssertionError):
-    """A scenario broke an invariant or did not finish; ``repro`` is the command to rerun it."""
+    """A scenario broke an invariant or did not finish; ``repro`` is the command to rerun it
+    (with the strategy set it ran, ``strategies``, when that is not the one its seed draws)."""
 
-    def __init__(self, seed: int, message: str) -> None:
+    def __init__(self, seed: int, message: str, strategies: str | None = None) -> None:
         self.seed = seed
-        self.repro = f"python -m app.chaos --seed {seed}"
+        self.repro = f"python -m app.chaos --seed {seed}" + (
+            f" --strategies {strategies}" if strategies is not None else ""
+        )
         super().__init__(f"chaos seed {seed}: {message}\n  reproduce: {self.repro}")
 
 
@@ -62,6 +65,8 @@ class Outcome:
     """The scenario's strategy set (``plan.StrategySet``)."""
     by_strategy: Counter[str] = attrs.Factory(Counter)
     """Orders the venue was sent and its executions, by strategy (``orders:grid``...)."""
+    options: Counter[str] = attrs.Factory(Counter)
+    """What the options strategy's brackets did at the venue (``OptionWatch.brackets``)."""
     digest: str = ""
     """A hash of everything the venue was sent and did, and of the ledger's fills."""
 

@@ -9,6 +9,7 @@ scenario, and the harness runs it the same way every time (``app.chaos.harness``
 from __future__ import annotations
 
 import enum
+import itertools
 import random
 from collections import Counter
 from datetime import date, timedelta
@@ -18,12 +19,16 @@ import attrs
 
 from actors.domain import Bar
 from actors.domain.sessions import is_trading_day, nyse_holidays
+from sim.options import nearest_expiry
 from sim.replay import generated_session
 
 from .strategy_sets import BAR_MESSAGES as BAR_MESSAGES
 from .strategy_sets import BAR_TARGETS as BAR_TARGETS
+from .strategy_sets import OPTION_MESSAGES as OPTION_MESSAGES
+from .strategy_sets import OPTIONS_WEIGHTS as OPTIONS_WEIGHTS
 from .strategy_sets import STRATEGY_WEIGHTS as STRATEGY_WEIGHTS
 from .strategy_sets import BarStrategy as BarStrategy
+from .strategy_sets import ScalpStrategy as ScalpStrategy
 from .strategy_sets import StrategySet as StrategySet
 
 CENT = Decimal("0.01")
@@ -76,8 +81,23 @@ class Kind(enum.StrEnum):
     and reissues their order and execution ids. No real broker does this; the ledger and the
     reconciliation must survive it all the same: never short, no execution id taken with two
     different contents, the symbol halted rather than guessing."""
+    KILL_AFTER_COMMIT = "kill-after-commit"
+    """``target`` (the options strategy's symbol actor) dies once the lot-keeper has committed
+    its ``n``-th next bracket, before it reads the answer: the three intents are on record and
+    nothing was sent."""
+    DISCONNECT_MID_BRACKET = "disconnect-mid-bracket"
+    """The connection drops as the ``n``-th next bracket is sent, after its entry reached the
+    venue and before its exits did (the entry's acknowledgement is lost with it): the venue
+    cancels the half-placed bracket."""
+    OUTAGE = "outage"
+    """The whole process dies and stays down for ``n`` bars of the market: the venue trades on
+    (its orders fill, its options expire at 16:00) with nothing of ours running; then a new
+    one starts on the same data directory and venue."""
 
 
+EXIT = "option-exit"
+"""The target of the faults aimed at an options bracket's exits (a lost cancel, an operator's
+cancel)."""
 TARGETS = ("lot-keeper", "broker", "symbols/symbol.TQQQ", "reconciler", "market-data", "symbols")
 """What KILL and KILL_AT_MESSAGE aim at: actor paths under the root (``symbols`` is the
 symbol actors' supervisor)."""
@@ -154,6 +174,11 @@ class Scenario:
     strategies: StrategySet = StrategySet.GRID
     bar: BarStrategy | None = None
     """The bar strategy's parameters (None for the grid alone)."""
+    options: ScalpStrategy | None = None
+    """The options strategy's parameters (None for the sets of shares alone)."""
+    expiry: date | None = None
+    """An options set's expiry variant: the day whose session runs through the 16:00 close
+    of the option the bot may have bought the session before (None: no such variant)."""
 
     @property
     def steps(self) -> int:
@@ -188,17 +213,50 @@ _FIRST_DAYS = (
 )
 
 
+OPTIONS_SHARE = sum(OPTIONS_WEIGHTS.values()) / 100
+"""The share of scenarios with an options set (``strategy_sets.OPTIONS_WEIGHTS``)."""
+EXPIRY_SHARE = 0.5
+"""The share of options scenarios whose sessions allow it that take the expiry variant."""
+OUTAGE_SHARE = 0.6
+"""The share of expiry variants in which the process is down across the expiry's close."""
+_OPEN, _CLOSE = 330, 720
+"""The regular session's first and last (excluded) bars of a generated day (04:00-20:00)."""
+
+
+def drawn_set(seed: int) -> StrategySet:
+    """The strategy set of ``seed``: an options set, drawn first from a stream of its own
+    (``OPTIONS_WEIGHTS``), or else the draw of ``STRATEGY_WEIGHTS`` from the strategy sets'
+    stream, as it was before the options sets."""
+    options = random.Random(f"options:{seed}")
+    if options.random() < OPTIONS_SHARE:
+        return options.choices(list(OPTIONS_WEIGHTS), weights=list(OPTIONS_WEIGHTS.values()))[0]
+    rng = random.Random(f"strategies:{seed}")
+    return rng.choices(list(STRATEGY_WEIGHTS), weights=list(STRATEGY_WEIGHTS.values()))[0]
+
+
 def scenario(seed: int, strategies: StrategySet | None = None) -> Scenario:
     """The scenario of ``seed`` (with ``strategies`` rather than the set it draws: the market,
-    the faults of the grid alone and the bar strategy's parameters stay the seed's)."""
+    the faults of the grid alone and the bar strategy's parameters stay the seed's; an options
+    set moves each session's window into the regular session, where options trade)."""
     rng = random.Random(seed)
+    chosen = strategies if strategies is not None else drawn_set(seed)
+    odds = random.Random(f"options-plan:{seed}") if chosen.options is not None else None
     days = _days(rng.choice(_FIRST_DAYS), rng.randint(2, 3))
+    expiry = _expiring(days) if odds is not None else None
+    if odds is not None and expiry is not None and odds.random() >= EXPIRY_SHARE:
+        expiry = None
     bars: list[Bar] = []
     price = Decimal("52.00")
+    closing: int | None = None
+    """An expiry variant's bar (index in ``bars``) 15:40 on the expiry day."""
     for day in days:
         session = generated_session(seed=rng.randrange(1 << 30), day=day, start_price=price)
         length = rng.randint(20, 50)
         start = rng.randrange(0, len(session) - length)
+        if odds is not None:
+            start, length = _regular(start, length, day, days, expiry)
+            if day == expiry:
+                closing = len(bars) + (_CLOSE - 20) - start
         window = session[start : start + length]
         window = _amplified(window, Decimal(rng.choice(("1.5", "2", "3", "4"))))
         bars.extend(window)
@@ -227,7 +285,12 @@ def scenario(seed: int, strategies: StrategySet | None = None) -> Scenario:
                 n=amnesia.randint(1, 160),
             )
         )
-    strategies, bar = _strategy_set(seed, steps, drawn, strategies)
+    options = None
+    if odds is not None:
+        options = _options(odds, steps, drawn, chosen, expiry, closing)
+        strategies, bar = chosen, None
+    else:
+        strategies, bar = _strategy_set(seed, steps, drawn, strategies)
     faults = sorted(drawn, key=lambda f: f.step)
     return Scenario(
         seed=seed,
@@ -240,7 +303,123 @@ def scenario(seed: int, strategies: StrategySet | None = None) -> Scenario:
         reconcile_interval=rng.choice((60.0, 300.0)),
         strategies=strategies,
         bar=bar,
+        options=options,
+        expiry=expiry,
     )
+
+
+def _expiring(days: list[date]) -> date | None:
+    # A session after the first that is the nearest expiry a day or more after the one before
+    # it: an option the scalp buys then (``min_dte`` 1) expires at this session's close.
+    for before, day in itertools.pairwise(days):
+        if nearest_expiry(before, min_days=1) == day:
+            return day
+    return None
+
+
+def _regular(
+    start: int, length: int, day: date, days: list[date], expiry: date | None
+) -> tuple[int, int]:
+    # An options set's window of a session (the same draws: the grid's faults and the rest of
+    # the market stay the seed's), in the regular session where options trade, 20 bars longer
+    # (the scalp warms up on its first bars). The expiry variant's sessions: the one before
+    # the expiry ends at the close (an entry late in it is held overnight), the expiry's runs
+    # from before the 15:45 close-out through 16:00 into the evening (the venue settles at the
+    # first trade after the close).
+    length += 20
+    if expiry is not None and day == expiry:
+        return _CLOSE - 20 - length % 20, length % 20 + 30
+    after = days.index(day) + 1
+    if expiry is not None and after < len(days) and days[after] == expiry:
+        return _CLOSE - length, length
+    return _OPEN + start % (_CLOSE - _OPEN - length), length
+
+
+def _options(
+    rng: random.Random,
+    steps: int,
+    faults: list[Fault],
+    chosen: StrategySet,
+    expiry: date | None,
+    closing: int | None,
+) -> ScalpStrategy:
+    """The scalp's parameters, from the options stream, and its faults added to ``faults``:
+    kills of its symbol actor (at its bars, timer, bracket events, re-sync), of the lot-keeper
+    as it commits a bracket, of the symbol actor between a bracket's commit and its sending;
+    the broker dying or the connection dropping as a bracket is sent; an exit's cancel lost
+    with the connection (its OCA sibling filled); an operator cancelling an exit; the process
+    down for a while (in the expiry variant, across the expiry's close)."""
+    wide = expiry is not None
+    scalp = ScalpStrategy(
+        rsi_period=rng.randint(4, 8),
+        volume_window=rng.randint(4, 10),
+        oversold=rng.choice((35, 40, 45)),
+        overbought=rng.choice((55, 60, 65)),
+        volume_factor=Decimal(rng.choice(("0.5", "0.8", "1.0"))),
+        # The expiry variant's exits are far, so that a position bought late the session
+        # before lasts overnight (a day's time value lost) into the expiry's close-out.
+        tp_pct=rng.choice((100, 150)) if wide else rng.choice((10, 15, 20)),
+        sl_pct=rng.choice((85, 90)) if wide else rng.choice((20, 25, 30)),
+        max_contracts=rng.choice((1, 2, 2, 3)),
+        cooldown=float(rng.choice((60, 120, 300))),
+        entry_timeout=float(rng.choice((30, 60, 120))),
+        on_timeout=rng.choice(("cancel", "replace")),
+    )
+    cell = "symbols/symbol.TQQQ" if not chosen.grid else "symbols/symbol.TQQQ.scalp"
+    for _ in range(rng.randint(2, 5)):
+        step = rng.randrange(1, steps)
+        roll = rng.random()
+        if roll < 0.12:
+            faults.append(Fault(step=step, kind=Kind.KILL, target=rng.choice((cell, *BAR_TARGETS))))
+        elif roll < 0.42:
+            faults.append(
+                Fault(
+                    step=step,
+                    kind=Kind.KILL_AT_MESSAGE,
+                    target=cell,
+                    n=rng.randint(1, 3),
+                    flavour=rng.choice(FLAVOURS),
+                    message=rng.choice(OPTION_MESSAGES),
+                )
+            )
+        elif roll < 0.50:
+            faults.append(
+                Fault(
+                    step=step,
+                    kind=Kind.KILL_AT_MESSAGE,
+                    target="lot-keeper",
+                    flavour=rng.choice(FLAVOURS),
+                    message="CommitBracket",
+                )
+            )
+        elif roll < 0.58:
+            faults.append(
+                Fault(step=step, kind=Kind.KILL_AFTER_COMMIT, target=cell, n=rng.randint(1, 2))
+            )
+        elif roll < 0.64:
+            faults.append(Fault(step=step, kind=Kind.SUBMIT_CRASH, n=rng.randint(1, 2)))
+        elif roll < 0.70:
+            faults.append(Fault(step=step, kind=Kind.DISCONNECT_MID_BRACKET, n=rng.randint(1, 2)))
+        elif roll < 0.82:
+            faults.append(
+                Fault(
+                    step=step,
+                    kind=Kind.DISCONNECT_MID_FILL,
+                    target=EXIT,
+                    message="OrderCancelled",
+                )
+            )
+        elif roll < 0.92:
+            faults.append(
+                Fault(step=step, kind=Kind.OPERATOR_CANCEL, target=EXIT, n=rng.randrange(1 << 16))
+            )
+        else:
+            faults.append(Fault(step=step, kind=Kind.OUTAGE, n=rng.randint(3, 30)))
+    if closing is not None and rng.random() < OUTAGE_SHARE:
+        # Down from 15:40 to five minutes after the close: the bot's own close-out at 15:45
+        # never comes; the venue settles what it holds.
+        faults.append(Fault(step=4 * closing, kind=Kind.OUTAGE, n=25))
+    return scalp
 
 
 def _strategy_set(

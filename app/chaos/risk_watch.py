@@ -1,5 +1,7 @@
 """The risk invariant (``RiskWatch``; ``app.chaos.invariants`` describes it): no order of any
-strategy of the symbol reaches the venue beyond a limit of the risk actor."""
+strategy of the symbol reaches the venue beyond a limit of the risk actor. An option on the
+symbol counts toward its caps at 100 shares a contract: an order at its limit, a position at
+the lowest price it was bought at (the risk actor marks it at its fill price)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from actors import ledger as ledger_
-from actors.domain import Side
+from actors.domain import MULTIPLIER, Side, is_option_symbol, underlying_of
 from actors.domain.sessions import NEW_YORK, Session, session_at
 from actors.risk_rules import MarketHours, RiskLimits
 from sim.engine import Engine, Input, OnTrade, Place
@@ -59,12 +61,19 @@ class RiskWatch:
             )
         last = engine.last.get(self.symbol)
         price = order.limit if order.limit is not None else last
+        if is_option_symbol(order.symbol):
+            price = None if order.limit is None else order.limit * MULTIPLIER
         if price is not None and last is not None:
             seen = [p for at, p in self.trades if at >= entry.at - DECISION_LAG]
             decided = min([last, *seen])
             exposure = position(engine, self.symbol) * decided + order.quantity * price
+            exposure += _options_held(engine, self.symbol)
             for o in working:
-                if o.side is Side.BUY:
+                if o.side is not Side.BUY:
+                    continue
+                if is_option_symbol(o.symbol):
+                    exposure += o.remaining * (o.limit or 0) * MULTIPLIER
+                else:
                     exposure += o.remaining * (o.limit if o.limit is not None else last)
             for name in ("max_notional_per_symbol", "max_gross_exposure"):
                 cap = getattr(limits, name)
@@ -103,3 +112,18 @@ class RiskWatch:
             f"buys placed after the daily loss guard tripped (on record at {seen.isoformat()}): "
             f"{late[:3]}",
         )
+
+
+def _options_held(engine: Engine, symbol: str) -> Decimal:
+    # The options on ``symbol`` the venue holds long, each at the lowest price it was bought
+    # at (x 100): never more than the risk actor's mark, its first fill's price.
+    held = Decimal(0)
+    for option, contracts in engine.positions.items():
+        if contracts.quantity <= 0 or not is_option_symbol(option):
+            continue
+        if underlying_of(option) != symbol:
+            continue
+        bought = [e.price for e in engine.executions if e.symbol == option and e.side is Side.BUY]
+        if bought:
+            held += contracts.quantity * min(bought) * MULTIPLIER
+    return held

@@ -30,7 +30,7 @@ NO_LIMITS = RiskLimits()
 # Seeds that draw each set and in which every strategy of it trades under the seed's faults
 # and limits (``python -m app.chaos --seed N`` shows each).
 SETS = {
-    54: StrategySet.MA_CROSS,
+    62: StrategySet.MA_CROSS,
     14: StrategySet.MOMENTUM,
     0: StrategySet.GRID_MA_CROSS,
     34: StrategySet.GRID_MOMENTUM,
@@ -80,6 +80,8 @@ def test_the_strategy_set_draw_leaves_every_grid_scenario_as_it_was() -> None:
         if plan.strategies is StrategySet.GRID:
             assert plan == grid
             continue
+        if plan.strategies.options is not None:
+            continue  # its sessions move into regular hours (tests/chaos/test_options_chaos.py)
         assert attrs.evolve(plan, faults=grid.faults, strategies=StrategySet.GRID, bar=None) == grid
         extra = Counter(plan.faults) - Counter(grid.faults)
         assert not Counter(grid.faults) - Counter(plan.faults)
@@ -91,25 +93,27 @@ def test_the_strategy_set_draw_leaves_every_grid_scenario_as_it_was() -> None:
             assert fault.target in (cell, "market-data"), fault
     assert digest.hexdigest() == GRID_PLANS
     assert set(drawn) == set(StrategySet)
-    assert drawn[StrategySet.GRID] > 150
+    # 60% of the 90% that draw no options set (seed 54, the crossover's seed here before, is
+    # one that draws the scalp since).
+    assert drawn[StrategySet.GRID] > 130
 
 
 def test_a_bar_strategy_that_enters_twice_is_caught() -> None:
     """A crossover that sends each entry twice (a second decision of the next bar) is caught
     by the bar strategies' invariants: two working entries, or more than one entry's worth."""
-    plan = attrs.evolve(scenario(54), faults=())
+    plan = attrs.evolve(scenario(62), faults=())
     bar = plan.bar
     assert bar is not None
     assert bar.name == "ma_cross"
     # The same scenario with the real crossover runs clean and enters more than once.
-    outcome = harness.run(54, plan=plan, limits=NO_LIMITS)
+    outcome = harness.run(62, plan=plan, limits=NO_LIMITS)
     assert outcome.by_strategy["executions:ma_cross"] >= 2
     kind = DoubleEntryKind(MaCrossParams(symbol="TQQQ", **bar.parameters()))  # type: ignore[arg-type]
     with pytest.raises(
         harness.ChaosFailure,
         match=r"ma_cross:TQQQ (has 2 working entry orders|holds \d+ shares .*one entry's worth)",
     ):
-        harness.run(54, plan=plan, limits=NO_LIMITS, bar_kind=kind)
+        harness.run(62, plan=plan, limits=NO_LIMITS, bar_kind=kind)
 
 
 def test_the_bar_strategy_parameters_trade_within_a_scenario() -> None:
