@@ -57,12 +57,12 @@ import math
 from datetime import date
 from decimal import Decimal
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
 import anyio
 import attrs
 
-from runtime import Actor, ActorRef, Request, VirtualClock
+from runtime import LOG_TRACE, Actor, ActorRef, Request, VirtualClock
 from runtime import telemetry as telemetry_
 from runtime.telemetry import AttributeValue, Telemetry, TraceContext, new_span_id
 
@@ -151,6 +151,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actortrade.symbol")
 T = TypeVar("T")
+OrderCommand = PlaceOrder | PlaceBracket | ModifyOrder | CancelOrder
+"""The commands that are a decision about orders (``SymbolView.last_decision``)."""
 
 
 class ReconcileFailed(RuntimeError):
@@ -216,6 +218,11 @@ class SymbolView:
     ticks_accepted: int = 0
     ticks_dropped: dict[str, int] = attrs.Factory(dict)
     lot_events: tuple[LotOpened | LotClosed, ...] = ()
+    last_decision: str | None = None
+    """The last order the strategy decided (placed, bracketed, changed or cancelled), as one
+    line; None before its first."""
+    last_decision_ns: int = 0
+    """When: the exchange time of the event it answered (Unix ns; 0: none yet)."""
 
 
 SymbolInbox = (
@@ -322,6 +329,10 @@ class SymbolActor(Actor[SymbolInbox]):
         before each ex-date are restated by."""
         self.lot_events: collections.deque[LotOpened | LotClosed] = collections.deque(maxlen=50)
         """The latest lot events, for ``actorctl status``."""
+        self.last_decision: tuple[int, OrderCommand] | None = None
+        """The last order command decided and when (event time), for ``actorctl top``; made
+        a line only when described, so that the trading path pays an isinstance and an
+        assignment per command."""
         telemetry = telemetry if telemetry is not None else telemetry_.off()
         self.tracer = telemetry.tracer
         metrics, symbol = telemetry.metrics, {"trading.symbol": kind.symbol}
@@ -573,11 +584,15 @@ class SymbolActor(Actor[SymbolInbox]):
             return None
         if recorded_at is not None and trail.on:
             trail.span("fill.record", "client", *recorded_at, _LMDB_FILL, under_event=True)
+        # The decision's log lines name its trace and decide span (docs/runtime.md, Logs).
+        traced = LOG_TRACE.set(TraceContext(trail.trace_id, trail.decide_id))
         try:
             await self._carry_out(commands, trail)
         except BaseException as exc:
             trail.finish(error=f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            LOG_TRACE.reset(traced)
         trail.finish()
         if self.risk is not None and self.gated:
             self._tell_exposure(self.risk, strategy, force=not isinstance(message, PriceTick))
@@ -959,6 +974,8 @@ class SymbolActor(Actor[SymbolInbox]):
             ticks_accepted=self.ticks.accepted,
             ticks_dropped=dict(self.ticks.dropped),
             lot_events=tuple(self.lot_events)[-10:],
+            last_decision=_decision_line(self.last_decision[1]) if self.last_decision else None,
+            last_decision_ns=self.last_decision[0] if self.last_decision else 0,
         )
 
     # -- commands ----------------------------------------------------------------------------
@@ -970,6 +987,8 @@ class SymbolActor(Actor[SymbolInbox]):
         pending = collections.deque(commands)
         while pending:
             command = pending.popleft()
+            if isinstance(command, OrderCommand):
+                self.last_decision = (self.event_ns, command)
             match command:
                 case PlaceOrder():
                     target = trail.for_order(command)
@@ -1074,7 +1093,8 @@ class SymbolActor(Actor[SymbolInbox]):
                     if strategy is not None:
                         pending.extend(strategy.decide(found, self.context.clock.monotonic()))
                 case LotOpened():
-                    log.info(
+                    # DEBUG: the fill printer's trade line says as much (-v brings it back).
+                    log.debug(
                         "%s lot %d (L%d) opened: %d @ %.4f, selling at %s",
                         command.symbol,
                         command.lot,
@@ -1087,7 +1107,7 @@ class SymbolActor(Actor[SymbolInbox]):
                     if trail.on:
                         trail.event(command)
                 case LotClosed():
-                    log.info(
+                    log.debug(
                         "%s lot %d (L%d) closed: %d shares, realized %s",
                         command.symbol,
                         command.lot,
@@ -1367,6 +1387,31 @@ _LMDB_FILL: dict[str, AttributeValue] = {
     "db.system.name": "lmdb",
     "db.operation.name": "record_fill",
 }
+
+
+def _decision_line(command: OrderCommand) -> str:
+    # One line for `actorctl top`: what was decided of which order.
+    match command:
+        case PlaceOrder():
+            price = "MKT" if command.limit is None else command.limit
+            stop = "" if command.stop is None else f" stop {command.stop}"
+            return (
+                f"{command.side.value} {command.quantity} {command.symbol} @ {price}{stop} "
+                f"({command.ref})"
+            )
+        case PlaceBracket(entry=entry, take_profit=tp, stop_loss=sl):
+            price = "MKT" if entry.limit is None else entry.limit
+            return (
+                f"bracket {entry.side.value} {entry.quantity} {entry.symbol} @ {price}, "
+                f"take profit {tp.limit}, stop {sl.stop} ({entry.ref})"
+            )
+        case ModifyOrder():
+            price = "MKT" if command.limit is None else command.limit
+            return f"modify {command.ref}: {command.quantity} @ {price}"
+        case CancelOrder():
+            return f"cancel {command.ref}: {command.reason}"
+        case _:
+            assert_never(command)
 
 
 def _expect(reply: object, kind: type[T]) -> T:

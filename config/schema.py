@@ -9,6 +9,7 @@ Secrets are not here: they come from the environment (``config.secrets``).
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 import re
 import sys
@@ -128,6 +129,36 @@ def _url_or_empty(requirement: str, *schemes: str) -> _Validator:
 
 
 _http_url_or_empty = _url_or_empty(HTTP_URL, "http", "https")
+
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+LISTEN = "HOST:PORT (127.0.0.1:9464; [::1]:9464; 0.0.0.0:9464 for every interface), port 0-65535"
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` as a host (an IPv6 address without its brackets) and a port (0: any free
+    one); ``ValueError`` naming what is wrong otherwise."""
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError("no port, or a port not 0-65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)  # a ValueError names what is wrong
+    elif ":" in host:
+        raise ValueError("an IPv6 address goes in brackets")
+    elif not _HOSTNAME.fullmatch(host) or len(host) > 253:
+        raise ValueError("no host, or not a hostname or an IPv4 address")
+    return host, int(port)
+
+
+def _listen(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    try:
+        split_listen(value)
+    except ValueError:
+        raise InvalidSetting(
+            attribute.name, f"must be {LISTEN}, got {shown(repr(value))}"
+        ) from None
 
 
 class Mode(enum.StrEnum):
@@ -331,6 +362,17 @@ class TelemetryConfig:
     metrics_endpoint: str = attrs.field(default="", validator=_http_url_or_empty)
     # Seconds between metric exports (> 0).
     metrics_interval: float = attrs.field(default=10.0, validator=_in_range(1, 86_400, " seconds"))
+
+
+@attrs.frozen(kw_only=True)
+class HttpConfig:
+    """``[http]``: ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus) over HTTP
+    (``app.ops.http``)."""
+
+    enabled: bool = True
+    # HOST:PORT; loopback unless said otherwise (a non-loopback address is logged as exposed).
+    # Port 0: any free one (the start line names it).
+    listen: str = attrs.field(default="127.0.0.1:9464", validator=_listen)
 
 
 @attrs.frozen(kw_only=True)
@@ -651,6 +693,7 @@ class Config:
     reconcile: ReconcileConfig = ReconcileConfig()
     alpaca: AlpacaConfig = AlpacaConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    http: HttpConfig = HttpConfig()
     alerts: AlertsConfig = AlertsConfig()
     risk: RiskConfig = RiskConfig()
     history: HistoryConfig = attrs.field(default=HistoryConfig(), validator=_history_table)

@@ -32,6 +32,8 @@ from ._lifecycle import TRANSITIONS as TRANSITIONS
 from ._lifecycle import Lifecycle as Lifecycle
 from ._lifecycle import LifecycleEvent as LifecycleEvent
 from ._lifecycle import LifecycleState as LifecycleState
+from ._logcontext import LOG_ACTOR as LOG_ACTOR
+from ._logcontext import LOG_TRACE as LOG_TRACE
 from ._mailbox import FAIRNESS_BUDGET as FAIRNESS_BUDGET
 from ._mailbox import Backpressure as Backpressure
 from ._mailbox import Coalesce as Coalesce
@@ -77,4 +79,6 @@ __all__ = [
     "Hooks",
     "ExitHandled",
     "Action",
+    "LOG_ACTOR",
+    "LOG_TRACE",
 ]

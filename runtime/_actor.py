@@ -16,6 +16,7 @@ from ._clock import BackendClock, Clock
 from ._envelope import Envelope, next_message_id
 from ._errors import ActorCrashed, ActorRuntimeError, MailboxClosed, RequestTimeout
 from ._lifecycle import Lifecycle, LifecycleEvent, LifecycleState
+from ._logcontext import LOG_ACTOR, LOG_TRACE
 from ._mailbox import (
     FAIRNESS_BUDGET,
     READY,
@@ -475,6 +476,8 @@ class ActorCell(Generic[M]):
             raise
         context = ActorContext(self, self.ref, self.clock, self.incarnation)
         actor.context = context
+        # Once per incarnation, in the actor's own task: every log line it writes names it.
+        named = LOG_ACTOR.set(self.name)
         try:
             await actor.on_start()
             if self._stop_requested:
@@ -504,9 +507,37 @@ class ActorCell(Generic[M]):
         finally:
             context.envelope = None
             del actor.context
+            LOG_ACTOR.reset(named)
 
     async def _background(self, actor: Actor[M]) -> None:
         await actor.background()
+
+    async def _traced(
+        self, handle: Callable[[M], Any], is_async: bool, envelope: Envelope[M]
+    ) -> None:
+        # The message loop's handling of one message, with its trace context current.
+        token = LOG_TRACE.set(envelope.trace)
+        try:
+            reply = envelope.reply
+            if reply is None:
+                if is_async:
+                    await handle(envelope.message)
+                else:
+                    handle(envelope.message)
+                return
+            try:
+                result = await handle(envelope.message) if is_async else handle(envelope.message)
+            except Exception as exc:
+                crashed = ActorCrashed(self.name, type(envelope.message).__name__)
+                crashed.__cause__ = exc
+                reply.fail(crashed)
+                raise
+            except BaseException:
+                reply.fail(ActorCrashed(self.name, type(envelope.message).__name__))
+                raise
+            reply.succeed(result)
+        finally:
+            LOG_TRACE.reset(token)
 
     async def _message_loop(self, actor: Actor[M], context: ActorContext[M]) -> None:
         # A drain-batch loop. While the mailbox holds messages and no interrupt is pending,
@@ -568,6 +599,11 @@ class ActorCell(Generic[M]):
                     envelope = taken
                 handled += 1
                 context.envelope = envelope
+                if envelope.trace is not None:
+                    # Its log lines name its trace (``LOG_TRACE``); one without (a tick, nearly
+                    # always) pays this test only.
+                    await self._traced(handle, is_async, envelope)
+                    continue
                 reply = envelope.reply
                 if reply is None:
                     if is_async:

@@ -7,10 +7,17 @@ counts through observable instruments when it collects, and ``Metrics.drain``, c
 hot path, records the queued durations into SDK histograms. Mailbox depth, throughput and
 restarts are read from the actor cells themselves when the SDK collects.
 
-Two readers share one ``MeterProvider``: an in-memory reader that ``actorctl status`` collects
-from (``Metrics.snapshot``), so the operator sees the very figures that are exported, and, when
-an endpoint is configured, a periodic OTLP/HTTP exporter (``<endpoint>/v1/metrics``, for an
-OTel collector or Prometheus; Jaeger takes traces only).
+Up to three readers share one ``MeterProvider``: an in-memory reader that ``actorctl status``
+collects from (``Metrics.snapshot``), so the operator sees the very figures that are exported;
+when an endpoint is configured, a periodic OTLP/HTTP exporter (``<endpoint>/v1/metrics``, for an
+OTel collector or Prometheus; Jaeger takes traces only); and, with ``prometheus=True``, the OTel
+Prometheus reader over a registry of this ``Metrics``'s own (``Metrics.registry``), which
+collects when it is scraped (``app.ops.http``'s ``/metrics``).
+
+Collection may run on another thread than the event loop (the OTLP exporter's, the HTTP
+server's): the callbacks only read ints and lengths and copy the dicts they walk before walking
+them (one C-level copy under the GIL), and ``drain`` may run on two threads at once. The SDK's
+``record`` and ``collect`` take its own locks.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from ._actor import ActorCell
 
 COUNTS: Final = {
@@ -101,6 +110,7 @@ class Metrics:
         export_interval: float = 10.0,
         export_timeout: float = 5.0,
         version: str = "",
+        prometheus: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self._counts: dict[str, dict[tuple[tuple[str, str], ...], Count]] = {n: {} for n in COUNTS}
@@ -123,6 +133,15 @@ class Metrics:
                     export_timeout_millis=export_timeout * 1000,
                 )
             )
+        self.registry: CollectorRegistry | None = None
+        """What the Prometheus reader answers from (``prometheus=True``), else None: this
+        ``Metrics``'s own, never prometheus_client's global one (one process may make many)."""
+        if prometheus:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import CollectorRegistry
+
+            self.registry = CollectorRegistry()
+            readers.append(PrometheusMetricReader(registry=self.registry))
         self.provider = MeterProvider(
             metric_readers=readers,
             resource=Resource.create({"service.name": service_name}),
@@ -203,14 +222,19 @@ class Metrics:
     # -- off the hot path ---------------------------------------------------------------------
 
     def drain(self) -> int:
-        """Record the queued durations into the SDK's histograms; returns how many."""
+        """Record the queued durations into the SDK's histograms; returns how many. Safe on
+        two threads at once (the loop's flush and a scrape): each duration is recorded once."""
         recorded = 0
         for name, table in self._durations.items():
             histogram = self._histograms[name]
-            for durations in table.values():
+            for durations in list(table.values()):
                 pending, attributes = durations.pending, durations.attributes
-                while pending:
-                    histogram.record(pending.popleft() / 1e9, attributes)
+                while True:
+                    try:
+                        duration = pending.popleft()
+                    except IndexError:  # emptied here, or by the other thread's drain
+                        break
+                    histogram.record(duration / 1e9, attributes)
                     recorded += 1
         return recorded
 
@@ -263,13 +287,15 @@ class Metrics:
         self, read: Callable[[ActorCell[Any]], int]
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(read(cell), {"actor": name}) for name, cell in self._cells.items()]
+            cells = list(self._cells.items())  # watch() may add one on the loop meanwhile
+            return [Observation(read(cell), {"actor": name}) for name, cell in cells]
 
         return observe
 
     def _observe_counts(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(c.value, c.attributes) for c in self._counts[name].values()]
+            counts = list(self._counts[name].values())  # count() may add one meanwhile
+            return [Observation(c.value, c.attributes) for c in counts]
 
         return observe
 

@@ -101,13 +101,16 @@ class Tracer:
         if exporter is None:
             if endpoint is None:
                 raise ValueError("tracing needs an endpoint (or an exporter)")
-            _warn_if_unreachable(endpoint)
+            warned = _warn_if_unreachable(endpoint)
             self.watch = _Watch(
                 OTLPSpanExporter(
                     endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=export_timeout
                 ),
                 endpoint,
             )
+            if warned:
+                # Said once already: the first failed exports are no news for a while.
+                self.watch.already_warned()
             exporter = self.watch
         # Sized so that a burst is queued, not dropped (the default 2048 lost 55 % of a 50k
         # burst here, ref/alpaca-otel.md B.3); the flush hands spans over in bulk anyway.
@@ -211,6 +214,12 @@ class _Watch(SpanExporter):
         self._warned_at = 0.0
         logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
 
+    def already_warned(self) -> None:
+        """The operator was just told nothing answers: the next failures within ``REPEAT``
+        seconds say nothing more (the count comes with the next warning)."""
+        self._failing = True
+        self._warned_at = time.monotonic()
+
     def give_up(self) -> None:
         """Fail every export from now on without trying (the spans are counted as failed)."""
         self._given_up = True
@@ -243,7 +252,8 @@ class _Watch(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def _warn_if_unreachable(endpoint: str) -> None:
+def _warn_if_unreachable(endpoint: str) -> bool:
+    """Warn when nothing answers at ``endpoint``; whether it warned."""
     problem = _unreachable(endpoint)
     if problem is not None:
         log.warning(
@@ -252,6 +262,8 @@ def _warn_if_unreachable(endpoint: str) -> None:
             endpoint,
             problem,
         )
+        return True
+    return False
 
 
 def _unreachable(endpoint: str, timeout: float = 0.5) -> str | None:

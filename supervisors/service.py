@@ -71,9 +71,13 @@ async def serve(
     companions: Sequence[Companion] = (),
     outside: Sequence[Outside] = (),
     hooks: Hooks | Iterable[SupervisorHooks] = (),
+    on_stopping: Callable[[str], None] | None = None,
 ) -> ServiceResult:
     """Run ``spec`` as the root supervisor until one of ``signals`` or until it gives up;
     each of ``ignored`` is logged and otherwise ignored.
+
+    ``on_stopping`` is called once when a stop is asked for, with who asked (``SIGTERM``,
+    ``actorctl stop``), before the tree is told to stop (systemd's ``STOPPING=1``).
 
     ``outside`` tasks (an embedded venue, say) are started, and report ready, before the tree
     starts, and are cancelled after it has stopped. When it returns, the signal handlers that
@@ -90,6 +94,11 @@ async def serve(
             return
         stopped_by.append(by)
         log.info("stop requested by %s: stopping (at most %g s)", by, stop_timeout)
+        if on_stopping is not None:
+            try:
+                on_stopping(by)
+            except Exception:
+                log.exception("on_stopping failed: the stop goes on")
         root.stop()
         tree_scope.deadline = min(tree_scope.deadline, anyio.current_time() + stop_timeout)
 
@@ -194,6 +203,8 @@ def run_service(
     stderr: TextIO = sys.stderr,
     hooks: Hooks | Iterable[SupervisorHooks] = (),
     before_exit: Callable[[], None] | None = None,
+    on_stopping: Callable[[str], None] | None = None,
+    final: Callable[[str, int], None] | None = None,
 ) -> int:
     """Run ``spec`` on ``backend`` (asyncio uses uvloop when installed, unless ``uvloop`` is
     False); return the exit code.
@@ -204,7 +215,8 @@ def run_service(
     with the exit code (see the module doc). ``before_exit`` runs once the service has stopped
     and before its final line (a flush that may log), so that the line is the last the
     operator reads. The final line on ``stderr`` failing (a closed pipe, a full disk) is no
-    error: the exit code still tells."""
+    error: the exit code still tells. ``final``, when given, gets that line (without its
+    ``actorctl:``) and the exit code instead of ``stderr`` (a JSON log, say)."""
     for signum in (*STOP_SIGNALS, *IGNORED_SIGNALS):
         signal.signal(signum, _record)
     options: dict[str, Any] = {}
@@ -218,6 +230,7 @@ def run_service(
             companions=companions,
             outside=outside,
             hooks=hooks,
+            on_stopping=on_stopping,
         ),
         backend=backend,
         backend_options=options,
@@ -226,10 +239,14 @@ def run_service(
     if before_exit is not None:
         before_exit()
     if result.exit_code == EXIT_GAVE_UP:
-        line = f"actorctl: the service stopped because {result.reason}"
+        line = f"the service stopped because {result.reason}"
     else:
         note = f" (forced {result.forced_by})" if result.forced else ""
-        line = f"actorctl: {result.reason}{note}"
+        line = f"{result.reason}{note}"
+    if final is not None:
+        final(line, result.exit_code)
+        return result.exit_code
+    line = f"actorctl: {line}"
     # stderr may be gone (a closed pipe, a full disk): the exit status still tells.
     with contextlib.suppress(OSError, ValueError):
         print(line, file=stderr, flush=True)

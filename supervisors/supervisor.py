@@ -191,6 +191,12 @@ class Supervisor:
         self.restarts = 0
         """Restarts this supervisor has made (each child started again counts one)."""
 
+    @property
+    def running(self) -> bool:
+        """Started and serving: not yet stopping, stopped, or given up (a health check's
+        question; ``app.ops.health``)."""
+        return self._tg is not None and not self._stopping and not self._events.closed
+
     # -- control ---------------------------------------------------------------------------
 
     def stop(self) -> None:

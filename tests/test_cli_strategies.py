@@ -111,7 +111,9 @@ def test_start_trades_the_example_config_on_a_generated_day_over_the_wire(
     assert len(orders) == int(summary["orders"])
     executions = [e for e in engine.executions if e.symbol == "TQQQ"]
     fills = [m for m in map(FILL.match, lines[1:-1]) if m is not None]
-    assert len(fills) == len(lines) - 2  # nothing else was printed between
+    # Nothing else was printed between but the session's progress line.
+    assert len(fills) == len(lines) - 3
+    assert lines[-2].startswith("session 1/1 "), lines[-2]
     assert [(f["side"], int(f["quantity"]), Decimal(f["price"])) for f in fills] == [
         (e.side.value, e.quantity, e.price) for e in executions
     ]

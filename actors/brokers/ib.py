@@ -89,6 +89,8 @@ log = logging.getLogger("actortrade.broker.ib")
 
 WARNINGS = frozenset({165, 202, 399, 404, 434, 492, 10167})
 """Error codes that are notices, not the end of an order (110 is not: see the module doc)."""
+FARM_OK = frozenset({2104, 2106, 2107, 2108, 2158})
+"""IB's notices that a data farm's connection is OK (or inactive, ready when needed)."""
 OCA_REDUCE_WITH_BLOCK = 2
 """IB's ``ocaType`` for our OCA groups (``PlaceOrder.oca``): an execution of one order reduces
 the others of its group by its quantity, cancelling those with nothing left."""
@@ -154,6 +156,9 @@ class IBPort:
         cancel."""
         self._entries: dict[str, str] = {}
         """The entry's ref of each leg of the brackets sent on this connection."""
+        self._cancelling: set[int] = set()
+        """The orderIds we asked TWS to cancel: its 202 ("Order Canceled") for one of them is
+        the answer we expected, logged at DEBUG; a 202 for any other stays a notice."""
         self._changes = 0
         """Events from IB, orders placed and cancels sent, so far: what tells whether the
         last reading of the books still stands (see ``snapshot``)."""
@@ -376,6 +381,7 @@ class IBPort:
         trade = self._trades.get(ref)
         if trade is not None and not trade.isDone() and ref not in self._ended:
             self._changes += 1
+            self._cancelling.add(trade.order.orderId)
             if ref in self._held:
                 # A bracket leg not heard working yet: ib.cancelOrder would mark it Cancelled
                 # at once (ib_insync takes an untransmitted order for never sent), though the
@@ -616,6 +622,12 @@ class IBPort:
         )
 
     def _on_error(self, req_id: int, code: int, message: str, _contract: Any) -> None:
+        if (code == 202 and req_id in self._cancelling) or code in FARM_OK:
+            # Our own cancel's answer, or a farm that is fine: noise on every run.
+            log.debug("IB notice %d (reqId %d): %s", code, req_id, message)
+            if code == 202:
+                self._cancelling.discard(req_id)
+            return
         if code in WARNINGS or 2100 <= code < 2200 or code in (1100, 1101, 1102):
             log.info("IB notice %d (reqId %d): %s", code, req_id, message)
             return
@@ -651,6 +663,7 @@ class IBPort:
             return
         log.warning("bracket %s: leg %s was rejected, cancelling the entry", entry_ref, rejected)
         self._changes += 1
+        self._cancelling.add(entry.order.orderId)
         # The request alone: ib.cancelOrder would mark an untransmitted (Inactive) entry
         # Cancelled at once, though TWS may have transmitted it with the last leg meanwhile
         # (and it may fill before the cancel arrives); TWS's answer says what became of it.

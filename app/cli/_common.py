@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, NoReturn, TextIO, TypeVar
 
 import typer
 
@@ -121,7 +121,13 @@ def ask(socket: Path | None, config: Path | None, command: Command[R]) -> R:
         raise typer.Exit(1) from None
 
 
-def say(message: str) -> None:
+def say(message: str, level: int = logging.INFO) -> None:
+    from app.ops.logs import flush_repeats
+
+    flush_repeats()  # the counts of the log's repeated warnings come before what we say
+    if Output.as_log:
+        logging.getLogger("actortrade.actorctl").log(level, message)
+        return
     STDERR.line(f"actorctl: {message}")
 
 
@@ -130,18 +136,58 @@ class Output:
     (a closed pipe, a full disk) is logged once and ends the printing, never the trading, which
     the caller may be in the middle of (the fill printer runs inside the venue)."""
 
+    live: ClassVar[tuple[Output, str] | None] = None
+    """The line drawn in place under the others (a progress line, on a terminal): the output
+    showing it and its text (``show``). Every line printed, on either output, clears it first
+    and draws it again after."""
+
+    as_log: ClassVar[bool] = False
+    """With JSON logs (``--log-format json``): every line becomes a log record instead
+    (``actortrade.report`` for standard output's, ``actortrade.actorctl`` for standard
+    error's), so that the whole of a service's output is JSON lines; nothing is drawn in
+    place."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.failed = False
 
     def line(self, text: str) -> None:
+        if Output.as_log:
+            logger = "actortrade.report" if self.name == "stdout" else "actortrade.actorctl"
+            logging.getLogger(logger).info(text.removeprefix("actorctl: "))
+            return
+        live = Output.live
+        if live is not None:
+            live[0]._write("\r\x1b[K")
+        self._write(f"{text}\n")
+        if live is not None and Output.live is live:
+            live[0]._write(f"\r\x1b[K{live[1]}")
+
+    def show(self, text: str | None) -> None:
+        """Draw ``text`` in place of the line shown so far (``live``), the cursor left at its
+        end, cut to the terminal's width; None takes it away. For a terminal only: elsewhere
+        each would be a line."""
+        if self.failed or Output.as_log:
+            return
+        if text is not None:
+            import shutil
+
+            # A line that wraps could not be cleared: "\x1b[K" clears the cursor's row only.
+            text = text[: max(shutil.get_terminal_size().columns - 1, 1)]
+        Output.live = None if text is None else (self, text)
+        self._write(f"\r\x1b[K{text or ''}")
+
+    def _write(self, text: str) -> None:
         if self.failed:
             return
         stream = getattr(sys, self.name)
         try:
-            print(text, file=stream, flush=True)
+            stream.write(text)
+            stream.flush()
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed
             self.failed = True
+            if Output.live is not None and Output.live[0] is self:
+                Output.live = None
             self._silence(stream)
             # Logging never raises: a handler whose stream fails reports it to stderr, if it can.
             logging.getLogger("actortrade.output").warning(
@@ -176,15 +222,32 @@ STDERR = Output("stderr")
 
 
 def fail(message: str) -> NoReturn:
-    say(message)
+    say(message, logging.ERROR)
     raise typer.Exit(2)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # ib_insync logs every order event at INFO with its whole repr; ours say what matters.
-    logging.getLogger("ib_insync").setLevel(logging.WARNING)
+class _LogStream:
+    """Standard error as the log handler writes it: a record written while a line is drawn in
+    place (the replay's progress, on a terminal) clears that line first and draws it again
+    after, as ``Output.line`` does."""
+
+    def write(self, text: str) -> None:
+        live = Output.live
+        if live is not None:
+            live[0]._write("\r\x1b[K")
+        sys.stderr.write(text)
+        if live is not None and Output.live is live:
+            sys.stderr.flush()
+            live[0]._write(f"\r\x1b[K{live[1]}")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(format: str = "text", verbose: int = 0, run_id: str | None = None) -> None:
+    """The service's logging (``app.ops.logs``): text or JSON lines on standard error; with
+    JSON, the command's own lines become log records too (``Output.as_log``)."""
+    from app.ops.logs import configure_logging as configure
+
+    configure(format, verbose, run_id, stream=_LogStream())
+    Output.as_log = format == "json"

@@ -5,12 +5,15 @@ telemetry's flush and the fill printer (``_report``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.ops.logs import announce_run
+
 from ._admit import data_dir_of
-from ._common import fail, per_user_socket, say
+from ._common import Output, fail, per_user_socket, say
 from ._report import Report
 
 if TYPE_CHECKING:
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from app.compose import LiveSource, LiveTrading, SimTrading
     from app.control import ControlSocket
     from config.lotmap import LotMap
-    from config.schema import BrokerConfig, Config
+    from config.schema import BrokerConfig, Config, HttpConfig
     from runtime import Backend
     from supervisors import Supervisor
     from supervisors.service import Companion, Outside
@@ -71,8 +74,8 @@ def start_embedded(
             fail(str(exc))
         trading = built.trading
         held.record(manifest)
-        report = Report(_routes(settings), trading)
-        trading.on_finished.append(lambda: report.summary("replay finished"))
+        report = Report(_routes(settings), trading, sessions=_sessions(bars))
+        trading.on_finished.append(report.finished)
         report.attach(trading)
         generated = f"{days} generated days" if days > 1 else "a generated session"
         source = str(replay) if replay is not None else f"{generated} (seed {seed})"
@@ -93,6 +96,7 @@ def start_embedded(
             f"{source} {pace}; data in {home} ({kept}); control socket {control.path}; Ctrl-C, "
             "SIGTERM or `actorctl stop` stops it"
         )
+        announce_run()
         if built.resumed is not None:
             say(f"resuming: the venue has seen trades up to {built.resumed.isoformat()}")
         if alerting is not None:
@@ -108,6 +112,8 @@ def start_embedded(
             on_started=report.reconciled,
             watch=report.watch,
             mode=settings.mode.value,
+            routes=_routes(settings),
+            http=settings.http,
         )
         report.summary("at stop")
         report.never_traded()
@@ -151,6 +157,7 @@ def start_live(
             f"(logged masked at connect); data in {home} ({kept}); control socket "
             f"{control.path}; Ctrl-C, SIGTERM or `actorctl stop` stops it"
         )
+        announce_run()
         if alerting is not None:
             say(compose.describe_alerting(alerting))
         report = Report(_routes(settings), trading)
@@ -165,9 +172,18 @@ def start_live(
             uvloop=False,
             on_started=report.reconciled,
             watch=report.watch,
+            routes=_routes(settings),
+            http=settings.http,
         )
         report.never_traded()
         return code
+
+
+def _sessions(bars: list[Any]) -> list[date]:
+    # The replay's trading days (New York), in order: "session 2/3" in its progress line.
+    from actors.domain.sessions import NEW_YORK
+
+    return sorted({bar.start.astimezone(NEW_YORK).date() for bar in bars})
 
 
 def _routes(settings: Config) -> list[str]:
@@ -235,13 +251,21 @@ def serve(
     uvloop: bool = True,
     on_started: Callable[[Supervisor], None] | None = None,
     watch: Companion | None = None,
+    routes: Sequence[str] = (),
+    http: HttpConfig | None = None,
 ) -> int:
-    """Run ``trading`` until it stops, with the control socket, the telemetry's flush and
-    ``watch`` beside it; return the exit code."""
+    """Run ``trading`` until it stops, with the control socket, the telemetry's flush, the
+    health readings of ``routes`` (``app.ops.health``) and ``watch`` beside it; return the
+    exit code."""
     from app.control import ControlError, serve_control
     from app.control.operations import Operations
+    from app.ops.health import Health
+    from app.ops.http import HttpEndpoints, serve_http
+    from app.ops.notify import systemd_companions
     from supervisors.service import run_service
 
+    health = Health(trading, routes)
+    endpoints = HttpEndpoints.from_config(http, health, trading.telemetry.metrics) if http else None
     telemetry = trading.telemetry
     tracer = telemetry.tracer
     if tracer.enabled:
@@ -264,6 +288,15 @@ def serve(
                 "no control socket: %s", exc, exc_info=not isinstance(exc, ControlError | OSError)
             )
 
+    async def serve_endpoints(_root: Supervisor, _stop: Callable[[str], None]) -> None:
+        if endpoints is not None:
+            await serve_http(
+                endpoints,
+                lambda address: say(
+                    f"HTTP endpoints on http://{address} (/healthz /readyz /metrics)"
+                ),
+            )
+
     closed: list[bool] = []
 
     def close() -> None:
@@ -276,16 +309,31 @@ def serve(
             trading.spec,
             backend=backend,
             stop_timeout=stop_timeout,
-            companions=[control, flush, *([watch] if watch is not None else [])],
+            companions=[
+                control,
+                flush,
+                health.run,
+                *systemd_companions(health),  # none unless systemd runs it ($NOTIFY_SOCKET)
+                serve_endpoints,
+                *([watch] if watch is not None else []),
+            ],
             outside=outside,
             # ib_insync takes its loop from the event loop policy, which is not the loop anyio
             # runs with uvloop: with ib_insync in the process, plain asyncio.
             uvloop=uvloop,
             hooks=[*telemetry.supervisor_hooks(), *trading.hooks],
             on_started=on_started,
+            on_stopping=health.stopping,
+            final=_log_final if Output.as_log else None,
             # The spans of the last moments (the stop itself) are exported before the exit,
             # and before the final line: whatever the export logs comes before the reason.
             before_exit=close,
         )
     finally:
         close()  # when the service itself raised
+
+
+def _log_final(line: str, code: int) -> None:
+    # With JSON logs, the service's last word is a record too: an error when it gave up.
+    level = logging.INFO if code == 0 else logging.ERROR
+    logging.getLogger("actortrade.actorctl").log(level, line)

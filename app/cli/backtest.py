@@ -111,7 +111,7 @@ def backtest(
     configure_logging()
     # A backtest's story is its artifacts: the tree's log (a line per lot) only on request.
     logging.getLogger("actortrade").setLevel(
-        logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+        logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
     )
     settings = load_config(config)
     if symbol is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.ops.logs import LogFormat, new_run_id
 from config.schema import BrokerKind, FeedKind, HistorySource
 from runtime import Backend
 
@@ -128,6 +129,34 @@ def start(
             "[config, $OTEL_EXPORTER_OTLP_ENDPOINT, http://localhost:4318]."
         ),
     ] = None,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve /healthz, /readyz and /metrics (Prometheus) here; port 0: any free one "
+            "[config: http.listen, 127.0.0.1:9464].",
+        ),
+    ] = None,
+    no_http: Annotated[
+        bool, typer.Option("--no-http", help="No HTTP endpoints [config: http.enabled].")
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            help="The log on standard error: text, or JSON lines with the run, actor, symbol "
+            "and a decision's trace and span ids (docs/runtime.md, Logs)."
+        ),
+    ] = LogFormat.TEXT,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="More log: -v our loggers at DEBUG and ib_insync's at INFO; -vv all at DEBUG.",
+        ),
+    ] = 0,
 ) -> None:
     """Trade each symbol's strategy on the embedded sim venue until SIGINT, SIGTERM or
     `actorctl stop`.
@@ -152,11 +181,14 @@ def start(
 
     from ._run import claim_control, start_embedded, start_live
 
-    configure_logging()
+    configure_logging(log_format.value, verbose, new_run_id())
     loaded = load_config(config)
     if dry_run:
         loaded = attrs.evolve(loaded, mode=Mode.DRY_RUN)
     settings = broker_settings(loaded, broker, host=host, port=port, client_id=client_id, live=live)
+    if http_listen is not None and no_http:
+        fail("--http and --no-http: give one of the two")
+    http_on = True if http_listen is not None else None
     if not 1 <= days <= MAX_GENERATED_DAYS:
         fail(f"--days: must be between 1 and {MAX_GENERATED_DAYS}, got {days}")
     try:
@@ -185,6 +217,14 @@ def start(
                 {"tracing": ("--tracing", tracing), "endpoint": ("--otlp-endpoint", otlp_endpoint)},
             ),
             history=override(settings.history, {"source": ("--history", history)}),
+            http=override(
+                settings.http,
+                {
+                    "listen": ("--http", http_listen),
+                    # --http turns the endpoints on, whatever the config says.
+                    "enabled": ("--no-http", False if no_http else http_on),
+                },
+            ),
         )
     except ConfigError as exc:
         fail(str(exc))

@@ -126,6 +126,8 @@ def telemetry(settings: Config) -> Telemetry:
             endpoint=t.metrics_endpoint or None,
             export_interval=t.metrics_interval,
             version=version,
+            # /metrics (app.ops.http) reads this reader's registry
+            prometheus=settings.http.enabled,
         ),
     )
 
