@@ -29,8 +29,9 @@ socket must then show the lots and ticks handled; a trial that does not is an er
 **Phases** of a restart, from the arrival of its output lines (stderr is unbuffered):
 exec -> ``actorctl: starting`` (interpreter, imports, config, lot map, replay CSV, the ledger's
 LMDB opened and the venue's journal replayed: everything before the event loop) -> the venue's
-TWS API server listening -> connected (ib_insync's handshake and start-up requests, then the
-IB adapter's reading of the books: every working and completed order and the executions)
+TWS API server listening (``... TWS API server listens on``) -> connected (ib_insync's handshake
+and start-up requests, then the IB adapter's reading of the books: every working and completed
+order and the executions)
 -> reconciled and trading. Beside them, measured in this process on the
 same copy: a bare interpreter importing the start path's modules, the venue's journal replay
 (``sim.journal.open_engine``: the simulator's cost, a real broker keeps its own books) and one
@@ -85,7 +86,7 @@ TRIAL_SPEED = "300"
 fall of 1,000 levels) lasts about a minute, longer than any trial."""
 MARKERS = (
     ("built", "err", "actorctl: starting "),
-    ("serving", "err", "TWS API server listening on"),
+    ("serving", "err", "TWS API server listens on"),
     ("connected", "err", "actortrade.broker.ib: connected to"),
     ("reconciled", "out", "reconciled with the venue: "),
 )

@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,20 +22,11 @@ from rich.console import Console
 from app.cli.top import Rates, render
 from app.control import Status, StatusReply, request
 from tests.test_cli import ACTORCTL, _env, _reap, run
+from tests.test_cli_ops import _until
 
 pytestmark = pytest.mark.slow
 
 WIDTH, HEIGHT = 140, 45
-
-
-def _until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} within {timeout} s")
 
 
 @pytest.fixture
