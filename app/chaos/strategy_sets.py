@@ -79,20 +79,11 @@ OPTIONS_STRATEGIES = ("scalp",)
 OPTIONS_WEIGHTS = {StrategySet.SCALP: 5, StrategySet.GRID_SCALP: 5}
 """How often an options set is drawn (per 100 scenarios), from a stream of its own drawn
 first: the other 90 draw from ``STRATEGY_WEIGHTS`` exactly as before the options sets."""
-OPTION_MESSAGES = (
-    "BarClosed",
-    "TimerTick",
-    "OrderAccepted",
-    "OrderFilled",
-    "OrderCancelled",
-    "OrderRejected",
-    "Resync",
-    "",
-)
+OPTION_MESSAGES = BAR_MESSAGES
 """The message types a KILL_AT_MESSAGE fault on the options strategy's symbol actor may wait
-for: its bars (a signal: the option found, the bracket committed and sent), its timer (the
-entry's time-out), its bracket's events (the entry accepted and filled, an exit cancelled by its
-OCA group or the venue), the reconciler's re-sync (exits placed again)."""
+for, the bar strategies' own: its bars (a signal: the option found, the bracket committed and
+sent), its timer (the entry's time-out), its bracket's events (the entry accepted and filled, an
+exit cancelled by its OCA group or the venue), the reconciler's re-sync (exits placed again)."""
 
 
 @attrs.frozen(kw_only=True)
