@@ -24,10 +24,10 @@ import collections
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
-import httpx
 
 from runtime import Actor, ActorRef, ExitHandled, Request, SupervisorHooks
 
@@ -42,6 +42,9 @@ from .alerts_http import (
     beat,
 )
 from .messages import SEVERITY, Alert, Severity
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "AlertEntry",
@@ -268,6 +271,8 @@ class AlertsActor(Actor[AlertsInbox]):
         settings = self.settings
         if not self.channels and settings.heartbeat is None:
             return  # it keeps the alerts for status: no client, no timer
+        import httpx  # here, not at the top: a service with no channel never loads it
+
         # One client per incarnation: its connection pool is the channels' only shared state.
         async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
             for channel in self.channels:
@@ -292,6 +297,8 @@ class AlertsActor(Actor[AlertsInbox]):
         pending = [channel for channel in self.channels if channel.pending]
         if not pending:
             return
+        import httpx
+
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.settings.flush_timeout):
             async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
                 for channel in pending:

@@ -21,13 +21,17 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import attrs
-import httpx
 
 from runtime import Clock
+
+if TYPE_CHECKING:
+    # httpx is imported where a client is made (``actors.alerts``): a service with no channel
+    # and no heartbeat never loads it (about 60 ms of every start, docs/performance.md).
+    import httpx
 
 log = logging.getLogger("actortrade.alerts")
 
@@ -225,6 +229,8 @@ async def attempt(
     """One request, given ``within`` seconds: ``(sent, retryable, retry_after, error)``. The
     error names the channel and what went wrong (a status code, an exception's class), never
     the URL."""
+    import httpx  # loaded already: the caller holds a client
+
     try:
         with anyio.fail_after(within):
             response = await client.request(request.method, request.url, json=request.json)

@@ -197,6 +197,19 @@ def test_importing_the_runtime_or_the_supervisors_loads_no_opentelemetry_nor_pro
     assert loaded == []
 
 
+def test_the_start_path_loads_no_http_client_until_an_alert_channel_needs_one() -> None:
+    """httpx (about 60 ms of every start) is imported where the alerts actor makes its client,
+    only with a channel or a heartbeat configured: ``actorctl start``'s modules load none."""
+    code = (
+        "import sys, app.cli.start, app.compose, actors.alerts, actors.alerts_http\n"
+        "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
+
+
 def test_the_container_image_copies_every_package_and_installs_from_the_lock() -> None:
     """docker-compose.yml builds the Dockerfile (unrun here: no Docker engine): a package left
     out of its COPY lines would be missing from the image; the install is the hashed lock's."""

@@ -374,3 +374,42 @@ async def test_a_dying_connection_never_breaks_the_market_that_moves_the_engine(
         trade(engine, "50.07", 300, 1)  # must not raise
         await until(lambda: not ib.isConnected())
     assert server.protocol_errors == []
+
+
+async def test_a_download_of_many_orders_reaches_the_client_in_few_reads(
+    client_errors: Callable[[], list[str]],
+) -> None:
+    """What a request is answered with goes out in as few writes as the batch allows (about
+    64 KiB each), not a write per message: 150 working orders (an openOrder and an
+    orderStatus each) reach a second client in a handful of reads, whole and in order."""
+    engine = Engine()
+    count = 150
+    async with venue(engine) as server:
+        placer = await connect(server, client_id=1)
+        [contract] = await placer.qualifyContractsAsync(Stock("TQQQ", "SMART", "USD"))
+        refs = [f"grid:TQQQ:L{k}:SELL:{k}:1" for k in range(count)]
+        for k, ref in enumerate(refs):
+            placer.placeOrder(
+                contract, LimitOrder("SELL", 1, 60 + k / 100, tif="GTC", orderRef=ref)
+            )
+        await until(lambda: len(server.orders) == count, deadline=60)
+        reader = await connect(server, client_id=2)
+        connection = reader.client.conn
+        reads = []
+        received = connection.data_received
+
+        def counted(data: bytes) -> None:
+            reads.append(len(data))
+            received(data)
+
+        connection.data_received = counted  # type: ignore[method-assign]
+        with anyio.fail_after(30):
+            trades = await reader.reqAllOpenOrdersAsync()
+        assert [t.order.orderRef for t in trades] == refs
+        assert [t.order.lmtPrice for t in trades] == [60 + k / 100 for k in range(count)]
+        # A write per message would take at least one read per message (2 x count).
+        assert 1 <= len(reads) <= count // 10, reads
+        placer.disconnect()
+        reader.disconnect()
+    assert server.protocol_errors == []
+    assert client_errors() == []
