@@ -32,8 +32,12 @@ $(STAMP_DEV): $(BIN)/python requirements/dev.lock pyproject.toml
 	$(COMPILE)
 	@touch $@ $(STAMP_RUN)
 
+# Run again after a `git pull`: the packages are installed once, their bytecode is brought up
+# to date each time (compileall compiles only what changed).
 install: $(STAMP_RUN)
+	@$(COMPILE)
 install-dev: $(STAMP_DEV)
+	@$(COMPILE)
 
 start: $(STAMP_RUN)
 	$(BIN)/actorctl start $(ARGS)
