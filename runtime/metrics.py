@@ -22,6 +22,7 @@ them (one C-level copy under the GIL), and ``drain`` may run on two threads at o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +33,10 @@ from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
     MetricReader,
+    MetricsData,
     NumberDataPoint,
     PeriodicExportingMetricReader,
 )
@@ -99,6 +103,57 @@ class Durations:
         self.pending.append(duration_ns)
 
 
+def _otlp_metric_exporter(url: str, timeout: float) -> MetricExporter:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=url, timeout=timeout)
+
+
+class DeferredOtlpExporter(MetricExporter):
+    """The OTLP/HTTP metric exporter, built by ``build`` at its first use, in the reader's
+    thread: building it imports its protobuf messages and ``requests`` (about 0.1 s here),
+    which a start need not wait for. It prefers what the OTLP exporter prefers (cumulative
+    temporality, its histogram aggregation, the ``OTEL_EXPORTER_OTLP_METRICS_*`` settings)."""
+
+    def __init__(self, build: Callable[[], MetricExporter]) -> None:
+        from opentelemetry.exporter.otlp.common._aggregation import (
+            _get_aggregation,
+            _get_temporality,
+        )
+
+        super().__init__(
+            preferred_temporality=_get_temporality(None),
+            preferred_aggregation=_get_aggregation(None),
+        )
+        self._build = build
+        self._inner: MetricExporter | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._inner is not None
+
+    def _exporter(self) -> MetricExporter:
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._build()
+            return self._inner
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self._exporter().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        inner = self._inner
+        return True if inner is None else inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        inner = self._inner
+        if inner is not None:
+            inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
 class Metrics:
     """The service's metrics: counts, durations and the actor cells, collected by the SDK."""
 
@@ -122,13 +177,10 @@ class Metrics:
         self._reader = InMemoryMetricReader()
         readers: list[MetricReader] = [self._reader]
         if endpoint is not None:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
+            url = endpoint.rstrip("/") + "/v1/metrics"
             readers.append(
                 PeriodicExportingMetricReader(
-                    OTLPMetricExporter(
-                        endpoint=endpoint.rstrip("/") + "/v1/metrics", timeout=export_timeout
-                    ),
+                    DeferredOtlpExporter(lambda: _otlp_metric_exporter(url, export_timeout)),
                     export_interval_millis=export_interval * 1000,
                     export_timeout_millis=export_timeout * 1000,
                 )

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 from typing import Final
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.lowlevel
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -102,12 +102,8 @@ class Tracer:
             if endpoint is None:
                 raise ValueError("tracing needs an endpoint (or an exporter)")
             warned = _warn_if_unreachable(endpoint)
-            self.watch = _Watch(
-                OTLPSpanExporter(
-                    endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=export_timeout
-                ),
-                endpoint,
-            )
+            url = endpoint.rstrip("/") + "/v1/traces"
+            self.watch = _Watch(lambda: _otlp_span_exporter(url, export_timeout), endpoint)
             if warned:
                 # Said once already: the first failed exports are no news for a while.
                 self.watch.already_warned()
@@ -197,15 +193,27 @@ class Tracer:
         )
 
 
+def _otlp_span_exporter(url: str, timeout: float) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=url, timeout=timeout)
+
+
 class _Watch(SpanExporter):
     """Wraps the OTLP exporter: counts what it exported and failed, and says so in one warning
     when exporting starts failing (then at most once a minute), and once when it recovers. The
-    SDK exporter's own log, a line per failed batch with retries, is silenced."""
+    SDK exporter's own log, a line per failed batch with retries, is silenced.
+
+    The exporter is built by ``build`` at the first export, in the span processor's thread:
+    building it imports its protobuf messages and ``requests`` (about 0.15 s here), which a
+    start need not wait for."""
 
     REPEAT: Final = 60.0
 
-    def __init__(self, inner: SpanExporter, endpoint: str) -> None:
-        self.inner = inner
+    def __init__(self, build: Callable[[], SpanExporter], endpoint: str) -> None:
+        self._build = build
+        self._inner: SpanExporter | None = None
+        self._lock = threading.Lock()
         self.endpoint = endpoint
         self.exported = 0
         self.failed = 0
@@ -223,6 +231,23 @@ class _Watch(SpanExporter):
     def give_up(self) -> None:
         """Fail every export from now on without trying (the spans are counted as failed)."""
         self._given_up = True
+
+    @property
+    def inner(self) -> SpanExporter:
+        """The OTLP exporter, built on first use."""
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._build()
+            return self._inner
+
+    @inner.setter
+    def inner(self, exporter: SpanExporter) -> None:
+        with self._lock:
+            self._inner = exporter
+
+    @property
+    def built(self) -> bool:
+        return self._inner is not None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = SpanExportResult.FAILURE if self._given_up else self.inner.export(spans)
@@ -246,10 +271,11 @@ class _Watch(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        self.inner.shutdown()
+        if self._inner is not None:
+            self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+        return True if self._inner is None else self._inner.force_flush(timeout_millis)
 
 
 def _warn_if_unreachable(endpoint: str) -> bool:

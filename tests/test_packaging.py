@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 import importlib
-import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+
+from tests.fresh_interpreter import loaded_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("actors", "app", "config", "runtime", "supervisors", "sim")
@@ -187,27 +187,14 @@ def test_importing_the_runtime_or_the_supervisors_loads_no_opentelemetry_nor_pro
 ) -> None:
     """Supervisors reach tracing through runtime.SupervisorHooks: importing them (in a fresh
     interpreter) loads no exporter; the composition root hands them runtime.telemetry's hook."""
-    code = (
-        f"import sys, {module}\n"
-        f"print(*sorted(m for m in sys.modules if m.startswith({EXPORTER_PACKAGES!r})))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert loaded == []
+    assert loaded_modules(f"import {module}", EXPORTER_PACKAGES) == []
 
 
 def test_the_start_path_loads_no_http_client_until_an_alert_channel_needs_one() -> None:
     """httpx (about 60 ms of every start) is imported where the alerts actor makes its client,
     only with a channel or a heartbeat configured: ``actorctl start``'s modules load none."""
-    code = (
-        "import sys, app.cli.start, app.compose, actors.alerts, actors.alerts_http\n"
-        "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore')))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert loaded == []
+    statements = "import app.cli.start, app.compose, actors.alerts, actors.alerts_http"
+    assert loaded_modules(statements, ("httpx", "httpcore")) == []
 
 
 def test_the_container_image_copies_every_package_and_installs_from_the_lock() -> None:

@@ -70,3 +70,22 @@ def test_a_component_thread_fills_its_own_queue_and_cells_report_their_mailboxes
     assert actor["depth"] == 1
     assert actor["processed"] == 0
     assert actor["restarts"] == 0
+
+
+def test_the_deferred_otlp_exporter_prefers_what_the_otlp_exporter_prefers() -> None:
+    """The reader asks its exporter for temporality and aggregation when it is made, before
+    the deferred exporter has built the real one: they must be the OTLP exporter's own."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    from runtime.metrics import DeferredOtlpExporter
+
+    real = OTLPMetricExporter(endpoint="http://127.0.0.1:9/v1/metrics")
+    deferred = DeferredOtlpExporter(lambda: real)
+    assert not deferred.built
+    assert deferred._preferred_temporality == real._preferred_temporality
+    assert {k: type(v) for k, v in deferred._preferred_aggregation.items()} == {
+        k: type(v) for k, v in real._preferred_aggregation.items()
+    }
+    assert deferred.force_flush() is True  # nothing built: nothing to flush
+    deferred.shutdown()
+    assert not deferred.built

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from runtime.telemetry import SpanRecord, TraceContext, Tracer, new_span_id, new_trace_id
+from tests.fresh_interpreter import loaded_modules
 from tests.otlp_receiver import otlp_receiver
 
 
@@ -190,3 +191,42 @@ class _Discard:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
+
+
+def test_the_otlp_exporter_is_built_at_the_first_export_not_at_start() -> None:
+    """Building the OTLP exporter imports its protobuf messages and ``requests``: the tracer
+    builds it in the span processor's thread when it first exports, so a start does not wait
+    for it; the spans still arrive whole."""
+    with otlp_receiver() as receiver:
+        tracer = Tracer(endpoint=receiver.endpoint)
+        assert tracer.watch is not None
+        assert not tracer.watch.built
+        for record in decision(new_trace_id(), perf_counter_ns()):
+            tracer.record(record)
+        assert tracer.flush() == 3
+        receiver.wait_for(lambda spans: len(spans) == 3)
+        assert tracer.watch.built
+        tracer.shutdown()
+    assert tracer.watch.exported == 3
+
+
+def test_a_tracer_never_exporting_never_builds_its_exporter() -> None:
+    """Nothing recorded: the shutdown neither builds nor waits for an exporter."""
+    with otlp_receiver() as receiver:
+        tracer = Tracer(endpoint=receiver.endpoint)
+        tracer.shutdown()
+        assert tracer.watch is not None
+        assert not tracer.watch.built
+    assert receiver.requests == []
+
+
+def test_building_the_tracer_and_the_metrics_loads_no_otlp_exporter_nor_requests() -> None:
+    """In a fresh interpreter, a tracer and metrics with an endpoint (what a start builds)
+    import neither the OTLP/HTTP exporters nor ``requests``: the exporting threads do, later."""
+    statements = (
+        "from runtime.telemetry import Tracer\n"
+        "from runtime.metrics import Metrics\n"
+        "Tracer(endpoint='http://127.0.0.1:9')\n"
+        "Metrics(endpoint='http://127.0.0.1:9', export_interval=3600)"
+    )
+    assert loaded_modules(statements, ("requests", "opentelemetry.exporter.otlp.proto.http")) == []
